@@ -1,0 +1,261 @@
+//! The alert model: severities, what an alert carries, its dedup key and window, and the Discord
+//! message it becomes. Pure: sending, claiming and recovery state live in [`crate::alerting`].
+
+use serde_json::{Value, json};
+
+/// How bad it is. `Critical` may mention `ALERT_MENTION_ROLE_ID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+    pub fn emoji(self) -> &'static str {
+        match self {
+            Severity::Critical => "🚨",
+            Severity::Error => "❌",
+            Severity::Warning => "⚠️",
+            Severity::Info => "ℹ️",
+        }
+    }
+    /// Embed colour.
+    pub fn colour(self) -> u32 {
+        match self {
+            Severity::Critical => 0x99_00_00,
+            Severity::Error => 0xE0_1E_5A,
+            Severity::Warning => 0xF2_C7_44,
+            Severity::Info => 0x36_C5_F0,
+        }
+    }
+}
+
+/// What went wrong, as far as dedup is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertKind {
+    /// A workflow run finished with `failure`, `timed_out` or `startup_failure`.
+    WorkflowFailed,
+    /// A deployment status of `failure` or `error`.
+    DeploymentFailed,
+    /// A critical failure inside the bot (`audit_write_failed`, `dispatch_failed`, …).
+    Internal(&'static str),
+}
+
+impl AlertKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlertKind::WorkflowFailed => "workflow_failed",
+            AlertKind::DeploymentFailed => "deployment_failed",
+            AlertKind::Internal(what) => what,
+        }
+    }
+}
+
+/// One alert, with everything an operator needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub severity: Severity,
+    pub kind: AlertKind,
+    /// One line: what failed.
+    pub title: String,
+    pub repository: String,
+    /// Workflow name, or the deployment environment, or the bot's function.
+    pub workflow: String,
+    pub branch: String,
+    pub commit: Option<String>,
+    pub actor: Option<String>,
+    pub conclusion: Option<String>,
+    pub run_url: Option<String>,
+    pub trace_id: String,
+    pub detail: Option<String>,
+}
+
+impl Alert {
+    /// Repository + workflow + branch + kind. Never a trace id: two deliveries of one failure
+    /// share a key.
+    pub fn dedup_key(&self) -> String {
+        format!("{}|{}|{}|{}", self.repository, self.workflow, self.branch, self.kind.as_str())
+    }
+
+    /// What a later success clears: repository + workflow + branch.
+    pub fn recovery_key(&self) -> String {
+        recovery_key(&self.repository, &self.workflow, &self.branch)
+    }
+
+    /// The Discord message body. Only `mention_role` (for critical alerts) may be pinged.
+    pub fn message(&self, mention_role: Option<u64>) -> Value {
+        let mut fields = vec![
+            field("Repository", &self.repository, true),
+            field("Workflow", &self.workflow, true),
+            field("Branch", &self.branch, true),
+        ];
+        if let Some(c) = &self.conclusion {
+            fields.push(field("Conclusion", c, true));
+        }
+        if let Some(c) = &self.commit {
+            fields.push(field("Commit", &format!("`{}`", short_sha(c)), true));
+        }
+        if let Some(a) = &self.actor {
+            fields.push(field("Actor", a, true));
+        }
+        if let Some(u) = &self.run_url {
+            fields.push(field("Run", &format!("[open]({u})"), true));
+        }
+        if let Some(d) = &self.detail {
+            fields.push(field("Detail", &truncate(d, 1000), false));
+        }
+        fields.push(field("Trace", &format!("`{}`", self.trace_id), false));
+        let mut embed = json!({
+            "title": truncate(&format!("{} {}", self.severity.emoji(), self.title), 256),
+            "color": self.severity.colour(),
+            "fields": fields,
+            "footer": {"text": format!("severity: {}", self.severity.as_str())},
+        });
+        if let Some(u) = &self.run_url {
+            embed["url"] = json!(u);
+        }
+        let role = mention_role.filter(|_| self.severity == Severity::Critical);
+        match role {
+            Some(role) => json!({
+                "content": format!("<@&{role}>"),
+                "embeds": [embed],
+                "allowed_mentions": {"parse": [], "roles": [role.to_string()]},
+            }),
+            None => json!({"embeds": [embed], "allowed_mentions": {"parse": []}}),
+        }
+    }
+}
+
+/// Repository + workflow + branch.
+pub fn recovery_key(repository: &str, workflow: &str, branch: &str) -> String {
+    format!("{repository}|{workflow}|{branch}")
+}
+
+/// The one "resolved" message after a failure was fixed.
+pub fn resolved_message(
+    repository: &str,
+    workflow: &str,
+    branch: &str,
+    run_url: Option<&str>,
+    trace_id: &str,
+) -> Value {
+    let mut embed = json!({
+        "title": truncate(&format!("✅ Resolved: {workflow} on {branch} is passing again"), 256),
+        "color": 0x2E_B6_7D,
+        "fields": [
+            field("Repository", repository, true),
+            field("Workflow", workflow, true),
+            field("Branch", branch, true),
+            field("Trace", &format!("`{trace_id}`"), false),
+        ],
+    });
+    if let Some(u) = run_url {
+        embed["url"] = json!(u);
+    }
+    json!({"embeds": [embed], "allowed_mentions": {"parse": []}})
+}
+
+/// Whether a claim made until `held_until` still holds at `now`.
+pub fn window_holds(held_until: Option<u64>, now: u64) -> bool {
+    held_until.is_some_and(|until| until > now)
+}
+
+fn field(name: &str, value: &str, inline: bool) -> Value {
+    json!({"name": name, "value": truncate(value, 1024), "inline": inline})
+}
+
+fn short_sha(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// Cuts text to at most `max` characters, marking the cut with `…`.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(trace: &str) -> Alert {
+        Alert {
+            severity: Severity::Critical,
+            kind: AlertKind::WorkflowFailed,
+            title: "CI failed on main".into(),
+            repository: "acme/widget".into(),
+            workflow: "CI".into(),
+            branch: "main".into(),
+            commit: Some("3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f60718293".into()),
+            actor: Some("octocat".into()),
+            conclusion: Some("failure".into()),
+            run_url: Some("https://github.com/acme/widget/actions/runs/1".into()),
+            trace_id: trace.into(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn dedup_key_never_contains_the_trace_id() {
+        let a = alert("trace-one");
+        let b = alert("trace-two");
+        assert_eq!(a.dedup_key(), b.dedup_key());
+        assert_eq!(a.dedup_key(), "acme/widget|CI|main|workflow_failed");
+        assert!(!a.dedup_key().contains("trace"));
+        let mut c = alert("t");
+        c.kind = AlertKind::DeploymentFailed;
+        assert_ne!(a.dedup_key(), c.dedup_key());
+    }
+
+    #[test]
+    fn window_logic() {
+        assert!(!window_holds(None, 100));
+        assert!(window_holds(Some(400), 100));
+        assert!(!window_holds(Some(100), 100));
+    }
+
+    #[test]
+    fn message_carries_everything_and_pings_only_the_role() {
+        let m = alert("abc").message(Some(42));
+        let text = m.to_string();
+        for needle in ["acme/widget", "CI", "main", "3f1c9a7", "octocat", "failure", "actions/runs/1", "abc", "🚨"] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+        assert_eq!(m["content"], "<@&42>");
+        assert_eq!(m["allowed_mentions"], json!({"parse": [], "roles": ["42"]}));
+        let mut warn = alert("abc");
+        warn.severity = Severity::Warning;
+        let m = warn.message(Some(42));
+        assert!(m.get("content").is_none());
+        assert_eq!(m["allowed_mentions"], json!({"parse": []}));
+        assert_eq!(m["embeds"][0]["color"], Severity::Warning.colour());
+    }
+
+    #[test]
+    fn resolved_message_never_pings() {
+        let m = resolved_message("acme/widget", "CI", "main", None, "t");
+        assert_eq!(m["allowed_mentions"], json!({"parse": []}));
+        assert!(m.to_string().contains("Resolved"));
+    }
+
+    #[test]
+    fn truncation_marks_the_cut() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("ab", 4), "ab");
+        assert_eq!(truncate("ééééé", 3).chars().count(), 3);
+    }
+}

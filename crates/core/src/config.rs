@@ -1,0 +1,416 @@
+//! All environment parsing, once, at init. An invalid value is an error that names its variable;
+//! a missing optional setting is `None`, and the command that needs it says what to set.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use url::Url;
+
+/// A configuration error: always names the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{var} is required but not set")]
+    Missing { var: &'static str },
+    #[error("{var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+/// A secret setting. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::redact::MASK)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::redact::MASK)
+    }
+}
+
+/// `owner/name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoName {
+    pub owner: String,
+    pub name: String,
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+/// Which storage adapter backs the ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    DynamoDb,
+    Embedded,
+}
+
+/// Every setting of DESIGN.md section 6, parsed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub discord_public_key: Option<[u8; 32]>,
+    pub discord_bot_token: Option<Secret>,
+    pub discord_application_id: Option<u64>,
+    pub github_token: Option<Secret>,
+    pub github_repo: Option<RepoName>,
+    pub github_webhook_secret: Option<Secret>,
+    pub admin_user_ids: Vec<u64>,
+    pub admin_role_ids: Vec<u64>,
+    pub enable_alerts: bool,
+    pub alert_channel_id: Option<u64>,
+    pub alert_mention_role_id: Option<u64>,
+    pub alert_dedup_seconds: u64,
+    pub alert_branches: Vec<String>,
+    pub enable_debug_cmd: bool,
+    pub debug_cmd_allowed_users: Vec<u64>,
+    pub allowed_domains: Vec<String>,
+    pub safe_local: bool,
+    pub diagnose_workflow: String,
+    pub diagnose_ref: String,
+    pub diagnose_role_ids: Vec<u64>,
+    pub status_workflows: Vec<String>,
+    pub audit_table_name: String,
+    pub runs_table_name: String,
+    pub state_table_name: String,
+    pub store: StoreKind,
+    pub data_dir: PathBuf,
+    pub dry_run: bool,
+    pub discord_api_base: Option<Url>,
+    pub github_api_base: Option<Url>,
+    pub log_level: String,
+    pub stage: String,
+    /// Key of the audit digest (HMAC-SHA-256 of relayed texts).
+    pub audit_hmac_key: Option<Secret>,
+    /// This function's own name, for the deferred-job self-invocation (set by Lambda).
+    pub function_name: Option<String>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let function_name = env.string("AWS_LAMBDA_FUNCTION_NAME");
+        let store = match env.string("STORE").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => {
+                if function_name.is_some() {
+                    StoreKind::DynamoDb
+                } else {
+                    StoreKind::Embedded
+                }
+            }
+            Some("dynamodb") => StoreKind::DynamoDb,
+            Some("embedded") => StoreKind::Embedded,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "STORE",
+                    reason: format!("`{other}` is not `dynamodb` or `embedded`"),
+                });
+            }
+        };
+        Ok(Self {
+            discord_public_key: env.public_key("DISCORD_PUBLIC_KEY")?,
+            discord_bot_token: env.secret("DISCORD_BOT_TOKEN"),
+            discord_application_id: env.id("DISCORD_APPLICATION_ID")?,
+            github_token: env.secret("GITHUB_TOKEN"),
+            github_repo: env.repo("GITHUB_REPO")?,
+            github_webhook_secret: env.secret("GITHUB_WEBHOOK_SECRET"),
+            admin_user_ids: env.ids("ADMIN_USER_IDS")?,
+            admin_role_ids: env.ids("ADMIN_ROLE_IDS")?,
+            enable_alerts: env.flag("ENABLE_ALERTS", false)?,
+            alert_channel_id: env.id("ALERT_CHANNEL_ID")?,
+            alert_mention_role_id: env.id("ALERT_MENTION_ROLE_ID")?,
+            alert_dedup_seconds: env.seconds("ALERT_DEDUP_SECONDS", 300)?,
+            alert_branches: env.list("ALERT_BRANCHES").unwrap_or_else(|| vec!["main".into()]),
+            enable_debug_cmd: env.flag("ENABLE_DEBUG_CMD", false)?,
+            debug_cmd_allowed_users: env.ids("DEBUG_CMD_ALLOWED_USERS")?,
+            allowed_domains: env
+                .list("ALLOWED_DOMAINS")
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| d.to_ascii_lowercase().trim_end_matches('.').to_string())
+                .collect(),
+            safe_local: env.flag("SAFE_LOCAL", false)?,
+            diagnose_workflow: env.string("DIAGNOSE_WORKFLOW").unwrap_or_else(|| "diagnose.yml".into()),
+            diagnose_ref: env.string("DIAGNOSE_REF").unwrap_or_else(|| "main".into()),
+            diagnose_role_ids: env.ids("DIAGNOSE_ROLE_IDS")?,
+            status_workflows: env.list("STATUS_WORKFLOWS").unwrap_or_default(),
+            audit_table_name: env.string("AUDIT_TABLE_NAME").unwrap_or_else(|| "valine-orchestrator-audit-dev".into()),
+            runs_table_name: env.string("RUNS_TABLE_NAME").unwrap_or_else(|| "valine-orchestrator-runs-dev".into()),
+            state_table_name: env.string("STATE_TABLE_NAME").unwrap_or_else(|| "valine-orchestrator-state-dev".into()),
+            store,
+            data_dir: env.string("DATA_DIR").map_or_else(|| PathBuf::from(".valine"), PathBuf::from),
+            dry_run: env.flag("DRY_RUN", false)?,
+            discord_api_base: env.url("DISCORD_API_BASE")?,
+            github_api_base: env.url("GITHUB_API_BASE")?,
+            log_level: env.log_level("LOG_LEVEL")?,
+            stage: env.string("STAGE").unwrap_or_else(|| "dev".into()),
+            audit_hmac_key: env.secret("AUDIT_HMAC_KEY"),
+            function_name,
+        })
+    }
+
+    /// The public key the Discord handler needs to start.
+    pub fn require_discord_public_key(&self) -> Result<[u8; 32], ConfigError> {
+        self.discord_public_key.ok_or(ConfigError::Missing { var: "DISCORD_PUBLIC_KEY" })
+    }
+
+    /// The webhook secret the GitHub handler needs to start.
+    pub fn require_github_webhook_secret(&self) -> Result<&Secret, ConfigError> {
+        self.github_webhook_secret.as_ref().ok_or(ConfigError::Missing { var: "GITHUB_WEBHOOK_SECRET" })
+    }
+
+    /// Names of the settings that are missing for a feature, for "set X" messages and readiness.
+    pub fn missing_for(&self, feature: Feature) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        let mut need = |present: bool, var: &'static str| {
+            if !present {
+                missing.push(var);
+            }
+        };
+        match feature {
+            Feature::DiscordPosts => need(self.discord_bot_token.is_some() || self.dry_run, "DISCORD_BOT_TOKEN"),
+            Feature::GitHubRuns => {
+                need(self.github_token.is_some() || self.dry_run, "GITHUB_TOKEN");
+                need(self.github_repo.is_some(), "GITHUB_REPO");
+            }
+            Feature::Relay => {
+                need(self.discord_bot_token.is_some() || self.dry_run, "DISCORD_BOT_TOKEN");
+                need(self.audit_hmac_key.is_some(), "AUDIT_HMAC_KEY");
+            }
+            Feature::Alerts => {
+                need(self.discord_bot_token.is_some() || self.dry_run, "DISCORD_BOT_TOKEN");
+                need(self.alert_channel_id.is_some(), "ALERT_CHANNEL_ID");
+            }
+        }
+        missing
+    }
+}
+
+/// A group of settings that one feature needs together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    DiscordPosts,
+    GitHubRuns,
+    Relay,
+    Alerts,
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// A set, non-blank value, trimmed.
+    fn string(&self, var: &str) -> Option<String> {
+        (self.0)(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn secret(&self, var: &str) -> Option<Secret> {
+        self.string(var).map(Secret)
+    }
+
+    fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.string(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(ConfigError::Invalid { var, reason: format!("`{other}` is not true or false") }),
+        }
+    }
+
+    fn id(&self, var: &'static str) -> Result<Option<u64>, ConfigError> {
+        self.string(var).map(|v| parse_snowflake(var, &v)).transpose()
+    }
+
+    fn ids(&self, var: &'static str) -> Result<Vec<u64>, ConfigError> {
+        self.list(var).unwrap_or_default().iter().map(|v| parse_snowflake(var, v)).collect()
+    }
+
+    /// A comma list; `None` when unset or blank.
+    fn list(&self, var: &str) -> Option<Vec<String>> {
+        self.string(var).map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+    }
+
+    fn seconds(&self, var: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.string(var) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n <= 7 * 24 * 3600 => Ok(n),
+                _ => {
+                    Err(ConfigError::Invalid { var, reason: format!("`{v}` is not a number of seconds up to 604800") })
+                }
+            },
+        }
+    }
+
+    fn repo(&self, var: &'static str) -> Result<Option<RepoName>, ConfigError> {
+        let Some(v) = self.string(var) else { return Ok(None) };
+        let valid_part = |p: &str| {
+            !p.is_empty() && p.len() <= 100 && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        match v.split_once('/') {
+            Some((owner, name)) if valid_part(owner) && valid_part(name) => {
+                Ok(Some(RepoName { owner: owner.to_string(), name: name.to_string() }))
+            }
+            _ => Err(ConfigError::Invalid { var, reason: format!("`{v}` is not of the form owner/name") }),
+        }
+    }
+
+    fn public_key(&self, var: &'static str) -> Result<Option<[u8; 32]>, ConfigError> {
+        let Some(v) = self.string(var) else { return Ok(None) };
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&v, &mut key)
+            .map_err(|_| ConfigError::Invalid { var, reason: "expected 64 hex characters (32 bytes)".into() })?;
+        ed25519_dalek::VerifyingKey::from_bytes(&key)
+            .map_err(|_| ConfigError::Invalid { var, reason: "not a valid Ed25519 public key".into() })?;
+        Ok(Some(key))
+    }
+
+    fn url(&self, var: &'static str) -> Result<Option<Url>, ConfigError> {
+        let Some(v) = self.string(var) else { return Ok(None) };
+        let url = Url::parse(&v).map_err(|e| ConfigError::Invalid { var, reason: format!("not a URL: {e}") })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::Invalid { var, reason: "must be an http or https URL".into() });
+        }
+        Ok(Some(url))
+    }
+
+    fn log_level(&self, var: &'static str) -> Result<String, ConfigError> {
+        let v = self.string(var).unwrap_or_else(|| "info".into()).to_ascii_lowercase();
+        match v.as_str() {
+            "trace" | "debug" | "info" | "warn" | "error" => Ok(v),
+            _ => Err(ConfigError::Invalid { var, reason: format!("`{v}` is not one of debug, info, warn, error") }),
+        }
+    }
+}
+
+fn parse_snowflake(var: &'static str, v: &str) -> Result<u64, ConfigError> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ConfigError::Invalid { var, reason: format!("`{v}` is not a Discord id (a positive integer)") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.alert_dedup_seconds, 300);
+        assert_eq!(c.alert_branches, vec!["main"]);
+        assert_eq!(c.diagnose_workflow, "diagnose.yml");
+        assert_eq!(c.diagnose_ref, "main");
+        assert_eq!(c.audit_table_name, "valine-orchestrator-audit-dev");
+        assert_eq!(c.runs_table_name, "valine-orchestrator-runs-dev");
+        assert_eq!(c.state_table_name, "valine-orchestrator-state-dev");
+        assert_eq!(c.store, StoreKind::Embedded);
+        assert_eq!(c.data_dir, PathBuf::from(".valine"));
+        assert_eq!(c.log_level, "info");
+        assert_eq!(c.stage, "dev");
+        assert!(!c.enable_alerts && !c.enable_debug_cmd && !c.safe_local && !c.dry_run);
+        assert!(c.admin_user_ids.is_empty() && c.admin_role_ids.is_empty());
+    }
+
+    #[test]
+    fn lambda_defaults_to_dynamodb() {
+        let c = config(&[("AWS_LAMBDA_FUNCTION_NAME", "valine-orchestrator-discord-dev")]).unwrap();
+        assert_eq!(c.store, StoreKind::DynamoDb);
+        assert_eq!(
+            config(&[("AWS_LAMBDA_FUNCTION_NAME", "f"), ("STORE", "embedded")]).unwrap().store,
+            StoreKind::Embedded
+        );
+    }
+
+    #[test]
+    fn every_invalid_value_names_its_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("DISCORD_PUBLIC_KEY", "not-hex"),
+            ("DISCORD_APPLICATION_ID", "abc"),
+            ("GITHUB_REPO", "no-slash"),
+            ("ADMIN_USER_IDS", "1,two"),
+            ("ADMIN_ROLE_IDS", "-5"),
+            ("ENABLE_ALERTS", "maybe"),
+            ("ALERT_CHANNEL_ID", "x"),
+            ("ALERT_MENTION_ROLE_ID", "0"),
+            ("ALERT_DEDUP_SECONDS", "-1"),
+            ("ENABLE_DEBUG_CMD", "2"),
+            ("DEBUG_CMD_ALLOWED_USERS", "a"),
+            ("SAFE_LOCAL", "perhaps"),
+            ("DIAGNOSE_ROLE_IDS", "1.5"),
+            ("STORE", "postgres"),
+            ("DRY_RUN", "y"),
+            ("DISCORD_API_BASE", "ftp://x"),
+            ("GITHUB_API_BASE", "::"),
+            ("LOG_LEVEL", "loud"),
+        ];
+        for (var, value) in cases {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn lists_ids_and_flags_parse() {
+        let c = config(&[
+            ("ADMIN_USER_IDS", " 80351110224678912, 1184576487578214464 "),
+            ("ALERT_BRANCHES", "main,release/1.x"),
+            ("ENABLE_ALERTS", "TRUE"),
+            ("ALLOWED_DOMAINS", "Example.COM., *.Corp.example"),
+            ("GITHUB_REPO", "acme/widget"),
+            ("DISCORD_PUBLIC_KEY", "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"),
+        ])
+        .unwrap();
+        assert_eq!(c.admin_user_ids, vec![80351110224678912, 1184576487578214464]);
+        assert_eq!(c.alert_branches, vec!["main", "release/1.x"]);
+        assert!(c.enable_alerts);
+        assert_eq!(c.allowed_domains, vec!["example.com", "*.corp.example"]);
+        assert_eq!(c.github_repo.unwrap().to_string(), "acme/widget");
+        assert!(c.discord_public_key.is_some());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[("DISCORD_BOT_TOKEN", "canary-token-value"), ("GITHUB_TOKEN", "ghp_canary")]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("canary"));
+        assert_eq!(c.discord_bot_token.unwrap().expose(), "canary-token-value");
+    }
+
+    #[test]
+    fn missing_settings_are_named() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.missing_for(Feature::GitHubRuns), vec!["GITHUB_TOKEN", "GITHUB_REPO"]);
+        assert_eq!(
+            c.require_discord_public_key().unwrap_err().to_string(),
+            "DISCORD_PUBLIC_KEY is required but not set"
+        );
+        assert_eq!(c.missing_for(Feature::Alerts), vec!["DISCORD_BOT_TOKEN", "ALERT_CHANNEL_ID"]);
+    }
+}

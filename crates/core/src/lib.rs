@@ -1,0 +1,14 @@
+//! valine-core: what both handlers and the CLI share. Configuration, the redactor, JSON logs and
+//! metrics, traces, the alert model, audit records, the URL guard, authorization, the storage
+//! ports with their adapters, and the Discord and GitHub clients.
+
+pub mod alert;
+pub mod audit;
+pub mod authz;
+pub mod clock;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod redact;
+pub mod trace;
+pub mod url_guard;
