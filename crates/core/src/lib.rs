@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod redact;
 pub mod trace;
 pub mod url_guard;
+pub mod store;

@@ -1,0 +1,620 @@
+//! The DynamoDB adapter, over the audit, runs and state tables of `schema`.
+//!
+//! Conditional writes make claims, first-seen checks and upserts safe across Lambda containers.
+//! DynamoDB deletes expired items late (up to two days), so every read filters on `expires_at`.
+//! Timeouts and retries are set so that an unreachable store fails in about two seconds, well
+//! inside Discord's three.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use super::schema::{AUDIT_USER_INDEX, RUNS_WORKFLOW_INDEX};
+use super::*;
+use crate::audit::{AuditRecord, AuditResult};
+use crate::clock::now_secs;
+use crate::config::Config;
+use crate::trace::Trace;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Shared AWS settings with deliberate timeouts and retries: connection 500 ms, each attempt
+/// 1.5 s, the whole call 2.5 s, two attempts with a short backoff.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .read_timeout(Duration::from_millis(1500))
+                .operation_attempt_timeout(Duration::from_millis(1500))
+                .operation_timeout(Duration::from_millis(2500))
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(250)),
+        )
+        .load()
+        .await
+}
+
+#[derive(Debug, Clone)]
+pub struct TableNames {
+    pub audit: String,
+    pub runs: String,
+    pub state: String,
+}
+
+impl TableNames {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            audit: config.audit_table_name.clone(),
+            runs: config.runs_table_name.clone(),
+            state: config.state_table_name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: TableNames,
+}
+
+impl DynamoStore {
+    pub fn new(sdk: &aws_config::SdkConfig, tables: TableNames) -> Self {
+        Self { client: Client::new(sdk), tables }
+    }
+
+    pub fn from_client(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn put_state(&self, pk: String, data: String, expires_at: u64) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(pk))
+            .item("sk", s("-"))
+            .item("data", s(data))
+            .item("expires_at", n(expires_at))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_state(&self, pk: String) -> StoreResult<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(pk))
+            .key("sk", s("-"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(out.item().and_then(|item| live_data(item, now_secs())))
+    }
+
+    /// Deletes and returns the item's data, atomically.
+    async fn take_state(&self, pk: String) -> StoreResult<Option<String>> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(pk))
+            .key("sk", s("-"))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(out.attributes().and_then(|item| live_data(item, now_secs())))
+    }
+}
+
+/// Turns an SDK error into a port error: no answer is `Unavailable`, an answer is `Rejected`.
+fn map_err<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let text = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+    match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(text)
+        }
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "UnrecognizedClientException"
+                | "ExpiredTokenException",
+            ) => StoreError::Unavailable(text),
+            _ => StoreError::Rejected(text),
+        },
+        _ => StoreError::Unavailable(text),
+    }
+}
+
+fn is_conditional_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s(item: &Item, key: &str) -> StoreResult<String> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute `{key}` missing or not a string")))
+}
+
+fn opt_s(item: &Item, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n(item: &Item, key: &str) -> StoreResult<u64> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute `{key}` missing or not a number")))
+}
+
+fn live_data(item: &Item, now: u64) -> Option<String> {
+    let expires_at = get_n(item, "expires_at").ok()?;
+    if !alive(expires_at, now) {
+        return None;
+    }
+    opt_s(item, "data")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(data: &str) -> StoreResult<T> {
+    serde_json::from_str(data).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Our record types serialize to JSON infallibly: string keys, no non-finite floats.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn audit_item(r: &AuditRecord) -> Item {
+    let mut item = Item::new();
+    item.insert("audit_id".into(), s(&r.audit_id));
+    item.insert("trace_id".into(), s(&r.trace_id));
+    item.insert("user_id".into(), s(&r.user_id));
+    item.insert("command".into(), s(&r.command));
+    if let Some(v) = &r.target_channel {
+        item.insert("target_channel".into(), s(v));
+    }
+    if let Some(v) = &r.target_user {
+        item.insert("target_user".into(), s(v));
+    }
+    if let Some(v) = &r.message_fingerprint {
+        item.insert("message_fingerprint".into(), s(v));
+    }
+    if let Some(v) = &r.message_digest {
+        item.insert("message_digest".into(), s(v));
+    }
+    item.insert("timestamp".into(), n(r.timestamp));
+    item.insert("result".into(), s(r.result.as_str()));
+    item.insert(
+        "metadata".into(),
+        AttributeValue::M(r.metadata.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
+    );
+    item
+}
+
+fn audit_from_item(item: &Item) -> StoreResult<AuditRecord> {
+    let result = get_s(item, "result")?;
+    let result: AuditResult =
+        serde_json::from_value(serde_json::Value::String(result)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let metadata = match item.get("metadata") {
+        Some(AttributeValue::M(m)) => m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone()))).collect(),
+        _ => Default::default(),
+    };
+    Ok(AuditRecord {
+        audit_id: get_s(item, "audit_id")?,
+        trace_id: get_s(item, "trace_id")?,
+        user_id: get_s(item, "user_id")?,
+        command: get_s(item, "command")?,
+        target_channel: opt_s(item, "target_channel"),
+        target_user: opt_s(item, "target_user"),
+        message_fingerprint: opt_s(item, "message_fingerprint"),
+        message_digest: opt_s(item, "message_digest"),
+        timestamp: get_n(item, "timestamp")?,
+        result,
+        metadata,
+    })
+}
+
+/// Orders updates of one run: a later `updated_at` wins, and within one second a later status.
+pub(crate) fn run_version(run: &RunRecord) -> u64 {
+    let rank = match run.status.as_str() {
+        "completed" => 3,
+        "in_progress" => 2,
+        "queued" | "waiting" | "pending" => 1,
+        _ => 0,
+    };
+    run.updated_at * 4 + rank
+}
+
+fn trace_user_pk(user_id: &str) -> String {
+    format!("trace#user#{user_id}")
+}
+
+fn trace_sk(trace: &Trace) -> String {
+    format!("{:020}#{}", trace.started_at_ms, trace.trace_id)
+}
+
+#[async_trait]
+impl AuditLog for DynamoStore {
+    async fn append(&self, record: &AuditRecord) -> StoreResult<()> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.tables.audit)
+            .set_item(Some(audit_item(record)))
+            .condition_expression("attribute_not_exists(audit_id)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn get(&self, audit_id: &str) -> StoreResult<Option<AuditRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.audit)
+            .key("audit_id", s(audit_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.item().map(audit_from_item).transpose()
+    }
+
+    async fn by_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.audit)
+            .index_name(AUDIT_USER_INDEX)
+            .key_condition_expression("user_id = :u")
+            .expression_attribute_values(":u", s(user_id))
+            .scan_index_forward(false)
+            .limit(limit.min(1000) as i32)
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.items().iter().map(audit_from_item).collect()
+    }
+}
+
+#[async_trait]
+impl TraceRepo for DynamoStore {
+    async fn put(&self, trace: &Trace) -> StoreResult<()> {
+        let data = to_json(trace);
+        let expires_at = trace.started_at_ms / 1000 + TRACE_TTL_SECS;
+        let by_user = self
+            .client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(trace_user_pk(&trace.user_id)))
+            .item("sk", s(trace_sk(trace)))
+            .item("data", s(data.clone()))
+            .item("expires_at", n(expires_at))
+            .send();
+        let by_id = self.put_state(format!("trace#id#{}", trace.trace_id), data, expires_at);
+        let (a, b) = tokio::join!(by_user, by_id);
+        a.map_err(map_err)?;
+        b
+    }
+
+    async fn recent_for_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Trace>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_secs();
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.state)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(trace_user_pk(user_id)))
+            .scan_index_forward(false)
+            .limit(limit.min(100) as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.items().iter().filter_map(|item| live_data(item, now)).map(|d| from_json(&d)).collect()
+    }
+
+    async fn get(&self, trace_id: &str) -> StoreResult<Option<Trace>> {
+        self.get_state(format!("trace#id#{trace_id}")).await?.map(|d| from_json(&d)).transpose()
+    }
+}
+
+#[async_trait]
+impl AlertLedger for DynamoStore {
+    async fn claim(&self, key: &str, now: u64, window_secs: u64) -> StoreResult<Option<Claim>> {
+        let claim = Claim { key: key.to_string(), token: uuid::Uuid::new_v4().to_string(), until: now + window_secs };
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(format!("alert#claim#{key}")))
+            .item("sk", s("-"))
+            .item("token", s(&claim.token))
+            .item("until", n(claim.until))
+            .item("expires_at", n(claim.until))
+            .condition_expression("attribute_not_exists(pk) OR #until <= :now")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Some(claim)),
+            Err(e) if is_conditional_failure(&e) => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn release(&self, claim: &Claim) -> StoreResult<()> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(format!("alert#claim#{}", claim.key)))
+            .key("sk", s("-"))
+            .condition_expression("#token = :token")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":token", s(&claim.token))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()> {
+        self.put_state(format!("alert#open#{}", state.recovery_key), to_json(state), now_secs() + ALERTING_TTL_SECS)
+            .await
+    }
+
+    async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
+        self.take_state(format!("alert#open#{recovery_key}")).await?.map(|d| from_json(&d)).transpose()
+    }
+}
+
+#[async_trait]
+impl DeliveryLedger for DynamoStore {
+    async fn first_seen(&self, id: &str) -> StoreResult<bool> {
+        let now = now_secs();
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(format!("delivery#{id}")))
+            .item("sk", s("-"))
+            .item("expires_at", n(now + DELIVERY_TTL_SECS))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn forget(&self, id: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(format!("delivery#{id}")))
+            .key("sk", s("-"))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RunRepo for DynamoStore {
+    async fn upsert_run(&self, run: &RunRecord) -> StoreResult<bool> {
+        let version = run_version(run);
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.tables.runs)
+            .item("run_id", n(run.run_id))
+            .item("workflow_key", s(run.workflow_key()))
+            .item("updated_at", n(run.updated_at))
+            .item("version", n(version))
+            .item("data", s(to_json(run)))
+            .condition_expression("attribute_not_exists(run_id) OR version <= :v")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn get_run(&self, run_id: u64) -> StoreResult<Option<RunRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.runs)
+            .key("run_id", n(run_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.item().map(|item| get_s(item, "data").and_then(|d| from_json(&d))).transpose()
+    }
+
+    async fn recent_runs(&self, workflow_key: &str, limit: usize) -> StoreResult<Vec<RunRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.runs)
+            .index_name(RUNS_WORKFLOW_INDEX)
+            .key_condition_expression("workflow_key = :k")
+            .expression_attribute_values(":k", s(workflow_key))
+            .scan_index_forward(false)
+            .limit(limit.min(100) as i32)
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.items().iter().map(|item| get_s(item, "data").and_then(|d| from_json(&d))).collect()
+    }
+
+    async fn put_correlation(&self, c: &DiagnoseCorrelation) -> StoreResult<()> {
+        self.put_state(format!("diagnose#{}", c.correlation_id), to_json(c), c.expires_at).await
+    }
+
+    async fn get_correlation(&self, correlation_id: &str) -> StoreResult<Option<DiagnoseCorrelation>> {
+        self.get_state(format!("diagnose#{correlation_id}")).await?.map(|d| from_json(&d)).transpose()
+    }
+}
+
+#[async_trait]
+impl ConfirmationRepo for DynamoStore {
+    async fn put_confirmation(&self, p: &PendingConfirmation) -> StoreResult<()> {
+        self.put_state(format!("confirm#{}", p.id), to_json(p), p.expires_at).await
+    }
+
+    async fn take_confirmation(&self, id: &str) -> StoreResult<Option<PendingConfirmation>> {
+        self.take_state(format!("confirm#{id}")).await?.map(|d| from_json(&d)).transpose()
+    }
+}
+
+#[async_trait]
+impl StoreHealth for DynamoStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.get_state("health#ping".into()).await.map(|_| ())
+    }
+}
+
+/// Creates the three tables from `schema` (for local servers and tests), with TTL on the state
+/// table. Tables that exist already are left as they are.
+pub async fn create_tables(client: &Client, names: &TableNames) -> StoreResult<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType, TimeToLiveSpecification,
+    };
+    use super::schema::{self, AttrType, KeyAttr, TableSpec};
+
+    fn keys(hash: KeyAttr, range: Option<KeyAttr>) -> StoreResult<Vec<KeySchemaElement>> {
+        let mut out = vec![
+            KeySchemaElement::builder()
+                .attribute_name(hash.name)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(|e| StoreError::Rejected(e.to_string()))?,
+        ];
+        if let Some(r) = range {
+            out.push(
+                KeySchemaElement::builder()
+                    .attribute_name(r.name)
+                    .key_type(KeyType::Range)
+                    .build()
+                    .map_err(|e| StoreError::Rejected(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    let specs: [(&TableSpec, &str); 3] =
+        [(&schema::AUDIT, &names.audit), (&schema::RUNS, &names.runs), (&schema::STATE, &names.state)];
+    for (spec, name) in specs {
+        let mut req = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+        for a in spec.key_attributes() {
+            let ty = match a.ty {
+                AttrType::S => ScalarAttributeType::S,
+                AttrType::N => ScalarAttributeType::N,
+            };
+            req = req.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(a.name)
+                    .attribute_type(ty)
+                    .build()
+                    .map_err(|e| StoreError::Rejected(e.to_string()))?,
+            );
+        }
+        req = req.set_key_schema(Some(keys(spec.hash, spec.range)?));
+        for index in spec.indexes {
+            req = req.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .set_key_schema(Some(keys(index.hash, index.range)?))
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .build()
+                    .map_err(|e| StoreError::Rejected(e.to_string()))?,
+            );
+        }
+        match req.send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => continue,
+            Err(e) => return Err(map_err(e)),
+        }
+        if let Some(ttl) = spec.ttl_attribute {
+            client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .enabled(true)
+                        .attribute_name(ttl)
+                        .build()
+                        .map_err(|e| StoreError::Rejected(e.to_string()))?,
+                )
+                .send()
+                .await
+                .map_err(map_err)?;
+        }
+    }
+    Ok(())
+}

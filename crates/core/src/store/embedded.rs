@@ -1,0 +1,429 @@
+//! The embedded adapter: one redb file under `DATA_DIR`, with the same semantics as DynamoDB.
+//!
+//! redb runs one write transaction at a time, so a claim or first-seen check that reads and
+//! writes inside one transaction is atomic for every task of the process. Only one process can
+//! open the file; a second gets a clear "in use" error.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::audit::AuditRecord;
+use crate::clock::now_secs;
+use crate::trace::Trace;
+
+const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
+/// `user \0 timestamp(20) \0 audit_id` → audit_id
+const AUDIT_BY_USER: TableDefinition<&str, &str> = TableDefinition::new("audit_by_user");
+/// `pk \0 sk` → [`StateItem`]
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("runs");
+/// `workflow_key \0 updated_at(20) \0 run_id(20)` → run_id
+const RUNS_BY_WORKFLOW: TableDefinition<&str, u64> = TableDefinition::new("runs_by_workflow");
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StateItem {
+    expires_at: u64,
+    #[serde(default)]
+    data: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    until: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredRun {
+    version: u64,
+    run: RunRecord,
+}
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbeddedStore")
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("embedded store: {e}"))
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn state_key(pk: &str, sk: &str) -> String {
+    format!("{pk}\0{sk}")
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Our record types serialize to JSON infallibly: string keys, no non-finite floats.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file, creating its folder and every table.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => unavailable(format!(
+                "{} is in use by another process (is `valinectl serve` running? stop it, or point DATA_DIR elsewhere)",
+                path.display()
+            )),
+            other => unavailable(format!("cannot open {}: {other}", path.display())),
+        })?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        {
+            txn.open_table(AUDIT).map_err(unavailable)?;
+            txn.open_table(AUDIT_BY_USER).map_err(unavailable)?;
+            txn.open_table(STATE).map_err(unavailable)?;
+            txn.open_table(RUNS).map_err(unavailable)?;
+            txn.open_table(RUNS_BY_WORKFLOW).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs blocking database work off the async threads.
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| unavailable(format!("task failed: {e}")))?
+    }
+
+    /// A write transaction on the state table: `f` gets the current live item (if any) and
+    /// returns what to store (`Some`), delete (`None`), and what to answer.
+    async fn update_state<T, F>(&self, key: String, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Option<StateItem>, u64) -> (Change, T) + Send + 'static,
+    {
+        self.run(move |db| {
+            let now = now_secs();
+            let txn = db.begin_write().map_err(unavailable)?;
+            let answer = {
+                let mut table = txn.open_table(STATE).map_err(unavailable)?;
+                let current = match table.get(key.as_str()).map_err(unavailable)? {
+                    Some(v) => Some(serde_json::from_slice::<StateItem>(v.value()).map_err(corrupt)?),
+                    None => None,
+                };
+                let current = current.filter(|item| alive(item.expires_at, now));
+                let (change, answer) = f(current, now);
+                match change {
+                    Change::Keep => {}
+                    Change::Put(item) => {
+                        table.insert(key.as_str(), json(&item).as_slice()).map_err(unavailable)?;
+                    }
+                    Change::Delete => {
+                        table.remove(key.as_str()).map_err(unavailable)?;
+                    }
+                }
+                answer
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(answer)
+        })
+        .await
+    }
+
+    async fn put_state(&self, key: String, data: String, expires_at: u64) -> StoreResult<()> {
+        self.update_state(key, move |_, _| (Change::Put(StateItem { expires_at, data, token: None, until: None }), ()))
+            .await
+    }
+
+    async fn get_state(&self, key: String) -> StoreResult<Option<String>> {
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(STATE).map_err(unavailable)?;
+            let Some(v) = table.get(key.as_str()).map_err(unavailable)? else { return Ok(None) };
+            let item: StateItem = serde_json::from_slice(v.value()).map_err(corrupt)?;
+            Ok(alive(item.expires_at, now_secs()).then_some(item.data))
+        })
+        .await
+    }
+
+    async fn take_state(&self, key: String) -> StoreResult<Option<String>> {
+        self.update_state(key, |current, _| (Change::Delete, current.map(|item| item.data))).await
+    }
+}
+
+enum Change {
+    Keep,
+    Put(StateItem),
+    Delete,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(data: &str) -> StoreResult<T> {
+    serde_json::from_str(data).map_err(corrupt)
+}
+
+#[async_trait]
+impl AuditLog for EmbeddedStore {
+    async fn append(&self, record: &AuditRecord) -> StoreResult<()> {
+        let record = record.clone();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut audit = txn.open_table(AUDIT).map_err(unavailable)?;
+                if audit.get(record.audit_id.as_str()).map_err(unavailable)?.is_some() {
+                    return Err(StoreError::AlreadyExists);
+                }
+                audit.insert(record.audit_id.as_str(), json(&record).as_slice()).map_err(unavailable)?;
+                let mut by_user = txn.open_table(AUDIT_BY_USER).map_err(unavailable)?;
+                let index_key = format!("{}\0{:020}\0{}", record.user_id, record.timestamp, record.audit_id);
+                by_user.insert(index_key.as_str(), record.audit_id.as_str()).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn get(&self, audit_id: &str) -> StoreResult<Option<AuditRecord>> {
+        let audit_id = audit_id.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let audit = txn.open_table(AUDIT).map_err(unavailable)?;
+            let value = audit.get(audit_id.as_str()).map_err(unavailable)?;
+            value.map(|v| serde_json::from_slice(v.value()).map_err(corrupt)).transpose()
+        })
+        .await
+    }
+
+    async fn by_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        let lo = format!("{user_id}\0");
+        let hi = format!("{user_id}\u{1}");
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let by_user = txn.open_table(AUDIT_BY_USER).map_err(unavailable)?;
+            let audit = txn.open_table(AUDIT).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for entry in by_user.range(lo.as_str()..hi.as_str()).map_err(unavailable)?.rev().take(limit) {
+                let (_, id) = entry.map_err(unavailable)?;
+                if let Some(v) = audit.get(id.value()).map_err(unavailable)? {
+                    out.push(serde_json::from_slice(v.value()).map_err(corrupt)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TraceRepo for EmbeddedStore {
+    async fn put(&self, trace: &Trace) -> StoreResult<()> {
+        let data = serde_json::to_string(trace).map_err(corrupt)?;
+        let expires_at = trace.started_at_ms / 1000 + TRACE_TTL_SECS;
+        let by_user = state_key(
+            &format!("trace#user#{}", trace.user_id),
+            &format!("{:020}#{}", trace.started_at_ms, trace.trace_id),
+        );
+        let by_id = state_key(&format!("trace#id#{}", trace.trace_id), "-");
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(STATE).map_err(unavailable)?;
+                let item = json(&StateItem { expires_at, data, token: None, until: None });
+                table.insert(by_user.as_str(), item.as_slice()).map_err(unavailable)?;
+                table.insert(by_id.as_str(), item.as_slice()).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn recent_for_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Trace>> {
+        let lo = state_key(&format!("trace#user#{user_id}"), "");
+        let hi = format!("trace#user#{user_id}\u{1}");
+        self.run(move |db| {
+            let now = now_secs();
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(STATE).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for entry in table.range(lo.as_str()..hi.as_str()).map_err(unavailable)?.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let (_, v) = entry.map_err(unavailable)?;
+                let item: StateItem = serde_json::from_slice(v.value()).map_err(corrupt)?;
+                if alive(item.expires_at, now) {
+                    out.push(parse(&item.data)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get(&self, trace_id: &str) -> StoreResult<Option<Trace>> {
+        self.get_state(state_key(&format!("trace#id#{trace_id}"), "-")).await?.map(|d| parse(&d)).transpose()
+    }
+}
+
+#[async_trait]
+impl AlertLedger for EmbeddedStore {
+    async fn claim(&self, key: &str, now: u64, window_secs: u64) -> StoreResult<Option<Claim>> {
+        let claim = Claim { key: key.to_string(), token: uuid::Uuid::new_v4().to_string(), until: now + window_secs };
+        let storage_key = state_key(&format!("alert#claim#{key}"), "-");
+        self.update_state(storage_key, move |current, _| {
+            // the window is judged on the caller's `now`, as the DynamoDB condition does
+            if current.as_ref().and_then(|c| c.until).is_some_and(|until| until > now) {
+                return (Change::Keep, None);
+            }
+            let item =
+                StateItem { expires_at: claim.until, data: String::new(), token: Some(claim.token.clone()), until: Some(claim.until) };
+            (Change::Put(item), Some(claim))
+        })
+        .await
+    }
+
+    async fn release(&self, claim: &Claim) -> StoreResult<()> {
+        let token = claim.token.clone();
+        self.update_state(state_key(&format!("alert#claim#{}", claim.key), "-"), move |current, _| {
+            match current {
+                Some(item) if item.token.as_deref() == Some(token.as_str()) => (Change::Delete, ()),
+                _ => (Change::Keep, ()),
+            }
+        })
+        .await
+    }
+
+    async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()> {
+        let data = serde_json::to_string(state).map_err(corrupt)?;
+        self.put_state(state_key(&format!("alert#open#{}", state.recovery_key), "-"), data, now_secs() + ALERTING_TTL_SECS)
+            .await
+    }
+
+    async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
+        self.take_state(state_key(&format!("alert#open#{recovery_key}"), "-")).await?.map(|d| parse(&d)).transpose()
+    }
+}
+
+#[async_trait]
+impl DeliveryLedger for EmbeddedStore {
+    async fn first_seen(&self, id: &str) -> StoreResult<bool> {
+        self.update_state(state_key(&format!("delivery#{id}"), "-"), |current, now| match current {
+            Some(_) => (Change::Keep, false),
+            None => (
+                Change::Put(StateItem { expires_at: now + DELIVERY_TTL_SECS, data: String::new(), token: None, until: None }),
+                true,
+            ),
+        })
+        .await
+    }
+
+    async fn forget(&self, id: &str) -> StoreResult<()> {
+        self.update_state(state_key(&format!("delivery#{id}"), "-"), |_, _| (Change::Delete, ())).await
+    }
+}
+
+#[async_trait]
+impl RunRepo for EmbeddedStore {
+    async fn upsert_run(&self, run: &RunRecord) -> StoreResult<bool> {
+        let run = run.clone();
+        self.run(move |db| {
+            let version = super::dynamo::run_version(&run);
+            let txn = db.begin_write().map_err(unavailable)?;
+            let written = {
+                let mut runs = txn.open_table(RUNS).map_err(unavailable)?;
+                let previous: Option<StoredRun> = match runs.get(run.run_id).map_err(unavailable)? {
+                    Some(v) => Some(serde_json::from_slice(v.value()).map_err(corrupt)?),
+                    None => None,
+                };
+                if previous.as_ref().is_some_and(|p| p.version > version) {
+                    false
+                } else {
+                    let mut index = txn.open_table(RUNS_BY_WORKFLOW).map_err(unavailable)?;
+                    if let Some(p) = &previous {
+                        let old = format!("{}\0{:020}\0{:020}", p.run.workflow_key(), p.run.updated_at, p.run.run_id);
+                        index.remove(old.as_str()).map_err(unavailable)?;
+                    }
+                    let new = format!("{}\0{:020}\0{:020}", run.workflow_key(), run.updated_at, run.run_id);
+                    index.insert(new.as_str(), run.run_id).map_err(unavailable)?;
+                    let stored = json(&StoredRun { version, run: run.clone() });
+                    runs.insert(run.run_id, stored.as_slice()).map_err(unavailable)?;
+                    true
+                }
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(written)
+        })
+        .await
+    }
+
+    async fn get_run(&self, run_id: u64) -> StoreResult<Option<RunRecord>> {
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let runs = txn.open_table(RUNS).map_err(unavailable)?;
+            let value = runs.get(run_id).map_err(unavailable)?;
+            value.map(|v| serde_json::from_slice::<StoredRun>(v.value()).map(|s| s.run).map_err(corrupt)).transpose()
+        })
+        .await
+    }
+
+    async fn recent_runs(&self, workflow_key: &str, limit: usize) -> StoreResult<Vec<RunRecord>> {
+        let lo = format!("{workflow_key}\0");
+        let hi = format!("{workflow_key}\u{1}");
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let index = txn.open_table(RUNS_BY_WORKFLOW).map_err(unavailable)?;
+            let runs = txn.open_table(RUNS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for entry in index.range(lo.as_str()..hi.as_str()).map_err(unavailable)?.rev().take(limit) {
+                let (_, run_id) = entry.map_err(unavailable)?;
+                if let Some(v) = runs.get(run_id.value()).map_err(unavailable)? {
+                    out.push(serde_json::from_slice::<StoredRun>(v.value()).map_err(corrupt)?.run);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_correlation(&self, c: &DiagnoseCorrelation) -> StoreResult<()> {
+        let data = serde_json::to_string(c).map_err(corrupt)?;
+        self.put_state(state_key(&format!("diagnose#{}", c.correlation_id), "-"), data, c.expires_at).await
+    }
+
+    async fn get_correlation(&self, correlation_id: &str) -> StoreResult<Option<DiagnoseCorrelation>> {
+        self.get_state(state_key(&format!("diagnose#{correlation_id}"), "-")).await?.map(|d| parse(&d)).transpose()
+    }
+}
+
+#[async_trait]
+impl ConfirmationRepo for EmbeddedStore {
+    async fn put_confirmation(&self, p: &PendingConfirmation) -> StoreResult<()> {
+        let data = serde_json::to_string(p).map_err(corrupt)?;
+        self.put_state(state_key(&format!("confirm#{}", p.id), "-"), data, p.expires_at).await
+    }
+
+    async fn take_confirmation(&self, id: &str) -> StoreResult<Option<PendingConfirmation>> {
+        self.take_state(state_key(&format!("confirm#{id}"), "-")).await?.map(|d| parse(&d)).transpose()
+    }
+}
+
+#[async_trait]
+impl StoreHealth for EmbeddedStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            txn.open_table(STATE).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}

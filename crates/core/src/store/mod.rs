@@ -1,0 +1,276 @@
+//! Storage ports (traits) and the two adapters behind them: DynamoDB in Lambda, an embedded redb
+//! file everywhere else. Both pass one conformance suite (`crates/core/tests/conformance.rs`).
+//!
+//! Conditional operations (claims, first-seen checks, takes) are atomic in both: two Lambda
+//! containers, or two tasks in one process, can never both win.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditRecord;
+use crate::trace::Trace;
+
+pub mod dynamo;
+pub mod embedded;
+pub mod schema;
+
+/// How long traces are kept.
+pub const TRACE_TTL_SECS: u64 = 24 * 3600;
+/// How long delivery and interaction ids are remembered (GitHub lets a delivery be redelivered
+/// for days).
+pub const DELIVERY_TTL_SECS: u64 = 7 * 24 * 3600;
+/// How long a workflow + branch stays "alerting" without a success before it is forgotten.
+pub const ALERTING_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// What a store can fail with. "Already exists" is not "unavailable".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or did not answer in time.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// An append-only record with this id exists already.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The store answered, but refused the request (a missing table, a bad key).
+    #[error("store refused the request: {0}")]
+    Rejected(String),
+    /// A stored item could not be read back.
+    #[error("stored item is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Append-only audit records.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Writes a new record; `AlreadyExists` if its id is taken. Never overwrites.
+    async fn append(&self, record: &AuditRecord) -> StoreResult<()>;
+    async fn get(&self, audit_id: &str) -> StoreResult<Option<AuditRecord>>;
+    /// A user's records, newest first, at most `limit`.
+    async fn by_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// Each user's recent traces, kept for [`TRACE_TTL_SECS`].
+#[async_trait]
+pub trait TraceRepo: Send + Sync {
+    /// Stores (or replaces, for the same trace id) a trace.
+    async fn put(&self, trace: &Trace) -> StoreResult<()>;
+    /// A user's traces, newest first, at most `limit`, expired ones left out.
+    async fn recent_for_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Trace>>;
+    async fn get(&self, trace_id: &str) -> StoreResult<Option<Trace>>;
+}
+
+/// A held dedup window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub key: String,
+    /// Identifies this holder, so only it can release the claim.
+    pub token: String,
+    /// Epoch seconds when the window ends.
+    pub until: u64,
+}
+
+/// What an open failure alert remembers until the next success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertingState {
+    pub recovery_key: String,
+    pub since: u64,
+    pub dedup_key: String,
+    #[serde(default)]
+    pub run_url: Option<String>,
+}
+
+/// Alert dedup claims and recovery state.
+#[async_trait]
+pub trait AlertLedger: Send + Sync {
+    /// Claims `key` until `now + window_secs`. `None` when another claim still holds it.
+    async fn claim(&self, key: &str, now: u64, window_secs: u64) -> StoreResult<Option<Claim>>;
+    /// Gives a claim back (its send failed), unless someone else holds the key by now.
+    async fn release(&self, claim: &Claim) -> StoreResult<()>;
+    /// Remembers that a workflow + branch alerted.
+    async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()>;
+    /// Takes the alerting state, atomically: of two callers, at most one gets it.
+    async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>>;
+}
+
+/// GitHub delivery ids and Discord interaction ids already handled.
+#[async_trait]
+pub trait DeliveryLedger: Send + Sync {
+    /// True the first time `id` is seen (within [`DELIVERY_TTL_SECS`]).
+    async fn first_seen(&self, id: &str) -> StoreResult<bool>;
+    /// Forgets `id`, so that a redelivery is handled again (its handling failed).
+    async fn forget(&self, id: &str) -> StoreResult<()>;
+}
+
+/// A workflow run as webhooks reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: u64,
+    pub repository: String,
+    pub workflow_id: u64,
+    pub workflow_name: String,
+    /// The run's name (`display_title` / `name`), where diagnose runs carry their correlation id.
+    pub title: String,
+    pub head_branch: String,
+    pub head_sha: String,
+    pub status: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    pub html_url: String,
+    pub run_number: u64,
+    pub event: String,
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Epoch seconds.
+    pub created_at: u64,
+    pub updated_at: u64,
+    #[serde(default)]
+    pub run_started_at: Option<u64>,
+}
+
+impl RunRecord {
+    /// `repository#workflow_id`: what recent runs are grouped by.
+    pub fn workflow_key(&self) -> String {
+        workflow_key(&self.repository, self.workflow_id)
+    }
+}
+
+pub fn workflow_key(repository: &str, workflow_id: u64) -> String {
+    format!("{repository}#{workflow_id}")
+}
+
+/// A pending `/diagnose`: how to reach its deferred Discord message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiagnoseCorrelation {
+    pub correlation_id: String,
+    pub application_id: u64,
+    pub interaction_token: String,
+    pub user_id: String,
+    pub trace_id: String,
+    /// Epoch seconds.
+    pub created_at: u64,
+    pub expires_at: u64,
+    #[serde(default)]
+    pub frontend_url: Option<String>,
+    #[serde(default)]
+    pub api_base: Option<String>,
+}
+
+/// Workflow runs and diagnose correlations.
+#[async_trait]
+pub trait RunRepo: Send + Sync {
+    /// Stores a run unless a newer update of it (by `updated_at`) is stored already.
+    /// Returns whether it was written.
+    async fn upsert_run(&self, run: &RunRecord) -> StoreResult<bool>;
+    async fn get_run(&self, run_id: u64) -> StoreResult<Option<RunRecord>>;
+    /// Runs of one workflow, most recently updated first, at most `limit`.
+    async fn recent_runs(&self, workflow_key: &str, limit: usize) -> StoreResult<Vec<RunRecord>>;
+    async fn put_correlation(&self, correlation: &DiagnoseCorrelation) -> StoreResult<()>;
+    /// The correlation, unless it expired.
+    async fn get_correlation(&self, correlation_id: &str) -> StoreResult<Option<DiagnoseCorrelation>>;
+}
+
+/// A relay waiting for its Confirm button: bound to the caller, expiring.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingConfirmation {
+    pub id: String,
+    pub user_id: u64,
+    pub command: String,
+    #[serde(default)]
+    pub channel_id: Option<u64>,
+    #[serde(default)]
+    pub target_user_id: Option<u64>,
+    pub message: String,
+    pub ephemeral: bool,
+    pub trace_id: String,
+    /// Epoch seconds.
+    pub expires_at: u64,
+}
+
+/// Relay confirmations waiting for a button.
+#[async_trait]
+pub trait ConfirmationRepo: Send + Sync {
+    async fn put_confirmation(&self, pending: &PendingConfirmation) -> StoreResult<()>;
+    /// Removes and returns it, atomically (a double click confirms once). Expired: `None`.
+    async fn take_confirmation(&self, id: &str) -> StoreResult<Option<PendingConfirmation>>;
+}
+
+/// Whether the store answers, for `/health/ready`.
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Every port, as the handlers hold them.
+#[derive(Clone)]
+pub struct Stores {
+    pub audit: Arc<dyn AuditLog>,
+    pub traces: Arc<dyn TraceRepo>,
+    pub alerts: Arc<dyn AlertLedger>,
+    pub deliveries: Arc<dyn DeliveryLedger>,
+    pub runs: Arc<dyn RunRepo>,
+    pub confirmations: Arc<dyn ConfirmationRepo>,
+    pub health: Arc<dyn StoreHealth>,
+    pub kind: &'static str,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").field("kind", &self.kind).finish()
+    }
+}
+
+impl Stores {
+    /// All ports backed by one adapter.
+    pub fn from_adapter<A>(adapter: Arc<A>, kind: &'static str) -> Self
+    where
+        A: AuditLog
+            + TraceRepo
+            + AlertLedger
+            + DeliveryLedger
+            + RunRepo
+            + ConfirmationRepo
+            + StoreHealth
+            + 'static,
+    {
+        Self {
+            audit: adapter.clone(),
+            traces: adapter.clone(),
+            alerts: adapter.clone(),
+            deliveries: adapter.clone(),
+            runs: adapter.clone(),
+            confirmations: adapter.clone(),
+            health: adapter,
+            kind,
+        }
+    }
+
+    /// Opens the store the configuration names.
+    pub async fn open(config: &crate::config::Config) -> StoreResult<Self> {
+        match config.store {
+            crate::config::StoreKind::Embedded => {
+                let store = embedded::EmbeddedStore::open(&config.data_dir.join("valine.redb"))?;
+                Ok(Self::from_adapter(Arc::new(store), "embedded"))
+            }
+            crate::config::StoreKind::DynamoDb => {
+                let sdk = dynamo::sdk_config().await;
+                let store = dynamo::DynamoStore::new(&sdk, dynamo::TableNames::from_config(config));
+                Ok(Self::from_adapter(Arc::new(store), "dynamodb"))
+            }
+        }
+    }
+}
+
+/// `true` when an item with this expiry is still alive at `now`.
+pub(crate) fn alive(expires_at: u64, now: u64) -> bool {
+    expires_at > now
+}

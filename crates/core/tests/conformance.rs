@@ -1,0 +1,503 @@
+//! One conformance suite for every storage adapter: each case below runs against the embedded
+//! (redb) store and against DynamoDB.
+//!
+//! The DynamoDB half needs a DynamoDB-compatible server at `AWS_ENDPOINT_URL` (`.ci/run` starts
+//! moto's server for it). Without one it skips with a message, unless `VALINE_REQUIRE_DYNAMODB=1`
+//! (set by `.ci/run`), where a missing server fails the run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use valine_core::audit::{AuditRecord, AuditResult};
+use valine_core::clock::{now_millis, now_secs};
+use valine_core::store::dynamo::{DynamoStore, TableNames, create_tables};
+use valine_core::store::embedded::EmbeddedStore;
+use valine_core::store::*;
+use valine_core::trace::{Step, StepStatus, Trace};
+
+fn embedded_stores() -> (Stores, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("nested/valine.redb")).unwrap();
+    (Stores::from_adapter(Arc::new(store), "embedded"), dir)
+}
+
+async fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "conformance"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&sdk)
+}
+
+async fn dynamo_stores() -> Option<Stores> {
+    let endpoint = match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(e) if !e.is_empty() => e,
+        _ => {
+            assert!(
+                std::env::var("VALINE_REQUIRE_DYNAMODB").as_deref() != Ok("1"),
+                "VALINE_REQUIRE_DYNAMODB=1 but AWS_ENDPOINT_URL is not set: the DynamoDB half must run"
+            );
+            eprintln!(
+                "skipping the DynamoDB half: set AWS_ENDPOINT_URL to a DynamoDB-compatible server \
+                 (for example `moto_server -p 5000` and AWS_ENDPOINT_URL=http://127.0.0.1:5000), or run .ci/run"
+            );
+            return None;
+        }
+    };
+    let client = dynamo_client(&endpoint).await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let names = TableNames {
+        audit: format!("conf-audit-{id}"),
+        runs: format!("conf-runs-{id}"),
+        state: format!("conf-state-{id}"),
+    };
+    create_tables(&client, &names).await.expect("create tables on the DynamoDB server");
+    Some(Stores::from_adapter(Arc::new(DynamoStore::from_client(client, names)), "dynamodb"))
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (stores, _dir) = super::embedded_stores();
+                    super::cases::$case(stores).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let Some(stores) = super::dynamo_stores().await else { return };
+                    super::cases::$case(stores).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    audit_round_trip_with_unicode_and_large_metadata,
+    audit_is_append_only,
+    audit_by_user_is_newest_first_and_limited,
+    traces_by_user_newest_first_limited_and_replaced,
+    traces_expire,
+    alert_claim_holds_for_its_window,
+    alert_claim_has_one_winner_under_concurrency,
+    alert_release_only_by_its_holder,
+    alerting_state_is_taken_once,
+    deliveries_are_first_seen_once,
+    deliveries_can_be_forgotten,
+    runs_keep_the_newest_update,
+    runs_recent_per_workflow,
+    correlations_round_trip_and_expire,
+    confirmations_are_taken_once_and_expire,
+    health_ping_answers,
+);
+
+fn record(user: &str, ts: u64, result: AuditResult) -> AuditRecord {
+    let mut r = AuditRecord::new("trace-1", 0, "/relay-send", result);
+    r.user_id = user.to_string();
+    r.timestamp = ts;
+    r
+}
+
+fn trace(user: &str, started_at_ms: u64, command: &str) -> Trace {
+    Trace {
+        trace_id: uuid::Uuid::new_v4().to_string(),
+        user_id: user.to_string(),
+        command: command.to_string(),
+        started_at_ms,
+        duration_ms: 12,
+        steps: vec![Step { name: "verify".into(), started_ms: 0, duration_ms: 1, status: StepStatus::Ok, detail: None }],
+        error: None,
+        links: vec![],
+        correlation_id: None,
+    }
+}
+
+fn run(run_id: u64, workflow_id: u64, updated_at: u64, status: &str, conclusion: Option<&str>) -> RunRecord {
+    RunRecord {
+        run_id,
+        repository: "acme/widget".into(),
+        workflow_id,
+        workflow_name: "CI".into(),
+        title: "CI run".into(),
+        head_branch: "main".into(),
+        head_sha: "3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f60718293".into(),
+        status: status.into(),
+        conclusion: conclusion.map(str::to_string),
+        html_url: format!("https://github.com/acme/widget/actions/runs/{run_id}"),
+        run_number: run_id,
+        event: "push".into(),
+        actor: Some("octocat".into()),
+        created_at: updated_at - 10,
+        updated_at,
+        run_started_at: Some(updated_at - 5),
+    }
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn audit_round_trip_with_unicode_and_large_metadata(s: Stores) {
+        let mut r = record("80351110224678912", now_secs(), AuditResult::Posted);
+        r.target_channel = Some("1184576487578214464".into());
+        r.message_fingerprint = Some("…abcd".into());
+        r.message_digest = Some("ab".repeat(32));
+        let mut metadata = BTreeMap::new();
+        metadata.insert("username".to_string(), "Zoë 🚀 ä名前".to_string());
+        metadata.insert("reason".to_string(), "x".repeat(100_000));
+        r.metadata = metadata;
+        s.audit.append(&r).await.unwrap();
+        assert_eq!(s.audit.get(&r.audit_id).await.unwrap(), Some(r));
+        assert_eq!(s.audit.get("no-such-id").await.unwrap(), None);
+    }
+
+    pub async fn audit_is_append_only(s: Stores) {
+        let r = record("1", now_secs(), AuditResult::Pending);
+        s.audit.append(&r).await.unwrap();
+        let mut other = r.clone();
+        other.result = AuditResult::Posted;
+        assert_eq!(s.audit.append(&other).await, Err(StoreError::AlreadyExists));
+        assert_eq!(s.audit.get(&r.audit_id).await.unwrap().unwrap().result, AuditResult::Pending);
+    }
+
+    pub async fn audit_by_user_is_newest_first_and_limited(s: Stores) {
+        let base = now_secs() - 1000;
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let r = record("42", base + i * 10, AuditResult::Posted);
+            ids.push(r.audit_id.clone());
+            s.audit.append(&r).await.unwrap();
+        }
+        s.audit.append(&record("43", base + 500, AuditResult::Blocked)).await.unwrap();
+        // the user index may be eventually consistent
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got = s.audit.by_user("42", 3).await.unwrap();
+            if got.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let got_ids: Vec<_> = got.iter().map(|r| r.audit_id.clone()).collect();
+        assert_eq!(got_ids, vec![ids[4].clone(), ids[3].clone(), ids[2].clone()]);
+        assert_eq!(s.audit.by_user("42", 100).await.unwrap().len(), 5);
+        assert!(s.audit.by_user("nobody", 10).await.unwrap().is_empty());
+        assert!(s.audit.by_user("42", 0).await.unwrap().is_empty());
+    }
+
+    pub async fn traces_by_user_newest_first_limited_and_replaced(s: Stores) {
+        let now = now_millis();
+        let old = trace("7", now - 3000, "/status");
+        let mid = trace("7", now - 2000, "/diagnose");
+        let mut new = trace("7", now - 1000, "/relay-send");
+        let other = trace("8", now, "/status");
+        for t in [&old, &mid, &new, &other] {
+            s.traces.put(t).await.unwrap();
+        }
+        let got = s.traces.recent_for_user("7", 2).await.unwrap();
+        assert_eq!(got.iter().map(|t| t.command.as_str()).collect::<Vec<_>>(), ["/relay-send", "/diagnose"]);
+        // a deferred job re-puts the same trace with more steps
+        new.steps.push(Step { name: "job".into(), started_ms: 5, duration_ms: 900, status: StepStatus::Ok, detail: Some("ünï ✓".into()) });
+        new.error = Some("e".repeat(10_000));
+        s.traces.put(&new).await.unwrap();
+        let got = s.traces.recent_for_user("7", 10).await.unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], new);
+        assert_eq!(s.traces.get(&new.trace_id).await.unwrap(), Some(new));
+        assert_eq!(s.traces.get("missing").await.unwrap(), None);
+        assert!(s.traces.recent_for_user("9", 5).await.unwrap().is_empty());
+    }
+
+    pub async fn traces_expire(s: Stores) {
+        let stale = trace("5", now_millis() - (TRACE_TTL_SECS + 60) * 1000, "/status");
+        let fresh = trace("5", now_millis(), "/status");
+        s.traces.put(&stale).await.unwrap();
+        s.traces.put(&fresh).await.unwrap();
+        let got = s.traces.recent_for_user("5", 10).await.unwrap();
+        assert_eq!(got, vec![fresh]);
+        assert_eq!(s.traces.get(&stale.trace_id).await.unwrap(), None);
+    }
+
+    pub async fn alert_claim_holds_for_its_window(s: Stores) {
+        let now = now_secs();
+        let key = "acme/widget|CI|main|workflow_failed";
+        let first = s.alerts.claim(key, now, 300).await.unwrap().expect("first claim wins");
+        assert_eq!(first.until, now + 300);
+        assert_eq!(s.alerts.claim(key, now + 299, 300).await.unwrap(), None);
+        assert!(s.alerts.claim("acme/widget|CI|dev|workflow_failed", now, 300).await.unwrap().is_some());
+        let later = s.alerts.claim(key, now + 300, 300).await.unwrap().expect("window over");
+        assert_ne!(later.token, first.token);
+    }
+
+    pub async fn alert_claim_has_one_winner_under_concurrency(s: Stores) {
+        let now = now_secs();
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let alerts = s.alerts.clone();
+            tasks.push(tokio::spawn(async move { alerts.claim("k|w|b|kind", now, 300).await }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap().unwrap().is_some() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+
+    pub async fn alert_release_only_by_its_holder(s: Stores) {
+        let now = now_secs();
+        let claim = s.alerts.claim("rel", now, 300).await.unwrap().unwrap();
+        let impostor = Claim { token: "not-the-holder".into(), ..claim.clone() };
+        s.alerts.release(&impostor).await.unwrap();
+        assert_eq!(s.alerts.claim("rel", now, 300).await.unwrap(), None, "a stranger's release freed the key");
+        s.alerts.release(&claim).await.unwrap();
+        assert!(s.alerts.claim("rel", now, 300).await.unwrap().is_some(), "the holder's release did not free the key");
+        // releasing a claim that is gone is not an error
+        s.alerts.release(&claim).await.unwrap();
+    }
+
+    pub async fn alerting_state_is_taken_once(s: Stores) {
+        let state = AlertingState {
+            recovery_key: "acme/widget|CI|main".into(),
+            since: now_secs(),
+            dedup_key: "acme/widget|CI|main|workflow_failed".into(),
+            run_url: Some("https://github.com/acme/widget/actions/runs/1".into()),
+        };
+        assert_eq!(s.alerts.take_alerting(&state.recovery_key).await.unwrap(), None);
+        s.alerts.mark_alerting(&state).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let alerts = s.alerts.clone();
+            let key = state.recovery_key.clone();
+            tasks.push(tokio::spawn(async move { alerts.take_alerting(&key).await }));
+        }
+        let mut taken = Vec::new();
+        for t in tasks {
+            if let Some(st) = t.await.unwrap().unwrap() {
+                taken.push(st);
+            }
+        }
+        assert_eq!(taken, vec![state.clone()]);
+        assert_eq!(s.alerts.take_alerting(&state.recovery_key).await.unwrap(), None);
+    }
+
+    pub async fn deliveries_are_first_seen_once(s: Stores) {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let d = s.deliveries.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move { d.first_seen(&id).await }));
+        }
+        let mut firsts = 0;
+        for t in tasks {
+            if t.await.unwrap().unwrap() {
+                firsts += 1;
+            }
+        }
+        assert_eq!(firsts, 1);
+        assert!(!s.deliveries.first_seen(&id).await.unwrap());
+        assert!(s.deliveries.first_seen("another-id").await.unwrap());
+    }
+
+    pub async fn deliveries_can_be_forgotten(s: Stores) {
+        assert!(s.deliveries.first_seen("d-1").await.unwrap());
+        s.deliveries.forget("d-1").await.unwrap();
+        assert!(s.deliveries.first_seen("d-1").await.unwrap());
+        s.deliveries.forget("never-seen").await.unwrap();
+    }
+
+    pub async fn runs_keep_the_newest_update(s: Stores) {
+        let t = now_secs();
+        assert!(s.runs.upsert_run(&run(1, 10, t, "in_progress", None)).await.unwrap());
+        assert!(s.runs.upsert_run(&run(1, 10, t + 60, "completed", Some("failure"))).await.unwrap());
+        // a late, older delivery does not roll the run back
+        assert!(!s.runs.upsert_run(&run(1, 10, t + 30, "in_progress", None)).await.unwrap());
+        // within one second, completed beats in_progress
+        assert!(!s.runs.upsert_run(&run(1, 10, t + 60, "in_progress", None)).await.unwrap());
+        let got = s.runs.get_run(1).await.unwrap().unwrap();
+        assert_eq!(got.status, "completed");
+        assert_eq!(got.conclusion.as_deref(), Some("failure"));
+        // the same update again is harmless
+        assert!(s.runs.upsert_run(&got).await.unwrap());
+        assert_eq!(s.runs.get_run(999).await.unwrap(), None);
+    }
+
+    pub async fn runs_recent_per_workflow(s: Stores) {
+        let t = now_secs();
+        for i in 0..5u64 {
+            s.runs.upsert_run(&run(100 + i, 10, t + i, "completed", Some("success"))).await.unwrap();
+        }
+        s.runs.upsert_run(&run(200, 11, t + 100, "completed", Some("failure"))).await.unwrap();
+        // run 100 is updated last, so it moves to the front
+        s.runs.upsert_run(&run(100, 10, t + 50, "completed", Some("failure"))).await.unwrap();
+        let key = workflow_key("acme/widget", 10);
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got = s.runs.recent_runs(&key, 3).await.unwrap();
+            if got.first().is_some_and(|r| r.run_id == 100) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(got.iter().map(|r| r.run_id).collect::<Vec<_>>(), [100, 104, 103]);
+        let all = s.runs.recent_runs(&key, 50).await.unwrap();
+        assert_eq!(all.len(), 5, "an updated run is listed once");
+        assert_eq!(s.runs.recent_runs(&workflow_key("acme/widget", 11), 10).await.unwrap().len(), 1);
+    }
+
+    pub async fn correlations_round_trip_and_expire(s: Stores) {
+        let now = now_secs();
+        let c = DiagnoseCorrelation {
+            correlation_id: "diag-1".into(),
+            application_id: 1184576487578214464,
+            interaction_token: "aW50ZXJhY3Rpb24".repeat(20),
+            user_id: "42".into(),
+            trace_id: "t".into(),
+            created_at: now,
+            expires_at: now + 900,
+            frontend_url: Some("https://example.com/ünï".into()),
+            api_base: None,
+        };
+        s.runs.put_correlation(&c).await.unwrap();
+        assert_eq!(s.runs.get_correlation("diag-1").await.unwrap(), Some(c.clone()));
+        let expired = DiagnoseCorrelation { correlation_id: "diag-2".into(), expires_at: now - 1, ..c };
+        s.runs.put_correlation(&expired).await.unwrap();
+        assert_eq!(s.runs.get_correlation("diag-2").await.unwrap(), None);
+        assert_eq!(s.runs.get_correlation("diag-3").await.unwrap(), None);
+    }
+
+    pub async fn confirmations_are_taken_once_and_expire(s: Stores) {
+        let now = now_secs();
+        let p = PendingConfirmation {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: 42,
+            command: "/relay-send".into(),
+            channel_id: Some(1184576487578214464),
+            target_user_id: None,
+            message: format!("déploiement 🚀 {}", "x".repeat(1990)),
+            ephemeral: false,
+            trace_id: "t".into(),
+            expires_at: now + 300,
+        };
+        s.confirmations.put_confirmation(&p).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let c = s.confirmations.clone();
+            let id = p.id.clone();
+            tasks.push(tokio::spawn(async move { c.take_confirmation(&id).await }));
+        }
+        let mut taken = Vec::new();
+        for t in tasks {
+            if let Some(x) = t.await.unwrap().unwrap() {
+                taken.push(x);
+            }
+        }
+        assert_eq!(taken, vec![p.clone()]);
+        let stale = PendingConfirmation { id: "stale".into(), expires_at: now - 1, ..p };
+        s.confirmations.put_confirmation(&stale).await.unwrap();
+        assert_eq!(s.confirmations.take_confirmation("stale").await.unwrap(), None);
+    }
+
+    pub async fn health_ping_answers(s: Stores) {
+        s.health.ping().await.unwrap();
+    }
+}
+
+/// With the store unreachable (a closed port), every DynamoDB port method answers a typed
+/// `Unavailable` error, and none of them hangs.
+#[tokio::test]
+async fn dynamodb_unreachable_is_a_typed_error_for_every_method() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "closed"))
+        .endpoint_url(format!("http://127.0.0.1:{closed}"))
+        .timeout_config(valine_core::store::dynamo::sdk_config().await.timeout_config().cloned().unwrap())
+        .retry_config(valine_core::store::dynamo::sdk_config().await.retry_config().cloned().unwrap())
+        .load()
+        .await;
+    let names = TableNames { audit: "a".into(), runs: "r".into(), state: "s".into() };
+    let s = Stores::from_adapter(Arc::new(DynamoStore::new(&sdk, names)), "dynamodb");
+    let now = now_secs();
+    let claim = Claim { key: "k".into(), token: "t".into(), until: now };
+    let state = AlertingState { recovery_key: "k".into(), since: now, dedup_key: "k".into(), run_url: None };
+    let corr = DiagnoseCorrelation {
+        correlation_id: "c".into(),
+        application_id: 1,
+        interaction_token: "t".into(),
+        user_id: "1".into(),
+        trace_id: "t".into(),
+        created_at: now,
+        expires_at: now + 10,
+        frontend_url: None,
+        api_base: None,
+    };
+    let pending = PendingConfirmation {
+        id: "p".into(),
+        user_id: 1,
+        command: "/relay-send".into(),
+        channel_id: None,
+        target_user_id: None,
+        message: "m".into(),
+        ephemeral: true,
+        trace_id: "t".into(),
+        expires_at: now + 10,
+    };
+    let t = trace("1", now_millis(), "/status");
+    let r = record("1", now, AuditResult::Posted);
+    let rr = run(1, 1, now, "queued", None);
+
+    // A generous ceiling that only catches a hang; the real figure is in docs/PERFORMANCE.md.
+    async fn check<T: std::fmt::Debug>(name: &str, fut: impl std::future::Future<Output = StoreResult<T>>) {
+        let res = tokio::time::timeout(Duration::from_secs(20), fut).await;
+        match res {
+            Err(_) => panic!("{name} hung"),
+            Ok(Err(StoreError::Unavailable(_))) => {}
+            Ok(other) => panic!("{name}: expected Unavailable, got {other:?}"),
+        }
+    }
+    check("audit.append", s.audit.append(&r)).await;
+    check("audit.get", s.audit.get("x")).await;
+    check("audit.by_user", s.audit.by_user("1", 5)).await;
+    check("traces.put", s.traces.put(&t)).await;
+    check("traces.recent_for_user", s.traces.recent_for_user("1", 5)).await;
+    check("traces.get", s.traces.get("x")).await;
+    check("alerts.claim", s.alerts.claim("k", now, 300)).await;
+    check("alerts.release", s.alerts.release(&claim)).await;
+    check("alerts.mark_alerting", s.alerts.mark_alerting(&state)).await;
+    check("alerts.take_alerting", s.alerts.take_alerting("k")).await;
+    check("deliveries.first_seen", s.deliveries.first_seen("d")).await;
+    check("deliveries.forget", s.deliveries.forget("d")).await;
+    check("runs.upsert_run", s.runs.upsert_run(&rr)).await;
+    check("runs.get_run", s.runs.get_run(1)).await;
+    check("runs.recent_runs", s.runs.recent_runs("k", 5)).await;
+    check("runs.put_correlation", s.runs.put_correlation(&corr)).await;
+    check("runs.get_correlation", s.runs.get_correlation("c")).await;
+    check("confirmations.put", s.confirmations.put_confirmation(&pending)).await;
+    check("confirmations.take", s.confirmations.take_confirmation("p")).await;
+    check("health.ping", s.health.ping()).await;
+}
+
+/// A second process (or a second open in this one) gets a clear "in use" error, not a hang.
+#[test]
+fn embedded_store_in_use_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("valine.redb");
+    let _first = EmbeddedStore::open(&path).unwrap();
+    let err = EmbeddedStore::open(&path).unwrap_err();
+    assert!(err.is_unavailable());
+    assert!(err.to_string().contains("in use"), "{err}");
+}
