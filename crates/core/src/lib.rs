@@ -3,13 +3,17 @@
 //! ports with their adapters, and the Discord and GitHub clients.
 
 pub mod alert;
+pub mod alerting;
 pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;
+pub mod discord_api;
+pub mod github_api;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod redact;
+pub mod store;
 pub mod trace;
 pub mod url_guard;
-pub mod store;

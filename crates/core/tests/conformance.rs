@@ -114,7 +114,13 @@ fn trace(user: &str, started_at_ms: u64, command: &str) -> Trace {
         command: command.to_string(),
         started_at_ms,
         duration_ms: 12,
-        steps: vec![Step { name: "verify".into(), started_ms: 0, duration_ms: 1, status: StepStatus::Ok, detail: None }],
+        steps: vec![Step {
+            name: "verify".into(),
+            started_ms: 0,
+            duration_ms: 1,
+            status: StepStatus::Ok,
+            detail: None,
+        }],
         error: None,
         links: vec![],
         correlation_id: None,
@@ -205,7 +211,13 @@ mod cases {
         let got = s.traces.recent_for_user("7", 2).await.unwrap();
         assert_eq!(got.iter().map(|t| t.command.as_str()).collect::<Vec<_>>(), ["/relay-send", "/diagnose"]);
         // a deferred job re-puts the same trace with more steps
-        new.steps.push(Step { name: "job".into(), started_ms: 5, duration_ms: 900, status: StepStatus::Ok, detail: Some("ünï ✓".into()) });
+        new.steps.push(Step {
+            name: "job".into(),
+            started_ms: 5,
+            duration_ms: 900,
+            status: StepStatus::Ok,
+            detail: Some("ünï ✓".into()),
+        });
         new.error = Some("e".repeat(10_000));
         s.traces.put(&new).await.unwrap();
         let got = s.traces.recent_for_user("7", 10).await.unwrap();

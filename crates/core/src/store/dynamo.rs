@@ -221,10 +221,7 @@ fn audit_item(r: &AuditRecord) -> Item {
     }
     item.insert("timestamp".into(), n(r.timestamp));
     item.insert("result".into(), s(r.result.as_str()));
-    item.insert(
-        "metadata".into(),
-        AttributeValue::M(r.metadata.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
-    );
+    item.insert("metadata".into(), AttributeValue::M(r.metadata.iter().map(|(k, v)| (k.clone(), s(v))).collect()));
     item
 }
 
@@ -541,11 +538,11 @@ impl StoreHealth for DynamoStore {
 /// Creates the three tables from `schema` (for local servers and tests), with TTL on the state
 /// table. Tables that exist already are left as they are.
 pub async fn create_tables(client: &Client, names: &TableNames) -> StoreResult<()> {
+    use super::schema::{self, AttrType, KeyAttr, TableSpec};
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
         ScalarAttributeType, TimeToLiveSpecification,
     };
-    use super::schema::{self, AttrType, KeyAttr, TableSpec};
 
     fn keys(hash: KeyAttr, range: Option<KeyAttr>) -> StoreResult<Vec<KeySchemaElement>> {
         let mut out = vec![

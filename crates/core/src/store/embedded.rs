@@ -284,8 +284,12 @@ impl AlertLedger for EmbeddedStore {
             if current.as_ref().and_then(|c| c.until).is_some_and(|until| until > now) {
                 return (Change::Keep, None);
             }
-            let item =
-                StateItem { expires_at: claim.until, data: String::new(), token: Some(claim.token.clone()), until: Some(claim.until) };
+            let item = StateItem {
+                expires_at: claim.until,
+                data: String::new(),
+                token: Some(claim.token.clone()),
+                until: Some(claim.until),
+            };
             (Change::Put(item), Some(claim))
         })
         .await
@@ -293,19 +297,21 @@ impl AlertLedger for EmbeddedStore {
 
     async fn release(&self, claim: &Claim) -> StoreResult<()> {
         let token = claim.token.clone();
-        self.update_state(state_key(&format!("alert#claim#{}", claim.key), "-"), move |current, _| {
-            match current {
-                Some(item) if item.token.as_deref() == Some(token.as_str()) => (Change::Delete, ()),
-                _ => (Change::Keep, ()),
-            }
+        self.update_state(state_key(&format!("alert#claim#{}", claim.key), "-"), move |current, _| match current {
+            Some(item) if item.token.as_deref() == Some(token.as_str()) => (Change::Delete, ()),
+            _ => (Change::Keep, ()),
         })
         .await
     }
 
     async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()> {
         let data = serde_json::to_string(state).map_err(corrupt)?;
-        self.put_state(state_key(&format!("alert#open#{}", state.recovery_key), "-"), data, now_secs() + ALERTING_TTL_SECS)
-            .await
+        self.put_state(
+            state_key(&format!("alert#open#{}", state.recovery_key), "-"),
+            data,
+            now_secs() + ALERTING_TTL_SECS,
+        )
+        .await
     }
 
     async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
@@ -319,7 +325,12 @@ impl DeliveryLedger for EmbeddedStore {
         self.update_state(state_key(&format!("delivery#{id}"), "-"), |current, now| match current {
             Some(_) => (Change::Keep, false),
             None => (
-                Change::Put(StateItem { expires_at: now + DELIVERY_TTL_SECS, data: String::new(), token: None, until: None }),
+                Change::Put(StateItem {
+                    expires_at: now + DELIVERY_TTL_SECS,
+                    data: String::new(),
+                    token: None,
+                    until: None,
+                }),
                 true,
             ),
         })

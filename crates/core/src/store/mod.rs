@@ -233,14 +233,7 @@ impl Stores {
     /// All ports backed by one adapter.
     pub fn from_adapter<A>(adapter: Arc<A>, kind: &'static str) -> Self
     where
-        A: AuditLog
-            + TraceRepo
-            + AlertLedger
-            + DeliveryLedger
-            + RunRepo
-            + ConfirmationRepo
-            + StoreHealth
-            + 'static,
+        A: AuditLog + TraceRepo + AlertLedger + DeliveryLedger + RunRepo + ConfirmationRepo + StoreHealth + 'static,
     {
         Self {
             audit: adapter.clone(),

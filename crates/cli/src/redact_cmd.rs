@@ -1,0 +1,105 @@
+//! `valinectl redact`: stdin to stdout through the redactor, streaming, so it works on logs of
+//! any size in constant memory.
+
+use std::io::{self, BufRead, Write};
+
+use valine_core::redact::{StreamState, redact_stream};
+
+/// A line longer than this is cut at its last white space (or here) and redacted in pieces.
+const MAX_CHUNK: usize = 1 << 20;
+
+/// Copies `input` to `output`, redacted. Returns the number of bytes read.
+pub fn run(input: impl io::Read, output: impl Write) -> io::Result<u64> {
+    let mut reader = io::BufReader::with_capacity(256 * 1024, input);
+    let mut writer = io::BufWriter::with_capacity(256 * 1024, output);
+    let mut state = StreamState::default();
+    let mut pending: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut total = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let len = buf.len();
+        total += len as u64;
+        // Everything up to the last newline in this buffer is complete lines.
+        match buf.iter().rposition(|&b| b == b'\n') {
+            Some(nl) => {
+                if pending.is_empty() {
+                    writer.write_all(&redact_stream(&buf[..=nl], &mut state))?;
+                } else {
+                    pending.extend_from_slice(&buf[..=nl]);
+                    writer.write_all(&redact_stream(&pending, &mut state))?;
+                    pending.clear();
+                }
+                pending.extend_from_slice(&buf[nl + 1..]);
+            }
+            None => pending.extend_from_slice(buf),
+        }
+        reader.consume(len);
+        if pending.len() > MAX_CHUNK {
+            let cut = pending.iter().rposition(|b| b.is_ascii_whitespace()).map_or(pending.len(), |p| p + 1);
+            writer.write_all(&redact_stream(&pending[..cut], &mut state))?;
+            pending.drain(..cut);
+        }
+    }
+    if !pending.is_empty() {
+        writer.write_all(&redact_stream(&pending, &mut state))?;
+    }
+    writer.flush()?;
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        run(input, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn redacts_tokens_and_keeps_shas() {
+        let out = filter(b"Authorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789\ncommit 3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f60718293\n");
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "Authorization: ***REDACTED***\ncommit 3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f60718293\n");
+    }
+
+    #[test]
+    fn secrets_split_across_reads_are_still_caught() {
+        // a reader that hands out three bytes at a time
+        struct Trickle<'a>(&'a [u8]);
+        impl io::Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(3).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let input = b"a password=hunter2secret b\nno newline at the end token=abc123";
+        let mut out = Vec::new();
+        run(Trickle(input), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "a password=***REDACTED*** b\nno newline at the end token=***REDACTED***");
+    }
+
+    #[test]
+    fn private_keys_across_lines_and_huge_lines() {
+        let mut input =
+            b"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nAbCdEf\n-----END RSA PRIVATE KEY-----\nok\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 3 * MAX_CHUNK));
+        input.extend_from_slice(b" token=zzz\n");
+        let out = filter(&input);
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains("MIIEowIBAAKCAQEA") && !text.contains("AbCdEf") && !text.contains("zzz"));
+        assert!(text.contains("ok\n"));
+        assert!(
+            text.starts_with("-----BEGIN RSA PRIVATE KEY-----***REDACTED***-----END RSA PRIVATE KEY-----\nok\nxxx")
+        );
+        assert!(text.ends_with("x token=***REDACTED***\n"));
+        assert_eq!(text.matches('x').count(), 3 * MAX_CHUNK);
+    }
+}

@@ -1,0 +1,433 @@
+//! The `Discord` port and its adapters: serenity's HTTP routes over our own reqwest client (so
+//! that a 429's `Retry-After` can be read and honoured once), and a dry-run adapter that only
+//! logs what it would send.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use serenity::http::{HttpBuilder, LightMethod, Request, Route};
+use serenity::model::id::{ApplicationId, ChannelId, GuildId};
+
+/// The longest `Retry-After` the client waits out itself before giving up with a clear error.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DiscordError {
+    #[error("Discord rate-limited the request; retry after {:.1} s", retry_after.as_secs_f64())]
+    RateLimited { retry_after: Duration },
+    #[error("Discord answered {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("Discord did not answer in time")]
+    Timeout,
+    #[error("could not reach Discord: {0}")]
+    Unreachable(String),
+    #[error("Discord sent an answer that could not be read: {0}")]
+    BadAnswer(String),
+}
+
+/// A message Discord accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedMessage {
+    pub id: u64,
+    pub channel_id: u64,
+    pub guild_id: Option<u64>,
+}
+
+impl PostedMessage {
+    /// `https://discord.com/channels/{guild or @me}/{channel}/{message}`.
+    pub fn link(&self) -> String {
+        let guild = self.guild_id.map_or_else(|| "@me".to_string(), |g| g.to_string());
+        format!("https://discord.com/channels/{guild}/{}/{}", self.channel_id, self.id)
+    }
+}
+
+/// What the bot asks of Discord.
+#[async_trait]
+pub trait Discord: Send + Sync {
+    /// Posts `body` (a message object) to a channel.
+    async fn post_message(&self, channel_id: u64, body: &Value) -> Result<PostedMessage, DiscordError>;
+    /// Opens (or finds) the DM channel with a user.
+    async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError>;
+    /// Edits the original response of an interaction (`PATCH …/messages/@original`).
+    async fn edit_original(&self, application_id: u64, token: &str, body: &Value) -> Result<(), DiscordError>;
+    /// Sends a follow-up message for an interaction.
+    async fn follow_up(&self, application_id: u64, token: &str, body: &Value) -> Result<PostedMessage, DiscordError>;
+    /// True when nothing really leaves the process.
+    fn is_dry_run(&self) -> bool {
+        false
+    }
+}
+
+/// Discord over HTTP: serenity's routes and request builder, our reqwest client.
+#[derive(Clone)]
+pub struct HttpDiscord {
+    http: Arc<serenity::http::Http>,
+    client: reqwest::Client,
+    base: Option<String>,
+    attempt_timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpDiscord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpDiscord").field("base", &self.base).finish()
+    }
+}
+
+impl HttpDiscord {
+    /// `base` replaces `https://discord.com` (tests, proxies); `attempt_timeout` bounds each try.
+    pub fn new(token: &str, base: Option<&url::Url>, attempt_timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(800))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let base = base.map(|u| u.as_str().trim_end_matches('/').to_string());
+        let mut builder = HttpBuilder::new(token).ratelimiter_disabled(true).client(client.clone());
+        if let Some(b) = &base {
+            builder = builder.proxy(b.clone());
+        }
+        Self { http: Arc::new(builder.build()), client, base, attempt_timeout }
+    }
+
+    /// Sends one request; on a 429 waits out `Retry-After` once when it is short, and on a 5xx
+    /// retries once when the request is idempotent.
+    async fn send(
+        &self,
+        route: Route<'_>,
+        method: LightMethod,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> Result<Value, DiscordError> {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let mut retried = false;
+        loop {
+            let request = Request::new(route, method).body(bytes.clone());
+            let builder = request
+                .build(&self.client, self.http.token(), self.base.as_deref())
+                .map_err(|e| DiscordError::Unreachable(e.to_string()))?;
+            let response = match tokio::time::timeout(self.attempt_timeout, builder.send()).await {
+                Err(_) => return Err(DiscordError::Timeout),
+                Ok(Err(e)) if e.is_timeout() => return Err(DiscordError::Timeout),
+                Ok(Err(e)) => return Err(DiscordError::Unreachable(e.without_url().to_string())),
+                Ok(Ok(r)) => r,
+            };
+            let status = response.status();
+            let header_retry = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            let text = match tokio::time::timeout(self.attempt_timeout, response.text()).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => return Err(DiscordError::Unreachable(e.without_url().to_string())),
+                Err(_) => return Err(DiscordError::Timeout),
+            };
+            if status.is_success() {
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                return serde_json::from_str(&text).map_err(|e| DiscordError::BadAnswer(e.to_string()));
+            }
+            let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            if status.as_u16() == 429 {
+                let secs = header_retry.or_else(|| json["retry_after"].as_f64()).unwrap_or(1.0).clamp(0.0, 3600.0);
+                let retry_after = Duration::from_secs_f64(secs);
+                if !retried && retry_after <= MAX_RETRY_AFTER {
+                    retried = true;
+                    tracing::warn!(
+                        retry_after_ms = retry_after.as_millis() as u64,
+                        "Discord rate limit; retrying once"
+                    );
+                    tokio::time::sleep(retry_after).await;
+                    continue;
+                }
+                return Err(DiscordError::RateLimited { retry_after });
+            }
+            if status.is_server_error() && idempotent && !retried {
+                retried = true;
+                tracing::warn!(status = status.as_u16(), "Discord server error; retrying once");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            let message = json["message"].as_str().map_or_else(|| crate::alert::truncate(&text, 200), str::to_string);
+            return Err(DiscordError::Status { status: status.as_u16(), message });
+        }
+    }
+
+    /// The application's commands (global, or of one guild).
+    pub async fn get_commands(&self, application_id: u64, guild_id: Option<u64>) -> Result<Value, DiscordError> {
+        let app = ApplicationId::new(application_id);
+        let route = match guild_id {
+            Some(g) => Route::GuildCommands { application_id: app, guild_id: GuildId::new(g) },
+            None => Route::Commands { application_id: app },
+        };
+        self.send(route, LightMethod::Get, None, true).await
+    }
+
+    /// Replaces all of the application's commands (bulk overwrite).
+    pub async fn put_commands(
+        &self,
+        application_id: u64,
+        guild_id: Option<u64>,
+        commands: &Value,
+    ) -> Result<Value, DiscordError> {
+        let app = ApplicationId::new(application_id);
+        let route = match guild_id {
+            Some(g) => Route::GuildCommands { application_id: app, guild_id: GuildId::new(g) },
+            None => Route::Commands { application_id: app },
+        };
+        self.send(route, LightMethod::Put, Some(commands), true).await
+    }
+}
+
+fn posted(v: &Value) -> Result<PostedMessage, DiscordError> {
+    let id = |k: &str| v[k].as_str().and_then(|s| s.parse::<u64>().ok());
+    Ok(PostedMessage {
+        id: id("id").ok_or_else(|| DiscordError::BadAnswer("message without an id".into()))?,
+        channel_id: id("channel_id").ok_or_else(|| DiscordError::BadAnswer("message without a channel_id".into()))?,
+        guild_id: id("guild_id"),
+    })
+}
+
+/// Ids of zero are refused by serenity's id types; Discord never issues them.
+fn nonzero(id: u64) -> Result<u64, DiscordError> {
+    if id == 0 { Err(DiscordError::Status { status: 400, message: "id 0 is not a Discord id".into() }) } else { Ok(id) }
+}
+
+#[async_trait]
+impl Discord for HttpDiscord {
+    async fn post_message(&self, channel_id: u64, body: &Value) -> Result<PostedMessage, DiscordError> {
+        let route = Route::ChannelMessages { channel_id: ChannelId::new(nonzero(channel_id)?) };
+        let answer = self.send(route, LightMethod::Post, Some(body), false).await?;
+        posted(&answer)
+    }
+
+    async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError> {
+        let body = serde_json::json!({ "recipient_id": nonzero(user_id)?.to_string() });
+        let answer = self.send(Route::UserMeDmChannels, LightMethod::Post, Some(&body), true).await?;
+        answer["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| DiscordError::BadAnswer("DM channel without an id".into()))
+    }
+
+    async fn edit_original(&self, application_id: u64, token: &str, body: &Value) -> Result<(), DiscordError> {
+        let route = Route::WebhookOriginalInteractionResponse {
+            application_id: ApplicationId::new(nonzero(application_id)?),
+            token,
+        };
+        self.send(route, LightMethod::Patch, Some(body), true).await.map(|_| ())
+    }
+
+    async fn follow_up(&self, application_id: u64, token: &str, body: &Value) -> Result<PostedMessage, DiscordError> {
+        let route =
+            Route::WebhookFollowupMessages { application_id: ApplicationId::new(nonzero(application_id)?), token };
+        let answer = self.send(route, LightMethod::Post, Some(body), false).await?;
+        posted(&answer)
+    }
+}
+
+/// `DRY_RUN`: logs what would be sent and answers as Discord would, with made-up ids.
+#[derive(Debug, Default, Clone)]
+pub struct DryRunDiscord;
+
+#[async_trait]
+impl Discord for DryRunDiscord {
+    async fn post_message(&self, channel_id: u64, body: &Value) -> Result<PostedMessage, DiscordError> {
+        tracing::info!(channel_id, body = %body, "DRY_RUN: would post a message");
+        Ok(PostedMessage { id: 0, channel_id, guild_id: None })
+    }
+    async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError> {
+        tracing::info!(recipient_id = user_id, "DRY_RUN: would open a DM channel");
+        Ok(user_id)
+    }
+    async fn edit_original(&self, application_id: u64, _token: &str, body: &Value) -> Result<(), DiscordError> {
+        tracing::info!(application_id, body = %body, "DRY_RUN: would edit the original response");
+        Ok(())
+    }
+    async fn follow_up(&self, application_id: u64, _token: &str, body: &Value) -> Result<PostedMessage, DiscordError> {
+        tracing::info!(application_id, body = %body, "DRY_RUN: would send a follow-up");
+        Ok(PostedMessage { id: 0, channel_id: 0, guild_id: None })
+    }
+    fn is_dry_run(&self) -> bool {
+        true
+    }
+}
+
+/// The adapter the configuration asks for: dry-run when `DRY_RUN` is set, HTTP otherwise (the
+/// bot token may be missing: interaction edits need only the interaction token).
+pub fn from_config(config: &crate::config::Config, attempt_timeout: Duration) -> Arc<dyn Discord> {
+    if config.dry_run {
+        return Arc::new(DryRunDiscord);
+    }
+    let token = config.discord_bot_token.as_ref().map_or("", |t| t.expose());
+    Arc::new(HttpDiscord::new(token, config.discord_api_base.as_ref(), attempt_timeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wiremock::matchers::{body_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    async fn server() -> (MockServer, HttpDiscord) {
+        let server = MockServer::start().await;
+        let base = url::Url::parse(&server.uri()).unwrap();
+        let client = HttpDiscord::new("test-bot-token", Some(&base), Duration::from_secs(2));
+        (server, client)
+    }
+
+    /// Any request nobody expected fails the test loudly.
+    async fn fallback(server: &MockServer) {
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(599).set_body_string("unexpected request"))
+            .expect(0)
+            .named("unexpected request")
+            .with_priority(255)
+            .mount(server)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn posts_with_the_bot_token_and_exact_body() {
+        let (server, client) = server().await;
+        let body = json!({"content": "hello", "allowed_mentions": {"parse": []}});
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/111/messages"))
+            .and(header("authorization", "Bot test-bot-token"))
+            .and(body_json(&body))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"id": "999", "channel_id": "111", "guild_id": "5"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        fallback(&server).await;
+        let posted = client.post_message(111, &body).await.unwrap();
+        assert_eq!(posted, PostedMessage { id: 999, channel_id: 111, guild_id: Some(5) });
+        assert_eq!(posted.link(), "https://discord.com/channels/5/111/999");
+    }
+
+    #[tokio::test]
+    async fn a_short_429_is_waited_out_once() {
+        let (server, client) = server().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/111/messages"))
+            .respond_with(
+                ResponseTemplate::new(429).insert_header("retry-after", "0.2").set_body_json(
+                    json!({"message": "You are being rate limited.", "retry_after": 0.2, "global": false}),
+                ),
+            )
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/111/messages"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1", "channel_id": "111"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let started = std::time::Instant::now();
+        assert_eq!(client.post_message(111, &json!({"content": "x"})).await.unwrap().id, 1);
+        assert!(started.elapsed() >= Duration::from_millis(200), "Retry-After was not honoured");
+    }
+
+    #[tokio::test]
+    async fn a_second_429_is_a_clear_error() {
+        let (server, client) = server().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("retry-after", "0.1")
+                    .set_body_json(json!({"retry_after": 0.1})),
+            )
+            .expect(2)
+            .mount(&server)
+            .await;
+        let err = client.post_message(111, &json!({"content": "x"})).await.unwrap_err();
+        assert!(matches!(err, DiscordError::RateLimited { .. }), "{err:?}");
+        assert!(err.to_string().contains("rate-limited"));
+    }
+
+    #[tokio::test]
+    async fn a_long_retry_after_is_not_waited_for() {
+        let (server, client) = server().await;
+        Mock::given(method("PATCH"))
+            .respond_with(ResponseTemplate::new(429).set_body_json(json!({"retry_after": 30.0, "global": true})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = client.edit_original(1, "tok", &json!({"content": "x"})).await.unwrap_err();
+        assert_eq!(err, DiscordError::RateLimited { retry_after: Duration::from_secs(30) });
+    }
+
+    #[tokio::test]
+    async fn server_errors_retry_only_idempotent_calls() {
+        let (server, client) = server().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/111/messages"))
+            .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "oops", "code": 0})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path("/api/v10/webhooks/7/tok/messages/@original"))
+            .respond_with(ResponseTemplate::new(502))
+            .expect(2)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            client.post_message(111, &json!({})).await.unwrap_err(),
+            DiscordError::Status { status: 500, message: "oops".into() }
+        );
+        assert!(matches!(
+            client.edit_original(7, "tok", &json!({})).await.unwrap_err(),
+            DiscordError::Status { status: 502, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn slow_answers_time_out() {
+        let server = MockServer::start().await;
+        let base = url::Url::parse(&server.uri()).unwrap();
+        let client = HttpDiscord::new("t", Some(&base), Duration::from_millis(200));
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+            .mount(&server)
+            .await;
+        assert_eq!(client.open_dm(5).await.unwrap_err(), DiscordError::Timeout);
+    }
+
+    #[tokio::test]
+    async fn dm_edit_and_follow_up_routes() {
+        let (server, client) = server().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/users/@me/channels"))
+            .and(body_json(json!({"recipient_id": "42"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "77", "type": 1})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path("/api/v10/webhooks/9/the-token/messages/@original"))
+            .and(body_json(json!({"content": "done"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1", "channel_id": "2"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/webhooks/9/the-token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "3", "channel_id": "2"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        fallback(&server).await;
+        assert_eq!(client.open_dm(42).await.unwrap(), 77);
+        client.edit_original(9, "the-token", &json!({"content": "done"})).await.unwrap();
+        assert_eq!(client.follow_up(9, "the-token", &json!({"content": "more"})).await.unwrap().id, 3);
+    }
+}

@@ -1,0 +1,337 @@
+//! The `GitHub` port and its adapters: octocrab against the REST API (base URI overridable),
+//! and a dry-run adapter. Run and workflow models are our own and lenient: a field GitHub adds
+//! or leaves out never fails a read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::{Config, RepoName};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GitHubError {
+    #[error("GitHub answered {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("GitHub did not answer in time")]
+    Timeout,
+    #[error("could not reach GitHub: {0}")]
+    Unreachable(String),
+    #[error("DRY_RUN is on: GitHub is not called")]
+    DryRun,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub state: String,
+}
+
+impl Workflow {
+    /// The file name (`ci.yml`) of `.github/workflows/ci.yml`.
+    pub fn file_name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Actor {
+    #[serde(default)]
+    pub login: String,
+}
+
+/// A workflow run, as both the REST API and `workflow_run` webhooks describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct WorkflowRun {
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub display_title: Option<String>,
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    #[serde(default)]
+    pub head_sha: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub html_url: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    #[serde(default)]
+    pub run_started_at: Option<String>,
+    #[serde(default)]
+    pub run_number: u64,
+    #[serde(default)]
+    pub workflow_id: u64,
+    #[serde(default)]
+    pub event: String,
+    #[serde(default)]
+    pub actor: Option<Actor>,
+    #[serde(default)]
+    pub triggering_actor: Option<Actor>,
+}
+
+impl WorkflowRun {
+    /// Seconds from start to last update, for a finished run.
+    pub fn duration_secs(&self) -> Option<u64> {
+        let start = self.run_started_at.as_deref().or(self.created_at.as_deref())?;
+        let end = self.updated_at.as_deref()?;
+        Some(crate::clock::parse_rfc3339_secs(end)?.saturating_sub(crate::clock::parse_rfc3339_secs(start)?))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WorkflowsPage {
+    #[serde(default)]
+    workflows: Vec<Workflow>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RunsPage {
+    #[serde(default)]
+    workflow_runs: Vec<WorkflowRun>,
+}
+
+/// What the bot asks of GitHub.
+#[async_trait]
+pub trait GitHub: Send + Sync {
+    async fn list_workflows(&self, repo: &RepoName) -> Result<Vec<Workflow>, GitHubError>;
+    /// The newest runs of one workflow (by id or file name), newest first.
+    async fn list_runs(&self, repo: &RepoName, workflow: &str, per_page: u8) -> Result<Vec<WorkflowRun>, GitHubError>;
+    /// `workflow_dispatch` of `workflow` (file name or id) on `git_ref` with `inputs`.
+    async fn dispatch(&self, repo: &RepoName, workflow: &str, git_ref: &str, inputs: &Value)
+    -> Result<(), GitHubError>;
+    async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError>;
+}
+
+#[derive(Clone)]
+pub struct OctocrabGitHub {
+    crab: octocrab::Octocrab,
+}
+
+impl std::fmt::Debug for OctocrabGitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OctocrabGitHub")
+    }
+}
+
+impl OctocrabGitHub {
+    /// Must be called inside a Tokio runtime (octocrab spawns its request buffer).
+    pub fn new(token: &str, base: Option<&url::Url>, read_timeout: Duration) -> Result<Self, GitHubError> {
+        let mut builder = octocrab::Octocrab::builder()
+            .personal_token(token.to_string())
+            .set_connect_timeout(Some(Duration::from_secs(2)))
+            .set_read_timeout(Some(read_timeout))
+            .set_write_timeout(Some(Duration::from_secs(5)));
+        if let Some(base) = base {
+            builder = builder.base_uri(base.as_str()).map_err(|e| GitHubError::Unreachable(e.to_string()))?;
+        }
+        let crab = builder.build().map_err(|e| GitHubError::Unreachable(e.to_string()))?;
+        Ok(Self { crab })
+    }
+}
+
+fn map_err(e: octocrab::Error) -> GitHubError {
+    if let octocrab::Error::GitHub { source, .. } = &e {
+        return GitHubError::Status { status: source.status_code.as_u16(), message: source.message.clone() };
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return GitHubError::Timeout;
+        }
+        if c.to_string().contains("timed out") {
+            return GitHubError::Timeout;
+        }
+        cause = c.source();
+    }
+    GitHubError::Unreachable(e.to_string())
+}
+
+/// Path segments go through percent-encoding: workflow names come from settings and options.
+fn segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+#[async_trait]
+impl GitHub for OctocrabGitHub {
+    async fn list_workflows(&self, repo: &RepoName) -> Result<Vec<Workflow>, GitHubError> {
+        let route = format!("/repos/{}/{}/actions/workflows", segment(&repo.owner), segment(&repo.name));
+        let page: WorkflowsPage = self.crab.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        Ok(page.workflows)
+    }
+
+    async fn list_runs(&self, repo: &RepoName, workflow: &str, per_page: u8) -> Result<Vec<WorkflowRun>, GitHubError> {
+        let route = format!(
+            "/repos/{}/{}/actions/workflows/{}/runs",
+            segment(&repo.owner),
+            segment(&repo.name),
+            segment(workflow)
+        );
+        let per_page = per_page.clamp(1, 100).to_string();
+        let page: RunsPage = self.crab.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
+        Ok(page.workflow_runs)
+    }
+
+    async fn dispatch(
+        &self,
+        repo: &RepoName,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &Value,
+    ) -> Result<(), GitHubError> {
+        let inputs = if inputs.is_object() { inputs.clone() } else { Value::Object(Default::default()) };
+        self.crab
+            .actions()
+            .create_workflow_dispatch(&repo.owner, &repo.name, workflow, git_ref)
+            .inputs(inputs)
+            .send()
+            .await
+            .map_err(map_err)
+    }
+
+    async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError> {
+        let route = format!("/repos/{}/{}/actions/runs/{run_id}", segment(&repo.owner), segment(&repo.name));
+        self.crab.get(route, None::<&()>).await.map_err(map_err)
+    }
+}
+
+/// `DRY_RUN`: nothing is called; a dispatch is logged as it would be sent.
+#[derive(Debug, Default, Clone)]
+pub struct DryRunGitHub;
+
+#[async_trait]
+impl GitHub for DryRunGitHub {
+    async fn list_workflows(&self, _repo: &RepoName) -> Result<Vec<Workflow>, GitHubError> {
+        Err(GitHubError::DryRun)
+    }
+    async fn list_runs(&self, _: &RepoName, _: &str, _: u8) -> Result<Vec<WorkflowRun>, GitHubError> {
+        Err(GitHubError::DryRun)
+    }
+    async fn dispatch(
+        &self,
+        repo: &RepoName,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &Value,
+    ) -> Result<(), GitHubError> {
+        tracing::info!(repo = %repo, workflow, git_ref, inputs = %inputs, "DRY_RUN: would dispatch a workflow");
+        Ok(())
+    }
+    async fn get_run(&self, _: &RepoName, _: u64) -> Result<WorkflowRun, GitHubError> {
+        Err(GitHubError::DryRun)
+    }
+}
+
+/// The adapter the configuration asks for; `None` when there is no token and no dry run.
+pub fn from_config(config: &Config, read_timeout: Duration) -> Result<Option<Arc<dyn GitHub>>, GitHubError> {
+    if config.dry_run {
+        return Ok(Some(Arc::new(DryRunGitHub)));
+    }
+    match &config.github_token {
+        Some(token) => {
+            Ok(Some(Arc::new(OctocrabGitHub::new(token.expose(), config.github_api_base.as_ref(), read_timeout)?)))
+        }
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wiremock::matchers::{body_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn repo() -> RepoName {
+        RepoName { owner: "acme".into(), name: "widget".into() }
+    }
+
+    async fn setup(read_timeout: Duration) -> (MockServer, OctocrabGitHub) {
+        let server = MockServer::start().await;
+        let base = url::Url::parse(&server.uri()).unwrap();
+        let gh = OctocrabGitHub::new("ghp_test", Some(&base), read_timeout).unwrap();
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(599))
+            .expect(0)
+            .named("unexpected request")
+            .with_priority(255)
+            .mount(&server)
+            .await;
+        (server, gh)
+    }
+
+    #[tokio::test]
+    async fn lists_workflows_and_runs() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/workflows"))
+            .and(header("authorization", "Bearer ghp_test"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 1, "workflows": [{"id": 7, "name": "CI", "path": ".github/workflows/ci.yml", "state": "active", "extra": true}]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/workflows/7/runs"))
+            .and(query_param("per_page", "3"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 1, "workflow_runs": [{"id": 1, "name": "CI", "head_branch": "main", "head_sha": "abc", "status": "completed", "conclusion": "success", "html_url": "https://github.com/acme/widget/actions/runs/1", "created_at": "2026-01-02T12:00:00Z", "run_started_at": "2026-01-02T12:00:10Z", "updated_at": "2026-01-02T12:03:10Z", "run_number": 4, "workflow_id": 7, "event": "push"}]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let workflows = gh.list_workflows(&repo()).await.unwrap();
+        assert_eq!(workflows[0].file_name(), "ci.yml");
+        let runs = gh.list_runs(&repo(), "7", 3).await.unwrap();
+        assert_eq!(runs[0].conclusion.as_deref(), Some("success"));
+        assert_eq!(runs[0].duration_secs(), Some(180));
+    }
+
+    #[tokio::test]
+    async fn dispatch_sends_ref_and_inputs() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        Mock::given(method("POST"))
+            .and(path("/repos/acme/widget/actions/workflows/diagnose.yml/dispatches"))
+            .and(body_json(json!({"ref": "main", "inputs": {"correlation_id": "c1", "requester": "42"}})))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gh.dispatch(&repo(), "diagnose.yml", "main", &json!({"correlation_id": "c1", "requester": "42"}))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn errors_are_typed() {
+        let (server, gh) = setup(Duration::from_millis(300)).await;
+        Mock::given(method("POST"))
+            .and(path("/repos/acme/widget/actions/workflows/missing.yml/dispatches"))
+            .respond_with(
+                ResponseTemplate::new(404)
+                    .set_body_json(json!({"message": "Not Found", "documentation_url": "https://docs.github.com"})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/runs/5"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)).set_body_json(json!({"id": 5})))
+            .mount(&server)
+            .await;
+        let err = gh.dispatch(&repo(), "missing.yml", "main", &json!({})).await.unwrap_err();
+        assert_eq!(err, GitHubError::Status { status: 404, message: "Not Found".into() });
+        assert_eq!(gh.get_run(&repo(), 5).await.unwrap_err(), GitHubError::Timeout);
+    }
+}
