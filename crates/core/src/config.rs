@@ -99,6 +99,8 @@ pub struct Config {
     pub audit_hmac_key: Option<Secret>,
     /// This function's own name, for the deferred-job self-invocation (set by Lambda).
     pub function_name: Option<String>,
+    /// `AWS_REGION` (set by Lambda), for console links.
+    pub aws_region: Option<String>,
 }
 
 impl Config {
@@ -167,6 +169,7 @@ impl Config {
             stage: env.string("STAGE").unwrap_or_else(|| "dev".into()),
             audit_hmac_key: env.secret("AUDIT_HMAC_KEY"),
             function_name,
+            aws_region: env.string("AWS_REGION").or_else(|| env.string("AWS_DEFAULT_REGION")),
         })
     }
 

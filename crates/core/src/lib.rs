@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;
+pub mod diagnose;
 pub mod discord_api;
 pub mod github_api;
 pub mod http;
@@ -15,5 +16,7 @@ pub mod logging;
 pub mod metrics;
 pub mod redact;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trace;
 pub mod url_guard;

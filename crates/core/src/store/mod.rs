@@ -254,12 +254,14 @@ impl Stores {
                 let store = embedded::EmbeddedStore::open(&config.data_dir.join("valine.redb"))?;
                 Ok(Self::from_adapter(Arc::new(store), "embedded"))
             }
-            crate::config::StoreKind::DynamoDb => {
-                let sdk = dynamo::sdk_config().await;
-                let store = dynamo::DynamoStore::new(&sdk, dynamo::TableNames::from_config(config));
-                Ok(Self::from_adapter(Arc::new(store), "dynamodb"))
-            }
+            crate::config::StoreKind::DynamoDb => Ok(Self::dynamodb(config, &dynamo::sdk_config().await)),
         }
+    }
+
+    /// The DynamoDB adapter over an already loaded AWS configuration.
+    pub fn dynamodb(config: &crate::config::Config, sdk: &aws_config::SdkConfig) -> Self {
+        let store = dynamo::DynamoStore::new(sdk, dynamo::TableNames::from_config(config));
+        Self::from_adapter(Arc::new(store), "dynamodb")
     }
 }
 

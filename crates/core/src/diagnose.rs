@@ -1,0 +1,134 @@
+//! `/diagnose` progress: the message both handlers render, from "dispatched" to "finished", and
+//! how a workflow run is matched to its pending correlation (the id in the run's name).
+
+use serde_json::{Value, json};
+
+use crate::store::{DiagnoseCorrelation, RunRecord};
+
+/// How long a correlation (and the interaction token it carries) stays usable. Discord's
+/// interaction tokens live 15 minutes.
+pub const CORRELATION_TTL_SECS: u64 = 14 * 60;
+
+/// The progress message for a correlation, before (`run` is `None`) or after its run appeared.
+pub fn progress_message(c: &DiagnoseCorrelation, run: Option<&RunRecord>) -> Value {
+    let (status, colour) = match run {
+        None => ("⏳ Dispatched — waiting for the run to start".to_string(), 0x95_A5_A6),
+        Some(r) => match (r.status.as_str(), r.conclusion.as_deref()) {
+            ("completed", Some("success")) => ("✅ Finished: success".to_string(), 0x2E_B6_7D),
+            ("completed", Some(c)) => (format!("❌ Finished: {c}"), 0xE0_1E_5A),
+            ("completed", None) => ("🏁 Finished".to_string(), 0x95_A5_A6),
+            ("in_progress", _) => ("🏃 Running".to_string(), 0x36_C5_F0),
+            (other, _) => (format!("🕒 {}", if other == "queued" { "Queued" } else { other }), 0xF2_C7_44),
+        },
+    };
+    let mut fields = vec![
+        json!({"name": "Status", "value": status, "inline": false}),
+        json!({"name": "Requested by", "value": format!("<@{}>", c.user_id), "inline": true}),
+    ];
+    if let Some(r) = run {
+        fields.push(json!({"name": "Run", "value": format!("[#{}]({})", r.run_number, r.html_url), "inline": true}));
+        if r.status == "completed" {
+            let start = r.run_started_at.unwrap_or(r.created_at);
+            fields.push(json!({"name": "Duration", "value": crate::clock::duration(r.updated_at.saturating_sub(start)), "inline": true}));
+        }
+    }
+    if let Some(u) = &c.frontend_url {
+        fields.push(json!({"name": "Frontend", "value": crate::alert::truncate(u, 1000), "inline": false}));
+    }
+    if let Some(u) = &c.api_base {
+        fields.push(json!({"name": "API base", "value": crate::alert::truncate(u, 1000), "inline": false}));
+    }
+    fields.push(json!({"name": "Correlation", "value": format!("`{}`", c.correlation_id), "inline": true}));
+    fields.push(json!({"name": "Trace", "value": format!("`{}`", c.trace_id), "inline": true}));
+    let mut embed = json!({"title": "🧪 Diagnose", "color": colour, "fields": fields});
+    if let Some(r) = run {
+        embed["url"] = json!(r.html_url);
+    }
+    json!({"content": "", "embeds": [embed], "allowed_mentions": {"parse": []}})
+}
+
+/// Every UUID in a run's name: candidates for a pending correlation id.
+pub fn correlation_ids_in(title: &str) -> Vec<String> {
+    let b = title.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 36 <= b.len() {
+        let cand = &b[i..i + 36];
+        if cand[8] == b'-'
+            && uuid::Uuid::try_parse_ascii(cand).is_ok()
+            && (i == 0 || !b[i - 1].is_ascii_hexdigit())
+            && (i + 36 == b.len() || !b[i + 36].is_ascii_hexdigit())
+        {
+            out.push(String::from_utf8_lossy(cand).to_ascii_lowercase());
+            i += 36;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corr() -> DiagnoseCorrelation {
+        DiagnoseCorrelation {
+            correlation_id: "6f1c2a4e-8b3d-4c5e-9f70-112233445566".into(),
+            application_id: 1,
+            interaction_token: "tok".into(),
+            user_id: "42".into(),
+            trace_id: "t-1".into(),
+            created_at: 0,
+            expires_at: 900,
+            frontend_url: Some("https://example.com".into()),
+            api_base: None,
+        }
+    }
+
+    #[test]
+    fn finds_correlation_ids_in_run_names() {
+        assert_eq!(
+            correlation_ids_in("diagnose 6F1C2A4E-8B3D-4C5E-9F70-112233445566 by alice"),
+            vec!["6f1c2a4e-8b3d-4c5e-9f70-112233445566"]
+        );
+        assert!(correlation_ids_in("CI on main").is_empty());
+        assert!(correlation_ids_in("a6f1c2a4e-8b3d-4c5e-9f70-112233445566").is_empty());
+        assert_eq!(correlation_ids_in("ünï 6f1c2a4e-8b3d-4c5e-9f70-112233445566").len(), 1);
+    }
+
+    #[test]
+    fn progress_shows_each_stage() {
+        let c = corr();
+        let waiting = progress_message(&c, None).to_string();
+        assert!(waiting.contains("Dispatched") && waiting.contains("t-1") && waiting.contains("<@42>"));
+        let mut run = RunRecord {
+            run_id: 9,
+            repository: "acme/widget".into(),
+            workflow_id: 1,
+            workflow_name: "Diagnose".into(),
+            title: "diagnose x".into(),
+            head_branch: "main".into(),
+            head_sha: "abc".into(),
+            status: "queued".into(),
+            conclusion: None,
+            html_url: "https://github.com/acme/widget/actions/runs/9".into(),
+            run_number: 3,
+            event: "workflow_dispatch".into(),
+            actor: None,
+            created_at: 100,
+            updated_at: 100,
+            run_started_at: Some(110),
+        };
+        assert!(progress_message(&c, Some(&run)).to_string().contains("Queued"));
+        run.status = "in_progress".into();
+        assert!(progress_message(&c, Some(&run)).to_string().contains("Running"));
+        run.status = "completed".into();
+        run.conclusion = Some("failure".into());
+        run.updated_at = 230;
+        let done = progress_message(&c, Some(&run));
+        let text = done.to_string();
+        assert!(text.contains("Finished: failure") && text.contains("2m 00s") && text.contains("actions/runs/9"));
+        assert_eq!(done["allowed_mentions"], json!({"parse": []}));
+    }
+}

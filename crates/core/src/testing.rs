@@ -1,0 +1,137 @@
+//! Test support shared by the handler crates (feature `testing`): a store that is down, and
+//! request signing the way Discord and GitHub sign.
+
+use async_trait::async_trait;
+use ed25519_dalek::{Signer, SigningKey};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::audit::AuditRecord;
+use crate::store::*;
+use crate::trace::Trace;
+
+/// Every port answers `Unavailable`, as DynamoDB does when it cannot be reached.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DownStore;
+
+fn down<T>() -> StoreResult<T> {
+    Err(StoreError::Unavailable("connection refused (test store is down)".into()))
+}
+
+#[async_trait]
+impl AuditLog for DownStore {
+    async fn append(&self, _: &AuditRecord) -> StoreResult<()> {
+        down()
+    }
+    async fn get(&self, _: &str) -> StoreResult<Option<AuditRecord>> {
+        down()
+    }
+    async fn by_user(&self, _: &str, _: usize) -> StoreResult<Vec<AuditRecord>> {
+        down()
+    }
+}
+
+#[async_trait]
+impl TraceRepo for DownStore {
+    async fn put(&self, _: &Trace) -> StoreResult<()> {
+        down()
+    }
+    async fn recent_for_user(&self, _: &str, _: usize) -> StoreResult<Vec<Trace>> {
+        down()
+    }
+    async fn get(&self, _: &str) -> StoreResult<Option<Trace>> {
+        down()
+    }
+}
+
+#[async_trait]
+impl AlertLedger for DownStore {
+    async fn claim(&self, _: &str, _: u64, _: u64) -> StoreResult<Option<Claim>> {
+        down()
+    }
+    async fn release(&self, _: &Claim) -> StoreResult<()> {
+        down()
+    }
+    async fn mark_alerting(&self, _: &AlertingState) -> StoreResult<()> {
+        down()
+    }
+    async fn take_alerting(&self, _: &str) -> StoreResult<Option<AlertingState>> {
+        down()
+    }
+}
+
+#[async_trait]
+impl DeliveryLedger for DownStore {
+    async fn first_seen(&self, _: &str) -> StoreResult<bool> {
+        down()
+    }
+    async fn forget(&self, _: &str) -> StoreResult<()> {
+        down()
+    }
+}
+
+#[async_trait]
+impl RunRepo for DownStore {
+    async fn upsert_run(&self, _: &RunRecord) -> StoreResult<bool> {
+        down()
+    }
+    async fn get_run(&self, _: u64) -> StoreResult<Option<RunRecord>> {
+        down()
+    }
+    async fn recent_runs(&self, _: &str, _: usize) -> StoreResult<Vec<RunRecord>> {
+        down()
+    }
+    async fn put_correlation(&self, _: &DiagnoseCorrelation) -> StoreResult<()> {
+        down()
+    }
+    async fn get_correlation(&self, _: &str) -> StoreResult<Option<DiagnoseCorrelation>> {
+        down()
+    }
+}
+
+#[async_trait]
+impl ConfirmationRepo for DownStore {
+    async fn put_confirmation(&self, _: &PendingConfirmation) -> StoreResult<()> {
+        down()
+    }
+    async fn take_confirmation(&self, _: &str) -> StoreResult<Option<PendingConfirmation>> {
+        down()
+    }
+}
+
+#[async_trait]
+impl StoreHealth for DownStore {
+    async fn ping(&self) -> StoreResult<()> {
+        down()
+    }
+}
+
+/// Stores whose every port is down.
+pub fn down_stores() -> Stores {
+    Stores::from_adapter(std::sync::Arc::new(DownStore), "down")
+}
+
+/// A fixed Ed25519 key for tests; its public half goes in `DISCORD_PUBLIC_KEY`.
+pub fn discord_key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+/// `DISCORD_PUBLIC_KEY` for `key`.
+pub fn public_key_hex(key: &SigningKey) -> String {
+    hex::encode(key.verifying_key().to_bytes())
+}
+
+/// `X-Signature-Ed25519` for `timestamp` + `body`.
+pub fn discord_signature(key: &SigningKey, timestamp: &str, body: &[u8]) -> String {
+    let mut msg = timestamp.as_bytes().to_vec();
+    msg.extend_from_slice(body);
+    hex::encode(key.sign(&msg).to_bytes())
+}
+
+/// `X-Hub-Signature-256` for `body`.
+pub fn github_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}

@@ -1,0 +1,190 @@
+//! `/debug-last`: the caller's own last trace, from any container (the store first, this
+//! container's cache as a fallback), never anyone else's. Redacted and cut to Discord's limits.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use valine_core::alert::truncate;
+use valine_core::authz::authorize_debug;
+use valine_core::redact::redact;
+use valine_core::trace::{StepStatus, Trace};
+
+use crate::app::Ctx;
+use crate::response;
+
+/// Traces of `/debug-last` itself are skipped: the caller wants what came before.
+const SELF: &str = "/debug-last";
+
+pub async fn run(ctx: &mut Ctx<'_>) -> Value {
+    if let Err(refusal) = authorize_debug(ctx.caller(), &ctx.app.config) {
+        return ctx.refuse(&refusal.to_string());
+    }
+    let user = ctx.user_id.to_string();
+    let traces = ctx.app.stores.traces.clone();
+    let t = ctx.rec.start("store.recent_traces");
+    let stored = ctx.within(Duration::from_millis(1500), traces.recent_for_user(&user, 10)).await;
+    let (from_store, note) = match stored {
+        Some(Ok(list)) => {
+            ctx.rec.finish(t, StepStatus::Ok, Some(format!("{} traces", list.len())));
+            (list, None)
+        }
+        Some(Err(e)) => {
+            ctx.rec.finish(t, StepStatus::Error, Some(e.to_string()));
+            (Vec::new(), Some("The trace store is unavailable; this is what this container remembers."))
+        }
+        None => {
+            ctx.rec.finish(t, StepStatus::Error, Some("no answer in time".into()));
+            (Vec::new(), Some("The trace store did not answer in time; this is what this container remembers."))
+        }
+    };
+    let cached = ctx.app.traces.last_for_user(&user);
+    // Only the caller's own traces, whatever a store returned.
+    let last = from_store
+        .into_iter()
+        .chain(cached)
+        .filter(|t| t.user_id == user && t.command != SELF)
+        .max_by_key(|t| t.started_at_ms);
+    let Some(trace) = last else {
+        return response::message("No trace of yours in the last 24 hours.", true);
+    };
+    let embed = render(&trace, ctx.app.config.aws_region.as_deref(), &ctx.app.config.stage);
+    response::rich(note, &[embed], &[], true)
+}
+
+fn status_icon(s: StepStatus) -> &'static str {
+    match s {
+        StepStatus::Ok => "✅",
+        StepStatus::Error => "❌",
+        StepStatus::Skipped => "⏭️",
+    }
+}
+
+/// The trace as one embed, inside Discord's limits (description 4096, field 1024, total 6000).
+pub fn render(trace: &Trace, region: Option<&str>, stage: &str) -> Value {
+    let mut steps = String::from("```\n");
+    for (i, s) in trace.steps.iter().enumerate() {
+        let detail = s.detail.as_deref().map(|d| format!("  {}", truncate(&redact(d), 120))).unwrap_or_default();
+        let line = format!(
+            "{} {:<24} +{:>5}ms {:>6}ms{detail}\n",
+            status_icon(s.status),
+            truncate(&s.name, 24),
+            s.started_ms,
+            s.duration_ms
+        );
+        if steps.len() + line.len() > 3000 {
+            steps.push_str(&format!("… {} more steps\n", trace.steps.len() - i));
+            break;
+        }
+        steps.push_str(&line);
+    }
+    if trace.steps.is_empty() {
+        steps.push_str("(no steps recorded)\n");
+    }
+    steps.push_str("```");
+    let mut fields = vec![
+        json!({"name": "Trace", "value": format!("`{}`", trace.trace_id), "inline": false}),
+        json!({"name": "Started", "value": format!("<t:{}:f>", trace.started_at_ms / 1000), "inline": true}),
+        json!({"name": "Duration", "value": format!("{} ms", trace.duration_ms), "inline": true}),
+    ];
+    if let Some(c) = &trace.correlation_id {
+        fields.push(json!({"name": "Correlation", "value": format!("`{c}`"), "inline": true}));
+    }
+    if let Some(e) = &trace.error {
+        fields.push(json!({"name": "Error", "value": truncate(&redact(e), 1000), "inline": false}));
+    }
+    let mut links: Vec<String> =
+        trace.links.iter().map(|l| format!("[{}]({})", truncate(&l.label, 40), l.url)).collect();
+    if let Some(region) = region {
+        links.push(format!("[CloudWatch Logs Insights]({})", logs_insights_url(region, stage, &trace.trace_id)));
+    }
+    links.push(format!("`valinectl trace {}`", trace.trace_id));
+    fields.push(json!({"name": "Links", "value": truncate(&links.join(" · "), 1000), "inline": false}));
+    json!({
+        "title": truncate(&format!("🔎 Your last command: {}", trace.command), 250),
+        "description": steps,
+        "color": if trace.error.is_some() { 0xE0_1E_5A } else { 0x2E_B6_7D },
+        "fields": fields,
+    })
+}
+
+/// A Logs Insights link that opens the query for this trace id over both functions' logs.
+pub fn logs_insights_url(region: &str, stage: &str, trace_id: &str) -> String {
+    // The console encodes its query state with `*` where percent-encoding has `%`.
+    fn enc(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("*{b:02x}"));
+            }
+        }
+        out
+    }
+    let query = format!("fields ts, level, service, fn, msg\n| filter trace_id = \"{trace_id}\"\n| sort ts asc");
+    let sources: String = ["discord", "github"]
+        .iter()
+        .map(|f| format!("~'{}", enc(&format!("/aws/lambda/valine-orchestrator-{f}-{stage}"))))
+        .collect();
+    format!(
+        "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:logs-insights$3FqueryDetail$3D~(end~0~start~-86400~timeType~'RELATIVE~unit~'seconds~editorString~'{}~source~({sources}))",
+        enc(&query)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use valine_core::trace::Step;
+
+    fn trace(steps: usize) -> Trace {
+        Trace {
+            trace_id: "6f1c2a4e-8b3d-4c5e-9f70-112233445566".into(),
+            user_id: "42".into(),
+            command: "/status".into(),
+            started_at_ms: 1_767_355_200_000,
+            duration_ms: 2100,
+            steps: (0..steps)
+                .map(|i| Step {
+                    name: format!("step-{i}"),
+                    started_ms: i as u64,
+                    duration_ms: 5,
+                    status: StepStatus::Error,
+                    detail: Some("failed with token=abc123 and more".into()),
+                })
+                .collect(),
+            error: Some("GitHub said Authorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789".into()),
+            links: vec![],
+            correlation_id: None,
+        }
+    }
+
+    #[test]
+    fn renders_redacted_and_within_limits() {
+        let e = render(&trace(500), Some("eu-west-1"), "prod");
+        let text = e.to_string();
+        assert!(!text.contains("abc123") && !text.contains("ghp_"), "{text}");
+        assert!(e["description"].as_str().unwrap().chars().count() <= 4096);
+        let total: usize = e["title"].as_str().unwrap().chars().count()
+            + e["description"].as_str().unwrap().chars().count()
+            + e["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().len() + f["value"].as_str().unwrap().chars().count())
+                .sum::<usize>();
+        assert!(total <= 6000, "{total}");
+        assert!(text.contains("more steps"));
+        assert!(text.contains("<t:1767355200:f>"));
+    }
+
+    #[test]
+    fn logs_insights_link_names_both_log_groups_and_the_trace() {
+        let url = logs_insights_url("eu-west-1", "prod", "abc-1");
+        assert!(url.starts_with("https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:logs-insights$3FqueryDetail$3D~("));
+        assert!(url.contains("*2faws*2flambda*2fvaline-orchestrator-discord-prod"));
+        assert!(url.contains("*2faws*2flambda*2fvaline-orchestrator-github-prod"));
+        assert!(url.contains("abc-1"));
+        assert!(!url.contains(' ') && !url.contains('"') && !url.contains('\n'));
+    }
+}

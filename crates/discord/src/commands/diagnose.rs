@@ -1,0 +1,140 @@
+//! `/diagnose`: URLs through the guard, then a job stores the correlation and dispatches the
+//! diagnose workflow. Progress comes from the correlated run's `workflow_run` webhooks (the
+//! GitHub handler edits the message); no Lambda polls for minutes.
+
+use serde_json::{Value, json};
+use serenity::model::application::CommandDataOption;
+use valine_core::authz::authorize_diagnose;
+use valine_core::clock::now_secs;
+use valine_core::config::Feature;
+use valine_core::diagnose::{CORRELATION_TTL_SECS, progress_message};
+use valine_core::store::DiagnoseCorrelation;
+use valine_core::trace::{StepStatus, TraceRecorder};
+use valine_core::url_guard::{UrlPolicy, check_url};
+
+use crate::app::{App, Ctx, opt_str};
+use crate::jobs::{Job, JobContext};
+use crate::response;
+
+pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
+    if let Err(refusal) = authorize_diagnose(ctx.caller(), &ctx.app.config) {
+        return ctx.refuse(&refusal.to_string());
+    }
+    let missing = ctx.app.config.missing_for(Feature::GitHubRuns);
+    if !missing.is_empty() || ctx.app.github.is_none() {
+        return ctx.refuse(&format!("GitHub is not configured: set {}.", missing.join(" and ")));
+    }
+    let policy =
+        UrlPolicy { allowed_domains: ctx.app.config.allowed_domains.clone(), safe_local: ctx.app.config.safe_local };
+    let mut urls = [None, None];
+    for (slot, name) in urls.iter_mut().zip(["frontend_url", "api_base"]) {
+        if let Some(raw) = opt_str(opts, name) {
+            match check_url(raw, &policy) {
+                Ok(url) => *slot = Some(url.to_string()),
+                Err(reason) => return ctx.refuse(&format!("`{name}` was refused: {reason}.")),
+            }
+        }
+    }
+    ctx.rec.note("url_guard", StepStatus::Ok, None);
+    match ctx.first_time().await {
+        Ok(true) => {}
+        Ok(false) => return ctx.refuse("This interaction was already handled."),
+        Err(e) => return ctx.fail(&format!("The store is unavailable ({e}); nothing was dispatched.")),
+    }
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    ctx.rec.set_correlation_id(&correlation_id);
+    tracing::info!(correlation_id = %correlation_id, "diagnose requested");
+    let [frontend_url, api_base] = urls;
+    let job = Job::Diagnose { ctx: ctx.job_context(), correlation_id, frontend_url, api_base };
+    let jobs = ctx.app.jobs.clone();
+    let t = ctx.rec.start("job.enqueue");
+    match jobs.enqueue(job).await {
+        Ok(()) => {
+            ctx.rec.finish(t, StepStatus::Ok, None);
+            response::deferred(false)
+        }
+        Err(e) => {
+            ctx.rec.finish(t, StepStatus::Error, Some(e.to_string()));
+            let budget = ctx.remaining();
+            ctx.app
+                .internal_alert(
+                    "dispatch_failed",
+                    "/diagnose could not start its job",
+                    &e.to_string(),
+                    &ctx.trace_id(),
+                    &ctx.user_name,
+                    budget,
+                )
+                .await;
+            ctx.fail(&format!("Diagnose could not start: {e}."))
+        }
+    }
+}
+
+/// The job half: remember the correlation, dispatch, show "dispatched".
+pub async fn run_job(
+    app: &App,
+    rec: &mut TraceRecorder,
+    ctx: &JobContext,
+    correlation_id: String,
+    frontend_url: Option<String>,
+    api_base: Option<String>,
+) {
+    let (Some(github), Some(repo)) = (app.github.clone(), app.config.github_repo.clone()) else {
+        return;
+    };
+    let now = now_secs();
+    let correlation = DiagnoseCorrelation {
+        correlation_id: correlation_id.clone(),
+        application_id: ctx.application_id,
+        interaction_token: ctx.token.clone(),
+        user_id: ctx.user_id.to_string(),
+        trace_id: rec.trace_id().to_string(),
+        created_at: now,
+        expires_at: now + CORRELATION_TTL_SECS,
+        frontend_url: frontend_url.clone(),
+        api_base: api_base.clone(),
+    };
+    let runs = app.stores.runs.clone();
+    let discord = app.discord.clone();
+    let failure = |text: String, trace_id: &str| json!({"content": format!("⚠️ {text}\n-# trace `{trace_id}`"), "embeds": [], "allowed_mentions": {"parse": []}});
+    if let Err(e) = rec.time("store.put_correlation", runs.put_correlation(&correlation)).await {
+        rec.fail(&e);
+        let body = failure(format!("Diagnose was not dispatched: the store is unavailable ({e})."), rec.trace_id());
+        let _ = rec.time("discord.edit_original", discord.edit_original(ctx.application_id, &ctx.token, &body)).await;
+        return;
+    }
+    let inputs = json!({
+        "correlation_id": correlation_id,
+        "requester": format!("{} ({})", ctx.user_name, ctx.user_id),
+        "frontend_url": frontend_url.unwrap_or_default(),
+        "api_base": api_base.unwrap_or_default(),
+    });
+    let workflow = app.config.diagnose_workflow.clone();
+    let git_ref = app.config.diagnose_ref.clone();
+    let body = match rec.time("github.dispatch", github.dispatch(&repo, &workflow, &git_ref, &inputs)).await {
+        Ok(()) => {
+            tracing::info!(correlation_id = %correlation_id, workflow = %workflow, "diagnose dispatched");
+            progress_message(&correlation, None)
+        }
+        Err(e) => {
+            rec.fail(&e);
+            app.internal_alert(
+                "dispatch_failed",
+                &format!("/diagnose could not dispatch {workflow}"),
+                &e.to_string(),
+                rec.trace_id(),
+                &ctx.user_name,
+                std::time::Duration::from_secs(5),
+            )
+            .await;
+            failure(format!("Could not dispatch `{workflow}` on `{git_ref}`: {e}"), rec.trace_id())
+        }
+    };
+    if let Err(e) =
+        rec.time("discord.edit_original", discord.edit_original(ctx.application_id, &ctx.token, &body)).await
+    {
+        rec.fail(&e);
+        tracing::error!(error = %e, "could not edit the deferred /diagnose message");
+    }
+}

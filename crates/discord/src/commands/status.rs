@@ -1,0 +1,243 @@
+//! `/status`: an embed per workflow with a one-line history and the last runs. GitHub gets two
+//! seconds; past that the answer is deferred and a job finishes it.
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+use serenity::model::application::CommandDataOption;
+use valine_core::alert::truncate;
+use valine_core::clock::{self, now_secs};
+use valine_core::config::{Feature, RepoName};
+use valine_core::github_api::{GitHub, GitHubError, Workflow, WorkflowRun};
+use valine_core::trace::{StepStatus, TraceRecorder};
+
+use crate::app::{App, Ctx, STATUS_INLINE_BUDGET, opt_i64, opt_str};
+use crate::jobs::{Job, JobContext};
+use crate::response;
+
+/// Discord allows ten embeds per message and 6000 characters across them.
+const MAX_EMBEDS: usize = 10;
+const EMBED_TEXT_BUDGET: usize = 5500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("{0}")]
+    GitHub(#[from] GitHubError),
+    #[error("no workflow named `{0}` in {1}")]
+    NoSuchWorkflow(String, String),
+    #[error("no active workflows in {0}")]
+    NoWorkflows(String),
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
+    let count = opt_i64(opts, "count").unwrap_or(5).clamp(1, 10) as u8;
+    let workflow = opt_str(opts, "workflow").map(str::to_string);
+    let missing = ctx.app.config.missing_for(Feature::GitHubRuns);
+    let (Some(github), Some(repo), true) =
+        (ctx.app.github.clone(), ctx.app.config.github_repo.clone(), missing.is_empty())
+    else {
+        return ctx.refuse(&format!("GitHub is not configured: set {}.", missing.join(" and ")));
+    };
+    let filter = ctx.app.config.status_workflows.clone();
+    let t = ctx.rec.start("github.status");
+    let inline = tokio::time::timeout(
+        STATUS_INLINE_BUDGET.min(ctx.remaining()),
+        fetch(github.as_ref(), &repo, &filter, count, workflow.as_deref()),
+    )
+    .await;
+    match inline {
+        Ok(Ok(embeds)) => {
+            ctx.rec.finish(t, StepStatus::Ok, Some(format!("{} workflows", embeds.len())));
+            response::rich(None, &embeds, &[], false)
+        }
+        Ok(Err(e)) => {
+            ctx.rec.finish(t, StepStatus::Error, Some(e.to_string()));
+            ctx.fail(&format!("Could not read the workflow runs: {e}"))
+        }
+        Err(_) => {
+            ctx.rec.finish(t, StepStatus::Skipped, Some("GitHub slower than 2 s: deferred".into()));
+            let job = Job::Status { ctx: ctx.job_context(), count, workflow };
+            let jobs = ctx.app.jobs.clone();
+            let q = ctx.rec.start("job.enqueue");
+            match jobs.enqueue(job).await {
+                Ok(()) => {
+                    ctx.rec.finish(q, StepStatus::Ok, None);
+                    response::deferred(false)
+                }
+                Err(e) => {
+                    ctx.rec.finish(q, StepStatus::Error, Some(e.to_string()));
+                    ctx.fail(&format!("GitHub is slow and {e}. Try again in a moment."))
+                }
+            }
+        }
+    }
+}
+
+/// The job half: fetch without the two-second limit, then edit the deferred message.
+pub async fn run_job(app: &App, rec: &mut TraceRecorder, ctx: &JobContext, count: u8, workflow: Option<&str>) {
+    let (Some(github), Some(repo)) = (app.github.clone(), app.config.github_repo.clone()) else {
+        return;
+    };
+    let filter = app.config.status_workflows.clone();
+    let result = rec.time("github.status", fetch(github.as_ref(), &repo, &filter, count, workflow)).await;
+    let body = match result {
+        Ok(embeds) => json!({"content": "", "embeds": embeds, "allowed_mentions": {"parse": []}}),
+        Err(e) => {
+            rec.fail(&e);
+            json!({"content": format!("⚠️ Could not read the workflow runs: {e}\n-# trace `{}`", rec.trace_id()), "allowed_mentions": {"parse": []}})
+        }
+    };
+    let discord = app.discord.clone();
+    if let Err(e) =
+        rec.time("discord.edit_original", discord.edit_original(ctx.application_id, &ctx.token, &body)).await
+    {
+        rec.fail(&e);
+        tracing::error!(error = %e, "could not edit the deferred /status message");
+    }
+}
+
+/// One embed per workflow (at most ten), newest runs first.
+pub async fn fetch(
+    github: &dyn GitHub,
+    repo: &RepoName,
+    filter: &[String],
+    count: u8,
+    only: Option<&str>,
+) -> Result<Vec<Value>, StatusError> {
+    let workflows = github.list_workflows(repo).await?;
+    let matches =
+        |w: &Workflow, name: &str| w.name.eq_ignore_ascii_case(name) || w.file_name().eq_ignore_ascii_case(name);
+    let mut chosen: Vec<Workflow> = workflows
+        .into_iter()
+        .filter(|w| w.state == "active" || w.state.is_empty())
+        .filter(|w| filter.is_empty() || filter.iter().any(|f| matches(w, f)))
+        .filter(|w| only.is_none_or(|o| matches(w, o)))
+        .collect();
+    if chosen.is_empty() {
+        return Err(match only {
+            Some(o) => StatusError::NoSuchWorkflow(o.to_string(), repo.to_string()),
+            None => StatusError::NoWorkflows(repo.to_string()),
+        });
+    }
+    let hidden = chosen.len().saturating_sub(MAX_EMBEDS);
+    chosen.truncate(MAX_EMBEDS);
+    let ids: Vec<String> = chosen.iter().map(|w| w.id.to_string()).collect();
+    let runs = join_all(ids.iter().map(|id| github.list_runs(repo, id, count))).await;
+    let budget = EMBED_TEXT_BUDGET / chosen.len();
+    let now = now_secs();
+    let mut embeds = Vec::with_capacity(chosen.len());
+    for (w, runs) in chosen.iter().zip(runs) {
+        let runs = runs?;
+        embeds.push(workflow_embed(repo, w, &runs, now, budget));
+    }
+    if hidden > 0
+        && let Some(last) = embeds.last_mut()
+    {
+        last["footer"] = json!({"text": format!("+{hidden} more workflows: use the workflow option")});
+    }
+    Ok(embeds)
+}
+
+fn icon(run: &WorkflowRun) -> &'static str {
+    match (run.status.as_deref(), run.conclusion.as_deref()) {
+        (Some("completed"), Some("success")) => "🟢",
+        (Some("completed"), Some("failure" | "timed_out" | "startup_failure")) => "🔴",
+        (Some("completed"), Some("action_required")) => "🟠",
+        (Some("completed"), _) => "⚪",
+        _ => "🟡",
+    }
+}
+
+fn colour(latest: Option<&WorkflowRun>) -> u32 {
+    match latest.map(icon) {
+        Some("🟢") => 0x2E_B6_7D,
+        Some("🔴") => 0xE0_1E_5A,
+        Some("🟡") => 0xF2_C7_44,
+        _ => 0x95_A5_A6,
+    }
+}
+
+/// History (oldest → newest), then a line per run (newest first).
+fn workflow_embed(repo: &RepoName, w: &Workflow, runs: &[WorkflowRun], now: u64, budget: usize) -> Value {
+    let history: String = runs.iter().rev().map(icon).collect();
+    let mut description = if runs.is_empty() { "No runs yet.".to_string() } else { format!("{history}\n") };
+    for run in runs {
+        let label = run.conclusion.as_deref().or(run.status.as_deref()).unwrap_or("unknown");
+        let when = run
+            .created_at
+            .as_deref()
+            .and_then(clock::parse_rfc3339_secs)
+            .map_or_else(|| "?".to_string(), |t| clock::relative(t, now));
+        let took = match run.status.as_deref() {
+            Some("completed") => run.duration_secs().map_or_else(|| "?".to_string(), clock::duration),
+            _ => "running".to_string(),
+        };
+        let line = format!(
+            "{} **{label}** · `{}` · {when} · {took} · [#{}]({})\n",
+            icon(run),
+            run.head_branch.as_deref().unwrap_or("?"),
+            run.run_number,
+            run.html_url
+        );
+        if description.chars().count() + line.chars().count() > budget.min(4000) {
+            break;
+        }
+        description.push_str(&line);
+    }
+    let title = if w.name.is_empty() { w.file_name().to_string() } else { w.name.clone() };
+    json!({
+        "title": truncate(&title, 200),
+        "url": format!("https://github.com/{repo}/actions/workflows/{}", w.file_name()),
+        "description": description,
+        "color": colour(runs.first()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(status: &str, conclusion: Option<&str>) -> WorkflowRun {
+        WorkflowRun {
+            id: 1,
+            status: Some(status.into()),
+            conclusion: conclusion.map(str::to_string),
+            head_branch: Some("main".into()),
+            html_url: "https://github.com/acme/widget/actions/runs/1".into(),
+            created_at: Some("2026-01-02T12:00:00Z".into()),
+            run_started_at: Some("2026-01-02T12:00:00Z".into()),
+            updated_at: Some("2026-01-02T12:02:05Z".into()),
+            run_number: 12,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn history_is_oldest_first_and_lines_carry_everything() {
+        let repo = RepoName { owner: "acme".into(), name: "widget".into() };
+        let w = Workflow { id: 7, name: "CI".into(), path: ".github/workflows/ci.yml".into(), state: "active".into() };
+        // newest first, as GitHub lists them
+        let runs = vec![run("in_progress", None), run("completed", Some("failure")), run("completed", Some("success"))];
+        let e = workflow_embed(&repo, &w, &runs, 1_767_355_200 + 600, 5000);
+        let d = e["description"].as_str().unwrap();
+        assert!(d.starts_with("🟢🔴🟡\n"), "{d}");
+        assert!(
+            d.contains(
+                "**failure** · `main` · 10m ago · 2m 05s · [#12](https://github.com/acme/widget/actions/runs/1)"
+            ),
+            "{d}"
+        );
+        assert!(d.contains("**in_progress**") && d.contains("running"));
+        assert_eq!(e["url"], "https://github.com/acme/widget/actions/workflows/ci.yml");
+        assert_eq!(e["color"], 0xF2_C7_44);
+    }
+
+    #[test]
+    fn embeds_stay_inside_discord_limits() {
+        let repo = RepoName { owner: "acme".into(), name: "widget".into() };
+        let w = Workflow { id: 7, name: "x".repeat(300), path: "a.yml".into(), state: "active".into() };
+        let runs: Vec<_> = (0..10).map(|_| run("completed", Some("success"))).collect();
+        let e = workflow_embed(&repo, &w, &runs, 0, EMBED_TEXT_BUDGET / 10);
+        assert!(e["description"].as_str().unwrap().chars().count() <= EMBED_TEXT_BUDGET / 10);
+        assert!(e["title"].as_str().unwrap().chars().count() <= 200);
+    }
+}

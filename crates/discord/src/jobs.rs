@@ -1,0 +1,125 @@
+//! Deferred work: what runs after the 3-second answer. In Lambda a job is an asynchronous
+//! invocation of this same function (`InvocationType::Event`); under `valinectl serve` it is a
+//! Tokio task fed through a channel.
+
+use async_trait::async_trait;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use valine_core::trace::Trace;
+
+/// What a job needs to reach its interaction again.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobContext {
+    pub application_id: u64,
+    /// The interaction token (valid 15 minutes). Never logged.
+    pub token: String,
+    pub user_id: u64,
+    pub user_name: String,
+    /// The trace so far; the job adds its steps and stores it again.
+    pub trace: Trace,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("application_id", &self.application_id)
+            .field("user_id", &self.user_id)
+            .field("trace_id", &self.trace.trace_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    /// `/status` when GitHub was too slow to answer inline.
+    Status { ctx: JobContext, count: u8, workflow: Option<String> },
+    /// `/diagnose`: store the correlation, dispatch the workflow, show "dispatched".
+    Diagnose { ctx: JobContext, correlation_id: String, frontend_url: Option<String>, api_base: Option<String> },
+}
+
+impl Job {
+    pub fn ctx(&self) -> &JobContext {
+        match self {
+            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } => ctx,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Job::Status { .. } => "status",
+            Job::Diagnose { .. } => "diagnose",
+        }
+    }
+}
+
+/// The event a job travels in: `{"valine_job": {...}}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobEvent {
+    pub valine_job: Job,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("could not start the background job: {0}")]
+pub struct JobError(pub String);
+
+/// Runs work after the answer.
+#[async_trait]
+pub trait Jobs: Send + Sync {
+    async fn enqueue(&self, job: Job) -> Result<(), JobError>;
+}
+
+/// Asynchronous self-invocation: Lambda queues the event and answers 202 at once.
+#[derive(Debug, Clone)]
+pub struct LambdaJobs {
+    client: aws_sdk_lambda::Client,
+    function_name: String,
+}
+
+impl LambdaJobs {
+    pub fn new(client: aws_sdk_lambda::Client, function_name: String) -> Self {
+        Self { client, function_name }
+    }
+}
+
+#[async_trait]
+impl Jobs for LambdaJobs {
+    async fn enqueue(&self, job: Job) -> Result<(), JobError> {
+        let payload = serde_json::to_vec(&JobEvent { valine_job: job }).map_err(|e| JobError(e.to_string()))?;
+        let out = self
+            .client
+            .invoke()
+            .function_name(&self.function_name)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| JobError(aws_sdk_lambda::error::DisplayErrorContext(&e).to_string()))?;
+        if out.status_code() != 202 {
+            return Err(JobError(format!("Lambda answered {} to the job invocation", out.status_code())));
+        }
+        Ok(())
+    }
+}
+
+/// In-process jobs for `valinectl serve` and tests: a worker takes them off the channel.
+#[derive(Debug, Clone)]
+pub struct LocalJobs {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl LocalJobs {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Job>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self { tx }, rx)
+    }
+}
+
+#[async_trait]
+impl Jobs for LocalJobs {
+    async fn enqueue(&self, job: Job) -> Result<(), JobError> {
+        self.tx.send(job).map_err(|_| JobError("the local job worker has stopped".into()))
+    }
+}
