@@ -1,1 +1,8 @@
+//! valine-github: the GitHub webhook handler (bin `github-handler`).
 
+pub mod app;
+pub mod events;
+pub mod lambda;
+pub mod verify;
+
+pub use app::{App, AppParts, SERVICE};

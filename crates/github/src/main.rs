@@ -1,1 +1,36 @@
-fn main() {}
+//! github-handler: the Lambda function behind `POST /github/webhook`.
+
+use std::sync::Arc;
+
+use lambda_http::service_fn;
+use valine_core::config::{Config, StoreKind};
+use valine_core::metrics::Metrics;
+use valine_core::store::Stores;
+use valine_github::{App, SERVICE};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            valine_core::logging::init(SERVICE, "info");
+            tracing::error!(error = %e, "invalid configuration");
+            return Err(e.into());
+        }
+    };
+    valine_core::logging::init(SERVICE, &config.log_level);
+    let stores = match config.store {
+        StoreKind::DynamoDb => Stores::dynamodb(&config, &valine_core::store::dynamo::sdk_config().await),
+        StoreKind::Embedded => Stores::open(&config).await?,
+    };
+    let app = Arc::new(App::from_config(config, stores, Metrics::stdout(SERVICE)).map_err(|e| {
+        tracing::error!(error = %e, "start-up failed");
+        e
+    })?);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "github-handler ready");
+    lambda_http::run(service_fn(move |req| {
+        let app = app.clone();
+        async move { valine_github::lambda::handle(&app, req).await }
+    }))
+    .await
+}

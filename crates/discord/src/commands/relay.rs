@@ -124,7 +124,10 @@ pub async fn component(ctx: &mut Ctx<'_>, custom_id: &str) -> Option<Value> {
     let pending = match taken {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return Some(response::update("This confirmation expired or was already used. Run the command again.", &[]));
+            return Some(response::update(
+                "This confirmation expired or was already used. Run the command again.",
+                &[],
+            ));
         }
         Err(e) => {
             ctx.rec.fail(&e);

@@ -1,0 +1,337 @@
+//! The GitHub webhook handler: verification, delivery dedup, run tracking, alerts with dedup
+//! and recovery, and `/diagnose` progress. Transport-neutral, like the Discord handler.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+use tracing::Instrument;
+use valine_core::alerting::{AlertOutcome, AlertSettings, Alerter};
+use valine_core::config::{Config, Feature, Secret};
+use valine_core::diagnose::{correlation_ids_in, progress_message};
+use valine_core::discord_api::Discord;
+use valine_core::http::{HttpRequest, HttpResponse};
+use valine_core::metrics::Metrics;
+use valine_core::store::{RunRecord, StoreError, Stores};
+use valine_core::trace::{StepStatus, TraceRecorder};
+
+use crate::events::{self, Decision};
+use crate::verify;
+
+pub const SERVICE: &str = "github-handler";
+/// Deliveries have no Discord user; their traces are kept under this one, for `valinectl trace`.
+pub const TRACE_USER: &str = "github";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] valine_core::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct AppParts {
+    pub config: Config,
+    pub stores: Stores,
+    pub discord: Arc<dyn Discord>,
+    pub metrics: Metrics,
+}
+
+pub struct App {
+    pub config: Arc<Config>,
+    secret: Secret,
+    pub stores: Stores,
+    pub discord: Arc<dyn Discord>,
+    pub alerter: Alerter,
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("stores", &self.stores).finish_non_exhaustive()
+    }
+}
+
+/// How a delivery went, before it becomes a response.
+struct Handled {
+    status: StatusCode,
+    body: Value,
+    /// A side effect failed: forget the delivery id so that a redelivery tries again.
+    retryable_failure: bool,
+}
+
+impl App {
+    pub fn new(parts: AppParts) -> Result<Self, InitError> {
+        let secret = parts.config.require_github_webhook_secret()?.clone();
+        let alerter = Alerter::new(
+            AlertSettings::from_config(&parts.config),
+            parts.stores.alerts.clone(),
+            parts.discord.clone(),
+            parts.metrics.clone(),
+        );
+        Ok(Self {
+            config: Arc::new(parts.config),
+            secret,
+            stores: parts.stores,
+            discord: parts.discord,
+            alerter,
+            metrics: parts.metrics,
+        })
+    }
+
+    pub fn from_config(config: Config, stores: Stores, metrics: Metrics) -> Result<Self, InitError> {
+        let discord = valine_core::discord_api::from_config(&config, std::time::Duration::from_secs(3));
+        Self::new(AppParts { config, stores, discord, metrics })
+    }
+
+    pub async fn handle(&self, req: HttpRequest) -> HttpResponse {
+        if req.method == http::Method::GET {
+            let path = req.path.trim_end_matches('/');
+            return if path.ends_with("/health/ready") {
+                let features = [("alerts", self.config.missing_for(Feature::Alerts))]
+                    .into_iter()
+                    .filter(|(_, m)| !m.is_empty() && self.config.enable_alerts)
+                    .collect();
+                valine_core::http::readiness(SERVICE, &[], features, &self.stores).await
+            } else if path.ends_with("/health") {
+                valine_core::http::health(SERVICE)
+            } else {
+                HttpResponse::error(StatusCode::NOT_FOUND, "not found")
+            };
+        }
+        if req.method != http::Method::POST {
+            return HttpResponse::error(StatusCode::METHOD_NOT_ALLOWED, "deliveries are POSTed");
+        }
+        self.delivery(req).await
+    }
+
+    async fn delivery(&self, req: HttpRequest) -> HttpResponse {
+        let started = Instant::now();
+        let event = match verify::verify(&req, self.secret.expose().as_bytes()) {
+            Ok(e) => e.to_string(),
+            Err(rejection) => {
+                if rejection != verify::Rejection::TooLarge && rejection != verify::Rejection::MissingEvent {
+                    self.metrics.verification_failure();
+                }
+                tracing::warn!(reason = rejection.message(), status = rejection.status().as_u16(), "delivery refused");
+                return HttpResponse::error(rejection.status(), rejection.message());
+            }
+        };
+        let Some(payload) = parse_payload(&req) else {
+            return HttpResponse::error(StatusCode::BAD_REQUEST, "body is not a JSON object");
+        };
+        let delivery_id = req.header("x-github-delivery").map(str::to_string);
+        let mut rec = TraceRecorder::new(TRACE_USER, format!("webhook:{event}"));
+        let span = tracing::info_span!(
+            "handle_delivery",
+            trace_id = %rec.trace_id(),
+            delivery_id = delivery_id.as_deref().unwrap_or(""),
+            event = %event,
+            cmd = %format!("webhook:{event}")
+        );
+        async {
+            self.metrics.delivery(&event);
+            let mut store_error: Option<StoreError> = None;
+            let mut recorded = false;
+            if let Some(id) = &delivery_id {
+                match rec.time("store.first_seen", self.stores.deliveries.first_seen(&format!("github:{id}"))).await {
+                    Ok(true) => recorded = true,
+                    Ok(false) => {
+                        tracing::info!("duplicate delivery: nothing done");
+                        return HttpResponse::ok(&json!({"status": "duplicate", "delivery": id}));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "delivery dedup unavailable; handling anyway");
+                        store_error = Some(e);
+                    }
+                }
+            }
+            let action = payload["action"].as_str().unwrap_or("").to_string();
+            let mut handled = match event.as_str() {
+                "ping" => {
+                    let hook_id = payload["hook_id"].as_u64().or_else(|| payload["hook"]["id"].as_u64());
+                    tracing::info!(hook_id = hook_id.unwrap_or(0), zen = payload["zen"].as_str().unwrap_or(""), "webhook ping");
+                    Handled { status: StatusCode::OK, body: json!({"status": "ok", "event": "ping", "hook_id": hook_id}), retryable_failure: false }
+                }
+                "workflow_run" => self.workflow_run(&mut rec, &payload, &action, &mut store_error).await,
+                "deployment_status" => self.deployment_status(&mut rec, &payload).await,
+                _ => {
+                    rec.note("route", StepStatus::Skipped, Some("event not acted on".into()));
+                    Handled { status: StatusCode::ACCEPTED, body: json!({"status": "ignored", "event": event}), retryable_failure: false }
+                }
+            };
+            // Only events that act need the store; a ping or an ignored event answers as usual.
+            let acts = matches!(event.as_str(), "workflow_run" | "deployment_status");
+            if let Some(e) = &store_error
+                && acts
+                && handled.status.is_success()
+                && handled.status != StatusCode::ACCEPTED
+            {
+                rec.fail(e);
+                handled.status = StatusCode::SERVICE_UNAVAILABLE;
+                handled.body["status"] = json!("error");
+                handled.body["error"] = json!(format!("{e}; redeliver once the store is back"));
+                handled.retryable_failure = true;
+            }
+            if handled.retryable_failure
+                && recorded
+                && let Some(id) = &delivery_id
+                && let Err(e) = self.stores.deliveries.forget(&format!("github:{id}")).await
+            {
+                tracing::error!(error = %e, "could not forget the failed delivery; a redelivery will be taken as a duplicate");
+            }
+            handled.body["trace_id"] = json!(rec.trace_id());
+            if !action.is_empty() {
+                handled.body["action"] = json!(action);
+            }
+            let trace = rec.snapshot();
+            if let Err(e) = self.stores.traces.put(&trace).await {
+                tracing::warn!(error = %e, "could not store the delivery's trace");
+            }
+            tracing::info!(
+                status = handled.status.as_u16(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                outcome = %handled.body["status"],
+                "delivery handled"
+            );
+            HttpResponse::json(handled.status, &handled.body)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn workflow_run(
+        &self,
+        rec: &mut TraceRecorder,
+        payload: &Value,
+        action: &str,
+        store_error: &mut Option<StoreError>,
+    ) -> Handled {
+        let Some(run) = events::workflow_run_record(payload) else {
+            rec.note("parse", StepStatus::Skipped, Some("no workflow_run in the payload".into()));
+            return Handled {
+                status: StatusCode::ACCEPTED,
+                body: json!({"status": "ignored", "event": "workflow_run", "reason": "no workflow_run"}),
+                retryable_failure: false,
+            };
+        };
+        tracing::info!(run_id = run.run_id, workflow = %run.workflow_name, branch = %run.head_branch, status = %run.status, conclusion = run.conclusion.as_deref().unwrap_or(""), "workflow run");
+        let newer = match rec.time("store.upsert_run", self.stores.runs.upsert_run(&run)).await {
+            Ok(written) => written,
+            Err(e) => {
+                store_error.get_or_insert(e);
+                true
+            }
+        };
+        let progress = if newer { self.diagnose_progress(rec, &run).await } else { None };
+        let mut body = json!({"status": "ok", "event": "workflow_run", "run_id": run.run_id});
+        if let Some(p) = progress {
+            body["diagnose"] = json!(p);
+        }
+        let decision = events::decide_workflow_run(action, &run, &self.config.alert_branches, rec.trace_id());
+        let failed = self.act(rec, decision, &mut body).await;
+        Handled {
+            status: if failed { StatusCode::BAD_GATEWAY } else { StatusCode::OK },
+            body,
+            retryable_failure: failed,
+        }
+    }
+
+    async fn deployment_status(&self, rec: &mut TraceRecorder, payload: &Value) -> Handled {
+        let decision = events::decide_deployment_status(payload, rec.trace_id());
+        let mut body =
+            json!({"status": "ok", "event": "deployment_status", "state": payload["deployment_status"]["state"]});
+        let failed = self.act(rec, decision, &mut body).await;
+        Handled {
+            status: if failed { StatusCode::BAD_GATEWAY } else { StatusCode::OK },
+            body,
+            retryable_failure: failed,
+        }
+    }
+
+    /// Carries out a decision; true when an alert or a resolved message could not be sent.
+    async fn act(&self, rec: &mut TraceRecorder, decision: Decision, body: &mut Value) -> bool {
+        match decision {
+            Decision::Alert(alert) => {
+                let t = rec.start("alert.raise");
+                let outcome = self.alerter.raise(&alert).await;
+                let failed = matches!(outcome, AlertOutcome::Failed { .. });
+                rec.finish(
+                    t,
+                    if failed { StepStatus::Error } else { StepStatus::Ok },
+                    Some(outcome.as_str().to_string()),
+                );
+                body["alert"] = json!(outcome.as_str());
+                if let AlertOutcome::Failed { error } = &outcome {
+                    rec.fail(error);
+                    body["status"] = json!("error");
+                    body["error"] = json!(format!("the alert could not be posted: {error}; redeliver to retry"));
+                }
+                failed
+            }
+            Decision::Resolve { repository, workflow, branch, run_url } => {
+                let t = rec.start("alert.resolve");
+                let outcome =
+                    self.alerter.resolve(&repository, &workflow, &branch, run_url.as_deref(), rec.trace_id()).await;
+                let failed = matches!(outcome, Some(AlertOutcome::Failed { .. }));
+                let label = outcome.as_ref().map_or("nothing to resolve", AlertOutcome::as_str);
+                rec.finish(t, if failed { StepStatus::Error } else { StepStatus::Ok }, Some(label.to_string()));
+                if let Some(o) = &outcome {
+                    body["resolved"] = json!(o.as_str());
+                }
+                failed
+            }
+            Decision::Nothing(reason) => {
+                rec.note("decide", StepStatus::Skipped, Some(reason.to_string()));
+                false
+            }
+        }
+    }
+
+    /// Edits the `/diagnose` message of a pending correlation named in the run's title.
+    async fn diagnose_progress(&self, rec: &mut TraceRecorder, run: &RunRecord) -> Option<&'static str> {
+        for id in correlation_ids_in(&run.title) {
+            let correlation = match rec.time("store.get_correlation", self.stores.runs.get_correlation(&id)).await {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look up a diagnose correlation");
+                    continue;
+                }
+            };
+            rec.set_correlation_id(&id);
+            let body = progress_message(&correlation, Some(run));
+            let discord = self.discord.clone();
+            let edited = rec
+                .time(
+                    "discord.edit_original",
+                    discord.edit_original(correlation.application_id, &correlation.interaction_token, &body),
+                )
+                .await;
+            return Some(match edited {
+                Ok(()) => {
+                    tracing::info!(correlation_id = %id, status = %run.status, "diagnose progress updated");
+                    "updated"
+                }
+                Err(e) => {
+                    tracing::warn!(correlation_id = %id, error = %e, "could not update the diagnose message");
+                    "not_updated"
+                }
+            });
+        }
+        None
+    }
+}
+
+/// The JSON payload: the body itself, or the `payload` field of a form-encoded delivery.
+fn parse_payload(req: &HttpRequest) -> Option<Value> {
+    let form = req.header("content-type").is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let value: Value = if form {
+        let payload = url::form_urlencoded::parse(&req.body).find(|(k, _)| k == "payload")?.1;
+        serde_json::from_str(&payload).ok()?
+    } else {
+        serde_json::from_slice(&req.body).ok()?
+    };
+    value.is_object().then_some(value)
+}

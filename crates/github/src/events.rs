@@ -1,0 +1,272 @@
+//! What a delivery means, decided without any I/O: the run it reports, and whether it raises an
+//! alert, resolves one, or changes nothing. Every field is read leniently: GitHub's payloads
+//! differ between github.com, GHES and older hooks, and none of that may fail a delivery.
+
+use serde_json::Value;
+use valine_core::alert::{Alert, AlertKind, Severity};
+use valine_core::clock::{now_secs, parse_rfc3339_secs};
+use valine_core::store::RunRecord;
+
+/// What to do about one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Alert(Box<Alert>),
+    Resolve { repository: String, workflow: String, branch: String, run_url: Option<String> },
+    Nothing(&'static str),
+}
+
+fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().filter(|s| !s.is_empty())
+}
+
+fn n(v: &Value, path: &[&str]) -> Option<u64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_u64()
+}
+
+/// The repository's `owner/name`.
+pub fn repository(payload: &Value) -> String {
+    s(payload, &["repository", "full_name"]).unwrap_or("unknown/unknown").to_string()
+}
+
+/// The run a `workflow_run` delivery reports; `None` without a run id.
+pub fn workflow_run_record(payload: &Value) -> Option<RunRecord> {
+    let run = payload.get("workflow_run")?;
+    let run_id = n(run, &["id"])?;
+    let now = now_secs();
+    let time = |key: &str| s(run, &[key]).and_then(parse_rfc3339_secs);
+    let workflow_id = n(run, &["workflow_id"]).or_else(|| n(payload, &["workflow", "id"])).unwrap_or(0);
+    let workflow_name = s(payload, &["workflow", "name"])
+        .or_else(|| s(run, &["name"]))
+        .map(str::to_string)
+        .or_else(|| s(run, &["path"]).map(|p| p.rsplit('/').next().unwrap_or(p).to_string()))
+        .unwrap_or_else(|| format!("workflow {workflow_id}"));
+    Some(RunRecord {
+        run_id,
+        repository: repository(payload),
+        workflow_id,
+        workflow_name,
+        title: s(run, &["display_title"]).or_else(|| s(run, &["name"])).unwrap_or("").to_string(),
+        head_branch: s(run, &["head_branch"]).unwrap_or("").to_string(),
+        head_sha: s(run, &["head_sha"]).unwrap_or("").to_string(),
+        status: s(run, &["status"]).unwrap_or("unknown").to_string(),
+        conclusion: s(run, &["conclusion"]).map(str::to_string),
+        html_url: s(run, &["html_url"]).unwrap_or("").to_string(),
+        run_number: n(run, &["run_number"]).unwrap_or(0),
+        event: s(run, &["event"]).unwrap_or("").to_string(),
+        actor: s(run, &["triggering_actor", "login"])
+            .or_else(|| s(run, &["actor", "login"]))
+            .or_else(|| s(payload, &["sender", "login"]))
+            .map(str::to_string),
+        created_at: time("created_at").unwrap_or(now),
+        updated_at: time("updated_at").or_else(|| time("created_at")).unwrap_or(now),
+        run_started_at: time("run_started_at"),
+    })
+}
+
+/// `main`, or `release/*` for every branch under `release/`.
+pub fn branch_matches(patterns: &[String], branch: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => branch.starts_with(prefix),
+        None => p == branch,
+    })
+}
+
+/// A completed failure on an alert branch alerts; a success there may resolve.
+pub fn decide_workflow_run(action: &str, run: &RunRecord, alert_branches: &[String], trace_id: &str) -> Decision {
+    if action != "completed" && run.status != "completed" {
+        return Decision::Nothing("run not completed");
+    }
+    if !branch_matches(alert_branches, &run.head_branch) {
+        return Decision::Nothing("branch not in ALERT_BRANCHES");
+    }
+    let conclusion = run.conclusion.as_deref().unwrap_or("");
+    let (severity, verb) = match conclusion {
+        "failure" => (Severity::Error, "failed"),
+        "startup_failure" => (Severity::Error, "could not start"),
+        "timed_out" => (Severity::Warning, "timed out"),
+        "success" => {
+            return Decision::Resolve {
+                repository: run.repository.clone(),
+                workflow: run.workflow_name.clone(),
+                branch: run.head_branch.clone(),
+                run_url: Some(run.html_url.clone()).filter(|u| !u.is_empty()),
+            };
+        }
+        _ => return Decision::Nothing("conclusion does not alert"),
+    };
+    Decision::Alert(Box::new(Alert {
+        severity,
+        kind: AlertKind::WorkflowFailed,
+        title: format!("{} {verb} on {}", run.workflow_name, run.head_branch),
+        repository: run.repository.clone(),
+        workflow: run.workflow_name.clone(),
+        branch: run.head_branch.clone(),
+        commit: Some(run.head_sha.clone()).filter(|c| !c.is_empty()),
+        actor: run.actor.clone(),
+        conclusion: Some(conclusion.to_string()),
+        run_url: Some(run.html_url.clone()).filter(|u| !u.is_empty()),
+        trace_id: trace_id.to_string(),
+        detail: Some(format!("run #{}: {}", run.run_number, run.title)).filter(|_| !run.title.is_empty()),
+    }))
+}
+
+/// `failure` / `error` alert (critical for production environments); `success` may resolve.
+pub fn decide_deployment_status(payload: &Value, trace_id: &str) -> Decision {
+    let state = s(payload, &["deployment_status", "state"]).unwrap_or("");
+    let environment = s(payload, &["deployment_status", "environment"])
+        .or_else(|| s(payload, &["deployment", "environment"]))
+        .unwrap_or("unknown");
+    let workflow = format!("deploy:{environment}");
+    let repository = repository(payload);
+    let git_ref = s(payload, &["deployment", "ref"]).unwrap_or("").to_string();
+    let url = s(payload, &["deployment_status", "log_url"])
+        .or_else(|| s(payload, &["deployment_status", "target_url"]))
+        .map(str::to_string);
+    match state {
+        "failure" | "error" => {
+            let production = environment.to_ascii_lowercase().contains("prod");
+            Decision::Alert(Box::new(Alert {
+                severity: if production { Severity::Critical } else { Severity::Error },
+                kind: AlertKind::DeploymentFailed,
+                title: format!("Deployment to {environment} {}", if state == "error" { "errored" } else { "failed" }),
+                repository,
+                workflow,
+                branch: git_ref,
+                commit: s(payload, &["deployment", "sha"]).map(str::to_string),
+                actor: s(payload, &["deployment_status", "creator", "login"])
+                    .or_else(|| s(payload, &["sender", "login"]))
+                    .map(str::to_string),
+                conclusion: Some(state.to_string()),
+                run_url: url,
+                trace_id: trace_id.to_string(),
+                detail: s(payload, &["deployment_status", "description"]).map(str::to_string),
+            }))
+        }
+        "success" => Decision::Resolve { repository, workflow, branch: git_ref, run_url: url },
+        _ => Decision::Nothing("deployment state does not alert"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The shape of a github.com `workflow_run` delivery.
+    fn workflow_run(action: &str, status: &str, conclusion: Option<&str>, branch: &str) -> Value {
+        json!({
+            "action": action,
+            "workflow_run": {
+                "id": 289782451, "name": "", "display_title": "fix: retry uploads", "head_branch": branch,
+                "head_sha": "3484a3fb816e0859fd6e1cea078d76385ff50625", "path": ".github/workflows/test.yml",
+                "run_number": 163, "event": "push", "status": status, "conclusion": conclusion, "workflow_id": 2823525,
+                "html_url": "https://github.com/octo-org/octo-repo/actions/runs/289782451",
+                "created_at": "2020-10-05T16:33:24Z", "updated_at": "2020-10-05T16:35:24Z", "run_started_at": "2020-10-05T16:33:49Z",
+                "actor": {"login": "octocat"}, "triggering_actor": {"login": "hubot"}, "pull_requests": []
+            },
+            "workflow": {"id": 2823525, "name": "test", "path": ".github/workflows/test.yml", "state": "active"},
+            "repository": {"full_name": "octo-org/octo-repo"},
+            "sender": {"login": "octocat"}
+        })
+    }
+
+    fn branches() -> Vec<String> {
+        vec!["main".into(), "release/*".into()]
+    }
+
+    #[test]
+    fn reads_a_run_from_a_delivery() {
+        let r = workflow_run_record(&workflow_run("completed", "completed", Some("failure"), "main")).unwrap();
+        assert_eq!(r.run_id, 289782451);
+        assert_eq!(r.workflow_name, "test");
+        assert_eq!(r.title, "fix: retry uploads");
+        assert_eq!(r.actor.as_deref(), Some("hubot"));
+        assert_eq!(r.updated_at - r.created_at, 120);
+        assert_eq!(r.run_started_at, Some(r.created_at + 25));
+        assert!(workflow_run_record(&json!({"workflow_run": {}})).is_none());
+        assert!(workflow_run_record(&json!({})).is_none());
+        // the oldest hooks: no workflow object, a name on the run
+        let mut old = workflow_run("completed", "completed", Some("success"), "main");
+        old.as_object_mut().unwrap().remove("workflow");
+        old["workflow_run"]["name"] = json!("Legacy CI");
+        assert_eq!(workflow_run_record(&old).unwrap().workflow_name, "Legacy CI");
+    }
+
+    #[test]
+    fn decision_table_for_workflow_runs() {
+        let cases: &[(&str, &str, Option<&str>, &str, &str)] = &[
+            ("completed", "completed", Some("failure"), "main", "alert:error"),
+            ("completed", "completed", Some("startup_failure"), "main", "alert:error"),
+            ("completed", "completed", Some("timed_out"), "release/2.1", "alert:warning"),
+            ("completed", "completed", Some("failure"), "feature/x", "nothing"),
+            ("completed", "completed", Some("cancelled"), "main", "nothing"),
+            ("completed", "completed", Some("skipped"), "main", "nothing"),
+            ("completed", "completed", Some("success"), "main", "resolve"),
+            ("completed", "completed", Some("success"), "feature/x", "nothing"),
+            ("requested", "queued", None, "main", "nothing"),
+            ("in_progress", "in_progress", None, "main", "nothing"),
+            ("requested", "completed", Some("failure"), "main", "alert:error"),
+        ];
+        for (action, status, conclusion, branch, expected) in cases {
+            let run = workflow_run_record(&workflow_run(action, status, *conclusion, branch)).unwrap();
+            let got = match decide_workflow_run(action, &run, &branches(), "t-1") {
+                Decision::Alert(a) => {
+                    assert_eq!(a.trace_id, "t-1");
+                    assert_eq!(a.dedup_key(), format!("octo-org/octo-repo|test|{branch}|workflow_failed"));
+                    assert_eq!(a.commit.as_deref(), Some("3484a3fb816e0859fd6e1cea078d76385ff50625"));
+                    format!("alert:{}", a.severity.as_str())
+                }
+                Decision::Resolve { workflow, branch: b, .. } => {
+                    assert_eq!((workflow.as_str(), b.as_str()), ("test", *branch));
+                    "resolve".to_string()
+                }
+                Decision::Nothing(_) => "nothing".to_string(),
+            };
+            assert_eq!(&got, expected, "{action} {status} {conclusion:?} {branch}");
+        }
+    }
+
+    #[test]
+    fn decision_table_for_deployment_statuses() {
+        let payload = |state: &str, env: &str| {
+            json!({
+                "action": "created",
+                "deployment_status": {"state": state, "environment": env, "description": "boom", "target_url": "https://ci.example.com/1", "creator": {"login": "deployer"}},
+                "deployment": {"ref": "main", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "environment": env},
+                "repository": {"full_name": "Codertocat/Hello-World"},
+                "sender": {"login": "Codertocat"}
+            })
+        };
+        match decide_deployment_status(&payload("failure", "production"), "t") {
+            Decision::Alert(a) => {
+                assert_eq!(a.severity, Severity::Critical);
+                assert_eq!(a.dedup_key(), "Codertocat/Hello-World|deploy:production|main|deployment_failed");
+                assert_eq!(a.actor.as_deref(), Some("deployer"));
+                assert_eq!(a.run_url.as_deref(), Some("https://ci.example.com/1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(decide_deployment_status(&payload("error", "staging"), "t"), Decision::Alert(a) if a.severity == Severity::Error)
+        );
+        assert!(matches!(decide_deployment_status(&payload("success", "staging"), "t"), Decision::Resolve { .. }));
+        assert!(matches!(decide_deployment_status(&payload("in_progress", "staging"), "t"), Decision::Nothing(_)));
+        assert!(matches!(decide_deployment_status(&json!({}), "t"), Decision::Nothing(_)));
+    }
+
+    #[test]
+    fn branch_patterns() {
+        assert!(branch_matches(&branches(), "main"));
+        assert!(branch_matches(&branches(), "release/1.0"));
+        assert!(!branch_matches(&branches(), "mainline"));
+        assert!(!branch_matches(&branches(), ""));
+    }
+}
