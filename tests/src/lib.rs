@@ -1,1 +1,261 @@
+//! A small Lambda Runtime API of our own, to run the real handler binaries as Lambda runs them:
+//! the binary long-polls `/runtime/invocation/next`, gets an event, and posts its answer to
+//! `/runtime/invocation/{id}/response`. The same server answers the Lambda `Invoke` API, so a
+//! handler's asynchronous self-invocation (a deferred job) comes back through `/next`, as it
+//! does in AWS.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// What came back for one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Response(Value),
+    Error(Value),
+}
+
+struct Shared {
+    queue_tx: mpsc::UnboundedSender<(String, Value)>,
+    queue_rx: Mutex<mpsc::UnboundedReceiver<(String, Value)>>,
+    waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    /// Events that arrived through the Invoke API (asynchronous self-invocations).
+    async_invocations: Mutex<Vec<Value>>,
+    init_errors: Mutex<Vec<Value>>,
+}
+
+/// The Runtime API (and Invoke API) on 127.0.0.1.
+pub struct RuntimeApi {
+    shared: Arc<Shared>,
+    pub addr: std::net::SocketAddr,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl RuntimeApi {
+    pub async fn start() -> Self {
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            queue_tx,
+            queue_rx: Mutex::new(queue_rx),
+            waiters: Mutex::new(HashMap::new()),
+            async_invocations: Mutex::new(Vec::new()),
+            init_errors: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .route("/2015-03-31/functions/{name}/invocations", post(invoke_api))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the runtime API");
+        let addr = listener.local_addr().expect("local address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { shared, addr, _server: server }
+    }
+
+    /// `AWS_LAMBDA_RUNTIME_API` for the binary.
+    pub fn runtime_api(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `AWS_ENDPOINT_URL_LAMBDA`: where the binary's Lambda client sends `Invoke`.
+    pub fn invoke_endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues an event and waits for the function's answer.
+    pub async fn invoke(&self, event: Value, timeout: Duration) -> Option<Outcome> {
+        let id = uuid_like();
+        let (tx, rx) = oneshot::channel();
+        self.shared.waiters.lock().await.insert(id.clone(), tx);
+        let _ = self.shared.queue_tx.send((id, event));
+        tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok)
+    }
+
+    /// Events the function sent itself through the Invoke API.
+    pub async fn async_invocations(&self) -> Vec<Value> {
+        self.shared.async_invocations.lock().await.clone()
+    }
+
+    pub async fn init_errors(&self) -> Vec<Value> {
+        self.shared.init_errors.lock().await.clone()
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!("00000000-0000-4000-8000-{:012x}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    let item = shared.queue_rx.lock().await.recv().await;
+    let Some((id, event)) = item else {
+        return StatusCode::GONE.into_response();
+    };
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        + 60_000;
+    let mut headers = HeaderMap::new();
+    let put = |h: &mut HeaderMap, k: &'static str, v: String| {
+        if let Ok(v) = v.parse() {
+            h.insert(k, v);
+        }
+    };
+    put(&mut headers, "lambda-runtime-aws-request-id", id);
+    put(&mut headers, "lambda-runtime-deadline-ms", deadline.to_string());
+    put(&mut headers, "lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:valine-e2e".into());
+    put(&mut headers, "lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".into());
+    put(&mut headers, "content-type", "application/json".into());
+    (StatusCode::OK, headers, event.to_string()).into_response()
+}
+
+async fn finish(shared: &Shared, id: &str, outcome: Outcome) {
+    if let Some(tx) = shared.waiters.lock().await.remove(id) {
+        let _ = tx.send(outcome);
+    }
+}
+
+async fn response(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    finish(&shared, &id, Outcome::Response(value)).await;
+    StatusCode::ACCEPTED
+}
+
+async fn error(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    finish(&shared, &id, Outcome::Error(value)).await;
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    shared.init_errors.lock().await.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+    StatusCode::ACCEPTED
+}
+
+/// The Lambda `Invoke` API: an `Event` invocation is queued (202) and runs through `/next`.
+async fn invoke_api(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let asynchronous = headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()) == Some("Event");
+    if !asynchronous {
+        return (StatusCode::BAD_REQUEST, "only Event invocations are emulated").into_response();
+    }
+    shared.async_invocations.lock().await.push(event.clone());
+    let id = uuid_like();
+    let _ = shared.queue_tx.send((id, event));
+    (StatusCode::ACCEPTED, [("x-amzn-requestid", "e2e")], "").into_response()
+}
+
+/// An API Gateway HTTP API (payload 2.0) event, which is also what a Function URL sends.
+pub fn http_api_event(method: &str, path: &str, headers: &[(&str, String)], body: &[u8], base64: bool) -> Value {
+    use base64::Engine;
+    let header_map: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), json!(v))).collect();
+    let body = if base64 {
+        json!(base64::engine::general_purpose::STANDARD.encode(body))
+    } else {
+        json!(String::from_utf8_lossy(body))
+    };
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": header_map,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "e2eapi",
+            "domainName": "e2eapi.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "e2eapi",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "Discord-Interactions/1.0"},
+            "requestId": "e2e-request",
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "22/Nov/2026:15:00:00 +0000",
+            "timeEpoch": 1_795_000_000_000u64
+        },
+        "body": body,
+        "isBase64Encoded": base64
+    })
+}
+
+/// Where the workspace builds to.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"))
+}
+
+/// Builds (if needed) and returns a release binary of the workspace.
+pub fn release_binary(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .status()
+        .expect("run cargo build --release");
+    assert!(status.success(), "cargo build --release -p {package} failed");
+    target_dir().join("release").join(bin)
+}
+
+/// A handler binary running under the runtime API.
+pub struct Function {
+    pub child: Child,
+    pub started: Instant,
+}
+
+impl Function {
+    /// Starts `binary` with the Lambda environment plus `env`; stdout (the JSON log) is captured.
+    pub fn start(binary: &Path, runtime: &RuntimeApi, name: &str, env: &[(&str, String)], log: &Path) -> Self {
+        let log_file = std::fs::File::create(log).expect("create the log file");
+        let mut cmd = Command::new(binary);
+        cmd.env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.runtime_api())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "e2e")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL_LAMBDA", runtime.invoke_endpoint())
+            .stdout(Stdio::from(log_file.try_clone().expect("clone the log file")))
+            .stderr(Stdio::from(log_file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let started = Instant::now();
+        let child = cmd.spawn().expect("start the handler binary");
+        Self { child, started }
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB, on Linux.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,9 +1,19 @@
 //! valinectl: runs Valine locally, sends it signed requests, registers its commands, looks up
 //! traces and audit records, and redacts logs.
 
+mod devkeys;
+mod lookup;
 mod redact_cmd;
+mod register;
+mod send;
+mod serve;
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use valine_core::config::Config;
 
 #[derive(Parser, Debug)]
 #[command(name = "valinectl", version, about = "Run, poke and inspect the Valine ops bot")]
@@ -14,6 +24,39 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run both handlers locally (POST /discord, POST /github/webhook, GET /health) on the
+    /// embedded store in DATA_DIR.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        addr: SocketAddr,
+    },
+    /// Sign and send an interaction (`send status --count 3`) or a GitHub delivery
+    /// (`send --webhook workflow_run FILE`) to a running `valinectl serve`, and print the answer.
+    Send(SendArgs),
+    /// Bulk-overwrite the slash commands, printing the difference first.
+    Register {
+        /// Register in one guild (instant) instead of globally.
+        #[arg(long)]
+        guild: Option<u64>,
+        /// Print the difference and stop.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A stored trace and the matching log lines of both functions, as one timeline.
+    Trace {
+        trace_id: String,
+        /// Also read CloudWatch Logs (needs AWS credentials and AWS_REGION).
+        #[arg(long)]
+        logs: bool,
+        /// How far back to search the logs, in hours.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+    },
+    /// Audit records: one by id, a user's newest, or whether a text is the one a record holds.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Copy stdin to stdout with every secret redacted (for pasting logs into an issue).
     Redact,
     /// The DynamoDB tables: print their CloudFormation, or create them on a DynamoDB server.
@@ -23,26 +66,167 @@ enum Command {
     },
 }
 
+#[derive(Args, Debug)]
+struct SendArgs {
+    /// The command: status, diagnose, relay-send, relay-dm, debug-last, or ping.
+    command: Option<String>,
+    /// A GitHub delivery instead: the event name and the payload file.
+    #[arg(long, num_args = 2, value_names = ["EVENT", "FILE"])]
+    webhook: Option<Vec<String>>,
+    /// The server.
+    #[arg(long, default_value = "http://127.0.0.1:8787")]
+    url: String,
+    #[arg(long)]
+    count: Option<i64>,
+    #[arg(long)]
+    workflow: Option<String>,
+    #[arg(long)]
+    frontend_url: Option<String>,
+    #[arg(long)]
+    api_base: Option<String>,
+    /// relay-send: the channel id.
+    #[arg(long)]
+    channel: Option<String>,
+    /// relay-dm: the user id.
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    message: Option<String>,
+    #[arg(long)]
+    confirm: bool,
+    /// relay: show the summary to the channel instead of only to the caller.
+    #[arg(long)]
+    public: bool,
+    /// The user the interaction comes from (default: the first of ADMIN_USER_IDS, else a local id).
+    #[arg(long)]
+    as_user: Option<u64>,
+    /// Roles of that user (repeatable).
+    #[arg(long)]
+    role: Vec<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditAction {
+    /// One record by its audit id.
+    Show { audit_id: String },
+    /// A user's newest records.
+    User {
+        user_id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Reads a text on stdin and says whether it is the text the record's digest was made from.
+    Verify { audit_id: String },
+}
+
 #[derive(Subcommand, Debug)]
 enum TablesAction {
     /// Print the table resources as they stand in template.yaml.
     Cfn,
+    /// Create the tables (AUDIT_TABLE_NAME, RUNS_TABLE_NAME, STATE_TABLE_NAME) on the DynamoDB
+    /// server of AWS_ENDPOINT_URL (or AWS itself).
+    Create,
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+fn config() -> Result<Config, String> {
+    Config::from_env().map_err(|e| e.to_string())
+}
+
+/// Local look-ups use the same development keys as `serve`.
+fn local_config() -> Result<Config, String> {
+    let config = config()?;
+    if config.store == valine_core::config::StoreKind::Embedded { serve::local_config(config, false) } else { Ok(config) }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Redact => match redact_cmd::run(std::io::stdin().lock(), std::io::stdout().lock()) {
-            Ok(_) => std::process::ExitCode::SUCCESS,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("valinectl redact: {e}");
-                std::process::ExitCode::FAILURE
+        Command::Serve { addr } => serve::run(addr).await,
+        Command::Send(args) => {
+            let config = local_config()?;
+            let answer = match (&args.webhook, &args.command) {
+                (Some(w), _) => send::webhook(&args.url, &config, &w[0], &PathBuf::from(&w[1])).await?,
+                (None, Some(command)) => {
+                    let interaction = send::Interaction {
+                        command: command.trim_start_matches('/').to_string(),
+                        count: args.count,
+                        workflow: args.workflow,
+                        frontend_url: args.frontend_url,
+                        api_base: args.api_base,
+                        channel: args.channel,
+                        user: args.user,
+                        message: args.message,
+                        confirm: args.confirm,
+                        public: args.public,
+                        as_user: args.as_user.or(config.admin_user_ids.first().copied()).unwrap_or(100_000_000_000_000_042),
+                        roles: args.role,
+                    };
+                    send::interaction(&args.url, &config, &interaction).await?
+                }
+                (None, None) => return Err("say what to send: a command (`send status`) or `--webhook EVENT FILE`".into()),
+            };
+            println!("{}", send::describe(&answer));
+            if answer.status >= 400 { Err(format!("the server answered {}", answer.status)) } else { Ok(()) }
+        }
+        Command::Register { guild, dry_run } => register::run(&config()?, guild, dry_run).await,
+        Command::Trace { trace_id, logs, hours } => {
+            print!("{}", lookup::trace(&local_config()?, &trace_id, hours, logs).await?);
+            Ok(())
+        }
+        Command::Audit { action } => {
+            let config = local_config()?;
+            match action {
+                AuditAction::Show { audit_id } => println!("{}", lookup::audit_show(&config, &audit_id).await?),
+                AuditAction::User { user_id, limit } => println!("{}", lookup::audit_user(&config, &user_id, limit).await?.trim_end()),
+                AuditAction::Verify { audit_id } => {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| e.to_string())?;
+                    let text = text.strip_suffix('\n').unwrap_or(&text);
+                    if lookup::audit_verify(&config, &audit_id, text).await? {
+                        println!("match: this is the text record {audit_id} was made from");
+                    } else {
+                        return Err(format!("no match: record {audit_id} was made from another text"));
+                    }
+                }
             }
+            Ok(())
+        }
+        Command::Redact => match redact_cmd::run(std::io::stdin().lock(), std::io::stdout().lock()) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(e.to_string()),
         },
         Command::Tables { action: TablesAction::Cfn } => {
             print!("{}", valine_core::store::schema::cloudformation_tables());
-            std::process::ExitCode::SUCCESS
+            Ok(())
+        }
+        Command::Tables { action: TablesAction::Create } => {
+            let config = config()?;
+            let sdk = valine_core::store::dynamo::sdk_config().await;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let names = valine_core::store::dynamo::TableNames::from_config(&config);
+            eprintln!("Creating {}, {} and {}…", names.audit, names.runs, names.state);
+            valine_core::store::dynamo::create_tables(&client, &names).await.map_err(|e| e.to_string())?;
+            println!("Tables ready: {}, {}, {}", names.audit, names.runs, names.state);
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `redact` streams synchronously; everything else needs the runtime.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("valinectl: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("valinectl: {}", valine_core::redact::redact(&e));
+            ExitCode::FAILURE
         }
     }
 }

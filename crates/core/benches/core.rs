@@ -1,1 +1,111 @@
-fn main() {}
+//! Redaction throughput, dedup and trace-cache operations. `cargo bench -p valine-core`.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use valine_core::alert::{Alert, AlertKind, Severity, window_holds};
+use valine_core::redact::redact_bytes;
+use valine_core::trace::{Trace, TraceCache};
+
+/// 1 MiB of realistic log text, optionally with a secret in every KiB.
+fn log_text(with_secrets: bool) -> Vec<u8> {
+    let lines = [
+        r#"{"ts":"2026-01-02T12:00:00.000Z","level":"info","service":"discord-handler","fn":"handle_command","trace_id":"6f1c2a4e-8b3d-4c5e-9f70-112233445566","user_id":"80351110224678912","cmd":"/status","msg":"interaction answered","duration_ms":182}"#,
+        "2026-01-02 12:00:01 INFO deploy: pushed commit 3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f60718293 to main for acme/widget",
+        "GET https://api.github.com/repos/acme/widget/actions/runs?per_page=5 200 312ms tokenizer=bert max_tokens=512",
+    ];
+    let secrets = [
+        "Authorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "password=correct-horse-battery-staple",
+        "AKIAIOSFODNN7EXAMPLE",
+        "https://user:hunter2@db.internal/app",
+    ];
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut next_secret = 1024;
+    let mut i = 0;
+    while out.len() < (1 << 20) {
+        out.extend_from_slice(lines[i % lines.len()].as_bytes());
+        out.push(b'\n');
+        if with_secrets && out.len() >= next_secret {
+            out.extend_from_slice(secrets[i % secrets.len()].as_bytes());
+            out.push(b'\n');
+            next_secret += 1024;
+        }
+        i += 1;
+    }
+    out.truncate(1 << 20);
+    out
+}
+
+fn redaction(c: &mut Criterion) {
+    let mut g = c.benchmark_group("redact_1MiB");
+    g.throughput(Throughput::Bytes(1 << 20));
+    for (name, secrets) in [("clean", false), ("secret_every_KiB", true)] {
+        let text = log_text(secrets);
+        g.bench_function(name, |b| b.iter(|| black_box(redact_bytes(black_box(&text))).len()));
+    }
+    g.finish();
+}
+
+fn alert(trace: &str) -> Alert {
+    Alert {
+        severity: Severity::Error,
+        kind: AlertKind::WorkflowFailed,
+        title: "CI failed on main".into(),
+        repository: "acme/widget".into(),
+        workflow: "CI".into(),
+        branch: "main".into(),
+        commit: None,
+        actor: None,
+        conclusion: Some("failure".into()),
+        run_url: None,
+        trace_id: trace.into(),
+        detail: None,
+    }
+}
+
+fn dedup(c: &mut Criterion) {
+    let a = alert("6f1c2a4e-8b3d-4c5e-9f70-112233445566");
+    c.bench_function("dedup_key_and_window", |b| {
+        b.iter(|| {
+            let key = black_box(&a).dedup_key();
+            black_box(window_holds(Some(1_000_300), black_box(1_000_000))) && !key.is_empty()
+        })
+    });
+}
+
+fn trace_cache(c: &mut Criterion) {
+    let mut g = c.benchmark_group("trace_cache");
+    for users in [100usize, 10_000, 100_000] {
+        let cache = TraceCache::new(users);
+        let trace = |u: usize| Trace {
+            trace_id: format!("t-{u}"),
+            user_id: u.to_string(),
+            command: "/status".into(),
+            started_at_ms: 0,
+            duration_ms: 1,
+            steps: vec![],
+            error: None,
+            links: vec![],
+            correlation_id: None,
+        };
+        for u in 0..users {
+            cache.put(trace(u));
+        }
+        let probe = (users / 2).to_string();
+        g.bench_with_input(BenchmarkId::new("last_for_user", users), &users, |b, _| {
+            b.iter(|| black_box(cache.last_for_user(black_box(&probe))).is_some())
+        });
+        let mut n = users;
+        g.bench_with_input(BenchmarkId::new("put_evicting", users), &users, |b, _| {
+            b.iter(|| {
+                n += 1;
+                cache.put(trace(n));
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, redaction, dedup, trace_cache);
+criterion_main!(benches);

@@ -15,6 +15,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod redact;
+pub mod signing;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -2,9 +2,6 @@
 //! request signing the way Discord and GitHub sign.
 
 use async_trait::async_trait;
-use ed25519_dalek::{Signer, SigningKey};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::audit::AuditRecord;
 use crate::store::*;
@@ -112,26 +109,8 @@ pub fn down_stores() -> Stores {
 }
 
 /// A fixed Ed25519 key for tests; its public half goes in `DISCORD_PUBLIC_KEY`.
-pub fn discord_key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
+pub fn discord_key(seed: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
 }
 
-/// `DISCORD_PUBLIC_KEY` for `key`.
-pub fn public_key_hex(key: &SigningKey) -> String {
-    hex::encode(key.verifying_key().to_bytes())
-}
-
-/// `X-Signature-Ed25519` for `timestamp` + `body`.
-pub fn discord_signature(key: &SigningKey, timestamp: &str, body: &[u8]) -> String {
-    let mut msg = timestamp.as_bytes().to_vec();
-    msg.extend_from_slice(body);
-    hex::encode(key.sign(&msg).to_bytes())
-}
-
-/// `X-Hub-Signature-256` for `body`.
-pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
+pub use crate::signing::{discord_signature, github_signature, public_key_hex};

@@ -172,8 +172,10 @@ impl App {
         let interaction: Interaction = match serde_json::from_slice(&req.body) {
             Ok(i) => i,
             Err(e) => {
-                tracing::warn!(error = %e, "interaction could not be read");
-                return HttpResponse::error(http::StatusCode::BAD_REQUEST, &format!("malformed interaction: {e}"));
+                // Signed by Discord, but missing fields serenity's model requires (older or
+                // partial shapes): answer from the envelope rather than fail the interaction.
+                tracing::warn!(error = %e, "interaction could not be read in full; answered from its envelope");
+                return HttpResponse::ok(&partial_answer(&req.body, kind));
             }
         };
         let answer = match interaction {
@@ -289,6 +291,22 @@ impl App {
         if tokio::time::timeout(budget, self.alerter.raise(&alert)).await.is_err() {
             tracing::error!(alert_key = %alert.dedup_key(), "Alert failed: no time left to send it");
         }
+    }
+}
+
+/// The answer to an interaction that could not be read in full: nothing is run.
+fn partial_answer(body: &[u8], kind: Option<u64>) -> Value {
+    let name = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["data"]["name"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    match kind {
+        Some(4) => response::choices(&[]),
+        Some(2) if ["status", "diagnose", "relay-send", "relay-dm", "debug-last"].contains(&name.as_str()) => {
+            response::message("This command arrived incomplete and was not run. Try again.", true)
+        }
+        Some(2) => response::message("Unknown command", true),
+        _ => response::message("This interaction is not recognised.", true),
     }
 }
 

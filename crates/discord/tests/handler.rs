@@ -239,7 +239,13 @@ async fn refusals_get_their_4xx() {
     assert_eq!(h.app.handle(stale).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(h.app.handle(h.signed(b"not json")).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(h.app.handle(h.signed(br#"{"type":42}"#)).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(h.app.handle(h.signed(br#"{"type":2,"data":{}}"#)).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(h.app.handle(h.signed(br#"[1,2]"#)).await.status, StatusCode::BAD_REQUEST);
+    // signed but incomplete (older docs samples): answered from the envelope, nothing run
+    let partial = h.app.handle(h.signed(br#"{"type":2,"data":{"name":"relay-send"}}"#)).await;
+    assert_eq!(partial.status, StatusCode::OK);
+    assert!(partial.body.contains("incomplete"), "{}", partial.body);
+    let partial = h.app.handle(h.signed(br#"{"type":4,"data":{"name":"status"}}"#)).await;
+    assert_eq!(partial.body, r#"{"data":{"choices":[]},"type":8}"#);
     assert_eq!(h.app.handle(h.signed(&vec![b' '; 2 << 20])).await.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 

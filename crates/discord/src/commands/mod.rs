@@ -1,6 +1,7 @@
 //! The five commands, the relay buttons, and autocomplete.
 
 pub mod debug_last;
+pub mod definitions;
 pub mod diagnose;
 pub mod relay;
 pub mod status;

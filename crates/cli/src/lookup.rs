@@ -1,0 +1,186 @@
+//! `valinectl trace` and `valinectl audit`: look-ups in the store the configuration names, and
+//! (for traces) the matching log lines of both functions from CloudWatch Logs, as one timeline.
+
+use serde_json::Value;
+use valine_core::audit::{AuditRecord, digest_matches};
+use valine_core::clock::rfc3339_millis;
+use valine_core::config::Config;
+use valine_core::store::Stores;
+use valine_core::trace::{StepStatus, Trace};
+
+/// One line of a timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub at_ms: u64,
+    pub source: String,
+    pub text: String,
+}
+
+pub fn trace_entries(trace: &Trace) -> Vec<Entry> {
+    let mut out = vec![Entry { at_ms: trace.started_at_ms, source: "trace".into(), text: format!("{} started by user {}", trace.command, trace.user_id) }];
+    for s in &trace.steps {
+        let icon = match s.status {
+            StepStatus::Ok => "ok",
+            StepStatus::Error => "ERROR",
+            StepStatus::Skipped => "skipped",
+        };
+        let detail = s.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+        out.push(Entry { at_ms: trace.started_at_ms + s.started_ms, source: "step".into(), text: format!("{} [{icon}] {} ms{detail}", s.name, s.duration_ms) });
+    }
+    out
+}
+
+/// A CloudWatch log event (one of our JSON lines) as a timeline entry.
+pub fn log_entry(event_ms: u64, message: &str) -> Entry {
+    match serde_json::from_str::<Value>(message) {
+        Ok(v) => Entry {
+            at_ms: event_ms,
+            source: v["service"].as_str().unwrap_or("log").to_string(),
+            text: format!("{} {} {}", v["level"].as_str().unwrap_or("?"), v["fn"].as_str().unwrap_or(""), v["msg"].as_str().unwrap_or(message)),
+        },
+        Err(_) => Entry { at_ms: event_ms, source: "log".into(), text: valine_core::redact::redact(message.trim()).into_owned() },
+    }
+}
+
+pub fn render_timeline(trace: Option<&Trace>, mut entries: Vec<Entry>) -> String {
+    entries.sort_by_key(|e| e.at_ms);
+    let start = trace.map(|t| t.started_at_ms).or_else(|| entries.first().map(|e| e.at_ms)).unwrap_or(0);
+    let mut out = String::new();
+    if let Some(t) = trace {
+        out.push_str(&format!("trace {}  {}  user {}  {} ms\n", t.trace_id, t.command, t.user_id, t.duration_ms));
+        if let Some(e) = &t.error {
+            out.push_str(&format!("error: {e}\n"));
+        }
+        for l in &t.links {
+            out.push_str(&format!("link: {} {}\n", l.label, l.url));
+        }
+    }
+    for e in entries {
+        let offset = e.at_ms as i64 - start as i64;
+        out.push_str(&format!("{}  {:>+7}ms  {:<16} {}\n", rfc3339_millis(e.at_ms), offset, e.source, e.text));
+    }
+    valine_core::redact::redact(&out).into_owned()
+}
+
+async fn cloudwatch_entries(config: &Config, trace_id: &str, hours: u64) -> Result<Vec<Entry>, String> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let since = valine_core::clock::now_millis().saturating_sub(hours * 3600 * 1000) as i64;
+    let pattern = format!("{{ $.trace_id = \"{trace_id}\" }}");
+    let mut out = Vec::new();
+    for function in ["discord", "github"] {
+        let group = format!("/aws/lambda/valine-orchestrator-{function}-{}", config.stage);
+        let mut token: Option<String> = None;
+        for page in 1..=20 {
+            eprintln!("querying {group} (page {page})…");
+            let res = client
+                .filter_log_events()
+                .log_group_name(&group)
+                .filter_pattern(&pattern)
+                .start_time(since)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| format!("{group}: {}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)))?;
+            for ev in res.events() {
+                out.push(log_entry(ev.timestamp().unwrap_or(0).max(0) as u64, ev.message().unwrap_or("")));
+            }
+            token = res.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn trace(config: &Config, trace_id: &str, hours: u64, logs: bool) -> Result<String, String> {
+    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let trace = stores.traces.get(trace_id).await.map_err(|e| e.to_string())?;
+    let mut entries = trace.as_ref().map(trace_entries).unwrap_or_default();
+    let mut notes = String::new();
+    if logs {
+        match cloudwatch_entries(config, trace_id, hours).await {
+            Ok(e) => entries.extend(e),
+            Err(e) => notes.push_str(&format!("(CloudWatch Logs not read: {e})\n")),
+        }
+    } else {
+        notes.push_str("(CloudWatch Logs not queried: pass --logs, with AWS credentials and AWS_REGION)\n");
+    }
+    if trace.is_none() && entries.is_empty() {
+        return Err(format!("no trace {trace_id} in the {} store (traces are kept 24 h){}", stores.kind, if notes.is_empty() { String::new() } else { format!("\n{notes}") }));
+    }
+    Ok(format!("{}{notes}", render_timeline(trace.as_ref(), entries)))
+}
+
+fn show(r: &AuditRecord) -> String {
+    serde_json::to_string_pretty(r).unwrap_or_default()
+}
+
+pub async fn audit_show(config: &Config, audit_id: &str) -> Result<String, String> {
+    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    match stores.audit.get(audit_id).await.map_err(|e| e.to_string())? {
+        Some(r) => Ok(show(&r)),
+        None => Err(format!("no audit record {audit_id}")),
+    }
+}
+
+pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<String, String> {
+    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let records = stores.audit.by_user(user_id, limit).await.map_err(|e| e.to_string())?;
+    if records.is_empty() {
+        return Ok(format!("no audit records for user {user_id}"));
+    }
+    let mut out = format!("{:<24}  {:<8}  {:<11}  {:<20}  {:<6}  {}\n", "time", "result", "command", "target", "print", "audit id");
+    for r in records {
+        let target = r.target_channel.as_deref().map(|c| format!("#{c}")).or(r.target_user.map(|u| format!("@{u}"))).unwrap_or_default();
+        out.push_str(&format!(
+            "{:<24}  {:<8}  {:<11}  {:<20}  {:<6}  {}\n",
+            rfc3339_millis(r.timestamp * 1000),
+            r.result.as_str(),
+            r.command,
+            target,
+            r.message_fingerprint.unwrap_or_default(),
+            r.audit_id
+        ));
+    }
+    Ok(out)
+}
+
+/// Whether `text` is the text a record's digest was made from (needs `AUDIT_HMAC_KEY`).
+pub async fn audit_verify(config: &Config, audit_id: &str, text: &str) -> Result<bool, String> {
+    let key = config.audit_hmac_key.as_ref().ok_or("set AUDIT_HMAC_KEY (the key the digests were made with)")?;
+    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let record = stores.audit.get(audit_id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("no audit record {audit_id}"))?;
+    let digest = record.message_digest.ok_or("this record carries no digest")?;
+    Ok(digest_matches(key.expose().as_bytes(), text, &digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use valine_core::trace::Step;
+
+    #[test]
+    fn timeline_merges_steps_and_log_lines_in_order() {
+        let trace = Trace {
+            trace_id: "t-1".into(),
+            user_id: "42".into(),
+            command: "/status".into(),
+            started_at_ms: 1_767_355_200_000,
+            duration_ms: 30,
+            steps: vec![Step { name: "github.status".into(), started_ms: 10, duration_ms: 20, status: StepStatus::Ok, detail: None }],
+            error: None,
+            links: vec![],
+            correlation_id: None,
+        };
+        let mut entries = trace_entries(&trace);
+        entries.push(log_entry(1_767_355_200_005, r#"{"ts":"2026-01-02T12:00:00.005Z","level":"info","service":"discord-handler","fn":"handle_command","msg":"token=abc123 seen"}"#));
+        let text = render_timeline(Some(&trace), entries);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("trace t-1"));
+        assert!(lines[1].contains("/status started") && lines[2].contains("discord-handler") && lines[3].contains("github.status [ok] 20 ms"), "{text}");
+        assert!(lines[3].contains("+10ms"));
+        assert!(!text.contains("abc123"));
+    }
+}

@@ -1,0 +1,184 @@
+//! `valinectl send`: signs an interaction (with the development key, or `VALINE_DISCORD_SEED`)
+//! or a GitHub delivery (with `GITHUB_WEBHOOK_SECRET` or the development secret), sends it to a
+//! running `valinectl serve`, and prints the answer.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use valine_core::clock::now_secs;
+use valine_core::config::Config;
+use valine_core::signing::{discord_signature, github_signature};
+
+use crate::devkeys::DevKeys;
+
+/// The interaction to build.
+#[derive(Debug, Default, Clone)]
+pub struct Interaction {
+    pub command: String,
+    pub count: Option<i64>,
+    pub workflow: Option<String>,
+    pub frontend_url: Option<String>,
+    pub api_base: Option<String>,
+    pub channel: Option<String>,
+    pub user: Option<String>,
+    pub message: Option<String>,
+    pub confirm: bool,
+    pub public: bool,
+    pub as_user: u64,
+    pub roles: Vec<u64>,
+}
+
+/// The application id local interactions claim to come from.
+pub const LOCAL_APPLICATION_ID: &str = "100000000000000001";
+
+impl Interaction {
+    pub fn body(&self) -> Value {
+        let id = (now_secs() as u128 * 1_000_000 + u128::from(uuid::Uuid::new_v4().as_u128() as u32)) as u64;
+        if self.command == "ping" {
+            return json!({"type": 1, "id": id.to_string(), "application_id": LOCAL_APPLICATION_ID, "token": "local", "version": 1});
+        }
+        let mut options = Vec::new();
+        let mut add = |name: &str, kind: u8, value: Value| options.push(json!({"name": name, "type": kind, "value": value}));
+        if let Some(c) = self.count {
+            add("count", 4, json!(c));
+        }
+        if let Some(w) = &self.workflow {
+            add("workflow", 3, json!(w));
+        }
+        if let Some(u) = &self.frontend_url {
+            add("frontend_url", 3, json!(u));
+        }
+        if let Some(u) = &self.api_base {
+            add("api_base", 3, json!(u));
+        }
+        if let Some(c) = &self.channel {
+            add("channel_id", 3, json!(c));
+        }
+        if let Some(u) = &self.user {
+            add("user", 6, json!(u));
+        }
+        if let Some(m) = &self.message {
+            add("message", 3, json!(m));
+        }
+        if self.confirm {
+            add("confirm", 5, json!(true));
+        }
+        if self.public {
+            add("ephemeral", 5, json!(false));
+        }
+        json!({
+            "id": id.to_string(),
+            "application_id": LOCAL_APPLICATION_ID,
+            "type": 2,
+            "data": {"id": "1", "name": self.command, "type": 1, "options": options},
+            "guild_id": "100000000000000002",
+            "channel_id": "100000000000000003",
+            "member": {
+                "user": {"id": self.as_user.to_string(), "username": format!("local{}", self.as_user % 10_000), "global_name": null, "discriminator": "0", "avatar": null},
+                "roles": self.roles.iter().map(u64::to_string).collect::<Vec<_>>(),
+                "joined_at": "2026-01-01T00:00:00.000000+00:00",
+                "deaf": false, "mute": false, "flags": 0, "permissions": "0"
+            },
+            "token": format!("local-interaction-{id}"),
+            "version": 1,
+            "locale": "en-US",
+            "app_permissions": "0",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": "100000000000000002"},
+            "attachment_size_limit": 10485760,
+            "context": 0
+        })
+    }
+}
+
+/// The signing key: `VALINE_DISCORD_SEED` (hex), else the development key of `DATA_DIR`.
+fn signing_key(config: &Config) -> Result<ed25519_dalek::SigningKey, String> {
+    if let Ok(seed) = std::env::var("VALINE_DISCORD_SEED") {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(seed.trim(), &mut bytes).map_err(|_| "VALINE_DISCORD_SEED is not 64 hex characters".to_string())?;
+        return Ok(ed25519_dalek::SigningKey::from_bytes(&bytes));
+    }
+    let (keys, _) = DevKeys::load_or_create(&config.data_dir).map_err(|e| e.to_string())?;
+    keys.signing_key().ok_or_else(|| "the development Discord seed is not 32 hex bytes".into())
+}
+
+fn webhook_secret(config: &Config) -> Result<String, String> {
+    if let Some(s) = &config.github_webhook_secret {
+        return Ok(s.expose().to_string());
+    }
+    let (keys, _) = DevKeys::load_or_create(&config.data_dir).map_err(|e| e.to_string())?;
+    Ok(keys.github_webhook_secret)
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+pub async fn interaction(base: &str, config: &Config, interaction: &Interaction) -> Result<Answer, String> {
+    let key = signing_key(config)?;
+    let body = interaction.body().to_string();
+    let ts = now_secs().to_string();
+    let sig = discord_signature(&key, &ts, body.as_bytes());
+    post(
+        &format!("{}/discord", base.trim_end_matches('/')),
+        vec![("x-signature-ed25519", sig), ("x-signature-timestamp", ts)],
+        body.into_bytes(),
+    )
+    .await
+}
+
+pub async fn webhook(base: &str, config: &Config, event: &str, file: &Path) -> Result<Answer, String> {
+    let body = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    serde_json::from_slice::<Value>(&body).map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
+    let secret = webhook_secret(config)?;
+    let headers = vec![
+        ("x-github-event", event.to_string()),
+        ("x-github-delivery", uuid::Uuid::new_v4().to_string()),
+        ("x-hub-signature-256", github_signature(&secret, &body)),
+    ];
+    post(&format!("{}/github/webhook", base.trim_end_matches('/')), headers, body).await
+}
+
+async fn post(url: &str, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Result<Answer, String> {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    let mut req = client.post(url).header("content-type", "application/json").body(body);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let res = req.send().await.map_err(|e| format!("could not reach {url}: {e} (is `valinectl serve` running?)"))?;
+    let status = res.status().as_u16();
+    let body = res.text().await.map_err(|e| e.to_string())?;
+    Ok(Answer { status, body })
+}
+
+/// The answer, pretty-printed, with a word on what a deferred answer means.
+pub fn describe(answer: &Answer) -> String {
+    let pretty = serde_json::from_str::<Value>(&answer.body)
+        .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
+        .unwrap_or_else(|_| answer.body.clone());
+    let mut out = format!("HTTP {}\n{pretty}", answer.status);
+    if answer.body.contains("\"type\":5") {
+        out.push_str("\n(deferred: a job finishes the answer; its edit shows in the server's log)");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_interactions_parse_as_discord_interactions() {
+        let i = Interaction { command: "relay-send".into(), channel: Some("42".into()), message: Some("hi".into()), confirm: true, as_user: 7, roles: vec![9], ..Default::default() };
+        let body = i.body();
+        let parsed: serenity::model::application::Interaction = serde_json::from_value(body.clone()).unwrap();
+        let ci = parsed.command().unwrap();
+        assert_eq!(ci.data.name, "relay-send");
+        assert_eq!(ci.user.id.get(), 7);
+        assert_eq!(ci.member.unwrap().roles[0].get(), 9);
+        assert_eq!(body["data"]["options"].as_array().unwrap().len(), 3);
+        let ping = Interaction { command: "ping".into(), ..Default::default() }.body();
+        assert_eq!(ping["type"], 1);
+    }
+}

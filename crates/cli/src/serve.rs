@@ -1,0 +1,150 @@
+//! `valinectl serve`: both handlers in one process on 127.0.0.1:8787, the embedded store in
+//! `DATA_DIR`, deferred jobs as Tokio tasks. Same routes as the deployed HTTP API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use valine_core::config::{Config, Secret};
+use valine_core::http::{HttpRequest, HttpResponse};
+use valine_core::metrics::Metrics;
+use valine_core::store::Stores;
+use valine_discord::jobs::LocalJobs;
+
+use crate::devkeys::DevKeys;
+
+/// Larger than both handlers' limits, so that they (not the server) answer 413 with a reason.
+const BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+#[derive(Clone)]
+struct Apps {
+    discord: Arc<valine_discord::App>,
+    github: Arc<valine_github::App>,
+}
+
+/// Fills in what local mode generates: dev keys, and a dry run when no token is set.
+pub fn local_config(mut config: Config, announce: bool) -> Result<Config, String> {
+    let (keys, created) = DevKeys::load_or_create(&config.data_dir).map_err(|e| format!("development keys: {e}"))?;
+    if config.discord_public_key.is_none() {
+        let public = keys.public_key_hex().ok_or("development keys: the Discord seed is not 32 hex bytes")?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&public, &mut key).map_err(|e| e.to_string())?;
+        config.discord_public_key = Some(key);
+        if announce {
+            eprintln!("Discord public key (development{}): {public}", if created { ", new" } else { "" });
+        }
+    }
+    if config.github_webhook_secret.is_none() {
+        config.github_webhook_secret = Some(Secret::new(keys.github_webhook_secret.clone()));
+        if announce {
+            eprintln!("GitHub webhook secret (development): in {}", crate::devkeys::path(&config.data_dir).display());
+        }
+    }
+    if config.audit_hmac_key.is_none() {
+        config.audit_hmac_key = Some(Secret::new(keys.audit_hmac_key.clone()));
+    }
+    if config.discord_bot_token.is_none() && config.github_token.is_none() && !config.dry_run {
+        config.dry_run = true;
+        if announce {
+            eprintln!("No DISCORD_BOT_TOKEN or GITHUB_TOKEN: running dry (DRY_RUN=true), outbound calls are only logged");
+        }
+    }
+    Ok(config)
+}
+
+pub async fn run(addr: SocketAddr) -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let config = local_config(config, true)?;
+    valine_core::logging::init("valinectl", &config.log_level);
+    let stores = Stores::open(&config).await.map_err(|e| e.to_string())?;
+    let (jobs, mut rx) = LocalJobs::new();
+    let discord = Arc::new(
+        valine_discord::App::from_config(config.clone(), stores.clone(), Arc::new(jobs), Metrics::stdout("discord-handler"))
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let github = Arc::new(
+        valine_github::App::from_config(config.clone(), stores.clone(), Metrics::stdout("github-handler"))
+            .map_err(|e| e.to_string())?,
+    );
+    let worker = discord.clone();
+    tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            let app = worker.clone();
+            tokio::spawn(async move { app.run_job(job).await });
+        }
+    });
+    let app = router(Apps { discord, github });
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!(
+        "valinectl serve: http://{local} (store: {} in {}, dry run: {})",
+        stores.kind,
+        config.data_dir.display(),
+        config.dry_run
+    );
+    eprintln!("  POST /discord  POST /github/webhook  GET /health  GET /health/ready");
+    tracing::info!(addr = %local, "serving");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())?;
+    eprintln!("valinectl serve: stopped");
+    Ok(())
+}
+
+fn router(apps: Apps) -> Router {
+    Router::new()
+        .route("/discord", post(discord))
+        .route("/github/webhook", post(github))
+        .route("/health", get(health))
+        .route("/health/ready", get(ready))
+        .route("/github/health", get(github_passthrough))
+        .route("/github/health/ready", get(github_passthrough))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(apps)
+}
+
+fn to_response(r: HttpResponse) -> Response {
+    (r.status, [(axum::http::header::CONTENT_TYPE, r.content_type())], r.body).into_response()
+}
+
+async fn discord(State(apps): State<Apps>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    to_response(apps.discord.handle(HttpRequest::new(Method::POST, uri.path(), headers, body)).await)
+}
+
+async fn github(State(apps): State<Apps>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    to_response(apps.github.handle(HttpRequest::new(Method::POST, uri.path(), headers, body)).await)
+}
+
+async fn github_passthrough(State(apps): State<Apps>, uri: Uri) -> Response {
+    to_response(apps.github.handle(HttpRequest::new(Method::GET, uri.path(), HeaderMap::new(), Bytes::new())).await)
+}
+
+async fn health() -> Response {
+    to_response(valine_core::http::health("valinectl"))
+}
+
+async fn ready(State(apps): State<Apps>) -> Response {
+    to_response(apps.discord.readiness().await)
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,21 @@
+//! The yardstick for the cold-start budget: a bare `lambda_http` binary that builds the same AWS
+//! clients as discord-handler (shared config, DynamoDB, Lambda) and answers every request with
+//! `{"type":1}`, checking nothing.
+
+use lambda_http::{Body, Error, Request, Response, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    lambda_http::run(service_fn(move |_req: Request| {
+        let _clients = (&dynamodb, &lambda);
+        async move {
+            let mut res = Response::new(Body::Text(r#"{"type":1}"#.to_string()));
+            res.headers_mut().insert("content-type", "application/json".parse().map_err(|_| "header")?);
+            Ok::<_, Error>(res)
+        }
+    }))
+    .await
+}
