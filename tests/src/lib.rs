@@ -107,10 +107,8 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
     let Some((id, event)) = item else {
         return StatusCode::GONE.into_response();
     };
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-        + 60_000;
+    let deadline =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64) + 60_000;
     let mut headers = HeaderMap::new();
     let put = |h: &mut HeaderMap, k: &'static str, v: String| {
         if let Ok(v) = v.parse() {
@@ -119,7 +117,11 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
     };
     put(&mut headers, "lambda-runtime-aws-request-id", id);
     put(&mut headers, "lambda-runtime-deadline-ms", deadline.to_string());
-    put(&mut headers, "lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:valine-e2e".into());
+    put(
+        &mut headers,
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:us-east-1:123456789012:function:valine-e2e".into(),
+    );
     put(&mut headers, "lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".into());
     put(&mut headers, "content-type", "application/json".into());
     (StatusCode::OK, headers, event.to_string()).into_response()

@@ -18,7 +18,9 @@ const SECRET: &str = "e2e-webhook-secret";
 
 fn binaries() -> &'static (PathBuf, PathBuf) {
     static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| (release_binary("valine-discord", "discord-handler"), release_binary("valine-github", "github-handler")))
+    BINS.get_or_init(|| {
+        (release_binary("valine-discord", "discord-handler"), release_binary("valine-github", "github-handler"))
+    })
 }
 
 fn key() -> ed25519_dalek::SigningKey {
@@ -28,7 +30,13 @@ fn key() -> ed25519_dalek::SigningKey {
 fn discord_event(body: &[u8], base64: bool) -> Value {
     let ts = now_secs().to_string();
     let sig = discord_signature(&key(), &ts, body);
-    http_api_event("POST", "/discord", &[("X-Signature-Ed25519", sig), ("X-Signature-Timestamp", ts), ("Content-Type", "application/json".into())], body, base64)
+    http_api_event(
+        "POST",
+        "/discord",
+        &[("X-Signature-Ed25519", sig), ("X-Signature-Timestamp", ts), ("Content-Type", "application/json".into())],
+        body,
+        base64,
+    )
 }
 
 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -39,7 +47,10 @@ fn github_event(event: &str, body: &[u8]) -> Value {
         "/github/webhook",
         &[
             ("X-GitHub-Event", event.to_string()),
-            ("X-GitHub-Delivery", format!("e2e-{}-{}", now_secs(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))),
+            (
+                "X-GitHub-Delivery",
+                format!("e2e-{}-{}", now_secs(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            ),
             ("X-Hub-Signature-256", github_signature(SECRET, body)),
             ("Content-Type", "application/json".into()),
         ],
@@ -59,7 +70,13 @@ async fn answer(runtime: &RuntimeApi, event: Value) -> (u16, Value) {
 }
 
 async fn fallback(server: &MockServer) {
-    Mock::given(any()).respond_with(ResponseTemplate::new(599)).with_priority(255).expect(0).named("unexpected request").mount(server).await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(599))
+        .with_priority(255)
+        .expect(0)
+        .named("unexpected request")
+        .mount(server)
+        .await;
 }
 
 fn log_of(dir: &tempfile::TempDir, name: &str) -> String {
@@ -76,7 +93,13 @@ async fn discord_handler_answers_pings_refusals_and_health_under_the_runtime_api
         ("DATA_DIR", dir.path().display().to_string()),
         ("DISCORD_BOT_TOKEN", "MTI5MDQ2MzE4OTQwMTczMTA3Mw.CANARY.e2e-bot-token-canary-0123456789".to_string()),
     ];
-    let _f = Function::start(&binaries().0, &runtime, "valine-orchestrator-discord-e2e", &env, &dir.path().join("discord.log"));
+    let _f = Function::start(
+        &binaries().0,
+        &runtime,
+        "valine-orchestrator-discord-e2e",
+        &env,
+        &dir.path().join("discord.log"),
+    );
     // isBase64Encoded bodies are decoded before verification
     let (status, body) = answer(&runtime, discord_event(br#"{"type":1,"id":"1","token":"t","version":1}"#, true)).await;
     assert_eq!((status, body), (200, json!({"type": 1})));
@@ -96,7 +119,10 @@ async fn discord_handler_answers_pings_refusals_and_health_under_the_runtime_api
     assert_eq!(status, 200, "{body}");
     let log = log_of(&dir, "discord.log");
     assert!(log.lines().any(|l| l.contains("\"msg\":\"discord-handler ready\"")), "{log}");
-    assert!(log.lines().filter(|l| l.starts_with('{')).all(|l| serde_json::from_str::<Value>(l).is_ok()), "a log line is not JSON:\n{log}");
+    assert!(
+        log.lines().filter(|l| l.starts_with('{')).all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "a log line is not JSON:\n{log}"
+    );
     assert!(!log.contains("e2e-bot-token-canary"), "the bot token leaked into the log");
     assert!(runtime.init_errors().await.is_empty());
 }
@@ -110,7 +136,9 @@ async fn a_slow_status_defers_and_its_job_comes_back_through_the_invoke_api() {
     fallback(&github).await;
     Mock::given(method("GET"))
         .and(path("/repos/acme/widget/actions/workflows"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(4)).set_body_json(json!({"workflows": [{"id": 1, "name": "CI", "path": ".github/workflows/ci.yml", "state": "active"}]})))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(4)).set_body_json(
+            json!({"workflows": [{"id": 1, "name": "CI", "path": ".github/workflows/ci.yml", "state": "active"}]}),
+        ))
         .mount(&github)
         .await;
     Mock::given(method("GET"))
@@ -134,7 +162,13 @@ async fn a_slow_status_defers_and_its_job_comes_back_through_the_invoke_api() {
         ("GITHUB_TOKEN", "ghp_e2e".to_string()),
         ("GITHUB_REPO", "acme/widget".to_string()),
     ];
-    let _f = Function::start(&binaries().0, &runtime, "valine-orchestrator-discord-e2e", &env, &dir.path().join("discord.log"));
+    let _f = Function::start(
+        &binaries().0,
+        &runtime,
+        "valine-orchestrator-discord-e2e",
+        &env,
+        &dir.path().join("discord.log"),
+    );
     let interaction = json!({
         "id": "1400000000000000000", "application_id": "1290463189401731073", "type": 2,
         "data": {"id": "1", "name": "status", "type": 1, "options": []},
@@ -185,8 +219,15 @@ async fn github_handler_answers_deliveries_and_alerts_under_the_runtime_api() {
         ("ENABLE_ALERTS", "true".to_string()),
         ("ALERT_CHANNEL_ID", "777".to_string()),
     ];
-    let _f = Function::start(&binaries().1, &runtime, "valine-orchestrator-github-e2e", &env, &dir.path().join("github.log"));
-    let (status, body) = answer(&runtime, github_event("ping", br#"{"zen":"Approachable is better than simple.","hook_id":1}"#)).await;
+    let _f = Function::start(
+        &binaries().1,
+        &runtime,
+        "valine-orchestrator-github-e2e",
+        &env,
+        &dir.path().join("github.log"),
+    );
+    let (status, body) =
+        answer(&runtime, github_event("ping", br#"{"zen":"Approachable is better than simple.","hook_id":1}"#)).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = answer(&runtime, github_event("push", br#"{"ref":"refs/heads/main"}"#)).await;
     assert_eq!(status, 202);
@@ -211,7 +252,13 @@ async fn github_handler_answers_deliveries_and_alerts_under_the_runtime_api() {
 async fn a_missing_required_setting_is_an_init_failure_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = RuntimeApi::start().await;
-    let mut f = Function::start(&binaries().1, &runtime, "valine-orchestrator-github-e2e", &[("STORE", "embedded".into()), ("DATA_DIR", dir.path().display().to_string())], &dir.path().join("github.log"));
+    let mut f = Function::start(
+        &binaries().1,
+        &runtime,
+        "valine-orchestrator-github-e2e",
+        &[("STORE", "embedded".into()), ("DATA_DIR", dir.path().display().to_string())],
+        &dir.path().join("github.log"),
+    );
     let status = tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {

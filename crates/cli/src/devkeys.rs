@@ -34,7 +34,8 @@ impl DevKeys {
             return Ok((keys, false));
         }
         std::fs::create_dir_all(data_dir)?;
-        let keys = DevKeys { discord_seed: random_hex(), github_webhook_secret: random_hex(), audit_hmac_key: random_hex() };
+        let keys =
+            DevKeys { discord_seed: random_hex(), github_webhook_secret: random_hex(), audit_hmac_key: random_hex() };
         let text = serde_json::to_string_pretty(&keys).unwrap_or_default();
         write_private(&p, text.as_bytes())?;
         Ok((keys, true))

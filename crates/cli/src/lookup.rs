@@ -17,7 +17,11 @@ pub struct Entry {
 }
 
 pub fn trace_entries(trace: &Trace) -> Vec<Entry> {
-    let mut out = vec![Entry { at_ms: trace.started_at_ms, source: "trace".into(), text: format!("{} started by user {}", trace.command, trace.user_id) }];
+    let mut out = vec![Entry {
+        at_ms: trace.started_at_ms,
+        source: "trace".into(),
+        text: format!("{} started by user {}", trace.command, trace.user_id),
+    }];
     for s in &trace.steps {
         let icon = match s.status {
             StepStatus::Ok => "ok",
@@ -25,7 +29,11 @@ pub fn trace_entries(trace: &Trace) -> Vec<Entry> {
             StepStatus::Skipped => "skipped",
         };
         let detail = s.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
-        out.push(Entry { at_ms: trace.started_at_ms + s.started_ms, source: "step".into(), text: format!("{} [{icon}] {} ms{detail}", s.name, s.duration_ms) });
+        out.push(Entry {
+            at_ms: trace.started_at_ms + s.started_ms,
+            source: "step".into(),
+            text: format!("{} [{icon}] {} ms{detail}", s.name, s.duration_ms),
+        });
     }
     out
 }
@@ -36,9 +44,18 @@ pub fn log_entry(event_ms: u64, message: &str) -> Entry {
         Ok(v) => Entry {
             at_ms: event_ms,
             source: v["service"].as_str().unwrap_or("log").to_string(),
-            text: format!("{} {} {}", v["level"].as_str().unwrap_or("?"), v["fn"].as_str().unwrap_or(""), v["msg"].as_str().unwrap_or(message)),
+            text: format!(
+                "{} {} {}",
+                v["level"].as_str().unwrap_or("?"),
+                v["fn"].as_str().unwrap_or(""),
+                v["msg"].as_str().unwrap_or(message)
+            ),
         },
-        Err(_) => Entry { at_ms: event_ms, source: "log".into(), text: valine_core::redact::redact(message.trim()).into_owned() },
+        Err(_) => Entry {
+            at_ms: event_ms,
+            source: "log".into(),
+            text: valine_core::redact::redact(message.trim()).into_owned(),
+        },
     }
 }
 
@@ -108,7 +125,11 @@ pub async fn trace(config: &Config, trace_id: &str, hours: u64, logs: bool) -> R
         notes.push_str("(CloudWatch Logs not queried: pass --logs, with AWS credentials and AWS_REGION)\n");
     }
     if trace.is_none() && entries.is_empty() {
-        return Err(format!("no trace {trace_id} in the {} store (traces are kept 24 h){}", stores.kind, if notes.is_empty() { String::new() } else { format!("\n{notes}") }));
+        return Err(format!(
+            "no trace {trace_id} in the {} store (traces are kept 24 h){}",
+            stores.kind,
+            if notes.is_empty() { String::new() } else { format!("\n{notes}") }
+        ));
     }
     Ok(format!("{}{notes}", render_timeline(trace.as_ref(), entries)))
 }
@@ -131,9 +152,17 @@ pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<
     if records.is_empty() {
         return Ok(format!("no audit records for user {user_id}"));
     }
-    let mut out = format!("{:<24}  {:<8}  {:<11}  {:<20}  {:<6}  {}\n", "time", "result", "command", "target", "print", "audit id");
+    let mut out = format!(
+        "{:<24}  {:<8}  {:<11}  {:<20}  {:<6}  {}\n",
+        "time", "result", "command", "target", "print", "audit id"
+    );
     for r in records {
-        let target = r.target_channel.as_deref().map(|c| format!("#{c}")).or(r.target_user.map(|u| format!("@{u}"))).unwrap_or_default();
+        let target = r
+            .target_channel
+            .as_deref()
+            .map(|c| format!("#{c}"))
+            .or(r.target_user.map(|u| format!("@{u}")))
+            .unwrap_or_default();
         out.push_str(&format!(
             "{:<24}  {:<8}  {:<11}  {:<20}  {:<6}  {}\n",
             rfc3339_millis(r.timestamp * 1000),
@@ -151,7 +180,12 @@ pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<
 pub async fn audit_verify(config: &Config, audit_id: &str, text: &str) -> Result<bool, String> {
     let key = config.audit_hmac_key.as_ref().ok_or("set AUDIT_HMAC_KEY (the key the digests were made with)")?;
     let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
-    let record = stores.audit.get(audit_id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("no audit record {audit_id}"))?;
+    let record = stores
+        .audit
+        .get(audit_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no audit record {audit_id}"))?;
     let digest = record.message_digest.ok_or("this record carries no digest")?;
     Ok(digest_matches(key.expose().as_bytes(), text, &digest))
 }
@@ -169,7 +203,13 @@ mod tests {
             command: "/status".into(),
             started_at_ms: 1_767_355_200_000,
             duration_ms: 30,
-            steps: vec![Step { name: "github.status".into(), started_ms: 10, duration_ms: 20, status: StepStatus::Ok, detail: None }],
+            steps: vec![Step {
+                name: "github.status".into(),
+                started_ms: 10,
+                duration_ms: 20,
+                status: StepStatus::Ok,
+                detail: None,
+            }],
             error: None,
             links: vec![],
             correlation_id: None,
@@ -179,7 +219,12 @@ mod tests {
         let text = render_timeline(Some(&trace), entries);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("trace t-1"));
-        assert!(lines[1].contains("/status started") && lines[2].contains("discord-handler") && lines[3].contains("github.status [ok] 20 ms"), "{text}");
+        assert!(
+            lines[1].contains("/status started")
+                && lines[2].contains("discord-handler")
+                && lines[3].contains("github.status [ok] 20 ms"),
+            "{text}"
+        );
         assert!(lines[3].contains("+10ms"));
         assert!(!text.contains("abc123"));
     }

@@ -32,7 +32,7 @@ enum Command {
     },
     /// Sign and send an interaction (`send status --count 3`) or a GitHub delivery
     /// (`send --webhook workflow_run FILE`) to a running `valinectl serve`, and print the answer.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Bulk-overwrite the slash commands, printing the difference first.
     Register {
         /// Register in one guild (instant) instead of globally.
@@ -135,7 +135,11 @@ fn config() -> Result<Config, String> {
 /// Local look-ups use the same development keys as `serve`.
 fn local_config() -> Result<Config, String> {
     let config = config()?;
-    if config.store == valine_core::config::StoreKind::Embedded { serve::local_config(config, false) } else { Ok(config) }
+    if config.store == valine_core::config::StoreKind::Embedded {
+        serve::local_config(config, false)
+    } else {
+        Ok(config)
+    }
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -157,12 +161,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                         message: args.message,
                         confirm: args.confirm,
                         public: args.public,
-                        as_user: args.as_user.or(config.admin_user_ids.first().copied()).unwrap_or(100_000_000_000_000_042),
+                        as_user: args
+                            .as_user
+                            .or(config.admin_user_ids.first().copied())
+                            .unwrap_or(100_000_000_000_000_042),
                         roles: args.role,
                     };
                     send::interaction(&args.url, &config, &interaction).await?
                 }
-                (None, None) => return Err("say what to send: a command (`send status`) or `--webhook EVENT FILE`".into()),
+                (None, None) => {
+                    return Err("say what to send: a command (`send status`) or `--webhook EVENT FILE`".into());
+                }
             };
             println!("{}", send::describe(&answer));
             if answer.status >= 400 { Err(format!("the server answered {}", answer.status)) } else { Ok(()) }
@@ -176,7 +185,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let config = local_config()?;
             match action {
                 AuditAction::Show { audit_id } => println!("{}", lookup::audit_show(&config, &audit_id).await?),
-                AuditAction::User { user_id, limit } => println!("{}", lookup::audit_user(&config, &user_id, limit).await?.trim_end()),
+                AuditAction::User { user_id, limit } => {
+                    println!("{}", lookup::audit_user(&config, &user_id, limit).await?.trim_end())
+                }
                 AuditAction::Verify { audit_id } => {
                     let mut text = String::new();
                     std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| e.to_string())?;

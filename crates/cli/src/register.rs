@@ -75,7 +75,17 @@ mod tests {
         current.push(json!({"name": "legacy", "description": "x", "options": []}));
         let (lines, changed) = diff(&Value::Array(current), &wanted);
         assert!(changed);
-        assert_eq!(lines, ["= /status", "~ /diagnose (changed)", "= /relay-send", "+ /relay-dm (new)", "+ /debug-last (new)", "- /legacy (removed)"]);
+        assert_eq!(
+            lines,
+            [
+                "= /status",
+                "~ /diagnose (changed)",
+                "= /relay-send",
+                "+ /relay-dm (new)",
+                "+ /debug-last (new)",
+                "- /legacy (removed)"
+            ]
+        );
         let (_, changed) = diff(&wanted, &wanted);
         assert!(!changed);
     }

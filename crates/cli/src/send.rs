@@ -38,7 +38,8 @@ impl Interaction {
             return json!({"type": 1, "id": id.to_string(), "application_id": LOCAL_APPLICATION_ID, "token": "local", "version": 1});
         }
         let mut options = Vec::new();
-        let mut add = |name: &str, kind: u8, value: Value| options.push(json!({"name": name, "type": kind, "value": value}));
+        let mut add =
+            |name: &str, kind: u8, value: Value| options.push(json!({"name": name, "type": kind, "value": value}));
         if let Some(c) = self.count {
             add("count", 4, json!(c));
         }
@@ -95,7 +96,8 @@ impl Interaction {
 fn signing_key(config: &Config) -> Result<ed25519_dalek::SigningKey, String> {
     if let Ok(seed) = std::env::var("VALINE_DISCORD_SEED") {
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(seed.trim(), &mut bytes).map_err(|_| "VALINE_DISCORD_SEED is not 64 hex characters".to_string())?;
+        hex::decode_to_slice(seed.trim(), &mut bytes)
+            .map_err(|_| "VALINE_DISCORD_SEED is not 64 hex characters".to_string())?;
         return Ok(ed25519_dalek::SigningKey::from_bytes(&bytes));
     }
     let (keys, _) = DevKeys::load_or_create(&config.data_dir).map_err(|e| e.to_string())?;
@@ -141,7 +143,8 @@ pub async fn webhook(base: &str, config: &Config, event: &str, file: &Path) -> R
 }
 
 async fn post(url: &str, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Result<Answer, String> {
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    let client =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
     let mut req = client.post(url).header("content-type", "application/json").body(body);
     for (k, v) in headers {
         req = req.header(k, v);
@@ -170,7 +173,15 @@ mod tests {
 
     #[test]
     fn built_interactions_parse_as_discord_interactions() {
-        let i = Interaction { command: "relay-send".into(), channel: Some("42".into()), message: Some("hi".into()), confirm: true, as_user: 7, roles: vec![9], ..Default::default() };
+        let i = Interaction {
+            command: "relay-send".into(),
+            channel: Some("42".into()),
+            message: Some("hi".into()),
+            confirm: true,
+            as_user: 7,
+            roles: vec![9],
+            ..Default::default()
+        };
         let body = i.body();
         let parsed: serenity::model::application::Interaction = serde_json::from_value(body.clone()).unwrap();
         let ci = parsed.command().unwrap();

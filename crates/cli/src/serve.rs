@@ -51,7 +51,9 @@ pub fn local_config(mut config: Config, announce: bool) -> Result<Config, String
     if config.discord_bot_token.is_none() && config.github_token.is_none() && !config.dry_run {
         config.dry_run = true;
         if announce {
-            eprintln!("No DISCORD_BOT_TOKEN or GITHUB_TOKEN: running dry (DRY_RUN=true), outbound calls are only logged");
+            eprintln!(
+                "No DISCORD_BOT_TOKEN or GITHUB_TOKEN: running dry (DRY_RUN=true), outbound calls are only logged"
+            );
         }
     }
     Ok(config)
@@ -64,9 +66,14 @@ pub async fn run(addr: SocketAddr) -> Result<(), String> {
     let stores = Stores::open(&config).await.map_err(|e| e.to_string())?;
     let (jobs, mut rx) = LocalJobs::new();
     let discord = Arc::new(
-        valine_discord::App::from_config(config.clone(), stores.clone(), Arc::new(jobs), Metrics::stdout("discord-handler"))
-            .await
-            .map_err(|e| e.to_string())?,
+        valine_discord::App::from_config(
+            config.clone(),
+            stores.clone(),
+            Arc::new(jobs),
+            Metrics::stdout("discord-handler"),
+        )
+        .await
+        .map_err(|e| e.to_string())?,
     );
     let github = Arc::new(
         valine_github::App::from_config(config.clone(), stores.clone(), Metrics::stdout("github-handler"))

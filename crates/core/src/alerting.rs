@@ -75,6 +75,16 @@ impl Alerter {
         Self { settings, ledger, discord, metrics }
     }
 
+    /// The alerter a handler uses: settings from `config`, the ledger of `stores`.
+    pub fn from_config(
+        config: &Config,
+        stores: &crate::store::Stores,
+        discord: Arc<dyn Discord>,
+        metrics: Metrics,
+    ) -> Self {
+        Self::new(AlertSettings::from_config(config), stores.alerts.clone(), discord, metrics)
+    }
+
     fn gate(&self, key: &str) -> Result<u64, AlertOutcome> {
         let reason = if !self.settings.enabled {
             "ENABLE_ALERTS is not true"

@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod discord_api;
 pub mod github_api;
 pub mod http;
+pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod redact;

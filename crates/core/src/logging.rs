@@ -277,6 +277,22 @@ pub fn filter(level: &str) -> tracing_subscriber::filter::Targets {
         .with_target("github_handler", ours)
 }
 
+/// For a handler's `main`: reads the configuration and installs the JSON log at its level. An
+/// invalid configuration is logged (at `info`) before it is returned, so the reason is in the log.
+pub fn init_from_env(service: &'static str) -> Result<crate::config::Config, crate::config::ConfigError> {
+    match crate::config::Config::from_env() {
+        Ok(config) => {
+            init(service, &config.log_level);
+            Ok(config)
+        }
+        Err(e) => {
+            init(service, "info");
+            tracing::error!(error = %e, "invalid configuration");
+            Err(e)
+        }
+    }
+}
+
 /// Installs the JSON layer on stdout as the global subscriber. Call once, first thing in `main`.
 pub fn init(service: &'static str, level: &str) {
     init_with(service, level, Arc::new(Stdout));

@@ -199,14 +199,19 @@ fn find_pem_end(s: &[u8], from: usize) -> Option<(usize, usize)> {
     while let Some(p) = find(s, at, b"-----END ") {
         let label_start = p + 9;
         if let Some(close) = find(s, label_start, b"-----")
-            && close - label_start <= 40
-            && s[label_start..close].ends_with(b"PRIVATE KEY")
+            && is_private_key_label(&s[label_start..close])
         {
             return Some((p, close + 5));
         }
         at = p + 9;
     }
     None
+}
+
+/// `RSA PRIVATE KEY`, `OPENSSH PRIVATE KEY`, …: capitals and spaces only, so that nothing else
+/// (a token among the words, say) passes for a label and escapes with it.
+fn is_private_key_label(label: &[u8]) -> bool {
+    label.len() <= 40 && label.ends_with(b"PRIVATE KEY") && label.iter().all(|&c| c.is_ascii_uppercase() || c == b' ')
 }
 
 fn has_upper_and_lower(s: &[u8]) -> bool {
@@ -276,10 +281,18 @@ impl<'a> Scanner<'a> {
         if let Some(next) = self.key_value(ws, we) {
             return next;
         }
-        if let Some(next) = self.scheme_credential(word, we) {
+        // `Bot`, `Basic`, `Bearer`
+        if matches!(word.len(), 3 | 5 | 6)
+            && (word[0] | 0x20) == b'b'
+            && let Some(next) = self.scheme_credential(word, we)
+        {
             return next;
         }
-        if let Some(end) = aws_secret_end(s, ws) {
+        // A 40-character base64 run is this very word, or goes on past it through `/` or `+`;
+        // checking that first spares a second scan of every ordinary word.
+        if (word.len() == 40 || matches!(rest.first(), Some(b'/' | b'+')))
+            && let Some(end) = aws_secret_end(s, ws)
+        {
             self.replace(ws, end, MASK.as_bytes());
             return end;
         }
@@ -294,7 +307,7 @@ impl<'a> Scanner<'a> {
             return None;
         }
         let close = find(s, label_start, b"-----")?;
-        if close - label_start > 40 || !s[label_start..close].ends_with(b"PRIVATE KEY") {
+        if !is_private_key_label(&s[label_start..close]) {
             return None;
         }
         let body_start = close + 5;

@@ -93,6 +93,15 @@ fn domain_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
+/// `class` is (name, may pass with SAFE_LOCAL) for any non-public address.
+fn verdict(class: Option<(&'static str, bool)>, safe_local: bool) -> Result<(), UrlRejection> {
+    match class {
+        Some((_, true)) if safe_local => Ok(()),
+        Some((name, _)) => Err(UrlRejection::Address(name)),
+        None => Ok(()),
+    }
+}
+
 fn check_v4(ip: Ipv4Addr, safe_local: bool) -> Result<(), UrlRejection> {
     let o = ip.octets();
     let class = if ip.is_loopback() {
@@ -118,11 +127,7 @@ fn check_v4(ip: Ipv4Addr, safe_local: bool) -> Result<(), UrlRejection> {
     } else {
         None
     };
-    match class {
-        Some((_, true)) if safe_local => Ok(()),
-        Some((name, _)) => Err(UrlRejection::Address(name)),
-        None => Ok(()),
-    }
+    verdict(class, safe_local)
 }
 
 fn check_v6(ip: Ipv6Addr, safe_local: bool) -> Result<(), UrlRejection> {
@@ -152,11 +157,7 @@ fn check_v6(ip: Ipv6Addr, safe_local: bool) -> Result<(), UrlRejection> {
     } else {
         None
     };
-    match class {
-        Some((_, true)) if safe_local => Ok(()),
-        Some((name, _)) => Err(UrlRejection::Address(name)),
-        None => Ok(()),
-    }
+    verdict(class, safe_local)
 }
 
 #[cfg(test)]

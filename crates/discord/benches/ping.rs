@@ -49,9 +49,7 @@ fn ping(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("warm_ping");
     g.bench_function("signature_check_only", |b| b.iter(|| verifier.verify(black_box(&request), now).is_ok()));
-    g.bench_function("whole_handler", |b| {
-        b.iter(|| runtime.block_on(app.handle(black_box(request.clone()))).status)
-    });
+    g.bench_function("whole_handler", |b| b.iter(|| runtime.block_on(app.handle(black_box(request.clone()))).status));
     g.finish();
 }
 

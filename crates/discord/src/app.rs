@@ -10,7 +10,7 @@ use serenity::model::application::{
 };
 use tracing::Instrument;
 use valine_core::alert::{Alert, AlertKind, Severity};
-use valine_core::alerting::{AlertSettings, Alerter};
+use valine_core::alerting::Alerter;
 use valine_core::audit::AuditRecord;
 use valine_core::authz::Caller;
 use valine_core::clock::now_secs;
@@ -84,12 +84,7 @@ impl App {
     pub fn new(parts: AppParts) -> Result<Self, InitError> {
         let key = parts.config.require_discord_public_key()?;
         let verifier = Verifier::new(key).ok_or(InitError::PublicKey)?;
-        let alerter = Alerter::new(
-            AlertSettings::from_config(&parts.config),
-            parts.stores.alerts.clone(),
-            parts.discord.clone(),
-            parts.metrics.clone(),
-        );
+        let alerter = Alerter::from_config(&parts.config, &parts.stores, parts.discord.clone(), parts.metrics.clone());
         Ok(Self {
             config: Arc::new(parts.config),
             verifier,

@@ -3,10 +3,10 @@
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use valine_core::http::HttpRequest;
+use valine_core::http::HttpResponse;
+use valine_core::lambda;
 
 use crate::app::App;
 use crate::jobs::JobEvent;
@@ -15,36 +15,22 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallibl
     if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
         return Ok(run_job(app, req.body().as_ref()).await);
     }
-    let (parts, body) = req.into_parts();
-    let body = match body {
-        Body::Empty => Bytes::new(),
-        Body::Text(t) => Bytes::from(t),
-        Body::Binary(b) => Bytes::from(b),
-        _ => Bytes::new(),
-    };
-    let answer = app.handle(HttpRequest::new(parts.method, parts.uri.path(), parts.headers, body)).await;
-    Ok(json_response(answer.status, answer.body))
+    Ok(lambda::response(app.handle(lambda::request(req)).await))
 }
 
 /// A job answers `done` whatever happened inside it: failures are told in Discord, and a Lambda
 /// retry would repeat side effects (a second dispatch). Only crashes and timeouts reach the
 /// dead-letter queue.
 async fn run_job(app: &App, body: &[u8]) -> Response<Body> {
-    match serde_json::from_slice::<JobEvent>(body) {
+    let status = match serde_json::from_slice::<JobEvent>(body) {
         Ok(event) => {
             app.run_job(event.valine_job).await;
-            json_response(http::StatusCode::OK, r#"{"status":"done"}"#.to_string())
+            "done"
         }
         Err(e) => {
             tracing::error!(error = %e, "an event that is neither an HTTP request nor a job was ignored");
-            json_response(http::StatusCode::OK, r#"{"status":"ignored"}"#.to_string())
+            "ignored"
         }
-    }
-}
-
-fn json_response(status: http::StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    response
+    };
+    lambda::response(HttpResponse::ok(&serde_json::json!({ "status": status })))
 }

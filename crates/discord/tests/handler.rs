@@ -2,7 +2,6 @@
 //! played by wiremock servers that assert the exact requests, and a fallback mock on each that
 //! fails the test on any request nobody expected.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,13 +9,12 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 use valine_core::audit::AuditResult;
 use valine_core::clock::now_secs;
-use valine_core::config::Config;
 use valine_core::http::HttpRequest;
 use valine_core::logging::{Capture, JsonLayer};
 use valine_core::metrics::Metrics;
 use valine_core::store::Stores;
 use valine_core::store::embedded::EmbeddedStore;
-use valine_core::testing::{discord_key, discord_signature, down_stores, public_key_hex};
+use valine_core::testing::{config_from, discord_key, discord_signature, down_stores, public_key_hex};
 use valine_discord::jobs::LocalJobs;
 use valine_discord::{App, AppParts};
 use wiremock::matchers::{any, body_json, header, method, path, path_regex};
@@ -58,7 +56,7 @@ impl Harness {
         fallback(&discord).await;
         fallback(&github).await;
         let key = discord_key(9);
-        let mut env: HashMap<String, String> = [
+        let base = [
             ("DISCORD_PUBLIC_KEY", public_key_hex(&key)),
             ("DISCORD_BOT_TOKEN", BOT_TOKEN.to_string()),
             ("DISCORD_API_BASE", discord.uri()),
@@ -69,18 +67,8 @@ impl Harness {
             ("AUDIT_HMAC_KEY", "audit-key-canary".to_string()),
             ("ENABLE_DEBUG_CMD", "true".to_string()),
             ("STATUS_WORKFLOWS", "CI,Deploy,diagnose.yml".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        for (k, v) in overrides {
-            if v.is_empty() {
-                env.remove(*k);
-            } else {
-                env.insert(k.to_string(), v.to_string());
-            }
-        }
-        let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+        ];
+        let config = config_from(&base, overrides);
         let dir = tempfile::tempdir().unwrap();
         let stores = stores.unwrap_or_else(|| {
             Stores::from_adapter(Arc::new(EmbeddedStore::open(&dir.path().join("v.redb")).unwrap()), "embedded")

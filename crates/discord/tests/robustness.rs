@@ -11,28 +11,14 @@ use valine_core::config::Config;
 use valine_core::http::HttpRequest;
 use valine_core::logging::Capture;
 use valine_core::metrics::Metrics;
-use valine_core::testing::{discord_key, discord_signature, down_stores, public_key_hex};
+use valine_core::testing::{Rng, discord_key, discord_signature, down_stores, public_key_hex};
 use valine_discord::jobs::LocalJobs;
 use valine_discord::{App, AppParts};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn weird(rng: &mut Rng) -> Value {
     match rng.below(9) {
         0 => Value::Null,
-        1 => json!(rng.next()),
+        1 => json!(rng.next_u64()),
         2 => json!(-1),
         3 => json!("x".repeat(rng.below(3000))),
         4 => json!([]),
@@ -98,8 +84,14 @@ async fn mutated_and_random_signed_bodies_never_get_a_5xx() {
     })
     .unwrap();
     let seeds = [
-        base("relay-send", json!([{"name": "channel", "type": 7, "value": "9"}, {"name": "message", "type": 3, "value": "m"}, {"name": "confirm", "type": 5, "value": true}])),
-        base("relay-dm", json!([{"name": "user", "type": 6, "value": "9"}, {"name": "message", "type": 3, "value": "m"}])),
+        base(
+            "relay-send",
+            json!([{"name": "channel", "type": 7, "value": "9"}, {"name": "message", "type": 3, "value": "m"}, {"name": "confirm", "type": 5, "value": true}]),
+        ),
+        base(
+            "relay-dm",
+            json!([{"name": "user", "type": 6, "value": "9"}, {"name": "message", "type": 3, "value": "m"}]),
+        ),
         base("status", json!([{"name": "count", "type": 4, "value": 3}])),
         base("diagnose", json!([{"name": "frontend_url", "type": 3, "value": "https://example.com"}])),
         base("debug-last", json!([])),
@@ -109,7 +101,7 @@ async fn mutated_and_random_signed_bodies_never_get_a_5xx() {
     let mut rng = Rng(0xC0FFEE);
     for i in 0..3000 {
         let body = if i % 10 == 9 {
-            (0..rng.below(200)).map(|_| rng.next() as u8).collect::<Vec<u8>>()
+            (0..rng.below(200)).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>()
         } else {
             let mut v = seeds[rng.below(seeds.len())].clone();
             for _ in 0..=rng.below(3) {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use http::StatusCode;
 use serde_json::{Value, json};
 use tracing::Instrument;
-use valine_core::alerting::{AlertOutcome, AlertSettings, Alerter};
+use valine_core::alerting::{AlertOutcome, Alerter};
 use valine_core::config::{Config, Feature, Secret};
 use valine_core::diagnose::{correlation_ids_in, progress_message};
 use valine_core::discord_api::Discord;
@@ -64,12 +64,7 @@ struct Handled {
 impl App {
     pub fn new(parts: AppParts) -> Result<Self, InitError> {
         let secret = parts.config.require_github_webhook_secret()?.clone();
-        let alerter = Alerter::new(
-            AlertSettings::from_config(&parts.config),
-            parts.stores.alerts.clone(),
-            parts.discord.clone(),
-            parts.metrics.clone(),
-        );
+        let alerter = Alerter::from_config(&parts.config, &parts.stores, parts.discord.clone(), parts.metrics.clone());
         Ok(Self {
             config: Arc::new(parts.config),
             secret,

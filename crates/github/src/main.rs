@@ -3,22 +3,14 @@
 use std::sync::Arc;
 
 use lambda_http::service_fn;
-use valine_core::config::{Config, StoreKind};
+use valine_core::config::StoreKind;
 use valine_core::metrics::Metrics;
 use valine_core::store::Stores;
 use valine_github::{App, SERVICE};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            valine_core::logging::init(SERVICE, "info");
-            tracing::error!(error = %e, "invalid configuration");
-            return Err(e.into());
-        }
-    };
-    valine_core::logging::init(SERVICE, &config.log_level);
+    let config = valine_core::logging::init_from_env(SERVICE)?;
     let stores = match config.store {
         StoreKind::DynamoDb => Stores::dynamodb(&config, &valine_core::store::dynamo::sdk_config().await),
         StoreKind::Embedded => Stores::open(&config).await?,

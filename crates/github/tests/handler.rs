@@ -1,7 +1,6 @@
 //! The GitHub handler, in process: signed deliveries in, answers out, with Discord played by a
 //! wiremock server that counts alert posts and fails the test on any request nobody expected.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use valine_core::logging::{Capture, JsonLayer};
 use valine_core::metrics::Metrics;
 use valine_core::store::embedded::EmbeddedStore;
 use valine_core::store::{DiagnoseCorrelation, Stores};
-use valine_core::testing::{down_stores, github_signature};
+use valine_core::testing::{config_from, down_stores, github_signature};
 use valine_github::{App, AppParts};
 use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -32,7 +31,7 @@ async fn fallback(server: &MockServer) {
 }
 
 fn config(discord: &MockServer, overrides: &[(&str, &str)]) -> Config {
-    let mut env: HashMap<String, String> = [
+    let base = [
         ("GITHUB_WEBHOOK_SECRET", SECRET.to_string()),
         ("DISCORD_BOT_TOKEN", "bot-token".to_string()),
         ("DISCORD_API_BASE", discord.uri()),
@@ -40,18 +39,8 @@ fn config(discord: &MockServer, overrides: &[(&str, &str)]) -> Config {
         ("ALERT_CHANNEL_ID", ALERT_CHANNEL.to_string()),
         ("ALERT_MENTION_ROLE_ID", "4242".to_string()),
         ("ALERT_BRANCHES", "main,release/*".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    for (k, v) in overrides {
-        if v.is_empty() {
-            env.remove(*k);
-        } else {
-            env.insert(k.to_string(), v.to_string());
-        }
-    }
-    Config::from_lookup(|k| env.get(k).cloned()).unwrap()
+    ];
+    config_from(&base, overrides)
 }
 
 fn app(config: Config, stores: Stores) -> App {

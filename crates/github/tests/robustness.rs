@@ -12,27 +12,13 @@ use valine_core::logging::Capture;
 use valine_core::metrics::Metrics;
 use valine_core::store::Stores;
 use valine_core::store::embedded::EmbeddedStore;
-use valine_core::testing::github_signature;
+use valine_core::testing::{Rng, github_signature};
 use valine_github::{App, AppParts};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn weird(rng: &mut Rng) -> Value {
     match rng.below(8) {
         0 => Value::Null,
-        1 => json!(rng.next()),
+        1 => json!(rng.next_u64()),
         2 => json!(-7.5),
         3 => json!("ü".repeat(rng.below(500))),
         4 => json!([1, "2"]),
@@ -85,8 +71,14 @@ async fn mutated_deliveries_never_get_a_5xx() {
     })
     .unwrap();
     let seeds = [
-        ("workflow_run", json!({"action": "completed", "workflow_run": {"id": 1, "name": "CI", "display_title": "t", "head_branch": "main", "head_sha": "a", "status": "completed", "conclusion": "failure", "html_url": "h", "run_number": 1, "workflow_id": 2, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:01:00Z", "actor": {"login": "o"}}, "workflow": {"id": 2, "name": "CI"}, "repository": {"full_name": "a/b"}, "sender": {"login": "o"}})),
-        ("deployment_status", json!({"action": "created", "deployment_status": {"state": "failure", "environment": "production", "creator": {"login": "d"}}, "deployment": {"ref": "main", "sha": "s"}, "repository": {"full_name": "a/b"}})),
+        (
+            "workflow_run",
+            json!({"action": "completed", "workflow_run": {"id": 1, "name": "CI", "display_title": "t", "head_branch": "main", "head_sha": "a", "status": "completed", "conclusion": "failure", "html_url": "h", "run_number": 1, "workflow_id": 2, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:01:00Z", "actor": {"login": "o"}}, "workflow": {"id": 2, "name": "CI"}, "repository": {"full_name": "a/b"}, "sender": {"login": "o"}}),
+        ),
+        (
+            "deployment_status",
+            json!({"action": "created", "deployment_status": {"state": "failure", "environment": "production", "creator": {"login": "d"}}, "deployment": {"ref": "main", "sha": "s"}, "repository": {"full_name": "a/b"}}),
+        ),
         ("ping", json!({"zen": "z", "hook_id": 1, "hook": {"id": 1}})),
         ("push", json!({"ref": "refs/heads/main"})),
     ];
@@ -97,7 +89,11 @@ async fn mutated_deliveries_never_get_a_5xx() {
         for _ in 0..=rng.below(3) {
             mutate(&mut v, &mut rng);
         }
-        let body = if i % 10 == 9 { (0..rng.below(100)).map(|_| rng.next() as u8).collect() } else { v.to_string().into_bytes() };
+        let body = if i % 10 == 9 {
+            (0..rng.below(100)).map(|_| rng.next_u64() as u8).collect()
+        } else {
+            v.to_string().into_bytes()
+        };
         let mut headers = HeaderMap::new();
         headers.insert("x-github-event", HeaderValue::from_static(event));
         headers.insert("x-github-delivery", HeaderValue::from_str(&format!("d-{i}")).unwrap());

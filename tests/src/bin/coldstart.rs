@@ -47,7 +47,13 @@ async fn main() {
         for _ in 0..runs {
             let runtime = RuntimeApi::start().await;
             let env = [("DISCORD_PUBLIC_KEY", public.clone()), ("DATA_DIR", dir.display().to_string())];
-            let f = Function::start(binary, &runtime, "valine-orchestrator-discord-bench", &env, &dir.join(format!("{name}.log")));
+            let f = Function::start(
+                binary,
+                &runtime,
+                "valine-orchestrator-discord-bench",
+                &env,
+                &dir.join(format!("{name}.log")),
+            );
             let answer = runtime.invoke(ping_event(), Duration::from_secs(10)).await;
             let elapsed = f.started.elapsed();
             match answer {
@@ -60,7 +66,13 @@ async fn main() {
         // warm: one process, PINGs back to back
         let runtime = RuntimeApi::start().await;
         let env = [("DISCORD_PUBLIC_KEY", public.clone()), ("DATA_DIR", dir.display().to_string())];
-        let _f = Function::start(binary, &runtime, "valine-orchestrator-discord-bench", &env, &dir.join(format!("{name}-warm.log")));
+        let _f = Function::start(
+            binary,
+            &runtime,
+            "valine-orchestrator-discord-bench",
+            &env,
+            &dir.join(format!("{name}-warm.log")),
+        );
         runtime.invoke(ping_event(), Duration::from_secs(10)).await.expect("first PING");
         let warm_runs = 500;
         let started = Instant::now();

@@ -111,6 +111,36 @@ impl DynamoStore {
         Ok(out.item().and_then(|item| live_data(item, now_secs())))
     }
 
+    /// Items whose `key` equals `value`, sort key descending (newest first), at most `limit`.
+    /// Base-table reads are consistent; index reads cannot be.
+    async fn newest_first(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        key: &str,
+        value: String,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(table)
+            .set_index_name(index.map(str::to_string))
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", key)
+            .expression_attribute_values(":v", s(value))
+            .scan_index_forward(false)
+            .limit(limit.min(1000) as i32)
+            .set_consistent_read(index.is_none().then_some(true))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(out.items().to_vec())
+    }
+
     /// Deletes and returns the item's data, atomically.
     async fn take_state(&self, pk: String) -> StoreResult<Option<String>> {
         let out = self
@@ -154,8 +184,17 @@ where
     }
 }
 
-fn is_conditional_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
+/// `Ok(true)` when a conditional write went through, `Ok(false)` when its condition failed.
+fn conditional<T, E, R>(res: Result<T, SdkError<E, R>>) -> StoreResult<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match res {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(se)) if se.err().code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(map_err(e)),
+    }
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -278,11 +317,7 @@ impl AuditLog for DynamoStore {
             .condition_expression("attribute_not_exists(audit_id)")
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::AlreadyExists),
-            Err(e) => Err(map_err(e)),
-        }
+        if conditional(res)? { Ok(()) } else { Err(StoreError::AlreadyExists) }
     }
 
     async fn get(&self, audit_id: &str) -> StoreResult<Option<AuditRecord>> {
@@ -299,22 +334,10 @@ impl AuditLog for DynamoStore {
     }
 
     async fn by_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<AuditRecord>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.tables.audit)
-            .index_name(AUDIT_USER_INDEX)
-            .key_condition_expression("user_id = :u")
-            .expression_attribute_values(":u", s(user_id))
-            .scan_index_forward(false)
-            .limit(limit.min(1000) as i32)
-            .send()
-            .await
-            .map_err(map_err)?;
-        out.items().iter().map(audit_from_item).collect()
+        let items = self
+            .newest_first(&self.tables.audit, Some(AUDIT_USER_INDEX), "user_id", user_id.to_string(), limit)
+            .await?;
+        items.iter().map(audit_from_item).collect()
     }
 }
 
@@ -339,23 +362,9 @@ impl TraceRepo for DynamoStore {
     }
 
     async fn recent_for_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Trace>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         let now = now_secs();
-        let out = self
-            .client
-            .query()
-            .table_name(&self.tables.state)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(trace_user_pk(user_id)))
-            .scan_index_forward(false)
-            .limit(limit.min(100) as i32)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_err)?;
-        out.items().iter().filter_map(|item| live_data(item, now)).map(|d| from_json(&d)).collect()
+        let items = self.newest_first(&self.tables.state, None, "pk", trace_user_pk(user_id), limit.min(100)).await?;
+        items.iter().filter_map(|item| live_data(item, now)).map(|d| from_json(&d)).collect()
     }
 
     async fn get(&self, trace_id: &str) -> StoreResult<Option<Trace>> {
@@ -381,11 +390,7 @@ impl AlertLedger for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(Some(claim)),
-            Err(e) if is_conditional_failure(&e) => Ok(None),
-            Err(e) => Err(map_err(e)),
-        }
+        Ok(conditional(res)?.then_some(claim))
     }
 
     async fn release(&self, claim: &Claim) -> StoreResult<()> {
@@ -400,11 +405,8 @@ impl AlertLedger for DynamoStore {
             .expression_attribute_values(":token", s(&claim.token))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(map_err(e)),
-        }
+        // A condition that failed means someone else holds the key by now: nothing to give back.
+        conditional(res).map(|_| ())
     }
 
     async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()> {
@@ -432,11 +434,7 @@ impl DeliveryLedger for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(map_err(e)),
-        }
+        conditional(res)
     }
 
     async fn forget(&self, id: &str) -> StoreResult<()> {
@@ -469,11 +467,7 @@ impl RunRepo for DynamoStore {
             .expression_attribute_values(":v", n(version))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(map_err(e)),
-        }
+        conditional(res)
     }
 
     async fn get_run(&self, run_id: u64) -> StoreResult<Option<RunRecord>> {
@@ -490,22 +484,16 @@ impl RunRepo for DynamoStore {
     }
 
     async fn recent_runs(&self, workflow_key: &str, limit: usize) -> StoreResult<Vec<RunRecord>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.tables.runs)
-            .index_name(RUNS_WORKFLOW_INDEX)
-            .key_condition_expression("workflow_key = :k")
-            .expression_attribute_values(":k", s(workflow_key))
-            .scan_index_forward(false)
-            .limit(limit.min(100) as i32)
-            .send()
-            .await
-            .map_err(map_err)?;
-        out.items().iter().map(|item| get_s(item, "data").and_then(|d| from_json(&d))).collect()
+        let items = self
+            .newest_first(
+                &self.tables.runs,
+                Some(RUNS_WORKFLOW_INDEX),
+                "workflow_key",
+                workflow_key.to_string(),
+                limit.min(100),
+            )
+            .await?;
+        items.iter().map(|item| get_s(item, "data").and_then(|d| from_json(&d))).collect()
     }
 
     async fn put_correlation(&self, c: &DiagnoseCorrelation) -> StoreResult<()> {

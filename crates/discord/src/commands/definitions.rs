@@ -94,7 +94,8 @@ mod tests {
                 assert!(o["description"].as_str().unwrap().len() <= 100);
             }
             // required options come first, as Discord demands
-            let required: Vec<bool> = c["options"].as_array().unwrap().iter().map(|o| o["required"].as_bool().unwrap()).collect();
+            let required: Vec<bool> =
+                c["options"].as_array().unwrap().iter().map(|o| o["required"].as_bool().unwrap()).collect();
             assert!(required.windows(2).all(|w| w[0] || !w[1]), "{}", c["name"]);
         }
     }
