@@ -7,105 +7,118 @@ use crate::audit::AuditRecord;
 use crate::store::*;
 use crate::trace::Trace;
 
-/// Every port answers `Unavailable`, as DynamoDB does when it cannot be reached.
+/// A store that is down: every port answers `Unavailable` at once (a refused connection), or,
+/// with `stalled`, never answers at all (a silent network).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct DownStore;
+pub struct DownStore {
+    pub stalled: bool,
+}
 
-fn down<T>() -> StoreResult<T> {
-    Err(StoreError::Unavailable("connection refused (test store is down)".into()))
+impl DownStore {
+    async fn fail<T>(&self) -> StoreResult<T> {
+        if self.stalled {
+            std::future::pending::<()>().await;
+        }
+        Err(StoreError::Unavailable("connection refused (test store is down)".into()))
+    }
 }
 
 #[async_trait]
 impl AuditLog for DownStore {
     async fn append(&self, _: &AuditRecord) -> StoreResult<()> {
-        down()
+        self.fail().await
     }
     async fn get(&self, _: &str) -> StoreResult<Option<AuditRecord>> {
-        down()
+        self.fail().await
     }
     async fn by_user(&self, _: &str, _: usize) -> StoreResult<Vec<AuditRecord>> {
-        down()
+        self.fail().await
     }
 }
 
 #[async_trait]
 impl TraceRepo for DownStore {
     async fn put(&self, _: &Trace) -> StoreResult<()> {
-        down()
+        self.fail().await
     }
     async fn recent_for_user(&self, _: &str, _: usize) -> StoreResult<Vec<Trace>> {
-        down()
+        self.fail().await
     }
     async fn get(&self, _: &str) -> StoreResult<Option<Trace>> {
-        down()
+        self.fail().await
     }
 }
 
 #[async_trait]
 impl AlertLedger for DownStore {
     async fn claim(&self, _: &str, _: u64, _: u64) -> StoreResult<Option<Claim>> {
-        down()
+        self.fail().await
     }
     async fn release(&self, _: &Claim) -> StoreResult<()> {
-        down()
+        self.fail().await
     }
     async fn mark_alerting(&self, _: &AlertingState) -> StoreResult<()> {
-        down()
+        self.fail().await
     }
     async fn take_alerting(&self, _: &str) -> StoreResult<Option<AlertingState>> {
-        down()
+        self.fail().await
     }
 }
 
 #[async_trait]
 impl DeliveryLedger for DownStore {
     async fn first_seen(&self, _: &str) -> StoreResult<bool> {
-        down()
+        self.fail().await
     }
     async fn forget(&self, _: &str) -> StoreResult<()> {
-        down()
+        self.fail().await
     }
 }
 
 #[async_trait]
 impl RunRepo for DownStore {
     async fn upsert_run(&self, _: &RunRecord) -> StoreResult<bool> {
-        down()
+        self.fail().await
     }
     async fn get_run(&self, _: u64) -> StoreResult<Option<RunRecord>> {
-        down()
+        self.fail().await
     }
     async fn recent_runs(&self, _: &str, _: usize) -> StoreResult<Vec<RunRecord>> {
-        down()
+        self.fail().await
     }
     async fn put_correlation(&self, _: &DiagnoseCorrelation) -> StoreResult<()> {
-        down()
+        self.fail().await
     }
     async fn get_correlation(&self, _: &str) -> StoreResult<Option<DiagnoseCorrelation>> {
-        down()
+        self.fail().await
     }
 }
 
 #[async_trait]
 impl ConfirmationRepo for DownStore {
     async fn put_confirmation(&self, _: &PendingConfirmation) -> StoreResult<()> {
-        down()
+        self.fail().await
     }
     async fn take_confirmation(&self, _: &str) -> StoreResult<Option<PendingConfirmation>> {
-        down()
+        self.fail().await
     }
 }
 
 #[async_trait]
 impl StoreHealth for DownStore {
     async fn ping(&self) -> StoreResult<()> {
-        down()
+        self.fail().await
     }
 }
 
 /// Stores whose every port is down.
 pub fn down_stores() -> Stores {
-    Stores::from_adapter(std::sync::Arc::new(DownStore), "down")
+    Stores::from_adapter(std::sync::Arc::new(DownStore { stalled: false }), "down")
+}
+
+/// Stores whose every port never answers.
+pub fn stalled_stores() -> Stores {
+    Stores::from_adapter(std::sync::Arc::new(DownStore { stalled: true }), "stalled")
 }
 
 /// A fixed Ed25519 key for tests; its public half goes in `DISCORD_PUBLIC_KEY`.

@@ -14,7 +14,7 @@ use valine_core::logging::{Capture, JsonLayer};
 use valine_core::metrics::Metrics;
 use valine_core::store::Stores;
 use valine_core::store::embedded::EmbeddedStore;
-use valine_core::testing::{config_from, discord_key, discord_signature, down_stores, public_key_hex};
+use valine_core::testing::{config_from, discord_key, discord_signature, down_stores, public_key_hex, stalled_stores};
 use valine_discord::jobs::LocalJobs;
 use valine_discord::{App, AppParts};
 use wiremock::matchers::{any, body_json, header, method, path, path_regex};
@@ -673,6 +673,41 @@ async fn store_down_refuses_the_relay_posts_nothing_and_says_why() {
     assert!(content(&a).contains("trace"));
     let posts = h.discord.received_requests().await.unwrap();
     assert!(posts.iter().all(|r| r.url.path() != format!("/api/v10/channels/{CHANNEL}/messages")));
+}
+
+#[tokio::test]
+async fn a_silent_store_still_gets_every_answer_out_in_time() {
+    // `send` asserts each answer comes inside Discord's 3 s
+    let h = Harness::build(&[], Some(stalled_stores())).await;
+    let opts = json!([
+        opt("channel", 7, json!(CHANNEL.to_string())),
+        opt("message", 3, json!("x")),
+        opt("confirm", 5, json!(true))
+    ]);
+    let (_, a) = h.send(&command(415, ADMIN, "relay-send", opts)).await;
+    assert!(content(&a).contains("store is unavailable") && content(&a).contains("nothing was posted"), "{a}");
+    let (_, a) = h
+        .send(&command(
+            416,
+            ADMIN,
+            "relay-send",
+            json!([opt("channel", 7, json!(CHANNEL.to_string())), opt("message", 3, json!("x"))]),
+        ))
+        .await;
+    assert!(content(&a).contains("store is unavailable"), "{a}");
+    let (_, a) = h
+        .send(&command(
+            417,
+            STRANGER,
+            "relay-send",
+            json!([opt("channel", 7, json!(CHANNEL.to_string())), opt("message", 3, json!("x"))]),
+        ))
+        .await;
+    assert!(content(&a).contains("could not be audited"), "{a}");
+    let (_, a) = h.send(&command(418, ADMIN, "debug-last", json!([]))).await;
+    assert!(a.to_string().contains("did not answer in time") && a.to_string().contains("/relay-send"), "{a}");
+    let (_, a) = h.send(&command(419, STRANGER, "diagnose", json!([]))).await;
+    assert!(content(&a).contains("store is unavailable") && content(&a).contains("nothing was dispatched"), "{a}");
 }
 
 #[tokio::test]

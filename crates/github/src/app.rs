@@ -20,6 +20,8 @@ use crate::events::{self, Decision};
 use crate::verify;
 
 pub const SERVICE: &str = "github-handler";
+/// GitHub waits 10 s for an answer.
+const DELIVERY_BUDGET: std::time::Duration = std::time::Duration::from_secs(9);
 /// Deliveries have no Discord user; their traces are kept under this one, for `valinectl trace`.
 pub const TRACE_USER: &str = "github";
 
@@ -98,7 +100,17 @@ impl App {
         if req.method != http::Method::POST {
             return HttpResponse::error(StatusCode::METHOD_NOT_ALLOWED, "deliveries are POSTed");
         }
-        self.delivery(req).await
+        // GitHub gives up after 10 s; answer before that whatever hangs.
+        match tokio::time::timeout(DELIVERY_BUDGET, self.delivery(req)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                tracing::error!("delivery not handled within 9 s; answered 503 so that it can be redelivered");
+                HttpResponse::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "error", "error": "not handled within 9 s; redeliver it"}),
+                )
+            }
+        }
     }
 
     async fn delivery(&self, req: HttpRequest) -> HttpResponse {
@@ -181,7 +193,9 @@ impl App {
                 handled.body["action"] = json!(action);
             }
             let trace = rec.snapshot();
-            if let Err(e) = self.stores.traces.put(&trace).await {
+            if store_error.as_ref().is_some_and(StoreError::is_unavailable) {
+                tracing::warn!("store unavailable: the delivery's trace is only in this log");
+            } else if let Err(e) = self.stores.traces.put(&trace).await {
                 tracing::warn!(error = %e, "could not store the delivery's trace");
             }
             tracing::info!(
@@ -212,14 +226,22 @@ impl App {
             };
         };
         tracing::info!(run_id = run.run_id, workflow = %run.workflow_name, branch = %run.head_branch, status = %run.status, conclusion = run.conclusion.as_deref().unwrap_or(""), "workflow run");
-        let newer = match rec.time("store.upsert_run", self.stores.runs.upsert_run(&run)).await {
-            Ok(written) => written,
-            Err(e) => {
-                store_error.get_or_insert(e);
-                true
+        // When the store already failed for this delivery, do not wait on it again: the alert
+        // still goes out, and the delivery answers 503 so that it can be redelivered.
+        let store_down = store_error.as_ref().is_some_and(StoreError::is_unavailable);
+        let newer = if store_down {
+            rec.note("store.upsert_run", StepStatus::Skipped, Some("store unavailable".into()));
+            false
+        } else {
+            match rec.time("store.upsert_run", self.stores.runs.upsert_run(&run)).await {
+                Ok(written) => written,
+                Err(e) => {
+                    store_error.get_or_insert(e);
+                    true
+                }
             }
         };
-        let progress = if newer { self.diagnose_progress(rec, &run).await } else { None };
+        let progress = if newer && store_error.is_none() { self.diagnose_progress(rec, &run).await } else { None };
         let mut body = json!({"status": "ok", "event": "workflow_run", "run_id": run.run_id});
         if let Some(p) = progress {
             body["diagnose"] = json!(p);
