@@ -270,6 +270,13 @@ impl<'a> Scanner<'a> {
             self.replace(ws, we, MASK.as_bytes());
             return we;
         }
+        // A token glued to what comes before it (`x=1ghp_…`, `2zghp_…`): from its prefix on.
+        if word.len() >= 24
+            && let Some(at) = embedded_token(word)
+        {
+            self.replace(ws + at, we, MASK.as_bytes());
+            return we;
+        }
         if word.len() == 20 && is_aws_key_id(word) {
             self.replace(ws, we, MASK.as_bytes());
             return we;
@@ -516,6 +523,13 @@ fn token_prefix_len(word: &[u8]) -> Option<usize> {
     }
 }
 
+/// Where a GitHub or Slack token starts inside a longer word, if one does.
+fn embedded_token(word: &[u8]) -> Option<usize> {
+    (1..word.len().saturating_sub(23)).find(|&at| {
+        matches!(word[at], b'g' | b'x') && token_prefix_len(&word[at..]).is_some_and(|len| word.len() - at >= len + 20)
+    })
+}
+
 const AWS_KEY_PREFIXES: &[&[u8; 4]] =
     &[b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"AGPA", b"AIDA", b"AIPA", b"ANPA", b"ANVA", b"AROA", b"APKA", b"ASCA"];
 
@@ -623,6 +637,8 @@ mod tests {
             ("private_key=MIIBOgIBAAJBAK".to_string(), "MIIBOgIBAAJBAK"),
             ("DB_PASSWORD=\"with spaces inside\"".to_string(), "with spaces inside"),
             ("apitoken=plainvalue".to_string(), "plainvalue"),
+            (format!("glued 2z{GHP}"), GHP),
+            (format!("id=1{SLACK}"), SLACK),
         ]
     }
 
