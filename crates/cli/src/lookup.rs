@@ -122,7 +122,7 @@ pub async fn trace(config: &Config, trace_id: &str, hours: u64, logs: bool) -> R
             Err(e) => notes.push_str(&format!("(CloudWatch Logs not read: {e})\n")),
         }
     } else {
-        notes.push_str("(CloudWatch Logs not queried: pass --logs, with AWS credentials and AWS_REGION)\n");
+        notes.push_str("(CloudWatch Logs not read: set AWS_REGION, with AWS credentials, or this was --no-logs)\n");
     }
     if trace.is_none() && entries.is_empty() {
         return Err(format!(

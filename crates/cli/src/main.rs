@@ -45,9 +45,9 @@ enum Command {
     /// A stored trace and the matching log lines of both functions, as one timeline.
     Trace {
         trace_id: String,
-        /// Also read CloudWatch Logs (needs AWS credentials and AWS_REGION).
+        /// Skip CloudWatch Logs (read by default when AWS_REGION is set).
         #[arg(long)]
-        logs: bool,
+        no_logs: bool,
         /// How far back to search the logs, in hours.
         #[arg(long, default_value_t = 24)]
         hours: u64,
@@ -177,8 +177,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             if answer.status >= 400 { Err(format!("the server answered {}", answer.status)) } else { Ok(()) }
         }
         Command::Register { guild, dry_run } => register::run(&config()?, guild, dry_run).await,
-        Command::Trace { trace_id, logs, hours } => {
-            print!("{}", lookup::trace(&local_config()?, &trace_id, hours, logs).await?);
+        Command::Trace { trace_id, no_logs, hours } => {
+            let config = local_config()?;
+            let logs = !no_logs && config.aws_region.is_some();
+            print!("{}", lookup::trace(&config, &trace_id, hours, logs).await?);
             Ok(())
         }
         Command::Audit { action } => {

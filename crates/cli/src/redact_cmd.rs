@@ -38,7 +38,7 @@ pub fn run(input: impl io::Read, output: impl Write) -> io::Result<u64> {
         }
         reader.consume(len);
         if pending.len() > MAX_CHUNK {
-            let cut = pending.iter().rposition(|b| b.is_ascii_whitespace()).map_or(pending.len(), |p| p + 1);
+            let cut = safe_cut(&pending);
             writer.write_all(&redact_stream(&pending[..cut], &mut state))?;
             pending.drain(..cut);
         }
@@ -48,6 +48,27 @@ pub fn run(input: impl io::Read, output: impl Write) -> io::Result<u64> {
     }
     writer.flush()?;
     Ok(total)
+}
+
+/// Where to cut a line too long to hold: after white space, but never between a credential and
+/// what introduces it (`Bearer x`, `password: x`, `token= x`).
+fn safe_cut(buf: &[u8]) -> usize {
+    let mut end = buf.len();
+    for _ in 0..32 {
+        let Some(ws) = buf[..end].iter().rposition(u8::is_ascii_whitespace) else { break };
+        let word_start = buf[..ws].iter().rposition(u8::is_ascii_whitespace).map_or(0, |p| p + 1);
+        let word = &buf[word_start..ws];
+        let introduces = word.ends_with(b":")
+            || word.ends_with(b"=")
+            || [b"bearer".as_slice(), b"basic", b"bot", b"token", b"authorization"]
+                .iter()
+                .any(|w| word.eq_ignore_ascii_case(w));
+        if !introduces {
+            return ws + 1;
+        }
+        end = ws;
+    }
+    buf.len()
 }
 
 #[cfg(test)]
@@ -84,6 +105,21 @@ mod tests {
         run(Trickle(input), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, "a password=***REDACTED*** b\nno newline at the end token=***REDACTED***");
+    }
+
+    #[test]
+    fn long_lines_are_never_cut_between_a_credential_and_its_introducer() {
+        let mut input = vec![b'x'; MAX_CHUNK - 20];
+        input.extend_from_slice(b" Authorization: Bearer ");
+        input.extend_from_slice(b"sk-live-0123456789abcdef");
+        input.extend(std::iter::repeat_n(b'y', MAX_CHUNK));
+        input.extend_from_slice(b" password: hunter2hunter2 z");
+        input.extend(std::iter::repeat_n(b'w', MAX_CHUNK));
+        let text = String::from_utf8(filter(&input)).unwrap();
+        assert!(!text.contains("sk-live-0123456789abcdef") && !text.contains("hunter2"));
+        assert_eq!(safe_cut(b"a b Bearer "), 4);
+        assert_eq!(safe_cut(b"a token= "), 2);
+        assert_eq!(safe_cut(b"plain words "), 12);
     }
 
     #[test]

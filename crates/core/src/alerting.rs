@@ -3,14 +3,16 @@
 //! outcome is logged (`Alert sent`, `Alert skipped`, `Alert rate-limited`, `Alert failed`) and
 //! counted in metrics.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::alert::{Alert, AlertKind, resolved_message};
 use crate::clock::now_secs;
 use crate::config::Config;
 use crate::discord_api::Discord;
 use crate::metrics::{AlertMetric, Metrics};
-use crate::store::{AlertLedger, AlertingState};
+use crate::store::{AlertLedger, AlertingState, StoreError};
 
 /// The alert settings of section 6.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,12 +53,18 @@ impl AlertOutcome {
     }
 }
 
+/// How long a dedup claim may take before the alert goes out without it.
+const CLAIM_BUDGET: Duration = Duration::from_millis(600);
+/// How long posting an alert may take, a rate-limit wait included.
+const POST_BUDGET: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Alerter {
     settings: AlertSettings,
     ledger: Arc<dyn AlertLedger>,
     discord: Arc<dyn Discord>,
     metrics: Metrics,
+    local: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl std::fmt::Debug for Alerter {
@@ -72,7 +80,7 @@ impl Alerter {
         discord: Arc<dyn Discord>,
         metrics: Metrics,
     ) -> Self {
-        Self { settings, ledger, discord, metrics }
+        Self { settings, ledger, discord, metrics, local: Arc::default() }
     }
 
     /// The alerter a handler uses: settings from `config`, the ledger of `stores`.
@@ -105,20 +113,28 @@ impl Alerter {
             Ok(c) => c,
             Err(outcome) => return outcome,
         };
-        let claim = match self.ledger.claim(&key, now_secs(), self.settings.window_secs).await {
+        let now = now_secs();
+        let claimed = tokio::time::timeout(CLAIM_BUDGET, self.ledger.claim(&key, now, self.settings.window_secs))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
+        let claim = match claimed {
             Ok(Some(claim)) => Some(claim),
-            Ok(None) => {
-                tracing::info!(alert_key = %key, trace_id = %alert.trace_id, "Alert rate-limited");
-                self.metrics.alert(AlertMetric::Suppressed);
-                return AlertOutcome::RateLimited;
-            }
+            Ok(None) => return self.rate_limited(&key, &alert.trace_id),
             Err(e) => {
-                // Better a duplicate than a lost alert.
+                // Better a duplicate than a lost alert; this container's own memory still keeps
+                // one alert per key and window.
+                if !self.local_claim(&key, now) {
+                    return self.rate_limited(&key, &alert.trace_id);
+                }
                 tracing::warn!(alert_key = %key, error = %e, "Alert dedup unavailable; sending without dedup");
                 None
             }
         };
-        match self.discord.post_message(channel, &alert.message(self.settings.mention_role_id)).await {
+        let message = alert.message(self.settings.mention_role_id);
+        let posted = tokio::time::timeout(POST_BUDGET, self.discord.post_message(channel, &message))
+            .await
+            .unwrap_or(Err(crate::discord_api::DiscordError::Timeout));
+        match posted {
             Ok(posted) => {
                 tracing::info!(alert_key = %key, severity = alert.severity.as_str(), message_id = posted.id, "Alert sent");
                 self.metrics.alert(AlertMetric::Sent);
@@ -143,9 +159,31 @@ impl Alerter {
                 {
                     tracing::error!(alert_key = %key, error = %release, "could not release the dedup window of a failed alert");
                 }
+                self.local_release(&key);
                 AlertOutcome::Failed { error: e.to_string() }
             }
         }
+    }
+
+    fn rate_limited(&self, key: &str, trace_id: &str) -> AlertOutcome {
+        tracing::info!(alert_key = %key, trace_id = %trace_id, "Alert rate-limited");
+        self.metrics.alert(AlertMetric::Suppressed);
+        AlertOutcome::RateLimited
+    }
+
+    /// The fallback window, in this container only, for when the shared ledger is down.
+    fn local_claim(&self, key: &str, now: u64) -> bool {
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        local.retain(|_, until| *until > now);
+        if local.contains_key(key) {
+            return false;
+        }
+        local.insert(key.to_string(), now + self.settings.window_secs);
+        true
+    }
+
+    fn local_release(&self, key: &str) {
+        self.local.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 
     /// After a success: posts one "resolved" message if this workflow + branch had alerted.
@@ -171,14 +209,19 @@ impl Alerter {
             Ok(c) => c,
             Err(outcome) => return Some(outcome),
         };
-        match self
-            .discord
-            .post_message(channel, &resolved_message(repository, workflow, branch, run_url, trace_id))
+        let message = resolved_message(repository, workflow, branch, run_url, trace_id);
+        let posted = tokio::time::timeout(POST_BUDGET, self.discord.post_message(channel, &message))
             .await
-        {
+            .unwrap_or(Err(crate::discord_api::DiscordError::Timeout));
+        match posted {
             Ok(posted) => {
                 tracing::info!(recovery_key = %recovery_key, message_id = posted.id, "Alert resolved");
                 self.metrics.alert(AlertMetric::Sent);
+                // Fixed: the next failure is news, whatever the window says.
+                self.local_release(&state.dedup_key);
+                if let Err(e) = self.ledger.forget_claim(&state.dedup_key).await {
+                    tracing::warn!(alert_key = %state.dedup_key, error = %e, "could not reset the dedup window after recovery");
+                }
                 Some(AlertOutcome::Sent { message_id: posted.id })
             }
             Err(e) => {

@@ -108,6 +108,7 @@ mod tests {
             workflow_id: 1,
             workflow_name: "Diagnose".into(),
             title: "diagnose x".into(),
+            workflow_path: ".github/workflows/diagnose.yml".into(),
             head_branch: "main".into(),
             head_sha: "abc".into(),
             status: "queued".into(),

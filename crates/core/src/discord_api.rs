@@ -132,7 +132,11 @@ impl HttpDiscord {
             }
             let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if status.as_u16() == 429 {
-                let secs = header_retry.or_else(|| json["retry_after"].as_f64()).unwrap_or(1.0).clamp(0.0, 3600.0);
+                let secs = header_retry
+                    .or_else(|| json["retry_after"].as_f64())
+                    .filter(|s| s.is_finite())
+                    .unwrap_or(1.0)
+                    .clamp(0.0, 3600.0);
                 let retry_after = Duration::from_secs_f64(secs);
                 if !retried && retry_after <= MAX_RETRY_AFTER {
                     retried = true;
@@ -351,6 +355,22 @@ mod tests {
         let err = client.post_message(111, &json!({"content": "x"})).await.unwrap_err();
         assert!(matches!(err, DiscordError::RateLimited { .. }), "{err:?}");
         assert!(err.to_string().contains("rate-limited"));
+    }
+
+    #[tokio::test]
+    async fn a_nonsense_retry_after_is_read_as_one_second() {
+        let (server, client) = server().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("retry-after", "NaN")
+                    .set_body_json(json!({"retry_after": "soon"})),
+            )
+            .expect(2)
+            .mount(&server)
+            .await;
+        let err = client.post_message(111, &json!({"content": "x"})).await.unwrap_err();
+        assert_eq!(err, DiscordError::RateLimited { retry_after: Duration::from_secs(1) });
     }
 
     #[tokio::test]

@@ -60,6 +60,7 @@ impl Metrics {
         self.emit(
             &[("Command", command)],
             &[("CommandCount", 1.0, Unit::Count), ("CommandDuration", duration_ms as f64, Unit::Milliseconds)],
+            false,
         );
     }
 
@@ -70,28 +71,43 @@ impl Metrics {
             AlertMetric::Failed => "AlertsFailed",
             AlertMetric::Skipped => "AlertsSkipped",
         };
-        self.emit(&[], &[(name, 1.0, Unit::Count)]);
+        // Also without any dimension: one alarm covers the alerts of both functions.
+        self.emit(&[], &[(name, 1.0, Unit::Count)], true);
     }
 
     pub fn delivery(&self, event: &str) {
-        self.emit(&[("Event", event)], &[("Deliveries", 1.0, Unit::Count)]);
+        self.emit(&[("Event", event)], &[("Deliveries", 1.0, Unit::Count)], false);
     }
 
     pub fn verification_failure(&self) {
-        self.emit(&[], &[("VerificationFailures", 1.0, Unit::Count)]);
+        self.emit(&[], &[("VerificationFailures", 1.0, Unit::Count)], false);
     }
 
-    /// A line with `Service` plus `dimensions`, and the given metrics.
-    pub fn emit(&self, dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)]) {
-        let line = emf_line(self.service, crate::clock::now_millis(), dimensions, metrics);
+    /// A line with the given metrics under `Service` plus `dimensions`, also rolled up under
+    /// `Service` alone, and (`account_wide`) under no dimension at all.
+    pub fn emit(&self, dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)], account_wide: bool) {
+        let line = emf_line(self.service, crate::clock::now_millis(), dimensions, metrics, account_wide);
         self.sink.write_line(&line);
     }
 }
 
 /// Builds one EMF object.
-pub fn emf_line(service: &str, ts_ms: u64, dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)]) -> String {
-    let mut dim_names = vec![json!("Service")];
-    dim_names.extend(dimensions.iter().map(|(k, _)| json!(k)));
+pub fn emf_line(
+    service: &str,
+    ts_ms: u64,
+    dimensions: &[(&str, &str)],
+    metrics: &[(&str, f64, Unit)],
+    account_wide: bool,
+) -> String {
+    let mut full = vec![json!("Service")];
+    full.extend(dimensions.iter().map(|(k, _)| json!(k)));
+    let mut sets = vec![Value::Array(full)];
+    if !dimensions.is_empty() {
+        sets.push(json!(["Service"]));
+    }
+    if account_wide {
+        sets.push(json!([]));
+    }
     let mut root = Map::new();
     root.insert(
         "_aws".into(),
@@ -99,7 +115,7 @@ pub fn emf_line(service: &str, ts_ms: u64, dimensions: &[(&str, &str)], metrics:
             "Timestamp": ts_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [dim_names],
+                "Dimensions": sets,
                 "Metrics": metrics.iter().map(|(n, _, u)| json!({"Name": n, "Unit": u.as_str()})).collect::<Vec<_>>(),
             }],
         }),
@@ -129,7 +145,8 @@ mod tests {
         let l = &lines[0];
         let cw = &l["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "ValineOrchestrator");
-        assert_eq!(cw["Dimensions"], json!([["Service", "Command"]]));
+        // per command, and per service (what the p99 alarm watches)
+        assert_eq!(cw["Dimensions"], json!([["Service", "Command"], ["Service"]]));
         assert_eq!(
             cw["Metrics"],
             json!([{"Name": "CommandCount", "Unit": "Count"}, {"Name": "CommandDuration", "Unit": "Milliseconds"}])
@@ -146,5 +163,7 @@ mod tests {
             }
         }
         assert_eq!(lines[1]["AlertsSuppressed"], 1.0);
+        // alerts also count account-wide (one alarm for both functions)
+        assert_eq!(lines[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Service"], []]));
     }
 }

@@ -63,6 +63,9 @@ impl AlertLedger for DownStore {
     async fn take_alerting(&self, _: &str) -> StoreResult<Option<AlertingState>> {
         self.fail().await
     }
+    async fn forget_claim(&self, _: &str) -> StoreResult<()> {
+        self.fail().await
+    }
 }
 
 #[async_trait]
@@ -99,7 +102,7 @@ impl ConfirmationRepo for DownStore {
     async fn put_confirmation(&self, _: &PendingConfirmation) -> StoreResult<()> {
         self.fail().await
     }
-    async fn take_confirmation(&self, _: &str) -> StoreResult<Option<PendingConfirmation>> {
+    async fn take_confirmation(&self, _: &str, _: u64) -> StoreResult<Taken> {
         self.fail().await
     }
 }

@@ -96,7 +96,8 @@ suite!(
     runs_keep_the_newest_update,
     runs_recent_per_workflow,
     correlations_round_trip_and_expire,
-    confirmations_are_taken_once_and_expire,
+    confirmations_are_taken_once_by_their_owner_and_expire,
+    a_forgotten_claim_frees_its_key,
     health_ping_answers,
 );
 
@@ -134,6 +135,7 @@ fn run(run_id: u64, workflow_id: u64, updated_at: u64, status: &str, conclusion:
         workflow_id,
         workflow_name: "CI".into(),
         title: "CI run".into(),
+        workflow_path: ".github/workflows/ci.yml".into(),
         head_branch: "main".into(),
         head_sha: "3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f60718293".into(),
         status: status.into(),
@@ -388,7 +390,7 @@ mod cases {
         assert_eq!(s.runs.get_correlation("diag-3").await.unwrap(), None);
     }
 
-    pub async fn confirmations_are_taken_once_and_expire(s: Stores) {
+    pub async fn confirmations_are_taken_once_by_their_owner_and_expire(s: Stores) {
         let now = now_secs();
         let p = PendingConfirmation {
             id: uuid::Uuid::new_v4().to_string(),
@@ -402,22 +404,36 @@ mod cases {
             expires_at: now + 300,
         };
         s.confirmations.put_confirmation(&p).await.unwrap();
+        // someone else's click neither takes nor removes it
+        assert_eq!(s.confirmations.take_confirmation(&p.id, 7).await.unwrap(), Taken::NotYours);
         let mut tasks = Vec::new();
         for _ in 0..8 {
             let c = s.confirmations.clone();
             let id = p.id.clone();
-            tasks.push(tokio::spawn(async move { c.take_confirmation(&id).await }));
+            tasks.push(tokio::spawn(async move { c.take_confirmation(&id, 42).await }));
         }
         let mut taken = Vec::new();
         for t in tasks {
-            if let Some(x) = t.await.unwrap().unwrap() {
-                taken.push(x);
+            match t.await.unwrap().unwrap() {
+                Taken::Yours(x) => taken.push(x),
+                Taken::Missing => {}
+                Taken::NotYours => panic!("the owner was told it is not theirs"),
             }
         }
         assert_eq!(taken, vec![p.clone()]);
+        assert_eq!(s.confirmations.take_confirmation(&p.id, 7).await.unwrap(), Taken::Missing);
         let stale = PendingConfirmation { id: "stale".into(), expires_at: now - 1, ..p };
         s.confirmations.put_confirmation(&stale).await.unwrap();
-        assert_eq!(s.confirmations.take_confirmation("stale").await.unwrap(), None);
+        assert_eq!(s.confirmations.take_confirmation("stale", 42).await.unwrap(), Taken::Missing);
+        assert_eq!(s.confirmations.take_confirmation("never", 42).await.unwrap(), Taken::Missing);
+    }
+
+    pub async fn a_forgotten_claim_frees_its_key(s: Stores) {
+        let now = now_secs();
+        s.alerts.claim("k|w|b|x", now, 300).await.unwrap().unwrap();
+        s.alerts.forget_claim("k|w|b|x").await.unwrap();
+        assert!(s.alerts.claim("k|w|b|x", now, 300).await.unwrap().is_some());
+        s.alerts.forget_claim("never-claimed").await.unwrap();
     }
 
     pub async fn health_ping_answers(s: Stores) {
@@ -499,7 +515,8 @@ async fn dynamodb_unreachable_is_a_typed_error_for_every_method() {
     check("runs.put_correlation", s.runs.put_correlation(&corr)).await;
     check("runs.get_correlation", s.runs.get_correlation("c")).await;
     check("confirmations.put", s.confirmations.put_confirmation(&pending)).await;
-    check("confirmations.take", s.confirmations.take_confirmation("p")).await;
+    check("confirmations.take", s.confirmations.take_confirmation("p", 1)).await;
+    check("alerts.forget_claim", s.alerts.forget_claim("k")).await;
     check("health.ping", s.health.ping()).await;
 }
 

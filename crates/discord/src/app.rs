@@ -139,7 +139,9 @@ impl App {
         .into_iter()
         .filter(|(_, m)| !m.is_empty())
         .collect();
-        valine_core::http::readiness(SERVICE, &[], features, &self.stores).await
+        // Alerts switched on without their settings is a broken configuration, not a choice.
+        let broken = if c.enable_alerts { c.missing_for(Feature::Alerts) } else { Vec::new() };
+        valine_core::http::readiness(SERVICE, &broken, features, &self.stores).await
     }
 
     /// Verifies, parses and answers one interaction.
@@ -190,8 +192,7 @@ impl App {
     async fn command(&self, ci: CommandInteraction, started: Instant) -> Value {
         let name = format!("/{}", ci.data.name);
         let mut ctx = Ctx::for_command(self, &ci, &name, started);
-        let span =
-            tracing::info_span!("handle_command", trace_id = %ctx.rec.trace_id(), user_id = %ctx.user_id, cmd = %name);
+        let span = command_span(&ci.data.name, ctx.rec.trace_id(), ctx.user_id, &name);
         async {
             let opts = &ci.data.options;
             let answer = match ci.data.name.as_str() {
@@ -270,7 +271,11 @@ impl App {
         budget: Duration,
     ) {
         let alert = Alert {
-            severity: if what == "audit_write_failed" { Severity::Critical } else { Severity::Error },
+            severity: if matches!(what, "audit_write_failed" | "store_unavailable") {
+                Severity::Critical
+            } else {
+                Severity::Error
+            },
             kind: AlertKind::Internal(what),
             title: title.to_string(),
             repository: self.config.github_repo.as_ref().map_or_else(|| "valine".to_string(), |r| r.to_string()),
@@ -286,6 +291,23 @@ impl App {
         if tokio::time::timeout(budget, self.alerter.raise(&alert)).await.is_err() {
             tracing::error!(alert_key = %alert.dedup_key(), "Alert failed: no time left to send it");
         }
+    }
+}
+
+/// The span a command runs in: its name is the log lines' `fn` (`handle_diagnose`, …).
+fn command_span(command: &str, trace_id: &str, user_id: u64, cmd: &str) -> tracing::Span {
+    macro_rules! span {
+        ($name:literal) => {
+            tracing::info_span!($name, trace_id = %trace_id, user_id = %user_id, cmd = %cmd)
+        };
+    }
+    match command {
+        "status" => span!("handle_status"),
+        "diagnose" => span!("handle_diagnose"),
+        "relay-send" => span!("handle_relay_send"),
+        "relay-dm" => span!("handle_relay_dm"),
+        "debug-last" => span!("handle_debug_last"),
+        _ => span!("handle_command"),
     }
 }
 
@@ -387,6 +409,42 @@ impl<'a> Ctx<'a> {
         response::error(text, self.rec.trace_id())
     }
 
+    /// A refusal, audited as `blocked` (with `record`'s target and digest) and told with the
+    /// audit id.
+    pub async fn blocked(&mut self, reason: &str, record: AuditRecord) -> Value {
+        let record = record.meta("reason", reason);
+        tracing::warn!(reason, audit_id = %record.audit_id, "refused");
+        let text = match self.audit("audit.blocked", &record).await {
+            Ok(()) => format!("{reason}\n-# audit `{}`", record.audit_id),
+            Err(_) => format!("{reason}\n-# (this refusal could not be audited: the store is unavailable)"),
+        };
+        self.refuse(&text)
+    }
+
+    /// A blocked record of this command by this caller, with nothing else filled in.
+    pub fn blocked_record(&self) -> AuditRecord {
+        AuditRecord::new(&self.trace_id(), self.user_id, &self.command, valine_core::audit::AuditResult::Blocked)
+            .meta("username", &self.user_name)
+    }
+
+    /// The store failed a command that needs it: a critical alert (the bot cannot keep its
+    /// audit trail), and a short answer that says nothing was done.
+    pub async fn store_unavailable(&mut self, error: &StoreError, nothing_done: &str) -> Value {
+        let budget = self.remaining().saturating_sub(Duration::from_millis(150));
+        let trace_id = self.trace_id();
+        self.app
+            .internal_alert(
+                "store_unavailable",
+                "Store unavailable: commands that need it are refused",
+                &error.to_string(),
+                &trace_id,
+                &self.user_name,
+                budget,
+            )
+            .await;
+        self.fail(&format!("The store is unavailable ({error}); {nothing_done}."))
+    }
+
     /// True the first time this interaction id is seen: a replayed request (same signed body
     /// within the 5-minute window) must not post or dispatch twice.
     pub async fn first_time(&mut self) -> Result<bool, StoreError> {
@@ -418,6 +476,22 @@ impl<'a> Ctx<'a> {
         res
     }
 
+    /// Hands `job` to the deferred path within the time left; the answer can then say "thinking…".
+    pub async fn defer(&mut self, job: Job) -> Result<(), crate::jobs::JobError> {
+        let jobs = self.app.jobs.clone();
+        let t = self.rec.start("job.enqueue");
+        let res = self
+            .within(Duration::from_millis(1000), jobs.enqueue(job))
+            .await
+            .unwrap_or_else(|| Err(crate::jobs::JobError("no answer in time".into())));
+        self.rec.finish(
+            t,
+            if res.is_ok() { StepStatus::Ok } else { StepStatus::Error },
+            res.as_ref().err().map(ToString::to_string),
+        );
+        res
+    }
+
     /// What a deferred job needs to carry on.
     pub fn job_context(&self) -> JobContext {
         JobContext {
@@ -431,9 +505,23 @@ impl<'a> Ctx<'a> {
 
     /// Stores the trace, counts the command, logs the answer.
     async fn finish(&mut self, answer: &Value) {
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        self.app.metrics.command(&self.command, elapsed);
+        if self.command == "/debug-last" {
+            // Looking at a trace leaves none: the next /debug-last shows the command before.
+            tracing::info!(
+                answer_type = answer["type"].as_u64().unwrap_or(0),
+                duration_ms = elapsed,
+                "interaction answered"
+            );
+            return;
+        }
         let trace = self.rec.snapshot();
         let traces = self.app.stores.traces.clone();
-        let stored = match self.within(Duration::from_millis(500), traces.put(&trace)).await {
+        // Slow commands are the ones worth a trace: they may use the answer's last 250 ms too.
+        let budget = (self.remaining() + Duration::from_millis(250))
+            .clamp(Duration::from_millis(150), Duration::from_millis(500));
+        let stored = match tokio::time::timeout(budget, traces.put(&trace)).await.ok() {
             Some(Ok(())) => "stored",
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "could not store the trace; kept in this container only");
@@ -445,8 +533,6 @@ impl<'a> Ctx<'a> {
             }
         };
         self.app.traces.put(trace);
-        let elapsed = self.started.elapsed().as_millis() as u64;
-        self.app.metrics.command(&self.command, elapsed);
         tracing::info!(
             answer_type = answer["type"].as_u64().unwrap_or(0),
             duration_ms = elapsed,

@@ -537,6 +537,9 @@ async fn relay_preview_is_bound_to_its_caller_and_confirms_once() {
     // someone else clicks: refused, and the confirmation survives
     let (_, other) = h.send(&click(405, STRANGER, &confirm_id)).await;
     assert!(content(&other).contains("Only the person who asked"), "{other}");
+    let theirs = h.app.stores.audit.by_user(&STRANGER.to_string(), 10).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].result, AuditResult::Blocked);
     // the caller clicks
     let mut mine = click(406, ADMIN, &confirm_id);
     mine["member"] = member(ADMIN, &[ADMIN_ROLE]);
@@ -673,6 +676,18 @@ async fn store_down_refuses_the_relay_posts_nothing_and_says_why() {
     assert!(content(&a).contains("trace"));
     let posts = h.discord.received_requests().await.unwrap();
     assert!(posts.iter().all(|r| r.url.path() != format!("/api/v10/channels/{CHANNEL}/messages")));
+    // the store being down is a critical failure of the bot: alerted, without dedup
+    let alerts: Vec<String> = posts.iter().map(|r| String::from_utf8_lossy(&r.body).to_string()).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("Store unavailable") && alerts[0].contains("critical"), "{}", alerts[0]);
+    // a second refusal in the same container is inside the window: no second alert
+    let opts = json!([
+        opt("channel", 7, json!(CHANNEL.to_string())),
+        opt("message", 3, json!("y")),
+        opt("confirm", 5, json!(true))
+    ]);
+    h.send(&command(420, ADMIN, "relay-send", opts)).await;
+    assert_eq!(h.discord.received_requests().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -778,6 +793,19 @@ async fn debug_last_is_off_unless_enabled() {
     let h = Harness::new(&[("ENABLE_DEBUG_CMD", "")]).await;
     let (_, a) = h.send(&command(504, ADMIN, "debug-last", json!([]))).await;
     assert!(content(&a).contains("ENABLE_DEBUG_CMD=true"), "{a}");
+    let records = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
+    assert_eq!(records[0].result, AuditResult::Blocked);
+    assert_eq!(records[0].command, "/debug-last");
+}
+
+#[tokio::test]
+async fn debug_last_keeps_showing_the_command_before_it() {
+    let h = Harness::new(&[("GITHUB_TOKEN", ""), ("GITHUB_REPO", "")]).await;
+    h.send(&command(505, ADMIN, "status", json!([]))).await;
+    for i in 0..12 {
+        let (_, a) = h.send(&command(506 + i, ADMIN, "debug-last", json!([]))).await;
+        assert!(a["data"]["embeds"][0]["title"].as_str().unwrap_or("").contains("/status"), "run {i}: {a}");
+    }
 }
 
 // ---------------------------------------------------------------- logs

@@ -86,11 +86,10 @@ impl App {
         if req.method == http::Method::GET {
             let path = req.path.trim_end_matches('/');
             return if path.ends_with("/health/ready") {
-                let features = [("alerts", self.config.missing_for(Feature::Alerts))]
-                    .into_iter()
-                    .filter(|(_, m)| !m.is_empty() && self.config.enable_alerts)
-                    .collect();
-                valine_core::http::readiness(SERVICE, &[], features, &self.stores).await
+                // Alerts switched on without their settings is a broken configuration.
+                let broken =
+                    if self.config.enable_alerts { self.config.missing_for(Feature::Alerts) } else { Vec::new() };
+                valine_core::http::readiness(SERVICE, &broken, Vec::new(), &self.stores).await
             } else if path.ends_with("/health") {
                 valine_core::http::health(SERVICE)
             } else {
@@ -101,13 +100,23 @@ impl App {
             return HttpResponse::error(StatusCode::METHOD_NOT_ALLOWED, "deliveries are POSTed");
         }
         // GitHub gives up after 10 s; answer before that whatever hangs.
+        let delivery_id = req.header("x-github-delivery").map(str::to_string);
         match tokio::time::timeout(DELIVERY_BUDGET, self.delivery(req)).await {
             Ok(answer) => answer,
             Err(_) => {
-                tracing::error!("delivery not handled within 9 s; answered 503 so that it can be redelivered");
+                // Forget the id so that a redelivery is handled, not taken as a duplicate.
+                if let Some(id) = &delivery_id {
+                    let key = format!("github:{id}");
+                    let forget = self.stores.deliveries.forget(&key);
+                    if !matches!(tokio::time::timeout(std::time::Duration::from_millis(800), forget).await, Ok(Ok(())))
+                    {
+                        tracing::error!(delivery_id = %id, "could not forget the unfinished delivery");
+                    }
+                }
+                tracing::error!("delivery incomplete: not handled within 9 s; redeliver it from GitHub");
                 HttpResponse::json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"status": "error", "error": "not handled within 9 s; redeliver it"}),
+                    StatusCode::ACCEPTED,
+                    &json!({"status": "incomplete", "error": "not handled within 9 s; redeliver it"}),
                 )
             }
         }
@@ -176,8 +185,8 @@ impl App {
                 && handled.status != StatusCode::ACCEPTED
             {
                 rec.fail(e);
-                handled.status = StatusCode::SERVICE_UNAVAILABLE;
-                handled.body["status"] = json!("error");
+                handled.status = StatusCode::ACCEPTED;
+                handled.body["status"] = json!("incomplete");
                 handled.body["error"] = json!(format!("{e}; redeliver once the store is back"));
                 handled.retryable_failure = true;
             }
@@ -198,12 +207,12 @@ impl App {
             } else if let Err(e) = self.stores.traces.put(&trace).await {
                 tracing::warn!(error = %e, "could not store the delivery's trace");
             }
-            tracing::info!(
-                status = handled.status.as_u16(),
-                duration_ms = started.elapsed().as_millis() as u64,
-                outcome = %handled.body["status"],
-                "delivery handled"
-            );
+            let duration_ms = started.elapsed().as_millis() as u64;
+            if handled.retryable_failure {
+                tracing::error!(status = handled.status.as_u16(), duration_ms, error = %handled.body["error"], "delivery incomplete: redeliver it from GitHub once the cause is fixed");
+            } else {
+                tracing::info!(status = handled.status.as_u16(), duration_ms, outcome = %handled.body["status"], "delivery handled");
+            }
             HttpResponse::json(handled.status, &handled.body)
         }
         .instrument(span)
@@ -248,11 +257,7 @@ impl App {
         }
         let decision = events::decide_workflow_run(action, &run, &self.config.alert_branches, rec.trace_id());
         let failed = self.act(rec, decision, &mut body).await;
-        Handled {
-            status: if failed { StatusCode::BAD_GATEWAY } else { StatusCode::OK },
-            body,
-            retryable_failure: failed,
-        }
+        Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
     async fn deployment_status(&self, rec: &mut TraceRecorder, payload: &Value) -> Handled {
@@ -260,11 +265,7 @@ impl App {
         let mut body =
             json!({"status": "ok", "event": "deployment_status", "state": payload["deployment_status"]["state"]});
         let failed = self.act(rec, decision, &mut body).await;
-        Handled {
-            status: if failed { StatusCode::BAD_GATEWAY } else { StatusCode::OK },
-            body,
-            retryable_failure: failed,
-        }
+        Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
     /// Carries out a decision; true when an alert or a resolved message could not be sent.
@@ -282,7 +283,7 @@ impl App {
                 body["alert"] = json!(outcome.as_str());
                 if let AlertOutcome::Failed { error } = &outcome {
                     rec.fail(error);
-                    body["status"] = json!("error");
+                    body["status"] = json!("incomplete");
                     body["error"] = json!(format!("the alert could not be posted: {error}; redeliver to retry"));
                 }
                 failed
@@ -306,8 +307,24 @@ impl App {
         }
     }
 
+    /// Whether `run` can be a `/diagnose` run at all: dispatched, of `DIAGNOSE_WORKFLOW`, in
+    /// `GITHUB_REPO`. Anything else (a pull request titled with a correlation id, say) never
+    /// touches a diagnose message.
+    fn is_diagnose_run(&self, run: &RunRecord) -> bool {
+        let wanted = self.config.diagnose_workflow.as_str();
+        let file = run.workflow_path.rsplit('/').next().unwrap_or("");
+        run.event == "workflow_dispatch"
+            && (file.eq_ignore_ascii_case(wanted)
+                || run.workflow_name.eq_ignore_ascii_case(wanted)
+                || run.workflow_id.to_string() == wanted)
+            && self.config.github_repo.as_ref().is_none_or(|r| r.to_string().eq_ignore_ascii_case(&run.repository))
+    }
+
     /// Edits the `/diagnose` message of a pending correlation named in the run's title.
     async fn diagnose_progress(&self, rec: &mut TraceRecorder, run: &RunRecord) -> Option<&'static str> {
+        if !self.is_diagnose_run(run) {
+            return None;
+        }
         for id in correlation_ids_in(&run.title) {
             let correlation = match rec.time("store.get_correlation", self.stores.runs.get_correlation(&id)).await {
                 Ok(Some(c)) => c,
@@ -321,10 +338,12 @@ impl App {
             let body = progress_message(&correlation, Some(run));
             let discord = self.discord.clone();
             let edited = rec
-                .time(
-                    "discord.edit_original",
-                    discord.edit_original(correlation.application_id, &correlation.interaction_token, &body),
-                )
+                .time("discord.edit_original", async {
+                    let edit = discord.edit_original(correlation.application_id, &correlation.interaction_token, &body);
+                    tokio::time::timeout(std::time::Duration::from_millis(2500), edit)
+                        .await
+                        .unwrap_or(Err(valine_core::discord_api::DiscordError::Timeout))
+                })
                 .await;
             return Some(match edited {
                 Ok(()) => {

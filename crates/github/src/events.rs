@@ -54,6 +54,7 @@ pub fn workflow_run_record(payload: &Value) -> Option<RunRecord> {
         workflow_id,
         workflow_name,
         title: s(run, &["display_title"]).or_else(|| s(run, &["name"])).unwrap_or("").to_string(),
+        workflow_path: s(run, &["path"]).or_else(|| s(payload, &["workflow", "path"])).unwrap_or("").to_string(),
         head_branch: s(run, &["head_branch"]).unwrap_or("").to_string(),
         head_sha: s(run, &["head_sha"]).unwrap_or("").to_string(),
         status: s(run, &["status"]).unwrap_or("unknown").to_string(),

@@ -419,6 +419,10 @@ impl AlertLedger for DynamoStore {
     async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
         self.take_state(format!("alert#open#{recovery_key}")).await?.map(|d| from_json(&d)).transpose()
     }
+
+    async fn forget_claim(&self, key: &str) -> StoreResult<()> {
+        self.take_state(format!("alert#claim#{key}")).await.map(|_| ())
+    }
 }
 
 #[async_trait]
@@ -510,11 +514,46 @@ impl RunRepo for DynamoStore {
 #[async_trait]
 impl ConfirmationRepo for DynamoStore {
     async fn put_confirmation(&self, p: &PendingConfirmation) -> StoreResult<()> {
-        self.put_state(format!("confirm#{}", p.id), to_json(p), p.expires_at).await
+        self.client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(format!("confirm#{}", p.id)))
+            .item("sk", s("-"))
+            .item("data", s(to_json(p)))
+            .item("owner", n(p.user_id))
+            .item("expires_at", n(p.expires_at))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
-    async fn take_confirmation(&self, id: &str) -> StoreResult<Option<PendingConfirmation>> {
-        self.take_state(format!("confirm#{id}")).await?.map(|d| from_json(&d)).transpose()
+    async fn take_confirmation(&self, id: &str, user_id: u64) -> StoreResult<Taken> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(format!("confirm#{id}")))
+            .key("sk", s("-"))
+            .condition_expression("#owner = :u AND expires_at > :now")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":u", n(user_id))
+            .expression_attribute_values(":now", n(now_secs()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => match out.attributes().and_then(|item| live_data(item, now_secs())) {
+                Some(data) => Ok(Taken::Yours(from_json(&data)?)),
+                None => Ok(Taken::Missing),
+            },
+            Err(SdkError::ServiceError(se)) if se.err().code() == Some("ConditionalCheckFailedException") => {
+                // Someone else's, or gone: only a read tells which.
+                let alive = self.get_state(format!("confirm#{id}")).await?;
+                Ok(if alive.is_some() { Taken::NotYours } else { Taken::Missing })
+            }
+            Err(e) => Err(map_err(e)),
+        }
     }
 }
 

@@ -317,6 +317,10 @@ impl AlertLedger for EmbeddedStore {
     async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
         self.take_state(state_key(&format!("alert#open#{recovery_key}"), "-")).await?.map(|d| parse(&d)).transpose()
     }
+
+    async fn forget_claim(&self, key: &str) -> StoreResult<()> {
+        self.update_state(state_key(&format!("alert#claim#{key}"), "-"), |_, _| (Change::Delete, ())).await
+    }
 }
 
 #[async_trait]
@@ -422,8 +426,16 @@ impl ConfirmationRepo for EmbeddedStore {
         self.put_state(state_key(&format!("confirm#{}", p.id), "-"), data, p.expires_at).await
     }
 
-    async fn take_confirmation(&self, id: &str) -> StoreResult<Option<PendingConfirmation>> {
-        self.take_state(state_key(&format!("confirm#{id}"), "-")).await?.map(|d| parse(&d)).transpose()
+    async fn take_confirmation(&self, id: &str, user_id: u64) -> StoreResult<Taken> {
+        self.update_state(state_key(&format!("confirm#{id}"), "-"), move |current, _| match current {
+            None => (Change::Keep, Ok(Taken::Missing)),
+            Some(item) => match serde_json::from_str::<PendingConfirmation>(&item.data) {
+                Ok(p) if p.user_id == user_id => (Change::Delete, Ok(Taken::Yours(p))),
+                Ok(_) => (Change::Keep, Ok(Taken::NotYours)),
+                Err(e) => (Change::Keep, Err(corrupt(e))),
+            },
+        })
+        .await?
     }
 }
 

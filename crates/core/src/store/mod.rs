@@ -100,6 +100,8 @@ pub trait AlertLedger: Send + Sync {
     async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()>;
     /// Takes the alerting state, atomically: of two callers, at most one gets it.
     async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>>;
+    /// Drops any claim on `key`, whoever holds it (after a recovery, a new failure alerts).
+    async fn forget_claim(&self, key: &str) -> StoreResult<()>;
 }
 
 /// GitHub delivery ids and Discord interaction ids already handled.
@@ -120,6 +122,9 @@ pub struct RunRecord {
     pub workflow_name: String,
     /// The run's name (`display_title` / `name`), where diagnose runs carry their correlation id.
     pub title: String,
+    /// `.github/workflows/diagnose.yml`.
+    #[serde(default)]
+    pub workflow_path: String,
     pub head_branch: String,
     pub head_sha: String,
     pub status: String,
@@ -196,12 +201,24 @@ pub struct PendingConfirmation {
     pub expires_at: u64,
 }
 
+/// What taking a confirmation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// It was the caller's, and is now removed.
+    Yours(PendingConfirmation),
+    /// It belongs to someone else and stays where it is.
+    NotYours,
+    /// Never existed, expired, or already taken.
+    Missing,
+}
+
 /// Relay confirmations waiting for a button.
 #[async_trait]
 pub trait ConfirmationRepo: Send + Sync {
     async fn put_confirmation(&self, pending: &PendingConfirmation) -> StoreResult<()>;
-    /// Removes and returns it, atomically (a double click confirms once). Expired: `None`.
-    async fn take_confirmation(&self, id: &str) -> StoreResult<Option<PendingConfirmation>>;
+    /// Removes and returns it when `user_id` owns it, atomically: a double click confirms once,
+    /// and nobody else's click touches it.
+    async fn take_confirmation(&self, id: &str, user_id: u64) -> StoreResult<Taken>;
 }
 
 /// Whether the store answers, for `/health/ready`.

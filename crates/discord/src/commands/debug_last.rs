@@ -17,7 +17,8 @@ const SELF: &str = "/debug-last";
 
 pub async fn run(ctx: &mut Ctx<'_>) -> Value {
     if let Err(refusal) = authorize_debug(ctx.caller(), &ctx.app.config) {
-        return ctx.refuse(&refusal.to_string());
+        let record = ctx.blocked_record();
+        return ctx.blocked(&refusal.to_string(), record).await;
     }
     let user = ctx.user_id.to_string();
     let traces = ctx.app.stores.traces.clone();

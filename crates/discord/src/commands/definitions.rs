@@ -33,7 +33,7 @@ pub fn definitions() -> Value {
             "description": "Post a message as the bot (admins; audited)",
             "options": [
                 {"name": "message", "type": STRING, "description": "The text to post (no one is pinged)", "required": true, "max_length": 2000},
-                {"name": "channel", "type": CHANNEL, "description": "Where to post", "required": false, "channel_types": [0, 5, 10, 11, 12, 15]},
+                {"name": "channel", "type": CHANNEL, "description": "Where to post", "required": false, "channel_types": [0, 5, 10, 11, 12]},
                 {"name": "channel_id", "type": STRING, "description": "Where to post, as an id (when the channel is not listed)", "required": false},
                 {"name": "confirm", "type": BOOLEAN, "description": "Post now instead of showing a preview", "required": false},
                 {"name": "ephemeral", "type": BOOLEAN, "description": "Keep the summary visible only to you (default true)", "required": false}
@@ -69,6 +69,7 @@ pub fn comparable(command: &Value) -> Value {
                         "required": o["required"].as_bool().unwrap_or(false),
                         "autocomplete": o["autocomplete"].as_bool().unwrap_or(false),
                         "min_value": o["min_value"], "max_value": o["max_value"], "max_length": o["max_length"],
+                        "channel_types": o["channel_types"],
                     })
                 })
                 .collect()

@@ -18,7 +18,8 @@ use crate::response;
 
 pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
     if let Err(refusal) = authorize_diagnose(ctx.caller(), &ctx.app.config) {
-        return ctx.refuse(&refusal.to_string());
+        let record = ctx.blocked_record();
+        return ctx.blocked(&refusal.to_string(), record).await;
     }
     let missing = ctx.app.config.missing_for(Feature::GitHubRuns);
     if !missing.is_empty() || ctx.app.github.is_none() {
@@ -39,29 +40,24 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
     match ctx.first_time().await {
         Ok(true) => {}
         Ok(false) => return ctx.refuse("This interaction was already handled."),
-        Err(e) => return ctx.fail(&format!("The store is unavailable ({e}); nothing was dispatched.")),
+        Err(e) => return ctx.store_unavailable(&e, "nothing was dispatched").await,
     }
     let correlation_id = uuid::Uuid::new_v4().to_string();
     ctx.rec.set_correlation_id(&correlation_id);
     tracing::info!(correlation_id = %correlation_id, "diagnose requested");
     let [frontend_url, api_base] = urls;
     let job = Job::Diagnose { ctx: ctx.job_context(), correlation_id, frontend_url, api_base };
-    let jobs = ctx.app.jobs.clone();
-    let t = ctx.rec.start("job.enqueue");
-    match jobs.enqueue(job).await {
-        Ok(()) => {
-            ctx.rec.finish(t, StepStatus::Ok, None);
-            response::deferred(false)
-        }
+    match ctx.defer(job).await {
+        Ok(()) => response::deferred(false),
         Err(e) => {
-            ctx.rec.finish(t, StepStatus::Error, Some(e.to_string()));
             let budget = ctx.remaining();
+            let trace_id = ctx.trace_id();
             ctx.app
                 .internal_alert(
                     "dispatch_failed",
                     "/diagnose could not start its job",
                     &e.to_string(),
-                    &ctx.trace_id(),
+                    &trace_id,
                     &ctx.user_name,
                     budget,
                 )

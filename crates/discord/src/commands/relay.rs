@@ -16,7 +16,7 @@ use valine_core::authz::authorize_admin;
 use valine_core::clock::now_secs;
 use valine_core::config::Feature;
 use valine_core::discord_api::{DiscordError, PostedMessage};
-use valine_core::store::{PendingConfirmation, StoreError};
+use valine_core::store::{PendingConfirmation, StoreError, Taken};
 use valine_core::trace::StepStatus;
 
 use crate::app::{Ctx, opt_bool, opt_channel, opt_str, opt_user};
@@ -96,7 +96,7 @@ async fn request(
     match ctx.first_time().await {
         Ok(true) => {}
         Ok(false) => return ctx.refuse("This interaction was already handled; nothing was posted again."),
-        Err(e) => return ctx.fail(&format!("The store is unavailable ({e}); nothing was posted.")),
+        Err(e) => return ctx.store_unavailable(&e, "nothing was posted").await,
     }
     match relay(ctx, target, &message).await {
         Ok(summary) => response::message(&summary, ephemeral),
@@ -112,8 +112,9 @@ pub async fn component(ctx: &mut Ctx<'_>, custom_id: &str) -> Option<Value> {
     }
     let confirmations = ctx.app.stores.confirmations.clone();
     let t = ctx.rec.start("store.take_confirmation");
+    let user_id = ctx.user_id;
     let taken = ctx
-        .within(Duration::from_millis(1500), confirmations.take_confirmation(id))
+        .within(Duration::from_millis(1500), confirmations.take_confirmation(id, user_id))
         .await
         .unwrap_or_else(|| Err(StoreError::Unavailable("no answer in time".into())));
     ctx.rec.finish(
@@ -122,29 +123,29 @@ pub async fn component(ctx: &mut Ctx<'_>, custom_id: &str) -> Option<Value> {
         taken.as_ref().err().map(ToString::to_string),
     );
     let pending = match taken {
-        Ok(Some(p)) => p,
-        Ok(None) => {
+        Ok(Taken::Yours(p)) => p,
+        Ok(Taken::Missing) => {
             return Some(response::update(
                 "This confirmation expired or was already used. Run the command again.",
                 &[],
             ));
         }
+        Ok(Taken::NotYours) => {
+            // Someone else's preview: it stays for its owner, and the attempt is audited.
+            let reason = "Only the person who asked can confirm or cancel this relay.";
+            let record = ctx.blocked_record().meta("confirmation", id);
+            return Some(ctx.blocked(reason, record).await);
+        }
         Err(e) => {
-            ctx.rec.fail(&e);
-            return Some(response::update(
-                &format!("⚠️ The store is unavailable ({e}); nothing was posted.\n-# trace `{}`", ctx.trace_id()),
-                &[],
-            ));
+            let answer = ctx.store_unavailable(&e, "nothing was posted").await;
+            let text = answer["data"]["content"]
+                .as_str()
+                .unwrap_or("The store is unavailable; nothing was posted.")
+                .to_string();
+            return Some(response::update(&text, &[]));
         }
     };
     ctx.command = pending.command.clone();
-    if pending.user_id != ctx.user_id {
-        // Not theirs: put it back for its owner.
-        if let Err(e) = confirmations.put_confirmation(&pending).await {
-            tracing::warn!(error = %e, "could not put a confirmation back");
-        }
-        return Some(ctx.refuse("Only the person who asked can confirm or cancel this relay."));
-    }
     if action == "cancel" {
         ctx.rec.note("cancelled", StepStatus::Ok, None);
         tracing::info!(confirmation = %pending.id, "relay cancelled");
@@ -197,7 +198,7 @@ async fn preview(ctx: &mut Ctx<'_>, target: Target, message: String, ephemeral: 
         stored.as_ref().err().map(ToString::to_string),
     );
     if let Err(e) = stored {
-        return ctx.fail(&format!("The store is unavailable ({e}); nothing was posted."));
+        return ctx.store_unavailable(&e, "nothing was posted").await;
     }
     let embed = json!({
         "description": pending.message,
@@ -234,13 +235,8 @@ fn digest(ctx: &Ctx<'_>, message: Option<&str>) -> Option<MessageDigest> {
 /// A refusal, audited as `blocked`.
 async fn blocked(ctx: &mut Ctx<'_>, target: Option<Target>, message: Option<&str>, reason: &str) -> Value {
     let digest = digest(ctx, message);
-    let rec = record(ctx, AuditResult::Blocked, target, digest.as_ref()).meta("reason", reason);
-    tracing::warn!(reason, audit_id = %rec.audit_id, "relay refused");
-    let text = match ctx.audit("audit.blocked", &rec).await {
-        Ok(()) => format!("{reason}\n-# audit `{}`", rec.audit_id),
-        Err(_) => format!("{reason}\n-# (this refusal could not be audited: the store is unavailable)"),
-    };
-    ctx.refuse(&text)
+    let record = record(ctx, AuditResult::Blocked, target, digest.as_ref());
+    ctx.blocked(reason, record).await
 }
 
 /// Writes the intent, posts, writes the outcome. `Ok` carries the summary, `Err` the failure.

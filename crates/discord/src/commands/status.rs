@@ -1,6 +1,8 @@
 //! `/status`: an embed per workflow with a one-line history and the last runs. GitHub gets two
 //! seconds; past that the answer is deferred and a job finishes it.
 
+use std::time::Duration;
+
 use futures::future::join_all;
 use serde_json::{Value, json};
 use serenity::model::application::CommandDataOption;
@@ -40,7 +42,8 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
     let filter = ctx.app.config.status_workflows.clone();
     let t = ctx.rec.start("github.status");
     let inline = tokio::time::timeout(
-        STATUS_INLINE_BUDGET.min(ctx.remaining()),
+        // leave time to hand the work to a job if GitHub does not answer
+        STATUS_INLINE_BUDGET.min(ctx.remaining().saturating_sub(Duration::from_millis(400))),
         fetch(github.as_ref(), &repo, &filter, count, workflow.as_deref()),
     )
     .await;
@@ -56,17 +59,9 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
         Err(_) => {
             ctx.rec.finish(t, StepStatus::Skipped, Some("GitHub slower than 2 s: deferred".into()));
             let job = Job::Status { ctx: ctx.job_context(), count, workflow };
-            let jobs = ctx.app.jobs.clone();
-            let q = ctx.rec.start("job.enqueue");
-            match jobs.enqueue(job).await {
-                Ok(()) => {
-                    ctx.rec.finish(q, StepStatus::Ok, None);
-                    response::deferred(false)
-                }
-                Err(e) => {
-                    ctx.rec.finish(q, StepStatus::Error, Some(e.to_string()));
-                    ctx.fail(&format!("GitHub is slow and {e}. Try again in a moment."))
-                }
+            match ctx.defer(job).await {
+                Ok(()) => response::deferred(false),
+                Err(e) => ctx.fail(&format!("GitHub is slow and {e}. Try again in a moment.")),
             }
         }
     }
