@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use valine_core::clock::now_secs;
 use valine_core::signing::{discord_signature, github_signature, public_key_hex};
+use valine_core::testing::fail_on_unexpected;
 use valine_e2e::{Function, Outcome, RuntimeApi, http_api_event, release_binary};
-use wiremock::matchers::{any, method, path};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SEED: [u8; 32] = [11; 32];
@@ -69,16 +70,6 @@ async fn answer(runtime: &RuntimeApi, event: Value) -> (u16, Value) {
     }
 }
 
-async fn fallback(server: &MockServer) {
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(599))
-        .with_priority(255)
-        .expect(0)
-        .named("unexpected request")
-        .mount(server)
-        .await;
-}
-
 fn log_of(dir: &tempfile::TempDir, name: &str) -> String {
     std::fs::read_to_string(dir.path().join(name)).unwrap_or_default()
 }
@@ -132,8 +123,8 @@ async fn a_slow_status_defers_and_its_job_comes_back_through_the_invoke_api() {
     let dir = tempfile::tempdir().unwrap();
     let discord = MockServer::start().await;
     let github = MockServer::start().await;
-    fallback(&discord).await;
-    fallback(&github).await;
+    fail_on_unexpected(&discord).await;
+    fail_on_unexpected(&github).await;
     Mock::given(method("GET"))
         .and(path("/repos/acme/widget/actions/workflows"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(4)).set_body_json(
@@ -202,7 +193,7 @@ async fn a_slow_status_defers_and_its_job_comes_back_through_the_invoke_api() {
 async fn github_handler_answers_deliveries_and_alerts_under_the_runtime_api() {
     let dir = tempfile::tempdir().unwrap();
     let discord = MockServer::start().await;
-    fallback(&discord).await;
+    fail_on_unexpected(&discord).await;
     Mock::given(method("POST"))
         .and(path("/api/v10/channels/777/messages"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1", "channel_id": "777"})))

@@ -284,17 +284,6 @@ mod tests {
         (server, client)
     }
 
-    /// Any request nobody expected fails the test loudly.
-    async fn fallback(server: &MockServer) {
-        Mock::given(wiremock::matchers::any())
-            .respond_with(ResponseTemplate::new(599).set_body_string("unexpected request"))
-            .expect(0)
-            .named("unexpected request")
-            .with_priority(255)
-            .mount(server)
-            .await;
-    }
-
     #[tokio::test]
     async fn posts_with_the_bot_token_and_exact_body() {
         let (server, client) = server().await;
@@ -309,7 +298,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        fallback(&server).await;
+        crate::testing::fail_on_unexpected(&server).await;
         let posted = client.post_message(111, &body).await.unwrap();
         assert_eq!(posted, PostedMessage { id: 999, channel_id: 111, guild_id: Some(5) });
         assert_eq!(posted.link(), "https://discord.com/channels/5/111/999");
@@ -445,7 +434,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        fallback(&server).await;
+        crate::testing::fail_on_unexpected(&server).await;
         assert_eq!(client.open_dm(42).await.unwrap(), 77);
         client.edit_original(9, "the-token", &json!({"content": "done"})).await.unwrap();
         assert_eq!(client.follow_up(9, "the-token", &json!({"content": "more"})).await.unwrap().id, 3);

@@ -265,13 +265,7 @@ mod tests {
         let server = MockServer::start().await;
         let base = url::Url::parse(&server.uri()).unwrap();
         let gh = OctocrabGitHub::new("ghp_test", Some(&base), read_timeout).unwrap();
-        Mock::given(wiremock::matchers::any())
-            .respond_with(ResponseTemplate::new(599))
-            .expect(0)
-            .named("unexpected request")
-            .with_priority(255)
-            .mount(&server)
-            .await;
+        crate::testing::fail_on_unexpected(&server).await;
         (server, gh)
     }
 

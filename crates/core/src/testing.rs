@@ -162,3 +162,25 @@ pub fn config_from(base: &[(&str, String)], overrides: &[(&str, &str)]) -> crate
     }
     crate::config::Config::from_lookup(|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("test configuration: {e}"))
 }
+
+/// Captures the JSON log lines written on this thread while the guard lives (with a
+/// current-thread runtime, that includes every task the test spawns).
+pub fn capture_logs(service: &'static str) -> (crate::logging::Capture, tracing::subscriber::DefaultGuard) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let sink = crate::logging::Capture::default();
+    let layer = crate::logging::JsonLayer::new(service, std::sync::Arc::new(sink.clone()));
+    let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    (sink, guard)
+}
+
+/// A mock that takes any request no other mock takes, answers 599, and fails the test when the
+/// server is dropped: nothing may reach a mocked API unexpectedly.
+pub async fn fail_on_unexpected(server: &wiremock::MockServer) {
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(599).set_body_string("unexpected request"))
+        .with_priority(255)
+        .expect(0)
+        .named("unexpected request")
+        .mount(server)
+        .await;
+}

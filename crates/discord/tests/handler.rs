@@ -10,14 +10,17 @@ use serde_json::{Value, json};
 use valine_core::audit::AuditResult;
 use valine_core::clock::now_secs;
 use valine_core::http::HttpRequest;
-use valine_core::logging::{Capture, JsonLayer};
+use valine_core::logging::Capture;
 use valine_core::metrics::Metrics;
 use valine_core::store::Stores;
 use valine_core::store::embedded::EmbeddedStore;
-use valine_core::testing::{config_from, discord_key, discord_signature, down_stores, public_key_hex, stalled_stores};
+use valine_core::testing::{
+    capture_logs, config_from, discord_key, discord_signature, down_stores, fail_on_unexpected, public_key_hex,
+    stalled_stores,
+};
 use valine_discord::jobs::LocalJobs;
 use valine_discord::{App, AppParts};
-use wiremock::matchers::{any, body_json, header, method, path, path_regex};
+use wiremock::matchers::{body_json, header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const APP_ID: u64 = 1290463189401731073;
@@ -35,16 +38,6 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-async fn fallback(server: &MockServer) {
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(599).set_body_string("unexpected request"))
-        .with_priority(255)
-        .expect(0)
-        .named("unexpected request")
-        .mount(server)
-        .await;
-}
-
 impl Harness {
     async fn new(overrides: &[(&str, &str)]) -> Self {
         Self::build(overrides, None).await
@@ -53,8 +46,8 @@ impl Harness {
     async fn build(overrides: &[(&str, &str)], stores: Option<Stores>) -> Self {
         let discord = MockServer::start().await;
         let github = MockServer::start().await;
-        fallback(&discord).await;
-        fallback(&github).await;
+        fail_on_unexpected(&discord).await;
+        fail_on_unexpected(&github).await;
         let key = discord_key(9);
         let base = [
             ("DISCORD_PUBLIC_KEY", public_key_hex(&key)),
@@ -812,12 +805,7 @@ async fn debug_last_keeps_showing_the_command_before_it() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn canary_secrets_never_reach_the_log() {
-    let sink = Capture::default();
-    let subscriber = {
-        use tracing_subscriber::layer::SubscriberExt;
-        tracing_subscriber::registry().with(JsonLayer::new("discord-handler", Arc::new(sink.clone())))
-    };
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (sink, _guard) = capture_logs("discord-handler");
     let h = Harness::new(&[("DRY_RUN", "true")]).await;
     let canary = "ghp_CANARYinputCANARYinput0123456789abcd";
     let opts = json!([

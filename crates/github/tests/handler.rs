@@ -8,27 +8,17 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 use valine_core::config::Config;
 use valine_core::http::HttpRequest;
-use valine_core::logging::{Capture, JsonLayer};
+use valine_core::logging::Capture;
 use valine_core::metrics::Metrics;
 use valine_core::store::embedded::EmbeddedStore;
 use valine_core::store::{DiagnoseCorrelation, Stores};
-use valine_core::testing::{config_from, down_stores, github_signature};
+use valine_core::testing::{capture_logs, config_from, down_stores, fail_on_unexpected, github_signature};
 use valine_github::{App, AppParts};
-use wiremock::matchers::{any, method, path};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const SECRET: &str = "webhook-secret-canary";
 const ALERT_CHANNEL: u64 = 1184576487578214464;
-
-async fn fallback(server: &MockServer) {
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(599).set_body_string("unexpected request"))
-        .with_priority(255)
-        .expect(0)
-        .named("unexpected request")
-        .mount(server)
-        .await;
-}
 
 fn config(discord: &MockServer, overrides: &[(&str, &str)]) -> Config {
     let base = [
@@ -62,7 +52,7 @@ struct Harness {
 impl Harness {
     async fn new(overrides: &[(&str, &str)]) -> Self {
         let discord = MockServer::start().await;
-        fallback(&discord).await;
+        fail_on_unexpected(&discord).await;
         let dir = tempfile::tempdir().unwrap();
         let stores =
             Stores::from_adapter(Arc::new(EmbeddedStore::open(&dir.path().join("v.redb")).unwrap()), "embedded");
@@ -315,12 +305,7 @@ async fn deployment_failures_alert_and_production_mentions_the_role() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn with_alerts_off_nothing_is_posted_and_the_log_says_why() {
-    let sink = Capture::default();
-    let subscriber = {
-        use tracing_subscriber::layer::SubscriberExt;
-        tracing_subscriber::registry().with(JsonLayer::new("github-handler", Arc::new(sink.clone())))
-    };
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (sink, _guard) = capture_logs("github-handler");
     let h = Harness::new(&[("ENABLE_ALERTS", "false")]).await;
     let (status, body) = h.deliver("workflow_run", "d-70", &failure(700)).await;
     assert_eq!(status, StatusCode::OK);
@@ -423,7 +408,7 @@ async fn workflow_runs_of_a_pending_diagnose_edit_its_message() {
 
 async fn shared_store_posts_one_alert(stores: Stores) {
     let discord = MockServer::start().await;
-    fallback(&discord).await;
+    fail_on_unexpected(&discord).await;
     Mock::given(method("POST"))
         .and(path(format!("/api/v10/channels/{ALERT_CHANNEL}/messages")))
         .respond_with(
@@ -484,7 +469,7 @@ async fn two_instances_sharing_dynamodb_post_one_alert() {
 #[tokio::test]
 async fn store_down_still_alerts_once_and_answers_incomplete() {
     let discord = MockServer::start().await;
-    fallback(&discord).await;
+    fail_on_unexpected(&discord).await;
     accept_posts(&discord).await;
     let a = app(config(&discord, &[]), down_stores());
     let (status, body) = deliver(&a, "workflow_run", "d-90", &failure(1100)).await;
