@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::alert::{Alert, AlertKind, resolved_message};
 use crate::clock::now_secs;
 use crate::config::Config;
@@ -21,6 +23,8 @@ pub struct AlertSettings {
     pub channel_id: Option<u64>,
     pub mention_role_id: Option<u64>,
     pub window_secs: u64,
+    /// A bot token is set, or `DRY_RUN` posts nowhere: without either, a post can only fail.
+    pub can_post: bool,
 }
 
 impl AlertSettings {
@@ -30,6 +34,7 @@ impl AlertSettings {
             channel_id: config.alert_channel_id,
             mention_role_id: config.alert_mention_role_id,
             window_secs: config.alert_dedup_seconds,
+            can_post: config.discord_bot_token.is_some() || config.dry_run,
         }
     }
 }
@@ -57,6 +62,23 @@ impl AlertOutcome {
 const CLAIM_BUDGET: Duration = Duration::from_millis(600);
 /// How long posting an alert may take, a rate-limit wait included.
 const POST_BUDGET: Duration = Duration::from_secs(5);
+/// Kept back from the caller's deadline when posting, for the bookkeeping after the post.
+const SETTLE_RESERVE: Duration = Duration::from_millis(300);
+
+/// What is left of `deadline` for a step capped at `cap`, keeping `reserve` back.
+fn budget(deadline: Instant, cap: Duration, reserve: Duration) -> Duration {
+    deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve).min(cap)
+}
+
+/// Runs the store bookkeeping that follows a post (release a claim, remember or restore the
+/// alerting state, reset a window) where the caller's deadline cannot cancel it halfway: the
+/// caller waits for it until `deadline`, and past that it finishes in the background.
+async fn settle(deadline: Instant, what: &'static str, work: impl Future<Output = ()> + Send + 'static) {
+    let task = tokio::spawn(work);
+    if tokio::time::timeout_at(deadline, task).await.is_err() {
+        tracing::warn!(what, "alert bookkeeping still running at the deadline; it finishes in the background");
+    }
+}
 
 #[derive(Clone)]
 pub struct Alerter {
@@ -94,27 +116,28 @@ impl Alerter {
     }
 
     fn gate(&self, key: &str) -> Result<u64, AlertOutcome> {
-        let reason = if !self.settings.enabled {
-            "ENABLE_ALERTS is not true"
-        } else if let Some(channel) = self.settings.channel_id {
-            return Ok(channel);
-        } else {
-            "ALERT_CHANNEL_ID is not set"
+        let reason = match (self.settings.enabled, self.settings.channel_id, self.settings.can_post) {
+            (false, _, _) => "ENABLE_ALERTS is not true",
+            (true, None, _) => "ALERT_CHANNEL_ID is not set",
+            (true, Some(_), false) => "DISCORD_BOT_TOKEN is not set",
+            (true, Some(channel), true) => return Ok(channel),
         };
         tracing::info!(alert_key = key, reason, "Alert skipped");
         self.metrics.alert(AlertMetric::Skipped);
         Err(AlertOutcome::Skipped { reason })
     }
 
-    /// Raises an alert: at most one per dedup key and window across every container.
-    pub async fn raise(&self, alert: &Alert) -> AlertOutcome {
+    /// Raises an alert: at most one per dedup key and window across every container. Every step
+    /// keeps to `deadline`; the bookkeeping after the post cannot be cut off halfway by it.
+    pub async fn raise(&self, alert: &Alert, deadline: Instant) -> AlertOutcome {
         let key = alert.dedup_key();
         let channel = match self.gate(&key) {
             Ok(c) => c,
             Err(outcome) => return outcome,
         };
         let now = now_secs();
-        let claimed = tokio::time::timeout(CLAIM_BUDGET, self.ledger.claim(&key, now, self.settings.window_secs))
+        let claim_budget = budget(deadline, CLAIM_BUDGET, Duration::ZERO);
+        let claimed = tokio::time::timeout(claim_budget, self.ledger.claim(&key, now, self.settings.window_secs))
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
         let claim = match claimed {
@@ -131,9 +154,11 @@ impl Alerter {
             }
         };
         let message = alert.message(self.settings.mention_role_id);
-        let posted = tokio::time::timeout(POST_BUDGET, self.discord.post_message(channel, &message))
+        let post_budget = budget(deadline, POST_BUDGET, SETTLE_RESERVE);
+        let posted = tokio::time::timeout(post_budget, self.discord.post_message(channel, &message))
             .await
             .unwrap_or(Err(crate::discord_api::DiscordError::Timeout));
+        let ledger = self.ledger.clone();
         match posted {
             Ok(posted) => {
                 tracing::info!(alert_key = %key, severity = alert.severity.as_str(), message_id = posted.id, "Alert sent");
@@ -145,21 +170,27 @@ impl Alerter {
                         dedup_key: key.clone(),
                         run_url: alert.run_url.clone(),
                     };
-                    if let Err(e) = self.ledger.mark_alerting(&state).await {
-                        tracing::error!(alert_key = %key, error = %e, "could not remember the alert for its recovery message");
-                    }
+                    settle(deadline, "mark_alerting", async move {
+                        if let Err(e) = ledger.mark_alerting(&state).await {
+                            tracing::error!(alert_key = %state.dedup_key, error = %e, "could not remember the alert for its recovery message");
+                        }
+                    })
+                    .await;
                 }
                 AlertOutcome::Sent { message_id: posted.id }
             }
             Err(e) => {
                 tracing::error!(alert_key = %key, error = %e, "Alert failed");
                 self.metrics.alert(AlertMetric::Failed);
-                if let Some(claim) = claim
-                    && let Err(release) = self.ledger.release(&claim).await
-                {
-                    tracing::error!(alert_key = %key, error = %release, "could not release the dedup window of a failed alert");
-                }
                 self.local_release(&key);
+                if let Some(claim) = claim {
+                    settle(deadline, "release", async move {
+                        if let Err(release) = ledger.release(&claim).await {
+                            tracing::error!(alert_key = %claim.key, error = %release, "could not release the dedup window of a failed alert");
+                        }
+                    })
+                    .await;
+                }
                 AlertOutcome::Failed { error: e.to_string() }
             }
         }
@@ -187,17 +218,14 @@ impl Alerter {
     }
 
     /// After a success: posts one "resolved" message if this workflow + branch had alerted.
-    /// `None` when there was nothing to resolve.
-    pub async fn resolve(
-        &self,
-        repository: &str,
-        workflow: &str,
-        branch: &str,
-        run_url: Option<&str>,
-        trace_id: &str,
-    ) -> Option<AlertOutcome> {
-        let recovery_key = crate::alert::recovery_key(repository, workflow, branch);
-        let state = match self.ledger.take_alerting(&recovery_key).await {
+    /// `None` when there was nothing to resolve. Keeps to `deadline` like [`Alerter::raise`].
+    pub async fn resolve(&self, success: &Resolution<'_>, deadline: Instant) -> Option<AlertOutcome> {
+        let recovery_key = crate::alert::recovery_key(success.repository, success.workflow, success.branch);
+        let take_budget = budget(deadline, CLAIM_BUDGET, Duration::ZERO);
+        let taken = tokio::time::timeout(take_budget, self.ledger.take_alerting(&recovery_key))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
+        let state = match taken {
             Ok(Some(state)) => state,
             Ok(None) => return None,
             Err(e) => {
@@ -209,29 +237,48 @@ impl Alerter {
             Ok(c) => c,
             Err(outcome) => return Some(outcome),
         };
-        let message = resolved_message(repository, workflow, branch, run_url, trace_id);
-        let posted = tokio::time::timeout(POST_BUDGET, self.discord.post_message(channel, &message))
+        let message =
+            resolved_message(success.repository, success.workflow, success.branch, success.run_url, success.trace_id);
+        let post_budget = budget(deadline, POST_BUDGET, SETTLE_RESERVE);
+        let posted = tokio::time::timeout(post_budget, self.discord.post_message(channel, &message))
             .await
             .unwrap_or(Err(crate::discord_api::DiscordError::Timeout));
+        let ledger = self.ledger.clone();
         match posted {
             Ok(posted) => {
                 tracing::info!(recovery_key = %recovery_key, message_id = posted.id, "Alert resolved");
                 self.metrics.alert(AlertMetric::Sent);
                 // Fixed: the next failure is news, whatever the window says.
                 self.local_release(&state.dedup_key);
-                if let Err(e) = self.ledger.forget_claim(&state.dedup_key).await {
-                    tracing::warn!(alert_key = %state.dedup_key, error = %e, "could not reset the dedup window after recovery");
-                }
+                settle(deadline, "forget_claim", async move {
+                    if let Err(e) = ledger.forget_claim(&state.dedup_key).await {
+                        tracing::error!(alert_key = %state.dedup_key, error = %e, "could not reset the dedup window after recovery; a failure inside it stays quiet");
+                    }
+                })
+                .await;
                 Some(AlertOutcome::Sent { message_id: posted.id })
             }
             Err(e) => {
                 tracing::error!(recovery_key = %recovery_key, error = %e, "Alert failed: resolved message not sent; the next success retries");
                 self.metrics.alert(AlertMetric::Failed);
-                if let Err(put_back) = self.ledger.mark_alerting(&state).await {
-                    tracing::error!(recovery_key = %recovery_key, error = %put_back, "could not restore the alerting state");
-                }
+                settle(deadline, "restore_alerting", async move {
+                    if let Err(put_back) = ledger.mark_alerting(&state).await {
+                        tracing::error!(recovery_key = %state.recovery_key, error = %put_back, "could not restore the alerting state");
+                    }
+                })
+                .await;
                 Some(AlertOutcome::Failed { error: e.to_string() })
             }
         }
     }
+}
+
+/// A success that may end an alert: its workflow (or deployment) and branch, and where it ran.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolution<'a> {
+    pub repository: &'a str,
+    pub workflow: &'a str,
+    pub branch: &'a str,
+    pub run_url: Option<&'a str>,
+    pub trace_id: &'a str,
 }

@@ -110,6 +110,7 @@ mod tests {
             title: "diagnose x".into(),
             workflow_path: ".github/workflows/diagnose.yml".into(),
             head_branch: "main".into(),
+            head_repository: None,
             head_sha: "abc".into(),
             status: "queued".into(),
             conclusion: None,

@@ -137,6 +137,7 @@ fn run(run_id: u64, workflow_id: u64, updated_at: u64, status: &str, conclusion:
         title: "CI run".into(),
         workflow_path: ".github/workflows/ci.yml".into(),
         head_branch: "main".into(),
+        head_repository: None,
         head_sha: "3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f60718293".into(),
         status: status.into(),
         conclusion: conclusion.map(str::to_string),

@@ -288,9 +288,8 @@ impl App {
             trace_id: trace_id.to_string(),
             detail: Some(valine_core::redact::redact(detail).into_owned()),
         };
-        if tokio::time::timeout(budget, self.alerter.raise(&alert)).await.is_err() {
-            tracing::error!(alert_key = %alert.dedup_key(), "Alert failed: no time left to send it");
-        }
+        // The alerter keeps to the budget and logs what happened (`Alert sent` / `Alert failed`).
+        self.alerter.raise(&alert, tokio::time::Instant::now() + budget).await;
     }
 }
 

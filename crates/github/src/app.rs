@@ -2,12 +2,14 @@
 //! and recovery, and `/diagnose` progress. Transport-neutral, like the Discord handler.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http::StatusCode;
 use serde_json::{Value, json};
 use tracing::Instrument;
-use valine_core::alerting::{AlertOutcome, Alerter};
+use valine_core::alerting::{AlertOutcome, Alerter, Resolution};
 use valine_core::config::{Config, Feature, Secret};
 use valine_core::diagnose::{correlation_ids_in, progress_message};
 use valine_core::discord_api::Discord;
@@ -21,7 +23,12 @@ use crate::verify;
 
 pub const SERVICE: &str = "github-handler";
 /// GitHub waits 10 s for an answer.
-const DELIVERY_BUDGET: std::time::Duration = std::time::Duration::from_secs(9);
+const DELIVERY_BUDGET: Duration = Duration::from_secs(9);
+/// The steps of a delivery keep to its budget less this, so that it answers on its own terms
+/// rather than being cut off.
+const DELIVERY_MARGIN: Duration = Duration::from_millis(500);
+/// The longest a `/diagnose` progress edit may take.
+const PROGRESS_EDIT_BUDGET: Duration = Duration::from_millis(2500);
 /// Deliveries have no Discord user; their traces are kept under this one, for `valinectl trace`.
 pub const TRACE_USER: &str = "github";
 
@@ -101,15 +108,15 @@ impl App {
         }
         // GitHub gives up after 10 s; answer before that whatever hangs.
         let delivery_id = req.header("x-github-delivery").map(str::to_string);
-        match tokio::time::timeout(DELIVERY_BUDGET, self.delivery(req)).await {
+        let deadline = Instant::now() + DELIVERY_BUDGET - DELIVERY_MARGIN;
+        match tokio::time::timeout(DELIVERY_BUDGET, self.delivery(req, deadline)).await {
             Ok(answer) => answer,
             Err(_) => {
                 // Forget the id so that a redelivery is handled, not taken as a duplicate.
                 if let Some(id) = &delivery_id {
                     let key = format!("github:{id}");
                     let forget = self.stores.deliveries.forget(&key);
-                    if !matches!(tokio::time::timeout(std::time::Duration::from_millis(800), forget).await, Ok(Ok(())))
-                    {
+                    if !matches!(tokio::time::timeout(Duration::from_millis(800), forget).await, Ok(Ok(()))) {
                         tracing::error!(delivery_id = %id, "could not forget the unfinished delivery");
                     }
                 }
@@ -122,7 +129,7 @@ impl App {
         }
     }
 
-    async fn delivery(&self, req: HttpRequest) -> HttpResponse {
+    async fn delivery(&self, req: HttpRequest, deadline: Instant) -> HttpResponse {
         let started = Instant::now();
         let event = match verify::verify(&req, self.secret.expose().as_bytes()) {
             Ok(e) => e.to_string(),
@@ -170,8 +177,8 @@ impl App {
                     tracing::info!(hook_id = hook_id.unwrap_or(0), zen = payload["zen"].as_str().unwrap_or(""), "webhook ping");
                     Handled { status: StatusCode::OK, body: json!({"status": "ok", "event": "ping", "hook_id": hook_id}), retryable_failure: false }
                 }
-                "workflow_run" => self.workflow_run(&mut rec, &payload, &action, &mut store_error).await,
-                "deployment_status" => self.deployment_status(&mut rec, &payload).await,
+                "workflow_run" => self.workflow_run(&mut rec, &payload, &action, &mut store_error, deadline).await,
+                "deployment_status" => self.deployment_status(&mut rec, &payload, deadline).await,
                 _ => {
                     rec.note("route", StepStatus::Skipped, Some("event not acted on".into()));
                     Handled { status: StatusCode::ACCEPTED, body: json!({"status": "ignored", "event": event}), retryable_failure: false }
@@ -186,9 +193,18 @@ impl App {
             {
                 rec.fail(e);
                 handled.status = StatusCode::ACCEPTED;
-                handled.body["status"] = json!("incomplete");
-                handled.body["error"] = json!(format!("{e}; redeliver once the store is back"));
-                handled.retryable_failure = true;
+                if handled.body["alert"] == "sent" {
+                    // The alert is out; a redelivery might post it again (the store could not
+                    // hold its dedup window), so this delivery is not offered for one.
+                    handled.body["status"] = json!("partial");
+                    handled.body["error"] = json!(format!(
+                        "{e}; the alert was posted but the run was not recorded; do not redeliver, or the alert may be posted twice"
+                    ));
+                } else {
+                    handled.body["status"] = json!("incomplete");
+                    handled.body["error"] = json!(format!("{e}; redeliver once the store is back"));
+                    handled.retryable_failure = true;
+                }
             }
             if handled.retryable_failure
                 && recorded
@@ -225,6 +241,7 @@ impl App {
         payload: &Value,
         action: &str,
         store_error: &mut Option<StoreError>,
+        deadline: Instant,
     ) -> Handled {
         let Some(run) = events::workflow_run_record(payload) else {
             rec.note("parse", StepStatus::Skipped, Some("no workflow_run in the payload".into()));
@@ -250,30 +267,39 @@ impl App {
                 }
             }
         };
-        let progress = if newer && store_error.is_none() { self.diagnose_progress(rec, &run).await } else { None };
+        let progress =
+            if newer && store_error.is_none() { self.diagnose_progress(rec, &run, deadline).await } else { None };
         let mut body = json!({"status": "ok", "event": "workflow_run", "run_id": run.run_id});
-        if let Some(p) = progress {
-            body["diagnose"] = json!(p);
+        if let Some(p) = &progress {
+            body["diagnose"] = json!(if p.is_ok() { "updated" } else { "not_updated" });
         }
         let decision = events::decide_workflow_run(action, &run, &self.config.alert_branches, rec.trace_id());
-        let failed = self.act(rec, decision, &mut body).await;
+        let mut failed = self.act(rec, decision, &mut body, deadline).await;
+        if let Some(Err(e)) = progress {
+            // The edit is idempotent: a redelivery puts the message right.
+            if !failed {
+                body["status"] = json!("incomplete");
+                body["error"] = json!(format!("the /diagnose message could not be updated: {e}; redeliver to retry"));
+            }
+            failed = true;
+        }
         Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
-    async fn deployment_status(&self, rec: &mut TraceRecorder, payload: &Value) -> Handled {
+    async fn deployment_status(&self, rec: &mut TraceRecorder, payload: &Value, deadline: Instant) -> Handled {
         let decision = events::decide_deployment_status(payload, rec.trace_id());
         let mut body =
             json!({"status": "ok", "event": "deployment_status", "state": payload["deployment_status"]["state"]});
-        let failed = self.act(rec, decision, &mut body).await;
+        let failed = self.act(rec, decision, &mut body, deadline).await;
         Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
     /// Carries out a decision; true when an alert or a resolved message could not be sent.
-    async fn act(&self, rec: &mut TraceRecorder, decision: Decision, body: &mut Value) -> bool {
+    async fn act(&self, rec: &mut TraceRecorder, decision: Decision, body: &mut Value, deadline: Instant) -> bool {
         match decision {
             Decision::Alert(alert) => {
                 let t = rec.start("alert.raise");
-                let outcome = self.alerter.raise(&alert).await;
+                let outcome = self.alerter.raise(&alert, deadline).await;
                 let failed = matches!(outcome, AlertOutcome::Failed { .. });
                 rec.finish(
                     t,
@@ -290,8 +316,14 @@ impl App {
             }
             Decision::Resolve { repository, workflow, branch, run_url } => {
                 let t = rec.start("alert.resolve");
-                let outcome =
-                    self.alerter.resolve(&repository, &workflow, &branch, run_url.as_deref(), rec.trace_id()).await;
+                let success = Resolution {
+                    repository: &repository,
+                    workflow: &workflow,
+                    branch: &branch,
+                    run_url: run_url.as_deref(),
+                    trace_id: rec.trace_id(),
+                };
+                let outcome = self.alerter.resolve(&success, deadline).await;
                 let failed = matches!(outcome, Some(AlertOutcome::Failed { .. }));
                 let label = outcome.as_ref().map_or("nothing to resolve", AlertOutcome::as_str);
                 rec.finish(t, if failed { StepStatus::Error } else { StepStatus::Ok }, Some(label.to_string()));
@@ -320,27 +352,36 @@ impl App {
             && self.config.github_repo.as_ref().is_none_or(|r| r.to_string().eq_ignore_ascii_case(&run.repository))
     }
 
-    /// Edits the `/diagnose` message of a pending correlation named in the run's title.
-    async fn diagnose_progress(&self, rec: &mut TraceRecorder, run: &RunRecord) -> Option<&'static str> {
+    /// Edits the `/diagnose` message of a pending correlation named in the run's title. `None`
+    /// when the run is no pending diagnose; an error when its message could not be updated.
+    async fn diagnose_progress(
+        &self,
+        rec: &mut TraceRecorder,
+        run: &RunRecord,
+        deadline: Instant,
+    ) -> Option<Result<(), String>> {
         if !self.is_diagnose_run(run) {
             return None;
         }
+        let mut lookup_error = None;
         for id in correlation_ids_in(&run.title) {
             let correlation = match rec.time("store.get_correlation", self.stores.runs.get_correlation(&id)).await {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not look up a diagnose correlation");
+                    tracing::warn!(correlation_id = %id, error = %e, "could not look up a diagnose correlation");
+                    lookup_error = Some(e.to_string());
                     continue;
                 }
             };
             rec.set_correlation_id(&id);
             let body = progress_message(&correlation, Some(run));
             let discord = self.discord.clone();
+            let budget = PROGRESS_EDIT_BUDGET.min(deadline.saturating_duration_since(Instant::now()));
             let edited = rec
                 .time("discord.edit_original", async {
                     let edit = discord.edit_original(correlation.application_id, &correlation.interaction_token, &body);
-                    tokio::time::timeout(std::time::Duration::from_millis(2500), edit)
+                    tokio::time::timeout(budget, edit)
                         .await
                         .unwrap_or(Err(valine_core::discord_api::DiscordError::Timeout))
                 })
@@ -348,15 +389,15 @@ impl App {
             return Some(match edited {
                 Ok(()) => {
                     tracing::info!(correlation_id = %id, status = %run.status, "diagnose progress updated");
-                    "updated"
+                    Ok(())
                 }
                 Err(e) => {
                     tracing::warn!(correlation_id = %id, error = %e, "could not update the diagnose message");
-                    "not_updated"
+                    Err(e.to_string())
                 }
             });
         }
-        None
+        lookup_error.map(Err)
     }
 }
 

@@ -56,6 +56,7 @@ pub fn workflow_run_record(payload: &Value) -> Option<RunRecord> {
         title: s(run, &["display_title"]).or_else(|| s(run, &["name"])).unwrap_or("").to_string(),
         workflow_path: s(run, &["path"]).or_else(|| s(payload, &["workflow", "path"])).unwrap_or("").to_string(),
         head_branch: s(run, &["head_branch"]).unwrap_or("").to_string(),
+        head_repository: s(run, &["head_repository", "full_name"]).map(str::to_string),
         head_sha: s(run, &["head_sha"]).unwrap_or("").to_string(),
         status: s(run, &["status"]).unwrap_or("unknown").to_string(),
         conclusion: s(run, &["conclusion"]).map(str::to_string),
@@ -84,6 +85,11 @@ pub fn branch_matches(patterns: &[String], branch: &str) -> bool {
 pub fn decide_workflow_run(action: &str, run: &RunRecord, alert_branches: &[String], trace_id: &str) -> Decision {
     if action != "completed" && run.status != "completed" {
         return Decision::Nothing("run not completed");
+    }
+    // A fork's pull request from its own `main` reports `head_branch: main` too; it says nothing
+    // about this repository's `main`, and must neither alert nor resolve.
+    if run.head_repository.as_deref().is_some_and(|head| !head.eq_ignore_ascii_case(&run.repository)) {
+        return Decision::Nothing("run of code from another repository (a fork)");
     }
     if !branch_matches(alert_branches, &run.head_branch) {
         return Decision::Nothing("branch not in ALERT_BRANCHES");
@@ -179,6 +185,14 @@ mod tests {
         })
     }
 
+    /// The same run, from a pull request whose code is in `head_repo`.
+    fn pull_request_run(conclusion: &str, head_repo: &str) -> Value {
+        let mut payload = workflow_run("completed", "completed", Some(conclusion), "main");
+        payload["workflow_run"]["event"] = json!("pull_request");
+        payload["workflow_run"]["head_repository"] = json!({"full_name": head_repo});
+        payload
+    }
+
     fn branches() -> Vec<String> {
         vec!["main".into(), "release/*".into()]
     }
@@ -233,6 +247,21 @@ mod tests {
             };
             assert_eq!(&got, expected, "{action} {status} {conclusion:?} {branch}");
         }
+    }
+
+    #[test]
+    fn a_forks_main_neither_alerts_nor_resolves() {
+        for conclusion in ["failure", "success"] {
+            let run = workflow_run_record(&pull_request_run(conclusion, "mallory/octo-repo")).unwrap();
+            assert_eq!(run.head_repository.as_deref(), Some("mallory/octo-repo"));
+            assert!(
+                matches!(decide_workflow_run("completed", &run, &branches(), "t"), Decision::Nothing(r) if r.contains("fork")),
+                "{conclusion}"
+            );
+        }
+        // a pull request from a branch of the repository itself counts (case aside)
+        let own = workflow_run_record(&pull_request_run("failure", "Octo-Org/octo-repo")).unwrap();
+        assert!(matches!(decide_workflow_run("completed", &own, &branches(), "t"), Decision::Alert(_)));
     }
 
     #[test]

@@ -130,14 +130,19 @@ fn success(id: u64) -> Value {
 
 // ---------------------------------------------------------------- protocol
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread")]
 async fn ping_and_ignored_events() {
+    let (sink, _guard) = capture_logs("github-handler");
     let h = Harness::new(&[]).await;
     let (status, body) =
         h.deliver("ping", "d-1", &json!({"zen": "Design for failure.", "hook_id": 30, "hook": {"id": 30}})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["hook_id"], 30);
+    let logs = sink.text();
+    let line = logs.lines().find(|l| l.contains("webhook ping")).expect("a `webhook ping` log line");
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["hook_id"], 30, "{line}");
     let (status, body) = h.deliver("push", "d-2", &json!({"ref": "refs/heads/main"})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body["status"], "ignored");
@@ -195,19 +200,30 @@ async fn a_failure_alerts_once_with_everything_an_operator_needs() {
     assert_eq!(second["alert"], "rate_limited");
     let posts = h.alert_posts().await;
     assert_eq!(posts.len(), 1);
-    let text = posts[0].to_string();
-    for needle in [
-        "acme/widget",
-        "CI",
-        "main",
-        "3f1c9a7",
-        "octocat",
-        "failure",
-        "https://github.com/acme/widget/actions/runs/100",
-        body["trace_id"].as_str().unwrap(),
+    let embed = &posts[0]["embeds"][0];
+    let fields: std::collections::HashMap<&str, &str> = embed["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap(), f["value"].as_str().unwrap()))
+        .collect();
+    let run_url = "https://github.com/acme/widget/actions/runs/100";
+    let trace = format!("`{}`", body["trace_id"].as_str().unwrap());
+    for (name, value) in [
+        ("Repository", "acme/widget"),
+        ("Workflow", "CI"),
+        ("Branch", "main"),
+        ("Commit", "`3f1c9a7`"),
+        ("Actor", "octocat"),
+        ("Conclusion", "failure"),
+        ("Run", &format!("[open]({run_url})")),
+        ("Trace", &trace),
     ] {
-        assert!(text.contains(needle), "{needle} missing from {text}");
+        assert_eq!(fields.get(name).copied(), Some(value), "{name} in {embed}");
     }
+    assert_eq!(embed["url"], run_url);
+    assert_eq!(embed["color"], json!(valine_core::alert::Severity::Error.colour()));
+    assert!(embed["title"].as_str().unwrap().starts_with(valine_core::alert::Severity::Error.emoji()), "{embed}");
     assert_eq!(posts[0]["allowed_mentions"], json!({"parse": []}), "an error alert pings nobody");
 }
 
@@ -321,7 +337,105 @@ async fn with_alerts_off_nothing_is_posted_and_the_log_says_why() {
     assert!(sink.text().contains("ALERT_CHANNEL_ID is not set"));
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn without_a_bot_token_alerts_are_skipped_and_the_log_says_why() {
+    let (sink, _guard) = capture_logs("github-handler");
+    let h = Harness::new(&[("DISCORD_BOT_TOKEN", "")]).await;
+    let (status, body) = h.deliver("workflow_run", "d-72", &failure(702)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["alert"], "skipped");
+    assert!(h.alert_posts().await.is_empty());
+    let logs = sink.text();
+    let skipped = logs.lines().find(|l| l.contains("Alert skipped")).expect("an `Alert skipped` line");
+    assert!(skipped.contains("DISCORD_BOT_TOKEN is not set"), "{skipped}");
+}
+
+#[tokio::test]
+async fn a_forks_main_neither_alerts_nor_resolves_this_repositorys_main() {
+    let h = Harness::new(&[]).await;
+    accept_posts(&h.discord).await;
+    let from_fork = |mut payload: Value| {
+        payload["workflow_run"]["event"] = json!("pull_request");
+        payload["workflow_run"]["head_repository"] = json!({"full_name": "mallory/widget"});
+        payload
+    };
+    let (_, body) = h.deliver("workflow_run", "d-60", &from_fork(failure(600))).await;
+    assert!(body.get("alert").is_none(), "{body}");
+    assert!(h.alert_posts().await.is_empty(), "a fork's failure is not this repository's");
+    let (_, body) = h.deliver("workflow_run", "d-61", &failure(601)).await;
+    assert_eq!(body["alert"], "sent");
+    // a fork's green `main` does not end the real outage...
+    let (_, body) = h.deliver("workflow_run", "d-62", &from_fork(success(602))).await;
+    assert!(body.get("resolved").is_none(), "{body}");
+    // ...this repository's does, once
+    let (_, body) = h.deliver("workflow_run", "d-63", &success(603)).await;
+    assert_eq!(body["resolved"], "sent");
+    assert_eq!(h.alert_posts().await.len(), 2);
+}
+
 // ---------------------------------------------------------------- diagnose progress
+
+const DIAGNOSE_CORRELATION: &str = "6f1c2a4e-8b3d-4c5e-9f70-112233445566";
+
+/// Stores a pending `/diagnose` correlation, as the Discord handler does when it dispatches.
+async fn pending_diagnose(h: &Harness) {
+    let now = valine_core::clock::now_secs();
+    h.app
+        .stores
+        .runs
+        .put_correlation(&DiagnoseCorrelation {
+            correlation_id: DIAGNOSE_CORRELATION.into(),
+            application_id: 1290463189401731073,
+            interaction_token: "diag-token".into(),
+            user_id: "42".into(),
+            trace_id: "t-diag".into(),
+            created_at: now,
+            expires_at: now + 600,
+            frontend_url: Some("https://app.example.com/".into()),
+            api_base: None,
+        })
+        .await
+        .unwrap();
+}
+
+/// A `workflow_run` delivery of the dispatched diagnose workflow, named after the correlation.
+fn diagnose_run(status: &str, conclusion: Option<&str>, updated: &str) -> Value {
+    let mut r = run(900, status, conclusion, "main", &format!("diagnose {DIAGNOSE_CORRELATION}"), updated);
+    r["workflow_run"]["event"] = json!("workflow_dispatch");
+    r["workflow_run"]["path"] = json!(".github/workflows/diagnose.yml");
+    r["workflow"] = json!({"id": 8, "name": "Diagnose", "path": ".github/workflows/diagnose.yml"});
+    r
+}
+
+#[tokio::test]
+async fn a_progress_edit_that_failed_is_put_right_by_the_redelivery() {
+    let h = Harness::new(&[("ENABLE_ALERTS", "false")]).await;
+    let edit = "/api/v10/webhooks/1290463189401731073/diag-token/messages/@original";
+    Mock::given(method("PATCH"))
+        .and(path(edit))
+        .respond_with(ResponseTemplate::new(502))
+        // the edit is idempotent, so the client itself tries twice
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&h.discord)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(edit))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1", "channel_id": "2"})))
+        .expect(1)
+        .mount(&h.discord)
+        .await;
+    pending_diagnose(&h).await;
+    let done = diagnose_run("completed", Some("success"), "2026-11-22T14:02:05Z");
+    let (status, body) = h.deliver("workflow_run", "d-85", &done).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "incomplete");
+    assert_eq!(body["diagnose"], "not_updated");
+    // the same delivery again is handled, not taken as a duplicate
+    let (status, body) = h.deliver("workflow_run", "d-85", &done).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["diagnose"], "updated");
+}
 
 fn is_edit(r: &Request) -> bool {
     r.method.as_str() == "PATCH"
@@ -337,25 +451,8 @@ async fn workflow_runs_of_a_pending_diagnose_edit_its_message() {
         .expect(3)
         .mount(&h.discord)
         .await;
-    let corr = "6f1c2a4e-8b3d-4c5e-9f70-112233445566";
-    let now = valine_core::clock::now_secs();
-    h.app
-        .stores
-        .runs
-        .put_correlation(&DiagnoseCorrelation {
-            correlation_id: corr.into(),
-            application_id: 1290463189401731073,
-            interaction_token: "diag-token".into(),
-            user_id: "42".into(),
-            trace_id: "t-diag".into(),
-            created_at: now,
-            expires_at: now + 600,
-            frontend_url: Some("https://app.example.com/".into()),
-            api_base: None,
-        })
-        .await
-        .unwrap();
-    let title = format!("diagnose {corr}");
+    pending_diagnose(&h).await;
+    let title = format!("diagnose {DIAGNOSE_CORRELATION}");
     // a run of another workflow that carries the id in its title (a pull request, say) is ignored
     let (_, impostor) = h
         .deliver(
@@ -365,13 +462,6 @@ async fn workflow_runs_of_a_pending_diagnose_edit_its_message() {
         )
         .await;
     assert!(impostor.get("diagnose").is_none(), "{impostor}");
-    let diagnose_run = |status: &str, conclusion: Option<&str>, updated: &str| {
-        let mut r = run(900, status, conclusion, "main", &title, updated);
-        r["workflow_run"]["event"] = json!("workflow_dispatch");
-        r["workflow_run"]["path"] = json!(".github/workflows/diagnose.yml");
-        r["workflow"] = json!({"id": 8, "name": "Diagnose", "path": ".github/workflows/diagnose.yml"});
-        r
-    };
     let queued = diagnose_run("queued", None, "2026-11-22T14:00:00Z");
     let (_, body) = h.deliver("workflow_run", "d-80", &queued).await;
     assert_eq!(body["diagnose"], "updated");
@@ -467,15 +557,23 @@ async fn two_instances_sharing_dynamodb_post_one_alert() {
 }
 
 #[tokio::test]
-async fn store_down_still_alerts_once_and_answers_incomplete() {
+async fn store_down_still_alerts_once_and_does_not_invite_a_redelivery() {
     let discord = MockServer::start().await;
     fail_on_unexpected(&discord).await;
     accept_posts(&discord).await;
     let a = app(config(&discord, &[]), down_stores());
     let (status, body) = deliver(&a, "workflow_run", "d-90", &failure(1100)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(body["status"], "incomplete");
     assert_eq!(body["alert"], "sent", "an alert is never dropped because dedup is down");
+    // the alert is out and its window could not be shared: a redelivery elsewhere would post it
+    // again, so the answer says the run is missing but does not ask for one
+    assert_eq!(body["status"], "partial");
+    assert!(body["error"].as_str().unwrap().contains("do not redeliver"), "{body}");
+    // a delivery that changes nothing but the run record does ask for one
+    let (status, body) =
+        deliver(&a, "workflow_run", "d-93", &run(1101, "queued", None, "main", "t", "2026-11-22T14:01:00Z")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "incomplete");
     // this container still remembers the window: a redelivery does not post twice
     let (_, again) = deliver(&a, "workflow_run", "d-90", &failure(1100)).await;
     assert_eq!(again["alert"], "rate_limited");

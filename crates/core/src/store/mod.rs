@@ -126,6 +126,10 @@ pub struct RunRecord {
     #[serde(default)]
     pub workflow_path: String,
     pub head_branch: String,
+    /// The repository the run's code came from (`owner/name`); a fork's pull request differs
+    /// from `repository`. `None` when the payload does not say.
+    #[serde(default)]
+    pub head_repository: Option<String>,
     pub head_sha: String,
     pub status: String,
     #[serde(default)]
