@@ -32,9 +32,10 @@ async fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk)
 }
 
-async fn dynamo_stores() -> Option<Stores> {
-    let endpoint = match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(e) if !e.is_empty() => e,
+/// The DynamoDB server's URL, or `None` (with a message) when this machine has none.
+fn dynamo_endpoint() -> Option<String> {
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(e) if !e.is_empty() => Some(e),
         _ => {
             assert!(
                 std::env::var("VALINE_REQUIRE_DYNAMODB").as_deref() != Ok("1"),
@@ -44,10 +45,19 @@ async fn dynamo_stores() -> Option<Stores> {
                 "skipping the DynamoDB half: set AWS_ENDPOINT_URL to a DynamoDB-compatible server \
                  (for example `moto_server -p 5000` and AWS_ENDPOINT_URL=http://127.0.0.1:5000), or run .ci/run"
             );
-            return None;
+            None
         }
-    };
-    let client = dynamo_client(&endpoint).await;
+    }
+}
+
+async fn dynamo_stores() -> Option<Stores> {
+    let client = dynamo_client(&dynamo_endpoint()?).await;
+    let (client, names) = dynamo_tables(client).await;
+    Some(Stores::from_adapter(Arc::new(DynamoStore::from_client(client, names)), "dynamodb"))
+}
+
+/// Fresh tables for one test.
+async fn dynamo_tables(client: aws_sdk_dynamodb::Client) -> (aws_sdk_dynamodb::Client, TableNames) {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let names = TableNames {
         audit: format!("conf-audit-{id}"),
@@ -55,7 +65,7 @@ async fn dynamo_stores() -> Option<Stores> {
         state: format!("conf-state-{id}"),
     };
     create_tables(&client, &names).await.expect("create tables on the DynamoDB server");
-    Some(Stores::from_adapter(Arc::new(DynamoStore::from_client(client, names)), "dynamodb"))
+    (client, names)
 }
 
 macro_rules! suite {
@@ -530,4 +540,83 @@ fn embedded_store_in_use_is_a_clear_error() {
     let err = EmbeddedStore::open(&path).unwrap_err();
     assert!(err.is_unavailable());
     assert!(err.to_string().contains("in use"), "{err}");
+}
+
+/// A TCP proxy in front of the DynamoDB server that, when armed, lets the next request through and
+/// drops its answer along with the connection: the write is applied, the caller never hears so.
+async fn lossy_proxy(upstream: String) -> (u16, Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let armed = Arc::new(AtomicBool::new(false));
+    let drop_next = armed.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let drop_next = drop_next.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let requests = tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut server_write).await });
+                let mut buf = vec![0; 64 * 1024];
+                loop {
+                    let n = match server_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if drop_next.swap(false, Ordering::SeqCst) || client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                requests.abort();
+            });
+        }
+    });
+    (port, armed)
+}
+
+/// A write that DynamoDB applied but whose answer was lost must come back `Unavailable` ("not
+/// known"), never as the caller having lost a race against itself, which would drop a delivery,
+/// hold an alert window nobody used, refuse a relay or lose an alerting state.
+#[tokio::test]
+async fn dynamodb_write_whose_answer_was_lost_is_unavailable_not_a_lost_race() {
+    use std::sync::atomic::Ordering;
+    let Some(endpoint) = dynamo_endpoint() else { return };
+    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let (port, armed) = lossy_proxy(upstream).await;
+    let production = valine_core::store::dynamo::sdk_config().await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "lossy"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .timeout_config(production.timeout_config().cloned().unwrap())
+        .retry_config(production.retry_config().cloned().unwrap())
+        .load()
+        .await;
+    let (client, names) = dynamo_tables(aws_sdk_dynamodb::Client::new(&sdk)).await;
+    let s = Stores::from_adapter(Arc::new(DynamoStore::from_client(client, names)), "dynamodb");
+    let now = now_secs();
+
+    armed.store(true, Ordering::SeqCst);
+    let seen = s.deliveries.first_seen("lost-answer").await;
+    assert!(matches!(seen, Err(StoreError::Unavailable(_))), "first_seen: {seen:?}");
+    assert!(!s.deliveries.first_seen("lost-answer").await.unwrap(), "the first write did land");
+
+    armed.store(true, Ordering::SeqCst);
+    let claimed = s.alerts.claim("lost-claim", now, 300).await;
+    assert!(matches!(claimed, Err(StoreError::Unavailable(_))), "claim: {claimed:?}");
+
+    let r = record("lost-audit", now, AuditResult::Pending);
+    armed.store(true, Ordering::SeqCst);
+    let appended = s.audit.append(&r).await;
+    assert!(matches!(appended, Err(StoreError::Unavailable(_))), "append: {appended:?}");
+    assert!(s.audit.get(&r.audit_id).await.unwrap().is_some(), "the first write did land");
+
+    let state = AlertingState { recovery_key: "lost-state".into(), since: now, dedup_key: "k".into(), run_url: None };
+    s.alerts.mark_alerting(&state).await.unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let taken = s.alerts.take_alerting("lost-state").await;
+    assert!(matches!(taken, Err(StoreError::Unavailable(_))), "take_alerting: {taken:?}");
 }

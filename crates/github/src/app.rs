@@ -156,16 +156,19 @@ impl App {
         async {
             self.metrics.delivery(&event);
             let mut store_error: Option<StoreError> = None;
-            let mut recorded = false;
+            let mut maybe_recorded = false;
             if let Some(id) = &delivery_id {
                 match rec.time("store.first_seen", self.stores.deliveries.first_seen(&format!("github:{id}"))).await {
-                    Ok(true) => recorded = true,
+                    Ok(true) => maybe_recorded = true,
                     Ok(false) => {
                         tracing::info!("duplicate delivery: nothing done");
                         return HttpResponse::ok(&json!({"status": "duplicate", "delivery": id}));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "delivery dedup unavailable; handling anyway");
+                        // The write may have landed with its answer lost: should this delivery
+                        // end incomplete, its id is forgotten as if it had been recorded.
+                        maybe_recorded = true;
                         store_error = Some(e);
                     }
                 }
@@ -207,7 +210,7 @@ impl App {
                 }
             }
             if handled.retryable_failure
-                && recorded
+                && maybe_recorded
                 && let Some(id) = &delivery_id
                 && let Err(e) = self.stores.deliveries.forget(&format!("github:{id}")).await
             {

@@ -49,6 +49,15 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// The settings for a write that must reach DynamoDB at most once: a conditional put, or a delete
+/// that returns what it removed. Were the SDK to retry one whose first answer was lost, the retry
+/// would meet the caller's own write and report it as someone else's (a delivery "already seen",
+/// a window "already claimed", a state "already taken"). Without the retry, a lost answer is
+/// `Unavailable`, which every caller treats as "unknown" and handles safely.
+fn at_most_once() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
 #[derive(Debug, Clone)]
 pub struct TableNames {
     pub audit: String,
@@ -152,6 +161,8 @@ impl DynamoStore {
             .key("pk", s(pk))
             .key("sk", s("-"))
             .return_values(ReturnValue::AllOld)
+            .customize()
+            .config_override(at_most_once())
             .send()
             .await
             .map_err(map_err)?;
@@ -317,6 +328,8 @@ impl AuditLog for DynamoStore {
             .table_name(&self.tables.audit)
             .set_item(Some(audit_item(record)))
             .condition_expression("attribute_not_exists(audit_id)")
+            .customize()
+            .config_override(at_most_once())
             .send()
             .await;
         if conditional(res)? { Ok(()) } else { Err(StoreError::AlreadyExists) }
@@ -390,6 +403,8 @@ impl AlertLedger for DynamoStore {
             .condition_expression("attribute_not_exists(pk) OR #until <= :now")
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":now", n(now))
+            .customize()
+            .config_override(at_most_once())
             .send()
             .await;
         Ok(conditional(res)?.then_some(claim))
@@ -438,6 +453,8 @@ impl DeliveryLedger for DynamoStore {
             .item("expires_at", n(now + DELIVERY_TTL_SECS))
             .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
             .expression_attribute_values(":now", n(now))
+            .customize()
+            .config_override(at_most_once())
             .send()
             .await;
         conditional(res)
@@ -540,6 +557,8 @@ impl ConfirmationRepo for DynamoStore {
             .expression_attribute_values(":u", n(user_id))
             .expression_attribute_values(":now", n(now_secs()))
             .return_values(ReturnValue::AllOld)
+            .customize()
+            .config_override(at_most_once())
             .send()
             .await;
         match res {
