@@ -52,6 +52,8 @@ pub trait Discord: Send + Sync {
     async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError>;
     /// Edits the original response of an interaction (`PATCH …/messages/@original`).
     async fn edit_original(&self, application_id: u64, token: &str, body: &Value) -> Result<(), DiscordError>;
+    /// Deletes the original response of an interaction (`DELETE …/messages/@original`).
+    async fn delete_original(&self, application_id: u64, token: &str) -> Result<(), DiscordError>;
     /// Sends a follow-up message for an interaction.
     async fn follow_up(&self, application_id: u64, token: &str, body: &Value) -> Result<PostedMessage, DiscordError>;
     /// True when nothing really leaves the process.
@@ -225,6 +227,14 @@ impl Discord for HttpDiscord {
         self.send(route, LightMethod::Patch, Some(body), true).await.map(|_| ())
     }
 
+    async fn delete_original(&self, application_id: u64, token: &str) -> Result<(), DiscordError> {
+        let route = Route::WebhookOriginalInteractionResponse {
+            application_id: ApplicationId::new(nonzero(application_id)?),
+            token,
+        };
+        self.send(route, LightMethod::Delete, None, true).await.map(|_| ())
+    }
+
     async fn follow_up(&self, application_id: u64, token: &str, body: &Value) -> Result<PostedMessage, DiscordError> {
         let route =
             Route::WebhookFollowupMessages { application_id: ApplicationId::new(nonzero(application_id)?), token };
@@ -249,6 +259,10 @@ impl Discord for DryRunDiscord {
     }
     async fn edit_original(&self, application_id: u64, _token: &str, body: &Value) -> Result<(), DiscordError> {
         tracing::info!(application_id, body = %body, "DRY_RUN: would edit the original response");
+        Ok(())
+    }
+    async fn delete_original(&self, application_id: u64, _token: &str) -> Result<(), DiscordError> {
+        tracing::info!(application_id, "DRY_RUN: would delete the original response");
         Ok(())
     }
     async fn follow_up(&self, application_id: u64, _token: &str, body: &Value) -> Result<PostedMessage, DiscordError> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use serenity::model::application::{
     CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction, Interaction,
 };
@@ -258,6 +258,36 @@ impl App {
         }
         .instrument(span)
         .await
+    }
+
+    /// A deferred job failed: only its caller hears the details, as errors always are. An
+    /// ephemeral follow-up carries the error and the trace id, and the public "thinking…" message
+    /// goes. Should the follow-up fail, the deferred message itself says what went wrong, so that
+    /// nobody is left waiting on it.
+    pub async fn job_failed(&self, rec: &mut TraceRecorder, ctx: &JobContext, text: &str) {
+        let content = format!("⚠️ {text}\n-# trace `{}`", rec.trace_id());
+        let private = json!({"content": content, "flags": 64, "allowed_mentions": {"parse": []}});
+        let discord = self.discord.clone();
+        let (app_id, token) = (ctx.application_id, ctx.token.as_str());
+        let told = rec.time("discord.follow_up", discord.follow_up(app_id, token, &private)).await;
+        let fallback = match told {
+            Ok(_) => match rec.time("discord.delete_original", discord.delete_original(app_id, token)).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not delete the deferred message");
+                    format!("⚠️ This did not work; the details were sent to <@{}> only.", ctx.user_id)
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell the caller privately; editing the deferred message");
+                content
+            }
+        };
+        let public = json!({"content": fallback, "embeds": [], "allowed_mentions": {"parse": []}});
+        if let Err(e) = rec.time("discord.edit_original", discord.edit_original(app_id, token, &public)).await {
+            rec.fail(&e);
+            tracing::error!(error = %e, "could not tell the caller that the job failed");
+        }
     }
 
     /// Raises a critical alert about the bot itself, within `budget`.

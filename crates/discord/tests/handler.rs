@@ -20,7 +20,7 @@ use valine_core::testing::{
 };
 use valine_discord::jobs::LocalJobs;
 use valine_discord::{App, AppParts};
-use wiremock::matchers::{body_json, header, method, path, path_regex};
+use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const APP_ID: u64 = 1290463189401731073;
@@ -338,6 +338,15 @@ async fn diagnose_refuses_local_urls_and_dispatches_public_ones() {
     let (_, a) =
         h.send(&command(301, STRANGER, "diagnose", json!([opt("api_base", 3, json!("https://0x7f.1/"))]))).await;
     assert!(content(&a).contains("loopback"), "{a}");
+    // both refusals are audited, naming the option and the reason but never the address
+    let records = h.app.stores.audit.by_user(&STRANGER.to_string(), 10).await.unwrap();
+    let blocked: Vec<_> = records.iter().filter(|r| r.result == AuditResult::Blocked).collect();
+    assert_eq!(blocked.len(), 2, "{records:?}");
+    assert!(blocked.iter().all(|r| r.command == "/diagnose"));
+    let options: Vec<&str> = blocked.iter().map(|r| r.metadata["option"].as_str()).collect();
+    assert!(options.contains(&"frontend_url") && options.contains(&"api_base"), "{options:?}");
+    let stored = serde_json::to_string(&records).unwrap();
+    assert!(!stored.contains("169.254") && !stored.contains("0x7f"), "{stored}");
 
     Mock::given(method("POST"))
         .and(path("/repos/acme/widget/actions/workflows/diagnose.yml/dispatches"))
@@ -391,9 +400,17 @@ async fn diagnose_dispatch_failure_is_told_and_alerted() {
         )
         .mount(&h.github)
         .await;
-    Mock::given(method("PATCH"))
-        .and(path_regex("/messages/@original$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+    // the error goes to the caller only: an ephemeral follow-up, and the public message is deleted
+    Mock::given(method("POST"))
+        .and(path(format!("/api/v10/webhooks/{APP_ID}/interaction-token-303")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8", "channel_id": CHANNEL.to_string()})))
+        .expect(1)
+        .mount(&h.discord)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/api/v10/webhooks/{APP_ID}/interaction-token-303/messages/@original")))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
         .mount(&h.discord)
         .await;
     Mock::given(method("POST"))
@@ -404,12 +421,16 @@ async fn diagnose_dispatch_failure_is_told_and_alerted() {
         .await;
     let (_, a) = h.send(&command(303, STRANGER, "diagnose", json!([]))).await;
     assert_eq!(a["type"], 5);
-    let edits = wait_for(&h.discord, 1, is_edit).await;
-    let text = String::from_utf8_lossy(&edits[0].body).to_string();
+    let told = wait_for(&h.discord, 1, |r| r.url.path().ends_with("/interaction-token-303")).await;
+    let told: Value = serde_json::from_slice(&told[0].body).unwrap();
+    assert_eq!(told["flags"], 64, "{told}");
+    assert_eq!(told["allowed_mentions"], json!({"parse": []}));
+    let text = told["content"].as_str().unwrap();
     assert!(
         text.contains("Could not dispatch") && text.contains("workflow_dispatch") && text.contains("trace"),
         "{text}"
     );
+    wait_for(&h.discord, 1, |r| r.method.as_str() == "DELETE").await;
     let alerts = wait_for(&h.discord, 1, |r| r.url.path() == "/api/v10/channels/999/messages").await;
     let alert: Value = serde_json::from_slice(&alerts[0].body).unwrap();
     assert!(alert.to_string().contains("dispatch"), "{alert}");
@@ -454,9 +475,11 @@ async fn mount_post(server: &MockServer, channel: u64, text: &str) {
         .and(path(format!("/api/v10/channels/{channel}/messages")))
         .and(header("authorization", format!("Bot {BOT_TOKEN}").as_str()))
         .and(body_json(json!({"content": text, "allowed_mentions": {"parse": []}})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"id": "1400000000000000001", "channel_id": channel.to_string(), "guild_id": "805588225228931074"}),
-        ))
+        // as Discord answers a REST post: no `guild_id`
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "1400000000000000001", "channel_id": channel.to_string()})),
+        )
         .expect(1)
         .mount(server)
         .await;
@@ -547,6 +570,11 @@ async fn relay_preview_is_bound_to_its_caller_and_confirms_once() {
     assert!(content(&twice).contains("expired or was already used"), "{twice}");
     let records = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
     assert!(records.iter().any(|r| r.result == AuditResult::Posted && r.command == "/relay-send"));
+    let late = records
+        .iter()
+        .find(|r| r.result == AuditResult::Blocked && r.metadata.contains_key("confirmation"))
+        .expect("the late click is audited");
+    assert!(late.metadata["reason"].contains("expired or was already used"), "{late:?}");
 }
 
 #[tokio::test]
@@ -598,6 +626,42 @@ async fn relay_dm_opens_a_real_dm_channel_and_posts_there() {
     assert!(records.iter().any(|r| r.result == AuditResult::Posted
         && r.command == "/relay-dm"
         && r.target_user.as_deref() == Some("335249040998531080")));
+}
+
+#[tokio::test]
+async fn a_relay_to_a_slow_discord_is_answered_in_time_and_its_outcome_audited() {
+    let h = Harness::new(&[]).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v10/users/@me/channels"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_millis(300))
+                .set_body_json(json!({"id": "1500000000000000002", "type": 1})),
+        )
+        .mount(&h.discord)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v10/channels/1500000000000000002/messages"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(5))
+                .set_body_json(json!({"id": "1", "channel_id": "1500000000000000002"})),
+        )
+        .mount(&h.discord)
+        .await;
+    let opts = json!([
+        opt("user", 6, json!(STRANGER.to_string())),
+        opt("message", 3, json!("on-call")),
+        opt("confirm", 5, json!(true))
+    ]);
+    // `send` asserts the answer comes inside 3 s
+    let (_, a) = h.send(&command(430, ADMIN, "relay-dm", opts)).await;
+    assert!(content(&a).contains("did not answer in time") && content(&a).contains("may or may not"), "{a}");
+    let records = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
+    let results: Vec<_> = records.iter().map(|r| r.result).collect();
+    assert!(results.contains(&AuditResult::Pending) && results.contains(&AuditResult::Failed), "{results:?}");
+    let failed = records.iter().find(|r| r.result == AuditResult::Failed).unwrap();
+    assert!(content(&a).contains(&failed.audit_id), "the answer points at the outcome record: {a}");
 }
 
 #[tokio::test]

@@ -23,7 +23,8 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
     }
     let missing = ctx.app.config.missing_for(Feature::GitHubRuns);
     if !missing.is_empty() || ctx.app.github.is_none() {
-        return ctx.refuse(&format!("GitHub is not configured: set {}.", missing.join(" and ")));
+        let record = ctx.blocked_record();
+        return ctx.blocked(&format!("GitHub is not configured: set {}.", missing.join(" and ")), record).await;
     }
     let policy =
         UrlPolicy { allowed_domains: ctx.app.config.allowed_domains.clone(), safe_local: ctx.app.config.safe_local };
@@ -32,14 +33,21 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
         if let Some(raw) = opt_str(opts, name) {
             match check_url(raw, &policy) {
                 Ok(url) => *slot = Some(url.to_string()),
-                Err(reason) => return ctx.refuse(&format!("`{name}` was refused: {reason}.")),
+                Err(reason) => {
+                    // The address itself stays out of the record: it is the caller's input.
+                    let record = ctx.blocked_record().meta("option", name).meta("url_guard", reason.to_string());
+                    return ctx.blocked(&format!("`{name}` was refused: {reason}."), record).await;
+                }
             }
         }
     }
     ctx.rec.note("url_guard", StepStatus::Ok, None);
     match ctx.first_time().await {
         Ok(true) => {}
-        Ok(false) => return ctx.refuse("This interaction was already handled."),
+        Ok(false) => {
+            let record = ctx.blocked_record();
+            return ctx.blocked("This interaction was already handled; nothing was dispatched again.", record).await;
+        }
         Err(e) => return ctx.store_unavailable(&e, "nothing was dispatched").await,
     }
     let correlation_id = uuid::Uuid::new_v4().to_string();
@@ -93,12 +101,11 @@ pub async fn run_job(
     };
     let runs = app.stores.runs.clone();
     let discord = app.discord.clone();
-    let failure = |text: String, trace_id: &str| json!({"content": format!("⚠️ {text}\n-# trace `{trace_id}`"), "embeds": [], "allowed_mentions": {"parse": []}});
     if let Err(e) = rec.time("store.put_correlation", runs.put_correlation(&correlation)).await {
         rec.fail(&e);
-        let body = failure(format!("Diagnose was not dispatched: the store is unavailable ({e})."), rec.trace_id());
-        let _ = rec.time("discord.edit_original", discord.edit_original(ctx.application_id, &ctx.token, &body)).await;
-        return;
+        return app
+            .job_failed(rec, ctx, &format!("Diagnose was not dispatched: the store is unavailable ({e})."))
+            .await;
     }
     let inputs = json!({
         "correlation_id": correlation_id,
@@ -124,7 +131,7 @@ pub async fn run_job(
                 std::time::Duration::from_secs(5),
             )
             .await;
-            failure(format!("Could not dispatch `{workflow}` on `{git_ref}`: {e}"), rec.trace_id())
+            return app.job_failed(rec, ctx, &format!("Could not dispatch `{workflow}` on `{git_ref}`: {e}")).await;
         }
     };
     if let Err(e) =

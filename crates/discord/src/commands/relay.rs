@@ -26,6 +26,9 @@ use crate::response;
 pub const CONFIRM_TTL_SECS: u64 = 300;
 /// Discord's limit for message content.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// Kept back from the answer budget while posting: the outcome record and the answer still
+/// need their time, however slow Discord is.
+const OUTCOME_RESERVE: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -95,7 +98,10 @@ async fn request(
     }
     match ctx.first_time().await {
         Ok(true) => {}
-        Ok(false) => return ctx.refuse("This interaction was already handled; nothing was posted again."),
+        Ok(false) => {
+            let reason = "This interaction was already handled; nothing was posted again.";
+            return blocked(ctx, Some(target), Some(&message), reason).await;
+        }
         Err(e) => return ctx.store_unavailable(&e, "nothing was posted").await,
     }
     match relay(ctx, target, &message).await {
@@ -125,10 +131,11 @@ pub async fn component(ctx: &mut Ctx<'_>, custom_id: &str) -> Option<Value> {
     let pending = match taken {
         Ok(Taken::Yours(p)) => p,
         Ok(Taken::Missing) => {
-            return Some(response::update(
-                "This confirmation expired or was already used. Run the command again.",
-                &[],
-            ));
+            let reason = "This confirmation expired or was already used. Run the command again.";
+            let record = ctx.blocked_record().meta("confirmation", id);
+            let answer = ctx.blocked(reason, record).await;
+            let text = answer["data"]["content"].as_str().unwrap_or(reason).to_string();
+            return Some(response::update(&text, &[]));
         }
         Ok(Taken::NotYours) => {
             // Someone else's preview: it stays for its owner, and the attempt is audited.
@@ -314,16 +321,20 @@ async fn relay(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<Strin
     }
 }
 
-/// Posts to the channel, or opens the DM channel and posts there. Never pings anyone.
+/// Posts to the channel, or opens the DM channel and posts there. Never pings anyone. Each call
+/// keeps [`OUTCOME_RESERVE`] back, so that the outcome is audited whatever Discord does.
 async fn post(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<PostedMessage, DiscordError> {
     let discord = ctx.app.discord.clone();
     let body = json!({"content": message, "allowed_mentions": {"parse": []}});
+    let cap = |ctx: &Ctx<'_>, cap: Duration| cap.min(ctx.remaining().saturating_sub(OUTCOME_RESERVE));
     let channel = match target {
         Target::Channel(c) => c,
         Target::User(u) => {
             let t = ctx.rec.start("discord.open_dm");
-            let opened =
-                ctx.within(Duration::from_secs(2), discord.open_dm(u)).await.unwrap_or(Err(DiscordError::Timeout));
+            let opened = ctx
+                .within(cap(ctx, Duration::from_secs(2)), discord.open_dm(u))
+                .await
+                .unwrap_or(Err(DiscordError::Timeout));
             ctx.rec.finish(
                 t,
                 if opened.is_ok() { StepStatus::Ok } else { StepStatus::Error },
@@ -334,9 +345,17 @@ async fn post(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<Posted
     };
     let t = ctx.rec.start("discord.post_message");
     let posted = ctx
-        .within(Duration::from_millis(2300), discord.post_message(channel, &body))
+        .within(cap(ctx, Duration::from_millis(2300)), discord.post_message(channel, &body))
         .await
-        .unwrap_or(Err(DiscordError::Timeout));
+        .unwrap_or(Err(DiscordError::Timeout))
+        .map(|mut p| {
+            // Discord leaves `guild_id` out of the message it returns; the link needs it, and a
+            // channel relay goes to a channel of the guild it was asked from.
+            if matches!(target, Target::Channel(_)) {
+                p.guild_id = p.guild_id.or(ctx.guild_id);
+            }
+            p
+        });
     ctx.rec.finish(
         t,
         if posted.is_ok() { StepStatus::Ok } else { StepStatus::Error },

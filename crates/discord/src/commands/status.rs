@@ -37,7 +37,8 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
     let (Some(github), Some(repo), true) =
         (ctx.app.github.clone(), ctx.app.config.github_repo.clone(), missing.is_empty())
     else {
-        return ctx.refuse(&format!("GitHub is not configured: set {}.", missing.join(" and ")));
+        let record = ctx.blocked_record();
+        return ctx.blocked(&format!("GitHub is not configured: set {}.", missing.join(" and ")), record).await;
     };
     let filter = ctx.app.config.status_workflows.clone();
     let t = ctx.rec.start("github.status");
@@ -78,7 +79,7 @@ pub async fn run_job(app: &App, rec: &mut TraceRecorder, ctx: &JobContext, count
         Ok(embeds) => json!({"content": "", "embeds": embeds, "allowed_mentions": {"parse": []}}),
         Err(e) => {
             rec.fail(&e);
-            json!({"content": format!("⚠️ Could not read the workflow runs: {e}\n-# trace `{}`", rec.trace_id()), "allowed_mentions": {"parse": []}})
+            return app.job_failed(rec, ctx, &format!("Could not read the workflow runs: {e}")).await;
         }
     };
     let discord = app.discord.clone();
