@@ -95,6 +95,7 @@ suite!(
     audit_round_trip_with_unicode_and_large_metadata,
     audit_is_append_only,
     audit_by_user_is_newest_first_and_limited,
+    audit_by_user_limit_holds_across_query_pages,
     traces_by_user_newest_first_limited_and_replaced,
     traces_expire,
     alert_claim_holds_for_its_window,
@@ -210,6 +211,30 @@ mod cases {
         assert_eq!(s.audit.by_user("42", 100).await.unwrap().len(), 5);
         assert!(s.audit.by_user("nobody", 10).await.unwrap().is_empty());
         assert!(s.audit.by_user("42", 0).await.unwrap().is_empty());
+    }
+
+    /// Big records fill DynamoDB's 1 MB query pages: the limit is still met, in order.
+    pub async fn audit_by_user_limit_holds_across_query_pages(s: Stores) {
+        let base = now_secs() - 1000;
+        let mut ids = Vec::new();
+        for i in 0..24 {
+            let mut r = record("pager", base + i, AuditResult::Posted);
+            r.metadata.insert("reason".to_string(), format!("{i:02}").repeat(45_000));
+            ids.push(r.audit_id.clone());
+            s.audit.append(&r).await.unwrap();
+        }
+        ids.reverse();
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got = s.audit.by_user("pager", 20).await.unwrap();
+            if got.len() == 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let got_ids: Vec<_> = got.iter().map(|r| r.audit_id.clone()).collect();
+        assert_eq!(got_ids, ids[..20].to_vec());
+        assert_eq!(s.audit.by_user("pager", usize::MAX).await.unwrap().len(), 24);
     }
 
     pub async fn traces_by_user_newest_first_limited_and_replaced(s: Stores) {
@@ -619,4 +644,45 @@ async fn dynamodb_write_whose_answer_was_lost_is_unavailable_not_a_lost_race() {
     armed.store(true, Ordering::SeqCst);
     let taken = s.alerts.take_alerting("lost-state").await;
     assert!(matches!(taken, Err(StoreError::Unavailable(_))), "take_alerting: {taken:?}");
+}
+
+/// The embedded store deletes what has expired, as DynamoDB's TTL does, so `DATA_DIR` does not
+/// grow for ever; what is alive stays.
+#[tokio::test]
+async fn embedded_store_sweeps_expired_items_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("valine.redb")).unwrap();
+    let now = now_secs();
+    let pending = |id: &str, expires_at: u64| PendingConfirmation {
+        id: id.into(),
+        user_id: 1,
+        command: "/relay-send".into(),
+        channel_id: Some(2),
+        target_user_id: None,
+        message: "m".into(),
+        ephemeral: true,
+        trace_id: "t".into(),
+        expires_at,
+    };
+    store.put_confirmation(&pending("gone", now - 1)).await.unwrap();
+    store.put_confirmation(&pending("kept", now + 300)).await.unwrap();
+    assert!(store.claim("old-window", now - 600, 300).await.unwrap().is_some());
+    assert!(store.first_seen("delivery").await.unwrap());
+    assert_eq!(store.sweep_expired().unwrap(), 2, "the expired confirmation and the closed window");
+    assert_eq!(store.sweep_expired().unwrap(), 0);
+    assert!(matches!(store.take_confirmation("kept", 1).await.unwrap(), Taken::Yours(_)));
+    assert!(!store.first_seen("delivery").await.unwrap(), "a live delivery id stays");
+}
+
+/// Creating the tables twice is harmless, and the state table ends with TTL on `expires_at`
+/// either way, so that `valinectl tables create` can also repair tables made by hand.
+#[tokio::test]
+async fn dynamodb_tables_can_be_created_twice_and_get_their_ttl() {
+    let Some(endpoint) = dynamo_endpoint() else { return };
+    let (client, names) = dynamo_tables(dynamo_client(&endpoint).await).await;
+    create_tables(&client, &names).await.expect("a second create is harmless");
+    let ttl = client.describe_time_to_live().table_name(&names.state).send().await.unwrap();
+    let ttl = ttl.time_to_live_description().unwrap();
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    assert_eq!(ttl.time_to_live_status(), Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled));
 }

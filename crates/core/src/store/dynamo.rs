@@ -14,7 +14,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 
 use super::schema::{AUDIT_USER_INDEX, RUNS_WORKFLOW_INDEX};
 use super::*;
@@ -122,34 +122,45 @@ impl DynamoStore {
         Ok(out.item().and_then(|item| live_data(item, now_secs())))
     }
 
-    /// Items whose `key` equals `value`, sort key descending (newest first), at most `limit`.
+    /// Items whose `key` equals `value` and that `keep` accepts, sort key descending (newest
+    /// first), at most `limit` (and at most [`MAX_LIST`]). Follows `LastEvaluatedKey`: a query
+    /// page ends at 1 MB, and expired items are skipped, so one page may hold fewer than asked.
     /// Base-table reads are consistent; index reads cannot be.
     async fn newest_first(
         &self,
         table: &str,
         index: Option<&str>,
-        key: &str,
-        value: String,
+        (key, value): (&str, String),
         limit: usize,
+        keep: impl Fn(&Item) -> bool,
     ) -> StoreResult<Vec<Item>> {
-        if limit == 0 {
-            return Ok(Vec::new());
+        let limit = limit.min(MAX_LIST);
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", key)
+                .expression_attribute_values(":v", s(value.clone()))
+                .scan_index_forward(false)
+                .limit((limit - out.len()) as i32)
+                .set_consistent_read(index.is_none().then_some(true))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(map_err)?;
+            out.extend(page.items().iter().filter(|item| keep(item)).cloned());
+            match page.last_evaluated_key() {
+                Some(next) if !next.is_empty() => start = Some(next.clone()),
+                _ => break,
+            }
         }
-        let out = self
-            .client
-            .query()
-            .table_name(table)
-            .set_index_name(index.map(str::to_string))
-            .key_condition_expression("#k = :v")
-            .expression_attribute_names("#k", key)
-            .expression_attribute_values(":v", s(value))
-            .scan_index_forward(false)
-            .limit(limit.min(1000) as i32)
-            .set_consistent_read(index.is_none().then_some(true))
-            .send()
-            .await
-            .map_err(map_err)?;
-        Ok(out.items().to_vec())
+        out.truncate(limit);
+        Ok(out)
     }
 
     /// Deletes and returns the item's data, atomically.
@@ -350,7 +361,7 @@ impl AuditLog for DynamoStore {
 
     async fn by_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<AuditRecord>> {
         let items = self
-            .newest_first(&self.tables.audit, Some(AUDIT_USER_INDEX), "user_id", user_id.to_string(), limit)
+            .newest_first(&self.tables.audit, Some(AUDIT_USER_INDEX), ("user_id", user_id.to_string()), limit, |_| true)
             .await?;
         items.iter().map(audit_from_item).collect()
     }
@@ -361,24 +372,33 @@ impl TraceRepo for DynamoStore {
     async fn put(&self, trace: &Trace) -> StoreResult<()> {
         let data = to_json(trace);
         let expires_at = trace.started_at_ms / 1000 + TRACE_TTL_SECS;
-        let by_user = self
-            .client
-            .put_item()
-            .table_name(&self.tables.state)
-            .item("pk", s(trace_user_pk(&trace.user_id)))
-            .item("sk", s(trace_sk(trace)))
-            .item("data", s(data.clone()))
-            .item("expires_at", n(expires_at))
-            .send();
-        let by_id = self.put_state(format!("trace#id#{}", trace.trace_id), data, expires_at);
-        let (a, b) = tokio::join!(by_user, by_id);
-        a.map_err(map_err)?;
-        b
+        // Both copies (by user, by id) in one transaction, as the embedded store writes them: a
+        // trace is never listed without being readable, nor the other way round.
+        let put = |pk: String, sk: String| -> StoreResult<TransactWriteItem> {
+            let put = Put::builder()
+                .table_name(&self.tables.state)
+                .item("pk", s(pk))
+                .item("sk", s(sk))
+                .item("data", s(data.clone()))
+                .item("expires_at", n(expires_at))
+                .build()
+                .map_err(|e| StoreError::Rejected(e.to_string()))?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        self.client
+            .transact_write_items()
+            .transact_items(put(trace_user_pk(&trace.user_id), trace_sk(trace))?)
+            .transact_items(put(format!("trace#id#{}", trace.trace_id), "-".into())?)
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn recent_for_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Trace>> {
         let now = now_secs();
-        let items = self.newest_first(&self.tables.state, None, "pk", trace_user_pk(user_id), limit.min(100)).await?;
+        let live = |item: &Item| live_data(item, now).is_some();
+        let items = self.newest_first(&self.tables.state, None, ("pk", trace_user_pk(user_id)), limit, live).await?;
         items.iter().filter_map(|item| live_data(item, now)).map(|d| from_json(&d)).collect()
     }
 
@@ -511,9 +531,9 @@ impl RunRepo for DynamoStore {
             .newest_first(
                 &self.tables.runs,
                 Some(RUNS_WORKFLOW_INDEX),
-                "workflow_key",
-                workflow_key.to_string(),
-                limit.min(100),
+                ("workflow_key", workflow_key.to_string()),
+                limit,
+                |_| true,
             )
             .await?;
         items.iter().map(|item| get_s(item, "data").and_then(|d| from_json(&d))).collect()
@@ -589,7 +609,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> StoreResult<(
     use super::schema::{self, AttrType, KeyAttr, TableSpec};
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-        ScalarAttributeType, TimeToLiveSpecification,
+        ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
     };
 
     fn keys(hash: KeyAttr, range: Option<KeyAttr>) -> StoreResult<Vec<KeySchemaElement>> {
@@ -642,10 +662,17 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> StoreResult<(
         }
         match req.send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => continue,
+            // There already: still made sure of below, TTL included.
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => {}
             Err(e) => return Err(map_err(e)),
         }
+        wait_until_active(client, name).await?;
         if let Some(ttl) = spec.ttl_attribute {
+            let current = client.describe_time_to_live().table_name(name).send().await.map_err(map_err)?;
+            let status = current.time_to_live_description().and_then(|d| d.time_to_live_status());
+            if matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
+                continue;
+            }
             client
                 .update_time_to_live()
                 .table_name(name)
@@ -662,4 +689,20 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> StoreResult<(
         }
     }
     Ok(())
+}
+
+/// Waits (up to a minute) for a new table to leave CREATING: DynamoDB refuses TTL settings and
+/// writes until then.
+async fn wait_until_active(client: &Client, name: &str) -> StoreResult<()> {
+    use aws_sdk_dynamodb::types::TableStatus;
+    for _ in 0..120 {
+        let out = client.describe_table().table_name(name).send().await.map_err(map_err)?;
+        match out.table().and_then(|t| t.table_status()) {
+            Some(TableStatus::Creating | TableStatus::Updating) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            _ => return Ok(()),
+        }
+    }
+    Err(StoreError::Unavailable(format!("table {name} is still being created after a minute")))
 }

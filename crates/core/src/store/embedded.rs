@@ -95,6 +95,34 @@ impl EmbeddedStore {
         Ok(Self { db: Arc::new(db) })
     }
 
+    /// Deletes every expired item of the state table (deliveries, claims, traces, confirmations,
+    /// correlations), as DynamoDB's TTL does for the deployed tables; answers how many went.
+    /// Reads never see expired items either way: this only keeps the file from growing.
+    pub fn sweep_expired(&self) -> StoreResult<usize> {
+        sweep(&self.db, now_secs())
+    }
+
+    /// Sweeps every `every` while the store stays open, on the current tokio runtime (none: no
+    /// sweeping). The task holds no reference that would keep the file open.
+    pub fn sweep_periodically(&self, every: std::time::Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let db = Arc::downgrade(&self.db);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(db) = db.upgrade() else { break };
+                match tokio::task::spawn_blocking(move || sweep(&db, now_secs())).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(removed)) => tracing::debug!(removed, "embedded store: expired items deleted"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "embedded store: sweeping expired items failed"),
+                    Err(e) => tracing::warn!(error = %e, "embedded store: the sweep task failed"),
+                }
+            }
+        });
+    }
+
     /// Runs blocking database work off the async threads.
     async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
@@ -161,6 +189,29 @@ impl EmbeddedStore {
     }
 }
 
+fn sweep(db: &Database, now: u64) -> StoreResult<usize> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let removed = {
+        let mut table = txn.open_table(STATE).map_err(unavailable)?;
+        let mut expired = Vec::new();
+        for entry in table.iter().map_err(unavailable)? {
+            let (key, value) = entry.map_err(unavailable)?;
+            // An unreadable item is left for a person to look at, not deleted.
+            if let Ok(item) = serde_json::from_slice::<StateItem>(value.value())
+                && !alive(item.expires_at, now)
+            {
+                expired.push(key.value().to_string());
+            }
+        }
+        for key in &expired {
+            table.remove(key.as_str()).map_err(unavailable)?;
+        }
+        expired.len()
+    };
+    txn.commit().map_err(unavailable)?;
+    Ok(removed)
+}
+
 enum Change {
     Keep,
     Put(StateItem),
@@ -211,7 +262,7 @@ impl AuditLog for EmbeddedStore {
             let by_user = txn.open_table(AUDIT_BY_USER).map_err(unavailable)?;
             let audit = txn.open_table(AUDIT).map_err(unavailable)?;
             let mut out = Vec::new();
-            for entry in by_user.range(lo.as_str()..hi.as_str()).map_err(unavailable)?.rev().take(limit) {
+            for entry in by_user.range(lo.as_str()..hi.as_str()).map_err(unavailable)?.rev().take(limit.min(MAX_LIST)) {
                 let (_, id) = entry.map_err(unavailable)?;
                 if let Some(v) = audit.get(id.value()).map_err(unavailable)? {
                     out.push(serde_json::from_slice(v.value()).map_err(corrupt)?);
@@ -255,7 +306,7 @@ impl TraceRepo for EmbeddedStore {
             let table = txn.open_table(STATE).map_err(unavailable)?;
             let mut out = Vec::new();
             for entry in table.range(lo.as_str()..hi.as_str()).map_err(unavailable)?.rev() {
-                if out.len() >= limit {
+                if out.len() >= limit.min(MAX_LIST) {
                     break;
                 }
                 let (_, v) = entry.map_err(unavailable)?;
@@ -398,7 +449,7 @@ impl RunRepo for EmbeddedStore {
             let index = txn.open_table(RUNS_BY_WORKFLOW).map_err(unavailable)?;
             let runs = txn.open_table(RUNS).map_err(unavailable)?;
             let mut out = Vec::new();
-            for entry in index.range(lo.as_str()..hi.as_str()).map_err(unavailable)?.rev().take(limit) {
+            for entry in index.range(lo.as_str()..hi.as_str()).map_err(unavailable)?.rev().take(limit.min(MAX_LIST)) {
                 let (_, run_id) = entry.map_err(unavailable)?;
                 if let Some(v) = runs.get(run_id.value()).map_err(unavailable)? {
                     out.push(serde_json::from_slice::<StoredRun>(v.value()).map_err(corrupt)?.run);

@@ -18,6 +18,8 @@ pub mod schema;
 
 /// How long traces are kept.
 pub const TRACE_TTL_SECS: u64 = 24 * 3600;
+/// The most records any list method returns, whatever limit it is given, in every adapter.
+pub const MAX_LIST: usize = 1000;
 /// How long delivery and interaction ids are remembered (GitHub lets a delivery be redelivered
 /// for days).
 pub const DELIVERY_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -273,6 +275,12 @@ impl Stores {
         match config.store {
             crate::config::StoreKind::Embedded => {
                 let store = embedded::EmbeddedStore::open(&config.data_dir.join("valine.redb"))?;
+                // What DynamoDB's TTL does for the deployed tables: at start, then hourly.
+                match store.sweep_expired() {
+                    Ok(removed) => tracing::debug!(removed, "embedded store: expired items deleted"),
+                    Err(e) => tracing::warn!(error = %e, "embedded store: sweeping expired items failed"),
+                }
+                store.sweep_periodically(std::time::Duration::from_secs(3600));
                 Ok(Self::from_adapter(Arc::new(store), "embedded"))
             }
             crate::config::StoreKind::DynamoDb => Ok(Self::dynamodb(config, &dynamo::sdk_config().await)),
