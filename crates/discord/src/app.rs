@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use serenity::model::application::{
-    CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction, Interaction,
+    CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction, Interaction, ModalInteraction,
 };
 use tracing::Instrument;
 use valine_core::alert::{Alert, AlertKind, Severity};
@@ -178,12 +178,18 @@ impl App {
         let answer = match interaction {
             Interaction::Ping(_) => response::pong(),
             Interaction::Command(ci) => self.command(ci, started).await,
-            Interaction::Autocomplete(ci) => commands::autocomplete(self, &ci),
-            Interaction::Component(ci) => self.component(ci, started).await,
-            Interaction::Modal(mi) => {
-                tracing::info!(custom_id = %mi.data.custom_id, "unrecognised modal submit");
-                response::message("This form is not recognised. Run the command again.", true)
+            Interaction::Autocomplete(ci) => {
+                // Logged, not stored: a trace per keystroke would push the command itself out of
+                // the caller's /debug-last.
+                let cmd = format!("autocomplete:/{}", ci.data.name);
+                let rec = TraceRecorder::new(ci.user.id.get().to_string(), cmd.clone());
+                let answer = commands::autocomplete(self, &ci);
+                let choices = answer["data"]["choices"].as_array().map_or(0, Vec::len);
+                tracing::info!(trace_id = %rec.trace_id(), user_id = %ci.user.id, cmd = %cmd, choices, "autocomplete answered");
+                answer
             }
+            Interaction::Component(ci) => self.component(ci, started).await,
+            Interaction::Modal(mi) => self.modal(mi, started).await,
             _ => response::message("This kind of interaction is not supported.", true),
         };
         HttpResponse::ok(&answer)
@@ -222,6 +228,21 @@ impl App {
                 ctx.rec.note("route", StepStatus::Skipped, Some("unrecognised custom_id".into()));
                 response::message("This button is no longer recognised. Run the command again.", true)
             });
+            ctx.finish(&answer).await;
+            answer
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The bot opens no forms, so a modal submit is always one it does not recognise; it still
+    /// gets a trace and an answer.
+    async fn modal(&self, mi: ModalInteraction, started: Instant) -> Value {
+        let mut ctx = Ctx::for_modal(self, &mi, started);
+        let span = tracing::info_span!("handle_modal", trace_id = %ctx.rec.trace_id(), user_id = %ctx.user_id, cmd = %ctx.command);
+        async {
+            ctx.rec.note("route", StepStatus::Skipped, Some("unrecognised custom_id".into()));
+            let answer = response::message("This form is not recognised. Run the command again.", true);
             ctx.finish(&answer).await;
             answer
         }
@@ -356,6 +377,21 @@ fn partial_answer(body: &[u8], kind: Option<u64>) -> Value {
     }
 }
 
+/// Who sent an interaction, and the ids needed to answer it.
+struct Who<'i> {
+    user: &'i serenity::model::user::User,
+    member: Option<&'i serenity::model::guild::Member>,
+    application_id: u64,
+    token: &'i str,
+    interaction_id: u64,
+    guild_id: Option<u64>,
+}
+
+/// `component:relay` for the custom id `relay:confirm:…`: what a trace and the logs call it.
+fn custom_id_command(kind: &str, custom_id: &str) -> String {
+    custom_id.split(':').next().filter(|p| !p.is_empty()).map_or_else(|| kind.to_string(), |p| format!("{kind}:{p}"))
+}
+
 /// One interaction being answered.
 pub struct Ctx<'a> {
     pub app: &'a App,
@@ -373,38 +409,57 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn for_command(app: &'a App, ci: &CommandInteraction, name: &str, started: Instant) -> Self {
+    /// The context of one interaction by `user`, traced as `command`.
+    fn new(app: &'a App, who: Who<'_>, command: String, started: Instant) -> Self {
         Self {
             app,
-            rec: TraceRecorder::new(ci.user.id.get().to_string(), name),
-            user_id: ci.user.id.get(),
-            user_name: ci.user.name.clone(),
-            roles: ci.member.as_ref().map(|m| m.roles.iter().map(|r| r.get()).collect()),
-            application_id: ci.application_id.get(),
-            token: ci.token.clone(),
-            interaction_id: ci.id.get(),
-            guild_id: ci.guild_id.map(|g| g.get()),
-            command: name.to_string(),
+            rec: TraceRecorder::new(who.user.id.get().to_string(), command.clone()),
+            user_id: who.user.id.get(),
+            user_name: who.user.name.clone(),
+            roles: who.member.map(|m| m.roles.iter().map(|r| r.get()).collect()),
+            application_id: who.application_id,
+            token: who.token.to_string(),
+            interaction_id: who.interaction_id,
+            guild_id: who.guild_id,
+            command,
             started,
         }
     }
 
-    fn for_component(app: &'a App, ci: &ComponentInteraction, started: Instant) -> Self {
-        let command =
-            ci.data.custom_id.split(':').next().map_or_else(|| "component".to_string(), |p| format!("component:{p}"));
-        Self {
-            app,
-            rec: TraceRecorder::new(ci.user.id.get().to_string(), command.clone()),
-            user_id: ci.user.id.get(),
-            user_name: ci.user.name.clone(),
-            roles: ci.member.as_ref().map(|m| m.roles.iter().map(|r| r.get()).collect()),
+    fn for_command(app: &'a App, ci: &CommandInteraction, name: &str, started: Instant) -> Self {
+        let who = Who {
+            user: &ci.user,
+            member: ci.member.as_deref(),
             application_id: ci.application_id.get(),
-            token: ci.token.clone(),
+            token: &ci.token,
             interaction_id: ci.id.get(),
             guild_id: ci.guild_id.map(|g| g.get()),
-            command,
-            started,
-        }
+        };
+        Self::new(app, who, name.to_string(), started)
+    }
+
+    fn for_component(app: &'a App, ci: &ComponentInteraction, started: Instant) -> Self {
+        let who = Who {
+            user: &ci.user,
+            member: ci.member.as_ref(),
+            application_id: ci.application_id.get(),
+            token: &ci.token,
+            interaction_id: ci.id.get(),
+            guild_id: ci.guild_id.map(|g| g.get()),
+        };
+        Self::new(app, who, custom_id_command("component", &ci.data.custom_id), started)
+    }
+
+    fn for_modal(app: &'a App, mi: &ModalInteraction, started: Instant) -> Self {
+        let who = Who {
+            user: &mi.user,
+            member: mi.member.as_ref(),
+            application_id: mi.application_id.get(),
+            token: &mi.token,
+            interaction_id: mi.id.get(),
+            guild_id: mi.guild_id.map(|g| g.get()),
+        };
+        Self::new(app, who, custom_id_command("modal", &mi.data.custom_id), started)
     }
 
     pub fn caller(&self) -> Caller<'_> {

@@ -268,6 +268,11 @@ async fn unknown_command_component_modal_and_autocomplete() {
     );
     let (_, a) = h.send(&auto).await;
     assert_eq!(a, json!({"type": 8, "data": {"choices": [{"name": "Deploy", "value": "Deploy"}]}}));
+    // each of them left a trace for its caller, newest first (autocomplete aside: keystrokes
+    // would push the command itself out of /debug-last)
+    let traces = h.app.stores.traces.recent_for_user(&STRANGER.to_string(), 10).await.unwrap();
+    let commands: Vec<&str> = traces.iter().map(|t| t.command.as_str()).collect();
+    assert_eq!(commands, ["modal:feedback", "component:click_me", "/cardsearch"]);
 }
 
 // ---------------------------------------------------------------- /status
