@@ -485,14 +485,42 @@ async fn dynamodb_unreachable_is_a_typed_error_for_every_method() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    every_method_is_unavailable(closed).await;
+}
+
+/// A server that takes the connection and never answers: the SDK's timeouts end every call
+/// with `Unavailable`, at the 1.6 s operation timeout (docs/PERFORMANCE.md), never a hang.
+#[tokio::test]
+async fn dynamodb_silent_is_a_typed_error_for_every_method() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    every_method_is_unavailable(port).await;
+    silent.abort();
+}
+
+/// The AWS settings the handlers use (timeouts, retries), for a server at `127.0.0.1:port`.
+async fn production_sdk(port: u16) -> aws_config::SdkConfig {
+    let production = valine_core::store::dynamo::sdk_config().await;
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "closed"))
-        .endpoint_url(format!("http://127.0.0.1:{closed}"))
-        .timeout_config(valine_core::store::dynamo::sdk_config().await.timeout_config().cloned().unwrap())
-        .retry_config(valine_core::store::dynamo::sdk_config().await.retry_config().cloned().unwrap())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "conformance"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .timeout_config(production.timeout_config().cloned().unwrap())
+        .retry_config(production.retry_config().cloned().unwrap())
         .load()
-        .await;
+        .await
+}
+
+/// Calls every port method of a DynamoDB store at `127.0.0.1:port`, all at once, with the
+/// production timeouts and retries: each must end in `Unavailable`.
+async fn every_method_is_unavailable(port: u16) {
+    let sdk = production_sdk(port).await;
     let names = TableNames { audit: "a".into(), runs: "r".into(), state: "s".into() };
     let s = Stores::from_adapter(Arc::new(DynamoStore::new(&sdk, names)), "dynamodb");
     let now = now_secs();
@@ -533,27 +561,32 @@ async fn dynamodb_unreachable_is_a_typed_error_for_every_method() {
             Ok(other) => panic!("{name}: expected Unavailable, got {other:?}"),
         }
     }
-    check("audit.append", s.audit.append(&r)).await;
-    check("audit.get", s.audit.get("x")).await;
-    check("audit.by_user", s.audit.by_user("1", 5)).await;
-    check("traces.put", s.traces.put(&t)).await;
-    check("traces.recent_for_user", s.traces.recent_for_user("1", 5)).await;
-    check("traces.get", s.traces.get("x")).await;
-    check("alerts.claim", s.alerts.claim("k", now, 300)).await;
-    check("alerts.release", s.alerts.release(&claim)).await;
-    check("alerts.mark_alerting", s.alerts.mark_alerting(&state)).await;
-    check("alerts.take_alerting", s.alerts.take_alerting("k")).await;
-    check("deliveries.first_seen", s.deliveries.first_seen("d")).await;
-    check("deliveries.forget", s.deliveries.forget("d")).await;
-    check("runs.upsert_run", s.runs.upsert_run(&rr)).await;
-    check("runs.get_run", s.runs.get_run(1)).await;
-    check("runs.recent_runs", s.runs.recent_runs("k", 5)).await;
-    check("runs.put_correlation", s.runs.put_correlation(&corr)).await;
-    check("runs.get_correlation", s.runs.get_correlation("c")).await;
-    check("confirmations.put", s.confirmations.put_confirmation(&pending)).await;
-    check("confirmations.take", s.confirmations.take_confirmation("p", 1)).await;
-    check("alerts.forget_claim", s.alerts.forget_claim("k")).await;
-    check("health.ping", s.health.ping()).await;
+    let started = std::time::Instant::now();
+    tokio::join!(
+        check("audit.append", s.audit.append(&r)),
+        check("audit.get", s.audit.get("x")),
+        check("audit.by_user", s.audit.by_user("1", 5)),
+        check("traces.put", s.traces.put(&t)),
+        check("traces.recent_for_user", s.traces.recent_for_user("1", 5)),
+        check("traces.get", s.traces.get("x")),
+        check("alerts.claim", s.alerts.claim("k", now, 300)),
+        check("alerts.release", s.alerts.release(&claim)),
+        check("alerts.mark_alerting", s.alerts.mark_alerting(&state)),
+        check("alerts.take_alerting", s.alerts.take_alerting("k")),
+        check("deliveries.first_seen", s.deliveries.first_seen("d")),
+        check("deliveries.forget", s.deliveries.forget("d")),
+        check("runs.upsert_run", s.runs.upsert_run(&rr)),
+        check("runs.get_run", s.runs.get_run(1)),
+        check("runs.recent_runs", s.runs.recent_runs("k", 5)),
+        check("runs.put_correlation", s.runs.put_correlation(&corr)),
+        check("runs.get_correlation", s.runs.get_correlation("c")),
+        check("confirmations.put", s.confirmations.put_confirmation(&pending)),
+        check("confirmations.take", s.confirmations.take_confirmation("p", 1)),
+        check("alerts.forget_claim", s.alerts.forget_claim("k")),
+        check("health.ping", s.health.ping()),
+    );
+    // every call ran at once: together they take about one call's timeout
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
 }
 
 /// A second process (or a second open in this one) gets a clear "in use" error, not a hang.
@@ -611,15 +644,7 @@ async fn dynamodb_write_whose_answer_was_lost_is_unavailable_not_a_lost_race() {
     let Some(endpoint) = dynamo_endpoint() else { return };
     let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
     let (port, armed) = lossy_proxy(upstream).await;
-    let production = valine_core::store::dynamo::sdk_config().await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "lossy"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .timeout_config(production.timeout_config().cloned().unwrap())
-        .retry_config(production.retry_config().cloned().unwrap())
-        .load()
-        .await;
+    let sdk = production_sdk(port).await;
     let (client, names) = dynamo_tables(aws_sdk_dynamodb::Client::new(&sdk)).await;
     let s = Stores::from_adapter(Arc::new(DynamoStore::from_client(client, names)), "dynamodb");
     let now = now_secs();

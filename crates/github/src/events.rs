@@ -249,6 +249,66 @@ mod tests {
         }
     }
 
+    /// The variants GitHub really sends: GHES's `completed` action on a run still `queued`, a
+    /// `requested` run already `completed` with `action_required`, `repository_dispatch` and
+    /// `workflow_dispatch` runs, payloads without a `workflow` object or an `action`.
+    #[test]
+    fn decisions_for_the_shapes_github_sends() {
+        let shaped = |action: &str, status: &str, conclusion: Option<&str>, event: &str, tweak: fn(&mut Value)| {
+            let mut p = workflow_run(action, status, conclusion, "main");
+            p["workflow_run"]["event"] = json!(event);
+            p["workflow_run"]["head_repository"] = json!({"full_name": "octo-org/octo-repo"});
+            tweak(&mut p);
+            p
+        };
+        let cases: Vec<(Value, &str)> = vec![
+            // GHES: the action says completed while the run is still queued, without a conclusion
+            (shaped("completed", "queued", None, "workflow_dispatch", |_| {}), "nothing"),
+            (shaped("requested", "completed", Some("action_required"), "repository_dispatch", |_| {}), "nothing"),
+            (shaped("completed", "completed", Some("success"), "repository_dispatch", |_| {}), "resolve"),
+            (shaped("completed", "completed", Some("failure"), "schedule", |_| {}), "alert"),
+            // no `workflow` object, the name on the run; no `action` at all
+            (
+                shaped("completed", "completed", Some("failure"), "push", |p| {
+                    p.as_object_mut().unwrap().remove("workflow");
+                    p.as_object_mut().unwrap().remove("action");
+                    p["workflow_run"]["name"] = json!("test");
+                }),
+                "alert",
+            ),
+            // conclusions that are nobody's failure
+            (shaped("completed", "completed", Some("neutral"), "push", |_| {}), "nothing"),
+            (shaped("completed", "completed", Some("stale"), "push", |_| {}), "nothing"),
+            // fields of the wrong type never fail a delivery
+            (
+                shaped("completed", "completed", Some("failure"), "push", |p| {
+                    p["workflow_run"]["head_branch"] = json!(7)
+                }),
+                "nothing",
+            ),
+        ];
+        for (payload, expected) in cases {
+            let action = payload["action"].as_str().unwrap_or("");
+            let run = workflow_run_record(&payload).unwrap();
+            let got = match decide_workflow_run(action, &run, &branches(), "t") {
+                Decision::Alert(a) => {
+                    assert_eq!(a.dedup_key(), "octo-org/octo-repo|test|main|workflow_failed");
+                    "alert"
+                }
+                Decision::Resolve { .. } => "resolve",
+                Decision::Nothing(_) => "nothing",
+            };
+            assert_eq!(got, expected, "{payload}");
+        }
+        // deployment statuses: GitHub Pages in progress, and GHES without an `action`
+        let pages = json!({"action": "created", "deployment_status": {"state": "in_progress", "environment": "github-pages"}, "deployment": {"ref": "gh-pages"}, "repository": {"full_name": "Codertocat/Hello-World"}});
+        assert!(matches!(decide_deployment_status(&pages, "t"), Decision::Nothing(_)));
+        let ghes = json!({"deployment_status": {"state": "success", "environment": "production"}, "deployment": {"ref": "main"}, "repository": {"full_name": "Codertocat/Hello-World"}});
+        assert!(
+            matches!(decide_deployment_status(&ghes, "t"), Decision::Resolve { workflow, branch, .. } if workflow == "deploy:production" && branch == "main")
+        );
+    }
+
     #[test]
     fn a_forks_main_neither_alerts_nor_resolves() {
         for conclusion in ["failure", "success"] {
