@@ -377,6 +377,21 @@ fn partial_answer(body: &[u8], kind: Option<u64>) -> Value {
     }
 }
 
+/// The [`Who`] of an interaction of any kind (they all carry these fields); `member` is the
+/// guild member, boxed in some kinds and not in others.
+macro_rules! who {
+    ($interaction:expr, $member:expr) => {
+        Who {
+            user: &$interaction.user,
+            member: $member,
+            application_id: $interaction.application_id.get(),
+            token: &$interaction.token,
+            interaction_id: $interaction.id.get(),
+            guild_id: $interaction.guild_id.map(|g| g.get()),
+        }
+    };
+}
+
 /// Who sent an interaction, and the ids needed to answer it.
 struct Who<'i> {
     user: &'i serenity::model::user::User,
@@ -427,38 +442,17 @@ impl<'a> Ctx<'a> {
     }
 
     fn for_command(app: &'a App, ci: &CommandInteraction, name: &str, started: Instant) -> Self {
-        let who = Who {
-            user: &ci.user,
-            member: ci.member.as_deref(),
-            application_id: ci.application_id.get(),
-            token: &ci.token,
-            interaction_id: ci.id.get(),
-            guild_id: ci.guild_id.map(|g| g.get()),
-        };
+        let who = who!(ci, ci.member.as_deref());
         Self::new(app, who, name.to_string(), started)
     }
 
     fn for_component(app: &'a App, ci: &ComponentInteraction, started: Instant) -> Self {
-        let who = Who {
-            user: &ci.user,
-            member: ci.member.as_ref(),
-            application_id: ci.application_id.get(),
-            token: &ci.token,
-            interaction_id: ci.id.get(),
-            guild_id: ci.guild_id.map(|g| g.get()),
-        };
+        let who = who!(ci, ci.member.as_ref());
         Self::new(app, who, custom_id_command("component", &ci.data.custom_id), started)
     }
 
     fn for_modal(app: &'a App, mi: &ModalInteraction, started: Instant) -> Self {
-        let who = Who {
-            user: &mi.user,
-            member: mi.member.as_ref(),
-            application_id: mi.application_id.get(),
-            token: &mi.token,
-            interaction_id: mi.id.get(),
-            guild_id: mi.guild_id.map(|g| g.get()),
-        };
+        let who = who!(mi, mi.member.as_ref());
         Self::new(app, who, custom_id_command("modal", &mi.data.custom_id), started)
     }
 
