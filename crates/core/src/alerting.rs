@@ -62,12 +62,20 @@ impl AlertOutcome {
 const CLAIM_BUDGET: Duration = Duration::from_millis(600);
 /// How long posting an alert may take, a rate-limit wait included.
 const POST_BUDGET: Duration = Duration::from_secs(5);
-/// Kept back from the caller's deadline when posting, for the bookkeeping after the post.
-const SETTLE_RESERVE: Duration = Duration::from_millis(300);
+/// Kept back from the caller's deadline when posting, for the bookkeeping after the post: a whole
+/// store call (1.6 s at most), or a third of the time left when there is less. On Lambda that
+/// bookkeeping must end before the answer goes, or it waits, frozen, for the next invocation.
+const SETTLE_RESERVE: Duration = Duration::from_millis(1800);
 
 /// What is left of `deadline` for a step capped at `cap`, keeping `reserve` back.
 fn budget(deadline: Instant, cap: Duration, reserve: Duration) -> Duration {
     deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve).min(cap)
+}
+
+/// How long a post may take before `deadline`, keeping time back for the bookkeeping after it.
+fn post_budget(deadline: Instant) -> Duration {
+    let reserve = SETTLE_RESERVE.min(deadline.saturating_duration_since(Instant::now()) / 3);
+    budget(deadline, POST_BUDGET, reserve)
 }
 
 /// Runs the store bookkeeping that follows a post (release a claim, remember or restore the
@@ -154,7 +162,7 @@ impl Alerter {
             }
         };
         let message = alert.message(self.settings.mention_role_id);
-        let post_budget = budget(deadline, POST_BUDGET, SETTLE_RESERVE);
+        let post_budget = post_budget(deadline);
         let posted = tokio::time::timeout(post_budget, self.discord.post_message(channel, &message))
             .await
             .unwrap_or(Err(crate::discord_api::DiscordError::Timeout));
@@ -221,16 +229,51 @@ impl Alerter {
     /// `None` when there was nothing to resolve. Keeps to `deadline` like [`Alerter::raise`].
     pub async fn resolve(&self, success: &Resolution<'_>, deadline: Instant) -> Option<AlertOutcome> {
         let recovery_key = crate::alert::recovery_key(success.repository, success.workflow, success.branch);
-        let take_budget = budget(deadline, CLAIM_BUDGET, Duration::ZERO);
-        let taken = tokio::time::timeout(take_budget, self.ledger.take_alerting(&recovery_key))
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
-        let state = match taken {
+        let failed = |e: &StoreError| {
+            tracing::error!(recovery_key = %recovery_key, error = %e, "could not read the alerting state; no resolved message");
+            Some(AlertOutcome::Failed { error: e.to_string() })
+        };
+        // A read first: most successes follow no alert, and the state read is what gets put
+        // back should the take below end without an answer.
+        let peeked = tokio::time::timeout(
+            budget(deadline, CLAIM_BUDGET, Duration::ZERO),
+            self.ledger.get_alerting(&recovery_key),
+        )
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
+        let peeked = match peeked {
             Ok(Some(state)) => state,
             Ok(None) => return None,
+            Err(e) => return failed(&e),
+        };
+        // Taking it is what makes one "resolved" of two concurrent successes.
+        let ledger = self.ledger.clone();
+        let key = recovery_key.clone();
+        let mut take = tokio::spawn(async move { ledger.take_alerting(&key).await });
+        let taken = match tokio::time::timeout(budget(deadline, CLAIM_BUDGET, Duration::ZERO), &mut take).await {
+            Ok(joined) => joined.unwrap_or_else(|e| Err(StoreError::Unavailable(format!("task failed: {e}")))),
+            Err(_) => {
+                // Still running: should it land, the state goes back for the next success.
+                let ledger = self.ledger.clone();
+                let state = peeked.clone();
+                settle(deadline, "restore_alerting", async move {
+                    if !matches!(take.await, Ok(Ok(None))) {
+                        restore(ledger.as_ref(), &state).await;
+                    }
+                })
+                .await;
+                return failed(&StoreError::Unavailable("no answer in time".into()));
+            }
+        };
+        let state = match taken {
+            Ok(Some(state)) => state,
+            // another success took it first: its "resolved" is the one
+            Ok(None) => return None,
             Err(e) => {
-                tracing::error!(recovery_key = %recovery_key, error = %e, "could not read the alerting state; no resolved message");
-                return Some(AlertOutcome::Failed { error: e.to_string() });
+                // The take may have landed with its answer lost: put the state back.
+                let ledger = self.ledger.clone();
+                settle(deadline, "restore_alerting", async move { restore(ledger.as_ref(), &peeked).await }).await;
+                return failed(&e);
             }
         };
         let channel = match self.gate(&recovery_key) {
@@ -239,7 +282,7 @@ impl Alerter {
         };
         let message =
             resolved_message(success.repository, success.workflow, success.branch, success.run_url, success.trace_id);
-        let post_budget = budget(deadline, POST_BUDGET, SETTLE_RESERVE);
+        let post_budget = post_budget(deadline);
         let posted = tokio::time::timeout(post_budget, self.discord.post_message(channel, &message))
             .await
             .unwrap_or(Err(crate::discord_api::DiscordError::Timeout));
@@ -261,15 +304,17 @@ impl Alerter {
             Err(e) => {
                 tracing::error!(recovery_key = %recovery_key, error = %e, "Alert failed: resolved message not sent; the next success retries");
                 self.metrics.alert(AlertMetric::Failed);
-                settle(deadline, "restore_alerting", async move {
-                    if let Err(put_back) = ledger.mark_alerting(&state).await {
-                        tracing::error!(recovery_key = %state.recovery_key, error = %put_back, "could not restore the alerting state");
-                    }
-                })
-                .await;
+                settle(deadline, "restore_alerting", async move { restore(ledger.as_ref(), &state).await }).await;
                 Some(AlertOutcome::Failed { error: e.to_string() })
             }
         }
+    }
+}
+
+/// Puts an alerting state back, so that the next success tries its "resolved" again.
+async fn restore(ledger: &dyn AlertLedger, state: &AlertingState) {
+    if let Err(e) = ledger.mark_alerting(state).await {
+        tracing::error!(recovery_key = %state.recovery_key, error = %e, "could not restore the alerting state");
     }
 }
 
@@ -281,4 +326,112 @@ pub struct Resolution<'a> {
     pub branch: &'a str,
     pub run_url: Option<&'a str>,
     pub trace_id: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::discord_api::{DiscordError, PostedMessage};
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::{Claim, StoreResult};
+
+    /// The embedded store, except that a take can be made to land and then lose its answer.
+    struct LossyTake {
+        inner: EmbeddedStore,
+        lose_next_take: AtomicBool,
+    }
+
+    #[async_trait]
+    impl AlertLedger for LossyTake {
+        async fn claim(&self, key: &str, now: u64, window_secs: u64) -> StoreResult<Option<Claim>> {
+            self.inner.claim(key, now, window_secs).await
+        }
+        async fn release(&self, claim: &Claim) -> StoreResult<()> {
+            self.inner.release(claim).await
+        }
+        async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()> {
+            self.inner.mark_alerting(state).await
+        }
+        async fn get_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
+            self.inner.get_alerting(recovery_key).await
+        }
+        async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
+            let taken = self.inner.take_alerting(recovery_key).await;
+            if self.lose_next_take.swap(false, Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("the answer was lost".into()));
+            }
+            taken
+        }
+        async fn forget_claim(&self, key: &str) -> StoreResult<()> {
+            self.inner.forget_claim(key).await
+        }
+    }
+
+    /// Counts what would be posted.
+    #[derive(Default)]
+    struct Posts(AtomicUsize);
+
+    #[async_trait]
+    impl Discord for Posts {
+        async fn post_message(&self, channel_id: u64, _: &Value) -> Result<PostedMessage, DiscordError> {
+            let id = self.0.fetch_add(1, Ordering::SeqCst) as u64 + 1;
+            Ok(PostedMessage { id, channel_id, guild_id: None })
+        }
+        async fn open_dm(&self, _: u64) -> Result<u64, DiscordError> {
+            Err(DiscordError::Unreachable("not in this test".into()))
+        }
+        async fn edit_original(&self, _: u64, _: &str, _: &Value) -> Result<(), DiscordError> {
+            Err(DiscordError::Unreachable("not in this test".into()))
+        }
+        async fn delete_original(&self, _: u64, _: &str) -> Result<(), DiscordError> {
+            Err(DiscordError::Unreachable("not in this test".into()))
+        }
+        async fn follow_up(&self, _: u64, _: &str, _: &Value) -> Result<PostedMessage, DiscordError> {
+            Err(DiscordError::Unreachable("not in this test".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_take_whose_answer_was_lost_puts_the_state_back_for_the_next_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(LossyTake {
+            inner: EmbeddedStore::open(&dir.path().join("v.redb")).unwrap(),
+            lose_next_take: AtomicBool::new(false),
+        });
+        let posts = Arc::new(Posts::default());
+        let settings = AlertSettings {
+            enabled: true,
+            channel_id: Some(9),
+            mention_role_id: None,
+            window_secs: 300,
+            can_post: true,
+        };
+        let metrics = Metrics::new("test", Arc::new(crate::logging::Capture::default()));
+        let alerter = Alerter::new(settings, ledger.clone(), posts.clone(), metrics);
+        let state = AlertingState {
+            recovery_key: crate::alert::recovery_key("acme/widget", "CI", "main"),
+            since: now_secs(),
+            dedup_key: "acme/widget|CI|main|workflow_failed".into(),
+            run_url: None,
+        };
+        ledger.mark_alerting(&state).await.unwrap();
+        let success =
+            Resolution { repository: "acme/widget", workflow: "CI", branch: "main", run_url: None, trace_id: "t-1" };
+        let deadline = || Instant::now() + Duration::from_secs(5);
+
+        ledger.lose_next_take.store(true, Ordering::SeqCst);
+        assert!(matches!(alerter.resolve(&success, deadline()).await, Some(AlertOutcome::Failed { .. })));
+        assert_eq!(posts.0.load(Ordering::SeqCst), 0, "nothing posted without the take");
+        assert_eq!(ledger.get_alerting(&state.recovery_key).await.unwrap(), Some(state.clone()), "put back");
+
+        // the next success posts the one "resolved", and the one after it has nothing to resolve
+        assert!(matches!(alerter.resolve(&success, deadline()).await, Some(AlertOutcome::Sent { .. })));
+        assert_eq!(alerter.resolve(&success, deadline()).await, None);
+        assert_eq!(posts.0.load(Ordering::SeqCst), 1);
+    }
 }

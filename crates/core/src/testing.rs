@@ -60,6 +60,9 @@ impl AlertLedger for DownStore {
     async fn mark_alerting(&self, _: &AlertingState) -> StoreResult<()> {
         self.fail().await
     }
+    async fn get_alerting(&self, _: &str) -> StoreResult<Option<AlertingState>> {
+        self.fail().await
+    }
     async fn take_alerting(&self, _: &str) -> StoreResult<Option<AlertingState>> {
         self.fail().await
     }

@@ -40,6 +40,16 @@ pub enum UrlRejection {
     TooLong,
 }
 
+impl UrlRejection {
+    /// The reason without anything the caller typed (no host name): what an audit record keeps.
+    pub fn without_input(&self) -> String {
+        match self {
+            UrlRejection::NotAllowed(_) => "the host is not in ALLOWED_DOMAINS".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Checks a URL; returns it parsed when it may be used.
 pub fn check_url(raw: &str, policy: &UrlPolicy) -> Result<Url, UrlRejection> {
     let raw = raw.trim();

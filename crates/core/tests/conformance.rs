@@ -323,7 +323,11 @@ mod cases {
             run_url: Some("https://github.com/acme/widget/actions/runs/1".into()),
         };
         assert_eq!(s.alerts.take_alerting(&state.recovery_key).await.unwrap(), None);
+        assert_eq!(s.alerts.get_alerting(&state.recovery_key).await.unwrap(), None);
         s.alerts.mark_alerting(&state).await.unwrap();
+        // reading leaves it in place
+        assert_eq!(s.alerts.get_alerting(&state.recovery_key).await.unwrap(), Some(state.clone()));
+        assert_eq!(s.alerts.get_alerting(&state.recovery_key).await.unwrap(), Some(state.clone()));
         let mut tasks = Vec::new();
         for _ in 0..8 {
             let alerts = s.alerts.clone();
@@ -338,6 +342,7 @@ mod cases {
         }
         assert_eq!(taken, vec![state.clone()]);
         assert_eq!(s.alerts.take_alerting(&state.recovery_key).await.unwrap(), None);
+        assert_eq!(s.alerts.get_alerting(&state.recovery_key).await.unwrap(), None);
     }
 
     pub async fn deliveries_are_first_seen_once(s: Stores) {
@@ -572,6 +577,7 @@ async fn every_method_is_unavailable(port: u16) {
         check("alerts.claim", s.alerts.claim("k", now, 300)),
         check("alerts.release", s.alerts.release(&claim)),
         check("alerts.mark_alerting", s.alerts.mark_alerting(&state)),
+        check("alerts.get_alerting", s.alerts.get_alerting("k")),
         check("alerts.take_alerting", s.alerts.take_alerting("k")),
         check("deliveries.first_seen", s.deliveries.first_seen("d")),
         check("deliveries.forget", s.deliveries.forget("d")),

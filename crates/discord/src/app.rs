@@ -281,33 +281,42 @@ impl App {
         .await
     }
 
-    /// A deferred job failed: only its caller hears the details, as errors always are. An
-    /// ephemeral follow-up carries the error and the trace id, and the public "thinking…" message
-    /// goes. Should the follow-up fail, the deferred message itself says what went wrong, so that
-    /// nobody is left waiting on it.
+    /// A deferred job failed: only its caller hears the details, as errors always are.
+    ///
+    /// Discord turns the first follow-up after a deferral into the deferred message itself, with
+    /// the deferral's (public) visibility. So the "thinking…" message is first edited to a
+    /// neutral note, which ends it; then the ephemeral follow-up with the error and the trace id
+    /// is a message of its own; then the note is deleted. Should the follow-up fail, the deferred
+    /// message says what went wrong instead, so that the caller is never left without an answer.
     pub async fn job_failed(&self, rec: &mut TraceRecorder, ctx: &JobContext, text: &str) {
         let content = format!("⚠️ {text}\n-# trace `{}`", rec.trace_id());
-        let private = json!({"content": content, "flags": 64, "allowed_mentions": {"parse": []}});
         let discord = self.discord.clone();
         let (app_id, token) = (ctx.application_id, ctx.token.as_str());
-        let told = rec.time("discord.follow_up", discord.follow_up(app_id, token, &private)).await;
-        let fallback = match told {
-            Ok(_) => match rec.time("discord.delete_original", discord.delete_original(app_id, token)).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not delete the deferred message");
-                    format!("⚠️ This did not work; the details were sent to <@{}> only.", ctx.user_id)
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "could not tell the caller privately; editing the deferred message");
-                content
-            }
-        };
-        let public = json!({"content": fallback, "embeds": [], "allowed_mentions": {"parse": []}});
-        if let Err(e) = rec.time("discord.edit_original", discord.edit_original(app_id, token, &public)).await {
+        let note = json!({
+            "content": format!("⚠️ This did not work; the details were sent to <@{}> only.", ctx.user_id),
+            "embeds": [],
+            "allowed_mentions": {"parse": []},
+        });
+        if let Err(e) = rec.time("discord.edit_original", discord.edit_original(app_id, token, &note)).await {
             rec.fail(&e);
             tracing::error!(error = %e, "could not tell the caller that the job failed");
+            return;
+        }
+        let private = json!({"content": content, "flags": 64, "allowed_mentions": {"parse": []}});
+        match rec.time("discord.follow_up", discord.follow_up(app_id, token, &private)).await {
+            Ok(_) => {
+                if let Err(e) = rec.time("discord.delete_original", discord.delete_original(app_id, token)).await {
+                    tracing::warn!(error = %e, "could not delete the deferred message; its neutral note stays");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell the caller privately; the deferred message says it");
+                let public = json!({"content": content, "embeds": [], "allowed_mentions": {"parse": []}});
+                if let Err(e) = rec.time("discord.edit_original", discord.edit_original(app_id, token, &public)).await {
+                    rec.fail(&e);
+                    tracing::error!(error = %e, "could not tell the caller that the job failed");
+                }
+            }
         }
     }
 
@@ -490,7 +499,8 @@ impl<'a> Ctx<'a> {
     /// A refusal, audited as `blocked` (with `record`'s target and digest) and told with the
     /// audit id.
     pub async fn blocked(&mut self, reason: &str, record: AuditRecord) -> Value {
-        let record = record.meta("reason", reason);
+        // A record may carry its own reason, without what the caller typed.
+        let record = if record.metadata.contains_key("reason") { record } else { record.meta("reason", reason) };
         tracing::warn!(reason, audit_id = %record.audit_id, "refused");
         let text = match self.audit("audit.blocked", &record).await {
             Ok(()) => format!("{reason}\n-# audit `{}`", record.audit_id),

@@ -352,6 +352,7 @@ async fn diagnose_refuses_local_urls_and_dispatches_public_ones() {
     assert!(options.contains(&"frontend_url") && options.contains(&"api_base"), "{options:?}");
     let stored = serde_json::to_string(&records).unwrap();
     assert!(!stored.contains("169.254") && !stored.contains("0x7f"), "{stored}");
+    assert!(blocked.iter().all(|r| r.metadata["reason"].contains("was refused")), "{records:?}");
 
     Mock::given(method("POST"))
         .and(path("/repos/acme/widget/actions/workflows/diagnose.yml/dispatches"))
@@ -395,6 +396,18 @@ async fn diagnose_refuses_local_urls_and_dispatches_public_ones() {
 }
 
 #[tokio::test]
+async fn a_host_outside_allowed_domains_is_named_to_the_caller_but_not_stored() {
+    let h = Harness::new(&[("ALLOWED_DOMAINS", "example.com")]).await;
+    let options = json!([opt("frontend_url", 3, json!("https://secret-staging.internal.acme.io/"))]);
+    let (_, a) = h.send(&command(305, STRANGER, "diagnose", options)).await;
+    assert!(content(&a).contains("secret-staging.internal.acme.io is not in ALLOWED_DOMAINS"), "{a}");
+    let records = h.app.stores.audit.by_user(&STRANGER.to_string(), 10).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].metadata["reason"], "`frontend_url` was refused: the host is not in ALLOWED_DOMAINS.");
+    assert!(!serde_json::to_string(&records).unwrap().contains("acme.io"));
+}
+
+#[tokio::test]
 async fn diagnose_dispatch_failure_is_told_and_alerted() {
     let h = Harness::new(&[("ENABLE_ALERTS", "true"), ("ALERT_CHANNEL_ID", "999")]).await;
     Mock::given(method("POST"))
@@ -405,7 +418,15 @@ async fn diagnose_dispatch_failure_is_told_and_alerted() {
         )
         .mount(&h.github)
         .await;
-    // the error goes to the caller only: an ephemeral follow-up, and the public message is deleted
+    // the error goes to the caller only: the public "thinking…" ends in a neutral note (Discord
+    // would otherwise make the first follow-up the public message itself), the details follow
+    // ephemerally, and the note is deleted
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v10/webhooks/{APP_ID}/interaction-token-303/messages/@original")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "5", "channel_id": CHANNEL.to_string()})))
+        .expect(1)
+        .mount(&h.discord)
+        .await;
     Mock::given(method("POST"))
         .and(path(format!("/api/v10/webhooks/{APP_ID}/interaction-token-303")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8", "channel_id": CHANNEL.to_string()})))
@@ -436,6 +457,22 @@ async fn diagnose_dispatch_failure_is_told_and_alerted() {
         "{text}"
     );
     wait_for(&h.discord, 1, |r| r.method.as_str() == "DELETE").await;
+    let order: Vec<String> = h
+        .discord
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().contains("/webhooks/"))
+        .map(|r| r.method.to_string())
+        .collect();
+    assert_eq!(order, ["PATCH", "POST", "DELETE"]);
+    let note: Value = serde_json::from_slice(
+        &h.discord.received_requests().await.unwrap().iter().find(|r| r.method.as_str() == "PATCH").unwrap().body,
+    )
+    .unwrap();
+    let note = note["content"].as_str().unwrap();
+    assert!(note.contains("sent to") && !note.contains("workflow_dispatch"), "the public note says nothing: {note}");
     let alerts = wait_for(&h.discord, 1, |r| r.url.path() == "/api/v10/channels/999/messages").await;
     let alert: Value = serde_json::from_slice(&alerts[0].body).unwrap();
     assert!(alert.to_string().contains("dispatch"), "{alert}");

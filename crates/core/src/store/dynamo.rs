@@ -122,8 +122,9 @@ impl DynamoStore {
         Ok(out.item().and_then(|item| live_data(item, now_secs())))
     }
 
-    /// Items whose `key` equals `value` and that `keep` accepts, sort key descending (newest
-    /// first), at most `limit` (and at most [`MAX_LIST`]). Follows `LastEvaluatedKey`: a query
+    /// Items whose `key` equals `value` (and whose sort key is above `after`, when given) and that
+    /// `keep` accepts, sort key descending (newest first), at most `limit` (and at most
+    /// [`MAX_LIST`]). Follows `LastEvaluatedKey`: a query
     /// page ends at 1 MB, and expired items are skipped, so one page may hold fewer than asked.
     /// Base-table reads are consistent; index reads cannot be.
     async fn newest_first(
@@ -131,6 +132,7 @@ impl DynamoStore {
         table: &str,
         index: Option<&str>,
         (key, value): (&str, String),
+        after: Option<(&str, String)>,
         limit: usize,
         keep: impl Fn(&Item) -> bool,
     ) -> StoreResult<Vec<Item>> {
@@ -138,14 +140,21 @@ impl DynamoStore {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         while out.len() < limit {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(table)
                 .set_index_name(index.map(str::to_string))
                 .key_condition_expression("#k = :v")
                 .expression_attribute_names("#k", key)
-                .expression_attribute_values(":v", s(value.clone()))
+                .expression_attribute_values(":v", s(value.clone()));
+            if let Some((sort_key, lowest)) = &after {
+                query = query
+                    .key_condition_expression("#k = :v AND #s > :after")
+                    .expression_attribute_names("#s", *sort_key)
+                    .expression_attribute_values(":after", s(lowest.clone()));
+            }
+            let page = query
                 .scan_index_forward(false)
                 .limit((limit - out.len()) as i32)
                 .set_consistent_read(index.is_none().then_some(true))
@@ -361,7 +370,14 @@ impl AuditLog for DynamoStore {
 
     async fn by_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<AuditRecord>> {
         let items = self
-            .newest_first(&self.tables.audit, Some(AUDIT_USER_INDEX), ("user_id", user_id.to_string()), limit, |_| true)
+            .newest_first(
+                &self.tables.audit,
+                Some(AUDIT_USER_INDEX),
+                ("user_id", user_id.to_string()),
+                None,
+                limit,
+                |_| true,
+            )
             .await?;
         items.iter().map(audit_from_item).collect()
     }
@@ -398,7 +414,11 @@ impl TraceRepo for DynamoStore {
     async fn recent_for_user(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Trace>> {
         let now = now_secs();
         let live = |item: &Item| live_data(item, now).is_some();
-        let items = self.newest_first(&self.tables.state, None, ("pk", trace_user_pk(user_id)), limit, live).await?;
+        // Only traces started inside their lifetime are read: expired ones (which DynamoDB's TTL
+        // deletes late) would otherwise be paged through, ten at a time, before the live ones.
+        let oldest_live = format!("{:020}", now.saturating_sub(TRACE_TTL_SECS) * 1000);
+        let user = ("pk", trace_user_pk(user_id));
+        let items = self.newest_first(&self.tables.state, None, user, Some(("sk", oldest_live)), limit, live).await?;
         items.iter().filter_map(|item| live_data(item, now)).map(|d| from_json(&d)).collect()
     }
 
@@ -449,6 +469,10 @@ impl AlertLedger for DynamoStore {
     async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()> {
         self.put_state(format!("alert#open#{}", state.recovery_key), to_json(state), now_secs() + ALERTING_TTL_SECS)
             .await
+    }
+
+    async fn get_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
+        self.get_state(format!("alert#open#{recovery_key}")).await?.map(|d| from_json(&d)).transpose()
     }
 
     async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
@@ -532,6 +556,7 @@ impl RunRepo for DynamoStore {
                 &self.tables.runs,
                 Some(RUNS_WORKFLOW_INDEX),
                 ("workflow_key", workflow_key.to_string()),
+                None,
                 limit,
                 |_| true,
             )

@@ -365,6 +365,10 @@ impl AlertLedger for EmbeddedStore {
         .await
     }
 
+    async fn get_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
+        self.get_state(state_key(&format!("alert#open#{recovery_key}"), "-")).await?.map(|d| parse(&d)).transpose()
+    }
+
     async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
         self.take_state(state_key(&format!("alert#open#{recovery_key}"), "-")).await?.map(|d| parse(&d)).transpose()
     }

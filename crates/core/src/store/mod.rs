@@ -100,6 +100,8 @@ pub trait AlertLedger: Send + Sync {
     async fn release(&self, claim: &Claim) -> StoreResult<()>;
     /// Remembers that a workflow + branch alerted.
     async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()>;
+    /// Reads the alerting state, leaving it in place.
+    async fn get_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>>;
     /// Takes the alerting state, atomically: of two callers, at most one gets it.
     async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>>;
     /// Drops any claim on `key`, whoever holds it (after a recovery, a new failure alerts).

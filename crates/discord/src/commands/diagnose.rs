@@ -35,7 +35,10 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
                 Ok(url) => *slot = Some(url.to_string()),
                 Err(reason) => {
                     // The address itself stays out of the record: it is the caller's input.
-                    let record = ctx.blocked_record().meta("option", name).meta("url_guard", reason.to_string());
+                    let record = ctx
+                        .blocked_record()
+                        .meta("option", name)
+                        .meta("reason", format!("`{name}` was refused: {}.", reason.without_input()));
                     return ctx.blocked(&format!("`{name}` was refused: {reason}."), record).await;
                 }
             }
