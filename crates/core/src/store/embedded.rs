@@ -102,14 +102,14 @@ impl EmbeddedStore {
         sweep(&self.db, now_secs())
     }
 
-    /// Sweeps every `every` while the store stays open, on the current tokio runtime (none: no
-    /// sweeping). The task holds no reference that would keep the file open.
+    /// Sweeps at once and then every `every` while the store stays open, in the background on
+    /// the current tokio runtime (none: no sweeping). The task holds no reference that would keep
+    /// the file open.
     pub fn sweep_periodically(&self, every: std::time::Duration) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let db = Arc::downgrade(&self.db);
         runtime.spawn(async move {
             let mut tick = tokio::time::interval(every);
-            tick.tick().await;
             loop {
                 tick.tick().await;
                 let Some(db) = db.upgrade() else { break };
@@ -189,25 +189,40 @@ impl EmbeddedStore {
     }
 }
 
+/// Finds the expired items with a read (no lock, no disk write), then deletes them, if any, in
+/// one write transaction. An item renewed in between is judged again there, not deleted blindly.
 fn sweep(db: &Database, now: u64) -> StoreResult<usize> {
-    let txn = db.begin_write().map_err(unavailable)?;
-    let removed = {
-        let mut table = txn.open_table(STATE).map_err(unavailable)?;
-        let mut expired = Vec::new();
+    let expired = |value: &[u8]| {
+        // An unreadable item is left for a person to look at, not deleted.
+        serde_json::from_slice::<StateItem>(value).is_ok_and(|item| !alive(item.expires_at, now))
+    };
+    let candidates: Vec<String> = {
+        let txn = db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(STATE).map_err(unavailable)?;
+        let mut found = Vec::new();
         for entry in table.iter().map_err(unavailable)? {
             let (key, value) = entry.map_err(unavailable)?;
-            // An unreadable item is left for a person to look at, not deleted.
-            if let Ok(item) = serde_json::from_slice::<StateItem>(value.value())
-                && !alive(item.expires_at, now)
-            {
-                expired.push(key.value().to_string());
+            if expired(value.value()) {
+                found.push(key.value().to_string());
             }
         }
-        for key in &expired {
-            table.remove(key.as_str()).map_err(unavailable)?;
-        }
-        expired.len()
+        found
     };
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let txn = db.begin_write().map_err(unavailable)?;
+    let mut removed = 0;
+    {
+        let mut table = txn.open_table(STATE).map_err(unavailable)?;
+        for key in &candidates {
+            let still_expired = table.get(key.as_str()).map_err(unavailable)?.is_some_and(|v| expired(v.value()));
+            if still_expired {
+                table.remove(key.as_str()).map_err(unavailable)?;
+                removed += 1;
+            }
+        }
+    }
     txn.commit().map_err(unavailable)?;
     Ok(removed)
 }

@@ -277,11 +277,8 @@ impl Stores {
         match config.store {
             crate::config::StoreKind::Embedded => {
                 let store = embedded::EmbeddedStore::open(&config.data_dir.join("valine.redb"))?;
-                // What DynamoDB's TTL does for the deployed tables: at start, then hourly.
-                match store.sweep_expired() {
-                    Ok(removed) => tracing::debug!(removed, "embedded store: expired items deleted"),
-                    Err(e) => tracing::warn!(error = %e, "embedded store: sweeping expired items failed"),
-                }
+                // What DynamoDB's TTL does for the deployed tables: in the background, at once
+                // and then hourly, so that opening stays fast.
                 store.sweep_periodically(std::time::Duration::from_secs(3600));
                 Ok(Self::from_adapter(Arc::new(store), "embedded"))
             }
