@@ -188,6 +188,19 @@ mod cases {
         assert_eq!(s.audit.get(&r.audit_id).await.unwrap().unwrap().result, AuditResult::Pending);
     }
 
+    /// `by_user` once it holds `n` records: the user index may be eventually consistent.
+    async fn by_user_eventually(s: &Stores, user: &str, n: usize) -> Vec<AuditRecord> {
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got = s.audit.by_user(user, n).await.unwrap();
+            if got.len() == n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        got
+    }
+
     pub async fn audit_by_user_is_newest_first_and_limited(s: Stores) {
         let base = now_secs() - 1000;
         let mut ids = Vec::new();
@@ -197,15 +210,7 @@ mod cases {
             s.audit.append(&r).await.unwrap();
         }
         s.audit.append(&record("43", base + 500, AuditResult::Blocked)).await.unwrap();
-        // the user index may be eventually consistent
-        let mut got = Vec::new();
-        for _ in 0..20 {
-            got = s.audit.by_user("42", 3).await.unwrap();
-            if got.len() == 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let got = by_user_eventually(&s, "42", 3).await;
         let got_ids: Vec<_> = got.iter().map(|r| r.audit_id.clone()).collect();
         assert_eq!(got_ids, vec![ids[4].clone(), ids[3].clone(), ids[2].clone()]);
         assert_eq!(s.audit.by_user("42", 100).await.unwrap().len(), 5);
@@ -224,14 +229,7 @@ mod cases {
             s.audit.append(&r).await.unwrap();
         }
         ids.reverse();
-        let mut got = Vec::new();
-        for _ in 0..20 {
-            got = s.audit.by_user("pager", 20).await.unwrap();
-            if got.len() == 20 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let got = by_user_eventually(&s, "pager", 20).await;
         let got_ids: Vec<_> = got.iter().map(|r| r.audit_id.clone()).collect();
         assert_eq!(got_ids, ids[..20].to_vec());
         assert_eq!(s.audit.by_user("pager", usize::MAX).await.unwrap().len(), 24);

@@ -141,6 +141,11 @@ fn opt(name: &str, kind: u8, value: Value) -> Value {
     json!({"name": name, "type": kind, "value": value})
 }
 
+/// The options of a relay sent with `confirm:true`: a target option and the message.
+fn confirmed(target: Value, message: &str) -> Value {
+    json!([target, opt("message", 3, json!(message)), opt("confirm", 5, json!(true))])
+}
+
 fn click(id: u64, user: u64, custom_id: &str) -> Value {
     let mut e = envelope(3, id, user, &[], json!({"component_type": 2, "custom_id": custom_id}));
     e["message"] = json!({
@@ -484,11 +489,7 @@ async fn diagnose_dispatch_failure_is_told_and_alerted() {
 #[tokio::test]
 async fn relay_by_a_non_admin_is_refused_and_audited() {
     let h = Harness::new(&[]).await;
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!("hello")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), "hello");
     let (_, a) = h.send(&command(400, STRANGER, "relay-send", opts)).await;
     assert!(content(&a).contains("not an admin"), "{a}");
     assert_eq!(a["data"]["flags"], 64);
@@ -503,11 +504,7 @@ async fn relay_by_a_non_admin_is_refused_and_audited() {
 #[tokio::test]
 async fn no_admins_configured_fails_closed_and_names_the_settings() {
     let h = Harness::new(&[("ADMIN_USER_IDS", "")]).await;
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!("hello")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), "hello");
     let (_, a) = h.send(&command(401, ADMIN, "relay-send", opts)).await;
     assert!(content(&a).contains("ADMIN_USER_IDS") && content(&a).contains("ADMIN_ROLE_IDS"), "{a}");
 }
@@ -532,11 +529,7 @@ async fn relay_by_an_admin_with_confirm_posts_once_without_pings_and_is_audited(
     let h = Harness::new(&[]).await;
     let text = "Deploy freeze from 17:00 @everyone <@&1>";
     mount_post(&h.discord, CHANNEL, text).await;
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!(text)),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), text);
     let request = command(402, ADMIN, "relay-send", opts);
     let (_, a) = h.send(&request).await;
     let summary = content(&a);
@@ -656,11 +649,7 @@ async fn relay_dm_opens_a_real_dm_channel_and_posts_there() {
         .expect(1)
         .mount(&h.discord)
         .await;
-    let opts = json!([
-        opt("user", 6, json!(STRANGER.to_string())),
-        opt("message", 3, json!("your on-call shift starts")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("user", 6, json!(STRANGER.to_string())), "your on-call shift starts");
     let (_, a) = h.send(&command(410, ADMIN, "relay-dm", opts)).await;
     assert!(content(&a).contains("Sent to a DM to <@335249040998531080>"), "{a}");
     assert!(content(&a).contains("https://discord.com/channels/@me/1500000000000000002/1500000000000000003"));
@@ -691,11 +680,7 @@ async fn a_relay_to_a_slow_discord_is_answered_in_time_and_its_outcome_audited()
         )
         .mount(&h.discord)
         .await;
-    let opts = json!([
-        opt("user", 6, json!(STRANGER.to_string())),
-        opt("message", 3, json!("on-call")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("user", 6, json!(STRANGER.to_string())), "on-call");
     // `send` asserts the answer comes inside 3 s
     let (_, a) = h.send(&command(430, ADMIN, "relay-dm", opts)).await;
     assert!(content(&a).contains("did not answer in time") && content(&a).contains("may or may not"), "{a}");
@@ -719,11 +704,7 @@ async fn discord_429_is_retried_once_then_a_clear_error() {
         .expect(2)
         .mount(&h.discord)
         .await;
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!("x")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), "x");
     let (_, a) = h.send(&command(411, ADMIN, "relay-send", opts)).await;
     assert!(content(&a).contains("rate-limited") && content(&a).contains("Nothing was posted"), "{a}");
     let records = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
@@ -746,11 +727,7 @@ async fn discord_429_then_success_posts_once() {
         .mount(&h.discord)
         .await;
     mount_post(&h.discord, CHANNEL, "x").await;
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!("x")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), "x");
     let (_, a) = h.send(&command(412, ADMIN, "relay-send", opts)).await;
     assert!(content(&a).contains("✅ Sent"), "{a}");
 }
@@ -764,11 +741,7 @@ async fn store_down_refuses_the_relay_posts_nothing_and_says_why() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "7", "channel_id": "999"})))
         .mount(&h.discord)
         .await;
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!("x")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), "x");
     let (status, a) = h.send(&command(413, ADMIN, "relay-send", opts)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(content(&a).contains("store is unavailable") && content(&a).contains("nothing was posted"), "{a}");
@@ -780,11 +753,7 @@ async fn store_down_refuses_the_relay_posts_nothing_and_says_why() {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert!(alerts[0].contains("Store unavailable") && alerts[0].contains("critical"), "{}", alerts[0]);
     // a second refusal in the same container is inside the window: no second alert
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!("y")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), "y");
     h.send(&command(420, ADMIN, "relay-send", opts)).await;
     assert_eq!(h.discord.received_requests().await.unwrap().len(), 1);
 }
@@ -793,11 +762,7 @@ async fn store_down_refuses_the_relay_posts_nothing_and_says_why() {
 async fn a_silent_store_still_gets_every_answer_out_in_time() {
     // `send` asserts each answer comes inside Discord's 3 s
     let h = Harness::build(&[], Some(stalled_stores())).await;
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!("x")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), "x");
     let (_, a) = h.send(&command(415, ADMIN, "relay-send", opts)).await;
     assert!(content(&a).contains("store is unavailable") && content(&a).contains("nothing was posted"), "{a}");
     let (_, a) = h
@@ -842,11 +807,7 @@ async fn store_down_during_the_audit_write_alerts_critically() {
         .expect(1)
         .mount(&h.discord)
         .await;
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!("x")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), "x");
     let (_, a) = h.send(&command(414, ADMIN, "relay-send", opts)).await;
     assert!(content(&a).contains("audit store is unavailable"), "{a}");
     let alert = &h.discord.received_requests().await.unwrap()[0];
@@ -862,11 +823,7 @@ async fn store_down_during_the_audit_write_alerts_critically() {
 async fn debug_last_shows_only_the_callers_own_trace() {
     let h = Harness::new(&[]).await;
     mount_post(&h.discord, CHANNEL, "secret plan").await;
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!("secret plan")),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), "secret plan");
     let (_, a) = h.send(&command(500, ADMIN, "relay-send", opts)).await;
     assert!(content(&a).contains("✅"));
     // another user never sees it
@@ -914,11 +871,7 @@ async fn canary_secrets_never_reach_the_log() {
     let (sink, _guard) = capture_logs("discord-handler");
     let h = Harness::new(&[("DRY_RUN", "true")]).await;
     let canary = "ghp_CANARYinputCANARYinput0123456789abcd";
-    let opts = json!([
-        opt("channel", 7, json!(CHANNEL.to_string())),
-        opt("message", 3, json!(format!("token {canary}"))),
-        opt("confirm", 5, json!(true))
-    ]);
+    let opts = confirmed(opt("channel", 7, json!(CHANNEL.to_string())), &format!("token {canary}"));
     let (_, a) = h.send(&command(600, ADMIN, "relay-send", opts)).await;
     assert!(content(&a).contains("DRY_RUN"), "{a}");
     let (_, _) = h
