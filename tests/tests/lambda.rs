@@ -17,6 +17,16 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const SEED: [u8; 32] = [11; 32];
 const SECRET: &str = "e2e-webhook-secret";
 
+/// discord-handler under `runtime`, logging to `dir/discord.log`.
+fn discord_function(runtime: &RuntimeApi, env: &[(&str, String)], dir: &std::path::Path) -> Function {
+    Function::start(&binaries().0, runtime, "valine-orchestrator-discord-e2e", env, &dir.join("discord.log"))
+}
+
+/// github-handler under `runtime`, logging to `dir/github.log`.
+fn github_function(runtime: &RuntimeApi, env: &[(&str, String)], dir: &std::path::Path) -> Function {
+    Function::start(&binaries().1, runtime, "valine-orchestrator-github-e2e", env, &dir.join("github.log"))
+}
+
 fn binaries() -> &'static (PathBuf, PathBuf) {
     static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BINS.get_or_init(|| {
@@ -84,13 +94,7 @@ async fn discord_handler_answers_pings_refusals_and_health_under_the_runtime_api
         ("DATA_DIR", dir.path().display().to_string()),
         ("DISCORD_BOT_TOKEN", "MTI5MDQ2MzE4OTQwMTczMTA3Mw.CANARY.e2e-bot-token-canary-0123456789".to_string()),
     ];
-    let _f = Function::start(
-        &binaries().0,
-        &runtime,
-        "valine-orchestrator-discord-e2e",
-        &env,
-        &dir.path().join("discord.log"),
-    );
+    let _f = discord_function(&runtime, &env, dir.path());
     // isBase64Encoded bodies are decoded before verification
     let (status, body) = answer(&runtime, discord_event(br#"{"type":1,"id":"1","token":"t","version":1}"#, true)).await;
     assert_eq!((status, body), (200, json!({"type": 1})));
@@ -153,13 +157,7 @@ async fn a_slow_status_defers_and_its_job_comes_back_through_the_invoke_api() {
         ("GITHUB_TOKEN", "ghp_e2e".to_string()),
         ("GITHUB_REPO", "acme/widget".to_string()),
     ];
-    let _f = Function::start(
-        &binaries().0,
-        &runtime,
-        "valine-orchestrator-discord-e2e",
-        &env,
-        &dir.path().join("discord.log"),
-    );
+    let _f = discord_function(&runtime, &env, dir.path());
     let interaction = json!({
         "id": "1400000000000000000", "application_id": "1290463189401731073", "type": 2,
         "data": {"id": "1", "name": "status", "type": 1, "options": []},
@@ -210,13 +208,7 @@ async fn github_handler_answers_deliveries_and_alerts_under_the_runtime_api() {
         ("ENABLE_ALERTS", "true".to_string()),
         ("ALERT_CHANNEL_ID", "777".to_string()),
     ];
-    let _f = Function::start(
-        &binaries().1,
-        &runtime,
-        "valine-orchestrator-github-e2e",
-        &env,
-        &dir.path().join("github.log"),
-    );
+    let _f = github_function(&runtime, &env, dir.path());
     let (status, body) =
         answer(&runtime, github_event("ping", br#"{"zen":"Approachable is better than simple.","hook_id":1}"#)).await;
     assert_eq!(status, 200, "{body}");
@@ -243,12 +235,10 @@ async fn github_handler_answers_deliveries_and_alerts_under_the_runtime_api() {
 async fn a_missing_required_setting_is_an_init_failure_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = RuntimeApi::start().await;
-    let mut f = Function::start(
-        &binaries().1,
+    let mut f = github_function(
         &runtime,
-        "valine-orchestrator-github-e2e",
         &[("STORE", "embedded".into()), ("DATA_DIR", dir.path().display().to_string())],
-        &dir.path().join("github.log"),
+        dir.path(),
     );
     let status = tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -72,6 +72,16 @@ fn budget(deadline: Instant, cap: Duration, reserve: Duration) -> Duration {
     deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve).min(cap)
 }
 
+/// A store call of the alert path: at most [`CLAIM_BUDGET`], and inside `deadline`.
+async fn store_call<T>(
+    deadline: Instant,
+    call: impl Future<Output = crate::store::StoreResult<T>>,
+) -> crate::store::StoreResult<T> {
+    tokio::time::timeout(budget(deadline, CLAIM_BUDGET, Duration::ZERO), call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())))
+}
+
 /// How long a post may take before `deadline`, keeping time back for the bookkeeping after it.
 fn post_budget(deadline: Instant) -> Duration {
     let reserve = SETTLE_RESERVE.min(deadline.saturating_duration_since(Instant::now()) / 3);
@@ -144,10 +154,7 @@ impl Alerter {
             Err(outcome) => return outcome,
         };
         let now = now_secs();
-        let claim_budget = budget(deadline, CLAIM_BUDGET, Duration::ZERO);
-        let claimed = tokio::time::timeout(claim_budget, self.ledger.claim(&key, now, self.settings.window_secs))
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
+        let claimed = store_call(deadline, self.ledger.claim(&key, now, self.settings.window_secs)).await;
         let claim = match claimed {
             Ok(Some(claim)) => Some(claim),
             Ok(None) => return self.rate_limited(&key, &alert.trace_id),
@@ -161,11 +168,7 @@ impl Alerter {
                 None
             }
         };
-        let message = alert.message(self.settings.mention_role_id);
-        let post_budget = post_budget(deadline);
-        let posted = tokio::time::timeout(post_budget, self.discord.post_message(channel, &message))
-            .await
-            .unwrap_or(Err(crate::discord_api::DiscordError::Timeout));
+        let posted = self.post(channel, &alert.message(self.settings.mention_role_id), deadline).await;
         let ledger = self.ledger.clone();
         match posted {
             Ok(posted) => {
@@ -204,6 +207,18 @@ impl Alerter {
         }
     }
 
+    /// Posts `message` within what `deadline` leaves for it.
+    async fn post(
+        &self,
+        channel: u64,
+        message: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<crate::discord_api::PostedMessage, crate::discord_api::DiscordError> {
+        tokio::time::timeout(post_budget(deadline), self.discord.post_message(channel, message))
+            .await
+            .unwrap_or(Err(crate::discord_api::DiscordError::Timeout))
+    }
+
     fn rate_limited(&self, key: &str, trace_id: &str) -> AlertOutcome {
         tracing::info!(alert_key = %key, trace_id = %trace_id, "Alert rate-limited");
         self.metrics.alert(AlertMetric::Suppressed);
@@ -235,16 +250,15 @@ impl Alerter {
         };
         // A read first: most successes follow no alert, and the state read is what gets put
         // back should the take below end without an answer.
-        let peeked = tokio::time::timeout(
-            budget(deadline, CLAIM_BUDGET, Duration::ZERO),
-            self.ledger.get_alerting(&recovery_key),
-        )
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
-        let peeked = match peeked {
+        let peeked = match store_call(deadline, self.ledger.get_alerting(&recovery_key)).await {
             Ok(Some(state)) => state,
             Ok(None) => return None,
             Err(e) => return failed(&e),
+        };
+        // Gated before the take: with alerts off, the state stays for when they are back on.
+        let channel = match self.gate(&recovery_key) {
+            Ok(c) => c,
+            Err(outcome) => return Some(outcome),
         };
         // Taking it is what makes one "resolved" of two concurrent successes.
         let ledger = self.ledger.clone();
@@ -276,16 +290,9 @@ impl Alerter {
                 return failed(&e);
             }
         };
-        let channel = match self.gate(&recovery_key) {
-            Ok(c) => c,
-            Err(outcome) => return Some(outcome),
-        };
         let message =
             resolved_message(success.repository, success.workflow, success.branch, success.run_url, success.trace_id);
-        let post_budget = post_budget(deadline);
-        let posted = tokio::time::timeout(post_budget, self.discord.post_message(channel, &message))
-            .await
-            .unwrap_or(Err(crate::discord_api::DiscordError::Timeout));
+        let posted = self.post(channel, &message, deadline).await;
         let ledger = self.ledger.clone();
         match posted {
             Ok(posted) => {

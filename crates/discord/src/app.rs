@@ -515,21 +515,18 @@ impl<'a> Ctx<'a> {
             .meta("username", &self.user_name)
     }
 
+    /// Raises an internal alert about this interaction with the time left, less `keep` (for what
+    /// still has to happen before the answer).
+    pub async fn alert(&self, what: &'static str, title: &str, detail: &str, keep: Duration) {
+        let budget = self.remaining().saturating_sub(keep);
+        self.app.internal_alert(what, title, detail, self.rec.trace_id(), &self.user_name, budget).await;
+    }
+
     /// The store failed a command that needs it: a critical alert (the bot cannot keep its
     /// audit trail), and a short answer that says nothing was done.
     pub async fn store_unavailable(&mut self, error: &StoreError, nothing_done: &str) -> Value {
-        let budget = self.remaining().saturating_sub(Duration::from_millis(150));
-        let trace_id = self.trace_id();
-        self.app
-            .internal_alert(
-                "store_unavailable",
-                "Store unavailable: commands that need it are refused",
-                &error.to_string(),
-                &trace_id,
-                &self.user_name,
-                budget,
-            )
-            .await;
+        let title = "Store unavailable: commands that need it are refused";
+        self.alert("store_unavailable", title, &error.to_string(), Duration::from_millis(150)).await;
         self.fail(&format!("The store is unavailable ({error}); {nothing_done}."))
     }
 

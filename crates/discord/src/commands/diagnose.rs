@@ -2,6 +2,8 @@
 //! diagnose workflow. Progress comes from the correlated run's `workflow_run` webhooks (the
 //! GitHub handler edits the message); no Lambda polls for minutes.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use serenity::model::application::CommandDataOption;
 use valine_core::authz::authorize_diagnose;
@@ -61,18 +63,7 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
     match ctx.defer(job).await {
         Ok(()) => response::deferred(false),
         Err(e) => {
-            let budget = ctx.remaining();
-            let trace_id = ctx.trace_id();
-            ctx.app
-                .internal_alert(
-                    "dispatch_failed",
-                    "/diagnose could not start its job",
-                    &e.to_string(),
-                    &trace_id,
-                    &ctx.user_name,
-                    budget,
-                )
-                .await;
+            ctx.alert("dispatch_failed", "/diagnose could not start its job", &e.to_string(), Duration::ZERO).await;
             ctx.fail(&format!("Diagnose could not start: {e}."))
         }
     }
@@ -131,7 +122,7 @@ pub async fn run_job(
                 &e.to_string(),
                 rec.trace_id(),
                 &ctx.user_name,
-                std::time::Duration::from_secs(5),
+                Duration::from_secs(5),
             )
             .await;
             return app.job_failed(rec, ctx, &format!("Could not dispatch `{workflow}` on `{git_ref}`: {e}")).await;

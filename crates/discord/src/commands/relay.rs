@@ -253,17 +253,8 @@ async fn relay(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<Strin
     };
     let intent = record(ctx, AuditResult::Pending, Some(target), Some(&digest));
     if let Err(e) = ctx.audit("audit.intent", &intent).await {
-        let budget = ctx.remaining().saturating_sub(Duration::from_millis(200));
-        ctx.app
-            .internal_alert(
-                "audit_write_failed",
-                "Audit write failed: a relay was refused",
-                &e.to_string(),
-                &ctx.trace_id(),
-                &ctx.user_name,
-                budget,
-            )
-            .await;
+        let title = "Audit write failed: a relay was refused";
+        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(200)).await;
         ctx.rec.fail(&e);
         return Err(format!("The audit store is unavailable ({e}), so nothing was posted."));
     }
@@ -284,17 +275,8 @@ async fn relay(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<Strin
     let audit_id = if outcome_written.is_ok() { &outcome.audit_id } else { &intent.audit_id };
     let mut note = String::new();
     if let Err(e) = &outcome_written {
-        let budget = ctx.remaining().saturating_sub(Duration::from_millis(100));
-        ctx.app
-            .internal_alert(
-                "audit_write_failed",
-                "Audit write failed: a relay's outcome is not recorded",
-                &e.to_string(),
-                &ctx.trace_id(),
-                &ctx.user_name,
-                budget,
-            )
-            .await;
+        let title = "Audit write failed: a relay's outcome is not recorded";
+        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(100)).await;
         note = format!("\n⚠️ The outcome could not be audited; the intent record `{}` stands.", intent.audit_id);
     }
     let tail = format!("fingerprint `{}` · audit `{audit_id}` · trace `{}`", digest.fingerprint(), ctx.trace_id());
