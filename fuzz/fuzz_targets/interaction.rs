@@ -6,11 +6,11 @@ use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
-use valine_core::config::Config;
-use valine_core::http::HttpRequest;
-use valine_core::logging::Capture;
-use valine_core::metrics::Metrics;
-use valine_core::testing::{discord_key, discord_signature, down_stores, public_key_hex};
+use valine_domain::config::Config;
+use valine_service::http::HttpRequest;
+use valine_domain::logging::Capture;
+use valine_domain::metrics::Metrics;
+use valine_service::testing::{discord_key, discord_signature, down_stores, public_key_hex};
 use valine_discord::jobs::LocalJobs;
 use valine_discord::{App, AppParts};
 
@@ -35,7 +35,7 @@ fn fixture() -> &'static Fixture {
         let (jobs, _rx) = LocalJobs::new();
         std::mem::forget(_rx);
         let app = App::new(AppParts {
-            discord: valine_core::discord_api::from_config(&config, std::time::Duration::from_millis(50)),
+            discord: valine_clients::discord_api::from_config(&config, std::time::Duration::from_millis(50)),
             github: None,
             config,
             stores: down_stores(),
@@ -49,7 +49,7 @@ fn fixture() -> &'static Fixture {
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    let ts = valine_core::clock::now_secs().to_string();
+    let ts = valine_domain::clock::now_secs().to_string();
     let sign = data.first().is_some_and(|b| b & 1 == 0);
     let mut headers = HeaderMap::new();
     let sig = if sign { discord_signature(&discord_key(5), &ts, data) } else { "00".repeat(64) };

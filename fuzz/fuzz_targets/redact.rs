@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use libfuzzer_sys::fuzz_target;
-use valine_core::redact::{redact, redact_bytes};
+use valine_domain::redact::{redact, redact_bytes};
 
 const TOKEN: &str = "ghp_FUZZfuzzFUZZfuzzFUZZfuzz0123456789ab";
 

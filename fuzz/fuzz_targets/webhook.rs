@@ -6,13 +6,13 @@ use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
-use valine_core::config::Config;
-use valine_core::http::HttpRequest;
-use valine_core::logging::Capture;
-use valine_core::metrics::Metrics;
-use valine_core::store::Stores;
-use valine_core::store::embedded::EmbeddedStore;
-use valine_core::testing::github_signature;
+use valine_domain::config::Config;
+use valine_service::http::HttpRequest;
+use valine_domain::logging::Capture;
+use valine_domain::metrics::Metrics;
+use valine_store::Stores;
+use valine_store::embedded::EmbeddedStore;
+use valine_service::testing::github_signature;
 use valine_github::{App, AppParts};
 
 const EVENTS: [&str; 6] = ["workflow_run", "deployment_status", "ping", "push", "issues", "workflow_job"];
@@ -38,7 +38,7 @@ fn fixture() -> &'static Fixture {
         })
         .unwrap();
         let app = App::new(AppParts {
-            discord: valine_core::discord_api::from_config(&config, std::time::Duration::from_millis(50)),
+            discord: valine_clients::discord_api::from_config(&config, std::time::Duration::from_millis(50)),
             config,
             stores,
             metrics: Metrics::new("fuzz", Arc::new(Capture::default())),

@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use valine_core::clock::now_secs;
-use valine_core::signing::{discord_signature, github_signature, public_key_hex};
-use valine_core::testing::fail_on_unexpected;
+use valine_domain::clock::now_secs;
+use valine_domain::signing::{discord_signature, github_signature, public_key_hex};
+use valine_service::testing::fail_on_unexpected;
 use valine_e2e::{Function, Outcome, RuntimeApi, http_api_event, release_binary};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

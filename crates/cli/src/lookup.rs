@@ -2,11 +2,11 @@
 //! (for traces) the matching log lines of both functions from CloudWatch Logs, as one timeline.
 
 use serde_json::Value;
-use valine_core::audit::{AuditRecord, digest_matches};
-use valine_core::clock::rfc3339_millis;
-use valine_core::config::Config;
-use valine_core::store::Stores;
-use valine_core::trace::{StepStatus, Trace};
+use valine_domain::audit::{AuditRecord, digest_matches};
+use valine_domain::clock::rfc3339_millis;
+use valine_domain::config::Config;
+use valine_store::Stores;
+use valine_domain::trace::{StepStatus, Trace};
 
 /// One line of a timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +54,7 @@ pub fn log_entry(event_ms: u64, message: &str) -> Entry {
         Err(_) => Entry {
             at_ms: event_ms,
             source: "log".into(),
-            text: valine_core::redact::redact(message.trim()).into_owned(),
+            text: valine_domain::redact::redact(message.trim()).into_owned(),
         },
     }
 }
@@ -76,13 +76,13 @@ pub fn render_timeline(trace: Option<&Trace>, mut entries: Vec<Entry>) -> String
         let offset = e.at_ms as i64 - start as i64;
         out.push_str(&format!("{}  {:>+7}ms  {:<16} {}\n", rfc3339_millis(e.at_ms), offset, e.source, e.text));
     }
-    valine_core::redact::redact(&out).into_owned()
+    valine_domain::redact::redact(&out).into_owned()
 }
 
 async fn cloudwatch_entries(config: &Config, trace_id: &str, hours: u64) -> Result<Vec<Entry>, String> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let since = valine_core::clock::now_millis().saturating_sub(hours * 3600 * 1000) as i64;
+    let since = valine_domain::clock::now_millis().saturating_sub(hours * 3600 * 1000) as i64;
     let pattern = format!("{{ $.trace_id = \"{trace_id}\" }}");
     let mut out = Vec::new();
     for function in ["discord", "github"] {
@@ -193,7 +193,7 @@ pub async fn audit_verify(config: &Config, audit_id: &str, text: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use valine_core::trace::Step;
+    use valine_domain::trace::Step;
 
     #[test]
     fn timeline_merges_steps_and_log_lines_in_order() {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use valine_core::config::Config;
+use valine_domain::config::Config;
 
 #[derive(Parser, Debug)]
 #[command(name = "valinectl", version, about = "Run, poke and inspect the Valine ops bot")]
@@ -135,7 +135,7 @@ fn config() -> Result<Config, String> {
 /// Local look-ups use the same development keys as `serve`.
 fn local_config() -> Result<Config, String> {
     let config = config()?;
-    if config.store == valine_core::config::StoreKind::Embedded {
+    if config.store == valine_domain::config::StoreKind::Embedded {
         serve::local_config(config, false)
     } else {
         Ok(config)
@@ -209,16 +209,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             Err(e) => Err(e.to_string()),
         },
         Command::Tables { action: TablesAction::Cfn } => {
-            print!("{}", valine_core::store::schema::cloudformation_tables());
+            print!("{}", valine_store::schema::cloudformation_tables());
             Ok(())
         }
         Command::Tables { action: TablesAction::Create } => {
             let config = config()?;
-            let sdk = valine_core::store::dynamo::sdk_config().await;
+            let sdk = valine_store::dynamo::sdk_config().await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            let names = valine_core::store::dynamo::TableNames::from_config(&config);
+            let names = valine_store::dynamo::TableNames::from_config(&config);
             eprintln!("Creating {}, {} and {}…", names.audit, names.runs, names.state);
-            valine_core::store::dynamo::create_tables(&client, &names).await.map_err(|e| e.to_string())?;
+            valine_store::dynamo::create_tables(&client, &names).await.map_err(|e| e.to_string())?;
             println!("Tables ready: {}, {}, {}", names.audit, names.runs, names.state);
             Ok(())
         }
@@ -238,7 +238,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("valinectl: {}", valine_core::redact::redact(&e));
+            eprintln!("valinectl: {}", valine_domain::redact::redact(&e));
             ExitCode::FAILURE
         }
     }

@@ -3,7 +3,7 @@
 
 use std::io::{self, BufRead, Write};
 
-use valine_core::redact::{StreamState, redact_stream};
+use valine_domain::redact::{StreamState, redact_stream};
 
 /// A line longer than this is cut at its last white space (or here) and redacted in pieces.
 const MAX_CHUNK: usize = 1 << 20;

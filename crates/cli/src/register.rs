@@ -2,8 +2,8 @@
 //! the difference first; `--dry-run` stops after the difference.
 
 use serde_json::Value;
-use valine_core::config::Config;
-use valine_core::discord_api::HttpDiscord;
+use valine_domain::config::Config;
+use valine_clients::discord_api::HttpDiscord;
 use valine_discord::commands::definitions::{comparable, definitions};
 
 /// One line per command: `+` new, `~` changed, `-` removed, `=` unchanged.

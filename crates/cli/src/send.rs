@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use valine_core::clock::now_secs;
-use valine_core::config::Config;
-use valine_core::signing::{discord_signature, github_signature};
+use valine_domain::clock::now_secs;
+use valine_domain::config::Config;
+use valine_domain::signing::{discord_signature, github_signature};
 
 use crate::devkeys::DevKeys;
 

@@ -10,10 +10,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use valine_core::config::{Config, Secret};
-use valine_core::http::{HttpRequest, HttpResponse};
-use valine_core::metrics::Metrics;
-use valine_core::store::Stores;
+use valine_domain::config::{Config, Secret};
+use valine_service::http::{HttpRequest, HttpResponse};
+use valine_domain::metrics::Metrics;
+use valine_store::Stores;
 use valine_discord::jobs::LocalJobs;
 
 use crate::devkeys::DevKeys;
@@ -62,7 +62,7 @@ pub fn local_config(mut config: Config, announce: bool) -> Result<Config, String
 pub async fn run(addr: SocketAddr) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let config = local_config(config, true)?;
-    valine_core::logging::init("valinectl", &config.log_level);
+    valine_domain::logging::init("valinectl", &config.log_level);
     let stores = Stores::open(&config).await.map_err(|e| e.to_string())?;
     let (jobs, mut rx) = LocalJobs::new();
     let discord = Arc::new(
@@ -131,7 +131,7 @@ async fn github_passthrough(State(apps): State<Apps>, uri: Uri) -> Response {
 }
 
 async fn health() -> Response {
-    to_response(valine_core::http::health("valinectl"))
+    to_response(valine_service::http::health("valinectl"))
 }
 
 async fn ready(State(apps): State<Apps>) -> Response {

@@ -9,18 +9,18 @@ use serenity::model::application::{
     CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction, Interaction, ModalInteraction,
 };
 use tracing::Instrument;
-use valine_core::alert::{Alert, AlertKind, Severity};
-use valine_core::alerting::Alerter;
-use valine_core::audit::AuditRecord;
-use valine_core::authz::Caller;
-use valine_core::clock::now_secs;
-use valine_core::config::{Config, Feature};
-use valine_core::discord_api::Discord;
-use valine_core::github_api::GitHub;
-use valine_core::http::{HttpRequest, HttpResponse};
-use valine_core::metrics::Metrics;
-use valine_core::store::{StoreError, Stores};
-use valine_core::trace::{StepStatus, TraceCache, TraceRecorder};
+use valine_domain::alert::{Alert, AlertKind, Severity};
+use valine_service::alerting::Alerter;
+use valine_domain::audit::AuditRecord;
+use valine_domain::authz::Caller;
+use valine_domain::clock::now_secs;
+use valine_domain::config::{Config, Feature};
+use valine_clients::discord_api::Discord;
+use valine_clients::github_api::GitHub;
+use valine_service::http::{HttpRequest, HttpResponse};
+use valine_domain::metrics::Metrics;
+use valine_store::{StoreError, Stores};
+use valine_domain::trace::{StepStatus, TraceCache, TraceRecorder};
 
 use crate::commands;
 use crate::jobs::{Job, JobContext, Jobs};
@@ -43,13 +43,13 @@ pub const TRACE_CACHE_USERS: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error(transparent)]
-    Config(#[from] valine_core::config::ConfigError),
+    Config(#[from] valine_domain::config::ConfigError),
     #[error("DISCORD_PUBLIC_KEY is not a valid Ed25519 public key")]
     PublicKey,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    GitHub(#[from] valine_core::github_api::GitHubError),
+    GitHub(#[from] valine_clients::github_api::GitHubError),
 }
 
 /// Everything the handler is built from; tests assemble it by hand.
@@ -105,8 +105,8 @@ impl App {
         jobs: Arc<dyn Jobs>,
         metrics: Metrics,
     ) -> Result<Self, InitError> {
-        let discord = valine_core::discord_api::from_config(&config, DISCORD_ATTEMPT_TIMEOUT);
-        let github = valine_core::github_api::from_config(&config, GITHUB_READ_TIMEOUT)?;
+        let discord = valine_clients::discord_api::from_config(&config, DISCORD_ATTEMPT_TIMEOUT);
+        let github = valine_clients::github_api::from_config(&config, GITHUB_READ_TIMEOUT)?;
         Self::new(AppParts { config, stores, discord, github, jobs, metrics })
     }
 
@@ -118,7 +118,7 @@ impl App {
             return if path.ends_with("/health/ready") {
                 self.readiness().await
             } else if path.ends_with("/health") {
-                valine_core::http::health(SERVICE)
+                valine_service::http::health(SERVICE)
             } else {
                 HttpResponse::error(http::StatusCode::NOT_FOUND, "not found")
             };
@@ -141,7 +141,7 @@ impl App {
         .collect();
         // Alerts switched on without their settings is a broken configuration, not a choice.
         let broken = if c.enable_alerts { c.missing_for(Feature::Alerts) } else { Vec::new() };
-        valine_core::http::readiness(SERVICE, &broken, features, &self.stores).await
+        valine_service::http::readiness(SERVICE, &broken, features, &self.stores).await
     }
 
     /// Verifies, parses and answers one interaction.
@@ -346,7 +346,7 @@ impl App {
             conclusion: None,
             run_url: None,
             trace_id: trace_id.to_string(),
-            detail: Some(valine_core::redact::redact(detail).into_owned()),
+            detail: Some(valine_domain::redact::redact(detail).into_owned()),
         };
         // The alerter keeps to the budget and logs what happened (`Alert sent` / `Alert failed`).
         self.alerter.raise(&alert, tokio::time::Instant::now() + budget).await;
@@ -511,7 +511,7 @@ impl<'a> Ctx<'a> {
 
     /// A blocked record of this command by this caller, with nothing else filled in.
     pub fn blocked_record(&self) -> AuditRecord {
-        AuditRecord::new(&self.trace_id(), self.user_id, &self.command, valine_core::audit::AuditResult::Blocked)
+        AuditRecord::new(&self.trace_id(), self.user_id, &self.command, valine_domain::audit::AuditResult::Blocked)
             .meta("username", &self.user_name)
     }
 

@@ -7,7 +7,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use valine_core::trace::Trace;
+use valine_domain::trace::Trace;
 
 /// What a job needs to reach its interaction again.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]

@@ -5,8 +5,8 @@ use std::convert::Infallible;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use valine_core::http::HttpResponse;
-use valine_core::lambda;
+use valine_service::http::HttpResponse;
+use valine_service::lambda;
 
 use crate::app::App;
 use crate::jobs::JobEvent;

@@ -45,7 +45,7 @@ pub fn error(text: &str, trace_id: &str) -> Value {
 pub fn data(content: Option<&str>, embeds: &[Value], components: &[Value], ephemeral: bool) -> Value {
     let mut d = json!({"allowed_mentions": {"parse": []}});
     if let Some(c) = content {
-        d["content"] = json!(valine_core::alert::truncate(c, 2000));
+        d["content"] = json!(valine_domain::alert::truncate(c, 2000));
     }
     if !embeds.is_empty() {
         d["embeds"] = json!(embeds);

@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 use serenity::interactions_endpoint::Verifier as Ed25519;
-use valine_core::http::HttpRequest;
+use valine_service::http::HttpRequest;
 
 /// Bodies above this are refused before any other work.
 pub const MAX_BODY_BYTES: usize = 1 << 20;

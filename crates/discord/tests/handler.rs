@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
-use valine_core::audit::AuditResult;
-use valine_core::clock::now_secs;
-use valine_core::http::HttpRequest;
-use valine_core::logging::Capture;
-use valine_core::metrics::Metrics;
-use valine_core::store::Stores;
-use valine_core::store::embedded::EmbeddedStore;
-use valine_core::testing::{
+use valine_domain::audit::AuditResult;
+use valine_domain::clock::now_secs;
+use valine_service::http::HttpRequest;
+use valine_domain::logging::Capture;
+use valine_domain::metrics::Metrics;
+use valine_store::Stores;
+use valine_store::embedded::EmbeddedStore;
+use valine_service::testing::{
     capture_logs, config_from, discord_key, discord_signature, down_stores, fail_on_unexpected, public_key_hex,
     stalled_stores,
 };
@@ -69,8 +69,8 @@ impl Harness {
         let (jobs, mut rx) = LocalJobs::new();
         let app = Arc::new(
             App::new(AppParts {
-                discord: valine_core::discord_api::from_config(&config, Duration::from_secs(2)),
-                github: valine_core::github_api::from_config(&config, Duration::from_secs(25)).unwrap(),
+                discord: valine_clients::discord_api::from_config(&config, Duration::from_secs(2)),
+                github: valine_clients::github_api::from_config(&config, Duration::from_secs(25)).unwrap(),
                 config,
                 stores,
                 jobs: Arc::new(jobs),
@@ -549,7 +549,7 @@ async fn relay_by_an_admin_with_confirm_posts_once_without_pings_and_is_audited(
     assert_eq!(posted.target_channel.as_deref(), Some(&*CHANNEL.to_string()));
     assert!(summary.contains(&posted.audit_id) && summary.contains(posted.message_fingerprint.as_deref().unwrap()));
     assert!(!serde_json::to_string(&records).unwrap().contains("Deploy freeze"), "the text was stored");
-    assert!(valine_core::audit::digest_matches(b"audit-key-canary", text, posted.message_digest.as_deref().unwrap()));
+    assert!(valine_domain::audit::digest_matches(b"audit-key-canary", text, posted.message_digest.as_deref().unwrap()));
 }
 
 #[tokio::test]

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Value, json};
-use valine_core::config::Config;
-use valine_core::http::HttpRequest;
-use valine_core::logging::Capture;
-use valine_core::metrics::Metrics;
-use valine_core::testing::{Rng, discord_key, discord_signature, down_stores, public_key_hex};
+use valine_domain::config::Config;
+use valine_service::http::HttpRequest;
+use valine_domain::logging::Capture;
+use valine_domain::metrics::Metrics;
+use valine_service::testing::{Rng, discord_key, discord_signature, down_stores, public_key_hex};
 use valine_discord::jobs::LocalJobs;
 use valine_discord::{App, AppParts};
 
@@ -75,7 +75,7 @@ async fn mutated_and_random_signed_bodies_never_get_a_5xx() {
     .unwrap();
     let (jobs, _rx) = LocalJobs::new();
     let app = App::new(AppParts {
-        discord: valine_core::discord_api::from_config(&config, Duration::from_millis(50)),
+        discord: valine_clients::discord_api::from_config(&config, Duration::from_millis(50)),
         github: None,
         config,
         stores: down_stores(),
@@ -109,7 +109,7 @@ async fn mutated_and_random_signed_bodies_never_get_a_5xx() {
             }
             v.to_string().into_bytes()
         };
-        let ts = valine_core::clock::now_secs().to_string();
+        let ts = valine_domain::clock::now_secs().to_string();
         let mut headers = HeaderMap::new();
         headers.insert("x-signature-ed25519", HeaderValue::from_str(&discord_signature(&key, &ts, &body)).unwrap());
         headers.insert("x-signature-timestamp", HeaderValue::from_str(&ts).unwrap());

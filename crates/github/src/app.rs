@@ -9,14 +9,14 @@ use tokio::time::Instant;
 use http::StatusCode;
 use serde_json::{Value, json};
 use tracing::Instrument;
-use valine_core::alerting::{AlertOutcome, Alerter, Resolution};
-use valine_core::config::{Config, Feature, Secret};
-use valine_core::diagnose::{correlation_ids_in, progress_message};
-use valine_core::discord_api::Discord;
-use valine_core::http::{HttpRequest, HttpResponse};
-use valine_core::metrics::Metrics;
-use valine_core::store::{RunRecord, StoreError, Stores};
-use valine_core::trace::{StepStatus, TraceRecorder};
+use valine_service::alerting::{AlertOutcome, Alerter, Resolution};
+use valine_domain::config::{Config, Feature, Secret};
+use valine_service::diagnose::{correlation_ids_in, progress_message};
+use valine_clients::discord_api::Discord;
+use valine_service::http::{HttpRequest, HttpResponse};
+use valine_domain::metrics::Metrics;
+use valine_store::{RunRecord, StoreError, Stores};
+use valine_domain::trace::{StepStatus, TraceRecorder};
 
 use crate::events::{self, Decision};
 use crate::verify;
@@ -35,7 +35,7 @@ pub const TRACE_USER: &str = "github";
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error(transparent)]
-    Config(#[from] valine_core::config::ConfigError),
+    Config(#[from] valine_domain::config::ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -85,7 +85,7 @@ impl App {
     }
 
     pub fn from_config(config: Config, stores: Stores, metrics: Metrics) -> Result<Self, InitError> {
-        let discord = valine_core::discord_api::from_config(&config, std::time::Duration::from_secs(3));
+        let discord = valine_clients::discord_api::from_config(&config, std::time::Duration::from_secs(3));
         Self::new(AppParts { config, stores, discord, metrics })
     }
 
@@ -96,9 +96,9 @@ impl App {
                 // Alerts switched on without their settings is a broken configuration.
                 let broken =
                     if self.config.enable_alerts { self.config.missing_for(Feature::Alerts) } else { Vec::new() };
-                valine_core::http::readiness(SERVICE, &broken, Vec::new(), &self.stores).await
+                valine_service::http::readiness(SERVICE, &broken, Vec::new(), &self.stores).await
             } else if path.ends_with("/health") {
-                valine_core::http::health(SERVICE)
+                valine_service::http::health(SERVICE)
             } else {
                 HttpResponse::error(StatusCode::NOT_FOUND, "not found")
             };
@@ -386,7 +386,7 @@ impl App {
                     let edit = discord.edit_original(correlation.application_id, &correlation.interaction_token, &body);
                     tokio::time::timeout(budget, edit)
                         .await
-                        .unwrap_or(Err(valine_core::discord_api::DiscordError::Timeout))
+                        .unwrap_or(Err(valine_clients::discord_api::DiscordError::Timeout))
                 })
                 .await;
             return Some(match edited {

@@ -3,9 +3,9 @@
 //! differ between github.com, GHES and older hooks, and none of that may fail a delivery.
 
 use serde_json::Value;
-use valine_core::alert::{Alert, AlertKind, Severity};
-use valine_core::clock::{now_secs, parse_rfc3339_secs};
-use valine_core::store::RunRecord;
+use valine_domain::alert::{Alert, AlertKind, Severity};
+use valine_domain::clock::{now_secs, parse_rfc3339_secs};
+use valine_store::RunRecord;
 
 /// What to do about one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 
 use lambda_http::{Body, Request, Response};
-use valine_core::lambda;
+use valine_service::lambda;
 
 use crate::app::App;
 

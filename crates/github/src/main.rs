@@ -3,16 +3,16 @@
 use std::sync::Arc;
 
 use lambda_http::service_fn;
-use valine_core::config::StoreKind;
-use valine_core::metrics::Metrics;
-use valine_core::store::Stores;
+use valine_domain::config::StoreKind;
+use valine_domain::metrics::Metrics;
+use valine_store::Stores;
 use valine_github::{App, SERVICE};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let config = valine_core::logging::init_from_env(SERVICE)?;
+    let config = valine_domain::logging::init_from_env(SERVICE)?;
     let stores = match config.store {
-        StoreKind::DynamoDb => Stores::dynamodb(&config, &valine_core::store::dynamo::sdk_config().await),
+        StoreKind::DynamoDb => Stores::dynamodb(&config, &valine_store::dynamo::sdk_config().await),
         StoreKind::Embedded => Stores::open(&config).await?,
     };
     let app = Arc::new(App::from_config(config, stores, Metrics::stdout(SERVICE)).map_err(|e| {

@@ -4,7 +4,7 @@
 use hmac::{Hmac, Mac};
 use http::StatusCode;
 use sha2::Sha256;
-use valine_core::http::HttpRequest;
+use valine_service::http::HttpRequest;
 
 /// Lambda's synchronous payload limit.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -64,7 +64,7 @@ pub fn verify<'r>(req: &'r HttpRequest, secret: &[u8]) -> Result<&'r str, Reject
 mod tests {
     use super::*;
     use http::{HeaderMap, HeaderValue, Method};
-    use valine_core::testing::github_signature;
+    use valine_service::testing::github_signature;
 
     fn req(body: &[u8], sig: Option<&str>, event: Option<&str>) -> HttpRequest {
         let mut h = HeaderMap::new();

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
-use valine_core::config::Config;
-use valine_core::http::HttpRequest;
-use valine_core::logging::Capture;
-use valine_core::metrics::Metrics;
-use valine_core::store::embedded::EmbeddedStore;
-use valine_core::store::{DiagnoseCorrelation, Stores};
-use valine_core::testing::{capture_logs, config_from, down_stores, fail_on_unexpected, github_signature};
+use valine_domain::config::Config;
+use valine_service::http::HttpRequest;
+use valine_domain::logging::Capture;
+use valine_domain::metrics::Metrics;
+use valine_store::embedded::EmbeddedStore;
+use valine_store::{DiagnoseCorrelation, Stores};
+use valine_service::testing::{capture_logs, config_from, down_stores, fail_on_unexpected, github_signature};
 use valine_github::{App, AppParts};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -35,7 +35,7 @@ fn config(discord: &MockServer, overrides: &[(&str, &str)]) -> Config {
 
 fn app(config: Config, stores: Stores) -> App {
     App::new(AppParts {
-        discord: valine_core::discord_api::from_config(&config, Duration::from_secs(3)),
+        discord: valine_clients::discord_api::from_config(&config, Duration::from_secs(3)),
         config,
         stores,
         metrics: Metrics::new("github-handler", Arc::new(Capture::default())),
@@ -222,8 +222,8 @@ async fn a_failure_alerts_once_with_everything_an_operator_needs() {
         assert_eq!(fields.get(name).copied(), Some(value), "{name} in {embed}");
     }
     assert_eq!(embed["url"], run_url);
-    assert_eq!(embed["color"], json!(valine_core::alert::Severity::Error.colour()));
-    assert!(embed["title"].as_str().unwrap().starts_with(valine_core::alert::Severity::Error.emoji()), "{embed}");
+    assert_eq!(embed["color"], json!(valine_domain::alert::Severity::Error.colour()));
+    assert!(embed["title"].as_str().unwrap().starts_with(valine_domain::alert::Severity::Error.emoji()), "{embed}");
     assert_eq!(posts[0]["allowed_mentions"], json!({"parse": []}), "an error alert pings nobody");
 }
 
@@ -379,7 +379,7 @@ const DIAGNOSE_CORRELATION: &str = "6f1c2a4e-8b3d-4c5e-9f70-112233445566";
 
 /// Stores a pending `/diagnose` correlation, as the Discord handler does when it dispatches.
 async fn pending_diagnose(h: &Harness) {
-    let now = valine_core::clock::now_secs();
+    let now = valine_domain::clock::now_secs();
     h.app
         .stores
         .runs
@@ -545,14 +545,14 @@ async fn two_instances_sharing_dynamodb_post_one_alert() {
         .await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let names = valine_core::store::dynamo::TableNames {
+    let names = valine_store::dynamo::TableNames {
         audit: format!("gh-audit-{id}"),
         runs: format!("gh-runs-{id}"),
         state: format!("gh-state-{id}"),
     };
-    valine_core::store::dynamo::create_tables(&client, &names).await.unwrap();
+    valine_store::dynamo::create_tables(&client, &names).await.unwrap();
     let stores =
-        Stores::from_adapter(Arc::new(valine_core::store::dynamo::DynamoStore::from_client(client, names)), "dynamodb");
+        Stores::from_adapter(Arc::new(valine_store::dynamo::DynamoStore::from_client(client, names)), "dynamodb");
     shared_store_posts_one_alert(stores).await;
 }
 

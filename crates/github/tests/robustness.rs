@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Value, json};
-use valine_core::config::Config;
-use valine_core::http::HttpRequest;
-use valine_core::logging::Capture;
-use valine_core::metrics::Metrics;
-use valine_core::store::Stores;
-use valine_core::store::embedded::EmbeddedStore;
-use valine_core::testing::{Rng, github_signature};
+use valine_domain::config::Config;
+use valine_service::http::HttpRequest;
+use valine_domain::logging::Capture;
+use valine_domain::metrics::Metrics;
+use valine_store::Stores;
+use valine_store::embedded::EmbeddedStore;
+use valine_service::testing::{Rng, github_signature};
 use valine_github::{App, AppParts};
 
 fn weird(rng: &mut Rng) -> Value {
@@ -64,7 +64,7 @@ async fn mutated_deliveries_never_get_a_5xx() {
     })
     .unwrap();
     let app = App::new(AppParts {
-        discord: valine_core::discord_api::from_config(&config, Duration::from_millis(50)),
+        discord: valine_clients::discord_api::from_config(&config, Duration::from_millis(50)),
         config,
         stores,
         metrics: Metrics::new("t", Arc::new(Capture::default())),

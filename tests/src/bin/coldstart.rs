@@ -13,8 +13,8 @@ const SEED: [u8; 32] = [7; 32];
 fn ping_event() -> serde_json::Value {
     let key = ed25519_dalek::SigningKey::from_bytes(&SEED);
     let body = br#"{"type":1,"id":"1","application_id":"1","token":"t","version":1}"#;
-    let ts = valine_core::clock::now_secs().to_string();
-    let sig = valine_core::signing::discord_signature(&key, &ts, body);
+    let ts = valine_domain::clock::now_secs().to_string();
+    let sig = valine_domain::signing::discord_signature(&key, &ts, body);
     http_api_event(
         "POST",
         "/discord",
@@ -32,7 +32,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() {
     let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(30);
     let key = ed25519_dalek::SigningKey::from_bytes(&SEED);
-    let public = valine_core::signing::public_key_hex(&key);
+    let public = valine_domain::signing::public_key_hex(&key);
     let dir = std::env::temp_dir().join(format!("valine-coldstart-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let targets = [

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use valine_core::alert::truncate;
-use valine_core::authz::authorize_debug;
-use valine_core::redact::redact;
-use valine_core::trace::{StepStatus, Trace};
+use valine_domain::alert::truncate;
+use valine_domain::authz::authorize_debug;
+use valine_domain::redact::redact;
+use valine_domain::trace::{StepStatus, Trace};
 
 use crate::app::Ctx;
 use crate::response;
@@ -136,7 +136,7 @@ pub fn logs_insights_url(region: &str, stage: &str, trace_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use valine_core::trace::Step;
+    use valine_domain::trace::Step;
 
     fn trace(steps: usize) -> Trace {
         Trace {

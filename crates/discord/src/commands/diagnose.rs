@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use serenity::model::application::CommandDataOption;
-use valine_core::authz::authorize_diagnose;
-use valine_core::clock::now_secs;
-use valine_core::config::Feature;
-use valine_core::diagnose::{CORRELATION_TTL_SECS, progress_message};
-use valine_core::store::DiagnoseCorrelation;
-use valine_core::trace::{StepStatus, TraceRecorder};
-use valine_core::url_guard::{UrlPolicy, check_url};
+use valine_domain::authz::authorize_diagnose;
+use valine_domain::clock::now_secs;
+use valine_domain::config::Feature;
+use valine_service::diagnose::{CORRELATION_TTL_SECS, progress_message};
+use valine_store::DiagnoseCorrelation;
+use valine_domain::trace::{StepStatus, TraceRecorder};
+use valine_domain::url_guard::{UrlPolicy, check_url};
 
 use crate::app::{App, Ctx, opt_str};
 use crate::jobs::{Job, JobContext};

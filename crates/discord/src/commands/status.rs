@@ -6,11 +6,11 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::{Value, json};
 use serenity::model::application::CommandDataOption;
-use valine_core::alert::truncate;
-use valine_core::clock::{self, now_secs};
-use valine_core::config::{Feature, RepoName};
-use valine_core::github_api::{GitHub, GitHubError, Workflow, WorkflowRun};
-use valine_core::trace::{StepStatus, TraceRecorder};
+use valine_domain::alert::truncate;
+use valine_domain::clock::{self, now_secs};
+use valine_domain::config::{Feature, RepoName};
+use valine_clients::github_api::{GitHub, GitHubError, Workflow, WorkflowRun};
+use valine_domain::trace::{StepStatus, TraceRecorder};
 
 use crate::app::{App, Ctx, STATUS_INLINE_BUDGET, opt_i64, opt_str};
 use crate::jobs::{Job, JobContext};

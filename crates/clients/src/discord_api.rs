@@ -157,7 +157,7 @@ impl HttpDiscord {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            let message = json["message"].as_str().map_or_else(|| crate::alert::truncate(&text, 200), str::to_string);
+            let message = json["message"].as_str().map_or_else(|| valine_domain::alert::truncate(&text, 200), str::to_string);
             return Err(DiscordError::Status { status: status.as_u16(), message });
         }
     }
@@ -276,7 +276,7 @@ impl Discord for DryRunDiscord {
 
 /// The adapter the configuration asks for: dry-run when `DRY_RUN` is set, HTTP otherwise (the
 /// bot token may be missing: interaction edits need only the interaction token).
-pub fn from_config(config: &crate::config::Config, attempt_timeout: Duration) -> Arc<dyn Discord> {
+pub fn from_config(config: &valine_domain::config::Config, attempt_timeout: Duration) -> Arc<dyn Discord> {
     if config.dry_run {
         return Arc::new(DryRunDiscord);
     }

@@ -269,7 +269,10 @@ pub fn filter(level: &str) -> tracing_subscriber::filter::Targets {
     };
     Targets::new()
         .with_default(ours.min(LevelFilter::WARN))
-        .with_target("valine_core", ours)
+        .with_target("valine_domain", ours)
+        .with_target("valine_store", ours)
+        .with_target("valine_clients", ours)
+        .with_target("valine_service", ours)
         .with_target("valine_discord", ours)
         .with_target("valine_github", ours)
         .with_target("valinectl", ours)
@@ -392,7 +395,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::debug!(target: "hyper::client", "noise");
             tracing::warn!(target: "hyper::client", "kept");
-            tracing::debug!(target: "valine_core::x", "ours");
+            tracing::debug!(target: "valine_store::x", "ours");
         });
         let text = sink.text();
         assert!(!text.contains("noise") && text.contains("kept") && text.contains("ours"));

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{Config, RepoName};
+use valine_domain::config::{Config, RepoName};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GitHubError {
@@ -88,7 +88,7 @@ impl WorkflowRun {
     pub fn duration_secs(&self) -> Option<u64> {
         let start = self.run_started_at.as_deref().or(self.created_at.as_deref())?;
         let end = self.updated_at.as_deref()?;
-        Some(crate::clock::parse_rfc3339_secs(end)?.saturating_sub(crate::clock::parse_rfc3339_secs(start)?))
+        Some(valine_domain::clock::parse_rfc3339_secs(end)?.saturating_sub(valine_domain::clock::parse_rfc3339_secs(start)?))
     }
 }
 

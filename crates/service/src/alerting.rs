@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::alert::{Alert, AlertKind, resolved_message};
-use crate::clock::now_secs;
-use crate::config::Config;
-use crate::discord_api::Discord;
-use crate::metrics::{AlertMetric, Metrics};
-use crate::store::{AlertLedger, AlertingState, StoreError};
+use valine_domain::alert::{Alert, AlertKind, resolved_message};
+use valine_domain::clock::now_secs;
+use valine_domain::config::Config;
+use valine_clients::discord_api::Discord;
+use valine_domain::metrics::{AlertMetric, Metrics};
+use valine_store::{AlertLedger, AlertingState, StoreError};
 
 /// The alert settings of section 6.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +75,8 @@ fn budget(deadline: Instant, cap: Duration, reserve: Duration) -> Duration {
 /// A store call of the alert path: at most [`CLAIM_BUDGET`], and inside `deadline`.
 async fn store_call<T>(
     deadline: Instant,
-    call: impl Future<Output = crate::store::StoreResult<T>>,
-) -> crate::store::StoreResult<T> {
+    call: impl Future<Output = valine_store::StoreResult<T>>,
+) -> valine_store::StoreResult<T> {
     tokio::time::timeout(budget(deadline, CLAIM_BUDGET, Duration::ZERO), call)
         .await
         .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())))
@@ -126,7 +126,7 @@ impl Alerter {
     /// The alerter a handler uses: settings from `config`, the ledger of `stores`.
     pub fn from_config(
         config: &Config,
-        stores: &crate::store::Stores,
+        stores: &valine_store::Stores,
         discord: Arc<dyn Discord>,
         metrics: Metrics,
     ) -> Self {
@@ -213,10 +213,10 @@ impl Alerter {
         channel: u64,
         message: &serde_json::Value,
         deadline: Instant,
-    ) -> Result<crate::discord_api::PostedMessage, crate::discord_api::DiscordError> {
+    ) -> Result<valine_clients::discord_api::PostedMessage, valine_clients::discord_api::DiscordError> {
         tokio::time::timeout(post_budget(deadline), self.discord.post_message(channel, message))
             .await
-            .unwrap_or(Err(crate::discord_api::DiscordError::Timeout))
+            .unwrap_or(Err(valine_clients::discord_api::DiscordError::Timeout))
     }
 
     fn rate_limited(&self, key: &str, trace_id: &str) -> AlertOutcome {
@@ -243,7 +243,7 @@ impl Alerter {
     /// After a success: posts one "resolved" message if this workflow + branch had alerted.
     /// `None` when there was nothing to resolve. Keeps to `deadline` like [`Alerter::raise`].
     pub async fn resolve(&self, success: &Resolution<'_>, deadline: Instant) -> Option<AlertOutcome> {
-        let recovery_key = crate::alert::recovery_key(success.repository, success.workflow, success.branch);
+        let recovery_key = valine_domain::alert::recovery_key(success.repository, success.workflow, success.branch);
         let failed = |e: &StoreError| {
             tracing::error!(recovery_key = %recovery_key, error = %e, "could not read the alerting state; no resolved message");
             Some(AlertOutcome::Failed { error: e.to_string() })
@@ -343,9 +343,9 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::discord_api::{DiscordError, PostedMessage};
-    use crate::store::embedded::EmbeddedStore;
-    use crate::store::{Claim, StoreResult};
+    use valine_clients::discord_api::{DiscordError, PostedMessage};
+    use valine_store::embedded::EmbeddedStore;
+    use valine_store::{Claim, StoreResult};
 
     /// The embedded store, except that a take can be made to land and then lose its answer.
     struct LossyTake {
@@ -418,10 +418,10 @@ mod tests {
             window_secs: 300,
             can_post: true,
         };
-        let metrics = Metrics::new("test", Arc::new(crate::logging::Capture::default()));
+        let metrics = Metrics::new("test", Arc::new(valine_domain::logging::Capture::default()));
         let alerter = Alerter::new(settings, ledger.clone(), posts.clone(), metrics);
         let state = AlertingState {
-            recovery_key: crate::alert::recovery_key("acme/widget", "CI", "main"),
+            recovery_key: valine_domain::alert::recovery_key("acme/widget", "CI", "main"),
             since: now_secs(),
             dedup_key: "acme/widget|CI|main|workflow_failed".into(),
             run_url: None,

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::store::{DiagnoseCorrelation, RunRecord};
+use valine_store::{DiagnoseCorrelation, RunRecord};
 
 /// How long a correlation (and the interaction token it carries) stays usable. Discord's
 /// interaction tokens live 15 minutes.
@@ -29,14 +29,14 @@ pub fn progress_message(c: &DiagnoseCorrelation, run: Option<&RunRecord>) -> Val
         fields.push(json!({"name": "Run", "value": format!("[#{}]({})", r.run_number, r.html_url), "inline": true}));
         if r.status == "completed" {
             let start = r.run_started_at.unwrap_or(r.created_at);
-            fields.push(json!({"name": "Duration", "value": crate::clock::duration(r.updated_at.saturating_sub(start)), "inline": true}));
+            fields.push(json!({"name": "Duration", "value": valine_domain::clock::duration(r.updated_at.saturating_sub(start)), "inline": true}));
         }
     }
     if let Some(u) = &c.frontend_url {
-        fields.push(json!({"name": "Frontend", "value": crate::alert::truncate(u, 1000), "inline": false}));
+        fields.push(json!({"name": "Frontend", "value": valine_domain::alert::truncate(u, 1000), "inline": false}));
     }
     if let Some(u) = &c.api_base {
-        fields.push(json!({"name": "API base", "value": crate::alert::truncate(u, 1000), "inline": false}));
+        fields.push(json!({"name": "API base", "value": valine_domain::alert::truncate(u, 1000), "inline": false}));
     }
     fields.push(json!({"name": "Correlation", "value": format!("`{}`", c.correlation_id), "inline": true}));
     fields.push(json!({"name": "Trace", "value": format!("`{}`", c.trace_id), "inline": true}));

@@ -18,10 +18,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 
 use super::schema::{AUDIT_USER_INDEX, RUNS_WORKFLOW_INDEX};
 use super::*;
-use crate::audit::{AuditRecord, AuditResult};
-use crate::clock::now_secs;
-use crate::config::Config;
-use crate::trace::Trace;
+use valine_domain::audit::{AuditRecord, AuditResult};
+use valine_domain::clock::now_secs;
+use valine_domain::config::Config;
+use valine_domain::trace::Trace;
 
 type Item = HashMap<String, AttributeValue>;
 

@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use valine_core::audit::{AuditRecord, AuditResult};
-use valine_core::clock::{now_millis, now_secs};
-use valine_core::store::dynamo::{DynamoStore, TableNames, create_tables};
-use valine_core::store::embedded::EmbeddedStore;
-use valine_core::store::*;
-use valine_core::trace::{Step, StepStatus, Trace};
+use valine_domain::audit::{AuditRecord, AuditResult};
+use valine_domain::clock::{now_millis, now_secs};
+use valine_store::dynamo::{DynamoStore, TableNames, create_tables};
+use valine_store::embedded::EmbeddedStore;
+use valine_store::*;
+use valine_domain::trace::{Step, StepStatus, Trace};
 
 fn embedded_stores() -> (Stores, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -509,7 +509,7 @@ async fn dynamodb_silent_is_a_typed_error_for_every_method() {
 
 /// The AWS settings the handlers use (timeouts, retries), for a server at `127.0.0.1:port`.
 async fn production_sdk(port: u16) -> aws_config::SdkConfig {
-    let production = valine_core::store::dynamo::sdk_config().await;
+    let production = valine_store::dynamo::sdk_config().await;
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "conformance"))

@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn template_carries_this_description() {
-        let template = include_str!("../../../../template.yaml");
+        let template = include_str!("../../../template.yaml");
         let begin = template.find("# BEGIN tables\n").expect("template.yaml has a `# BEGIN tables` line") + 15;
         let end = template.find("  # END tables").expect("template.yaml has a `# END tables` line");
         assert_eq!(

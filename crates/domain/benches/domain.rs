@@ -3,9 +3,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use valine_core::alert::{Alert, AlertKind, Severity, window_holds};
-use valine_core::redact::redact_bytes;
-use valine_core::trace::{Trace, TraceCache};
+use valine_domain::alert::{Alert, AlertKind, Severity, window_holds};
+use valine_domain::redact::redact_bytes;
+use valine_domain::trace::{Trace, TraceCache};
 
 /// 1 MiB of realistic log text, optionally with a secret in every KiB.
 fn log_text(with_secrets: bool) -> Vec<u8> {

@@ -12,9 +12,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::audit::AuditRecord;
-use crate::clock::now_secs;
-use crate::trace::Trace;
+use valine_domain::audit::AuditRecord;
+use valine_domain::clock::now_secs;
+use valine_domain::trace::Trace;
 
 const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
 /// `user \0 timestamp(20) \0 audit_id` → audit_id

@@ -4,8 +4,8 @@
 
 use std::borrow::Cow;
 
-use valine_core::redact::{redact, redact_bytes};
-use valine_core::testing::Rng;
+use valine_domain::redact::{redact, redact_bytes};
+use valine_domain::testing::Rng;
 
 const PIECES: &[&str] = &[
     "token",

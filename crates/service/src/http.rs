@@ -62,14 +62,14 @@ pub async fn readiness(
     service: &str,
     config_missing: &[&'static str],
     unconfigured: Vec<(&'static str, Vec<&'static str>)>,
-    stores: &crate::store::Stores,
+    stores: &valine_store::Stores,
 ) -> HttpResponse {
     let started = std::time::Instant::now();
     let store = tokio::time::timeout(std::time::Duration::from_secs(2), stores.health.ping()).await;
     let store_ms = started.elapsed().as_millis() as u64;
     let (store_ok, store_detail) = match store {
         Ok(Ok(())) => (true, None),
-        Ok(Err(e)) => (false, Some(crate::redact::redact(&e.to_string()).into_owned())),
+        Ok(Err(e)) => (false, Some(valine_domain::redact::redact(&e.to_string()).into_owned())),
         Err(_) => (false, Some("no answer within 2 s".to_string())),
     };
     let config_ok = config_missing.is_empty();

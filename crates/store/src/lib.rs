@@ -1,5 +1,5 @@
 //! Storage ports (traits) and the two adapters behind them: DynamoDB in Lambda, an embedded redb
-//! file everywhere else. Both pass one conformance suite (`crates/core/tests/conformance.rs`).
+//! file everywhere else. Both pass one conformance suite (`crates/store/tests/conformance.rs`).
 //!
 //! Conditional operations (claims, first-seen checks, takes) are atomic in both: two Lambda
 //! containers, or two tasks in one process, can never both win.
@@ -9,12 +9,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::AuditRecord;
-use crate::trace::Trace;
+use valine_domain::audit::AuditRecord;
+use valine_domain::trace::Trace;
 
 pub mod dynamo;
 pub mod embedded;
 pub mod schema;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// How long traces are kept.
 pub const TRACE_TTL_SECS: u64 = 24 * 3600;
@@ -273,21 +275,21 @@ impl Stores {
     }
 
     /// Opens the store the configuration names.
-    pub async fn open(config: &crate::config::Config) -> StoreResult<Self> {
+    pub async fn open(config: &valine_domain::config::Config) -> StoreResult<Self> {
         match config.store {
-            crate::config::StoreKind::Embedded => {
+            valine_domain::config::StoreKind::Embedded => {
                 let store = embedded::EmbeddedStore::open(&config.data_dir.join("valine.redb"))?;
                 // What DynamoDB's TTL does for the deployed tables: in the background, at once
                 // and then hourly, so that opening stays fast.
                 store.sweep_periodically(std::time::Duration::from_secs(3600));
                 Ok(Self::from_adapter(Arc::new(store), "embedded"))
             }
-            crate::config::StoreKind::DynamoDb => Ok(Self::dynamodb(config, &dynamo::sdk_config().await)),
+            valine_domain::config::StoreKind::DynamoDb => Ok(Self::dynamodb(config, &dynamo::sdk_config().await)),
         }
     }
 
     /// The DynamoDB adapter over an already loaded AWS configuration.
-    pub fn dynamodb(config: &crate::config::Config, sdk: &aws_config::SdkConfig) -> Self {
+    pub fn dynamodb(config: &valine_domain::config::Config, sdk: &aws_config::SdkConfig) -> Self {
         let store = dynamo::DynamoStore::new(sdk, dynamo::TableNames::from_config(config));
         Self::from_adapter(Arc::new(store), "dynamodb")
     }

@@ -1,0 +1,6 @@
+//! valine-clients: the Discord and GitHub ports and their HTTP adapters.
+
+pub mod discord_api;
+pub mod github_api;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

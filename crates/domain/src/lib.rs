@@ -1,0 +1,17 @@
+//! valine-domain: Valine's pure logic. Configuration, the redactor, the URL guard, authorization,
+//! the alert model, audit records, traces, and the JSON log and metric formats. Nothing here does
+//! I/O beyond writing log lines, so the fuzz targets and `valinectl redact` build from it alone.
+
+pub mod alert;
+pub mod audit;
+pub mod authz;
+pub mod clock;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod redact;
+pub mod signing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod trace;
+pub mod url_guard;

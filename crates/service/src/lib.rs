@@ -1,0 +1,9 @@
+//! valine-service: what both Lambda binaries share. The transport-neutral request and the health
+//! and readiness answers, the Lambda adapter, alert posting, and `/diagnose` progress.
+
+pub mod alerting;
+pub mod diagnose;
+pub mod http;
+pub mod lambda;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
