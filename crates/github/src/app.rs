@@ -378,7 +378,7 @@ impl App {
                 }
             };
             rec.set_correlation_id(&id);
-            let body = progress_message(&correlation, Some(run));
+            let body = progress_message(&correlation, Some(run)).to_json();
             let discord = self.discord.clone();
             let budget = PROGRESS_EDIT_BUDGET.min(deadline.saturating_duration_since(Instant::now()));
             let edited = rec
