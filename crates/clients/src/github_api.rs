@@ -119,9 +119,14 @@ pub trait GitHub: Send + Sync {
     async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError>;
 }
 
+/// GitHub over octocrab. The client (and the root certificates its TLS connector loads) is built
+/// on the first call, not at start-up: a PING or a delivery nobody routes never needs it.
 #[derive(Clone)]
 pub struct OctocrabGitHub {
-    crab: octocrab::Octocrab,
+    crab: Arc<std::sync::OnceLock<Result<octocrab::Octocrab, GitHubError>>>,
+    token: Arc<str>,
+    base: Option<url::Url>,
+    read_timeout: Duration,
 }
 
 impl std::fmt::Debug for OctocrabGitHub {
@@ -131,18 +136,33 @@ impl std::fmt::Debug for OctocrabGitHub {
 }
 
 impl OctocrabGitHub {
-    /// Must be called inside a Tokio runtime (octocrab spawns its request buffer).
     pub fn new(token: &str, base: Option<&url::Url>, read_timeout: Duration) -> Result<Self, GitHubError> {
-        let mut builder = octocrab::Octocrab::builder()
-            .personal_token(token.to_string())
-            .set_connect_timeout(Some(Duration::from_secs(2)))
-            .set_read_timeout(Some(read_timeout))
-            .set_write_timeout(Some(Duration::from_secs(5)));
         if let Some(base) = base {
-            builder = builder.base_uri(base.as_str()).map_err(|e| GitHubError::Unreachable(e.to_string()))?;
+            // Checked now, so that a wrong GITHUB_API_BASE fails the start, not the first command.
+            octocrab::Octocrab::builder()
+                .base_uri(base.as_str())
+                .map_err(|e| GitHubError::Unreachable(e.to_string()))?;
         }
-        let crab = builder.build().map_err(|e| GitHubError::Unreachable(e.to_string()))?;
-        Ok(Self { crab })
+        Ok(Self { crab: Arc::default(), token: Arc::from(token), base: base.cloned(), read_timeout })
+    }
+
+    /// The client, built once. Must be called inside a Tokio runtime (octocrab spawns its
+    /// request buffer).
+    fn crab(&self) -> Result<&octocrab::Octocrab, GitHubError> {
+        self.crab
+            .get_or_init(|| {
+                let mut builder = octocrab::Octocrab::builder()
+                    .personal_token(self.token.to_string())
+                    .set_connect_timeout(Some(Duration::from_secs(2)))
+                    .set_read_timeout(Some(self.read_timeout))
+                    .set_write_timeout(Some(Duration::from_secs(5)));
+                if let Some(base) = &self.base {
+                    builder = builder.base_uri(base.as_str()).map_err(|e| GitHubError::Unreachable(e.to_string()))?;
+                }
+                builder.build().map_err(|e| GitHubError::Unreachable(e.to_string()))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
@@ -174,7 +194,7 @@ fn segment(s: &str) -> String {
 impl GitHub for OctocrabGitHub {
     async fn list_workflows(&self, repo: &RepoName) -> Result<Vec<Workflow>, GitHubError> {
         let route = format!("/repos/{}/{}/actions/workflows", segment(&repo.owner), segment(&repo.name));
-        let page: WorkflowsPage = self.crab.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        let page: WorkflowsPage = self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
         Ok(page.workflows)
     }
 
@@ -186,7 +206,8 @@ impl GitHub for OctocrabGitHub {
             segment(workflow)
         );
         let per_page = per_page.clamp(1, 100).to_string();
-        let page: RunsPage = self.crab.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
+        let page: RunsPage =
+            self.crab()?.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
         Ok(page.workflow_runs)
     }
 
@@ -198,7 +219,7 @@ impl GitHub for OctocrabGitHub {
         inputs: &Value,
     ) -> Result<(), GitHubError> {
         let inputs = if inputs.is_object() { inputs.clone() } else { Value::Object(Default::default()) };
-        self.crab
+        self.crab()?
             .actions()
             .create_workflow_dispatch(&repo.owner, &repo.name, workflow, git_ref)
             .inputs(inputs)
@@ -209,7 +230,7 @@ impl GitHub for OctocrabGitHub {
 
     async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError> {
         let route = format!("/repos/{}/{}/actions/runs/{run_id}", segment(&repo.owner), segment(&repo.name));
-        self.crab.get(route, None::<&()>).await.map_err(map_err)
+        self.crab()?.get(route, None::<&()>).await.map_err(map_err)
     }
 }
 

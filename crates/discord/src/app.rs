@@ -14,6 +14,7 @@ use valine_domain::message::{Message, Reply};
 use valine_domain::metrics::Metrics;
 use valine_domain::trace::{StepStatus, TraceCache, TraceRecorder};
 use valine_service::alerting::Alerter;
+use valine_service::bootstrap::{Route, route};
 use valine_service::http::{HttpRequest, HttpResponse};
 use valine_store::{StoreError, Stores};
 
@@ -113,20 +114,13 @@ impl App {
     /// Routes one HTTP request: health checks by method and path, everything else is an
     /// interaction.
     pub async fn handle(&self, req: HttpRequest) -> HttpResponse {
-        if req.method == http::Method::GET {
-            let path = req.path.trim_end_matches('/');
-            return if path.ends_with("/health/ready") {
-                self.services.readiness().await
-            } else if path.ends_with("/health") {
-                valine_service::http::health(SERVICE)
-            } else {
-                HttpResponse::error(http::StatusCode::NOT_FOUND, "not found")
-            };
+        match route(&req) {
+            Route::Ready => self.services.readiness().await,
+            Route::Health => valine_service::http::health(SERVICE),
+            Route::NotFound => HttpResponse::error(http::StatusCode::NOT_FOUND, "not found"),
+            Route::WrongMethod => HttpResponse::error(http::StatusCode::METHOD_NOT_ALLOWED, "interactions are POSTed"),
+            Route::Post => self.handle_interaction(req).await,
         }
-        if req.method != http::Method::POST {
-            return HttpResponse::error(http::StatusCode::METHOD_NOT_ALLOWED, "interactions are POSTed");
-        }
-        self.handle_interaction(req).await
     }
 
     pub async fn readiness(&self) -> HttpResponse {
