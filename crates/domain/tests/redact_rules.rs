@@ -448,7 +448,7 @@ fn command_line_flags() {
     for f in &forms {
         positive(f, &v);
     }
-    near_miss("ls -p /tmp; grep -p x; docker run -u 1000:1000 img; tar -a -cf x.tgz dir");
+    near_miss("ls -p /tmp; grep -p x; docker run -u 1000:1000 -p 8080:80 img; tar -a -cf x.tgz dir");
     near_miss("tool --password-file /run/secrets/db --no-password --token-type bearer");
 }
 

@@ -186,7 +186,13 @@ enum Sink {
 struct Scanner<'a> {
     s: &'a [u8],
     sink: Sink,
+    /// Where the last AWS access key id ended: a secret key is usually written right after it.
+    aws_id_end: Option<usize>,
 }
+
+/// How close after an AWS access key id a 40-character run without `/` or `+` counts as its
+/// secret key.
+const AWS_CONTEXT: usize = 256;
 
 /// The length of `ch` written at `s[p..]` in any of the forms logs use: as is, percent-encoded
 /// (`%2F`), as a JSON `\u` escape (`\u002F`), and for `/` JSON-escaped (`\/`, `\\/`). 0 if absent.
@@ -335,30 +341,36 @@ fn find_pem_end(s: &[u8], from: usize) -> Option<(usize, usize)> {
 }
 
 /// Command-line tools whose short flag takes a password: `mysql -p X`, `mysql -pX`,
-/// `sshpass -p X`, `docker login -p X`, `redis-cli -a X`.
-const PASSWORD_SHORT_FLAGS: &[(&[u8], u8)] = &[
-    (b"mysql", b'p'),
-    (b"mysqldump", b'p'),
-    (b"mysqladmin", b'p'),
-    (b"mariadb", b'p'),
-    (b"mariadb-dump", b'p'),
-    (b"mongo", b'p'),
-    (b"mongosh", b'p'),
-    (b"mongodump", b'p'),
-    (b"mongorestore", b'p'),
-    (b"sshpass", b'p'),
-    (b"docker", b'p'),
-    (b"podman", b'p'),
-    (b"nerdctl", b'p'),
-    (b"redis-cli", b'a'),
+/// `sshpass -p X`, `docker login -p X`, `redis-cli -a X`; the tool, the subcommand it needs
+/// (`docker run -p 8080:80` is a port), and the flag.
+/// A tool, the subcommand it needs, and its password flag.
+type PasswordFlag = (&'static [u8], Option<&'static [u8]>, u8);
+
+const PASSWORD_SHORT_FLAGS: &[PasswordFlag] = &[
+    (b"mysql", None, b'p'),
+    (b"mysqldump", None, b'p'),
+    (b"mysqladmin", None, b'p'),
+    (b"mariadb", None, b'p'),
+    (b"mariadb-dump", None, b'p'),
+    (b"mongo", None, b'p'),
+    (b"mongosh", None, b'p'),
+    (b"mongodump", None, b'p'),
+    (b"mongorestore", None, b'p'),
+    (b"sshpass", None, b'p'),
+    (b"docker", Some(b"login"), b'p'),
+    (b"podman", Some(b"login"), b'p'),
+    (b"nerdctl", Some(b"login"), b'p'),
+    (b"redis-cli", None, b'a'),
 ];
 
-/// True when the line holding `pos` names `command` (as a whole word, or the last part of a
-/// path) before `pos`.
+/// True when the line holding `pos` runs, before `pos`, a tool whose short `flag` takes a
+/// password: its name as a whole word (or the last part of a path), then its subcommand if it
+/// needs one.
 fn line_runs(s: &[u8], pos: usize, flag: u8) -> bool {
     let start = s[..pos].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1).max(pos.saturating_sub(1024));
     let line = &s[start..pos];
     let mut i = 0;
+    let mut wanted: Option<&[u8]> = None;
     while i < line.len() {
         if !is_word(line[i]) {
             i += 1;
@@ -366,9 +378,19 @@ fn line_runs(s: &[u8], pos: usize, flag: u8) -> bool {
         }
         let e = word_end(line, i);
         let word = &line[i..e];
-        let boundary = i == 0 || matches!(line[i - 1], b' ' | b'\t' | b'/' | b'"' | b'\'' | b'`' | b'(' | b';' | b'|');
-        if boundary && PASSWORD_SHORT_FLAGS.iter().any(|(cmd, f)| *f == flag && word == *cmd) {
+        if let Some(sub) = wanted.take()
+            && word == sub
+        {
             return true;
+        }
+        let boundary = i == 0 || matches!(line[i - 1], b' ' | b'\t' | b'/' | b'"' | b'\'' | b'`' | b'(' | b';' | b'|');
+        if boundary
+            && let Some((_, sub, _)) = PASSWORD_SHORT_FLAGS.iter().find(|(cmd, _, f)| *f == flag && word == *cmd)
+        {
+            match sub {
+                None => return true,
+                Some(sub) => wanted = Some(sub),
+            }
         }
         i = e;
     }
@@ -377,7 +399,7 @@ fn line_runs(s: &[u8], pos: usize, flag: u8) -> bool {
 
 impl<'a> Scanner<'a> {
     fn new(s: &'a [u8], sink: Sink) -> Self {
-        Scanner { s, sink }
+        Scanner { s, sink, aws_id_end: None }
     }
 
     /// Masks `s[start..end]`, a secret of `kind` whose construct starts at `from`.
@@ -464,6 +486,7 @@ impl<'a> Scanner<'a> {
                 return end;
             }
             if is_aws_key_id(word) {
+                self.aws_id_end = Some(we);
                 self.mask(ws, ws, we, "aws-access-key-id", false);
                 return we;
             }
@@ -548,6 +571,12 @@ impl<'a> Scanner<'a> {
         }
         let end = aws_secret_end(self.s, ws)?;
         let _ = we;
+        // Base64 of ordinary data (GitHub node ids, say) also comes in runs of 40: without a `/`
+        // or `+`, only right after an access key id is it taken for a secret key.
+        let near_id = self.aws_id_end.is_some_and(|e| ws - e <= AWS_CONTEXT);
+        if !near_id && !self.s[ws..end].iter().any(|&c| c == b'/' || c == b'+') {
+            return None;
+        }
         self.mask(ws, ws, end, "aws-secret-access-key", false);
         Some(end)
     }
@@ -817,7 +846,10 @@ impl<'a> Scanner<'a> {
         let s = self.s;
         let word = &s[ws..we];
         let dashes = word.iter().take_while(|&&c| c == b'-').count();
-        if dashes > 2 || dashes == word.len() || (ws > 0 && !matches!(s[ws - 1], b' ' | b'\t' | b'"' | b'\'')) {
+        if dashes > 2
+            || dashes == word.len()
+            || (ws > 0 && !(s[ws - 1].is_ascii_whitespace() || matches!(s[ws - 1], b'"' | b'\'')))
+        {
             return None;
         }
         let name = &word[dashes..];
@@ -900,9 +932,13 @@ impl<'a> Scanner<'a> {
         let looks_like_credential = if bot {
             cred.len() >= 30 && cred.contains(&b'.')
         } else {
+            // a word after `Bearer` in prose (`Bearer authentication`, `bearer sk-learn`) has
+            // no digit and is short
             cred.len() >= 8
-                && (cred.iter().any(|c| c.is_ascii_digit() || b"._~+/=-".contains(c))
-                    || cred[1..].iter().any(u8::is_ascii_uppercase))
+                && (cred.iter().any(u8::is_ascii_digit)
+                    || (cred.len() >= 16
+                        && (cred.iter().any(|c| b"._~+/=-".contains(c))
+                            || cred[1..].iter().any(u8::is_ascii_uppercase))))
         };
         if !looks_like_credential {
             return None;

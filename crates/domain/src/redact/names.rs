@@ -48,11 +48,12 @@ const SECRET_SUFFIXES: &[&[u8]] = &[
 
 fn part_kind(p: &[u8]) -> Part {
     match p {
-        // plurals count too (`secrets`, `cookies`), except `tokens` (`max_tokens` is a count)
-        b"token" | b"secret" | b"secrets" | b"password" | b"passwords" | b"passwd" | b"pwd" | b"apikey"
-        | b"apikeys" | b"credential" | b"credentials" | b"cookie" | b"cookies" | b"passphrase" | b"authorization"
-        | b"sessionid" | b"sessid" | b"jsessionid" | b"phpsessid" | b"privatekey" | b"secretkey" | b"accesskey"
-        | b"accountkey" | b"dsn" => Part::Secret,
+        // plurals count too (`cookies`, `credentials`), except `tokens` (`max_tokens` is a count) and
+        // `secrets` (a collection: GitHub's `"secrets": "read"` permission, a workflow's `secrets:`)
+        b"token" | b"secret" | b"password" | b"passwords" | b"passwd" | b"pwd" | b"apikey" | b"apikeys"
+        | b"credential" | b"credentials" | b"cookie" | b"cookies" | b"passphrase" | b"authorization" | b"sessionid"
+        | b"sessid" | b"jsessionid" | b"phpsessid" | b"privatekey" | b"secretkey" | b"accesskey" | b"accountkey"
+        | b"dsn" => Part::Secret,
         b"session" | b"sessions" => Part::Session,
         b"sig" | b"auth" => Part::WholeName,
         b"count" | b"type" | b"len" | b"length" | b"limit" | b"usage" | b"expiry" | b"expires" | b"ttl" | b"url"
@@ -116,6 +117,10 @@ pub(super) fn secret_key_kind(name: &[u8]) -> Option<KeyKind> {
             }
             Part::WholeName if count == 1 => return Some(KeyKind::Plain),
             _ => {}
+        }
+        // the signature of a presigned URL (`X-Amz-Signature`, `X-Goog-Signature`) is a credential
+        if matches!(part(k), b"amz" | b"goog") && k + 1 < count && part(k + 1) == b"signature" {
+            return Some(KeyKind::Plain);
         }
         // `connect.sid`: Express's session cookie
         if part(k) == b"connect" && k + 1 < count && part(k + 1) == b"sid" {
@@ -188,6 +193,8 @@ mod tests {
             "SENTRY_DSN",
             "Pwd",
             "csrftoken",
+            "X-Amz-Signature",
+            "X-Amz-Credential",
         ] {
             assert!(secret_key_kind(k.as_bytes()).is_some(), "{k} should be secret");
         }
@@ -209,6 +216,8 @@ mod tests {
             "author",
             "session_count",
             "assignees",
+            "secrets",
+            "organization_secrets",
         ] {
             assert!(secret_key_kind(k.as_bytes()).is_none(), "{k} should not be secret");
         }
