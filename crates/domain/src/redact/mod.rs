@@ -84,6 +84,39 @@ pub struct Finding {
     silent: bool,
 }
 
+impl Finding {
+    /// A stable name for this secret that does not give it away, for allowlists: the first 16
+    /// hex digits of SHA-256 over the kind and the secret.
+    pub fn fingerprint(&self, input: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.kind.as_bytes());
+        h.update(b":");
+        h.update(input.get(self.start..self.end).unwrap_or_default());
+        hex::encode(&h.finalize()[..8])
+    }
+
+    /// For a repository scan: false for a secret-named value that is not a literal secret
+    /// (`password: String`, `token = read_token()`, `api_key: ${API_KEY}`, `secret: xxxxxxxx`).
+    /// Values found by their shape always count.
+    pub fn is_literal(&self, input: &[u8]) -> bool {
+        let v = input.get(self.start..self.end).unwrap_or_default();
+        let placeholder = v.iter().any(|c| b"${}<>()[]*%".contains(c)) || v == MASK.as_bytes();
+        if self.kind == "private-key" {
+            // a key body is base64 lines; `{body}` or `…` in a format string is not a key
+            return !placeholder && v.iter().filter(|c| c.is_ascii_alphanumeric()).count() >= 16;
+        }
+        if !self.by_name {
+            return true;
+        }
+        let letters = v.iter().any(u8::is_ascii_alphabetic);
+        let digits = v.iter().any(u8::is_ascii_digit);
+        let mixed = v.iter().any(u8::is_ascii_lowercase) && v.iter().any(u8::is_ascii_uppercase);
+        let blank = v.iter().any(u8::is_ascii_whitespace);
+        !placeholder && !blank && ((v.len() >= 8 && letters && digits) || (v.len() >= 20 && mixed))
+    }
+}
+
 /// Every secret in `input`, in order, as `redact_bytes` would mask them.
 pub fn find_secrets(input: &[u8]) -> Vec<Finding> {
     let mut scan = Scanner::new(input, Sink::Collect(Vec::new()));
@@ -655,7 +688,7 @@ impl<'a> Scanner<'a> {
         }
         if let Some((at, at_len)) = at {
             if has_colon || at - authority >= 16 {
-                self.mask(authority, authority, at, "url-credentials", false);
+                self.mask(authority, authority, at, "url-credentials", true);
             }
             return at + at_len;
         }
