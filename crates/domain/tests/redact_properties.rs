@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use valine_domain::redact::{redact, redact_bytes};
+use valine_domain::redact::{StreamState, find_secrets, redact, redact_bytes, redact_partial};
 use valine_domain::testing::Rng;
 
 const PIECES: &[&str] = &[
@@ -94,6 +94,11 @@ fn random_bytes_never_panic() {
         let len = rng.below(300);
         let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         let _ = redact_bytes(&data);
+        for f in find_secrets(&data) {
+            assert!(f.start <= f.end && f.end <= data.len());
+        }
+        let (_, consumed) = redact_partial(&data, &mut StreamState::default());
+        assert!(consumed <= data.len());
     }
 }
 
