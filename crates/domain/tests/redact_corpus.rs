@@ -83,6 +83,7 @@ fn corpus_payloads_pass_unchanged_but_for_listed_secrets() {
             let whole_value = matches!(text.get(f.end), Some(b'"' | b'&'));
             if whole_value && key.as_deref().is_some_and(|k| SECRET_KEYS.contains(&k)) {
                 listed += 1;
+                println!("redacted: {} {:?} ({})", path.strip_prefix(&dir).unwrap_or(path).display(), key, f.kind);
             } else {
                 unexpected.push(format!(
                     "{}: {} under {:?}: {:?}",

@@ -21,12 +21,14 @@ use shapes::{aws_secret_end, dotted_match, glued_match, is_aws_key_id, is_free_e
 /// What every secret is replaced with.
 pub const MASK: &str = "***REDACTED***";
 
-/// The number of secret shapes and forms the redactor knows, for the performance notes: provider
-/// prefixes, dotted tokens, and the rules written in the scanner (AWS key ids and secret keys,
-/// private-key blocks, URL credentials, Discord and Slack webhooks, secret-named values, flags,
-/// `Bearer`/`Basic`/`Bot` credentials, glued tokens).
+/// How many rules the redactor applies, for the performance notes: the provider prefixes, the
+/// dotted shapes (the `hvs.`-style prefixes, and JWT, SendGrid, legacy Vault, GitHub `v1.`,
+/// Slack `xoxe.`, Terraform Cloud, Discord bot token), the other shapes (AWS access key id, AWS
+/// secret key, private-key block, URL credentials, Discord webhook, Slack webhook,
+/// `Bearer`/`Basic`/`Bot` credentials, glued tokens), and the rules by place (secret-named
+/// values, long flags, short password flags, `user:password` flags).
 pub fn rule_count() -> usize {
-    shapes::PREFIX_RULES.len() + shapes::DOT_PREFIXES.len() + 7 + 12
+    shapes::PREFIX_RULES.len() + shapes::DOT_PREFIXES.len() + 7 + 8 + 4
 }
 
 /// Redacts a string. Borrowed when nothing matched.

@@ -177,3 +177,10 @@ fn redaction_is_idempotent() {
         assert_eq!(once, twice, "{input:?}");
     }
 }
+
+#[test]
+fn rule_count_is_reported() {
+    // docs/PERFORMANCE.md quotes this number; update it there when it changes
+    println!("rules: {}", rule_count());
+    assert!(rule_count() >= 90);
+}
