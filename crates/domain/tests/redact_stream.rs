@@ -92,3 +92,34 @@ fn short_input_is_left_for_later() {
     let (out, consumed) = redact_partial(b"password: hunter2", &mut state);
     assert_eq!((out.len(), consumed), (0, 0));
 }
+
+/// A block carried in from the previous chunk closes, ordinary text follows, and a second block
+/// opens near the end: the cut falls between them and the state says no block is open there.
+#[test]
+fn a_carried_block_that_closes_before_the_cut() {
+    let body = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0123456789+/".repeat(2000);
+    let filler = "plain words ".repeat(20_000);
+    let input = format!(
+        "{body}-----END RSA PRIVATE KEY----- {filler}-----BEGIN EC PRIVATE KEY-----{body}-----END EC PRIVATE KEY----- after"
+    );
+    let mut carried = StreamState::default();
+    let _ = redact_stream(b"-----BEGIN RSA PRIVATE KEY-----\n", &mut carried);
+    assert!(carried.in_private_key());
+    let mut expected_state = carried;
+    let expected = redact_stream(input.as_bytes(), &mut expected_state).into_owned();
+    let mut state = carried;
+    let mut out = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    for piece in input.as_bytes().chunks(50_000) {
+        pending.extend_from_slice(piece);
+        if pending.len() > 150_000 {
+            let (done, consumed) = redact_partial(&pending, &mut state);
+            out.extend_from_slice(&done);
+            pending.drain(..consumed);
+        }
+    }
+    out.extend_from_slice(&redact_stream(&pending, &mut state));
+    assert!(out == expected, "the streamed output differs");
+    assert!(String::from_utf8_lossy(&out).ends_with("-----END EC PRIVATE KEY----- after"));
+    assert!(String::from_utf8_lossy(&out).contains("plain words plain words"));
+}

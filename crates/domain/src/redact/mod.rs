@@ -182,7 +182,9 @@ pub fn redact_partial<'a>(input: &'a [u8], state: &mut StreamState) -> (Cow<'a, 
     if cut == 0 {
         return (Cow::Borrowed(&input[..0]), 0);
     }
-    // No block opens before the cut and stays open past it (its finding would reach the cut).
+    // No block is open at the cut: one carried in has closed before it (its finding would reach
+    // the cut otherwise), and one opened before it would reach the end.
+    state.in_private_key = false;
     (apply(input, &found[..k], cut, None), cut)
 }
 
