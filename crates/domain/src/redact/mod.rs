@@ -15,7 +15,7 @@ mod shapes;
 
 use std::borrow::Cow;
 
-use names::{KeyKind, has_anchor, secret_key_kind};
+use names::{KeyKind, secret_key_kind};
 use shapes::{aws_secret_end, dotted_match, glued_match, is_aws_key_id, is_free_edge, is_word, prefix_match, word_end};
 
 /// What every secret is replaced with.
@@ -765,10 +765,6 @@ impl<'a> Scanner<'a> {
     /// name says secret.
     fn key_value(&mut self, ws: usize, we: usize, state: &mut StreamState) -> Option<usize> {
         let s = self.s;
-        // Most words name nothing secret; this look-up clears them before any parsing.
-        if !has_anchor(&s[ws..we]) {
-            return None;
-        }
         let mut p = we;
         // the closing quote of a quoted name
         if let Some(q) = quote_at(s, p) {

@@ -154,7 +154,7 @@ const fn trigram(a: u8, b: u8, c: u8) -> usize {
 }
 
 #[inline]
-pub(super) fn has_anchor(name: &[u8]) -> bool {
+fn has_anchor(name: &[u8]) -> bool {
     name.windows(3).any(|w| {
         let k = trigram(w[0], w[1], w[2]);
         ANCHOR_SET[k >> 6] & (1 << (k & 63)) != 0
