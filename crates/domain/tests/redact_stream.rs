@@ -46,6 +46,8 @@ fn partial_cuts_change_nothing() {
         "Server=db;User Id=sa;Password=two words here;Encrypt=true",
         "https://deploy:pa55word@example.com:8443/x",
         "--password hunter2secret",
+        "key AKIAQWERTYUIOP234567, then, its secret; wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12",
+        "mysql -h db, -u root, -p s3cretpass",
         "ordinary text with commit 3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f60718293",
     ];
     let line = long_line(&pieces, 700_000);
@@ -64,6 +66,8 @@ fn partial_cuts_change_nothing() {
         "two words here",
         "pa55word",
         "hunter2secret",
+        "wJalrXUtnFEMIK7MDENG",
+        "s3cretpass",
     ] {
         assert!(!text.contains(secret), "{secret} survived");
     }
@@ -122,4 +126,25 @@ fn a_carried_block_that_closes_before_the_cut() {
     assert!(out == expected, "the streamed output differs");
     assert!(String::from_utf8_lossy(&out).ends_with("-----END EC PRIVATE KEY----- after"));
     assert!(String::from_utf8_lossy(&out).contains("plain words plain words"));
+}
+
+/// Secrets whose finding depends on what comes before them on the line (an AWS secret key with
+/// neither `/` nor `+` after its access key id, the value of `-p` after `mysql`): the end of
+/// the held text falls inside the secret, and the cut must not fall between the two.
+#[test]
+fn a_cut_never_separates_a_secret_from_its_context() {
+    let secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12";
+    for (before, value) in [("key AKIAQWERTYUIOP234567 then ", secret), ("mysql -u root, -p ", "s3cretpass")] {
+        // one word after the value, long enough that the last byte a cut may fall on (64 KiB
+        // before the end) lies in the middle of the value
+        let tail = "z".repeat(64 * 1024 - 1 - value.len() / 2);
+        let input = format!("start {before}{value} {tail}");
+        let mut state = StreamState::default();
+        let (done, consumed) = redact_partial(input.as_bytes(), &mut state);
+        let mut out = done.into_owned();
+        out.extend_from_slice(&redact_stream(&input.as_bytes()[consumed..], &mut state));
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains(value), "{value} survived a cut at {consumed}: {}", &text[..80]);
+        assert_eq!(out, redact_bytes(input.as_bytes()).into_owned());
+    }
 }

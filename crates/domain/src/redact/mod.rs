@@ -401,14 +401,14 @@ const PASSWORD_SHORT_FLAGS: &[PasswordFlag] = &[
     (b"redis-cli", None, b'a'),
 ];
 
-/// True when the line holding `pos` runs, before `pos`, a tool whose short `flag` takes a
-/// password: its name as a whole word (or the last part of a path), then its subcommand if it
-/// needs one.
-fn line_runs(s: &[u8], pos: usize, flag: u8) -> bool {
+/// Where the tool starts when the line holding `pos` runs, before `pos`, a tool whose short
+/// `flag` takes a password: its name as a whole word (or the last part of a path), then its
+/// subcommand if it needs one.
+fn line_runs(s: &[u8], pos: usize, flag: u8) -> Option<usize> {
     let start = s[..pos].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1).max(pos.saturating_sub(1024));
     let line = &s[start..pos];
     let mut i = 0;
-    let mut wanted: Option<&[u8]> = None;
+    let mut wanted: Option<(&[u8], usize)> = None;
     while i < line.len() {
         if !is_word(line[i]) {
             i += 1;
@@ -416,23 +416,23 @@ fn line_runs(s: &[u8], pos: usize, flag: u8) -> bool {
         }
         let e = word_end(line, i);
         let word = &line[i..e];
-        if let Some(sub) = wanted.take()
+        if let Some((sub, at)) = wanted.take()
             && word == sub
         {
-            return true;
+            return Some(at);
         }
         let boundary = i == 0 || matches!(line[i - 1], b' ' | b'\t' | b'/' | b'"' | b'\'' | b'`' | b'(' | b';' | b'|');
         if boundary
             && let Some((_, sub, _)) = PASSWORD_SHORT_FLAGS.iter().find(|(cmd, _, f)| *f == flag && word == *cmd)
         {
             match sub {
-                None => return true,
-                Some(sub) => wanted = Some(sub),
+                None => return Some(start + i),
+                Some(sub) => wanted = Some((sub, start + i)),
             }
         }
         i = e;
     }
-    false
+    None
 }
 
 impl<'a> Scanner<'a> {
@@ -615,7 +615,13 @@ impl<'a> Scanner<'a> {
         if !near_id && !self.s[ws..end].iter().any(|&c| c == b'/' || c == b'+') {
             return None;
         }
-        self.mask(ws, ws, end, "aws-secret-access-key", false);
+        // When the id is what makes it a secret key, the finding reaches back to the id, so that
+        // a streaming cut never separates them.
+        let from = match self.aws_id_end {
+            Some(e) if near_id => e - 20,
+            _ => ws,
+        };
+        self.mask(from, ws, end, "aws-secret-access-key", false);
         Some(end)
     }
 
@@ -899,13 +905,16 @@ impl<'a> Scanner<'a> {
         }
         if dashes == 1 {
             let short = name[0];
-            if (short == b'p' || short == b'a') && line_runs(s, ws, short) {
+            // The finding reaches back to the tool, so that a streaming cut never separates them.
+            if (short == b'p' || short == b'a')
+                && let Some(tool) = line_runs(s, ws, short)
+            {
                 if name.len() > 1 {
                     // `-pSECRET`: the value is glued to the flag
-                    return self.flag_value(ws, ws + 2, None);
+                    return self.flag_value(tool, ws + 2, None);
                 }
                 if value_ok {
-                    return self.flag_value(ws, value_at, None);
+                    return self.flag_value(tool, value_at, None);
                 }
             }
         }
