@@ -9,14 +9,14 @@ use tokio::time::Instant;
 use http::StatusCode;
 use serde_json::{Value, json};
 use tracing::Instrument;
-use valine_clients::discord_api::Discord;
-use valine_domain::config::{Config, Feature, Secret};
-use valine_domain::metrics::Metrics;
-use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_service::alerting::{AlertOutcome, Alerter, Resolution};
+use valine_domain::config::{Config, Feature, Secret};
 use valine_service::diagnose::{correlation_ids_in, progress_message};
+use valine_clients::discord_api::Discord;
 use valine_service::http::{HttpRequest, HttpResponse};
+use valine_domain::metrics::Metrics;
 use valine_store::{RunRecord, StoreError, Stores};
+use valine_domain::trace::{StepStatus, TraceRecorder};
 
 use crate::events::{self, Decision};
 use crate::verify;
