@@ -57,8 +57,17 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Copy stdin to stdout with every secret redacted (for pasting logs into an issue).
-    Redact,
+    /// Copy stdin to stdout with every secret redacted (for pasting logs into an issue); with
+    /// `--check`, scan files for leaked secrets instead.
+    Redact {
+        /// Scan files and print `file:line: kind (fp:…)` for each secret found (never the secret);
+        /// exit 1 when anything is found. Honours `.redact-allow` in the current directory.
+        #[arg(long)]
+        check: bool,
+        /// With --check: the files to scan (default: the files git tracks here).
+        #[arg(requires = "check")]
+        paths: Vec<PathBuf>,
+    },
     /// The DynamoDB tables: print their CloudFormation, or create them on a DynamoDB server.
     Tables {
         #[command(subcommand)]
@@ -203,11 +212,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Redact => match redact_cmd::run(std::io::stdin().lock(), std::io::stdout().lock()) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            Err(e) => Err(e.to_string()),
-        },
+        Command::Redact { check: true, paths } => {
+            let root = std::env::current_dir().map_err(|e| e.to_string())?;
+            let report = redact_cmd::check(&root, &paths, &mut std::io::stdout().lock())?;
+            eprintln!("redact --check: {} file(s) scanned, nothing found", report.files);
+            Ok(())
+        }
+        Command::Redact { check: false, .. } => {
+            match redact_cmd::run(std::io::stdin().lock(), std::io::stdout().lock()) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
         Command::Tables { action: TablesAction::Cfn } => {
             print!("{}", valine_store::schema::cloudformation_tables());
             Ok(())
