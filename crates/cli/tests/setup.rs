@@ -282,6 +282,8 @@ async fn a_dry_run_reads_and_lists_what_it_would_do() {
     let (output, text) =
         fakes.run(&["--repo", "valine-ops/valine", "--api-url", "https://api.valine.test/", "--dry-run"]).await;
     assert!(output.status.success(), "{text}");
+    // `cargo test -p valinectl --test setup -- --nocapture` shows what a dry run prints.
+    println!("{text}");
     for line in [
         "(dry run: nothing is changed)",
         "[1/4] API: https://api.valine.test (from --api-url)",
