@@ -7,6 +7,8 @@ mod redact_cmd;
 mod register;
 mod send;
 mod serve;
+mod setup;
+mod smoke;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +75,39 @@ enum Command {
         #[command(subcommand)]
         action: TablesAction,
     },
+    /// After `sam deploy`: set the Discord interactions URL, register the commands, create or
+    /// update the repository webhook and check its ping. Idempotent. Needs DISCORD_BOT_TOKEN,
+    /// GITHUB_TOKEN and GITHUB_WEBHOOK_SECRET.
+    Setup(SetupCliArgs),
+    /// After a deploy: health routes answer, Discord verification is on, a signed GitHub ping is
+    /// accepted (with GITHUB_WEBHOOK_SECRET). One line per check; fails if any does.
+    Smoke {
+        /// The API's base URL (the stack's ApiUrl output).
+        #[arg(long)]
+        url: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SetupCliArgs {
+    /// The stage whose stack to read (stack valine-orchestrator-<stage>).
+    #[arg(long, default_value = "dev")]
+    stage: String,
+    /// The CloudFormation stack, if not valine-orchestrator-<stage>.
+    #[arg(long)]
+    stack: Option<String>,
+    /// The repository to send webhooks from (default GITHUB_REPO).
+    #[arg(long)]
+    repo: Option<String>,
+    /// The API's base URL, instead of reading it from the stack.
+    #[arg(long)]
+    api_url: Option<String>,
+    /// Print what would change, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Send GITHUB_WEBHOOK_SECRET to the existing webhook even when nothing else differs.
+    #[arg(long)]
+    reset_secret: bool,
 }
 
 #[derive(Args, Debug)]
@@ -225,6 +260,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Err(e) => Err(e.to_string()),
             }
         }
+        Command::Setup(a) => {
+            let args = setup::SetupArgs {
+                stage: a.stage,
+                stack: a.stack,
+                repo: a.repo,
+                api_url: a.api_url,
+                dry_run: a.dry_run,
+                reset_secret: a.reset_secret,
+            };
+            setup::run(config()?, args).await
+        }
+        Command::Smoke { url } => smoke::run(&url, config()?.github_webhook_secret.as_ref()).await,
         Command::Tables { action: TablesAction::Cfn } => {
             print!("{}", valine_store::schema::cloudformation_tables());
             Ok(())
