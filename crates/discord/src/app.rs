@@ -24,6 +24,7 @@ use crate::interaction::{Interaction, Kind};
 use crate::jobs::{Job, Jobs};
 use crate::registry::Command;
 pub use crate::services::{SERVICE, Services};
+use crate::spec::{Where, place_refusal};
 use crate::verify::Verifier;
 
 /// Discord's per-attempt timeout for calls made while answering.
@@ -80,6 +81,9 @@ impl App {
         let key = parts.config.require_discord_public_key()?;
         let verifier = Verifier::new(key).ok_or(InitError::PublicKey)?;
         let alerter = Alerter::from_config(&parts.config, &parts.stores, parts.discord.clone(), parts.metrics.clone());
+        if parts.config.allowed_guild_ids.is_empty() {
+            tracing::warn!("ALLOWED_GUILD_IDS is empty: interactions from any server are served");
+        }
         Ok(Self {
             verifier,
             services: Services {
@@ -165,8 +169,16 @@ impl App {
         };
         let spec = command.spec();
         let span = tracing::info_span!("handle_command", fn = spec.span, trace_id = %ctx.rec.trace_id(), user_id = %ctx.user_id, cmd = %slash);
+        let refusal = place_refusal(&self.config.allowed_guild_ids, i.guild_id, spec.place);
         async {
-            let answer = command.run(&mut ctx).await;
+            let answer = match refusal {
+                Some(reason) => {
+                    let record =
+                        ctx.blocked_record().meta("guild_id", i.guild_id.map_or("dm".into(), |g| g.to_string()));
+                    ctx.blocked(reason, record).await
+                }
+                None => command.run(&mut ctx).await,
+            };
             // Looking at a trace leaves none: the next /debug-last shows the command before.
             let keep_trace = spec.name != commands::debug_last::SPEC.name;
             ctx.finish(&answer, keep_trace).await;
@@ -181,7 +193,12 @@ impl App {
     fn autocomplete(&self, i: &Interaction) -> Reply {
         let cmd = format!("autocomplete:/{}", i.data.name);
         let rec = TraceRecorder::new(i.user.id.to_string(), cmd.clone());
-        let answer = commands::autocomplete(&self.services, &i.data.name, &i.data.options);
+        let place = crate::registry::spec(&i.data.name).map_or(Where::Guild, |s| s.place);
+        let answer = if place_refusal(&self.config.allowed_guild_ids, i.guild_id, place).is_some() {
+            Reply::Choices(Vec::new())
+        } else {
+            commands::autocomplete(&self.services, &i.data.name, &i.data.options)
+        };
         let choices = match &answer {
             Reply::Choices(c) => c.len(),
             _ => 0,
@@ -197,7 +214,15 @@ impl App {
             .map_or_else(|| unrecognised("component", &i.data.custom_id), |c| format!("component:{}", c.action()));
         let mut ctx = Ctx::new(&self.services, i, command, started);
         let span = tracing::info_span!("handle_component", trace_id = %ctx.rec.trace_id(), user_id = %ctx.user_id, cmd = %ctx.command);
+        // Buttons come from the bot's own messages in the team's server.
+        let refusal = place_refusal(&self.config.allowed_guild_ids, i.guild_id, Where::Guild);
         async {
+            if let Some(reason) = refusal {
+                let record = ctx.blocked_record().meta("guild_id", i.guild_id.map_or("dm".into(), |g| g.to_string()));
+                let answer = ctx.blocked(reason, record).await;
+                ctx.finish(&answer, true).await;
+                return answer;
+            }
             let answer = match &parsed {
                 Some(id @ (CustomId::Confirm(_) | CustomId::Cancel(_))) => {
                     commands::relay::confirmation(&mut ctx, id).await

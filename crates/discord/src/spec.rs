@@ -191,3 +191,40 @@ impl Spec {
         format!("| `{}` | {} | {}{dm} |", self.usage(), self.access.describe(), self.summary)
     }
 }
+
+/// Why an interaction is refused for where it came from, or `None` when it may run: with
+/// `ALLOWED_GUILD_IDS` set, only those servers are served, and in a DM only commands defined for
+/// DMs (`/debug-last`). Without it, any server is served and DMs follow each command's `place`.
+pub fn place_refusal(allowed_guilds: &[u64], guild_id: Option<u64>, place: Where) -> Option<&'static str> {
+    match guild_id {
+        None if place == Where::GuildAndDm => None,
+        None => Some("This command works only in the team's server, not in a direct message."),
+        Some(_) if allowed_guilds.is_empty() => None,
+        Some(g) if allowed_guilds.contains(&g) => None,
+        Some(_) => Some("This bot serves only its team's server (ALLOWED_GUILD_IDS)."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn where_an_interaction_may_run() {
+        use Where::*;
+        let team = [805588225228931074];
+        let cases: &[(&[u64], Option<u64>, Where, bool)] = &[
+            (&team, Some(805588225228931074), Guild, true),
+            (&team, Some(1), Guild, false),
+            (&team, Some(1), GuildAndDm, false),
+            (&team, None, Guild, false),
+            (&team, None, GuildAndDm, true),
+            (&[], Some(1), Guild, true),
+            (&[], None, Guild, false),
+            (&[], None, GuildAndDm, true),
+        ];
+        for (allowed, guild, place, ok) in cases {
+            assert_eq!(place_refusal(allowed, *guild, *place).is_none(), *ok, "{allowed:?} {guild:?} {place:?}");
+        }
+    }
+}

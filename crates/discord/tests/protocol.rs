@@ -30,10 +30,11 @@ async fn refusals_get_their_4xx() {
     assert_eq!(h.app.handle(h.signed(b"not json")).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(h.app.handle(h.signed(br#"{"type":42}"#)).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(h.app.handle(h.signed(br#"[1,2]"#)).await.status, StatusCode::BAD_REQUEST);
-    // signed but sparse (older docs samples): read leniently and run; here the caller is no admin
+    // signed but sparse (older docs samples): read leniently and answered; with no guild it
+    // counts as a DM, where relays do not run
     let partial = h.app.handle(h.signed(br#"{"type":2,"data":{"name":"relay-send"}}"#)).await;
     assert_eq!(partial.status, StatusCode::OK);
-    assert!(partial.body.contains("ADMIN_USER_IDS") || partial.body.contains("admin"), "{}", partial.body);
+    assert!(partial.body.contains("direct message"), "{}", partial.body);
     let partial = h.app.handle(h.signed(br#"{"type":4,"data":{"name":"status"}}"#)).await;
     assert_eq!(partial.body, r#"{"data":{"choices":[]},"type":8}"#);
     assert_eq!(h.app.handle(h.signed(&vec![b' '; 2 << 20])).await.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -82,4 +83,37 @@ async fn unknown_command_component_modal_and_autocomplete() {
     let traces = h.app.stores.traces.recent_for_user(&STRANGER.to_string(), 10).await.unwrap();
     let commands: Vec<&str> = traces.iter().map(|t| t.command.as_str()).collect();
     assert_eq!(commands, ["modal:feedback", "component:click_me", "/cardsearch"]);
+}
+
+/// The same command sent from a DM: no guild, no member, the caller under `user`.
+fn from_dm(mut req: Value, user: u64) -> Value {
+    let o = req.as_object_mut().unwrap();
+    o.remove("guild_id");
+    o.remove("member");
+    o.insert("user".into(), json!({"id": user.to_string(), "username": "someone"}));
+    o.insert("context".into(), json!(1));
+    req
+}
+
+#[tokio::test]
+async fn only_the_team_server_is_served_and_dms_only_for_debug_last() {
+    let h = Harness::new(&[("ALLOWED_GUILD_IDS", "805588225228931074"), ("ENABLE_DEBUG_CMD", "true")]).await;
+    // Another server: refused and audited.
+    let mut other = command(280, STRANGER, "status", json!([]));
+    other["guild_id"] = json!("999999999999999999");
+    let (status, a) = h.send(&other).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(a["data"]["flags"], 64);
+    assert!(content(&a).contains("ALLOWED_GUILD_IDS"), "{a}");
+    // A DM: refused and audited.
+    let (_, a) = h.send(&from_dm(command(281, STRANGER, "status", json!([])), STRANGER)).await;
+    assert!(content(&a).contains("direct message"), "{a}");
+    let records = h.app.stores.audit.by_user(&STRANGER.to_string(), 10).await.unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r.result == AuditResult::Blocked && r.command == "/status"));
+    // /debug-last in a DM is answered.
+    let (_, a) = h.send(&from_dm(command(282, STRANGER, "debug-last", json!([])), STRANGER)).await;
+    assert_eq!(a["type"], 4);
+    assert!(!content(&a).contains("direct message"), "{a}");
+    assert_eq!(h.app.stores.audit.by_user(&STRANGER.to_string(), 10).await.unwrap().len(), 2);
 }

@@ -81,6 +81,8 @@ pub struct Config {
     pub debug_cmd_allowed_users: Vec<u64>,
     pub allowed_domains: Vec<String>,
     pub safe_local: bool,
+    /// Servers whose interactions are served; empty serves any (logged at start as open).
+    pub allowed_guild_ids: Vec<u64>,
     pub diagnose_workflow: String,
     pub diagnose_ref: String,
     pub diagnose_role_ids: Vec<u64>,
@@ -153,6 +155,7 @@ impl Config {
                 .map(|d| d.to_ascii_lowercase().trim_end_matches('.').to_string())
                 .collect(),
             safe_local: env.flag("SAFE_LOCAL", false)?,
+            allowed_guild_ids: env.ids("ALLOWED_GUILD_IDS")?,
             diagnose_workflow: env.string("DIAGNOSE_WORKFLOW").unwrap_or_else(|| "diagnose.yml".into()),
             diagnose_ref: env.string("DIAGNOSE_REF").unwrap_or_else(|| "main".into()),
             diagnose_role_ids: env.ids("DIAGNOSE_ROLE_IDS")?,
