@@ -270,6 +270,19 @@ impl App {
         let services = &self.services;
         async {
             let mut rec = TraceRecorder::resume(ctx.trace.clone());
+            // A job handed over twice (a retried invoke, a redelivered event) runs once.
+            if !ctx.job_id.is_empty() {
+                let key = format!("job:{}", ctx.job_id);
+                match rec.time("store.first_seen_job", services.stores.deliveries.first_seen(&key)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job_id = %ctx.job_id, "this job already ran; nothing was done again");
+                        return;
+                    }
+                    // Reading runs can do no harm twice; a dispatch is refused below without the store.
+                    Err(e) => tracing::warn!(error = %e, "could not record the job's start"),
+                }
+            }
             match job {
                 Job::Status { ctx, count, workflow } => {
                     commands::status::run_job(services, &mut rec, &ctx, count, workflow.as_deref()).await

@@ -186,6 +186,8 @@ impl<'a> Ctx<'a> {
     /// What a deferred job needs to carry on.
     pub fn job_context(&self) -> JobContext {
         JobContext {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            roles: self.roles.clone(),
             application_id: self.application_id,
             token: self.token.clone(),
             user_id: self.user_id,

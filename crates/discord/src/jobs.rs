@@ -12,6 +12,12 @@ use valine_domain::trace::Trace;
 /// What a job needs to reach its interaction again.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobContext {
+    /// Recorded when the job starts, so that a job delivered twice runs once.
+    #[serde(default)]
+    pub job_id: String,
+    /// The caller's roles when they asked (`None` in a DM): the job checks authorization again.
+    #[serde(default)]
+    pub roles: Option<Vec<u64>>,
     pub application_id: u64,
     /// The interaction token (valid 15 minutes). Never logged.
     pub token: String,
@@ -94,6 +100,12 @@ impl Jobs for LambdaJobs {
             .function_name(&self.function_name)
             .invocation_type(InvocationType::Event)
             .payload(Blob::new(payload))
+            // Sent once: a retry after a lost answer would queue the job twice. (A job delivered
+            // twice anyway runs once: see `job_id`.)
+            .customize()
+            .config_override(
+                aws_sdk_lambda::Config::builder().retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| JobError(aws_sdk_lambda::error::DisplayErrorContext(&e).to_string()))?;

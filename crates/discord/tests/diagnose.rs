@@ -154,3 +154,62 @@ async fn diagnose_dispatch_failure_is_told_and_alerted() {
     assert!(alert.to_string().contains("dispatch"), "{alert}");
     assert_eq!(alert["allowed_mentions"]["parse"], json!([]));
 }
+
+fn job(id: &str, token: &str, frontend_url: Option<&str>) -> valine_discord::jobs::Job {
+    let ctx = valine_discord::jobs::JobContext {
+        job_id: id.to_string(),
+        roles: Some(vec![]),
+        application_id: APP_ID,
+        token: token.to_string(),
+        user_id: STRANGER,
+        user_name: "someone".into(),
+        trace: valine_domain::trace::TraceRecorder::new(STRANGER.to_string(), "/diagnose".to_string()).snapshot(),
+    };
+    valine_discord::jobs::Job::Diagnose {
+        ctx,
+        correlation_id: uuid::Uuid::new_v4().to_string(),
+        frontend_url: frontend_url.map(str::to_string),
+        api_base: None,
+    }
+}
+
+#[tokio::test]
+async fn a_job_checks_again_what_the_command_checked_and_runs_once() {
+    let h = Harness::new(&[]).await;
+    // Whatever the job tells its caller goes through the interaction webhook.
+    Mock::given(wiremock::matchers::path_regex(format!("^/api/v10/webhooks/{APP_ID}/.*")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "5", "channel_id": "1"})))
+        .mount(&h.discord)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/widget/actions/workflows/diagnose.yml/dispatches"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&h.github)
+        .await;
+    // A forged job with a URL the guard refuses: nothing is dispatched.
+    h.app.run_job(job("forged-1", "forged-token", Some("https://169.254.169.254/latest"))).await;
+    // A real one, handed over twice: dispatched once.
+    let real = job("real-1", "real-token", Some("https://app.example.com/"));
+    h.app.run_job(real.clone()).await;
+    h.app.run_job(real).await;
+    let dispatches = h
+        .github
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path().ends_with("/dispatches"))
+        .count();
+    assert_eq!(dispatches, 1);
+    let told: Vec<String> = h
+        .discord
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().contains("forged-token"))
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .collect();
+    assert!(told.iter().any(|b| b.contains("Nothing was dispatched") && b.contains("link-local")), "{told:?}");
+}

@@ -109,6 +109,12 @@ pub async fn run_job(
     let (Some(github), Some(repo)) = (services.github.clone(), services.config.github_repo.clone()) else {
         return;
     };
+    // The job trusts nothing it was handed: whoever can invoke the function could have sent it.
+    if let Err(reason) = recheck(services, ctx, frontend_url.as_deref(), api_base.as_deref()) {
+        rec.fail(&reason);
+        tracing::warn!(reason = %reason, "a diagnose job failed its checks; nothing was dispatched");
+        return services.job_failed(rec, ctx, &format!("Nothing was dispatched: {reason}.")).await;
+    }
     let now = now_secs();
     let correlation = DiagnoseCorrelation {
         correlation_id: correlation_id.clone(),
@@ -159,4 +165,24 @@ pub async fn run_job(
         }
     };
     services.edit_original(rec, ctx, &message).await;
+}
+
+/// What the command checked, checked again in the job: the caller may still run `/diagnose`, and
+/// the URLs pass the guard.
+fn recheck(
+    services: &Services,
+    ctx: &JobContext,
+    frontend_url: Option<&str>,
+    api_base: Option<&str>,
+) -> Result<(), String> {
+    let caller = valine_domain::authz::Caller { user_id: ctx.user_id, roles: ctx.roles.as_deref() };
+    authorize_diagnose(caller, &services.config).map_err(|r| r.to_string())?;
+    let config = &services.config;
+    let policy = UrlPolicy { allowed_domains: config.allowed_domains.clone(), safe_local: config.safe_local };
+    for (name, url) in [("frontend_url", frontend_url), ("api_base", api_base)] {
+        if let Some(url) = url {
+            check_url(url, &policy).map_err(|r| format!("`{name}` was refused: {}", r.without_input()))?;
+        }
+    }
+    Ok(())
 }
