@@ -1,8 +1,9 @@
 //! Whole-process timings for docs/PERFORMANCE.md. Each run starts a release binary under the
-//! runtime API with the production configuration (bot token, GitHub token, repository, alerts on;
-//! the embedded store stands in for DynamoDB, which cannot be reached here), sends one signed
-//! request through an HTTP API event, and measures process start → answer, then the peak resident
-//! memory. The binaries take turns run by run, so the machine's load falls on all of them alike.
+//! runtime API with the production configuration (bot token, GitHub token, repository, alerts on,
+//! the DynamoDB store, which makes no call before a request needs it), sends one request through an
+//! HTTP API event (a signed PING to discord-handler, `GET /health` to github-handler: a delivery
+//! would reach for DynamoDB, which is not here), and measures process start → answer, then the peak
+//! resident memory. The binaries take turns run by run, so the machine's load falls on all of them alike.
 //! Then one process of each answers warm requests back to back.
 //!
 //! `cargo run --release -p valine-e2e --bin coldstart -- [runs]` (default 30).
@@ -12,7 +13,6 @@ use std::time::{Duration, Instant};
 use valine_e2e::{Function, Outcome, RuntimeApi, http_api_event, release_binary};
 
 const SEED: [u8; 32] = [7; 32];
-const WEBHOOK_SECRET: &str = "coldstart-webhook-secret";
 
 fn ping_event() -> serde_json::Value {
     let key = ed25519_dalek::SigningKey::from_bytes(&SEED);
@@ -28,23 +28,9 @@ fn ping_event() -> serde_json::Value {
     )
 }
 
-/// GitHub's `ping` delivery, signed.
-fn delivery_event() -> serde_json::Value {
-    let body = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
-    let sig = valine_domain::signing::github_signature(WEBHOOK_SECRET, body);
-    let id = uuid::Uuid::new_v4().to_string();
-    http_api_event(
-        "POST",
-        "/github/webhook",
-        &[
-            ("X-Hub-Signature-256", sig),
-            ("X-GitHub-Event", "ping".into()),
-            ("X-GitHub-Delivery", id),
-            ("Content-Type", "application/json".into()),
-        ],
-        body,
-        false,
-    )
+/// `GET /health`: github-handler's first answer that needs nothing outside the process.
+fn health_event() -> serde_json::Value {
+    http_api_event("GET", "/health", &[], b"", false)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -73,12 +59,11 @@ async fn main() {
         ("DISCORD_BOT_TOKEN", ["MTI5MDQ2MzE4OTQwMTczMTA3Mw", "Gc0ld5", &"c".repeat(38)].join(".")),
         ("GITHUB_TOKEN", format!("ghp_{}", "0".repeat(36))),
         ("GITHUB_REPO", "acme/widget".to_string()),
-        ("GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
+        ("GITHUB_WEBHOOK_SECRET", "coldstart-webhook-secret".to_string()),
         ("ADMIN_USER_IDS", "42".to_string()),
         ("ENABLE_ALERTS", "true".to_string()),
         ("ALERT_CHANNEL_ID", "805950613094531075".to_string()),
         ("AUDIT_HMAC_KEY", "coldstart-audit-key".to_string()),
-        ("STORE", "embedded".to_string()),
         ("DATA_DIR", dir.display().to_string()),
     ];
     let mut targets = [
@@ -99,7 +84,7 @@ async fn main() {
         Target {
             name: "github-handler",
             binary: release_binary("valine-github", "github-handler"),
-            event: delivery_event,
+            event: health_event,
             times: Vec::new(),
             rss_kib: 0,
         },
