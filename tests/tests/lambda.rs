@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use valine_domain::clock::now_secs;
 use valine_domain::signing::{discord_signature, github_signature, public_key_hex};
-use valine_service::testing::fail_on_unexpected;
 use valine_e2e::{Function, Outcome, RuntimeApi, http_api_event, release_binary};
+use valine_service::testing::fail_on_unexpected;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -5,8 +5,8 @@ use serde_json::Value;
 use valine_domain::audit::{AuditRecord, digest_matches};
 use valine_domain::clock::rfc3339_millis;
 use valine_domain::config::Config;
-use valine_store::Stores;
 use valine_domain::trace::{StepStatus, Trace};
+use valine_store::Stores;
 
 /// One line of a timeline.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,9 +2,9 @@
 //! the difference first; `--dry-run` stops after the difference.
 
 use serde_json::Value;
-use valine_domain::config::Config;
 use valine_clients::discord_api::HttpDiscord;
 use valine_discord::commands::definitions::{comparable, definitions};
+use valine_domain::config::Config;
 
 /// One line per command: `+` new, `~` changed, `-` removed, `=` unchanged.
 pub fn diff(current: &Value, wanted: &Value) -> (Vec<String>, bool) {

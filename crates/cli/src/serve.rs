@@ -10,11 +10,11 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use valine_domain::config::{Config, Secret};
-use valine_service::http::{HttpRequest, HttpResponse};
-use valine_domain::metrics::Metrics;
-use valine_store::Stores;
 use valine_discord::jobs::LocalJobs;
+use valine_domain::config::{Config, Secret};
+use valine_domain::metrics::Metrics;
+use valine_service::http::{HttpRequest, HttpResponse};
+use valine_store::Stores;
 
 use crate::devkeys::DevKeys;
 

@@ -157,7 +157,8 @@ impl HttpDiscord {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            let message = json["message"].as_str().map_or_else(|| valine_domain::alert::truncate(&text, 200), str::to_string);
+            let message =
+                json["message"].as_str().map_or_else(|| valine_domain::alert::truncate(&text, 200), str::to_string);
             return Err(DiscordError::Status { status: status.as_u16(), message });
         }
     }

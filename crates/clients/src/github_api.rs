@@ -88,7 +88,10 @@ impl WorkflowRun {
     pub fn duration_secs(&self) -> Option<u64> {
         let start = self.run_started_at.as_deref().or(self.created_at.as_deref())?;
         let end = self.updated_at.as_deref()?;
-        Some(valine_domain::clock::parse_rfc3339_secs(end)?.saturating_sub(valine_domain::clock::parse_rfc3339_secs(start)?))
+        Some(
+            valine_domain::clock::parse_rfc3339_secs(end)?
+                .saturating_sub(valine_domain::clock::parse_rfc3339_secs(start)?),
+        )
     }
 }
 

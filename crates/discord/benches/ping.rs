@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method};
-use valine_domain::config::Config;
-use valine_service::http::HttpRequest;
-use valine_domain::logging::Capture;
-use valine_domain::metrics::Metrics;
-use valine_domain::signing::{discord_signature, public_key_hex};
 use valine_discord::jobs::LocalJobs;
 use valine_discord::verify::Verifier;
 use valine_discord::{App, AppParts};
+use valine_domain::config::Config;
+use valine_domain::logging::Capture;
+use valine_domain::metrics::Metrics;
+use valine_domain::signing::{discord_signature, public_key_hex};
+use valine_service::http::HttpRequest;
 
 fn ping(c: &mut Criterion) {
     let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);

@@ -9,18 +9,18 @@ use serenity::model::application::{
     CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction, Interaction, ModalInteraction,
 };
 use tracing::Instrument;
+use valine_clients::discord_api::Discord;
+use valine_clients::github_api::GitHub;
 use valine_domain::alert::{Alert, AlertKind, Severity};
-use valine_service::alerting::Alerter;
 use valine_domain::audit::AuditRecord;
 use valine_domain::authz::Caller;
 use valine_domain::clock::now_secs;
 use valine_domain::config::{Config, Feature};
-use valine_clients::discord_api::Discord;
-use valine_clients::github_api::GitHub;
-use valine_service::http::{HttpRequest, HttpResponse};
 use valine_domain::metrics::Metrics;
-use valine_store::{StoreError, Stores};
 use valine_domain::trace::{StepStatus, TraceCache, TraceRecorder};
+use valine_service::alerting::Alerter;
+use valine_service::http::{HttpRequest, HttpResponse};
+use valine_store::{StoreError, Stores};
 
 use crate::commands;
 use crate::jobs::{Job, JobContext, Jobs};

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use lambda_http::service_fn;
+use valine_discord::jobs::{Jobs, LambdaJobs};
+use valine_discord::{App, SERVICE};
 use valine_domain::config::StoreKind;
 use valine_domain::metrics::Metrics;
 use valine_store::Stores;
-use valine_discord::jobs::{Jobs, LambdaJobs};
-use valine_discord::{App, SERVICE};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -7,19 +7,19 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
+use valine_discord::jobs::LocalJobs;
+use valine_discord::{App, AppParts};
 use valine_domain::audit::AuditResult;
 use valine_domain::clock::now_secs;
-use valine_service::http::HttpRequest;
 use valine_domain::logging::Capture;
 use valine_domain::metrics::Metrics;
-use valine_store::Stores;
-use valine_store::embedded::EmbeddedStore;
+use valine_service::http::HttpRequest;
 use valine_service::testing::{
     capture_logs, config_from, discord_key, discord_signature, down_stores, fail_on_unexpected, public_key_hex,
     stalled_stores,
 };
-use valine_discord::jobs::LocalJobs;
-use valine_discord::{App, AppParts};
+use valine_store::Stores;
+use valine_store::embedded::EmbeddedStore;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Value, json};
-use valine_domain::config::Config;
-use valine_service::http::HttpRequest;
-use valine_domain::logging::Capture;
-use valine_domain::metrics::Metrics;
-use valine_service::testing::{Rng, discord_key, discord_signature, down_stores, public_key_hex};
 use valine_discord::jobs::LocalJobs;
 use valine_discord::{App, AppParts};
+use valine_domain::config::Config;
+use valine_domain::logging::Capture;
+use valine_domain::metrics::Metrics;
+use valine_service::http::HttpRequest;
+use valine_service::testing::{Rng, discord_key, discord_signature, down_stores, public_key_hex};
 
 fn weird(rng: &mut Rng) -> Value {
     match rng.below(9) {

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;
+pub mod incident;
 pub mod logging;
 pub mod metrics;
 pub mod redact;

@@ -48,4 +48,3 @@ pub fn capture_logs(service: &'static str) -> (crate::logging::Capture, tracing:
     let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
     (sink, guard)
 }
-

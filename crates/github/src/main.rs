@@ -5,8 +5,8 @@ use std::sync::Arc;
 use lambda_http::service_fn;
 use valine_domain::config::StoreKind;
 use valine_domain::metrics::Metrics;
-use valine_store::Stores;
 use valine_github::{App, SERVICE};
+use valine_store::Stores;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -7,13 +7,13 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 use valine_domain::config::Config;
-use valine_service::http::HttpRequest;
 use valine_domain::logging::Capture;
 use valine_domain::metrics::Metrics;
+use valine_github::{App, AppParts};
+use valine_service::http::HttpRequest;
+use valine_service::testing::{capture_logs, config_from, down_stores, fail_on_unexpected, github_signature};
 use valine_store::embedded::EmbeddedStore;
 use valine_store::{DiagnoseCorrelation, Stores};
-use valine_service::testing::{capture_logs, config_from, down_stores, fail_on_unexpected, github_signature};
-use valine_github::{App, AppParts};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

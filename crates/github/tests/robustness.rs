@@ -7,13 +7,13 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Value, json};
 use valine_domain::config::Config;
-use valine_service::http::HttpRequest;
 use valine_domain::logging::Capture;
 use valine_domain::metrics::Metrics;
+use valine_github::{App, AppParts};
+use valine_service::http::HttpRequest;
+use valine_service::testing::{Rng, github_signature};
 use valine_store::Stores;
 use valine_store::embedded::EmbeddedStore;
-use valine_service::testing::{Rng, github_signature};
-use valine_github::{App, AppParts};
 
 fn weird(rng: &mut Rng) -> Value {
     match rng.below(8) {

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use valine_clients::discord_api::Discord;
 use valine_domain::alert::{Alert, AlertKind, resolved_message};
 use valine_domain::clock::now_secs;
 use valine_domain::config::Config;
-use valine_clients::discord_api::Discord;
 use valine_domain::metrics::{AlertMetric, Metrics};
 use valine_store::{AlertLedger, AlertingState, StoreError};
 

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use valine_domain::audit::AuditRecord;
 use crate::*;
+use valine_domain::audit::AuditRecord;
 use valine_domain::trace::Trace;
 
 /// A store that is down: every port answers `Unavailable` at once (a refused connection), or,
@@ -125,4 +125,3 @@ pub fn down_stores() -> Stores {
 pub fn stalled_stores() -> Stores {
     Stores::from_adapter(std::sync::Arc::new(DownStore { stalled: true }), "stalled")
 }
-

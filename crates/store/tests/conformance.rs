@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::clock::{now_millis, now_secs};
+use valine_domain::trace::{Step, StepStatus, Trace};
 use valine_store::dynamo::{DynamoStore, TableNames, create_tables};
 use valine_store::embedded::EmbeddedStore;
 use valine_store::*;
-use valine_domain::trace::{Step, StepStatus, Trace};
 
 fn embedded_stores() -> (Stores, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

@@ -9,10 +9,10 @@ use serenity::model::application::CommandDataOption;
 use valine_domain::authz::authorize_diagnose;
 use valine_domain::clock::now_secs;
 use valine_domain::config::Feature;
-use valine_service::diagnose::{CORRELATION_TTL_SECS, progress_message};
-use valine_store::DiagnoseCorrelation;
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_domain::url_guard::{UrlPolicy, check_url};
+use valine_service::diagnose::{CORRELATION_TTL_SECS, progress_message};
+use valine_store::DiagnoseCorrelation;
 
 use crate::app::{App, Ctx, opt_str};
 use crate::jobs::{Job, JobContext};

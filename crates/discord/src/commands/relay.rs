@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use serenity::model::application::CommandDataOption;
+use valine_clients::discord_api::{DiscordError, PostedMessage};
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_admin;
 use valine_domain::clock::now_secs;
 use valine_domain::config::Feature;
-use valine_clients::discord_api::{DiscordError, PostedMessage};
-use valine_store::{PendingConfirmation, StoreError, Taken};
 use valine_domain::trace::StepStatus;
+use valine_store::{PendingConfirmation, StoreError, Taken};
 
 use crate::app::{Ctx, opt_bool, opt_channel, opt_str, opt_user};
 use crate::response;

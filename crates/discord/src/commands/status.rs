@@ -6,10 +6,10 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::{Value, json};
 use serenity::model::application::CommandDataOption;
+use valine_clients::github_api::{GitHub, GitHubError, Workflow, WorkflowRun};
 use valine_domain::alert::truncate;
 use valine_domain::clock::{self, now_secs};
 use valine_domain::config::{Feature, RepoName};
-use valine_clients::github_api::{GitHub, GitHubError, Workflow, WorkflowRun};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 
 use crate::app::{App, Ctx, STATUS_INLINE_BUDGET, opt_i64, opt_str};
