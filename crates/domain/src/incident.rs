@@ -832,7 +832,8 @@ mod tests {
     #[test]
     fn decision_table() {
         let p = Policy::default();
-        let cases: Vec<(&str, Vec<(Outcome, u64, u64)>, Vec<&str>, bool)> = vec![
+        type Case = (&'static str, Vec<(Outcome, u64, u64)>, Vec<&'static str>, bool);
+        let cases: Vec<Case> = vec![
             ("first failure posts", vec![(F, 1, 1)], vec!["post"], true),
             ("failures edit", vec![(F, 1, 1), (F, 2, 1), (F, 3, 1)], vec!["post", "edit", "edit"], true),
             ("newer success resolves", vec![(F, 11, 1), (S, 12, 1)], vec!["post", "resolve"], false),
