@@ -6,11 +6,11 @@
 //! containers at once converge on the newest run's truth.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::alert::truncate;
 use crate::clock::duration;
+use crate::custom_id::{CustomId, MuteFor};
+use crate::message::{ButtonStyle, Component, Embed, Message};
 
 /// How many finished failure streaks an incident item remembers, for `valinectl incidents`.
 pub const HISTORY: usize = 20;
@@ -580,10 +580,6 @@ const AMBER: u32 = 0xF2_C7_44;
 const GREEN: u32 = 0x2E_B6_7D;
 const GREY: u32 = 0x99_AA_B5;
 
-fn field(name: &str, value: &str, inline: bool) -> Value {
-    json!({"name": name, "value": truncate(value, 1024), "inline": inline})
-}
-
 fn short_sha(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
@@ -598,15 +594,16 @@ fn run_label(run: &RunRef) -> String {
     } else {
         "deployment".to_string()
     };
-    match &run.url {
+    match run.url.as_deref().and_then(crate::message::link) {
         Some(u) => format!("[{label}]({u})"),
         None => label,
     }
 }
 
-/// The incident message: an embed that says where it stands, the culprits in `content`, and (while
-/// open) its buttons. `allowed_mentions` names exactly the mentioned users.
-pub fn render(incident: &Incident, now: u64) -> Value {
+/// The incident message: an embed that says where it stands, the culprits in `content` (mentioned
+/// by name, so `allowed_mentions` names exactly them), and, while open, its buttons. An edit with
+/// it replaces everything, so a resolved incident loses its buttons.
+pub fn render(incident: &Incident, now: u64) -> Message {
     let key = &incident.key;
     let failing = incident.latest_failure.as_ref().or(incident.first_failure.as_ref());
     let (title, colour) = if !incident.open {
@@ -617,55 +614,51 @@ pub fn render(incident: &Incident, now: u64) -> Value {
         let conclusion = failing.map_or("failure", |r| r.conclusion.as_str());
         (format!("❌ {} on {}: {conclusion}", key.name(), key.scope()), RED)
     };
-    let mut fields = vec![field("Repository", &key.repository, true)];
+    let muted = incident.open && incident.muted(now);
+    let mut embed = Embed::new(title).colour(if muted { GREY } else { colour });
+    embed = embed.field("Repository", &key.repository, true);
     match &key.subject {
         Subject::Workflow { workflow, branch } => {
-            fields.push(field("Workflow", workflow, true));
-            fields.push(field("Branch", branch, true));
+            embed = embed.field("Workflow", workflow, true).field("Branch", branch, true);
         }
-        Subject::Deployment { environment } => fields.push(field("Environment", environment, true)),
+        Subject::Deployment { environment } => embed = embed.field("Environment", environment, true),
     }
     if let Some(run) = failing {
         if let Some(c) = &run.commit {
-            fields.push(field("Commit", &format!("`{}`", short_sha(c)), true));
+            embed = embed.field("Commit", format!("`{}`", short_sha(c)), true);
         }
         if let Some(a) = &run.actor {
-            fields.push(field("Actor", a, true));
+            embed = embed.field("Actor", a, true);
         }
-        fields.push(field("Conclusion", &run.conclusion, true));
-        fields.push(field(if incident.failures > 1 { "Latest failing run" } else { "Run" }, &run_label(run), true));
+        embed = embed.field("Conclusion", &run.conclusion, true);
+        let name = if incident.failures > 1 { "Latest failing run" } else { "Run" };
+        embed = embed.field(name, run_label(run), true);
+        if let Some(u) = &run.url {
+            embed = embed.url(u);
+        }
     }
     if incident.failures > 1 {
-        fields.push(field(
-            "Failures",
-            &format!("{} since {}", incident.failures, crate::clock::relative(incident.opened_at, now)),
-            true,
-        ));
+        let since = crate::clock::relative(incident.opened_at, now);
+        embed = embed.field("Failures", format!("{} since {since}", incident.failures), true);
     }
     if incident.flapping {
-        fields.push(field(
-            "Flapping",
-            &format!(
-                "{} flips recently; latest run {}",
-                incident.flips.len(),
-                if incident.latest_passing { "passed" } else { "failed" }
-            ),
-            false,
-        ));
+        let latest = if incident.latest_passing { "passed" } else { "failed" };
+        embed =
+            embed.field("Flapping", format!("{} flips recently; the latest run {latest}", incident.flips.len()), false);
     }
     if let Some(detail) = failing.and_then(|r| r.detail.as_ref()) {
-        let mut where_ = detail.job.clone().unwrap_or_default();
+        let mut place = detail.job.clone().unwrap_or_default();
         if let Some(step) = &detail.step {
-            where_ = format!("{where_} › {step}");
+            place = format!("{place} › {step}");
         }
-        if let Some(u) = &detail.job_url {
-            where_ = format!("[{where_}]({u})");
+        if let Some(u) = detail.job_url.as_deref().and_then(crate::message::link) {
+            place = format!("[{place}]({u})");
         }
-        if !where_.is_empty() {
-            fields.push(field("Failing job", &where_, false));
+        if !place.is_empty() {
+            embed = embed.field("Failing job", place, false);
         }
         if let Some(tail) = detail.log_tail.as_deref().filter(|t| !t.trim().is_empty()) {
-            fields.push(field("Log tail", &format!("```\n{tail}\n```"), false));
+            embed = embed.field("Log tail", format!("```\n{tail}\n```"), false);
         }
     }
     if !incident.open
@@ -675,92 +668,80 @@ pub fn render(incident: &Incident, now: u64) -> Value {
         if let Some(c) = &fix.commit {
             fixed = format!("{fixed} at `{}`", short_sha(c));
         }
-        fields.push(field("Fixed by", &fixed, true));
-        fields.push(field("Time to recover", &duration(resolved_at.saturating_sub(incident.opened_at)), true));
+        embed = embed.field("Fixed by", fixed, true).field(
+            "Time to recover",
+            duration(resolved_at.saturating_sub(incident.opened_at)),
+            true,
+        );
     }
     if let Some(r) = incident.rerun {
-        fields.push(field("Re-run", &format!("requested by <@{}> <t:{}:R>", r.user_id, r.at), false));
+        embed = embed.field("Re-run", format!("requested by <@{}> <t:{}:R>", r.user_id, r.at), false);
     }
     if let Some(a) = incident.acked {
-        fields.push(field("Acknowledged", &format!("by <@{}> <t:{}:R>", a.user_id, a.at), false));
+        embed = embed.field("Acknowledged", format!("by <@{}> <t:{}:R>", a.user_id, a.at), false);
     }
     if let Some(m) = incident.mute.filter(|m| m.active(now)) {
         let until = m.until.map_or_else(|| "until fixed".to_string(), |u| format!("until <t:{u}:t>"));
-        fields.push(field("Muted", &format!("by <@{}> {until}", m.by), false));
+        embed = embed.field("Muted", format!("by <@{}> {until}", m.by), false);
     }
     if let Some(run) = failing {
-        fields.push(field("Trace", &format!("`{}`", run.trace_id), false));
+        embed = embed.field("Trace", format!("`{}`", run.trace_id), false);
     }
-    let mut embed = json!({
-        "title": truncate(&title, 256),
-        "color": if incident.open && incident.muted(now) { GREY } else { colour },
-        "fields": fields,
-        "footer": {"text": format!("incident {}", incident.streak_id())},
-    });
-    if let Some(u) = failing.and_then(|r| r.url.as_deref()) {
-        embed["url"] = json!(u);
-    }
+    embed = embed.footer(format!("incident {}", incident.streak_id()));
     let content = incident.mentioned.iter().map(|u| format!("<@{u}>")).collect::<Vec<_>>().join(" ");
-    let users: Vec<String> = incident.mentioned.iter().map(u64::to_string).collect();
-    let mut message = json!({
-        "content": content,
-        "embeds": [embed],
-        "allowed_mentions": {"parse": [], "users": users},
-        "components": if incident.open { buttons(incident, now) } else { json!([]) },
-    });
-    if users_empty(&message) {
-        message["allowed_mentions"] = json!({"parse": []});
+    let mut message = Message::text(content).with_embed(embed).replacing();
+    for user in &incident.mentioned {
+        message = message.mention_user(*user);
+    }
+    if incident.open {
+        for row in buttons(incident, now).chunks(crate::message::MAX_PER_ROW) {
+            message = message.with_row(row.to_vec());
+        }
     }
     message
 }
 
-fn users_empty(message: &Value) -> bool {
-    message["allowed_mentions"]["users"].as_array().is_some_and(Vec::is_empty)
-}
-
-/// `incident:{verb}:{streak id}[:{arg}]`: short (≤ 100 characters) and checked against the store
-/// on every press.
-pub fn custom_id(verb: &str, incident: &Incident, arg: Option<&str>) -> String {
-    match arg {
-        Some(a) => format!("incident:{verb}:{}:{a}", incident.streak_id()),
-        None => format!("incident:{verb}:{}", incident.streak_id()),
-    }
-}
-
-fn buttons(incident: &Incident, now: u64) -> Value {
-    let button =
-        |label: &str, style: u8, id: String| json!({"type": 2, "style": style, "label": label, "custom_id": id});
+fn buttons(incident: &Incident, now: u64) -> Vec<Component> {
+    let id = incident.streak_id();
     let mut row = Vec::new();
     if matches!(incident.key.subject, Subject::Workflow { .. }) {
-        row.push(button("Re-run failed jobs", 1, custom_id("rerun", incident, None)));
+        row.push(Component::button(
+            "Re-run failed jobs",
+            ButtonStyle::Primary,
+            CustomId::IncidentRerun(id.clone()).to_string(),
+        ));
     }
     if incident.acked.is_none() {
-        row.push(button("Acknowledge", 2, custom_id("ack", incident, None)));
+        row.push(Component::button(
+            "Acknowledge",
+            ButtonStyle::Secondary,
+            CustomId::IncidentAck(id.clone()).to_string(),
+        ));
     }
     if incident.muted(now) {
-        row.push(button("Unmute", 2, custom_id("unmute", incident, None)));
+        row.push(Component::button("Unmute", ButtonStyle::Secondary, CustomId::IncidentUnmute(id).to_string()));
     } else {
-        for (label, arg) in [("Mute 1h", "1h"), ("Mute 4h", "4h"), ("Mute 24h", "24h"), ("Mute until fixed", "fixed")] {
-            row.push(button(label, 2, custom_id("mute", incident, Some(arg))));
+        for d in MuteFor::CHOICES {
+            let label = format!("Mute {}", d.label());
+            row.push(Component::button(
+                label,
+                ButtonStyle::Secondary,
+                CustomId::IncidentMute(id.clone(), Some(d)).to_string(),
+            ));
         }
     }
-    // Discord allows 5 buttons per row.
-    let rows: Vec<Value> = row.chunks(5).map(|c| json!({"type": 1, "components": c})).collect();
-    json!(rows)
+    row
 }
 
 /// The one short reply that tells the channel the incident is resolved (edits do not notify).
-pub fn resolved_reply(incident: &Incident) -> Value {
+pub fn resolved_reply(incident: &Incident) -> Message {
     let recover = incident.resolved_at.map(|r| duration(r.saturating_sub(incident.opened_at))).unwrap_or_default();
     let fix = incident.fixed_by.as_ref().map(run_label).unwrap_or_default();
-    json!({
-        "content": truncate(&format!("✅ Resolved: {} on {} after {recover} ({fix}).", incident.key.name(), incident.key.scope()), 2000),
-        "allowed_mentions": {"parse": []},
-    })
+    Message::text(format!("✅ Resolved: {} on {} after {recover} ({fix}).", incident.key.name(), incident.key.scope()))
 }
 
 /// The one escalation reply: mentions the role, and only it.
-pub fn escalation_reply(incident: &Incident, role: Option<u64>, now: u64) -> Value {
+pub fn escalation_reply(incident: &Incident, role: Option<u64>, now: u64) -> Message {
     let open_for = duration(now.saturating_sub(incident.opened_at));
     let text = format!(
         "⏰ {} on {} has been failing for {open_for} and nobody has acknowledged it.",
@@ -768,16 +749,15 @@ pub fn escalation_reply(incident: &Incident, role: Option<u64>, now: u64) -> Val
         incident.key.scope()
     );
     match role {
-        Some(r) => {
-            json!({"content": format!("<@&{r}> {text}"), "allowed_mentions": {"parse": [], "roles": [r.to_string()]}})
-        }
-        None => json!({"content": text, "allowed_mentions": {"parse": []}}),
+        Some(r) => Message::text(format!("<@&{r}> {text}")).mention_role(r),
+        None => Message::text(text),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn key() -> IncidentKey {
         IncidentKey::workflow(9, "acme/widget", "CI", "main")
@@ -902,7 +882,7 @@ mod tests {
         assert!(actions[3..].iter().all(|a| *a == Action::Edit), "{actions:?}");
         let s = state.unwrap();
         assert!(s.flapping && s.open && s.latest_passing);
-        assert!(render(&s, 20_000).to_string().contains("Flapping"));
+        assert!(render(&s, 20_000).to_json().to_string().contains("Flapping"));
         // once the flips leave the window, the tick resolves it
         assert!(calm(&s, 10_500, p).is_none());
         let d = calm(&s, 10_000 + 3 * 3600, p).unwrap();
@@ -940,8 +920,19 @@ mod tests {
         assert_ne!(a.id(), IncidentKey::deployment(9, "acme/widget", "main").id());
         let (state, _) = run(&[(F, 1, 1)], Policy::default());
         let s = state.unwrap();
-        let id = custom_id("mute", &s, Some("fixed"));
-        assert!(id.len() <= 100 && id.ends_with(":fixed"), "{id}");
+        let m = render(&s, 10_000).to_json();
+        let ids: Vec<&str> = m["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row["components"].as_array().unwrap())
+            .map(|b| b["custom_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 6, "{m}");
+        for id in ids {
+            let parsed = CustomId::parse(id).unwrap();
+            assert_eq!(parsed.id(), s.streak_id(), "{id}");
+        }
     }
 
     #[test]
@@ -951,7 +942,7 @@ mod tests {
         let users = vec![("octocat".to_string(), 111), ("hubot".to_string(), 222), ("other".to_string(), 333)];
         s.mentioned = culprits(s.first_failure.as_ref().unwrap(), &users);
         assert_eq!(s.mentioned, vec![111, 222]);
-        let m = render(&s, 10_000);
+        let m = render(&s, 10_000).to_json();
         assert_eq!(m["content"], "<@111> <@222>");
         assert_eq!(m["allowed_mentions"], json!({"parse": [], "users": ["111", "222"]}));
         let text = m.to_string();
@@ -961,7 +952,7 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing");
         }
         s.mentioned.clear();
-        assert_eq!(render(&s, 10_000)["allowed_mentions"], json!({"parse": []}));
+        assert_eq!(render(&s, 10_000).to_json()["allowed_mentions"], json!({"parse": []}));
     }
 
     #[test]
@@ -992,7 +983,7 @@ mod tests {
         s.acked = None;
         s.escalated_at = Some(1);
         assert!(!needs_escalation(&s, s.opened_at + 31 * 60, 30));
-        let m = escalation_reply(&s, Some(42), s.opened_at + 31 * 60);
+        let m = escalation_reply(&s, Some(42), s.opened_at + 31 * 60).to_json();
         assert_eq!(m["allowed_mentions"], json!({"parse": [], "roles": ["42"]}));
     }
 }
