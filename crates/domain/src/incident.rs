@@ -184,6 +184,16 @@ pub struct MessageRef {
     pub message_id: u64,
     /// When it was posted, epoch seconds (MTTD = this − the first failure's completion).
     pub posted_at: u64,
+    #[serde(default)]
+    pub guild_id: Option<u64>,
+}
+
+impl MessageRef {
+    /// `https://discord.com/channels/{guild or @me}/{channel}/{message}`.
+    pub fn link(&self) -> String {
+        let guild = self.guild_id.map_or_else(|| "@me".to_string(), |g| g.to_string());
+        format!("https://discord.com/channels/{guild}/{}/{}", self.channel_id, self.message_id)
+    }
 }
 
 /// Who did something, and when.
@@ -754,6 +764,59 @@ pub fn escalation_reply(incident: &Incident, role: Option<u64>, now: u64) -> Mes
     }
 }
 
+/// Failure streaks of one workflow (or deployment environment) in a window: what
+/// `valinectl incidents` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowStats {
+    pub repository: String,
+    /// `workflow` or `deploy:environment`.
+    pub workflow: String,
+    /// Failure streaks opened in the window (each one incident message).
+    pub incidents: u64,
+    /// Failing runs in those streaks.
+    pub failures: u64,
+    /// Mean time to recover: first failure's completion → resolution, over resolved streaks.
+    pub mttr_secs: Option<u64>,
+    /// Mean time to detect: first failure's completion → incident message posted.
+    pub mttd_secs: Option<u64>,
+}
+
+fn mean(values: &[u64]) -> Option<u64> {
+    (!values.is_empty()).then(|| values.iter().sum::<u64>() / values.len() as u64)
+}
+
+/// Per workflow (and repository), over the streaks opened at or after `since`.
+pub fn stats(incidents: &[Incident], since: u64) -> Vec<WorkflowStats> {
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<Streak>> = Default::default();
+    for incident in incidents {
+        let entry = groups.entry((incident.key.repository.clone(), incident.key.name())).or_default();
+        entry.extend(incident.streaks().into_iter().filter(|s| s.opened_at >= since));
+    }
+    groups
+        .into_iter()
+        .filter(|(_, streaks)| !streaks.is_empty())
+        .map(|((repository, workflow), streaks)| {
+            let recover: Vec<u64> = streaks
+                .iter()
+                .filter(|s| s.resolved_at > 0)
+                .map(|s| s.resolved_at.saturating_sub(s.first_failure_completed_at.min(s.opened_at)))
+                .collect();
+            let detect: Vec<u64> = streaks
+                .iter()
+                .filter_map(|s| s.message_posted_at.map(|p| p.saturating_sub(s.first_failure_completed_at)))
+                .collect();
+            WorkflowStats {
+                repository,
+                workflow,
+                incidents: streaks.len() as u64,
+                failures: streaks.iter().map(|s| s.failures).sum(),
+                mttr_secs: mean(&recover),
+                mttd_secs: mean(&detect),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,7 +861,7 @@ mod tests {
             let d = decide(state.as_ref(), &obs(*outcome, *n, *a), now, policy);
             if let Some(mut next) = d.next {
                 if d.action == Action::Post {
-                    next.message = Some(MessageRef { channel_id: 9, message_id: 77, posted_at: now });
+                    next.message = Some(MessageRef { channel_id: 9, message_id: 77, posted_at: now, guild_id: None });
                 }
                 state = Some(next);
             }
@@ -985,5 +1048,20 @@ mod tests {
         assert!(!needs_escalation(&s, s.opened_at + 31 * 60, 30));
         let m = escalation_reply(&s, Some(42), s.opened_at + 31 * 60).to_json();
         assert_eq!(m["allowed_mentions"], json!({"parse": [], "roles": ["42"]}));
+    }
+
+    #[test]
+    fn statistics_per_workflow() {
+        let p = Policy::default();
+        // streak 1: failure completed at 1_000, posted at 10_000, resolved at 10_060
+        let (state, _) = run(&[(F, 1, 1), (S, 2, 1), (F, 3, 1)], p);
+        let s = state.unwrap();
+        let stats = stats(std::slice::from_ref(&s), 0);
+        assert_eq!(stats.len(), 1);
+        let w = &stats[0];
+        assert_eq!((w.workflow.as_str(), w.incidents, w.failures), ("CI", 2, 2));
+        assert_eq!(w.mttr_secs, Some(10_060 - 1_000));
+        assert_eq!(w.mttd_secs, Some((10_000 - 1_000 + 10_120 - 1_000) / 2));
+        assert!(super::stats(&[s], 20_000).is_empty(), "nothing opened since");
     }
 }

@@ -154,7 +154,12 @@ impl Alerter {
             Err(outcome) => return outcome,
         };
         let now = now_secs();
-        let claimed = store_call(deadline, self.ledger.claim(&key, now, self.settings.window_secs)).await;
+        // A store failure's alert does not wait on that store: this container's window only.
+        let claimed = if alert.kind.is_store_failure() {
+            Err(StoreError::Unavailable("the alert is about the store".into()))
+        } else {
+            store_call(deadline, self.ledger.claim(&key, now, self.settings.window_secs)).await
+        };
         let claim = match claimed {
             Ok(Some(claim)) => Some(claim),
             Ok(None) => return self.rate_limited(&key, &alert.trace_id),
@@ -164,7 +169,9 @@ impl Alerter {
                 if !self.local_claim(&key, now) {
                     return self.rate_limited(&key, &alert.trace_id);
                 }
-                tracing::warn!(alert_key = %key, error = %e, "Alert dedup unavailable; sending without dedup");
+                if !alert.kind.is_store_failure() {
+                    tracing::warn!(alert_key = %key, error = %e, "Alert dedup unavailable; sending without dedup");
+                }
                 None
             }
         };

@@ -4,6 +4,7 @@
 pub mod alerting;
 pub mod diagnose;
 pub mod http;
+pub mod incidents;
 pub mod lambda;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
