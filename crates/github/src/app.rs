@@ -10,14 +10,14 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tracing::Instrument;
 use valine_clients::discord_api::Discord;
+use valine_clients::github_api::GitHub;
 use valine_domain::config::{Config, Feature, Secret};
 use valine_domain::metrics::Metrics;
 use valine_domain::trace::{StepStatus, TraceRecorder};
-use valine_clients::github_api::GitHub;
 use valine_service::alerting::Alerter;
-use valine_service::incidents::{IncidentDesk, Observed, TickReport};
 use valine_service::diagnose::{correlation_ids_in, progress_message};
 use valine_service::http::{HttpRequest, HttpResponse};
+use valine_service::incidents::{IncidentDesk, Observed, TickReport};
 use valine_store::{RunRecord, StoreError, Stores};
 
 use crate::events::{self, Decision};
@@ -82,7 +82,15 @@ impl App {
         let config = Arc::new(parts.config);
         let incidents =
             IncidentDesk::new(config.clone(), &parts.stores, parts.discord.clone(), None, parts.metrics.clone());
-        Ok(Self { config, secret, stores: parts.stores, discord: parts.discord, alerter, incidents, metrics: parts.metrics })
+        Ok(Self {
+            config,
+            secret,
+            stores: parts.stores,
+            discord: parts.discord,
+            alerter,
+            incidents,
+            metrics: parts.metrics,
+        })
     }
 
     /// GitHub, for the failing job and step of an incident and for re-runs.
@@ -204,7 +212,10 @@ impl App {
                     Handled { status: StatusCode::OK, body: json!({"status": "ok", "event": "ping", "hook_id": hook_id}), retryable_failure: false }
                 }
                 "workflow_run" => self.workflow_run(&mut rec, &payload, &action, &mut store_error, deadline).await,
-                "deployment_status" => self.deployment_status(&mut rec, &payload, deadline).await,
+                "deployment_status" => {
+                    let store_down = store_error.as_ref().is_some_and(StoreError::is_unavailable);
+                    self.deployment_status(&mut rec, &payload, store_down, deadline).await
+                }
                 _ => {
                     rec.note("route", StepStatus::Skipped, Some("event not acted on".into()));
                     Handled { status: StatusCode::ACCEPTED, body: json!({"status": "ignored", "event": event}), retryable_failure: false }
@@ -304,7 +315,7 @@ impl App {
             body["diagnose"] = json!(if p.is_ok() { "updated" } else { "not_updated" });
         }
         let decision = events::decide_workflow_run(action, &run, payload, &self.config.alert_branches, rec.trace_id());
-        let mut failed = self.act(rec, decision, &mut body, deadline).await;
+        let mut failed = self.act(rec, decision, &mut body, store_down, deadline).await;
         if let Some(Err(e)) = progress {
             // The edit is idempotent: a redelivery puts the message right.
             if !failed {
@@ -316,17 +327,30 @@ impl App {
         Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
-    async fn deployment_status(&self, rec: &mut TraceRecorder, payload: &Value, deadline: Instant) -> Handled {
+    async fn deployment_status(
+        &self,
+        rec: &mut TraceRecorder,
+        payload: &Value,
+        store_down: bool,
+        deadline: Instant,
+    ) -> Handled {
         let decision = events::decide_deployment_status(payload, rec.trace_id());
         let mut body =
             json!({"status": "ok", "event": "deployment_status", "state": payload["deployment_status"]["state"]});
-        let failed = self.act(rec, decision, &mut body, deadline).await;
+        let failed = self.act(rec, decision, &mut body, store_down, deadline).await;
         Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
     /// Carries out a decision through the incident model; true when the delivery should be
     /// offered for redelivery (nothing was shown, and a retry can show it).
-    async fn act(&self, rec: &mut TraceRecorder, decision: Decision, body: &mut Value, deadline: Instant) -> bool {
+    async fn act(
+        &self,
+        rec: &mut TraceRecorder,
+        decision: Decision,
+        body: &mut Value,
+        store_down: bool,
+        deadline: Instant,
+    ) -> bool {
         let mut obs = match decision {
             Decision::Observe(obs) => obs,
             Decision::Nothing(reason) => {
@@ -344,14 +368,26 @@ impl App {
                 return false;
             }
         }
-        let t = rec.start("incident.observe");
-        let observed = self.incidents.observe(&obs, deadline).await;
-        let failed = matches!(observed, Observed::Failed { .. });
-        let label = match &observed {
-            Observed::Nothing { reason } | Observed::Skipped { reason } => format!("{}: {reason}", observed.as_str()),
-            other => other.as_str().to_string(),
+        let observed = if store_down {
+            // Not asked again: this delivery already found the store down.
+            rec.note("incident.observe", StepStatus::Skipped, Some("store unavailable".into()));
+            Observed::Failed { error: "store unavailable".into(), posted: false, store: true }
+        } else {
+            let t = rec.start("incident.observe");
+            let observed = self.incidents.observe(&obs, deadline).await;
+            let label = match &observed {
+                Observed::Nothing { reason } | Observed::Skipped { reason } => {
+                    format!("{}: {reason}", observed.as_str())
+                }
+                other => other.as_str().to_string(),
+            };
+            let failed = matches!(observed, Observed::Failed { .. });
+            rec.finish(t, if failed { StepStatus::Error } else { StepStatus::Ok }, Some(label));
+            observed
         };
-        rec.finish(t, if failed { StepStatus::Error } else { StepStatus::Ok }, Some(label));
+        if let Observed::Failed { error, store: true, .. } = &observed {
+            self.store_alert(error, rec.trace_id(), deadline).await;
+        }
         body["incident"] = json!(obs.key.id());
         match &observed {
             Observed::Resolved => {
@@ -359,7 +395,7 @@ impl App {
                 body["resolved"] = json!("sent");
                 false
             }
-            Observed::Failed { error, posted } => {
+            Observed::Failed { error, posted, .. } => {
                 rec.fail(error);
                 body["alert"] = json!("failed");
                 if *posted {
@@ -378,6 +414,26 @@ impl App {
                 false
             }
         }
+    }
+
+    /// The critical alert about the store itself: it keeps its dedup window, in this container only,
+    /// because it must not wait on the store that failed.
+    async fn store_alert(&self, error: &str, trace_id: &str, deadline: Instant) {
+        let alert = valine_domain::alert::Alert {
+            severity: valine_domain::alert::Severity::Critical,
+            kind: valine_domain::alert::AlertKind::Internal("store_unavailable"),
+            title: "The store is unavailable: workflow failures cannot be tracked".into(),
+            repository: self.config.github_repo.as_ref().map_or_else(|| "valine".to_string(), |r| r.to_string()),
+            workflow: SERVICE.to_string(),
+            branch: self.config.stage.clone(),
+            commit: None,
+            actor: None,
+            conclusion: None,
+            run_url: None,
+            trace_id: trace_id.to_string(),
+            detail: Some(valine_domain::redact::redact(error).into_owned()),
+        };
+        self.alerter.raise(&alert, deadline).await;
     }
 
     /// Whether `run` can be a `/diagnose` run at all: dispatched, of `DIAGNOSE_WORKFLOW`, in

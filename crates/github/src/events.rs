@@ -385,7 +385,8 @@ mod tests {
     fn attempts_order_runs_and_commit_authors_become_logins() {
         let mut p = workflow_run("completed", "completed", Some("failure"), "main");
         p["workflow_run"]["run_attempt"] = json!(3);
-        p["workflow_run"]["head_commit"] = json!({"author": {"name": "Mona", "email": "12345+mona@users.noreply.github.com"}});
+        p["workflow_run"]["head_commit"] =
+            json!({"author": {"name": "Mona", "email": "12345+mona@users.noreply.github.com"}});
         let run = workflow_run_record(&p).unwrap();
         let Decision::Observe(o) = decide_workflow_run("completed", &run, &p, &branches(), "t") else { panic!() };
         assert_eq!(o.run.order, Order::new(163, 3));

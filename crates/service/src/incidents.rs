@@ -87,8 +87,8 @@ pub enum Observed {
     /// A failure of a muted incident: tracked, nothing posted.
     Muted,
     /// Something failed. `posted`: a message went out although its state could not be written, so
-    /// a redelivery might post it again.
-    Failed { error: String, posted: bool },
+    /// a redelivery might post it again. `store`: the store failed (an internal alert is due).
+    Failed { error: String, posted: bool, store: bool },
 }
 
 impl Observed {
@@ -307,7 +307,7 @@ impl IncidentDesk {
                 Err(e) => {
                     tracing::error!(alert_key = %alert_key, error = %e, "Alert failed: the incident could not be read");
                     self.metrics.alert(AlertMetric::Failed);
-                    return Observed::Failed { error: e.to_string(), posted: false };
+                    return Observed::Failed { error: e.to_string(), posted: false, store: true };
                 }
             },
         };
@@ -323,7 +323,8 @@ impl IncidentDesk {
                 tracing::info!(alert_key = %alert_key, reason, "incident unchanged");
                 return Observed::Nothing { reason };
             };
-            let shows_failure = obs.outcome == Outcome::Failure && matches!(decision.action, Action::Post | Action::Edit);
+            let shows_failure =
+                obs.outcome == Outcome::Failure && matches!(decision.action, Action::Post | Action::Edit);
             if shows_failure && detail.is_none() {
                 if detail_task.is_none() {
                     detail_task = self.start_detail(obs);
@@ -357,7 +358,7 @@ impl IncidentDesk {
                         Err(e) => {
                             tracing::error!(alert_key = %alert_key, error = %e, "Alert failed");
                             self.metrics.alert(AlertMetric::Failed);
-                            return Observed::Failed { error: e.to_string(), posted: false };
+                            return Observed::Failed { error: e.to_string(), posted: false, store: false };
                         }
                     };
                     next.message = Some(MessageRef {
@@ -380,7 +381,7 @@ impl IncidentDesk {
                         Err(e) => {
                             tracing::error!(alert_key = %alert_key, error = %e, "the incident message is out but its state was not written");
                             self.metrics.alert(AlertMetric::Sent);
-                            return Observed::Failed { error: e.to_string(), posted: true };
+                            return Observed::Failed { error: e.to_string(), posted: true, store: true };
                         }
                     }
                 }
@@ -398,17 +399,28 @@ impl IncidentDesk {
                         self.discard(orphan.take(), deadline).await;
                         tracing::error!(alert_key = %alert_key, error = %e, "Alert failed: the incident could not be written");
                         self.metrics.alert(AlertMetric::Failed);
-                        return Observed::Failed { error: e.to_string(), posted: false };
+                        return Observed::Failed { error: e.to_string(), posted: false, store: true };
                     }
                 },
             }
         }
         self.discard(orphan.take(), deadline).await;
-        Observed::Failed { error: "the incident kept changing under this delivery; redeliver it".into(), posted: false }
+        Observed::Failed {
+            error: "the incident kept changing under this delivery; redeliver it".into(),
+            posted: false,
+            store: false,
+        }
     }
 
     /// The effects of a written decision other than a first post.
-    async fn carry_out(&self, action: &Action, next: &Incident, alert_key: &str, now: u64, deadline: Instant) -> Observed {
+    async fn carry_out(
+        &self,
+        action: &Action,
+        next: &Incident,
+        alert_key: &str,
+        now: u64,
+        deadline: Instant,
+    ) -> Observed {
         let Some(message) = next.message else {
             if *action == Action::Muted {
                 tracing::info!(alert_key, incident = %next.streak_id(), "Alert muted");
@@ -430,6 +442,7 @@ impl IncidentDesk {
                     return Observed::Failed {
                         error: format!("the incident is recorded but its message could not be edited: {e}"),
                         posted: true,
+                        store: false,
                     };
                 }
                 tracing::info!(alert_key, incident = %next.streak_id(), failures = next.failures, "Alert updated");
@@ -447,10 +460,11 @@ impl IncidentDesk {
                         Observed::Resolved
                     }
                     (e1, e2) => {
-                        let error = [e1.err(), e2.err()].into_iter().flatten().map(|e| e.to_string()).collect::<Vec<_>>();
+                        let error =
+                            [e1.err(), e2.err()].into_iter().flatten().map(|e| e.to_string()).collect::<Vec<_>>();
                         tracing::error!(alert_key, error = %error.join("; "), "Alert failed: the resolve was recorded but not all of it was shown");
                         self.metrics.alert(AlertMetric::Failed);
-                        Observed::Failed { error: error.join("; "), posted: true }
+                        Observed::Failed { error: error.join("; "), posted: true, store: false }
                     }
                 }
             }
@@ -458,7 +472,13 @@ impl IncidentDesk {
         }
     }
 
-    async fn edit(&self, next: &Incident, message: MessageRef, now: u64, deadline: Instant) -> Result<(), DiscordError> {
+    async fn edit(
+        &self,
+        next: &Incident,
+        message: MessageRef,
+        now: u64,
+        deadline: Instant,
+    ) -> Result<(), DiscordError> {
         let body = incident::render(next, now).to_json();
         let edited =
             discord_call(deadline, self.discord.edit_message(message.channel_id, message.message_id, &body)).await;
@@ -550,7 +570,9 @@ impl IncidentDesk {
             match self.put(&next, deadline).await {
                 Ok(IncidentWrite::Written) => {
                     let body = incident::escalation_reply(&next, self.settings.mention_role_id, now).to_json();
-                    match discord_call(deadline, self.discord.reply(message.channel_id, message.message_id, &body)).await {
+                    match discord_call(deadline, self.discord.reply(message.channel_id, message.message_id, &body))
+                        .await
+                    {
                         Ok(_) => {
                             tracing::info!(incident = %next.streak_id(), "Alert escalated");
                             report.escalated += 1;
@@ -565,7 +587,13 @@ impl IncidentDesk {
                 Err(e) => report.errors.push(e.to_string()),
             }
         }
-        tracing::info!(open = report.open, escalated = report.escalated, calmed = report.calmed, errors = report.errors.len(), "tick done");
+        tracing::info!(
+            open = report.open,
+            escalated = report.escalated,
+            calmed = report.calmed,
+            errors = report.errors.len(),
+            "tick done"
+        );
         report
     }
 
@@ -592,7 +620,13 @@ impl IncidentDesk {
         if let Err(e) = within(deadline, STORE_BUDGET, self.audit.append(&record)).await {
             tracing::error!(audit_id = %record.audit_id, command, error = %e, "could not write the audit record of an incident press");
         }
-        tracing::info!(command, user_id = caller.user_id, incident = id.id(), result = record.result.as_str(), "incident press");
+        tracing::info!(
+            command,
+            user_id = caller.user_id,
+            incident = id.id(),
+            result = record.result.as_str(),
+            "incident press"
+        );
         outcome
     }
 
@@ -601,7 +635,13 @@ impl IncidentDesk {
         self.press(&CustomId::IncidentRerun(streak_id.into()), caller, trace_id, deadline).await
     }
 
-    pub async fn acknowledge(&self, streak_id: &str, caller: Caller<'_>, trace_id: &str, deadline: Instant) -> PressOutcome {
+    pub async fn acknowledge(
+        &self,
+        streak_id: &str,
+        caller: Caller<'_>,
+        trace_id: &str,
+        deadline: Instant,
+    ) -> PressOutcome {
         self.press(&CustomId::IncidentAck(streak_id.into()), caller, trace_id, deadline).await
     }
 
@@ -704,7 +744,8 @@ impl IncidentDesk {
 
     async fn call_rerun(&self, incident: &Incident, deadline: Instant) -> Result<(), String> {
         let github = self.github.as_ref().ok_or("GitHub is not configured: set GITHUB_TOKEN.")?;
-        let run = incident.latest_failure.as_ref().filter(|r| r.run_id > 0).ok_or("this incident has no run to re-run")?;
+        let run =
+            incident.latest_failure.as_ref().filter(|r| r.run_id > 0).ok_or("this incident has no run to re-run")?;
         let repo = repo_name(&incident.key.repository).ok_or("the incident's repository is not owner/name")?;
         let budget = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(budget, github.rerun_failed_jobs(&repo, run.run_id)).await {
@@ -729,7 +770,11 @@ impl IncidentDesk {
         let lines: Vec<String> = open
             .iter()
             .map(|i| {
-                let mut state = vec![format!("{} failure(s) since {}", i.failures, valine_domain::clock::relative(i.opened_at, now))];
+                let mut state = vec![format!(
+                    "{} failure(s) since {}",
+                    i.failures,
+                    valine_domain::clock::relative(i.opened_at, now)
+                )];
                 if i.flapping {
                     state.push("flapping".into());
                 }
@@ -768,10 +813,17 @@ impl IncidentDesk {
             .filter_map(|i| {
                 let m = i.mute?;
                 let until = m.until.map_or_else(|| "until fixed".to_string(), |u| format!("until <t:{u}:f>"));
-                Some(format!("• {} on {} ({}): muted by <@{}> {until}", i.key.name(), i.key.scope(), i.key.repository, m.by))
+                Some(format!(
+                    "• {} on {} ({}): muted by <@{}> {until}",
+                    i.key.name(),
+                    i.key.scope(),
+                    i.key.repository,
+                    m.by
+                ))
             })
             .collect();
-        let mut message = Message::text(format!("**Active mutes ({})**\n{}", muted.len(), lines.join("\n"))).ephemeral();
+        let mut message =
+            Message::text(format!("**Active mutes ({})**\n{}", muted.len(), lines.join("\n"))).ephemeral();
         let buttons: Vec<Component> = muted
             .iter()
             .take(valine_domain::message::MAX_ROWS * valine_domain::message::MAX_PER_ROW)
