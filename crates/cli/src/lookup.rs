@@ -80,7 +80,7 @@ pub fn render_timeline(trace: Option<&Trace>, mut entries: Vec<Entry>) -> String
 }
 
 async fn cloudwatch_entries(config: &Config, trace_id: &str, hours: u64) -> Result<Vec<Entry>, String> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let sdk = valine_store::dynamo::sdk_loader().load().await;
     let client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
     let since = valine_domain::clock::now_millis().saturating_sub(hours * 3600 * 1000) as i64;
     let pattern = format!("{{ $.trace_id = \"{trace_id}\" }}");

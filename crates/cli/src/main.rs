@@ -8,6 +8,8 @@ mod redact_cmd;
 mod register;
 mod send;
 mod serve;
+mod setup;
+mod smoke;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,8 +60,17 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Copy stdin to stdout with every secret redacted (for pasting logs into an issue).
-    Redact,
+    /// Copy stdin to stdout with every secret redacted (for pasting logs into an issue); with
+    /// `--check`, scan files for leaked secrets instead.
+    Redact {
+        /// Scan files and print `file:line: kind (fp:…)` for each secret found (never the secret);
+        /// exit 1 when anything is found. Honours `.redact-allow` in the current directory.
+        #[arg(long)]
+        check: bool,
+        /// With --check: the files to scan (default: the files git tracks here).
+        #[arg(requires = "check")]
+        paths: Vec<PathBuf>,
+    },
     /// Incidents with their durations, then per workflow: failures, MTTR and MTTD.
     Incidents {
         /// Only the open ones.
@@ -78,6 +89,39 @@ enum Command {
         #[command(subcommand)]
         action: TablesAction,
     },
+    /// After `sam deploy`: set the Discord interactions URL, register the commands, create or
+    /// update the repository webhook and check its ping. Idempotent. Needs DISCORD_BOT_TOKEN,
+    /// GITHUB_TOKEN and GITHUB_WEBHOOK_SECRET.
+    Setup(SetupCliArgs),
+    /// After a deploy: health routes answer, Discord verification is on, a signed GitHub ping is
+    /// accepted (with GITHUB_WEBHOOK_SECRET). One line per check; fails if any does.
+    Smoke {
+        /// The API's base URL (the stack's ApiUrl output).
+        #[arg(long)]
+        url: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SetupCliArgs {
+    /// The stage whose stack to read (stack valine-orchestrator-<stage>).
+    #[arg(long, default_value = "dev")]
+    stage: String,
+    /// The CloudFormation stack, if not valine-orchestrator-<stage>.
+    #[arg(long)]
+    stack: Option<String>,
+    /// The repository to send webhooks from (default GITHUB_REPO).
+    #[arg(long)]
+    repo: Option<String>,
+    /// The API's base URL, instead of reading it from the stack.
+    #[arg(long)]
+    api_url: Option<String>,
+    /// Print what would change, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Send GITHUB_WEBHOOK_SECRET to the existing webhook even when nothing else differs.
+    #[arg(long)]
+    reset_secret: bool,
 }
 
 #[derive(Args, Debug)]
@@ -217,11 +261,31 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Redact => match redact_cmd::run(std::io::stdin().lock(), std::io::stdout().lock()) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            Err(e) => Err(e.to_string()),
-        },
+        Command::Redact { check: true, paths } => {
+            let root = std::env::current_dir().map_err(|e| e.to_string())?;
+            let report = redact_cmd::check(&root, &paths, &mut std::io::stdout().lock())?;
+            eprintln!("redact --check: {} file(s) scanned, nothing found", report.files);
+            Ok(())
+        }
+        Command::Redact { check: false, .. } => {
+            match redact_cmd::run(std::io::stdin().lock(), std::io::stdout().lock()) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Command::Setup(a) => {
+            let args = setup::SetupArgs {
+                stage: a.stage,
+                stack: a.stack,
+                repo: a.repo,
+                api_url: a.api_url,
+                dry_run: a.dry_run,
+                reset_secret: a.reset_secret,
+            };
+            setup::run(config()?, args).await
+        }
+        Command::Smoke { url } => smoke::run(&url, config()?.github_webhook_secret.as_ref()).await,
         Command::Incidents { open, since, json } => {
             print!("{}", incidents_cmd::incidents(&local_config()?, open, &since, json).await?);
             Ok(())

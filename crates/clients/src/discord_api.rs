@@ -91,11 +91,12 @@ pub fn with_reference(body: &Value, channel_id: u64, message_id: u64) -> Value {
     body
 }
 
-/// Discord over HTTP: serenity's routes and request builder, our reqwest client.
+/// Discord over HTTP: serenity's routes and request builder, our reqwest client. The client (and
+/// its TLS configuration) is built on the first call, not at start-up: a PING never needs it.
 #[derive(Clone)]
 pub struct HttpDiscord {
-    http: Arc<serenity::http::Http>,
-    client: reqwest::Client,
+    clients: Arc<std::sync::OnceLock<(serenity::http::Http, reqwest::Client)>>,
+    token: Arc<str>,
     base: Option<String>,
     attempt_timeout: Duration,
 }
@@ -109,17 +110,24 @@ impl std::fmt::Debug for HttpDiscord {
 impl HttpDiscord {
     /// `base` replaces `https://discord.com` (tests, proxies); `attempt_timeout` bounds each try.
     pub fn new(token: &str, base: Option<&url::Url>, attempt_timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(800))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         let base = base.map(|u| u.as_str().trim_end_matches('/').to_string());
-        let mut builder = HttpBuilder::new(token).ratelimiter_disabled(true).client(client.clone());
-        if let Some(b) = &base {
-            builder = builder.proxy(b.clone());
-        }
-        Self { http: Arc::new(builder.build()), client, base, attempt_timeout }
+        Self { clients: Arc::default(), token: Arc::from(token), base, attempt_timeout }
+    }
+
+    /// serenity's `Http` (routes, token) and the reqwest client that sends, built once.
+    fn clients(&self) -> &(serenity::http::Http, reqwest::Client) {
+        self.clients.get_or_init(|| {
+            let client = reqwest::Client::builder()
+                .connect_timeout(Duration::from_millis(800))
+                .pool_idle_timeout(Duration::from_secs(50))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new());
+            let mut builder = HttpBuilder::new(&*self.token).ratelimiter_disabled(true).client(client.clone());
+            if let Some(b) = &self.base {
+                builder = builder.proxy(b.clone());
+            }
+            (builder.build(), client)
+        })
     }
 
     /// Sends one request; on a 429 waits out `Retry-After` once when it is short, and on a 5xx
@@ -136,7 +144,7 @@ impl HttpDiscord {
         loop {
             let request = Request::new(route, method).body(bytes.clone());
             let builder = request
-                .build(&self.client, self.http.token(), self.base.as_deref())
+                .build(&self.clients().1, self.clients().0.token(), self.base.as_deref())
                 .map_err(|e| DiscordError::Unreachable(e.to_string()))?;
             let response = match tokio::time::timeout(self.attempt_timeout, builder.send()).await {
                 Err(_) => return Err(DiscordError::Timeout),

@@ -183,12 +183,16 @@ pub trait GitHub: Send + Sync {
     }
 }
 
+/// GitHub over octocrab. The client (and the root certificates its TLS connector loads) is built
+/// on the first call, not at start-up: a PING or a delivery nobody routes never needs it.
 #[derive(Clone)]
 pub struct OctocrabGitHub {
-    crab: octocrab::Octocrab,
+    crab: Arc<std::sync::OnceLock<Result<octocrab::Octocrab, GitHubError>>>,
+    token: Arc<str>,
+    base: Option<url::Url>,
     /// For the redirect of a log download: a plain client, so that the token never goes to the
-    /// storage host the redirect names.
-    plain: reqwest::Client,
+    /// storage host the redirect names. Built on first use too.
+    plain: Arc<std::sync::OnceLock<reqwest::Client>>,
     read_timeout: Duration,
 }
 
@@ -199,23 +203,49 @@ impl std::fmt::Debug for OctocrabGitHub {
 }
 
 impl OctocrabGitHub {
-    /// Must be called inside a Tokio runtime (octocrab spawns its request buffer).
     pub fn new(token: &str, base: Option<&url::Url>, read_timeout: Duration) -> Result<Self, GitHubError> {
-        let mut builder = octocrab::Octocrab::builder()
-            .personal_token(token.to_string())
-            .set_connect_timeout(Some(Duration::from_secs(2)))
-            .set_read_timeout(Some(read_timeout))
-            .set_write_timeout(Some(Duration::from_secs(5)));
         if let Some(base) = base {
-            builder = builder.base_uri(base.as_str()).map_err(|e| GitHubError::Unreachable(e.to_string()))?;
+            // Checked now, so that a wrong GITHUB_API_BASE fails the start, not the first command.
+            octocrab::Octocrab::builder()
+                .base_uri(base.as_str())
+                .map_err(|e| GitHubError::Unreachable(e.to_string()))?;
         }
-        let crab = builder.build().map_err(|e| GitHubError::Unreachable(e.to_string()))?;
-        let plain = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Ok(Self { crab, plain, read_timeout })
+        Ok(Self {
+            crab: Arc::default(),
+            token: Arc::from(token),
+            base: base.cloned(),
+            plain: Arc::default(),
+            read_timeout,
+        })
+    }
+
+    fn plain(&self) -> &reqwest::Client {
+        self.plain.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .redirect(reqwest::redirect::Policy::limited(3))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+    }
+
+    /// The client, built once. Must be called inside a Tokio runtime (octocrab spawns its
+    /// request buffer).
+    fn crab(&self) -> Result<&octocrab::Octocrab, GitHubError> {
+        self.crab
+            .get_or_init(|| {
+                let mut builder = octocrab::Octocrab::builder()
+                    .personal_token(self.token.to_string())
+                    .set_connect_timeout(Some(Duration::from_secs(2)))
+                    .set_read_timeout(Some(self.read_timeout))
+                    .set_write_timeout(Some(Duration::from_secs(5)));
+                if let Some(base) = &self.base {
+                    builder = builder.base_uri(base.as_str()).map_err(|e| GitHubError::Unreachable(e.to_string()))?;
+                }
+                builder.build().map_err(|e| GitHubError::Unreachable(e.to_string()))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
@@ -247,7 +277,7 @@ fn segment(s: &str) -> String {
 impl GitHub for OctocrabGitHub {
     async fn list_workflows(&self, repo: &RepoName) -> Result<Vec<Workflow>, GitHubError> {
         let route = format!("/repos/{}/{}/actions/workflows", segment(&repo.owner), segment(&repo.name));
-        let page: WorkflowsPage = self.crab.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        let page: WorkflowsPage = self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
         Ok(page.workflows)
     }
 
@@ -259,7 +289,8 @@ impl GitHub for OctocrabGitHub {
             segment(workflow)
         );
         let per_page = per_page.clamp(1, 100).to_string();
-        let page: RunsPage = self.crab.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
+        let page: RunsPage =
+            self.crab()?.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
         Ok(page.workflow_runs)
     }
 
@@ -271,7 +302,7 @@ impl GitHub for OctocrabGitHub {
         inputs: &Value,
     ) -> Result<(), GitHubError> {
         let inputs = if inputs.is_object() { inputs.clone() } else { Value::Object(Default::default()) };
-        self.crab
+        self.crab()?
             .actions()
             .create_workflow_dispatch(&repo.owner, &repo.name, workflow, git_ref)
             .inputs(inputs)
@@ -282,7 +313,7 @@ impl GitHub for OctocrabGitHub {
 
     async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError> {
         let route = format!("/repos/{}/{}/actions/runs/{run_id}", segment(&repo.owner), segment(&repo.name));
-        self.crab.get(route, None::<&()>).await.map_err(map_err)
+        self.crab()?.get(route, None::<&()>).await.map_err(map_err)
     }
 
     async fn run_attempt_jobs(&self, repo: &RepoName, run_id: u64, attempt: u64) -> Result<Vec<Job>, GitHubError> {
@@ -292,13 +323,13 @@ impl GitHub for OctocrabGitHub {
             segment(&repo.name),
             attempt.max(1)
         );
-        let page: JobsPage = self.crab.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        let page: JobsPage = self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
         Ok(page.jobs)
     }
 
     async fn job_log(&self, repo: &RepoName, job_id: u64) -> Result<String, GitHubError> {
         let route = format!("/repos/{}/{}/actions/jobs/{job_id}/logs", segment(&repo.owner), segment(&repo.name));
-        let response = self.crab._get(route).await.map_err(map_err)?;
+        let response = self.crab()?._get(route).await.map_err(map_err)?;
         let status = response.status();
         if status.is_redirection() {
             let location = response
@@ -308,7 +339,7 @@ impl GitHub for OctocrabGitHub {
                 .and_then(|v| url::Url::parse(v).ok())
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| GitHubError::Unreachable("log redirect without a usable Location".into()))?;
-            let answer = tokio::time::timeout(self.read_timeout, self.plain.get(location).send())
+            let answer = tokio::time::timeout(self.read_timeout, self.plain().get(location).send())
                 .await
                 .map_err(|_| GitHubError::Timeout)?
                 .map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
@@ -324,7 +355,7 @@ impl GitHub for OctocrabGitHub {
                 .map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
             return Ok(log_text(&bytes));
         }
-        let body = self.crab.body_to_string(response).await.map_err(map_err)?;
+        let body = self.crab()?.body_to_string(response).await.map_err(map_err)?;
         if !status.is_success() {
             let message = serde_json::from_str::<Value>(&body)
                 .ok()
@@ -338,12 +369,15 @@ impl GitHub for OctocrabGitHub {
     async fn rerun_failed_jobs(&self, repo: &RepoName, run_id: u64) -> Result<(), GitHubError> {
         let route =
             format!("/repos/{}/{}/actions/runs/{run_id}/rerun-failed-jobs", segment(&repo.owner), segment(&repo.name));
-        let response = self.crab._post(route, None::<&()>).await.map_err(map_err)?;
+        let response = self.crab()?._post(route, None::<&()>).await.map_err(map_err)?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        let body = self.crab.body_to_string(response).await.unwrap_or_default();
+        let body = match self.crab()?.body_to_string(response).await {
+            Ok(b) => b,
+            Err(_) => String::new(),
+        };
         let message = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))

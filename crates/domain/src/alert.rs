@@ -1,7 +1,9 @@
 //! The alert model: severities, what an alert carries, its dedup key and window, and the Discord
 //! message it becomes. Pure: sending, claiming and recovery state live in [`crate::alerting`].
 
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::message::{Embed, Message, link};
 
 /// How bad it is. `Critical` may mention `ALERT_MENTION_ROLE_ID`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -97,46 +99,36 @@ impl Alert {
         recovery_key(&self.repository, &self.workflow, &self.branch)
     }
 
-    /// The Discord message body. Only `mention_role` (for critical alerts) may be pinged.
+    /// The Discord message body. Only `mention_role` (for critical alerts) may be pinged. Values
+    /// GitHub sent (a `target_url` that is not a URL, an empty ref) are made acceptable by
+    /// [`Message`], never refused by Discord.
     pub fn message(&self, mention_role: Option<u64>) -> Value {
-        let mut fields = vec![
-            field("Repository", &self.repository, true),
-            field("Workflow", &self.workflow, true),
-            field("Branch", &self.branch, true),
-        ];
+        let mut embed = Embed::new(format!("{} {}", self.severity.emoji(), self.title))
+            .colour(self.severity.colour())
+            .field("Repository", &self.repository, true)
+            .field("Workflow", &self.workflow, true)
+            .field("Branch", &self.branch, true)
+            .footer(format!("severity: {}", self.severity.as_str()));
         if let Some(c) = &self.conclusion {
-            fields.push(field("Conclusion", c, true));
+            embed = embed.field("Conclusion", c, true);
         }
         if let Some(c) = &self.commit {
-            fields.push(field("Commit", &format!("`{}`", short_sha(c)), true));
+            embed = embed.field("Commit", format!("`{}`", short_sha(c)), true);
         }
         if let Some(a) = &self.actor {
-            fields.push(field("Actor", a, true));
+            embed = embed.field("Actor", a, true);
         }
-        if let Some(u) = &self.run_url {
-            fields.push(field("Run", &format!("[open]({u})"), true));
+        if let Some(u) = self.run_url.as_deref().and_then(link) {
+            embed = embed.url(&u).field("Run", format!("[open]({u})"), true);
         }
         if let Some(d) = &self.detail {
-            fields.push(field("Detail", &truncate(d, 1000), false));
+            embed = embed.field("Detail", truncate(d, 1000), false);
         }
-        fields.push(field("Trace", &format!("`{}`", self.trace_id), false));
-        let mut embed = json!({
-            "title": truncate(&format!("{} {}", self.severity.emoji(), self.title), 256),
-            "color": self.severity.colour(),
-            "fields": fields,
-            "footer": {"text": format!("severity: {}", self.severity.as_str())},
-        });
-        if let Some(u) = &self.run_url {
-            embed["url"] = json!(u);
-        }
-        let role = mention_role.filter(|_| self.severity == Severity::Critical);
-        match role {
-            Some(role) => json!({
-                "content": format!("<@&{role}>"),
-                "embeds": [embed],
-                "allowed_mentions": {"parse": [], "roles": [role.to_string()]},
-            }),
-            None => json!({"embeds": [embed], "allowed_mentions": {"parse": []}}),
+        embed = embed.field("Trace", format!("`{}`", self.trace_id), false);
+        let message = Message::embed_only(embed);
+        match mention_role.filter(|_| self.severity == Severity::Critical) {
+            Some(role) => Message { content: Some(format!("<@&{role}>")), ..message }.mention_role(role).to_json(),
+            None => message.to_json(),
         }
     }
 }
@@ -154,29 +146,21 @@ pub fn resolved_message(
     run_url: Option<&str>,
     trace_id: &str,
 ) -> Value {
-    let mut embed = json!({
-        "title": truncate(&format!("✅ Resolved: {workflow} on {branch} is passing again"), 256),
-        "color": 0x2E_B6_7D,
-        "fields": [
-            field("Repository", repository, true),
-            field("Workflow", workflow, true),
-            field("Branch", branch, true),
-            field("Trace", &format!("`{trace_id}`"), false),
-        ],
-    });
+    let mut embed = Embed::new(format!("✅ Resolved: {workflow} on {branch} is passing again"))
+        .colour(0x2E_B6_7D)
+        .field("Repository", repository, true)
+        .field("Workflow", workflow, true)
+        .field("Branch", branch, true)
+        .field("Trace", format!("`{trace_id}`"), false);
     if let Some(u) = run_url {
-        embed["url"] = json!(u);
+        embed = embed.url(u);
     }
-    json!({"embeds": [embed], "allowed_mentions": {"parse": []}})
+    Message::embed_only(embed).to_json()
 }
 
 /// Whether a claim made until `held_until` still holds at `now`.
 pub fn window_holds(held_until: Option<u64>, now: u64) -> bool {
     held_until.is_some_and(|until| until > now)
-}
-
-fn field(name: &str, value: &str, inline: bool) -> Value {
-    json!({"name": name, "value": truncate(value, 1024), "inline": inline})
 }
 
 fn short_sha(sha: &str) -> &str {
@@ -188,6 +172,7 @@ pub use crate::message::truncate;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn alert(trace: &str) -> Alert {
         Alert {
@@ -254,5 +239,21 @@ mod tests {
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("ab", 4), "ab");
         assert_eq!(truncate("ééééé", 3).chars().count(), 3);
+    }
+
+    #[test]
+    fn odd_values_from_github_still_make_a_message_discord_accepts() {
+        let mut a = alert("t-1");
+        a.run_url = Some("not a url".into());
+        a.branch = String::new();
+        a.workflow = "w".repeat(300);
+        let m = a.message(None);
+        let e = &m["embeds"][0];
+        assert!(e.get("url").is_none(), "{e}");
+        assert!(!m.to_string().contains("not a url"));
+        let fields = e["fields"].as_array().unwrap();
+        assert!(fields.iter().all(|f| !f["value"].as_str().unwrap().is_empty()));
+        assert!(fields.iter().all(|f| f["value"].as_str().unwrap().chars().count() <= 1024));
+        assert!(e["title"].as_str().unwrap().chars().count() <= 256);
     }
 }

@@ -121,21 +121,18 @@ impl App {
     }
 
     pub async fn handle(&self, req: HttpRequest) -> HttpResponse {
-        if req.method == http::Method::GET {
-            let path = req.path.trim_end_matches('/');
-            return if path.ends_with("/health/ready") {
+        use valine_service::bootstrap::{Route, route};
+        match route(&req) {
+            Route::Ready => {
                 // Alerts switched on without their settings is a broken configuration.
                 let broken =
                     if self.config.enable_alerts { self.config.missing_for(Feature::Alerts) } else { Vec::new() };
-                valine_service::http::readiness(SERVICE, &broken, Vec::new(), &self.stores).await
-            } else if path.ends_with("/health") {
-                valine_service::http::health(SERVICE)
-            } else {
-                HttpResponse::error(StatusCode::NOT_FOUND, "not found")
-            };
-        }
-        if req.method != http::Method::POST {
-            return HttpResponse::error(StatusCode::METHOD_NOT_ALLOWED, "deliveries are POSTed");
+                return valine_service::http::readiness(SERVICE, &broken, Vec::new(), &self.stores).await;
+            }
+            Route::Health => return valine_service::http::health(SERVICE),
+            Route::NotFound => return HttpResponse::error(StatusCode::NOT_FOUND, "not found"),
+            Route::WrongMethod => return HttpResponse::error(StatusCode::METHOD_NOT_ALLOWED, "deliveries are POSTed"),
+            Route::Post => {}
         }
         // GitHub gives up after 10 s; answer before that whatever hangs.
         let delivery_id = req.header("x-github-delivery").map(str::to_string);
@@ -472,7 +469,7 @@ impl App {
                 }
             };
             rec.set_correlation_id(&id);
-            let body = progress_message(&correlation, Some(run));
+            let body = progress_message(&correlation, Some(run)).to_json();
             let discord = self.discord.clone();
             let budget = PROGRESS_EDIT_BUDGET.min(deadline.saturating_duration_since(Instant::now()));
             let edited = rec

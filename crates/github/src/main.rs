@@ -3,22 +3,15 @@
 use std::sync::Arc;
 
 use lambda_http::service_fn;
-use valine_domain::config::StoreKind;
 use valine_domain::metrics::Metrics;
 use valine_github::{App, SERVICE};
-use valine_store::Stores;
+use valine_service::bootstrap::{open_stores, started};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let config = valine_domain::logging::init_from_env(SERVICE)?;
-    let stores = match config.store {
-        StoreKind::DynamoDb => Stores::dynamodb(&config, &valine_store::dynamo::sdk_config().await),
-        StoreKind::Embedded => Stores::open(&config).await?,
-    };
-    let app = Arc::new(App::from_config(config, stores, Metrics::stdout(SERVICE)).map_err(|e| {
-        tracing::error!(error = %e, "start-up failed");
-        e
-    })?);
+    let (stores, _) = started(open_stores(&config).await)?;
+    let app = Arc::new(started(App::from_config(config, stores, Metrics::stdout(SERVICE)))?);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "github-handler ready");
     lambda_http::run(service_fn(move |req| {
         let app = app.clone();

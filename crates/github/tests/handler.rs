@@ -647,7 +647,7 @@ pub async fn dynamo_stores() -> Option<Stores> {
         eprintln!("skipping: set AWS_ENDPOINT_URL to a DynamoDB-compatible server (or run .ci/run)");
         return None;
     };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = valine_store::dynamo::sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(&endpoint)

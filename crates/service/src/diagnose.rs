@@ -1,8 +1,7 @@
 //! `/diagnose` progress: the message both handlers render, from "dispatched" to "finished", and
 //! how a workflow run is matched to its pending correlation (the id in the run's name).
 
-use serde_json::{Value, json};
-
+use valine_domain::message::{Embed, Message};
 use valine_store::{DiagnoseCorrelation, RunRecord};
 
 /// How long a correlation (and the interaction token it carries) stays usable. Discord's
@@ -10,7 +9,7 @@ use valine_store::{DiagnoseCorrelation, RunRecord};
 pub const CORRELATION_TTL_SECS: u64 = 14 * 60;
 
 /// The progress message for a correlation, before (`run` is `None`) or after its run appeared.
-pub fn progress_message(c: &DiagnoseCorrelation, run: Option<&RunRecord>) -> Value {
+pub fn progress_message(c: &DiagnoseCorrelation, run: Option<&RunRecord>) -> Message {
     let (status, colour) = match run {
         None => ("⏳ Dispatched — waiting for the run to start".to_string(), 0x95_A5_A6),
         Some(r) => match (r.status.as_str(), r.conclusion.as_deref()) {
@@ -21,30 +20,30 @@ pub fn progress_message(c: &DiagnoseCorrelation, run: Option<&RunRecord>) -> Val
             (other, _) => (format!("🕒 {}", if other == "queued" { "Queued" } else { other }), 0xF2_C7_44),
         },
     };
-    let mut fields = vec![
-        json!({"name": "Status", "value": status, "inline": false}),
-        json!({"name": "Requested by", "value": format!("<@{}>", c.user_id), "inline": true}),
-    ];
+    let mut embed = Embed::new("🧪 Diagnose").colour(colour).field("Status", status, false).field(
+        "Requested by",
+        format!("<@{}>", c.user_id),
+        true,
+    );
     if let Some(r) = run {
-        fields.push(json!({"name": "Run", "value": format!("[#{}]({})", r.run_number, r.html_url), "inline": true}));
+        embed = embed.url(&r.html_url).field("Run", format!("[#{}]({})", r.run_number, r.html_url), true);
         if r.status == "completed" {
             let start = r.run_started_at.unwrap_or(r.created_at);
-            fields.push(json!({"name": "Duration", "value": valine_domain::clock::duration(r.updated_at.saturating_sub(start)), "inline": true}));
+            embed = embed.field("Duration", valine_domain::clock::duration(r.updated_at.saturating_sub(start)), true);
         }
     }
     if let Some(u) = &c.frontend_url {
-        fields.push(json!({"name": "Frontend", "value": valine_domain::alert::truncate(u, 1000), "inline": false}));
+        embed = embed.field("Frontend", u, false);
     }
     if let Some(u) = &c.api_base {
-        fields.push(json!({"name": "API base", "value": valine_domain::alert::truncate(u, 1000), "inline": false}));
+        embed = embed.field("API base", u, false);
     }
-    fields.push(json!({"name": "Correlation", "value": format!("`{}`", c.correlation_id), "inline": true}));
-    fields.push(json!({"name": "Trace", "value": format!("`{}`", c.trace_id), "inline": true}));
-    let mut embed = json!({"title": "🧪 Diagnose", "color": colour, "fields": fields});
-    if let Some(r) = run {
-        embed["url"] = json!(r.html_url);
-    }
-    json!({"content": "", "embeds": [embed], "allowed_mentions": {"parse": []}})
+    embed = embed.field("Correlation", format!("`{}`", c.correlation_id), true).field(
+        "Trace",
+        format!("`{}`", c.trace_id),
+        true,
+    );
+    Message::text("").with_embed(embed).replacing()
 }
 
 /// Every UUID in a run's name: candidates for a pending correlation id.
@@ -100,7 +99,7 @@ mod tests {
     #[test]
     fn progress_shows_each_stage() {
         let c = corr();
-        let waiting = progress_message(&c, None).to_string();
+        let waiting = progress_message(&c, None).to_json().to_string();
         assert!(waiting.contains("Dispatched") && waiting.contains("t-1") && waiting.contains("<@42>"));
         let mut run = RunRecord {
             run_id: 9,
@@ -122,15 +121,15 @@ mod tests {
             updated_at: 100,
             run_started_at: Some(110),
         };
-        assert!(progress_message(&c, Some(&run)).to_string().contains("Queued"));
+        assert!(progress_message(&c, Some(&run)).to_json().to_string().contains("Queued"));
         run.status = "in_progress".into();
-        assert!(progress_message(&c, Some(&run)).to_string().contains("Running"));
+        assert!(progress_message(&c, Some(&run)).to_json().to_string().contains("Running"));
         run.status = "completed".into();
         run.conclusion = Some("failure".into());
         run.updated_at = 230;
-        let done = progress_message(&c, Some(&run));
+        let done = progress_message(&c, Some(&run)).to_json();
         let text = done.to_string();
         assert!(text.contains("Finished: failure") && text.contains("2m 00s") && text.contains("actions/runs/9"));
-        assert_eq!(done["allowed_mentions"], json!({"parse": []}));
+        assert_eq!(done["allowed_mentions"], serde_json::json!({"parse": []}));
     }
 }

@@ -2,6 +2,7 @@
 //! and readiness answers, the Lambda adapter, alert posting, and `/diagnose` progress.
 
 pub mod alerting;
+pub mod bootstrap;
 pub mod diagnose;
 pub mod http;
 pub mod incidents;

@@ -26,12 +26,26 @@ use valine_domain::trace::Trace;
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The AWS SDK's HTTPS client: rustls on ring, so the binaries carry one crypto library (the
+/// Discord and GitHub clients use ring too). Root certificates load when it first connects, not
+/// at start-up.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// AWS settings from the environment, with [`https_client`]. Every AWS client of the bot starts
+/// here.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
+}
+
 /// Shared AWS settings with deliberate timeouts and retries: connection 300 ms, each attempt
 /// 800 ms, the whole call 1.6 s, two attempts with a short backoff. DynamoDB answers in
 /// milliseconds; a store that does not is treated as down quickly, inside Discord's 3 s and
 /// GitHub's 10 s.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    sdk_loader()
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(300))

@@ -23,7 +23,7 @@ fn embedded_stores() -> (Stores, tempfile::TempDir) {
 }
 
 async fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = valine_store::dynamo::sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "conformance"))
         .endpoint_url(endpoint)
@@ -618,7 +618,7 @@ async fn dynamodb_silent_is_a_typed_error_for_every_method() {
 /// The AWS settings the handlers use (timeouts, retries), for a server at `127.0.0.1:port`.
 async fn production_sdk(port: u16) -> aws_config::SdkConfig {
     let production = valine_store::dynamo::sdk_config().await;
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    valine_store::dynamo::sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "conformance"))
         .endpoint_url(format!("http://127.0.0.1:{port}"))

@@ -6,7 +6,9 @@ use lambda_http::{Body, Error, Request, Response, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https).load().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let lambda = aws_sdk_lambda::Client::new(&sdk);
     lambda_http::run(service_fn(move |_req: Request| {

@@ -3,42 +3,51 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use valine_domain::alert::truncate;
 use valine_domain::authz::authorize_debug;
+use valine_domain::message::{Embed, Message, Reply, truncate};
 use valine_domain::redact::redact;
 use valine_domain::trace::{StepStatus, Trace};
 
-use crate::app::Ctx;
-use crate::response;
+use crate::ctx::Ctx;
+use crate::interaction::Options;
+use crate::spec::{Access, Spec, Where};
+
+pub const SPEC: Spec = Spec {
+    name: "debug-last",
+    description: "Show the trace of your own last command",
+    options: &[],
+    access: Access::AnyoneUnless("DEBUG_CMD_ALLOWED_USERS"),
+    place: Where::GuildAndDm,
+    summary: "With `ENABLE_DEBUG_CMD=true`: your own last trace, its steps with their measured durations, the error, and links.",
+    span: "handle_debug_last",
+};
 
 /// Traces of `/debug-last` itself are skipped: the caller wants what came before.
 const SELF: &str = "/debug-last";
 
-pub async fn run(ctx: &mut Ctx<'_>) -> Value {
-    if let Err(refusal) = authorize_debug(ctx.caller(), &ctx.app.config) {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args;
+
+pub fn parse(_: &Options) -> Args {
+    Args
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, _: Args) -> Reply {
+    if let Err(refusal) = authorize_debug(ctx.caller(), &ctx.services.config) {
         let record = ctx.blocked_record();
         return ctx.blocked(&refusal.to_string(), record).await;
     }
     let user = ctx.user_id.to_string();
-    let traces = ctx.app.stores.traces.clone();
-    let t = ctx.rec.start("store.recent_traces");
-    let stored = ctx.within(Duration::from_millis(1500), traces.recent_for_user(&user, 10)).await;
+    let traces = ctx.services.stores.traces.clone();
+    let stored =
+        ctx.store_step("store.recent_traces", Duration::from_millis(1500), traces.recent_for_user(&user, 10)).await;
     let (from_store, note) = match stored {
-        Some(Ok(list)) => {
-            ctx.rec.finish(t, StepStatus::Ok, Some(format!("{} traces", list.len())));
-            (list, None)
-        }
-        Some(Err(e)) => {
-            ctx.rec.finish(t, StepStatus::Error, Some(e.to_string()));
-            (Vec::new(), Some("The trace store is unavailable; this is what this container remembers."))
-        }
-        None => {
-            ctx.rec.finish(t, StepStatus::Error, Some("no answer in time".into()));
-            (Vec::new(), Some("The trace store did not answer in time; this is what this container remembers."))
+        Ok(list) => (list, None),
+        Err(e) => {
+            (Vec::new(), Some(format!("The trace store is unavailable ({e}); this is what this container remembers.")))
         }
     };
-    let cached = ctx.app.traces.last_for_user(&user);
+    let cached = ctx.services.traces.last_for_user(&user);
     // Only the caller's own traces, whatever a store returned.
     let last = from_store
         .into_iter()
@@ -46,10 +55,10 @@ pub async fn run(ctx: &mut Ctx<'_>) -> Value {
         .filter(|t| t.user_id == user && t.command != SELF)
         .max_by_key(|t| t.started_at_ms);
     let Some(trace) = last else {
-        return response::message("No trace of yours in the last 24 hours.", true);
+        return Reply::Message(Message::text("No trace of yours in the last 24 hours.").ephemeral());
     };
-    let embed = render(&trace, ctx.app.config.aws_region.as_deref(), &ctx.app.config.stage);
-    response::rich(note, &[embed], &[], true)
+    let embed = render(&trace, ctx.services.config.aws_region.as_deref(), &ctx.services.config.stage);
+    Reply::Message(Message { content: note, ..Message::embed_only(embed) }.ephemeral())
 }
 
 fn status_icon(s: StepStatus) -> &'static str {
@@ -61,7 +70,7 @@ fn status_icon(s: StepStatus) -> &'static str {
 }
 
 /// The trace as one embed, inside Discord's limits (description 4096, field 1024, total 6000).
-pub fn render(trace: &Trace, region: Option<&str>, stage: &str) -> Value {
+pub fn render(trace: &Trace, region: Option<&str>, stage: &str) -> Embed {
     let mut steps = String::from("```\n");
     for (i, s) in trace.steps.iter().enumerate() {
         let detail = s.detail.as_deref().map(|d| format!("  {}", truncate(&redact(d), 120))).unwrap_or_default();
@@ -82,16 +91,17 @@ pub fn render(trace: &Trace, region: Option<&str>, stage: &str) -> Value {
         steps.push_str("(no steps recorded)\n");
     }
     steps.push_str("```");
-    let mut fields = vec![
-        json!({"name": "Trace", "value": format!("`{}`", trace.trace_id), "inline": false}),
-        json!({"name": "Started", "value": format!("<t:{}:f>", trace.started_at_ms / 1000), "inline": true}),
-        json!({"name": "Duration", "value": format!("{} ms", trace.duration_ms), "inline": true}),
-    ];
+    let mut embed = Embed::new(format!("🔎 Your last command: {}", trace.command))
+        .description(steps)
+        .colour(if trace.error.is_some() { 0xE0_1E_5A } else { 0x2E_B6_7D })
+        .field("Trace", format!("`{}`", trace.trace_id), false)
+        .field("Started", format!("<t:{}:f>", trace.started_at_ms / 1000), true)
+        .field("Duration", format!("{} ms", trace.duration_ms), true);
     if let Some(c) = &trace.correlation_id {
-        fields.push(json!({"name": "Correlation", "value": format!("`{c}`"), "inline": true}));
+        embed = embed.field("Correlation", format!("`{c}`"), true);
     }
     if let Some(e) = &trace.error {
-        fields.push(json!({"name": "Error", "value": truncate(&redact(e), 1000), "inline": false}));
+        embed = embed.field("Error", truncate(&redact(e), 1000), false);
     }
     let mut links: Vec<String> =
         trace.links.iter().map(|l| format!("[{}]({})", truncate(&l.label, 40), l.url)).collect();
@@ -99,13 +109,7 @@ pub fn render(trace: &Trace, region: Option<&str>, stage: &str) -> Value {
         links.push(format!("[CloudWatch Logs Insights]({})", logs_insights_url(region, stage, &trace.trace_id)));
     }
     links.push(format!("`valinectl trace {}`", trace.trace_id));
-    fields.push(json!({"name": "Links", "value": truncate(&links.join(" · "), 1000), "inline": false}));
-    json!({
-        "title": truncate(&format!("🔎 Your last command: {}", trace.command), 250),
-        "description": steps,
-        "color": if trace.error.is_some() { 0xE0_1E_5A } else { 0x2E_B6_7D },
-        "fields": fields,
-    })
+    embed.field("Links", truncate(&links.join(" · "), 1000), false)
 }
 
 /// A Logs Insights link that opens the query for this trace id over both functions' logs.
@@ -162,7 +166,7 @@ mod tests {
 
     #[test]
     fn renders_redacted_and_within_limits() {
-        let e = render(&trace(500), Some("eu-west-1"), "prod");
+        let e = Message::embed_only(render(&trace(500), Some("eu-west-1"), "prod")).to_json()["embeds"][0].clone();
         let text = e.to_string();
         assert!(!text.contains("abc123") && !text.contains("ghp_"), "{text}");
         assert!(e["description"].as_str().unwrap().chars().count() <= 4096);

@@ -4,35 +4,63 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use serenity::model::application::CommandDataOption;
+use serde_json::json;
 use valine_domain::authz::authorize_diagnose;
 use valine_domain::clock::now_secs;
 use valine_domain::config::Feature;
+use valine_domain::message::Reply;
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_domain::url_guard::{UrlPolicy, check_url};
 use valine_service::diagnose::{CORRELATION_TTL_SECS, progress_message};
 use valine_store::DiagnoseCorrelation;
 
-use crate::app::{App, Ctx, opt_str};
+use crate::ctx::Ctx;
+use crate::interaction::Options;
 use crate::jobs::{Job, JobContext};
-use crate::response;
+use crate::services::Services;
+use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
 
-pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
-    if let Err(refusal) = authorize_diagnose(ctx.caller(), &ctx.app.config) {
+pub const SPEC: Spec = Spec {
+    name: "diagnose",
+    description: "Dispatch the diagnose workflow and follow its progress here",
+    options: &[
+        OptSpec::new("frontend_url", OptKind::String, "Public https URL of the frontend to check").max_length(2048),
+        OptSpec::new("api_base", OptKind::String, "Public https base URL of the API to check").max_length(2048),
+    ],
+    access: Access::AnyoneUnless("DIAGNOSE_ROLE_IDS"),
+    place: Where::Guild,
+    summary: "Dispatches `DIAGNOSE_WORKFLOW` once the URLs pass the URL guard; the message then follows the run: queued, running, finished.",
+    span: "handle_diagnose",
+};
+
+/// The URLs as typed; the guard checks them in [`run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub frontend_url: Option<String>,
+    pub api_base: Option<String>,
+}
+
+pub fn parse(o: &Options) -> Args {
+    Args { frontend_url: o.str("frontend_url").map(str::to_string), api_base: o.str("api_base").map(str::to_string) }
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
+    if let Err(refusal) = authorize_diagnose(ctx.caller(), &ctx.services.config) {
         let record = ctx.blocked_record();
         return ctx.blocked(&refusal.to_string(), record).await;
     }
-    let missing = ctx.app.config.missing_for(Feature::GitHubRuns);
-    if !missing.is_empty() || ctx.app.github.is_none() {
+    let missing = ctx.services.config.missing_for(Feature::GitHubRuns);
+    if !missing.is_empty() || ctx.services.github.is_none() {
         let record = ctx.blocked_record();
         return ctx.blocked(&format!("GitHub is not configured: set {}.", missing.join(" and ")), record).await;
     }
-    let policy =
-        UrlPolicy { allowed_domains: ctx.app.config.allowed_domains.clone(), safe_local: ctx.app.config.safe_local };
+    let config = &ctx.services.config;
+    let policy = UrlPolicy { allowed_domains: config.allowed_domains.clone(), safe_local: config.safe_local };
     let mut urls = [None, None];
-    for (slot, name) in urls.iter_mut().zip(["frontend_url", "api_base"]) {
-        if let Some(raw) = opt_str(opts, name) {
+    for ((slot, name), typed) in
+        urls.iter_mut().zip(["frontend_url", "api_base"]).zip([args.frontend_url, args.api_base])
+    {
+        if let Some(raw) = typed.as_deref() {
             match check_url(raw, &policy) {
                 Ok(url) => *slot = Some(url.to_string()),
                 Err(reason) => {
@@ -61,7 +89,7 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
     let [frontend_url, api_base] = urls;
     let job = Job::Diagnose { ctx: ctx.job_context(), correlation_id, frontend_url, api_base };
     match ctx.defer(job).await {
-        Ok(()) => response::deferred(false),
+        Ok(()) => Reply::Deferred { ephemeral: false },
         Err(e) => {
             ctx.alert("dispatch_failed", "/diagnose could not start its job", &e.to_string(), Duration::ZERO).await;
             ctx.fail(&format!("Diagnose could not start: {e}."))
@@ -71,14 +99,14 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
 
 /// The job half: remember the correlation, dispatch, show "dispatched".
 pub async fn run_job(
-    app: &App,
+    services: &Services,
     rec: &mut TraceRecorder,
     ctx: &JobContext,
     correlation_id: String,
     frontend_url: Option<String>,
     api_base: Option<String>,
 ) {
-    let (Some(github), Some(repo)) = (app.github.clone(), app.config.github_repo.clone()) else {
+    let (Some(github), Some(repo)) = (services.github.clone(), services.config.github_repo.clone()) else {
         return;
     };
     let now = now_secs();
@@ -93,11 +121,10 @@ pub async fn run_job(
         frontend_url: frontend_url.clone(),
         api_base: api_base.clone(),
     };
-    let runs = app.stores.runs.clone();
-    let discord = app.discord.clone();
+    let runs = services.stores.runs.clone();
     if let Err(e) = rec.time("store.put_correlation", runs.put_correlation(&correlation)).await {
         rec.fail(&e);
-        return app
+        return services
             .job_failed(rec, ctx, &format!("Diagnose was not dispatched: the store is unavailable ({e})."))
             .await;
     }
@@ -107,31 +134,29 @@ pub async fn run_job(
         "frontend_url": frontend_url.unwrap_or_default(),
         "api_base": api_base.unwrap_or_default(),
     });
-    let workflow = app.config.diagnose_workflow.clone();
-    let git_ref = app.config.diagnose_ref.clone();
-    let body = match rec.time("github.dispatch", github.dispatch(&repo, &workflow, &git_ref, &inputs)).await {
+    let workflow = services.config.diagnose_workflow.clone();
+    let git_ref = services.config.diagnose_ref.clone();
+    let message = match rec.time("github.dispatch", github.dispatch(&repo, &workflow, &git_ref, &inputs)).await {
         Ok(()) => {
             tracing::info!(correlation_id = %correlation_id, workflow = %workflow, "diagnose dispatched");
             progress_message(&correlation, None)
         }
         Err(e) => {
             rec.fail(&e);
-            app.internal_alert(
-                "dispatch_failed",
-                &format!("/diagnose could not dispatch {workflow}"),
-                &e.to_string(),
-                rec.trace_id(),
-                &ctx.user_name,
-                Duration::from_secs(5),
-            )
-            .await;
-            return app.job_failed(rec, ctx, &format!("Could not dispatch `{workflow}` on `{git_ref}`: {e}")).await;
+            services
+                .internal_alert(
+                    "dispatch_failed",
+                    &format!("/diagnose could not dispatch {workflow}"),
+                    &e.to_string(),
+                    rec.trace_id(),
+                    &ctx.user_name,
+                    Duration::from_secs(5),
+                )
+                .await;
+            return services
+                .job_failed(rec, ctx, &format!("Could not dispatch `{workflow}` on `{git_ref}`: {e}"))
+                .await;
         }
     };
-    if let Err(e) =
-        rec.time("discord.edit_original", discord.edit_original(ctx.application_id, &ctx.token, &body)).await
-    {
-        rec.fail(&e);
-        tracing::error!(error = %e, "could not edit the deferred /diagnose message");
-    }
+    services.edit_original(rec, ctx, &message).await;
 }

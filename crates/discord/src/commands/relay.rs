@@ -9,18 +9,84 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use serenity::model::application::CommandDataOption;
 use valine_clients::discord_api::{DiscordError, PostedMessage};
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_admin;
 use valine_domain::clock::now_secs;
 use valine_domain::config::Feature;
+use valine_domain::custom_id::CustomId;
+use valine_domain::message::{ButtonStyle, Component, Embed, Message, Reply};
 use valine_domain::trace::StepStatus;
-use valine_store::{PendingConfirmation, StoreError, Taken};
+use valine_store::{PendingConfirmation, Taken};
 
-use crate::app::{Ctx, opt_bool, opt_channel, opt_str, opt_user};
-use crate::response;
+use crate::ctx::Ctx;
+use crate::interaction::Options;
+use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
+
+const CHANNEL_TYPES: &[u8] = &[0, 5, 10, 11, 12];
+
+pub const SEND: Spec = Spec {
+    name: "relay-send",
+    description: "Post a message as the bot (admins; audited)",
+    options: &[
+        OptSpec::new("message", OptKind::String, "The text to post (no one is pinged)").required().max_length(2000),
+        OptSpec::new("channel", OptKind::Channel, "Where to post").channel_types(CHANNEL_TYPES),
+        OptSpec::new("channel_id", OptKind::String, "Where to post, as an id (when the channel is not listed)"),
+        OptSpec::new("confirm", OptKind::Boolean, "Post now instead of showing a preview"),
+        OptSpec::new("ephemeral", OptKind::Boolean, "Keep the summary visible only to you (default true)"),
+    ],
+    access: Access::Admins,
+    place: Where::Guild,
+    summary: "Posts as the bot. Without `confirm:true` you get a preview with Confirm / Cancel buttons. Posts never ping anyone, and every attempt is audited.",
+    span: "handle_relay_send",
+};
+
+pub const DM: Spec = Spec {
+    name: "relay-dm",
+    description: "Send a direct message as the bot (admins; audited)",
+    options: &[
+        OptSpec::new("user", OptKind::User, "Who receives it").required(),
+        OptSpec::new("message", OptKind::String, "The text to send").required().max_length(2000),
+        OptSpec::new("confirm", OptKind::Boolean, "Send now instead of showing a preview"),
+        OptSpec::new("ephemeral", OptKind::Boolean, "Keep the summary visible only to you (default true)"),
+    ],
+    access: Access::Admins,
+    place: Where::Guild,
+    summary: "A real direct message, with the same confirmation and audit.",
+    span: "handle_relay_dm",
+};
+
+/// A relay as asked: the target may be missing or malformed, which the command refuses (and
+/// audits) rather than the parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub target: Option<Target>,
+    /// An id option was given but is not a Discord id.
+    pub bad_id: bool,
+    pub message: Option<String>,
+    pub confirm: bool,
+    pub ephemeral: bool,
+}
+
+fn parse_with(o: &Options, target: Option<Target>, id_option: &str) -> Args {
+    Args {
+        bad_id: target.is_none() && o.str(id_option).is_some(),
+        target,
+        message: o.str("message").map(str::to_string),
+        confirm: o.bool("confirm").unwrap_or(false),
+        ephemeral: o.bool("ephemeral").unwrap_or(true),
+    }
+}
+
+pub fn parse_send(o: &Options) -> Args {
+    let target = o.id("channel").or_else(|| o.str("channel_id").and_then(parse_id)).map(Target::Channel);
+    parse_with(o, target, "channel_id")
+}
+
+pub fn parse_dm(o: &Options) -> Args {
+    let target = o.id("user").or_else(|| o.str("user_id").and_then(parse_id)).map(Target::User);
+    parse_with(o, target, "user_id")
+}
 
 /// How long a preview's Confirm button works.
 pub const CONFIRM_TTL_SECS: u64 = 300;
@@ -51,30 +117,14 @@ fn parse_id(raw: &str) -> Option<u64> {
     raw.parse::<u64>().ok().filter(|id| *id > 0)
 }
 
-pub async fn run_send(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
-    let target =
-        opt_channel(opts, "channel").or_else(|| opt_str(opts, "channel_id").and_then(parse_id)).map(Target::Channel);
-    let bad_id = target.is_none() && opt_str(opts, "channel_id").is_some();
-    request(ctx, opts, target, bad_id, "Give a channel: the `channel` option, or a `channel_id`.").await
-}
-
-pub async fn run_dm(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
-    let target = opt_user(opts, "user").or_else(|| opt_str(opts, "user_id").and_then(parse_id)).map(Target::User);
-    let bad_id = target.is_none() && opt_str(opts, "user_id").is_some();
-    request(ctx, opts, target, bad_id, "Give a user: the `user` option.").await
-}
-
-async fn request(
-    ctx: &mut Ctx<'_>,
-    opts: &[CommandDataOption],
-    target: Option<Target>,
-    bad_id: bool,
-    no_target: &str,
-) -> Value {
-    let message = opt_str(opts, "message").map(str::to_string);
-    let confirm = opt_bool(opts, "confirm").unwrap_or(false);
-    let ephemeral = opt_bool(opts, "ephemeral").unwrap_or(true);
-    if let Err(refusal) = authorize_admin(ctx.caller(), &ctx.app.config) {
+/// `/relay-send` and `/relay-dm`.
+pub async fn run(ctx: &mut Ctx<'_>, Args { target, bad_id, message, confirm, ephemeral }: Args) -> Reply {
+    let no_target = if ctx.command == DM.slash() {
+        "Give a user: the `user` option."
+    } else {
+        "Give a channel: the `channel` option, or a `channel_id`."
+    };
+    if let Err(refusal) = authorize_admin(ctx.caller(), &ctx.services.config) {
         return blocked(ctx, target, message.as_deref(), &refusal.to_string()).await;
     }
     let Some(target) = target else {
@@ -88,7 +138,7 @@ async fn request(
         return blocked(ctx, Some(target), Some(&message), "The message is longer than Discord's 2000 characters.")
             .await;
     }
-    let missing = ctx.app.config.missing_for(Feature::Relay);
+    let missing = ctx.services.config.missing_for(Feature::Relay);
     if !missing.is_empty() {
         let reason = format!("Relays are not configured: set {}.", missing.join(" and "));
         return blocked(ctx, Some(target), Some(&message), &reason).await;
@@ -105,78 +155,74 @@ async fn request(
         Err(e) => return ctx.store_unavailable(&e, "nothing was posted").await,
     }
     match relay(ctx, target, &message).await {
-        Ok(summary) => response::message(&summary, ephemeral),
-        Err(text) => response::error(&text, &ctx.trace_id()),
+        Ok(summary) => Reply::Message(Message { ephemeral, ..Message::text(summary) }),
+        Err(text) => Reply::Message(Message::error(&text, &ctx.trace_id())),
     }
 }
 
-/// The Confirm / Cancel buttons; `None` for a custom id that is not ours.
-pub async fn component(ctx: &mut Ctx<'_>, custom_id: &str) -> Option<Value> {
-    let (action, id) = custom_id.strip_prefix("relay:")?.split_once(':')?;
-    if action != "confirm" && action != "cancel" {
-        return None;
-    }
-    let confirmations = ctx.app.stores.confirmations.clone();
-    let t = ctx.rec.start("store.take_confirmation");
+/// What replaces a preview once its button was pressed: the text, and no more buttons.
+fn settled(text: impl Into<String>) -> Reply {
+    Reply::Update(Message::text(text).replacing())
+}
+
+/// A Confirm or Cancel press on a relay preview. The id only names the stored confirmation,
+/// which is taken (once, by its owner) before anything happens.
+pub async fn confirmation(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Reply {
+    let id = custom_id.id();
+    let confirmations = ctx.services.stores.confirmations.clone();
     let user_id = ctx.user_id;
     let taken = ctx
-        .within(Duration::from_millis(1500), confirmations.take_confirmation(id, user_id))
-        .await
-        .unwrap_or_else(|| Err(StoreError::Unavailable("no answer in time".into())));
-    ctx.rec.finish(
-        t,
-        if taken.is_ok() { StepStatus::Ok } else { StepStatus::Error },
-        taken.as_ref().err().map(ToString::to_string),
-    );
+        .store_step(
+            "store.take_confirmation",
+            Duration::from_millis(1500),
+            confirmations.take_confirmation(id, user_id),
+        )
+        .await;
     let pending = match taken {
         Ok(Taken::Yours(p)) => p,
         Ok(Taken::Missing) => {
             let reason = "This confirmation expired or was already used. Run the command again.";
             let record = ctx.blocked_record().meta("confirmation", id);
-            let answer = ctx.blocked(reason, record).await;
-            let text = answer["data"]["content"].as_str().unwrap_or(reason).to_string();
-            return Some(response::update(&text, &[]));
+            let text = ctx.blocked_text(reason, record).await;
+            return settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()));
         }
         Ok(Taken::NotYours) => {
             // Someone else's preview: it stays for its owner, and the attempt is audited.
             let reason = "Only the person who asked can confirm or cancel this relay.";
             let record = ctx.blocked_record().meta("confirmation", id);
-            return Some(ctx.blocked(reason, record).await);
+            return ctx.blocked(reason, record).await;
         }
         Err(e) => {
-            let answer = ctx.store_unavailable(&e, "nothing was posted").await;
-            let text = answer["data"]["content"]
-                .as_str()
-                .unwrap_or("The store is unavailable; nothing was posted.")
-                .to_string();
-            return Some(response::update(&text, &[]));
+            let nothing = "nothing was posted";
+            let answer = ctx.store_unavailable(&e, nothing).await;
+            let text = answer.message().and_then(|m| m.content.clone()).unwrap_or_default();
+            return settled(text);
         }
     };
     ctx.command = pending.command.clone();
-    if action == "cancel" {
+    if matches!(custom_id, CustomId::Cancel(_)) {
         ctx.rec.note("cancelled", StepStatus::Ok, None);
         tracing::info!(confirmation = %pending.id, "relay cancelled");
-        return Some(response::update("Cancelled. Nothing was posted.", &[]));
+        return settled("Cancelled. Nothing was posted.");
     }
     let target = match (pending.channel_id, pending.target_user_id) {
         (Some(c), _) => Target::Channel(c),
         (None, Some(u)) => Target::User(u),
-        (None, None) => return Some(response::update("This confirmation is damaged; nothing was posted.", &[])),
+        (None, None) => return settled("This confirmation is damaged; nothing was posted."),
     };
-    if let Err(refusal) = authorize_admin(ctx.caller(), &ctx.app.config) {
-        let answer = blocked(ctx, Some(target), Some(&pending.message), &refusal.to_string()).await;
-        let text = answer["data"]["content"].as_str().unwrap_or("Refused.").to_string();
-        return Some(response::update(&text, &[]));
+    if let Err(refusal) = authorize_admin(ctx.caller(), &ctx.services.config) {
+        let text = blocked_text(ctx, Some(target), Some(&pending.message), &refusal.to_string()).await;
+        return settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()));
     }
     let text = match relay(ctx, target, &pending.message).await {
         Ok(summary) => summary,
         Err(text) => format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()),
     };
-    Some(response::update(&text, &[]))
+    settled(text)
 }
 
 /// An ephemeral preview with Confirm / Cancel; the text waits in the state table for 5 minutes.
-async fn preview(ctx: &mut Ctx<'_>, target: Target, message: String, ephemeral: bool) -> Value {
+async fn preview(ctx: &mut Ctx<'_>, target: Target, message: String, ephemeral: bool) -> Reply {
     let expires_at = now_secs() + CONFIRM_TTL_SECS;
     let (channel_id, target_user_id) = match target {
         Target::Channel(c) => (Some(c), None),
@@ -193,32 +239,24 @@ async fn preview(ctx: &mut Ctx<'_>, target: Target, message: String, ephemeral: 
         trace_id: ctx.trace_id(),
         expires_at,
     };
-    let confirmations = ctx.app.stores.confirmations.clone();
-    let t = ctx.rec.start("store.put_confirmation");
+    let confirmations = ctx.services.stores.confirmations.clone();
     let stored = ctx
-        .within(Duration::from_millis(1500), confirmations.put_confirmation(&pending))
-        .await
-        .unwrap_or_else(|| Err(StoreError::Unavailable("no answer in time".into())));
-    ctx.rec.finish(
-        t,
-        if stored.is_ok() { StepStatus::Ok } else { StepStatus::Error },
-        stored.as_ref().err().map(ToString::to_string),
-    );
+        .store_step("store.put_confirmation", Duration::from_millis(1500), confirmations.put_confirmation(&pending))
+        .await;
     if let Err(e) = stored {
         return ctx.store_unavailable(&e, "nothing was posted").await;
     }
-    let embed = json!({
-        "description": pending.message,
-        "color": 0x58_65_F2,
-        "footer": {"text": format!("Preview · trace {}", pending.trace_id)},
-    });
-    let buttons = response::buttons(&[
-        ("Confirm", format!("relay:confirm:{}", pending.id), 3),
-        ("Cancel", format!("relay:cancel:{}", pending.id), 2),
-    ]);
+    let embed = Embed::default()
+        .description(&pending.message)
+        .colour(0x58_65_F2)
+        .footer(format!("Preview · trace {}", pending.trace_id));
+    let buttons = vec![
+        Component::button("Confirm", ButtonStyle::Success, CustomId::Confirm(pending.id.clone()).to_string()),
+        Component::button("Cancel", ButtonStyle::Secondary, CustomId::Cancel(pending.id.clone()).to_string()),
+    ];
     let content =
         format!("**Preview**: this goes to {} when you confirm (expires <t:{expires_at}:R>).", target.mention());
-    response::rich(Some(&content), &[embed], &[buttons], true)
+    Reply::Message(Message::text(content).with_embed(embed).with_row(buttons).ephemeral())
 }
 
 fn record(ctx: &Ctx<'_>, result: AuditResult, target: Option<Target>, digest: Option<&MessageDigest>) -> AuditRecord {
@@ -235,15 +273,21 @@ fn record(ctx: &Ctx<'_>, result: AuditResult, target: Option<Target>, digest: Op
 }
 
 fn digest(ctx: &Ctx<'_>, message: Option<&str>) -> Option<MessageDigest> {
-    let key = ctx.app.config.audit_hmac_key.as_ref()?;
+    let key = ctx.services.config.audit_hmac_key.as_ref()?;
     message.map(|m| MessageDigest::compute(key.expose().as_bytes(), m))
 }
 
-/// A refusal, audited as `blocked`.
-async fn blocked(ctx: &mut Ctx<'_>, target: Option<Target>, message: Option<&str>, reason: &str) -> Value {
+/// A refusal, audited as `blocked`: the text to tell.
+async fn blocked_text(ctx: &mut Ctx<'_>, target: Option<Target>, message: Option<&str>, reason: &str) -> String {
     let digest = digest(ctx, message);
     let record = record(ctx, AuditResult::Blocked, target, digest.as_ref());
-    ctx.blocked(reason, record).await
+    ctx.blocked_text(reason, record).await
+}
+
+/// A refusal, audited as `blocked`.
+async fn blocked(ctx: &mut Ctx<'_>, target: Option<Target>, message: Option<&str>, reason: &str) -> Reply {
+    let text = blocked_text(ctx, target, message, reason).await;
+    Reply::Message(Message::error(&text, &ctx.trace_id()))
 }
 
 /// Writes the intent, posts, writes the outcome. `Ok` carries the summary, `Err` the failure.
@@ -258,7 +302,7 @@ async fn relay(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<Strin
         ctx.rec.fail(&e);
         return Err(format!("The audit store is unavailable ({e}), so nothing was posted."));
     }
-    let dry_run = ctx.app.discord.is_dry_run();
+    let dry_run = ctx.services.discord.is_dry_run();
     let posted = post(ctx, target, message).await;
     let result = match (&posted, dry_run) {
         (Ok(_), true) => AuditResult::DryRun,
@@ -306,44 +350,29 @@ async fn relay(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<Strin
 /// Posts to the channel, or opens the DM channel and posts there. Never pings anyone. Each call
 /// keeps [`OUTCOME_RESERVE`] back, so that the outcome is audited whatever Discord does.
 async fn post(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<PostedMessage, DiscordError> {
-    let discord = ctx.app.discord.clone();
-    let body = json!({"content": message, "allowed_mentions": {"parse": []}});
+    let discord = ctx.services.discord.clone();
+    // The relayed text as it is: never a ping, whatever it says.
+    let body = Message::text(message).to_json();
     let cap = |ctx: &Ctx<'_>, cap: Duration| cap.min(ctx.remaining().saturating_sub(OUTCOME_RESERVE));
     let channel = match target {
         Target::Channel(c) => c,
         Target::User(u) => {
-            let t = ctx.rec.start("discord.open_dm");
-            let opened = ctx
-                .within(cap(ctx, Duration::from_secs(2)), discord.open_dm(u))
-                .await
-                .unwrap_or(Err(DiscordError::Timeout));
-            ctx.rec.finish(
-                t,
-                if opened.is_ok() { StepStatus::Ok } else { StepStatus::Error },
-                opened.as_ref().err().map(ToString::to_string),
-            );
-            opened?
+            let limit = cap(ctx, Duration::from_secs(2));
+            ctx.step("discord.open_dm", limit, || DiscordError::Timeout, discord.open_dm(u)).await?
         }
     };
-    let t = ctx.rec.start("discord.post_message");
-    let posted = ctx
-        .within(cap(ctx, Duration::from_millis(2300)), discord.post_message(channel, &body))
-        .await
-        .unwrap_or(Err(DiscordError::Timeout))
-        .map(|mut p| {
+    let limit = cap(ctx, Duration::from_millis(2300));
+    let guild_id = ctx.guild_id;
+    ctx.step("discord.post_message", limit, || DiscordError::Timeout, discord.post_message(channel, &body)).await.map(
+        |mut p| {
             // Discord leaves `guild_id` out of the message it returns; the link needs it, and a
             // channel relay goes to a channel of the guild it was asked from.
             if matches!(target, Target::Channel(_)) {
-                p.guild_id = p.guild_id.or(ctx.guild_id);
+                p.guild_id = p.guild_id.or(guild_id);
             }
             p
-        });
-    ctx.rec.finish(
-        t,
-        if posted.is_ok() { StepStatus::Ok } else { StepStatus::Error },
-        posted.as_ref().err().map(ToString::to_string),
-    );
-    posted
+        },
+    )
 }
 
 #[cfg(test)]

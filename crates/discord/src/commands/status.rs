@@ -4,21 +4,64 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use serde_json::{Value, json};
-use serenity::model::application::CommandDataOption;
 use valine_clients::github_api::{GitHub, GitHubError, Workflow, WorkflowRun};
-use valine_domain::alert::truncate;
 use valine_domain::clock::{self, now_secs};
 use valine_domain::config::{Feature, RepoName};
+use valine_domain::message::{Embed, MAX_EMBEDS, Message, Reply, truncate};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 
-use crate::app::{App, Ctx, STATUS_INLINE_BUDGET, opt_i64, opt_str};
+use crate::ctx::Ctx;
+use crate::interaction::Options;
 use crate::jobs::{Job, JobContext};
-use crate::response;
+use crate::services::Services;
+use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
 
-/// Discord allows ten embeds per message and 6000 characters across them.
-const MAX_EMBEDS: usize = 10;
+/// What the embeds' lines may take of the 6000 characters a message holds, leaving room for titles.
 const EMBED_TEXT_BUDGET: usize = 5500;
+/// How long `/status` waits for GitHub before it defers to a job.
+pub const STATUS_INLINE_BUDGET: Duration = Duration::from_millis(2000);
+
+pub const SPEC: Spec = Spec {
+    name: "status",
+    description: "Recent GitHub Actions runs, one line of history per workflow",
+    options: &[
+        OptSpec::new("count", OptKind::Integer, "Runs per workflow (1-10, default 5)").range(1, 10),
+        OptSpec::new("workflow", OptKind::String, "Only this workflow (name or file)").autocomplete(),
+    ],
+    access: Access::Anyone,
+    place: Where::Guild,
+    summary: "An embed per workflow: a one-line history (🟢🟢🔴🟢, newest last), then the last runs with outcome, branch, age, duration and link.",
+    span: "handle_status",
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub count: u8,
+    pub workflow: Option<String>,
+}
+
+pub fn parse(o: &Options) -> Args {
+    Args { count: o.int("count").unwrap_or(5).clamp(1, 10) as u8, workflow: o.str("workflow").map(str::to_string) }
+}
+
+/// Autocomplete for `workflow`, from configuration only (no network call): `STATUS_WORKFLOWS`
+/// entries that start with (or contain) what was typed.
+pub fn complete(services: &Services, option: &str, typed: &str) -> Vec<(String, String)> {
+    if option != "workflow" {
+        return Vec::new();
+    }
+    let typed = typed.to_ascii_lowercase();
+    let mut matches: Vec<(String, String)> = services
+        .config
+        .status_workflows
+        .iter()
+        .filter(|w| w.to_ascii_lowercase().contains(&typed))
+        .map(|w| (w.clone(), w.clone()))
+        .collect();
+    matches.sort_by_key(|(w, _)| !w.to_ascii_lowercase().starts_with(&typed));
+    matches.truncate(25);
+    matches
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -30,17 +73,15 @@ pub enum StatusError {
     NoWorkflows(String),
 }
 
-pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
-    let count = opt_i64(opts, "count").unwrap_or(5).clamp(1, 10) as u8;
-    let workflow = opt_str(opts, "workflow").map(str::to_string);
-    let missing = ctx.app.config.missing_for(Feature::GitHubRuns);
+pub async fn run(ctx: &mut Ctx<'_>, Args { count, workflow }: Args) -> Reply {
+    let missing = ctx.services.config.missing_for(Feature::GitHubRuns);
     let (Some(github), Some(repo), true) =
-        (ctx.app.github.clone(), ctx.app.config.github_repo.clone(), missing.is_empty())
+        (ctx.services.github.clone(), ctx.services.config.github_repo.clone(), missing.is_empty())
     else {
         let record = ctx.blocked_record();
         return ctx.blocked(&format!("GitHub is not configured: set {}.", missing.join(" and ")), record).await;
     };
-    let filter = ctx.app.config.status_workflows.clone();
+    let filter = ctx.services.config.status_workflows.clone();
     let t = ctx.rec.start("github.status");
     let inline = tokio::time::timeout(
         // leave time to hand the work to a job if GitHub does not answer
@@ -51,7 +92,7 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
     match inline {
         Ok(Ok(embeds)) => {
             ctx.rec.finish(t, StepStatus::Ok, Some(format!("{} workflows", embeds.len())));
-            response::rich(None, &embeds, &[], false)
+            Reply::Message(Message { embeds, ..Message::default() })
         }
         Ok(Err(e)) => {
             ctx.rec.finish(t, StepStatus::Error, Some(e.to_string()));
@@ -61,7 +102,7 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
             ctx.rec.finish(t, StepStatus::Skipped, Some("GitHub slower than 2 s: deferred".into()));
             let job = Job::Status { ctx: ctx.job_context(), count, workflow };
             match ctx.defer(job).await {
-                Ok(()) => response::deferred(false),
+                Ok(()) => Reply::Deferred { ephemeral: false },
                 Err(e) => ctx.fail(&format!("GitHub is slow and {e}. Try again in a moment.")),
             }
         }
@@ -69,25 +110,27 @@ pub async fn run(ctx: &mut Ctx<'_>, opts: &[CommandDataOption]) -> Value {
 }
 
 /// The job half: fetch without the two-second limit, then edit the deferred message.
-pub async fn run_job(app: &App, rec: &mut TraceRecorder, ctx: &JobContext, count: u8, workflow: Option<&str>) {
-    let (Some(github), Some(repo)) = (app.github.clone(), app.config.github_repo.clone()) else {
+pub async fn run_job(
+    services: &Services,
+    rec: &mut TraceRecorder,
+    ctx: &JobContext,
+    count: u8,
+    workflow: Option<&str>,
+) {
+    let (Some(github), Some(repo)) = (services.github.clone(), services.config.github_repo.clone()) else {
         return;
     };
-    let filter = app.config.status_workflows.clone();
+    let filter = services.config.status_workflows.clone();
     let result = rec.time("github.status", fetch(github.as_ref(), &repo, &filter, count, workflow)).await;
-    let body = match result {
-        Ok(embeds) => json!({"content": "", "embeds": embeds, "allowed_mentions": {"parse": []}}),
+    match result {
+        Ok(embeds) => {
+            let message = Message { content: Some(String::new()), embeds, ..Message::default() };
+            services.edit_original(rec, ctx, &message).await;
+        }
         Err(e) => {
             rec.fail(&e);
-            return app.job_failed(rec, ctx, &format!("Could not read the workflow runs: {e}")).await;
+            services.job_failed(rec, ctx, &format!("Could not read the workflow runs: {e}")).await;
         }
-    };
-    let discord = app.discord.clone();
-    if let Err(e) =
-        rec.time("discord.edit_original", discord.edit_original(ctx.application_id, &ctx.token, &body)).await
-    {
-        rec.fail(&e);
-        tracing::error!(error = %e, "could not edit the deferred /status message");
     }
 }
 
@@ -98,7 +141,7 @@ pub async fn fetch(
     filter: &[String],
     count: u8,
     only: Option<&str>,
-) -> Result<Vec<Value>, StatusError> {
+) -> Result<Vec<Embed>, StatusError> {
     let workflows = github.list_workflows(repo).await?;
     let matches =
         |w: &Workflow, name: &str| w.name.eq_ignore_ascii_case(name) || w.file_name().eq_ignore_ascii_case(name);
@@ -128,7 +171,7 @@ pub async fn fetch(
     if hidden > 0
         && let Some(last) = embeds.last_mut()
     {
-        last["footer"] = json!({"text": format!("+{hidden} more workflows: use the workflow option")});
+        last.footer = Some(format!("+{hidden} more workflows: use the workflow option"));
     }
     Ok(embeds)
 }
@@ -153,7 +196,7 @@ fn colour(latest: Option<&WorkflowRun>) -> u32 {
 }
 
 /// History (oldest → newest), then a line per run (newest first).
-fn workflow_embed(repo: &RepoName, w: &Workflow, runs: &[WorkflowRun], now: u64, budget: usize) -> Value {
+fn workflow_embed(repo: &RepoName, w: &Workflow, runs: &[WorkflowRun], now: u64, budget: usize) -> Embed {
     let history: String = runs.iter().rev().map(icon).collect();
     let mut description = if runs.is_empty() { "No runs yet.".to_string() } else { format!("{history}\n") };
     for run in runs {
@@ -180,12 +223,10 @@ fn workflow_embed(repo: &RepoName, w: &Workflow, runs: &[WorkflowRun], now: u64,
         description.push_str(&line);
     }
     let title = if w.name.is_empty() { w.file_name().to_string() } else { w.name.clone() };
-    json!({
-        "title": truncate(&title, 200),
-        "url": format!("https://github.com/{repo}/actions/workflows/{}", w.file_name()),
-        "description": description,
-        "color": colour(runs.first()),
-    })
+    Embed::new(truncate(&title, 200))
+        .url(format!("https://github.com/{repo}/actions/workflows/{}", w.file_name()))
+        .description(description)
+        .colour(colour(runs.first()))
 }
 
 #[cfg(test)]
@@ -214,7 +255,7 @@ mod tests {
         // newest first, as GitHub lists them
         let runs = vec![run("in_progress", None), run("completed", Some("failure")), run("completed", Some("success"))];
         let e = workflow_embed(&repo, &w, &runs, 1_767_355_200 + 600, 5000);
-        let d = e["description"].as_str().unwrap();
+        let d = e.description.as_deref().unwrap();
         assert!(d.starts_with("🟢🔴🟡\n"), "{d}");
         assert!(
             d.contains(
@@ -223,8 +264,8 @@ mod tests {
             "{d}"
         );
         assert!(d.contains("**in_progress**") && d.contains("running"));
-        assert_eq!(e["url"], "https://github.com/acme/widget/actions/workflows/ci.yml");
-        assert_eq!(e["color"], 0xF2_C7_44);
+        assert_eq!(e.url.as_deref(), Some("https://github.com/acme/widget/actions/workflows/ci.yml"));
+        assert_eq!(e.colour, Some(0xF2_C7_44));
     }
 
     #[test]
@@ -233,7 +274,7 @@ mod tests {
         let w = Workflow { id: 7, name: "x".repeat(300), path: "a.yml".into(), state: "active".into() };
         let runs: Vec<_> = (0..10).map(|_| run("completed", Some("success"))).collect();
         let e = workflow_embed(&repo, &w, &runs, 0, EMBED_TEXT_BUDGET / 10);
-        assert!(e["description"].as_str().unwrap().chars().count() <= EMBED_TEXT_BUDGET / 10);
-        assert!(e["title"].as_str().unwrap().chars().count() <= 200);
+        assert!(e.description.as_deref().unwrap().chars().count() <= EMBED_TEXT_BUDGET / 10);
+        assert!(e.title.as_deref().unwrap().chars().count() <= 200);
     }
 }

@@ -1,0 +1,159 @@
+//! Every command, defined once. From each command module's `SPEC` and `parse` come the typed
+//! [`Command`], the router ([`Command::run`]), the span and metric names, the JSON that
+//! `valinectl register` sends, and the README's command table. Adding a command is one module
+//! plus one line here.
+
+use serde_json::{Value, json};
+use valine_domain::message::Reply;
+
+use crate::commands::{debug_last, diagnose, relay, status};
+use crate::ctx::Ctx;
+use crate::interaction::Options;
+use crate::spec::Spec;
+
+macro_rules! registry {
+    ($( $variant:ident($args:ty) => $module:ident :: $spec:ident, $parse:path, $run:path; )*) => {
+        /// A command as the bot understands it, with typed options.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Command {
+            $( $variant($args), )*
+        }
+
+        /// Every command's definition, in registration order.
+        pub const SPECS: &[&Spec] = &[ $( &$module::$spec, )* ];
+
+        impl Command {
+            /// The typed command for a name and its options; `None` for a name the bot does not
+            /// have.
+            pub fn parse(name: &str, options: &Options) -> Option<Self> {
+                $( if name == $module::$spec.name { return Some(Self::$variant($parse(options))); } )*
+                None
+            }
+
+            pub fn spec(&self) -> &'static Spec {
+                match self { $( Self::$variant(_) => &$module::$spec, )* }
+            }
+
+            /// Runs it: the one place a command meets its module.
+            pub async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+                match self { $( Self::$variant(args) => $run(ctx, args).await, )* }
+            }
+        }
+    };
+}
+
+registry! {
+    Status(status::Args) => status::SPEC, status::parse, status::run;
+    Diagnose(diagnose::Args) => diagnose::SPEC, diagnose::parse, diagnose::run;
+    RelaySend(relay::Args) => relay::SEND, relay::parse_send, relay::run;
+    RelayDm(relay::Args) => relay::DM, relay::parse_dm, relay::run;
+    DebugLast(debug_last::Args) => debug_last::SPEC, debug_last::parse, debug_last::run;
+}
+
+/// The spec of a command name, if the bot has it.
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    SPECS.iter().copied().find(|s| s.name == name)
+}
+
+/// Every command, in the shape of `PUT /applications/{id}/commands`.
+pub fn definitions() -> Value {
+    Value::Array(SPECS.iter().map(|s| s.to_json()).collect())
+}
+
+/// The part of a registered command that `register` compares: what a user sees and sends, and
+/// where the command may be used.
+pub fn comparable(command: &Value) -> Value {
+    let options: Vec<Value> = command["options"]
+        .as_array()
+        .map(|opts| {
+            opts.iter()
+                .map(|o| {
+                    json!({
+                        "name": o["name"], "type": o["type"], "description": o["description"],
+                        "required": o["required"].as_bool().unwrap_or(false),
+                        "autocomplete": o["autocomplete"].as_bool().unwrap_or(false),
+                        "min_value": o["min_value"], "max_value": o["max_value"], "max_length": o["max_length"],
+                        "channel_types": o["channel_types"], "choices": o["choices"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "name": command["name"], "description": command["description"], "options": options,
+        "contexts": command["contexts"], "integration_types": command["integration_types"],
+        "default_member_permissions": command["default_member_permissions"],
+    })
+}
+
+/// The README's command table.
+pub fn markdown_table() -> String {
+    let mut t = String::from("| command | who | what |\n|---|---|---|\n");
+    for s in SPECS {
+        t.push_str(&s.table_row());
+        t.push('\n');
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_options_and_limits_are_valid_for_discord() {
+        let defs = definitions();
+        let names: Vec<_> = defs.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+        assert_eq!(names, ["status", "diagnose", "relay-send", "relay-dm", "debug-last"]);
+        for c in defs.as_array().unwrap() {
+            let d = c["description"].as_str().unwrap();
+            assert!(!d.is_empty() && d.len() <= 100, "{d}");
+            assert!(c["options"].as_array().unwrap().len() <= 25);
+            for o in c["options"].as_array().unwrap() {
+                let name = o["name"].as_str().unwrap();
+                assert!(name.len() <= 32 && name.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_' || ch == '-'));
+                assert!(o["description"].as_str().unwrap().len() <= 100);
+            }
+            // Required options come first, as Discord demands.
+            let required: Vec<bool> =
+                c["options"].as_array().unwrap().iter().map(|o| o["required"].as_bool().unwrap()).collect();
+            assert!(required.windows(2).all(|w| w[0] || !w[1]), "{}", c["name"]);
+            assert_eq!(c["integration_types"], json!([0]));
+        }
+    }
+
+    #[test]
+    fn where_and_who_come_from_the_spec() {
+        let defs = definitions();
+        let by_name = |n: &str| defs.as_array().unwrap().iter().find(|c| c["name"] == n).unwrap().clone();
+        assert_eq!(by_name("status")["contexts"], json!([0]));
+        assert_eq!(by_name("debug-last")["contexts"], json!([0, 1]));
+        assert_eq!(by_name("relay-send")["default_member_permissions"], "0");
+        assert!(by_name("status").get("default_member_permissions").is_none());
+    }
+
+    #[test]
+    fn comparison_ignores_what_discord_adds() {
+        let mut registered = definitions()[0].clone();
+        registered["id"] = json!("123");
+        registered["version"] = json!("456");
+        registered["application_id"] = json!("789");
+        assert_eq!(comparable(&registered), comparable(&definitions()[0]));
+    }
+
+    #[test]
+    fn every_command_parses_from_its_name() {
+        for s in SPECS {
+            let c = Command::parse(s.name, &Options::default()).unwrap();
+            assert_eq!(c.spec().name, s.name);
+        }
+        assert!(Command::parse("nope", &Options::default()).is_none());
+    }
+
+    #[test]
+    fn the_readme_table_is_the_registrys() {
+        let readme = include_str!("../../../README.md");
+        let table = markdown_table();
+        assert!(readme.contains(&table), "README.md's command table is out of date; replace it with:\n\n{table}");
+    }
+}
