@@ -374,10 +374,7 @@ impl GitHub for OctocrabGitHub {
         if status.is_success() {
             return Ok(());
         }
-        let body = match self.crab()?.body_to_string(response).await {
-            Ok(b) => b,
-            Err(_) => String::new(),
-        };
+        let body: String = self.crab()?.body_to_string(response).await.unwrap_or_default();
         let message = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))

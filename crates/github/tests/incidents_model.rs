@@ -310,7 +310,7 @@ async fn random_histories_converge_on_the_newest_run_with_dynamodb() {
         eprintln!("skipping: set AWS_ENDPOINT_URL to a DynamoDB-compatible server (or run .ci/run)");
         return;
     };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = valine_store::dynamo::sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(&endpoint)

@@ -847,3 +847,33 @@ fn attach_detail(next: &mut Incident, obs: &Observation, detail: &FailureDetail)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_ids_name_an_incident_and_a_streak_or_nothing() {
+        assert_eq!(split_streak_id("f7d3348c25c5-3"), Some(("f7d3348c25c5", 3)));
+        assert_eq!(split_streak_id("f7d3348c25c5"), None);
+        assert_eq!(split_streak_id("f7d3348c25c5-x"), None);
+        assert_eq!(repo_name("acme/widget").map(|r| r.to_string()).as_deref(), Some("acme/widget"));
+        assert!(repo_name("acme").is_none() && repo_name("/widget").is_none());
+    }
+
+    #[test]
+    fn press_outcomes_map_to_audit_results_and_ephemeral_replies() {
+        let cases = [
+            (PressOutcome::Done("ok".into()), AuditResult::Posted),
+            (PressOutcome::Already("ok".into()), AuditResult::Posted),
+            (PressOutcome::Refused("no".into()), AuditResult::Blocked),
+            (PressOutcome::Unknown, AuditResult::Blocked),
+            (PressOutcome::NotOpen, AuditResult::Blocked),
+            (PressOutcome::Failed("x".into()), AuditResult::Failed),
+        ];
+        for (outcome, result) in cases {
+            assert_eq!(outcome.audit_result(), result, "{outcome:?}");
+            assert_eq!(outcome.reply().to_json()["flags"], 64, "{outcome:?}");
+        }
+    }
+}
