@@ -2,6 +2,7 @@
 //! traces and audit records, and redacts logs.
 
 mod devkeys;
+mod incidents_cmd;
 mod lookup;
 mod redact_cmd;
 mod register;
@@ -70,6 +71,19 @@ enum Command {
         #[arg(requires = "check")]
         paths: Vec<PathBuf>,
     },
+    /// Incidents with their durations, then per workflow: failures, MTTR and MTTD.
+    Incidents {
+        /// Only the open ones.
+        #[arg(long)]
+        open: bool,
+        /// How far back (7d, 24h, 30m).
+        #[arg(long, default_value = "7d")]
+        since: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the incident tick once, now (escalations, calmed flapping).
+    Tick,
     /// The DynamoDB tables: print their CloudFormation, or create them on a DynamoDB server.
     Tables {
         #[command(subcommand)]
@@ -272,6 +286,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             setup::run(config()?, args).await
         }
         Command::Smoke { url } => smoke::run(&url, config()?.github_webhook_secret.as_ref()).await,
+        Command::Incidents { open, since, json } => {
+            print!("{}", incidents_cmd::incidents(&local_config()?, open, &since, json).await?);
+            Ok(())
+        }
+        Command::Tick => {
+            println!("{}", incidents_cmd::tick(local_config()?).await?);
+            Ok(())
+        }
         Command::Tables { action: TablesAction::Cfn } => {
             print!("{}", valine_store::schema::cloudformation_tables());
             Ok(())

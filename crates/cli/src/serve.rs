@@ -79,6 +79,16 @@ pub async fn run(addr: SocketAddr) -> Result<(), String> {
         valine_github::App::from_config(config.clone(), stores.clone(), Metrics::stdout("github-handler"))
             .map_err(|e| e.to_string())?,
     );
+    // The schedule of the deployed function, every minute here.
+    let ticker = github.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            ticker.tick().await;
+        }
+    });
     let worker = discord.clone();
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {

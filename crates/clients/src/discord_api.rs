@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use serenity::http::{HttpBuilder, LightMethod, Request, Route};
-use serenity::model::id::{ApplicationId, ChannelId, GuildId};
+use serenity::model::id::{ApplicationId, ChannelId, GuildId, MessageId};
 
 /// The longest `Retry-After` the client waits out itself before giving up with a clear error.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -56,10 +56,39 @@ pub trait Discord: Send + Sync {
     async fn delete_original(&self, application_id: u64, token: &str) -> Result<(), DiscordError>;
     /// Sends a follow-up message for an interaction.
     async fn follow_up(&self, application_id: u64, token: &str, body: &Value) -> Result<PostedMessage, DiscordError>;
+    /// Edits a channel message (`PATCH /channels/{c}/messages/{m}`). Edits do not notify anyone.
+    async fn edit_message(&self, _channel_id: u64, _message_id: u64, _body: &Value) -> Result<(), DiscordError> {
+        Err(DiscordError::Unreachable("editing messages is not supported by this client".into()))
+    }
+    /// Deletes a channel message (`DELETE /channels/{c}/messages/{m}`).
+    async fn delete_message(&self, _channel_id: u64, _message_id: u64) -> Result<(), DiscordError> {
+        Err(DiscordError::Unreachable("deleting messages is not supported by this client".into()))
+    }
+    /// Replies to a message: a post whose `message_reference` names it. A reply to a message
+    /// deleted meanwhile is posted as a plain message (`fail_if_not_exists: false`).
+    async fn reply(&self, channel_id: u64, message_id: u64, body: &Value) -> Result<PostedMessage, DiscordError> {
+        self.post_message(channel_id, &with_reference(body, channel_id, message_id)).await
+    }
     /// True when nothing really leaves the process.
     fn is_dry_run(&self) -> bool {
         false
     }
+}
+
+/// `body` with a `message_reference` to `message_id` in `channel_id`.
+pub fn with_reference(body: &Value, channel_id: u64, message_id: u64) -> Value {
+    let mut body = body.clone();
+    if let Some(object) = body.as_object_mut() {
+        object.insert(
+            "message_reference".into(),
+            serde_json::json!({
+                "message_id": message_id.to_string(),
+                "channel_id": channel_id.to_string(),
+                "fail_if_not_exists": false,
+            }),
+        );
+    }
+    body
 }
 
 /// Discord over HTTP: serenity's routes and request builder, our reqwest client. The client (and
@@ -219,6 +248,23 @@ impl Discord for HttpDiscord {
         posted(&answer)
     }
 
+    async fn edit_message(&self, channel_id: u64, message_id: u64, body: &Value) -> Result<(), DiscordError> {
+        let route = Route::ChannelMessage {
+            channel_id: ChannelId::new(nonzero(channel_id)?),
+            message_id: MessageId::new(nonzero(message_id)?),
+        };
+        // An edit is idempotent: a 5xx may be retried.
+        self.send(route, LightMethod::Patch, Some(body), true).await.map(|_| ())
+    }
+
+    async fn delete_message(&self, channel_id: u64, message_id: u64) -> Result<(), DiscordError> {
+        let route = Route::ChannelMessage {
+            channel_id: ChannelId::new(nonzero(channel_id)?),
+            message_id: MessageId::new(nonzero(message_id)?),
+        };
+        self.send(route, LightMethod::Delete, None, true).await.map(|_| ())
+    }
+
     async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError> {
         let body = serde_json::json!({ "recipient_id": nonzero(user_id)?.to_string() });
         let answer = self.send(Route::UserMeDmChannels, LightMethod::Post, Some(&body), true).await?;
@@ -261,6 +307,14 @@ impl Discord for DryRunDiscord {
     async fn post_message(&self, channel_id: u64, body: &Value) -> Result<PostedMessage, DiscordError> {
         tracing::info!(channel_id, body = %body, "DRY_RUN: would post a message");
         Ok(PostedMessage { id: 0, channel_id, guild_id: None })
+    }
+    async fn edit_message(&self, channel_id: u64, message_id: u64, body: &Value) -> Result<(), DiscordError> {
+        tracing::info!(channel_id, message_id, body = %body, "DRY_RUN: would edit a message");
+        Ok(())
+    }
+    async fn delete_message(&self, channel_id: u64, message_id: u64) -> Result<(), DiscordError> {
+        tracing::info!(channel_id, message_id, "DRY_RUN: would delete a message");
+        Ok(())
     }
     async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError> {
         tracing::info!(recipient_id = user_id, "DRY_RUN: would open a DM channel");
@@ -461,5 +515,67 @@ mod tests {
         assert_eq!(client.open_dm(42).await.unwrap(), 77);
         client.edit_original(9, "the-token", &json!({"content": "done"})).await.unwrap();
         assert_eq!(client.follow_up(9, "the-token", &json!({"content": "more"})).await.unwrap().id, 3);
+    }
+
+    #[tokio::test]
+    async fn edits_replies_and_deletes_channel_messages_exactly() {
+        let (server, client) = server().await;
+        let edit = json!({
+            "content": "<@111>",
+            "embeds": [{"title": "❌ CI on main: failure"}],
+            "allowed_mentions": {"parse": [], "users": ["111"]},
+        });
+        Mock::given(method("PATCH"))
+            .and(path("/api/v10/channels/5/messages/77"))
+            .and(header("authorization", "Bot test-bot-token"))
+            .and(body_json(&edit))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "77", "channel_id": "5"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let reply = json!({
+            "content": "✅ Resolved",
+            "allowed_mentions": {"parse": []},
+            "message_reference": {"message_id": "77", "channel_id": "5", "fail_if_not_exists": false},
+        });
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/5/messages"))
+            .and(body_json(&reply))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "78", "channel_id": "5"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path("/api/v10/channels/5/messages/79"))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&server)
+            .await;
+        crate::testing::fail_on_unexpected(&server).await;
+        client.edit_message(5, 77, &edit).await.unwrap();
+        let posted =
+            client.reply(5, 77, &json!({"content": "✅ Resolved", "allowed_mentions": {"parse": []}})).await.unwrap();
+        assert_eq!(posted.id, 78);
+        client.delete_message(5, 79).await.unwrap();
+        assert!(client.edit_message(0, 77, &edit).await.is_err(), "id 0 is refused before any request");
+    }
+
+    #[tokio::test]
+    async fn an_edit_is_retried_once_on_a_server_error() {
+        let (server, client) = server().await;
+        Mock::given(method("PATCH"))
+            .and(path("/api/v10/channels/5/messages/77"))
+            .respond_with(ResponseTemplate::new(502))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path("/api/v10/channels/5/messages/77"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "77", "channel_id": "5"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        client.edit_message(5, 77, &json!({"content": "x"})).await.unwrap();
     }
 }

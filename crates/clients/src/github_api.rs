@@ -107,6 +107,58 @@ struct RunsPage {
     workflow_runs: Vec<WorkflowRun>,
 }
 
+/// A step of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct JobStep {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub number: u64,
+}
+
+/// A job of a workflow run attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Job {
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<JobStep>,
+}
+
+impl Job {
+    /// The first step that failed (or timed out).
+    pub fn failed_step(&self) -> Option<&JobStep> {
+        self.steps.iter().find(|s| matches!(s.conclusion.as_deref(), Some("failure" | "timed_out")))
+    }
+}
+
+/// The first job of `jobs` that failed (or timed out, or was cancelled by a failure).
+pub fn first_failed_job(jobs: &[Job]) -> Option<&Job> {
+    jobs.iter()
+        .find(|j| matches!(j.conclusion.as_deref(), Some("failure" | "timed_out")))
+        .or_else(|| jobs.iter().find(|j| j.conclusion.as_deref() == Some("startup_failure")))
+}
+
+#[derive(Debug, Deserialize)]
+struct JobsPage {
+    #[serde(default)]
+    jobs: Vec<Job>,
+}
+
+/// The longest log text read; its tail is what matters, and a job log can be megabytes.
+pub const MAX_LOG_BYTES: usize = 4 * 1024 * 1024;
+
 /// What the bot asks of GitHub.
 #[async_trait]
 pub trait GitHub: Send + Sync {
@@ -117,6 +169,18 @@ pub trait GitHub: Send + Sync {
     async fn dispatch(&self, repo: &RepoName, workflow: &str, git_ref: &str, inputs: &Value)
     -> Result<(), GitHubError>;
     async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError>;
+    /// The jobs of one attempt of a run (`GET …/actions/runs/{id}/attempts/{n}/jobs`).
+    async fn run_attempt_jobs(&self, _repo: &RepoName, _run_id: u64, _attempt: u64) -> Result<Vec<Job>, GitHubError> {
+        Err(GitHubError::Unreachable("listing jobs is not supported by this client".into()))
+    }
+    /// A job's log text (`GET …/actions/jobs/{id}/logs`, which redirects to the text).
+    async fn job_log(&self, _repo: &RepoName, _job_id: u64) -> Result<String, GitHubError> {
+        Err(GitHubError::Unreachable("reading logs is not supported by this client".into()))
+    }
+    /// Re-runs the failed jobs of a run (`POST …/actions/runs/{id}/rerun-failed-jobs`).
+    async fn rerun_failed_jobs(&self, _repo: &RepoName, _run_id: u64) -> Result<(), GitHubError> {
+        Err(GitHubError::Unreachable("re-running jobs is not supported by this client".into()))
+    }
 }
 
 /// GitHub over octocrab. The client (and the root certificates its TLS connector loads) is built
@@ -126,6 +190,9 @@ pub struct OctocrabGitHub {
     crab: Arc<std::sync::OnceLock<Result<octocrab::Octocrab, GitHubError>>>,
     token: Arc<str>,
     base: Option<url::Url>,
+    /// For the redirect of a log download: a plain client, so that the token never goes to the
+    /// storage host the redirect names. Built on first use too.
+    plain: Arc<std::sync::OnceLock<reqwest::Client>>,
     read_timeout: Duration,
 }
 
@@ -143,7 +210,23 @@ impl OctocrabGitHub {
                 .base_uri(base.as_str())
                 .map_err(|e| GitHubError::Unreachable(e.to_string()))?;
         }
-        Ok(Self { crab: Arc::default(), token: Arc::from(token), base: base.cloned(), read_timeout })
+        Ok(Self {
+            crab: Arc::default(),
+            token: Arc::from(token),
+            base: base.cloned(),
+            plain: Arc::default(),
+            read_timeout,
+        })
+    }
+
+    fn plain(&self) -> &reqwest::Client {
+        self.plain.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .redirect(reqwest::redirect::Policy::limited(3))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
     }
 
     /// The client, built once. Must be called inside a Tokio runtime (octocrab spawns its
@@ -232,6 +315,78 @@ impl GitHub for OctocrabGitHub {
         let route = format!("/repos/{}/{}/actions/runs/{run_id}", segment(&repo.owner), segment(&repo.name));
         self.crab()?.get(route, None::<&()>).await.map_err(map_err)
     }
+
+    async fn run_attempt_jobs(&self, repo: &RepoName, run_id: u64, attempt: u64) -> Result<Vec<Job>, GitHubError> {
+        let route = format!(
+            "/repos/{}/{}/actions/runs/{run_id}/attempts/{}/jobs",
+            segment(&repo.owner),
+            segment(&repo.name),
+            attempt.max(1)
+        );
+        let page: JobsPage = self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        Ok(page.jobs)
+    }
+
+    async fn job_log(&self, repo: &RepoName, job_id: u64) -> Result<String, GitHubError> {
+        let route = format!("/repos/{}/{}/actions/jobs/{job_id}/logs", segment(&repo.owner), segment(&repo.name));
+        let response = self.crab()?._get(route).await.map_err(map_err)?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| url::Url::parse(v).ok())
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| GitHubError::Unreachable("log redirect without a usable Location".into()))?;
+            let answer = tokio::time::timeout(self.read_timeout, self.plain().get(location).send())
+                .await
+                .map_err(|_| GitHubError::Timeout)?
+                .map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
+            if !answer.status().is_success() {
+                return Err(GitHubError::Status {
+                    status: answer.status().as_u16(),
+                    message: "the log download failed".into(),
+                });
+            }
+            let bytes = tokio::time::timeout(self.read_timeout, answer.bytes())
+                .await
+                .map_err(|_| GitHubError::Timeout)?
+                .map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
+            return Ok(log_text(&bytes));
+        }
+        let body = self.crab()?.body_to_string(response).await.map_err(map_err)?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| status.to_string());
+            return Err(GitHubError::Status { status: status.as_u16(), message });
+        }
+        Ok(log_text(body.as_bytes()))
+    }
+
+    async fn rerun_failed_jobs(&self, repo: &RepoName, run_id: u64) -> Result<(), GitHubError> {
+        let route =
+            format!("/repos/{}/{}/actions/runs/{run_id}/rerun-failed-jobs", segment(&repo.owner), segment(&repo.name));
+        let response = self.crab()?._post(route, None::<&()>).await.map_err(map_err)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: String = self.crab()?.body_to_string(response).await.unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| status.to_string());
+        Err(GitHubError::Status { status: status.as_u16(), message })
+    }
+}
+
+/// The tail of a log as text: at most [`MAX_LOG_BYTES`] from its end, invalid UTF-8 replaced.
+fn log_text(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(MAX_LOG_BYTES);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
 }
 
 /// `DRY_RUN`: nothing is called; a dispatch is logged as it would be sent.
@@ -258,6 +413,16 @@ impl GitHub for DryRunGitHub {
     }
     async fn get_run(&self, _: &RepoName, _: u64) -> Result<WorkflowRun, GitHubError> {
         Err(GitHubError::DryRun)
+    }
+    async fn run_attempt_jobs(&self, _: &RepoName, _: u64, _: u64) -> Result<Vec<Job>, GitHubError> {
+        Err(GitHubError::DryRun)
+    }
+    async fn job_log(&self, _: &RepoName, _: u64) -> Result<String, GitHubError> {
+        Err(GitHubError::DryRun)
+    }
+    async fn rerun_failed_jobs(&self, repo: &RepoName, run_id: u64) -> Result<(), GitHubError> {
+        tracing::info!(repo = %repo, run_id, "DRY_RUN: would re-run the failed jobs");
+        Ok(())
     }
 }
 
@@ -351,5 +516,96 @@ mod tests {
         let err = gh.dispatch(&repo(), "missing.yml", "main", &json!({})).await.unwrap_err();
         assert_eq!(err, GitHubError::Status { status: 404, message: "Not Found".into() });
         assert_eq!(gh.get_run(&repo(), 5).await.unwrap_err(), GitHubError::Timeout);
+    }
+
+    #[tokio::test]
+    async fn jobs_of_a_run_attempt_and_the_first_failed_step() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/runs/30433642/attempts/2/jobs"))
+            .and(query_param("per_page", "100"))
+            .and(header("authorization", "Bearer ghp_test"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 2, "jobs": [
+                {"id": 1, "name": "lint", "status": "completed", "conclusion": "success", "steps": []},
+                {"id": 399444496, "name": "test", "status": "completed", "conclusion": "failure",
+                 "html_url": "https://github.com/acme/widget/actions/runs/30433642/job/399444496",
+                 "steps": [
+                    {"name": "Set up job", "status": "completed", "conclusion": "success", "number": 1},
+                    {"name": "cargo test", "status": "completed", "conclusion": "failure", "number": 2},
+                    {"name": "Post", "status": "completed", "conclusion": "skipped", "number": 3}
+                 ]}
+            ]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let jobs = gh.run_attempt_jobs(&repo(), 30433642, 2).await.unwrap();
+        let job = first_failed_job(&jobs).unwrap();
+        assert_eq!((job.id, job.name.as_str()), (399444496, "test"));
+        assert_eq!(job.failed_step().unwrap().name, "cargo test");
+    }
+
+    #[tokio::test]
+    async fn a_job_log_follows_its_redirect_without_the_token() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        let blob = format!("{}/blob/logs/399444496.txt?sig=abc", server.uri());
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/jobs/399444496/logs"))
+            .and(header("authorization", "Bearer ghp_test"))
+            .respond_with(ResponseTemplate::new(302).insert_header("location", blob.as_str()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/blob/logs/399444496.txt"))
+            .and(query_param("sig", "abc"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("line 1\nerror: test failed\n"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let log = gh.job_log(&repo(), 399444496).await.unwrap();
+        assert_eq!(log, "line 1\nerror: test failed\n");
+        let requests = server.received_requests().await.unwrap();
+        let blob_request = requests.iter().find(|r| r.url.path().starts_with("/blob/")).unwrap();
+        assert!(blob_request.headers.get("authorization").is_none(), "the token must not follow the redirect");
+    }
+
+    #[tokio::test]
+    async fn a_missing_log_is_a_typed_error() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/jobs/5/logs"))
+            .respond_with(ResponseTemplate::new(410).set_body_json(json!({"message": "Gone"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            gh.job_log(&repo(), 5).await.unwrap_err(),
+            GitHubError::Status { status: 410, message: "Gone".into() }
+        );
+    }
+
+    #[tokio::test]
+    async fn rerun_failed_jobs_posts_once() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        Mock::given(method("POST"))
+            .and(path("/repos/acme/widget/actions/runs/30433642/rerun-failed-jobs"))
+            .and(header("authorization", "Bearer ghp_test"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/repos/acme/widget/actions/runs/1/rerun-failed-jobs"))
+            .respond_with(
+                ResponseTemplate::new(403).set_body_json(json!({"message": "This workflow run is not re-runnable"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        gh.rerun_failed_jobs(&repo(), 30433642).await.unwrap();
+        assert_eq!(
+            gh.rerun_failed_jobs(&repo(), 1).await.unwrap_err(),
+            GitHubError::Status { status: 403, message: "This workflow run is not re-runnable".into() }
+        );
     }
 }

@@ -54,6 +54,11 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    /// Raised because the store failed: its alert must not wait on that store first.
+    pub fn is_store_failure(&self) -> bool {
+        matches!(self, AlertKind::Internal("store_unavailable" | "audit_write_failed"))
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             AlertKind::WorkflowFailed => "workflow_failed",

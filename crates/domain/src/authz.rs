@@ -15,6 +15,8 @@ pub enum Refusal {
     DebugNotAllowed,
     #[error("You need one of the roles in DIAGNOSE_ROLE_IDS.")]
     DiagnoseRoleMissing,
+    #[error("Only admins and members of RESPONDER_ROLE_IDS may act on incidents.")]
+    NotResponder,
 }
 
 /// The caller of an interaction.
@@ -66,6 +68,15 @@ pub fn authorize_diagnose(caller: Caller<'_>, config: &Config) -> Result<(), Ref
     }
 }
 
+/// Incident buttons: admins, and members of `RESPONDER_ROLE_IDS`.
+pub fn authorize_responder(caller: Caller<'_>, config: &Config) -> Result<(), Refusal> {
+    if caller.has_any_role(&config.responder_role_ids) || authorize_admin(caller, config).is_ok() {
+        Ok(())
+    } else {
+        Err(Refusal::NotResponder)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +125,15 @@ mod tests {
         assert_eq!(authorize_diagnose(Caller { user_id: 1, roles: Some(&[3]) }, &c), Err(Refusal::DiagnoseRoleMissing));
         assert!(authorize_diagnose(Caller { user_id: 1, roles: Some(&[7]) }, &c).is_ok());
         assert!(authorize_diagnose(Caller { user_id: 9, roles: None }, &c).is_ok());
+    }
+
+    #[test]
+    fn responders_and_admins_act_on_incidents() {
+        let mut c = config(&[9], &[]);
+        c.responder_role_ids = vec![7];
+        assert!(authorize_responder(Caller { user_id: 1, roles: Some(&[7]) }, &c).is_ok());
+        assert!(authorize_responder(Caller { user_id: 9, roles: None }, &c).is_ok());
+        assert_eq!(authorize_responder(Caller { user_id: 1, roles: Some(&[3]) }, &c), Err(Refusal::NotResponder));
+        assert_eq!(authorize_responder(Caller { user_id: 1, roles: None }, &c), Err(Refusal::NotResponder));
     }
 }

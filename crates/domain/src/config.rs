@@ -77,6 +77,15 @@ pub struct Config {
     pub alert_mention_role_id: Option<u64>,
     pub alert_dedup_seconds: u64,
     pub alert_branches: Vec<String>,
+    /// Who may press incident buttons, besides admins.
+    pub responder_role_ids: Vec<u64>,
+    /// GitHub login → Discord user id, for culprit mentions (`login=discord_user_id,…`).
+    pub github_discord_users: Vec<(String, u64)>,
+    /// An open, unacknowledged incident older than this gets one escalation reply.
+    pub alert_escalate_minutes: u64,
+    /// More outcome flips than this within `alert_flap_minutes` is flapping.
+    pub alert_flap_count: u32,
+    pub alert_flap_minutes: u64,
     pub enable_debug_cmd: bool,
     pub debug_cmd_allowed_users: Vec<u64>,
     pub allowed_domains: Vec<String>,
@@ -146,6 +155,11 @@ impl Config {
             alert_mention_role_id: env.id("ALERT_MENTION_ROLE_ID")?,
             alert_dedup_seconds: env.seconds("ALERT_DEDUP_SECONDS", 300)?,
             alert_branches: env.list("ALERT_BRANCHES").unwrap_or_else(|| vec!["main".into()]),
+            responder_role_ids: env.ids("RESPONDER_ROLE_IDS")?,
+            github_discord_users: env.user_map("GITHUB_DISCORD_USERS")?,
+            alert_escalate_minutes: env.minutes("ALERT_ESCALATE_MINUTES", 30)?,
+            alert_flap_count: env.minutes("ALERT_FLAP_COUNT", 4)? as u32,
+            alert_flap_minutes: env.minutes("ALERT_FLAP_MINUTES", 60)?,
             enable_debug_cmd: env.flag("ENABLE_DEBUG_CMD", false)?,
             debug_cmd_allowed_users: env.ids("DEBUG_CMD_ALLOWED_USERS")?,
             allowed_domains: env
@@ -266,6 +280,33 @@ impl Env<'_> {
                 }
             },
         }
+    }
+
+    /// A positive count (minutes, flips) up to a week of minutes.
+    fn minutes(&self, var: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.string(var) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (1..=7 * 24 * 60).contains(&n) => Ok(n),
+                _ => Err(ConfigError::Invalid { var, reason: format!("`{v}` is not a whole number from 1 to 10080") }),
+            },
+        }
+    }
+
+    /// `login=discord_user_id,…`; logins compare case-insensitively, so they are kept lowercase.
+    fn user_map(&self, var: &'static str) -> Result<Vec<(String, u64)>, ConfigError> {
+        let mut out = Vec::new();
+        for entry in self.list(var).unwrap_or_default() {
+            let Some((login, id)) = entry.split_once('=') else {
+                return Err(ConfigError::Invalid { var, reason: format!("`{entry}` is not login=discord_user_id") });
+            };
+            let login = login.trim();
+            if login.is_empty() {
+                return Err(ConfigError::Invalid { var, reason: format!("`{entry}` has no GitHub login") });
+            }
+            out.push((login.to_ascii_lowercase(), parse_snowflake(var, id.trim())?));
+        }
+        Ok(out)
     }
 
     fn repo(&self, var: &'static str) -> Result<Option<RepoName>, ConfigError> {
@@ -418,5 +459,35 @@ mod tests {
             "DISCORD_PUBLIC_KEY is required but not set"
         );
         assert_eq!(c.missing_for(Feature::Alerts), vec!["DISCORD_BOT_TOKEN", "ALERT_CHANNEL_ID"]);
+    }
+
+    #[test]
+    fn incident_settings_parse_and_name_their_variable() {
+        let c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!((c.alert_escalate_minutes, c.alert_flap_count, c.alert_flap_minutes), (30, 4, 60));
+        assert!(c.github_discord_users.is_empty() && c.responder_role_ids.is_empty());
+        let vars: HashMap<&str, &str> = [
+            ("GITHUB_DISCORD_USERS", "OctoCat=80351110224678912, hubot = 1184576487578214464"),
+            ("RESPONDER_ROLE_IDS", "42"),
+            ("ALERT_FLAP_COUNT", "6"),
+        ]
+        .into();
+        let c = Config::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(
+            c.github_discord_users,
+            vec![("octocat".to_string(), 80351110224678912), ("hubot".to_string(), 1184576487578214464)]
+        );
+        assert_eq!((c.responder_role_ids.as_slice(), c.alert_flap_count), (&[42][..], 6));
+        for (var, value) in [
+            ("GITHUB_DISCORD_USERS", "octocat"),
+            ("GITHUB_DISCORD_USERS", "octocat=abc"),
+            ("GITHUB_DISCORD_USERS", "=12"),
+            ("ALERT_ESCALATE_MINUTES", "0"),
+            ("ALERT_FLAP_MINUTES", "soon"),
+            ("RESPONDER_ROLE_IDS", "x"),
+        ] {
+            let err = Config::from_lookup(|k| (k == var).then(|| value.to_string())).unwrap_err();
+            assert!(err.to_string().contains(var), "{var}={value}: {err}");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod custom_id;
+pub mod incident;
 pub mod logging;
 pub mod message;
 pub mod metrics;

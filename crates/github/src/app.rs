@@ -10,12 +10,14 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tracing::Instrument;
 use valine_clients::discord_api::Discord;
+use valine_clients::github_api::GitHub;
 use valine_domain::config::{Config, Feature, Secret};
 use valine_domain::metrics::Metrics;
 use valine_domain::trace::{StepStatus, TraceRecorder};
-use valine_service::alerting::{AlertOutcome, Alerter, Resolution};
+use valine_service::alerting::Alerter;
 use valine_service::diagnose::{correlation_ids_in, progress_message};
 use valine_service::http::{HttpRequest, HttpResponse};
+use valine_service::incidents::{IncidentDesk, Observed, TickReport};
 use valine_store::{RunRecord, StoreError, Stores};
 
 use crate::events::{self, Decision};
@@ -29,6 +31,8 @@ const DELIVERY_BUDGET: Duration = Duration::from_secs(9);
 const DELIVERY_MARGIN: Duration = Duration::from_millis(500);
 /// The longest a `/diagnose` progress edit may take.
 const PROGRESS_EDIT_BUDGET: Duration = Duration::from_millis(2500);
+/// The longest a tick runs (the function's timeout, 15 s in `template.yaml`, is longer).
+const TICK_BUDGET: Duration = Duration::from_secs(12);
 /// Deliveries have no Discord user; their traces are kept under this one, for `valinectl trace`.
 pub const TRACE_USER: &str = "github";
 
@@ -53,6 +57,7 @@ pub struct App {
     pub stores: Stores,
     pub discord: Arc<dyn Discord>,
     pub alerter: Alerter,
+    pub incidents: IncidentDesk,
     pub metrics: Metrics,
 }
 
@@ -74,19 +79,45 @@ impl App {
     pub fn new(parts: AppParts) -> Result<Self, InitError> {
         let secret = parts.config.require_github_webhook_secret()?.clone();
         let alerter = Alerter::from_config(&parts.config, &parts.stores, parts.discord.clone(), parts.metrics.clone());
+        let config = Arc::new(parts.config);
+        let incidents =
+            IncidentDesk::new(config.clone(), &parts.stores, parts.discord.clone(), None, parts.metrics.clone());
         Ok(Self {
-            config: Arc::new(parts.config),
+            config,
             secret,
             stores: parts.stores,
             discord: parts.discord,
             alerter,
+            incidents,
             metrics: parts.metrics,
         })
     }
 
+    /// GitHub, for the failing job and step of an incident and for re-runs.
+    pub fn with_github(mut self, github: Option<Arc<dyn GitHub>>) -> Self {
+        self.incidents =
+            IncidentDesk::new(self.config.clone(), &self.stores, self.discord.clone(), github, self.metrics.clone());
+        self
+    }
+
     pub fn from_config(config: Config, stores: Stores, metrics: Metrics) -> Result<Self, InitError> {
         let discord = valine_clients::discord_api::from_config(&config, std::time::Duration::from_secs(3));
-        Self::new(AppParts { config, stores, discord, metrics })
+        let github = match valine_clients::github_api::from_config(&config, Duration::from_secs(3)) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "GitHub client unavailable: incidents go without the failing job, and re-runs fail");
+                None
+            }
+        };
+        Ok(Self::new(AppParts { config, stores, discord, metrics })?.with_github(github))
+    }
+
+    /// The scheduled tick (EventBridge every 5 minutes; every minute under `valinectl serve`).
+    pub async fn tick(&self) -> TickReport {
+        let trace = TraceRecorder::new(TRACE_USER, "tick".to_string());
+        let span = tracing::info_span!("tick", trace_id = %trace.trace_id(), cmd = "tick");
+        let deadline = Instant::now() + TICK_BUDGET;
+        self.incidents.tick(valine_domain::clock::now_secs(), deadline).instrument(span).await
     }
 
     pub async fn handle(&self, req: HttpRequest) -> HttpResponse {
@@ -178,7 +209,10 @@ impl App {
                     Handled { status: StatusCode::OK, body: json!({"status": "ok", "event": "ping", "hook_id": hook_id}), retryable_failure: false }
                 }
                 "workflow_run" => self.workflow_run(&mut rec, &payload, &action, &mut store_error, deadline).await,
-                "deployment_status" => self.deployment_status(&mut rec, &payload, deadline).await,
+                "deployment_status" => {
+                    let store_down = store_error.as_ref().is_some_and(StoreError::is_unavailable);
+                    self.deployment_status(&mut rec, &payload, store_down, deadline).await
+                }
                 _ => {
                     rec.note("route", StepStatus::Skipped, Some("event not acted on".into()));
                     Handled { status: StatusCode::ACCEPTED, body: json!({"status": "ignored", "event": event}), retryable_failure: false }
@@ -255,7 +289,11 @@ impl App {
         // When the store already failed for this delivery, do not wait on it again: the alert
         // still goes out, and the delivery answers 503 so that it can be redelivered.
         let store_down = store_error.as_ref().is_some_and(StoreError::is_unavailable);
-        let newer = if store_down {
+        // Only a run that may be a `/diagnose` run is recorded: it is the one read back. Every
+        // other run's truth lives in its incident, which keeps a delivery at three store calls.
+        let newer = if !self.is_diagnose_run(&run) {
+            true
+        } else if store_down {
             rec.note("store.upsert_run", StepStatus::Skipped, Some("store unavailable".into()));
             false
         } else {
@@ -273,8 +311,8 @@ impl App {
         if let Some(p) = &progress {
             body["diagnose"] = json!(if p.is_ok() { "updated" } else { "not_updated" });
         }
-        let decision = events::decide_workflow_run(action, &run, &self.config.alert_branches, rec.trace_id());
-        let mut failed = self.act(rec, decision, &mut body, deadline).await;
+        let decision = events::decide_workflow_run(action, &run, payload, &self.config.alert_branches, rec.trace_id());
+        let mut failed = self.act(rec, decision, &mut body, store_down, deadline).await;
         if let Some(Err(e)) = progress {
             // The edit is idempotent: a redelivery puts the message right.
             if !failed {
@@ -286,57 +324,113 @@ impl App {
         Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
-    async fn deployment_status(&self, rec: &mut TraceRecorder, payload: &Value, deadline: Instant) -> Handled {
+    async fn deployment_status(
+        &self,
+        rec: &mut TraceRecorder,
+        payload: &Value,
+        store_down: bool,
+        deadline: Instant,
+    ) -> Handled {
         let decision = events::decide_deployment_status(payload, rec.trace_id());
         let mut body =
             json!({"status": "ok", "event": "deployment_status", "state": payload["deployment_status"]["state"]});
-        let failed = self.act(rec, decision, &mut body, deadline).await;
+        let failed = self.act(rec, decision, &mut body, store_down, deadline).await;
         Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
-    /// Carries out a decision; true when an alert or a resolved message could not be sent.
-    async fn act(&self, rec: &mut TraceRecorder, decision: Decision, body: &mut Value, deadline: Instant) -> bool {
-        match decision {
-            Decision::Alert(alert) => {
-                let t = rec.start("alert.raise");
-                let outcome = self.alerter.raise(&alert, deadline).await;
-                let failed = matches!(outcome, AlertOutcome::Failed { .. });
-                rec.finish(
-                    t,
-                    if failed { StepStatus::Error } else { StepStatus::Ok },
-                    Some(outcome.as_str().to_string()),
-                );
-                body["alert"] = json!(outcome.as_str());
-                if let AlertOutcome::Failed { error } = &outcome {
-                    rec.fail(error);
-                    body["status"] = json!("incomplete");
-                    body["error"] = json!(format!("the alert could not be posted: {error}; redeliver to retry"));
-                }
-                failed
-            }
-            Decision::Resolve { repository, workflow, branch, run_url } => {
-                let t = rec.start("alert.resolve");
-                let success = Resolution {
-                    repository: &repository,
-                    workflow: &workflow,
-                    branch: &branch,
-                    run_url: run_url.as_deref(),
-                    trace_id: rec.trace_id(),
-                };
-                let outcome = self.alerter.resolve(&success, deadline).await;
-                let failed = matches!(outcome, Some(AlertOutcome::Failed { .. }));
-                let label = outcome.as_ref().map_or("nothing to resolve", AlertOutcome::as_str);
-                rec.finish(t, if failed { StepStatus::Error } else { StepStatus::Ok }, Some(label.to_string()));
-                if let Some(o) = &outcome {
-                    body["resolved"] = json!(o.as_str());
-                }
-                failed
-            }
+    /// Carries out a decision through the incident model; true when the delivery should be
+    /// offered for redelivery (nothing was shown, and a retry can show it).
+    async fn act(
+        &self,
+        rec: &mut TraceRecorder,
+        decision: Decision,
+        body: &mut Value,
+        store_down: bool,
+        deadline: Instant,
+    ) -> bool {
+        let mut obs = match decision {
+            Decision::Observe(obs) => obs,
             Decision::Nothing(reason) => {
                 rec.note("decide", StepStatus::Skipped, Some(reason.to_string()));
+                return false;
+            }
+        };
+        let key = format!("{}|{}|{}", obs.key.repository, obs.key.name(), obs.key.scope());
+        // The gates come before any store call: a delivery nobody routes writes nothing.
+        match self.incidents.channel(&key) {
+            Ok(channel) => obs.key.channel_id = channel,
+            Err(reason) => {
+                rec.note("incident", StepStatus::Skipped, Some(reason.to_string()));
+                body["alert"] = json!("skipped");
+                return false;
+            }
+        }
+        let observed = if store_down {
+            // Not asked again: this delivery already found the store down.
+            rec.note("incident.observe", StepStatus::Skipped, Some("store unavailable".into()));
+            Observed::Failed { error: "store unavailable".into(), posted: false, store: true }
+        } else {
+            let t = rec.start("incident.observe");
+            let observed = self.incidents.observe(&obs, deadline).await;
+            let label = match &observed {
+                Observed::Nothing { reason } | Observed::Skipped { reason } => {
+                    format!("{}: {reason}", observed.as_str())
+                }
+                other => other.as_str().to_string(),
+            };
+            let failed = matches!(observed, Observed::Failed { .. });
+            rec.finish(t, if failed { StepStatus::Error } else { StepStatus::Ok }, Some(label));
+            observed
+        };
+        if let Observed::Failed { error, store: true, .. } = &observed {
+            self.store_alert(error, rec.trace_id(), deadline).await;
+        }
+        body["incident"] = json!(obs.key.id());
+        match &observed {
+            Observed::Resolved => {
+                body["alert"] = json!("resolved");
+                body["resolved"] = json!("sent");
+                false
+            }
+            Observed::Failed { error, posted, .. } => {
+                rec.fail(error);
+                body["alert"] = json!("failed");
+                if *posted {
+                    // Shown in part: a redelivery could post a second message.
+                    body["status"] = json!("partial");
+                    body["error"] = json!(format!("{error}; do not redeliver, the next run updates the incident"));
+                    false
+                } else {
+                    body["status"] = json!("incomplete");
+                    body["error"] = json!(format!("the incident could not be updated: {error}; redeliver to retry"));
+                    true
+                }
+            }
+            other => {
+                body["alert"] = json!(other.as_str());
                 false
             }
         }
+    }
+
+    /// The critical alert about the store itself: it keeps its dedup window, in this container only,
+    /// because it must not wait on the store that failed.
+    async fn store_alert(&self, error: &str, trace_id: &str, deadline: Instant) {
+        let alert = valine_domain::alert::Alert {
+            severity: valine_domain::alert::Severity::Critical,
+            kind: valine_domain::alert::AlertKind::Internal("store_unavailable"),
+            title: "The store is unavailable: workflow failures cannot be tracked".into(),
+            repository: self.config.github_repo.as_ref().map_or_else(|| "valine".to_string(), |r| r.to_string()),
+            workflow: SERVICE.to_string(),
+            branch: self.config.stage.clone(),
+            commit: None,
+            actor: None,
+            conclusion: None,
+            run_url: None,
+            trace_id: trace_id.to_string(),
+            detail: Some(valine_domain::redact::redact(error).into_owned()),
+        };
+        self.alerter.raise(&alert, deadline).await;
     }
 
     /// Whether `run` can be a `/diagnose` run at all: dispatched, of `DIAGNOSE_WORKFLOW`, in

@@ -3,16 +3,29 @@
 //! differ between github.com, GHES and older hooks, and none of that may fail a delivery.
 
 use serde_json::Value;
-use valine_domain::alert::{Alert, AlertKind, Severity};
 use valine_domain::clock::{now_secs, parse_rfc3339_secs};
+use valine_domain::incident::{IncidentKey, Observation, Order, Outcome, RunRef};
 use valine_store::RunRecord;
 
 /// What to do about one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Alert(Box<Alert>),
-    Resolve { repository: String, workflow: String, branch: String, run_url: Option<String> },
+    /// An observation for the incident model. Its key's `channel_id` is 0 here: the route
+    /// (today `ALERT_CHANNEL_ID`) is set where the gates are.
+    Observe(Box<Observation>),
     Nothing(&'static str),
+}
+
+/// A GitHub login from a commit author: the `username` GitHub adds to push payloads, or the
+/// login in a `users.noreply.github.com` address (`login@…` or `12345+login@…`).
+pub fn author_login(author: &Value) -> Option<String> {
+    if let Some(u) = s(author, &["username"]) {
+        return Some(u.to_string());
+    }
+    let email = s(author, &["email"])?;
+    let local = email.strip_suffix("@users.noreply.github.com")?;
+    let login = local.split_once('+').map_or(local, |(_, l)| l);
+    (!login.is_empty()).then(|| login.to_string())
 }
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -81,8 +94,15 @@ pub fn branch_matches(patterns: &[String], branch: &str) -> bool {
     })
 }
 
-/// A completed failure on an alert branch alerts; a success there may resolve.
-pub fn decide_workflow_run(action: &str, run: &RunRecord, alert_branches: &[String], trace_id: &str) -> Decision {
+/// A completed run on an alert branch is an observation (failure, success or neutral: the
+/// model decides what each does); anything else is nothing.
+pub fn decide_workflow_run(
+    action: &str,
+    run: &RunRecord,
+    payload: &Value,
+    alert_branches: &[String],
+    trace_id: &str,
+) -> Decision {
     if action != "completed" && run.status != "completed" {
         return Decision::Nothing("run not completed");
     }
@@ -95,71 +115,76 @@ pub fn decide_workflow_run(action: &str, run: &RunRecord, alert_branches: &[Stri
         return Decision::Nothing("branch not in ALERT_BRANCHES");
     }
     let conclusion = run.conclusion.as_deref().unwrap_or("");
-    let (severity, verb) = match conclusion {
-        "failure" => (Severity::Error, "failed"),
-        "startup_failure" => (Severity::Error, "could not start"),
-        "timed_out" => (Severity::Warning, "timed out"),
-        "success" => {
-            return Decision::Resolve {
-                repository: run.repository.clone(),
-                workflow: run.workflow_name.clone(),
-                branch: run.head_branch.clone(),
-                run_url: Some(run.html_url.clone()).filter(|u| !u.is_empty()),
-            };
-        }
-        _ => return Decision::Nothing("conclusion does not alert"),
-    };
-    Decision::Alert(Box::new(Alert {
-        severity,
-        kind: AlertKind::WorkflowFailed,
-        title: format!("{} {verb} on {}", run.workflow_name, run.head_branch),
-        repository: run.repository.clone(),
-        workflow: run.workflow_name.clone(),
-        branch: run.head_branch.clone(),
-        commit: Some(run.head_sha.clone()).filter(|c| !c.is_empty()),
-        actor: run.actor.clone(),
-        conclusion: Some(conclusion.to_string()),
-        run_url: Some(run.html_url.clone()).filter(|u| !u.is_empty()),
-        trace_id: trace_id.to_string(),
-        detail: Some(format!("run #{}: {}", run.run_number, run.title)).filter(|_| !run.title.is_empty()),
+    let outcome = Outcome::from_conclusion(conclusion);
+    if outcome == Outcome::Neutral || conclusion == "error" {
+        return Decision::Nothing("conclusion neither opens nor resolves an incident");
+    }
+    let attempt = n(payload, &["workflow_run", "run_attempt"]).unwrap_or(1).max(1);
+    let first_actor = s(payload, &["workflow_run", "actor", "login"]).map(str::to_string);
+    let commit_author = payload
+        .get("workflow_run")
+        .and_then(|r| r.get("head_commit"))
+        .and_then(|c| c.get("author"))
+        .and_then(author_login)
+        .or(first_actor);
+    Decision::Observe(Box::new(Observation {
+        key: IncidentKey::workflow(0, &run.repository, &run.workflow_name, &run.head_branch),
+        outcome,
+        run: RunRef {
+            order: Order::new(run.run_number, attempt),
+            run_id: run.run_id,
+            run_number: run.run_number,
+            attempt,
+            conclusion: conclusion.to_string(),
+            url: Some(run.html_url.clone()).filter(|u| !u.is_empty()),
+            commit: Some(run.head_sha.clone()).filter(|c| !c.is_empty()),
+            actor: run.actor.clone(),
+            commit_author,
+            completed_at: run.updated_at,
+            trace_id: trace_id.to_string(),
+            detail: None,
+        },
     }))
 }
 
-/// `failure` / `error` alert (critical for production environments); `success` may resolve.
+/// `failure` / `error` open or extend an incident of the environment; `success` may resolve it.
 pub fn decide_deployment_status(payload: &Value, trace_id: &str) -> Decision {
     let state = s(payload, &["deployment_status", "state"]).unwrap_or("");
     let environment = s(payload, &["deployment_status", "environment"])
         .or_else(|| s(payload, &["deployment", "environment"]))
         .unwrap_or("unknown");
-    let workflow = format!("deploy:{environment}");
+    let outcome = match state {
+        "failure" | "error" => Outcome::Failure,
+        "success" => Outcome::Success,
+        _ => return Decision::Nothing("deployment state neither opens nor resolves an incident"),
+    };
     let repository = repository(payload);
-    let git_ref = s(payload, &["deployment", "ref"]).unwrap_or("").to_string();
+    let created = s(payload, &["deployment_status", "created_at"]).and_then(parse_rfc3339_secs);
+    let updated = s(payload, &["deployment_status", "updated_at"]).and_then(parse_rfc3339_secs);
+    let status_id = n(payload, &["deployment_status", "id"]).unwrap_or(0);
     let url = s(payload, &["deployment_status", "log_url"])
         .or_else(|| s(payload, &["deployment_status", "target_url"]))
         .map(str::to_string);
-    match state {
-        "failure" | "error" => {
-            let production = environment.to_ascii_lowercase().contains("prod");
-            Decision::Alert(Box::new(Alert {
-                severity: if production { Severity::Critical } else { Severity::Error },
-                kind: AlertKind::DeploymentFailed,
-                title: format!("Deployment to {environment} {}", if state == "error" { "errored" } else { "failed" }),
-                repository,
-                workflow,
-                branch: git_ref,
-                commit: s(payload, &["deployment", "sha"]).map(str::to_string),
-                actor: s(payload, &["deployment_status", "creator", "login"])
-                    .or_else(|| s(payload, &["sender", "login"]))
-                    .map(str::to_string),
-                conclusion: Some(state.to_string()),
-                run_url: url,
-                trace_id: trace_id.to_string(),
-                detail: s(payload, &["deployment_status", "description"]).map(str::to_string),
-            }))
-        }
-        "success" => Decision::Resolve { repository, workflow, branch: git_ref, run_url: url },
-        _ => Decision::Nothing("deployment state does not alert"),
-    }
+    Decision::Observe(Box::new(Observation {
+        key: IncidentKey::deployment(0, &repository, environment),
+        outcome,
+        run: RunRef {
+            order: Order::new(created.unwrap_or_else(now_secs), status_id),
+            run_id: 0,
+            run_number: 0,
+            attempt: 0,
+            conclusion: state.to_string(),
+            url,
+            commit: s(payload, &["deployment", "sha"]).map(str::to_string),
+            actor: s(payload, &["deployment_status", "creator", "login"])
+                .or_else(|| s(payload, &["sender", "login"]))
+                .map(str::to_string),
+            commit_author: s(payload, &["deployment", "creator", "login"]).map(str::to_string),
+            completed_at: updated.or(created).unwrap_or_else(now_secs),
+            trace_id: trace_id.to_string(),
+            detail: None,
+        },
+    }))
 }
 
 #[cfg(test)]
@@ -218,30 +243,32 @@ mod tests {
     #[test]
     fn decision_table_for_workflow_runs() {
         let cases: &[(&str, &str, Option<&str>, &str, &str)] = &[
-            ("completed", "completed", Some("failure"), "main", "alert:error"),
-            ("completed", "completed", Some("startup_failure"), "main", "alert:error"),
-            ("completed", "completed", Some("timed_out"), "release/2.1", "alert:warning"),
+            ("completed", "completed", Some("failure"), "main", "failure"),
+            ("completed", "completed", Some("startup_failure"), "main", "failure"),
+            ("completed", "completed", Some("timed_out"), "release/2.1", "failure"),
             ("completed", "completed", Some("failure"), "feature/x", "nothing"),
             ("completed", "completed", Some("cancelled"), "main", "nothing"),
             ("completed", "completed", Some("skipped"), "main", "nothing"),
-            ("completed", "completed", Some("success"), "main", "resolve"),
+            ("completed", "completed", Some("success"), "main", "success"),
             ("completed", "completed", Some("success"), "feature/x", "nothing"),
             ("requested", "queued", None, "main", "nothing"),
             ("in_progress", "in_progress", None, "main", "nothing"),
-            ("requested", "completed", Some("failure"), "main", "alert:error"),
+            ("requested", "completed", Some("failure"), "main", "failure"),
         ];
         for (action, status, conclusion, branch, expected) in cases {
             let run = workflow_run_record(&workflow_run(action, status, *conclusion, branch)).unwrap();
-            let got = match decide_workflow_run(action, &run, &branches(), "t-1") {
-                Decision::Alert(a) => {
-                    assert_eq!(a.trace_id, "t-1");
-                    assert_eq!(a.dedup_key(), format!("octo-org/octo-repo|test|{branch}|workflow_failed"));
-                    assert_eq!(a.commit.as_deref(), Some("3484a3fb816e0859fd6e1cea078d76385ff50625"));
-                    format!("alert:{}", a.severity.as_str())
-                }
-                Decision::Resolve { workflow, branch: b, .. } => {
-                    assert_eq!((workflow.as_str(), b.as_str()), ("test", *branch));
-                    "resolve".to_string()
+            let payload = workflow_run(action, status, *conclusion, branch);
+            let got = match decide_workflow_run(action, &run, &payload, &branches(), "t-1") {
+                Decision::Observe(o) => {
+                    assert_eq!(o.run.trace_id, "t-1");
+                    assert_eq!(o.key, IncidentKey::workflow(0, "octo-org/octo-repo", "test", branch));
+                    assert_eq!(o.run.commit.as_deref(), Some("3484a3fb816e0859fd6e1cea078d76385ff50625"));
+                    assert_eq!(o.run.order, Order::new(163, 1));
+                    match o.outcome {
+                        Outcome::Failure => "failure".to_string(),
+                        Outcome::Success => "success".to_string(),
+                        Outcome::Neutral => "neutral".to_string(),
+                    }
                 }
                 Decision::Nothing(_) => "nothing".to_string(),
             };
@@ -290,12 +317,12 @@ mod tests {
         for (payload, expected) in cases {
             let action = payload["action"].as_str().unwrap_or("");
             let run = workflow_run_record(&payload).unwrap();
-            let got = match decide_workflow_run(action, &run, &branches(), "t") {
-                Decision::Alert(a) => {
-                    assert_eq!(a.dedup_key(), "octo-org/octo-repo|test|main|workflow_failed");
+            let got = match decide_workflow_run(action, &run, &payload, &branches(), "t") {
+                Decision::Observe(o) if o.outcome == Outcome::Failure => {
+                    assert_eq!(o.key, IncidentKey::workflow(0, "octo-org/octo-repo", "test", "main"));
                     "alert"
                 }
-                Decision::Resolve { .. } => "resolve",
+                Decision::Observe(_) => "resolve",
                 Decision::Nothing(_) => "nothing",
             };
             assert_eq!(got, expected, "{payload}");
@@ -305,7 +332,7 @@ mod tests {
         assert!(matches!(decide_deployment_status(&pages, "t"), Decision::Nothing(_)));
         let ghes = json!({"deployment_status": {"state": "success", "environment": "production"}, "deployment": {"ref": "main"}, "repository": {"full_name": "Codertocat/Hello-World"}});
         assert!(
-            matches!(decide_deployment_status(&ghes, "t"), Decision::Resolve { workflow, branch, .. } if workflow == "deploy:production" && branch == "main")
+            matches!(decide_deployment_status(&ghes, "t"), Decision::Observe(o) if o.outcome == Outcome::Success && o.key == IncidentKey::deployment(0, "Codertocat/Hello-World", "production"))
         );
     }
 
@@ -315,13 +342,13 @@ mod tests {
             let run = workflow_run_record(&pull_request_run(conclusion, "mallory/octo-repo")).unwrap();
             assert_eq!(run.head_repository.as_deref(), Some("mallory/octo-repo"));
             assert!(
-                matches!(decide_workflow_run("completed", &run, &branches(), "t"), Decision::Nothing(r) if r.contains("fork")),
+                matches!(decide_workflow_run("completed", &run, &json!({}), &branches(), "t"), Decision::Nothing(r) if r.contains("fork")),
                 "{conclusion}"
             );
         }
         // a pull request from a branch of the repository itself counts (case aside)
         let own = workflow_run_record(&pull_request_run("failure", "Octo-Org/octo-repo")).unwrap();
-        assert!(matches!(decide_workflow_run("completed", &own, &branches(), "t"), Decision::Alert(_)));
+        assert!(matches!(decide_workflow_run("completed", &own, &json!({}), &branches(), "t"), Decision::Observe(_)));
     }
 
     #[test]
@@ -336,20 +363,36 @@ mod tests {
             })
         };
         match decide_deployment_status(&payload("failure", "production"), "t") {
-            Decision::Alert(a) => {
-                assert_eq!(a.severity, Severity::Critical);
-                assert_eq!(a.dedup_key(), "Codertocat/Hello-World|deploy:production|main|deployment_failed");
-                assert_eq!(a.actor.as_deref(), Some("deployer"));
-                assert_eq!(a.run_url.as_deref(), Some("https://ci.example.com/1"));
+            Decision::Observe(o) => {
+                assert_eq!(o.outcome, Outcome::Failure);
+                assert_eq!(o.key, IncidentKey::deployment(0, "Codertocat/Hello-World", "production"));
+                assert_eq!(o.run.actor.as_deref(), Some("deployer"));
+                assert_eq!(o.run.url.as_deref(), Some("https://ci.example.com/1"));
             }
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(decide_deployment_status(&payload("error", "staging"), "t"), Decision::Alert(a) if a.severity == Severity::Error)
+            matches!(decide_deployment_status(&payload("error", "staging"), "t"), Decision::Observe(o) if o.outcome == Outcome::Failure)
         );
-        assert!(matches!(decide_deployment_status(&payload("success", "staging"), "t"), Decision::Resolve { .. }));
+        assert!(
+            matches!(decide_deployment_status(&payload("success", "staging"), "t"), Decision::Observe(o) if o.outcome == Outcome::Success)
+        );
         assert!(matches!(decide_deployment_status(&payload("in_progress", "staging"), "t"), Decision::Nothing(_)));
         assert!(matches!(decide_deployment_status(&json!({}), "t"), Decision::Nothing(_)));
+    }
+
+    #[test]
+    fn attempts_order_runs_and_commit_authors_become_logins() {
+        let mut p = workflow_run("completed", "completed", Some("failure"), "main");
+        p["workflow_run"]["run_attempt"] = json!(3);
+        p["workflow_run"]["head_commit"] =
+            json!({"author": {"name": "Mona", "email": "12345+mona@users.noreply.github.com"}});
+        let run = workflow_run_record(&p).unwrap();
+        let Decision::Observe(o) = decide_workflow_run("completed", &run, &p, &branches(), "t") else { panic!() };
+        assert_eq!(o.run.order, Order::new(163, 3));
+        assert_eq!(o.run.commit_author.as_deref(), Some("mona"));
+        assert_eq!(author_login(&json!({"username": "octo"})).as_deref(), Some("octo"));
+        assert_eq!(author_login(&json!({"email": "someone@example.com"})), None);
     }
 
     #[test]

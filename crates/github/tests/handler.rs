@@ -182,11 +182,61 @@ async fn form_encoded_deliveries_are_read() {
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
 }
 
-// ---------------------------------------------------------------- alerts
+// ---------------------------------------------------------------- incidents
+
+const MESSAGE_ID: &str = "1400000000000000001";
+
+fn message_path() -> String {
+    format!("/api/v10/channels/{ALERT_CHANNEL}/messages/{MESSAGE_ID}")
+}
+
+/// Accepts edits of the incident message.
+async fn accept_edits(server: &MockServer) {
+    Mock::given(method("PATCH"))
+        .and(path(message_path()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": MESSAGE_ID, "channel_id": ALERT_CHANNEL.to_string()})),
+        )
+        .mount(server)
+        .await;
+}
+
+/// Run `number` of CI on `branch`, completed with `conclusion`.
+fn numbered(number: u64, conclusion: &str, branch: &str) -> Value {
+    let mut r = run(1000 + number, "completed", Some(conclusion), branch, "t", "2026-11-22T14:05:00Z");
+    r["workflow_run"]["run_number"] = json!(number);
+    r
+}
+
+fn fields(message: &Value) -> std::collections::HashMap<String, String> {
+    message["embeds"][0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap().to_string(), f["value"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+impl Harness {
+    async fn requests(&self, verb: &str, p: &str) -> Vec<Value> {
+        self.discord
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.method.as_str() == verb && r.url.path() == p)
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+            .collect()
+    }
+    async fn edits(&self) -> Vec<Value> {
+        self.requests("PATCH", &message_path()).await
+    }
+}
 
 #[tokio::test]
-async fn a_failure_alerts_once_with_everything_an_operator_needs() {
-    let h = Harness::new(&[]).await;
+async fn a_failure_posts_one_incident_message_with_everything_an_operator_needs() {
+    let h = Harness::new(&[("GITHUB_DISCORD_USERS", "octocat=80351110224678912,someone=1")]).await;
     accept_posts(&h.discord).await;
     let (status, body) = h.deliver("workflow_run", "d-10", &failure(100)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -195,18 +245,13 @@ async fn a_failure_alerts_once_with_everything_an_operator_needs() {
     let (status, again) = h.deliver("workflow_run", "d-10", &failure(100)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["status"], "duplicate");
-    // a second delivery of the same failure inside the window: rate-limited
-    let (_, second) = h.deliver("workflow_run", "d-11", &failure(101)).await;
-    assert_eq!(second["alert"], "rate_limited");
+    // the same run replayed under a new delivery id: the incident has seen it, nothing changes
+    let (_, replay) = h.deliver("workflow_run", "d-11", &failure(100)).await;
+    assert_eq!(replay["alert"], "nothing", "{replay}");
     let posts = h.alert_posts().await;
     assert_eq!(posts.len(), 1);
     let embed = &posts[0]["embeds"][0];
-    let fields: std::collections::HashMap<&str, &str> = embed["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["name"].as_str().unwrap(), f["value"].as_str().unwrap()))
-        .collect();
+    let f = fields(&posts[0]);
     let run_url = "https://github.com/acme/widget/actions/runs/100";
     let trace = format!("`{}`", body["trace_id"].as_str().unwrap());
     for (name, value) in [
@@ -216,32 +261,76 @@ async fn a_failure_alerts_once_with_everything_an_operator_needs() {
         ("Commit", "`3f1c9a7`"),
         ("Actor", "octocat"),
         ("Conclusion", "failure"),
-        ("Run", &format!("[open]({run_url})")),
+        ("Run", &format!("[#42]({run_url})")),
         ("Trace", &trace),
     ] {
-        assert_eq!(fields.get(name).copied(), Some(value), "{name} in {embed}");
+        assert_eq!(f.get(name).map(String::as_str), Some(value), "{name} in {embed}");
     }
     assert_eq!(embed["url"], run_url);
-    assert_eq!(embed["color"], json!(valine_domain::alert::Severity::Error.colour()));
-    assert!(embed["title"].as_str().unwrap().starts_with(valine_domain::alert::Severity::Error.emoji()), "{embed}");
-    assert_eq!(posts[0]["allowed_mentions"], json!({"parse": []}), "an error alert pings nobody");
+    // the culprit is pinged, and only they
+    assert_eq!(posts[0]["content"], "<@80351110224678912>");
+    assert_eq!(posts[0]["allowed_mentions"], json!({"parse": [], "users": ["80351110224678912"]}));
+    let buttons = posts[0]["components"].to_string();
+    for label in ["Re-run failed jobs", "Acknowledge", "Mute 1 h", "Mute until fixed"] {
+        assert!(buttons.contains(label), "{label} in {buttons}");
+    }
 }
 
 #[tokio::test]
-async fn after_the_window_the_failure_alerts_again() {
-    let h = Harness::new(&[("ALERT_DEDUP_SECONDS", "2")]).await;
+async fn later_failures_edit_the_one_message_and_a_newer_success_resolves_it_with_one_reply() {
+    let h = Harness::new(&[]).await;
     accept_posts(&h.discord).await;
-    h.deliver("workflow_run", "d-20", &failure(200)).await;
-    h.deliver("workflow_run", "d-21", &failure(201)).await;
-    assert_eq!(h.alert_posts().await.len(), 1);
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    let (_, body) = h.deliver("workflow_run", "d-22", &failure(202)).await;
-    assert_eq!(body["alert"], "sent");
+    accept_edits(&h.discord).await;
+    for (i, n) in [11u64, 12, 13].iter().enumerate() {
+        let (status, body) = h.deliver("workflow_run", &format!("d-2{i}"), &numbered(*n, "failure", "main")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["alert"], if i == 0 { "sent" } else { "edited" }, "{body}");
+    }
+    assert_eq!(h.alert_posts().await.len(), 1, "one POST");
+    let edits = h.edits().await;
+    assert_eq!(edits.len(), 2, "then PATCH edits of the same message");
+    let last = fields(edits.last().unwrap());
+    assert!(last["Failures"].starts_with("3 since"), "{last:?}");
+    assert!(last["Latest failing run"].contains("#13"), "{last:?}");
+    // an older success (run 10 finished late) resolves nothing
+    let (_, body) = h.deliver("workflow_run", "d-25", &numbered(10, "success", "main")).await;
+    assert_eq!(body["alert"], "nothing", "{body}");
+    assert_eq!(h.edits().await.len(), 2);
+    // a newer one does: the message edited to resolved, and one reply that references it
+    let (_, body) = h.deliver("workflow_run", "d-26", &numbered(14, "success", "main")).await;
+    assert_eq!(body["resolved"], "sent", "{body}");
+    let edits = h.edits().await;
+    let resolved = edits.last().unwrap();
+    assert!(resolved["embeds"][0]["title"].as_str().unwrap().starts_with("✅ Resolved"), "{resolved}");
+    assert_eq!(resolved["components"], json!([]), "a resolved incident has no buttons");
+    let f = fields(resolved);
+    assert!(f["Fixed by"].contains("#14") && f.contains_key("Time to recover"), "{f:?}");
+    let posts = h.alert_posts().await;
+    assert_eq!(posts.len(), 2, "the incident message and one reply");
+    assert_eq!(posts[1]["message_reference"]["message_id"], MESSAGE_ID);
+    assert_eq!(posts[1]["allowed_mentions"], json!({"parse": []}));
+    // the next success has nothing to resolve
+    let (_, body) = h.deliver("workflow_run", "d-27", &numbered(15, "success", "main")).await;
+    assert!(body.get("resolved").is_none(), "{body}");
     assert_eq!(h.alert_posts().await.len(), 2);
 }
 
 #[tokio::test]
-async fn a_send_that_failed_does_not_use_up_the_window() {
+async fn failure_of_run_11_then_success_of_run_10_resolves_nothing() {
+    let h = Harness::new(&[]).await;
+    accept_posts(&h.discord).await;
+    h.deliver("workflow_run", "d-28", &numbered(11, "failure", "main")).await;
+    let (_, body) = h.deliver("workflow_run", "d-29", &numbered(10, "success", "main")).await;
+    assert!(body.get("resolved").is_none(), "{body}");
+    assert_eq!(h.alert_posts().await.len(), 1);
+    // and a success with no incident at all posts nothing
+    let h2 = Harness::new(&[]).await;
+    h2.deliver("workflow_run", "d-43", &success(403)).await;
+    assert!(h2.alert_posts().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_post_that_failed_is_made_by_the_redelivery() {
     let h = Harness::new(&[]).await;
     Mock::given(method("POST"))
         .and(path(format!("/api/v10/channels/{ALERT_CHANNEL}/messages")))
@@ -256,31 +345,37 @@ async fn a_send_that_failed_does_not_use_up_the_window() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["status"], "incomplete");
     assert_eq!(body["alert"], "failed");
-    // the next delivery of the failure is sent
-    let (status, body) = h.deliver("workflow_run", "d-31", &failure(301)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["alert"], "sent");
-    // and the failed delivery itself may be redelivered: its id was forgotten
-    let (_, again) = h.deliver("workflow_run", "d-30", &failure(300)).await;
-    assert_eq!(again["alert"], "rate_limited");
+    // the failed delivery may be redelivered (its id was forgotten), and then it posts
+    let (status, again) = h.deliver("workflow_run", "d-30", &failure(300)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["alert"], "sent");
 }
 
-#[tokio::test]
-async fn success_after_failure_posts_one_resolved() {
-    let h = Harness::new(&[]).await;
+#[tokio::test(flavor = "current_thread")]
+async fn muted_the_next_failure_posts_nothing_and_the_log_says_so() {
+    let (sink, _guard) = capture_logs("github-handler");
+    let h = Harness::new(&[("ADMIN_USER_IDS", "42")]).await;
     accept_posts(&h.discord).await;
-    h.deliver("workflow_run", "d-40", &failure(400)).await;
-    let (_, body) = h.deliver("workflow_run", "d-41", &success(401)).await;
-    assert_eq!(body["resolved"], "sent");
-    let (_, body) = h.deliver("workflow_run", "d-42", &success(402)).await;
-    assert!(body.get("resolved").is_none(), "{body}");
-    let posts = h.alert_posts().await;
-    assert_eq!(posts.len(), 2);
-    assert!(posts[1].to_string().contains("Resolved"));
-    // a success with nothing to resolve posts nothing
-    let h2 = Harness::new(&[]).await;
-    h2.deliver("workflow_run", "d-43", &success(403)).await;
-    assert!(h2.alert_posts().await.is_empty());
+    accept_edits(&h.discord).await;
+    let (_, body) = h.deliver("workflow_run", "d-34", &numbered(1, "failure", "main")).await;
+    let incident = body["incident"].as_str().unwrap().to_string();
+    let admin = valine_domain::authz::Caller { user_id: 42, roles: None };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let muted = h
+        .app
+        .incidents
+        .mute(&format!("{incident}-1"), valine_domain::custom_id::MuteFor::UntilFixed, admin, "t-mute", deadline)
+        .await;
+    assert!(matches!(muted, valine_service::incidents::PressOutcome::Done(_)), "{muted:?}");
+    let (_, body) = h.deliver("workflow_run", "d-35", &numbered(2, "failure", "main")).await;
+    assert_eq!(body["alert"], "muted", "{body}");
+    assert_eq!(h.alert_posts().await.len(), 1, "nothing posted");
+    let line =
+        sink.text().lines().find(|l| l.contains("Alert muted")).map(str::to_string).expect("an `Alert muted` line");
+    assert!(line.contains("acme/widget|CI|main"), "{line}");
+    // still tracked: a newer success resolves it, with its one reply
+    let (_, body) = h.deliver("workflow_run", "d-36", &numbered(3, "success", "main")).await;
+    assert_eq!(body["resolved"], "sent", "{body}");
 }
 
 #[tokio::test]
@@ -296,27 +391,35 @@ async fn other_branches_and_conclusions_do_not_alert() {
         .await;
     h.deliver("workflow_run", "d-52", &run(502, "in_progress", None, "main", "t", "2026-11-22T14:05:00Z")).await;
     assert!(h.alert_posts().await.is_empty());
-    assert_eq!(h.app.stores.runs.get_run(502).await.unwrap().unwrap().status, "in_progress");
+    assert!(h.app.stores.incidents.list_incidents(10).await.unwrap().is_empty(), "nothing opened");
 }
 
 #[tokio::test]
-async fn deployment_failures_alert_and_production_mentions_the_role() {
-    let h = Harness::new(&[]).await;
+async fn deployment_failures_open_an_incident_that_mentions_the_deployer() {
+    let h = Harness::new(&[("GITHUB_DISCORD_USERS", "deployer=80351110224678912")]).await;
     accept_posts(&h.discord).await;
-    let payload = json!({
-        "action": "created",
-        "deployment_status": {"state": "failure", "environment": "production", "description": "health check failed", "target_url": "https://deploy.example.com/9", "creator": {"login": "deployer"}},
-        "deployment": {"ref": "main", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "environment": "production", "task": "deploy"},
-        "repository": {"full_name": "acme/widget"},
-        "sender": {"login": "deployer"}
-    });
-    let (status, body) = h.deliver("deployment_status", "d-60", &payload).await;
+    accept_edits(&h.discord).await;
+    let payload = |state: &str, id: u64, at: &str| {
+        json!({
+            "action": "created",
+            "deployment_status": {"id": id, "state": state, "environment": "production", "description": "health check failed", "target_url": "https://deploy.example.com/9", "creator": {"login": "deployer"}, "created_at": at, "updated_at": at},
+            "deployment": {"ref": "main", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "environment": "production", "task": "deploy"},
+            "repository": {"full_name": "acme/widget"},
+            "sender": {"login": "deployer"}
+        })
+    };
+    let (status, body) = h.deliver("deployment_status", "d-60", &payload("failure", 2, "2026-11-22T14:00:00Z")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["alert"], "sent");
     let posts = h.alert_posts().await;
-    assert_eq!(posts[0]["content"], "<@&4242>");
-    assert_eq!(posts[0]["allowed_mentions"], json!({"parse": [], "roles": ["4242"]}));
-    assert!(posts[0].to_string().contains("health check failed"));
+    assert_eq!(posts[0]["content"], "<@80351110224678912>");
+    assert_eq!(posts[0]["allowed_mentions"], json!({"parse": [], "users": ["80351110224678912"]}));
+    assert!(fields(&posts[0])["Environment"] == "production");
+    // an older success (created before the failure) resolves nothing; a newer one does
+    let (_, body) = h.deliver("deployment_status", "d-61", &payload("success", 1, "2026-11-22T13:59:00Z")).await;
+    assert_eq!(body["alert"], "nothing", "{body}");
+    let (_, body) = h.deliver("deployment_status", "d-62", &payload("success", 3, "2026-11-22T14:10:00Z")).await;
+    assert_eq!(body["resolved"], "sent", "{body}");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -327,10 +430,11 @@ async fn with_alerts_off_nothing_is_posted_and_the_log_says_why() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["alert"], "skipped");
     assert!(h.alert_posts().await.is_empty());
+    assert!(h.app.stores.incidents.list_incidents(10).await.unwrap().is_empty(), "nothing written");
     let logs = sink.text();
     let skipped = logs.lines().find(|l| l.contains("Alert skipped")).expect("an `Alert skipped` line");
     assert!(skipped.contains("ENABLE_ALERTS"), "{skipped}");
-    assert!(skipped.contains("acme/widget|CI|main|workflow_failed"), "{skipped}");
+    assert!(skipped.contains("acme/widget|CI|main"), "{skipped}");
     assert!(!logs.contains(SECRET));
     let h = Harness::new(&[("ALERT_CHANNEL_ID", "")]).await;
     h.deliver("workflow_run", "d-71", &failure(701)).await;
@@ -354,21 +458,22 @@ async fn without_a_bot_token_alerts_are_skipped_and_the_log_says_why() {
 async fn a_forks_main_neither_alerts_nor_resolves_this_repositorys_main() {
     let h = Harness::new(&[]).await;
     accept_posts(&h.discord).await;
+    accept_edits(&h.discord).await;
     let from_fork = |mut payload: Value| {
         payload["workflow_run"]["event"] = json!("pull_request");
         payload["workflow_run"]["head_repository"] = json!({"full_name": "mallory/widget"});
         payload
     };
-    let (_, body) = h.deliver("workflow_run", "d-60", &from_fork(failure(600))).await;
+    let (_, body) = h.deliver("workflow_run", "d-60", &from_fork(numbered(1, "failure", "main"))).await;
     assert!(body.get("alert").is_none(), "{body}");
     assert!(h.alert_posts().await.is_empty(), "a fork's failure is not this repository's");
-    let (_, body) = h.deliver("workflow_run", "d-61", &failure(601)).await;
+    let (_, body) = h.deliver("workflow_run", "d-61", &numbered(2, "failure", "main")).await;
     assert_eq!(body["alert"], "sent");
     // a fork's green `main` does not end the real outage...
-    let (_, body) = h.deliver("workflow_run", "d-62", &from_fork(success(602))).await;
+    let (_, body) = h.deliver("workflow_run", "d-62", &from_fork(numbered(3, "success", "main"))).await;
     assert!(body.get("resolved").is_none(), "{body}");
     // ...this repository's does, once
-    let (_, body) = h.deliver("workflow_run", "d-63", &success(603)).await;
+    let (_, body) = h.deliver("workflow_run", "d-63", &numbered(4, "success", "main")).await;
     assert_eq!(body["resolved"], "sent");
     assert_eq!(h.alert_posts().await.len(), 2);
 }
@@ -496,7 +601,7 @@ async fn workflow_runs_of_a_pending_diagnose_edit_its_message() {
 
 // ---------------------------------------------------------------- shared store
 
-async fn shared_store_posts_one_alert(stores: Stores) {
+async fn shared_store_keeps_one_message(stores: Stores) {
     let discord = MockServer::start().await;
     fail_on_unexpected(&discord).await;
     Mock::given(method("POST"))
@@ -506,9 +611,10 @@ async fn shared_store_posts_one_alert(stores: Stores) {
                 .set_delay(Duration::from_millis(100))
                 .set_body_json(json!({"id": "1", "channel_id": ALERT_CHANNEL.to_string()})),
         )
-        .expect(1)
         .mount(&discord)
         .await;
+    // a duplicate posted in a race is deleted by the container that lost the write
+    Mock::given(method("DELETE")).respond_with(ResponseTemplate::new(204)).mount(&discord).await;
     let a = Arc::new(app(config(&discord, &[]), stores.clone()));
     let b = Arc::new(app(config(&discord, &[]), stores));
     // the same failure, delivered to two containers at once (GitHub sent it twice)
@@ -517,25 +623,29 @@ async fn shared_store_posts_one_alert(stores: Stores) {
         tokio::join!(deliver(&a, "workflow_run", "d-a", &payload), deliver(&b, "workflow_run", "d-b", &payload));
     let mut outcomes = [ra.1["alert"].as_str().unwrap().to_string(), rb.1["alert"].as_str().unwrap().to_string()];
     outcomes.sort();
-    assert_eq!(outcomes, ["rate_limited", "sent"]);
+    assert_eq!(outcomes, ["nothing", "sent"]);
+    let requests = discord.received_requests().await.unwrap();
+    let posts = requests.iter().filter(|r| r.method.as_str() == "POST").count();
+    let deletes = requests.iter().filter(|r| r.method.as_str() == "DELETE").count();
+    assert_eq!(posts - deletes, 1, "one message stays");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_sharing_the_embedded_store_post_one_alert() {
+async fn two_instances_sharing_the_embedded_store_keep_one_message() {
     let dir = tempfile::tempdir().unwrap();
     let stores = Stores::from_adapter(Arc::new(EmbeddedStore::open(&dir.path().join("v.redb")).unwrap()), "embedded");
-    shared_store_posts_one_alert(stores).await;
+    shared_store_keeps_one_message(stores).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_sharing_dynamodb_post_one_alert() {
+/// Fresh DynamoDB tables on the server at `AWS_ENDPOINT_URL`, or `None` (skipping) without one.
+pub async fn dynamo_stores() -> Option<Stores> {
     let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
         assert!(
             std::env::var("VALINE_REQUIRE_DYNAMODB").as_deref() != Ok("1"),
             "VALINE_REQUIRE_DYNAMODB=1 but AWS_ENDPOINT_URL is not set"
         );
         eprintln!("skipping: set AWS_ENDPOINT_URL to a DynamoDB-compatible server (or run .ci/run)");
-        return;
+        return None;
     };
     let sdk = valine_store::dynamo::sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
@@ -551,34 +661,39 @@ async fn two_instances_sharing_dynamodb_post_one_alert() {
         state: format!("gh-state-{id}"),
     };
     valine_store::dynamo::create_tables(&client, &names).await.unwrap();
-    let stores =
-        Stores::from_adapter(Arc::new(valine_store::dynamo::DynamoStore::from_client(client, names)), "dynamodb");
-    shared_store_posts_one_alert(stores).await;
+    Some(Stores::from_adapter(Arc::new(valine_store::dynamo::DynamoStore::from_client(client, names)), "dynamodb"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_sharing_dynamodb_keep_one_message() {
+    let Some(stores) = dynamo_stores().await else { return };
+    shared_store_keeps_one_message(stores).await;
 }
 
 #[tokio::test]
-async fn store_down_still_alerts_once_and_does_not_invite_a_redelivery() {
+async fn store_down_raises_one_store_alert_and_invites_a_redelivery() {
     let discord = MockServer::start().await;
     fail_on_unexpected(&discord).await;
     accept_posts(&discord).await;
     let a = app(config(&discord, &[]), down_stores());
     let (status, body) = deliver(&a, "workflow_run", "d-90", &failure(1100)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(body["alert"], "sent", "an alert is never dropped because dedup is down");
-    // the alert is out and its window could not be shared: a redelivery elsewhere would post it
-    // again, so the answer says the run is missing but does not ask for one
-    assert_eq!(body["status"], "partial");
-    assert!(body["error"].as_str().unwrap().contains("do not redeliver"), "{body}");
-    // a delivery that changes nothing but the run record does ask for one
-    let (status, body) =
-        deliver(&a, "workflow_run", "d-93", &run(1101, "queued", None, "main", "t", "2026-11-22T14:01:00Z")).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["alert"], "failed");
+    // nothing was shown: the delivery asks to be redelivered once the store is back
     assert_eq!(body["status"], "incomplete");
-    // this container still remembers the window: a redelivery does not post twice
-    let (_, again) = deliver(&a, "workflow_run", "d-90", &failure(1100)).await;
-    assert_eq!(again["alert"], "rate_limited");
-    let (status, _) = deliver(&a, "ping", "d-91", &json!({"zen": "z"})).await;
+    assert!(body["error"].as_str().unwrap().contains("redeliver"), "{body}");
+    // the store alert went out (critical: it mentions the role) without waiting on the store
+    let posts: Vec<Value> =
+        discord.received_requests().await.unwrap().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["content"], "<@&4242>");
+    assert!(posts[0].to_string().contains("store is unavailable"));
+    // within its window, this container does not post it again
+    let (_, again) = deliver(&a, "workflow_run", "d-91", &failure(1101)).await;
+    assert_eq!(again["alert"], "failed");
+    assert_eq!(discord.received_requests().await.unwrap().len(), 1);
+    let (status, _) = deliver(&a, "ping", "d-92", &json!({"zen": "z"})).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = deliver(&a, "push", "d-92", &json!({})).await;
+    let (status, _) = deliver(&a, "push", "d-93", &json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
 }

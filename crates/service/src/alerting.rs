@@ -154,7 +154,12 @@ impl Alerter {
             Err(outcome) => return outcome,
         };
         let now = now_secs();
-        let claimed = store_call(deadline, self.ledger.claim(&key, now, self.settings.window_secs)).await;
+        // A store failure's alert does not wait on that store: this container's window only.
+        let claimed = if alert.kind.is_store_failure() {
+            Err(StoreError::Unavailable("the alert is about the store".into()))
+        } else {
+            store_call(deadline, self.ledger.claim(&key, now, self.settings.window_secs)).await
+        };
         let claim = match claimed {
             Ok(Some(claim)) => Some(claim),
             Ok(None) => return self.rate_limited(&key, &alert.trace_id),
@@ -164,7 +169,9 @@ impl Alerter {
                 if !self.local_claim(&key, now) {
                     return self.rate_limited(&key, &alert.trace_id);
                 }
-                tracing::warn!(alert_key = %key, error = %e, "Alert dedup unavailable; sending without dedup");
+                if !alert.kind.is_store_failure() {
+                    tracing::warn!(alert_key = %key, error = %e, "Alert dedup unavailable; sending without dedup");
+                }
                 None
             }
         };
@@ -439,6 +446,43 @@ mod tests {
         // the next success posts the one "resolved", and the one after it has nothing to resolve
         assert!(matches!(alerter.resolve(&success, deadline()).await, Some(AlertOutcome::Sent { .. })));
         assert_eq!(alerter.resolve(&success, deadline()).await, None);
+        assert_eq!(posts.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_alert_does_not_wait_on_the_store_and_keeps_its_window() {
+        // a ledger that never answers: any wait on it would use up the whole deadline
+        let ledger = Arc::new(valine_store::testing::DownStore { stalled: true });
+        let posts = Arc::new(Posts::default());
+        let settings = AlertSettings {
+            enabled: true,
+            channel_id: Some(9),
+            mention_role_id: Some(4),
+            window_secs: 300,
+            can_post: true,
+        };
+        let metrics = Metrics::new("test", Arc::new(valine_domain::logging::Capture::default()));
+        let alerter = Alerter::new(settings, ledger, posts.clone(), metrics);
+        let alert = Alert {
+            severity: valine_domain::alert::Severity::Critical,
+            kind: AlertKind::Internal("store_unavailable"),
+            title: "store down".into(),
+            repository: "acme/widget".into(),
+            workflow: "github-handler".into(),
+            branch: "dev".into(),
+            commit: None,
+            actor: None,
+            conclusion: None,
+            run_url: None,
+            trace_id: "t".into(),
+            detail: None,
+        };
+        let started = std::time::Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert!(matches!(alerter.raise(&alert, deadline).await, AlertOutcome::Sent { .. }));
+        assert!(started.elapsed() < Duration::from_millis(500), "waited {:?}", started.elapsed());
+        // its dedup window holds, in this container
+        assert_eq!(alerter.raise(&alert, deadline).await, AlertOutcome::RateLimited);
         assert_eq!(posts.0.load(Ordering::SeqCst), 1);
     }
 }

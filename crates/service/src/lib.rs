@@ -5,6 +5,7 @@ pub mod alerting;
 pub mod bootstrap;
 pub mod diagnose;
 pub mod http;
+pub mod incidents;
 pub mod lambda;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

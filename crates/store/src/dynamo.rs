@@ -21,6 +21,7 @@ use super::*;
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::clock::now_secs;
 use valine_domain::config::Config;
+use valine_domain::incident::Incident;
 use valine_domain::trace::Trace;
 
 type Item = HashMap<String, AttributeValue>;
@@ -632,6 +633,73 @@ impl ConfirmationRepo for DynamoStore {
             }
             Err(e) => Err(map_err(e)),
         }
+    }
+}
+
+const INCIDENT_PK: &str = "incident";
+
+#[async_trait]
+impl IncidentRepo for DynamoStore {
+    async fn get_incident(&self, id: &str) -> StoreResult<Option<Incident>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(INCIDENT_PK))
+            .key("sk", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.item().and_then(|item| live_data(item, now_secs())).map(|d| from_json(&d)).transpose()
+    }
+
+    async fn put_incident(&self, incident: &Incident) -> StoreResult<IncidentWrite> {
+        let now = now_secs();
+        let expected = incident.version.saturating_sub(1);
+        // Version 1 goes where nothing (live) is; any other over exactly the version before it.
+        let condition = if expected == 0 {
+            "attribute_not_exists(pk) OR expires_at <= :now"
+        } else {
+            "version = :expected AND expires_at > :now"
+        };
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(INCIDENT_PK))
+            .item("sk", s(incident.id.clone()))
+            .item("version", n(incident.version))
+            .item("updated_at", n(incident.updated_at))
+            .item("data", s(to_json(incident)))
+            .item("expires_at", n(incident.updated_at.max(now) + INCIDENT_TTL_SECS))
+            .condition_expression(condition)
+            .expression_attribute_values(":now", n(now));
+        if expected > 0 {
+            put = put.expression_attribute_values(":expected", n(expected));
+        }
+        let written = conditional(put.customize().config_override(at_most_once()).send().await)?;
+        if written {
+            return Ok(IncidentWrite::Written);
+        }
+        Ok(IncidentWrite::Conflict(self.get_incident(&incident.id).await?.map(Box::new)))
+    }
+
+    async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>> {
+        let now = now_secs();
+        let items = self
+            .newest_first(&self.tables.state, None, ("pk", INCIDENT_PK.to_string()), None, MAX_LIST, |item| {
+                live_data(item, now).is_some()
+            })
+            .await?;
+        let mut all = items
+            .iter()
+            .filter_map(|item| live_data(item, now))
+            .map(|d| from_json::<Incident>(&d))
+            .collect::<StoreResult<Vec<_>>>()?;
+        all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
+        all.truncate(limit.min(MAX_LIST));
+        Ok(all)
     }
 }
 

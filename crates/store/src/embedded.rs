@@ -509,6 +509,63 @@ impl ConfirmationRepo for EmbeddedStore {
     }
 }
 
+const INCIDENT_PK: &str = "incident";
+
+#[async_trait]
+impl IncidentRepo for EmbeddedStore {
+    async fn get_incident(&self, id: &str) -> StoreResult<Option<Incident>> {
+        self.get_state(state_key(INCIDENT_PK, id)).await?.map(|d| parse(&d)).transpose()
+    }
+
+    async fn put_incident(&self, incident: &Incident) -> StoreResult<IncidentWrite> {
+        let data = serde_json::to_string(incident).map_err(corrupt)?;
+        let version = incident.version;
+        let expires_at = incident.updated_at.max(now_secs()) + INCIDENT_TTL_SECS;
+        self.update_state(state_key(INCIDENT_PK, &incident.id), move |current, _| {
+            let stored = match current.as_ref().map(|item| parse::<Incident>(&item.data)).transpose() {
+                Ok(stored) => stored,
+                // An unreadable item is not overwritten blindly.
+                Err(_) => return (Change::Keep, Err(corrupt("stored incident is unreadable"))),
+            };
+            let expected = version.saturating_sub(1);
+            let matches = match &stored {
+                None => expected == 0,
+                Some(s) => s.version == expected,
+            };
+            if !matches {
+                return (Change::Keep, Ok(IncidentWrite::Conflict(stored.map(Box::new))));
+            }
+            (Change::Put(StateItem { expires_at, data, token: None, until: None }), Ok(IncidentWrite::Written))
+        })
+        .await?
+    }
+
+    async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>> {
+        let limit = limit.min(MAX_LIST);
+        let mut all: Vec<Incident> = self
+            .run(move |db| {
+                let txn = db.begin_read().map_err(unavailable)?;
+                let table = txn.open_table(STATE).map_err(unavailable)?;
+                let from = state_key(INCIDENT_PK, "");
+                let to = format!("{INCIDENT_PK}\u{1}");
+                let now = now_secs();
+                let mut out = Vec::new();
+                for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+                    let (_, value) = entry.map_err(unavailable)?;
+                    let item: StateItem = serde_json::from_slice(value.value()).map_err(corrupt)?;
+                    if alive(item.expires_at, now) {
+                        out.push(parse::<Incident>(&item.data)?);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
+        all.truncate(limit);
+        Ok(all)
+    }
+}
+
 #[async_trait]
 impl StoreHealth for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {

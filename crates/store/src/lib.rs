@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use valine_domain::audit::AuditRecord;
+use valine_domain::incident::Incident;
 use valine_domain::trace::Trace;
 
 pub mod dynamo;
@@ -231,6 +232,31 @@ pub trait ConfirmationRepo: Send + Sync {
     async fn take_confirmation(&self, id: &str, user_id: u64) -> StoreResult<Taken>;
 }
 
+/// How long an incident item outlives its last write (a resolved one, or one nobody reports on).
+pub const INCIDENT_TTL_SECS: u64 = 90 * 24 * 3600;
+
+/// What a conditional incident write found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncidentWrite {
+    /// Written over the version it was read at.
+    Written,
+    /// Someone else wrote first: this is what is stored now (`None`: nothing, or expired).
+    Conflict(Option<Box<Incident>>),
+}
+
+/// One item per incident (see `valine_domain::incident`), keyed by its short id, which is a hash
+/// of its key: a look-up by key and by the id a button carries are the same O(1) read.
+#[async_trait]
+pub trait IncidentRepo: Send + Sync {
+    async fn get_incident(&self, id: &str) -> StoreResult<Option<Incident>>;
+    /// Writes `incident` only over the version before it (`incident.version - 1`; nothing stored
+    /// for version 1), atomically: of two writers that read the same version, one wins and the
+    /// other gets [`IncidentWrite::Conflict`] with what is stored, to decide again.
+    async fn put_incident(&self, incident: &Incident) -> StoreResult<IncidentWrite>;
+    /// Every incident, open and resolved, most recently written first, at most `limit`.
+    async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>>;
+}
+
 /// Whether the store answers, for `/health/ready`.
 #[async_trait]
 pub trait StoreHealth: Send + Sync {
@@ -246,6 +272,7 @@ pub struct Stores {
     pub deliveries: Arc<dyn DeliveryLedger>,
     pub runs: Arc<dyn RunRepo>,
     pub confirmations: Arc<dyn ConfirmationRepo>,
+    pub incidents: Arc<dyn IncidentRepo>,
     pub health: Arc<dyn StoreHealth>,
     pub kind: &'static str,
 }
@@ -260,7 +287,15 @@ impl Stores {
     /// All ports backed by one adapter.
     pub fn from_adapter<A>(adapter: Arc<A>, kind: &'static str) -> Self
     where
-        A: AuditLog + TraceRepo + AlertLedger + DeliveryLedger + RunRepo + ConfirmationRepo + StoreHealth + 'static,
+        A: AuditLog
+            + TraceRepo
+            + AlertLedger
+            + DeliveryLedger
+            + RunRepo
+            + ConfirmationRepo
+            + IncidentRepo
+            + StoreHealth
+            + 'static,
     {
         Self {
             audit: adapter.clone(),
@@ -269,6 +304,7 @@ impl Stores {
             deliveries: adapter.clone(),
             runs: adapter.clone(),
             confirmations: adapter.clone(),
+            incidents: adapter.clone(),
             health: adapter,
             kind,
         }

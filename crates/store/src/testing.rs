@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use crate::*;
 use valine_domain::audit::AuditRecord;
+use valine_domain::incident::Incident;
 use valine_domain::trace::Trace;
 
 /// A store that is down: every port answers `Unavailable` at once (a refused connection), or,
@@ -124,4 +125,17 @@ pub fn down_stores() -> Stores {
 /// Stores whose every port never answers.
 pub fn stalled_stores() -> Stores {
     Stores::from_adapter(std::sync::Arc::new(DownStore { stalled: true }), "stalled")
+}
+
+#[async_trait]
+impl IncidentRepo for DownStore {
+    async fn get_incident(&self, _: &str) -> StoreResult<Option<Incident>> {
+        self.fail().await
+    }
+    async fn put_incident(&self, _: &Incident) -> StoreResult<IncidentWrite> {
+        self.fail().await
+    }
+    async fn list_incidents(&self, _: usize) -> StoreResult<Vec<Incident>> {
+        self.fail().await
+    }
 }

@@ -110,7 +110,28 @@ suite!(
     confirmations_are_taken_once_by_their_owner_and_expire,
     a_forgotten_claim_frees_its_key,
     health_ping_answers,
+    incidents_round_trip_by_id_and_list_newest_first,
+    incident_writes_only_over_the_version_they_read,
+    incident_writes_from_many_writers_all_land_once,
+    old_alerting_items_do_not_disturb_incidents,
 );
+
+/// A freshly opened incident of `branch`, as the model makes it.
+fn opened_incident(branch: &str, run_number: u64, now: u64) -> valine_domain::incident::Incident {
+    use valine_domain::incident::*;
+    let obs = Observation {
+        key: IncidentKey::workflow(9, "acme/widget", "CI", branch),
+        outcome: Outcome::Failure,
+        run: RunRef {
+            order: Order::new(run_number, 1),
+            run_number,
+            conclusion: "failure".into(),
+            trace_id: "t".into(),
+            ..RunRef::default()
+        },
+    };
+    decide(None, &obs, now, Policy::default()).next.expect("a failure opens an incident")
+}
 
 fn record(user: &str, ts: u64, result: AuditResult) -> AuditRecord {
     let mut r = AuditRecord::new("trace-1", 0, "/relay-send", result);
@@ -478,6 +499,93 @@ mod cases {
     pub async fn health_ping_answers(s: Stores) {
         s.health.ping().await.unwrap();
     }
+
+    pub async fn incidents_round_trip_by_id_and_list_newest_first(s: Stores) {
+        let now = now_secs();
+        let a = opened_incident("main", 1, now);
+        let b = opened_incident("release/1.x — ünïcode", 7, now + 5);
+        assert_eq!(s.incidents.get_incident(&a.id).await.unwrap(), None);
+        assert_eq!(s.incidents.put_incident(&a).await.unwrap(), IncidentWrite::Written);
+        assert_eq!(s.incidents.put_incident(&b).await.unwrap(), IncidentWrite::Written);
+        assert_eq!(s.incidents.get_incident(&a.id).await.unwrap().as_ref(), Some(&a));
+        assert_eq!(s.incidents.get_incident(&b.id).await.unwrap().as_ref(), Some(&b));
+        let listed = s.incidents.list_incidents(10).await.unwrap();
+        assert_eq!(listed.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.id.as_str()]);
+        assert_eq!(s.incidents.list_incidents(1).await.unwrap().len(), 1);
+    }
+
+    pub async fn incident_writes_only_over_the_version_they_read(s: Stores) {
+        let now = now_secs();
+        let v1 = opened_incident("main", 1, now);
+        assert_eq!(s.incidents.put_incident(&v1).await.unwrap(), IncidentWrite::Written);
+        // a second "first" write loses, and learns what is stored
+        let other = opened_incident("main", 2, now);
+        assert_eq!(
+            s.incidents.put_incident(&other).await.unwrap(),
+            IncidentWrite::Conflict(Some(Box::new(v1.clone())))
+        );
+        let mut v2 = v1.next_version(now + 1);
+        v2.failures = 2;
+        let mut stale = v1.next_version(now + 1);
+        stale.failures = 99;
+        assert_eq!(s.incidents.put_incident(&v2).await.unwrap(), IncidentWrite::Written);
+        // read at v1 as well: refused
+        assert!(
+            matches!(s.incidents.put_incident(&stale).await.unwrap(), IncidentWrite::Conflict(Some(c)) if c.failures == 2)
+        );
+        // a version from the future is refused too
+        let mut ahead = v2.next_version(now + 2);
+        ahead.version += 3;
+        assert!(matches!(s.incidents.put_incident(&ahead).await.unwrap(), IncidentWrite::Conflict(_)));
+        assert_eq!(s.incidents.get_incident(&v1.id).await.unwrap(), Some(v2));
+    }
+
+    pub async fn incident_writes_from_many_writers_all_land_once(s: Stores) {
+        let now = now_secs();
+        let first = opened_incident("main", 1, now);
+        s.incidents.put_incident(&first).await.unwrap();
+        let id = first.id.clone();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let s = s.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                // read, change, write over what was read; on a conflict, again with what is stored
+                let mut current = s.incidents.get_incident(&id).await.unwrap().unwrap();
+                loop {
+                    let mut next = current.next_version(now);
+                    next.failures += 1;
+                    match s.incidents.put_incident(&next).await.unwrap() {
+                        IncidentWrite::Written => break,
+                        IncidentWrite::Conflict(stored) => current = *stored.unwrap(),
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let end = s.incidents.get_incident(&id).await.unwrap().unwrap();
+        assert_eq!((end.version, end.failures), (9, 9), "every increment landed exactly once");
+    }
+
+    /// Items of the alerting state that came before incidents live under other keys: they are
+    /// neither read as incidents nor in the way of one.
+    pub async fn old_alerting_items_do_not_disturb_incidents(s: Stores) {
+        let now = now_secs();
+        let state = AlertingState {
+            recovery_key: "acme/widget|CI|main".into(),
+            since: now,
+            dedup_key: "acme/widget|CI|main|workflow_failed".into(),
+            run_url: None,
+        };
+        s.alerts.mark_alerting(&state).await.unwrap();
+        s.alerts.claim("acme/widget|CI|main|workflow_failed", now, 300).await.unwrap();
+        assert!(s.incidents.list_incidents(10).await.unwrap().is_empty());
+        let inc = opened_incident("main", 1, now);
+        assert_eq!(s.incidents.put_incident(&inc).await.unwrap(), IncidentWrite::Written);
+        assert_eq!(s.incidents.list_incidents(10).await.unwrap(), vec![inc]);
+    }
 }
 
 /// With the store unreachable (a closed port), every DynamoDB port method answers a typed
@@ -564,6 +672,7 @@ async fn every_method_is_unavailable(port: u16) {
             Ok(other) => panic!("{name}: expected Unavailable, got {other:?}"),
         }
     }
+    let inc = opened_incident("main", 1, now);
     let started = std::time::Instant::now();
     tokio::join!(
         check("audit.append", s.audit.append(&r)),
@@ -588,6 +697,9 @@ async fn every_method_is_unavailable(port: u16) {
         check("confirmations.take", s.confirmations.take_confirmation("p", 1)),
         check("alerts.forget_claim", s.alerts.forget_claim("k")),
         check("health.ping", s.health.ping()),
+        check("incidents.get", s.incidents.get_incident("i")),
+        check("incidents.put", s.incidents.put_incident(&inc)),
+        check("incidents.list", s.incidents.list_incidents(5)),
     );
     // every call ran at once: together they take about one call's timeout
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());

@@ -1,0 +1,561 @@
+//! Incidents end to end in process: store calls per delivery counted, the failing job and log
+//! tail (in time, and late when GitHub is slow), escalation by the tick (also as a scheduled
+//! Lambda event), and the buttons (a responder, a stranger, after a resolve, twice at once), with
+//! Discord and GitHub played by wiremock servers that assert the exact requests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde_json::{Value, json};
+use valine_domain::audit::{AuditRecord, AuditResult};
+use valine_domain::authz::Caller;
+use valine_domain::incident::Incident;
+use valine_domain::logging::Capture;
+use valine_domain::metrics::Metrics;
+use valine_domain::trace::Trace;
+use valine_github::{App, AppParts};
+use valine_service::http::HttpRequest;
+use valine_service::incidents::PressOutcome;
+use valine_service::testing::{config_from, fail_on_unexpected, github_signature};
+use valine_store::embedded::EmbeddedStore;
+use valine_store::*;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SECRET: &str = "incident-secret";
+const CHANNEL: u64 = 1184576487578214464;
+const MESSAGE: &str = "1400000000000000001";
+const RESPONDER_ROLE: u64 = 555;
+const ADMIN: u64 = 42;
+
+// ---------------------------------------------------------------- a store that counts its calls
+
+/// The embedded store, counting every port call.
+struct Counting {
+    inner: EmbeddedStore,
+    calls: AtomicUsize,
+}
+
+impl Counting {
+    fn hit(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl AuditLog for Counting {
+    async fn append(&self, r: &AuditRecord) -> StoreResult<()> {
+        self.hit();
+        self.inner.append(r).await
+    }
+    async fn get(&self, id: &str) -> StoreResult<Option<AuditRecord>> {
+        self.hit();
+        AuditLog::get(&self.inner, id).await
+    }
+    async fn by_user(&self, u: &str, l: usize) -> StoreResult<Vec<AuditRecord>> {
+        self.hit();
+        self.inner.by_user(u, l).await
+    }
+}
+
+#[async_trait]
+impl TraceRepo for Counting {
+    async fn put(&self, t: &Trace) -> StoreResult<()> {
+        self.hit();
+        self.inner.put(t).await
+    }
+    async fn recent_for_user(&self, u: &str, l: usize) -> StoreResult<Vec<Trace>> {
+        self.hit();
+        self.inner.recent_for_user(u, l).await
+    }
+    async fn get(&self, id: &str) -> StoreResult<Option<Trace>> {
+        self.hit();
+        TraceRepo::get(&self.inner, id).await
+    }
+}
+
+#[async_trait]
+impl AlertLedger for Counting {
+    async fn claim(&self, k: &str, n: u64, w: u64) -> StoreResult<Option<Claim>> {
+        self.hit();
+        self.inner.claim(k, n, w).await
+    }
+    async fn release(&self, c: &Claim) -> StoreResult<()> {
+        self.hit();
+        self.inner.release(c).await
+    }
+    async fn mark_alerting(&self, s: &AlertingState) -> StoreResult<()> {
+        self.hit();
+        self.inner.mark_alerting(s).await
+    }
+    async fn get_alerting(&self, k: &str) -> StoreResult<Option<AlertingState>> {
+        self.hit();
+        self.inner.get_alerting(k).await
+    }
+    async fn take_alerting(&self, k: &str) -> StoreResult<Option<AlertingState>> {
+        self.hit();
+        self.inner.take_alerting(k).await
+    }
+    async fn forget_claim(&self, k: &str) -> StoreResult<()> {
+        self.hit();
+        self.inner.forget_claim(k).await
+    }
+}
+
+#[async_trait]
+impl DeliveryLedger for Counting {
+    async fn first_seen(&self, id: &str) -> StoreResult<bool> {
+        self.hit();
+        self.inner.first_seen(id).await
+    }
+    async fn forget(&self, id: &str) -> StoreResult<()> {
+        self.hit();
+        self.inner.forget(id).await
+    }
+}
+
+#[async_trait]
+impl RunRepo for Counting {
+    async fn upsert_run(&self, r: &RunRecord) -> StoreResult<bool> {
+        self.hit();
+        self.inner.upsert_run(r).await
+    }
+    async fn get_run(&self, id: u64) -> StoreResult<Option<RunRecord>> {
+        self.hit();
+        self.inner.get_run(id).await
+    }
+    async fn recent_runs(&self, k: &str, l: usize) -> StoreResult<Vec<RunRecord>> {
+        self.hit();
+        self.inner.recent_runs(k, l).await
+    }
+    async fn put_correlation(&self, c: &DiagnoseCorrelation) -> StoreResult<()> {
+        self.hit();
+        self.inner.put_correlation(c).await
+    }
+    async fn get_correlation(&self, id: &str) -> StoreResult<Option<DiagnoseCorrelation>> {
+        self.hit();
+        self.inner.get_correlation(id).await
+    }
+}
+
+#[async_trait]
+impl ConfirmationRepo for Counting {
+    async fn put_confirmation(&self, p: &PendingConfirmation) -> StoreResult<()> {
+        self.hit();
+        self.inner.put_confirmation(p).await
+    }
+    async fn take_confirmation(&self, id: &str, u: u64) -> StoreResult<Taken> {
+        self.hit();
+        self.inner.take_confirmation(id, u).await
+    }
+}
+
+#[async_trait]
+impl IncidentRepo for Counting {
+    async fn get_incident(&self, id: &str) -> StoreResult<Option<Incident>> {
+        self.hit();
+        self.inner.get_incident(id).await
+    }
+    async fn put_incident(&self, i: &Incident) -> StoreResult<IncidentWrite> {
+        self.hit();
+        self.inner.put_incident(i).await
+    }
+    async fn list_incidents(&self, l: usize) -> StoreResult<Vec<Incident>> {
+        self.hit();
+        self.inner.list_incidents(l).await
+    }
+}
+
+#[async_trait]
+impl StoreHealth for Counting {
+    async fn ping(&self) -> StoreResult<()> {
+        self.hit();
+        self.inner.ping().await
+    }
+}
+
+// ---------------------------------------------------------------- harness
+
+struct Harness {
+    app: App,
+    discord: MockServer,
+    github: MockServer,
+    counting: Arc<Counting>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new(overrides: &[(&str, &str)]) -> Self {
+        let discord = MockServer::start().await;
+        let github = MockServer::start().await;
+        fail_on_unexpected(&discord).await;
+        fail_on_unexpected(&github).await;
+        Mock::given(method("POST"))
+            .and(path(format!("/api/v10/channels/{CHANNEL}/messages")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"id": MESSAGE, "channel_id": CHANNEL.to_string(), "guild_id": "7"})),
+            )
+            .mount(&discord)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path(format!("/api/v10/channels/{CHANNEL}/messages/{MESSAGE}")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"id": MESSAGE, "channel_id": CHANNEL.to_string()})),
+            )
+            .mount(&discord)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let counting = Arc::new(Counting {
+            inner: EmbeddedStore::open(&dir.path().join("v.redb")).unwrap(),
+            calls: AtomicUsize::new(0),
+        });
+        let config = config_from(
+            &[
+                ("GITHUB_WEBHOOK_SECRET", SECRET.to_string()),
+                ("DISCORD_BOT_TOKEN", "bot-token".to_string()),
+                ("DISCORD_API_BASE", discord.uri()),
+                ("GITHUB_TOKEN", "ghp_test".to_string()),
+                ("GITHUB_API_BASE", github.uri()),
+                ("ENABLE_ALERTS", "true".to_string()),
+                ("ALERT_CHANNEL_ID", CHANNEL.to_string()),
+                ("ALERT_MENTION_ROLE_ID", "4242".to_string()),
+                ("ADMIN_USER_IDS", ADMIN.to_string()),
+                ("RESPONDER_ROLE_IDS", RESPONDER_ROLE.to_string()),
+            ],
+            overrides,
+        );
+        let metrics = Metrics::new("github-handler", Arc::new(Capture::default()));
+        let github_client: Option<Arc<dyn valine_clients::github_api::GitHub>> =
+            valine_clients::github_api::from_config(&config, Duration::from_secs(5)).unwrap();
+        let app = App::new(AppParts {
+            discord: valine_clients::discord_api::from_config(&config, Duration::from_secs(5)),
+            config,
+            stores: Stores::from_adapter(counting.clone(), "counting"),
+            metrics,
+        })
+        .unwrap()
+        .with_github(github_client);
+        Self { app, discord, github, counting, _dir: dir }
+    }
+
+    async fn deliver(&self, delivery: &str, payload: &Value) -> (StatusCode, Value) {
+        let body = payload.to_string().into_bytes();
+        let mut h = HeaderMap::new();
+        h.insert("x-github-event", HeaderValue::from_static("workflow_run"));
+        h.insert("x-github-delivery", HeaderValue::from_str(delivery).unwrap());
+        h.insert("x-hub-signature-256", HeaderValue::from_str(&github_signature(SECRET, &body)).unwrap());
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        let res = self.app.handle(HttpRequest::new(Method::POST, "/github/webhook", h, body)).await;
+        (res.status, serde_json::from_str(&res.body).unwrap())
+    }
+
+    fn calls(&self) -> usize {
+        self.counting.calls.load(Ordering::SeqCst)
+    }
+
+    async fn discord_requests(&self, verb: &str, p: &str) -> Vec<Value> {
+        self.discord
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.method.as_str() == verb && r.url.path() == p)
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    async fn posts(&self) -> Vec<Value> {
+        self.discord_requests("POST", &format!("/api/v10/channels/{CHANNEL}/messages")).await
+    }
+
+    async fn edits(&self) -> Vec<Value> {
+        self.discord_requests("PATCH", &format!("/api/v10/channels/{CHANNEL}/messages/{MESSAGE}")).await
+    }
+
+    async fn github_posts(&self, p: &str) -> usize {
+        self.github
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.method.as_str() == "POST" && r.url.path() == p)
+            .count()
+    }
+}
+
+/// Run `number` (id 3000 + number) of CI on main.
+fn run(number: u64, conclusion: &str) -> Value {
+    let id = 3000 + number;
+    json!({
+        "action": "completed",
+        "workflow_run": {
+            "id": id, "name": "CI", "display_title": "t", "head_branch": "main",
+            "head_sha": "3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f60718293", "path": ".github/workflows/ci.yml",
+            "run_number": number, "run_attempt": 1, "event": "push", "status": "completed", "conclusion": conclusion,
+            "workflow_id": 7, "html_url": format!("https://github.com/acme/widget/actions/runs/{id}"),
+            "created_at": "2026-11-22T14:00:00Z", "updated_at": "2026-11-22T14:05:00Z",
+            "actor": {"login": "octocat"}, "triggering_actor": {"login": "octocat"}, "pull_requests": []
+        },
+        "workflow": {"id": 7, "name": "CI"},
+        "repository": {"full_name": "acme/widget"},
+        "sender": {"login": "octocat"}
+    })
+}
+
+/// GitHub's answers for the jobs and log of run `3000 + number`, after `delay`.
+async fn github_jobs(server: &MockServer, number: u64, delay: Duration) {
+    let id = 3000 + number;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/acme/widget/actions/runs/{id}/attempts/1/jobs")))
+        .and(header("authorization", "Bearer ghp_test"))
+        .respond_with(ResponseTemplate::new(200).set_delay(delay).set_body_json(json!({"total_count": 1, "jobs": [
+            {"id": 77, "name": "test", "status": "completed", "conclusion": "failure",
+             "html_url": format!("https://github.com/acme/widget/actions/runs/{id}/job/77"),
+             "steps": [{"name": "checkout", "conclusion": "success", "number": 1}, {"name": "cargo test", "conclusion": "failure", "number": 2}]}
+        ]})))
+        .expect(1)
+        .mount(server)
+        .await;
+    let blob = format!("{}/blob/77.txt", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/actions/jobs/77/logs"))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", blob.as_str()))
+        .mount(server)
+        .await;
+    let mut log: String = (1..=30).map(|i| format!("2026-11-22T14:04:{:02}.0000000Z line {i}\n", i % 60)).collect();
+    log.push_str("2026-11-22T14:04:59.0000000Z error: token ghp_0123456789abcdefghijklmnopqrstuvwxyzAB rejected\n");
+    Mock::given(method("GET"))
+        .and(path("/blob/77.txt"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(log))
+        .mount(server)
+        .await;
+}
+
+fn field(message: &Value, name: &str) -> Option<String> {
+    message["embeds"][0]["fields"]
+        .as_array()?
+        .iter()
+        .find(|f| f["name"] == name)
+        .map(|f| f["value"].as_str().unwrap_or("").to_string())
+}
+
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(8)
+}
+
+fn incident_id(body: &Value) -> String {
+    format!("{}-1", body["incident"].as_str().unwrap())
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn store_calls_per_workflow_run_delivery_are_at_most_three() {
+    let h = Harness::new(&[("GITHUB_TOKEN", "")]).await;
+    // A container's first delivery for an incident reads it once more (the cache is cold).
+    let before = h.calls();
+    h.deliver("d-0", &run(1, "success")).await;
+    assert_eq!(h.calls() - before, 4, "cold: delivery, incident read + write, trace");
+    for (i, (number, conclusion)) in
+        [(2, "failure"), (3, "failure"), (2, "success"), (4, "success"), (5, "cancelled"), (6, "failure")]
+            .iter()
+            .enumerate()
+    {
+        let before = h.calls();
+        let (status, body) = h.deliver(&format!("d-{}", i + 1), &run(*number, conclusion)).await;
+        assert!(status.is_success(), "{body}");
+        let used = h.calls() - before;
+        assert!(used <= 3, "run #{number} {conclusion} ({}): {used} store calls", body["alert"]);
+    }
+    // a duplicate delivery costs one
+    let before = h.calls();
+    h.deliver("d-1", &run(2, "failure")).await;
+    assert_eq!(h.calls() - before, 1, "the delivery check only");
+}
+
+#[tokio::test]
+async fn the_failing_job_step_and_redacted_log_tail_are_in_the_first_post() {
+    let h = Harness::new(&[]).await;
+    github_jobs(&h.github, 1, Duration::ZERO).await;
+    let (_, body) = h.deliver("d-1", &run(1, "failure")).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+    let posts = h.posts().await;
+    let job = field(&posts[0], "Failing job").unwrap();
+    assert!(job.contains("test › cargo test") && job.contains("/job/77"), "{job}");
+    let tail = field(&posts[0], "Log tail").unwrap();
+    assert!(tail.starts_with("```\n") && tail.ends_with("\n```"), "{tail}");
+    assert!(tail.contains("line 30") && !tail.contains("line 15\n"), "the last 15 lines: {tail}");
+    assert!(!tail.contains("ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"), "redacted: {tail}");
+    assert!(tail.chars().count() <= 1000 + 8);
+}
+
+#[tokio::test]
+async fn when_github_is_slow_the_message_goes_out_without_the_job_and_an_edit_adds_it() {
+    let h = Harness::new(&[]).await;
+    github_jobs(&h.github, 1, Duration::from_millis(3200)).await;
+    let started = std::time::Instant::now();
+    let (status, body) = h.deliver("d-1", &run(1, "failure")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(9), "inside GitHub's 10 s");
+    let posts = h.posts().await;
+    assert_eq!(posts.len(), 1);
+    assert!(field(&posts[0], "Failing job").is_none(), "posted without waiting for GitHub");
+    let edits = h.edits().await;
+    assert_eq!(edits.len(), 1, "then edited in");
+    assert!(field(&edits[0], "Failing job").unwrap().contains("cargo test"));
+    // and the incident remembers it
+    let next = h.app.stores.incidents.get_incident(body["incident"].as_str().unwrap()).await.unwrap().unwrap();
+    assert!(next.first_failure.unwrap().detail.is_some());
+}
+
+#[tokio::test]
+async fn the_tick_escalates_an_unacknowledged_incident_once() {
+    let h = Harness::new(&[("GITHUB_TOKEN", ""), ("ALERT_ESCALATE_MINUTES", "30")]).await;
+    let (_, body) = h.deliver("d-1", &run(1, "failure")).await;
+    let now = valine_domain::clock::now_secs();
+    assert_eq!(h.app.incidents.tick(now + 10 * 60, deadline()).await.escalated, 0, "not yet");
+    let report = h.app.incidents.tick(now + 31 * 60, deadline()).await;
+    assert_eq!((report.open, report.escalated), (1, 1), "{report:?}");
+    assert_eq!(h.app.incidents.tick(now + 40 * 60, deadline()).await.escalated, 0, "once");
+    let posts = h.posts().await;
+    assert_eq!(posts.len(), 2);
+    assert!(posts[1]["content"].as_str().unwrap().starts_with("<@&4242>"), "{}", posts[1]);
+    assert_eq!(posts[1]["allowed_mentions"], json!({"parse": [], "roles": ["4242"]}));
+    assert_eq!(posts[1]["message_reference"]["message_id"], MESSAGE);
+    // an acknowledged incident is not escalated
+    let h = Harness::new(&[("GITHUB_TOKEN", "")]).await;
+    let (_, body2) = h.deliver("d-1", &run(1, "failure")).await;
+    let admin = Caller { user_id: ADMIN, roles: None };
+    assert!(matches!(
+        h.app.incidents.acknowledge(&incident_id(&body2), admin, "t", deadline()).await,
+        PressOutcome::Done(_)
+    ));
+    assert_eq!(h.app.incidents.tick(now + 31 * 60, deadline()).await.escalated, 0);
+    let _ = body;
+}
+
+#[tokio::test]
+async fn a_scheduled_event_at_the_github_function_runs_the_tick() {
+    let h = Harness::new(&[("GITHUB_TOKEN", "")]).await;
+    let event = json!({
+        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-11-22T14:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/valine-tick"], "detail": {}
+    });
+    // the way lambda_http reads an event that is not an HTTP request
+    let request: lambda_http::request::LambdaRequest = serde_json::from_value(event).unwrap();
+    let response = valine_github::lambda::handle(&h.app, request.into()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let lambda_http::Body::Text(text) = response.body() else { panic!("a text body") };
+    assert!(text.contains("\"tick\":\"done\""), "{text}");
+    // anything else that is not HTTP is refused, not taken for a delivery
+    let other: lambda_http::request::LambdaRequest = serde_json::from_value(json!({"hello": "world"})).unwrap();
+    let response = valine_github::lambda::handle(&h.app, other.into()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn rerun_by_a_responder_posts_once_and_the_message_shows_who_asked() {
+    let h = Harness::new(&[]).await;
+    github_jobs(&h.github, 1, Duration::ZERO).await;
+    let rerun_path = "/repos/acme/widget/actions/runs/3001/rerun-failed-jobs";
+    Mock::given(method("POST"))
+        .and(path(rerun_path))
+        .and(header("authorization", "Bearer ghp_test"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({})))
+        .mount(&h.github)
+        .await;
+    let (_, body) = h.deliver("d-1", &run(1, "failure")).await;
+    let id = incident_id(&body);
+    let roles = [RESPONDER_ROLE];
+    let responder = Caller { user_id: 900, roles: Some(&roles) };
+    // pressed twice at once: one re-run
+    let (a, b) = tokio::join!(
+        h.app.incidents.rerun(&id, responder, "t-1", deadline()),
+        h.app.incidents.rerun(&id, responder, "t-2", deadline())
+    );
+    let done = [&a, &b].iter().filter(|o| matches!(o, PressOutcome::Done(_))).count();
+    assert_eq!(done, 1, "{a:?} {b:?}");
+    assert!([&a, &b].iter().any(|o| matches!(o, PressOutcome::Already(_))), "{a:?} {b:?}");
+    assert_eq!(h.github_posts(rerun_path).await, 1, "exactly one POST …/rerun-failed-jobs");
+    let shown = field(h.edits().await.last().unwrap(), "Re-run").unwrap();
+    assert!(shown.contains("<@900>"), "{shown}");
+    let audit = h.app.stores.audit.by_user("900", 10).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert!(audit.iter().all(|r| r.command == "incident.rerun" && r.result == AuditResult::Posted), "{audit:?}");
+
+    // a stranger: refused, nothing called, a `blocked` record
+    let other_roles = [1];
+    let stranger = Caller { user_id: 901, roles: Some(&other_roles) };
+    let refused = h.app.incidents.rerun(&id, stranger, "t-3", deadline()).await;
+    assert!(matches!(refused, PressOutcome::Refused(_)), "{refused:?}");
+    assert!(refused.reply().to_json()["flags"] == json!(64), "ephemeral");
+    assert_eq!(h.github_posts(rerun_path).await, 1);
+    let audit = h.app.stores.audit.by_user("901", 10).await.unwrap();
+    assert_eq!((audit[0].command.as_str(), audit[0].result), ("incident.rerun", AuditResult::Blocked));
+
+    // after a resolve: answers, changes nothing
+    h.deliver("d-2", &run(2, "success")).await;
+    let admin = Caller { user_id: ADMIN, roles: None };
+    let late = h.app.incidents.mute(&id, valine_domain::custom_id::MuteFor::Hours(4), admin, "t-4", deadline()).await;
+    assert_eq!(late, PressOutcome::NotOpen);
+    let stored = h.app.stores.incidents.get_incident(body["incident"].as_str().unwrap()).await.unwrap().unwrap();
+    assert!(stored.mute.is_none() && !stored.open);
+    // an id nobody issued
+    assert_eq!(h.app.incidents.acknowledge("000000000000-1", admin, "t-5", deadline()).await, PressOutcome::Unknown);
+    assert_eq!(h.app.incidents.acknowledge("not an id", admin, "t-6", deadline()).await, PressOutcome::Unknown);
+    let audit = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
+    assert!(audit.iter().all(|r| r.result == AuditResult::Blocked), "{audit:?}");
+}
+
+#[tokio::test]
+async fn a_rerun_github_refuses_is_failed_and_can_be_pressed_again() {
+    let h = Harness::new(&[]).await;
+    github_jobs(&h.github, 1, Duration::ZERO).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/widget/actions/runs/3001/rerun-failed-jobs"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible by integration"})),
+        )
+        .mount(&h.github)
+        .await;
+    let (_, body) = h.deliver("d-1", &run(1, "failure")).await;
+    let admin = Caller { user_id: ADMIN, roles: None };
+    let first = h.app.incidents.rerun(&incident_id(&body), admin, "t", deadline()).await;
+    assert!(matches!(&first, PressOutcome::Failed(why) if why.contains("Resource not accessible")), "{first:?}");
+    let again = h.app.incidents.rerun(&incident_id(&body), admin, "t", deadline()).await;
+    assert!(matches!(again, PressOutcome::Failed(_)), "tried again, not 'already requested': {again:?}");
+    let audit = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
+    assert!(audit.iter().all(|r| r.result == AuditResult::Failed));
+}
+
+#[tokio::test]
+async fn open_incidents_and_mutes_are_listed_with_unmute_buttons() {
+    let h = Harness::new(&[("GITHUB_TOKEN", "")]).await;
+    let (_, body) = h.deliver("d-1", &run(1, "failure")).await;
+    let listed = h.app.incidents.list_open().await.unwrap().to_json();
+    assert_eq!(listed["flags"], json!(64));
+    let text = listed["content"].as_str().unwrap();
+    assert!(text.contains("CI on main") && text.contains("https://discord.com/channels/7/"), "{text}");
+    assert!(
+        h.app.incidents.list_mutes().await.unwrap().to_json()["content"].as_str().unwrap().contains("No active mutes")
+    );
+    let admin = Caller { user_id: ADMIN, roles: None };
+    let id = incident_id(&body);
+    h.app.incidents.mute(&id, valine_domain::custom_id::MuteFor::Hours(1), admin, "t", deadline()).await;
+    let mutes = h.app.incidents.list_mutes().await.unwrap().to_json();
+    let unmute = mutes["components"][0]["components"][0]["custom_id"].as_str().unwrap();
+    assert_eq!(unmute, format!("v1:inc:unmute:{id}"));
+    assert!(matches!(h.app.incidents.unmute(&id, admin, "t", deadline()).await, PressOutcome::Done(_)));
+    let audit = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
+    let mut commands: Vec<&str> = audit.iter().map(|r| r.command.as_str()).collect();
+    commands.sort();
+    assert_eq!(commands, ["incident.mute", "incident.unmute"]);
+    // the message shows the mute while it lasts
+    let edits = h.edits().await;
+    assert!(edits.iter().any(|e| field(e, "Muted").is_some_and(|m| m.contains("<@42>"))));
+}
