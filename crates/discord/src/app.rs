@@ -9,13 +9,14 @@ use valine_clients::discord_api::Discord;
 use valine_clients::github_api::GitHub;
 use valine_domain::clock::now_secs;
 use valine_domain::config::Config;
-use valine_domain::custom_id::CustomId;
+use valine_domain::custom_id::{CustomId, MuteFor};
 use valine_domain::message::{Message, Reply};
 use valine_domain::metrics::Metrics;
 use valine_domain::trace::{StepStatus, TraceCache, TraceRecorder};
 use valine_service::alerting::Alerter;
 use valine_service::bootstrap::{Route, route};
 use valine_service::http::{HttpRequest, HttpResponse};
+use valine_service::incidents::IncidentDesk;
 use valine_store::{StoreError, Stores};
 
 use crate::commands;
@@ -84,10 +85,19 @@ impl App {
         if parts.config.allowed_guild_ids.is_empty() {
             tracing::warn!("ALLOWED_GUILD_IDS is empty: interactions from any server are served");
         }
+        let config = Arc::new(parts.config);
+        let incidents = IncidentDesk::new(
+            config.clone(),
+            &parts.stores,
+            parts.discord.clone(),
+            parts.github.clone(),
+            parts.metrics.clone(),
+        );
         Ok(Self {
             verifier,
             services: Services {
-                config: Arc::new(parts.config),
+                config,
+                incidents,
                 stores: parts.stores,
                 discord: parts.discord,
                 github: parts.github,
@@ -227,7 +237,28 @@ impl App {
                 Some(id @ (CustomId::Confirm(_) | CustomId::Cancel(_))) => {
                     commands::relay::confirmation(&mut ctx, id).await
                 }
-                _ => {
+                Some(id) => {
+                    // The mute select carries its duration in the chosen value.
+                    let id = match id {
+                        CustomId::IncidentMute(incident, None) => CustomId::IncidentMute(
+                            incident.clone(),
+                            i.data.values.first().and_then(|v| MuteFor::parse(v)),
+                        ),
+                        other => other.clone(),
+                    };
+                    let deadline = tokio::time::Instant::now() + ctx.remaining();
+                    let trace_id = ctx.trace_id();
+                    let t = ctx.rec.start("incident.press");
+                    let outcome = self.services.incidents.press(&id, ctx.caller(), &trace_id, deadline).await;
+                    let status = match outcome.audit_result() {
+                        valine_domain::audit::AuditResult::Posted => StepStatus::Ok,
+                        valine_domain::audit::AuditResult::Failed => StepStatus::Error,
+                        _ => StepStatus::Skipped,
+                    };
+                    ctx.rec.finish(t, status, Some(format!("{outcome:?}")));
+                    Reply::Message(outcome.reply())
+                }
+                None => {
                     ctx.rec.note("route", StepStatus::Skipped, Some("unrecognised custom_id".into()));
                     Reply::Message(
                         Message::text("This button is no longer recognised. Run the command again.").ephemeral(),

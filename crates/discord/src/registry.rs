@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use valine_domain::message::Reply;
 
-use crate::commands::{debug_last, diagnose, relay, status};
+use crate::commands::{debug_last, diagnose, incidents, relay, status};
 use crate::ctx::Ctx;
 use crate::interaction::Options;
 use crate::spec::Spec;
@@ -48,6 +48,8 @@ registry! {
     RelaySend(relay::Args) => relay::SEND, relay::parse_send, relay::run;
     RelayDm(relay::Args) => relay::DM, relay::parse_dm, relay::run;
     DebugLast(debug_last::Args) => debug_last::SPEC, debug_last::parse, debug_last::run;
+    Incidents(incidents::Args) => incidents::INCIDENTS, incidents::parse, incidents::run_incidents;
+    Mutes(incidents::Args) => incidents::MUTES, incidents::parse, incidents::run_mutes;
 }
 
 /// The spec of a command name, if the bot has it.
@@ -104,7 +106,7 @@ mod tests {
     fn names_options_and_limits_are_valid_for_discord() {
         let defs = definitions();
         let names: Vec<_> = defs.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
-        assert_eq!(names, ["status", "diagnose", "relay-send", "relay-dm", "debug-last"]);
+        assert_eq!(names, ["status", "diagnose", "relay-send", "relay-dm", "debug-last", "incidents", "mutes"]);
         for c in defs.as_array().unwrap() {
             let d = c["description"].as_str().unwrap();
             assert!(!d.is_empty() && d.len() <= 100, "{d}");

@@ -14,6 +14,7 @@ use valine_domain::metrics::Metrics;
 use valine_domain::trace::{TraceCache, TraceRecorder};
 use valine_service::alerting::Alerter;
 use valine_service::http::HttpResponse;
+use valine_service::incidents::IncidentDesk;
 use valine_store::Stores;
 
 use crate::jobs::{JobContext, Jobs};
@@ -29,6 +30,8 @@ pub struct Services {
     pub alerter: Alerter,
     pub metrics: Metrics,
     pub traces: TraceCache,
+    /// Incident buttons, `/incidents` and `/mutes`.
+    pub incidents: IncidentDesk,
 }
 
 impl std::fmt::Debug for Services {

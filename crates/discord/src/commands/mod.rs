@@ -3,6 +3,7 @@
 
 pub mod debug_last;
 pub mod diagnose;
+pub mod incidents;
 pub mod relay;
 pub mod status;
 
