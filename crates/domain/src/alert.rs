@@ -158,6 +158,17 @@ pub fn resolved_message(
     Message::embed_only(embed).to_json()
 }
 
+/// Where an alert may go: the channel, or why it cannot be posted (logged as `Alert skipped`).
+/// One gate for incidents and for the bot's own alerts.
+pub fn post_gate(enabled: bool, channel_id: Option<u64>, can_post: bool) -> Result<u64, &'static str> {
+    match (enabled, channel_id, can_post) {
+        (false, _, _) => Err("ENABLE_ALERTS is not true"),
+        (true, None, _) => Err("ALERT_CHANNEL_ID is not set"),
+        (true, Some(_), false) => Err("DISCORD_BOT_TOKEN is not set"),
+        (true, Some(channel), true) => Ok(channel),
+    }
+}
+
 /// Whether a claim made until `held_until` still holds at `now`.
 pub fn window_holds(held_until: Option<u64>, now: u64) -> bool {
     held_until.is_some_and(|until| until > now)

@@ -253,11 +253,10 @@ impl IncidentDesk {
 
     /// The channel incidents go to, or why there is none (logged as `Alert skipped`).
     pub fn channel(&self, key: &str) -> Result<u64, &'static str> {
-        let reason = match (self.settings.enabled, self.settings.channel_id, self.settings.can_post) {
-            (false, _, _) => "ENABLE_ALERTS is not true",
-            (true, None, _) => "ALERT_CHANNEL_ID is not set",
-            (true, Some(_), false) => "DISCORD_BOT_TOKEN is not set",
-            (true, Some(channel), true) => return Ok(channel),
+        let s = &self.settings;
+        let reason = match valine_domain::alert::post_gate(s.enabled, s.channel_id, s.can_post) {
+            Ok(channel) => return Ok(channel),
+            Err(reason) => reason,
         };
         tracing::info!(alert_key = key, reason, "Alert skipped");
         self.metrics.alert(AlertMetric::Skipped);
