@@ -16,13 +16,15 @@ pub enum Rejection {
     MissingSignature,
     BadSignature,
     MissingEvent,
+    /// `X-GitHub-Delivery` missing, empty, too long for a key, or with characters GitHub never uses.
+    BadDelivery,
 }
 
 impl Rejection {
     pub fn status(self) -> StatusCode {
         match self {
             Rejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Rejection::MissingEvent => StatusCode::BAD_REQUEST,
+            Rejection::MissingEvent | Rejection::BadDelivery => StatusCode::BAD_REQUEST,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -34,6 +36,7 @@ impl Rejection {
             Rejection::MissingSignature => "X-Hub-Signature-256 is required",
             Rejection::BadSignature => "invalid X-Hub-Signature-256",
             Rejection::MissingEvent => "X-GitHub-Event is required",
+            Rejection::BadDelivery => "X-GitHub-Delivery must be 1 to 128 characters of A-Z, a-z, 0-9 and -",
         }
     }
 }
@@ -57,7 +60,19 @@ pub fn verify<'r>(req: &'r HttpRequest, secret: &[u8]) -> Result<&'r str, Reject
     mac.update(&req.body);
     // `verify_slice` compares in constant time.
     mac.verify_slice(&expected).map_err(|_| Rejection::BadSignature)?;
-    req.header("x-github-event").map(str::trim).filter(|e| !e.is_empty()).ok_or(Rejection::MissingEvent)
+    let event =
+        req.header("x-github-event").map(str::trim).filter(|e| !e.is_empty()).ok_or(Rejection::MissingEvent)?;
+    // The id keys the dedup record: an empty one would make every later empty-id delivery a
+    // "duplicate", and one past the store's key limit could never be recorded.
+    match req.header("x-github-delivery") {
+        Some(id) if valid_delivery_id(id) => Ok(event),
+        _ => Err(Rejection::BadDelivery),
+    }
+}
+
+/// GitHub's delivery ids are UUIDs; anything of 1–128 characters of `[A-Za-z0-9-]` is accepted.
+pub fn valid_delivery_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 #[cfg(test)]
@@ -74,6 +89,7 @@ mod tests {
         if let Some(e) = event {
             h.insert("x-github-event", HeaderValue::from_str(e).unwrap());
         }
+        h.insert("x-github-delivery", HeaderValue::from_static("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
         HttpRequest::new(Method::POST, "/github/webhook", h, body.to_vec())
     }
 
@@ -100,5 +116,31 @@ mod tests {
         let big = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(verify(&req(&big, Some(&sig), Some("ping")), b"s3cret"), Err(Rejection::TooLarge));
         assert_eq!(Rejection::MissingEvent.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn delivery_ids_are_checked() {
+        let body = b"{}";
+        let sig = github_signature("s3cret", body);
+        for (id, ok) in [
+            (Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"), true),
+            (Some("d-1"), true),
+            (Some(&*"a".repeat(128)), true),
+            (Some(&*"a".repeat(129)), false),
+            (Some(""), false),
+            (Some("a b"), false),
+            (Some("a:b"), false),
+            (Some("ü"), false),
+            (None, false),
+        ] {
+            let mut r = req(body, Some(&sig), Some("ping"));
+            r.headers.remove("x-github-delivery");
+            if let Some(id) = id {
+                r.headers.insert("x-github-delivery", HeaderValue::from_bytes(id.as_bytes()).unwrap());
+            }
+            let expected = if ok { Ok("ping") } else { Err(Rejection::BadDelivery) };
+            assert_eq!(verify(&r, b"s3cret"), expected, "{id:?}");
+        }
+        assert_eq!(Rejection::BadDelivery.status(), StatusCode::BAD_REQUEST);
     }
 }
