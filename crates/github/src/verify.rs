@@ -60,8 +60,7 @@ pub fn verify<'r>(req: &'r HttpRequest, secret: &[u8]) -> Result<&'r str, Reject
     mac.update(&req.body);
     // `verify_slice` compares in constant time.
     mac.verify_slice(&expected).map_err(|_| Rejection::BadSignature)?;
-    let event =
-        req.header("x-github-event").map(str::trim).filter(|e| !e.is_empty()).ok_or(Rejection::MissingEvent)?;
+    let event = req.header("x-github-event").map(str::trim).filter(|e| !e.is_empty()).ok_or(Rejection::MissingEvent)?;
     // The id keys the dedup record: an empty one would make every later empty-id delivery a
     // "duplicate", and one past the store's key limit could never be recorded.
     match req.header("x-github-delivery") {
