@@ -81,7 +81,11 @@ impl EmbeddedStore {
                 "{} is in use by another process (is `valinectl serve` running? stop it, or point DATA_DIR elsewhere)",
                 path.display()
             )),
-            other => unavailable(format!("cannot open {}: {other}", path.display())),
+            other => unavailable(format!(
+                "cannot open {}: {other}. If the file is damaged (a disk filled up, a copy cut short), \
+                 move it aside and start again with an empty store, or restore it from a copy",
+                path.display()
+            )),
         })?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
