@@ -83,6 +83,8 @@ mod tests {
                 "= /relay-send",
                 "+ /relay-dm (new)",
                 "+ /debug-last (new)",
+                "+ /incidents (new)",
+                "+ /mutes (new)",
                 "- /legacy (removed)"
             ]
         );
