@@ -16,26 +16,42 @@ use valine_domain::config::Config;
 use valine_domain::metrics::{AlertMetric, Metrics};
 use valine_store::{AlertLedger, AlertingState, StoreError};
 
-/// The alert settings of section 6.
+/// Where alerts and incidents go, and whether they can: the settings both share.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertSettings {
+pub struct Destination {
     pub enabled: bool,
     pub channel_id: Option<u64>,
     pub mention_role_id: Option<u64>,
-    pub window_secs: u64,
     /// A bot token is set, or `DRY_RUN` posts nowhere: without either, a post can only fail.
     pub can_post: bool,
 }
 
-impl AlertSettings {
+impl Destination {
     pub fn from_config(config: &Config) -> Self {
         Self {
             enabled: config.enable_alerts,
             channel_id: config.alert_channel_id,
             mention_role_id: config.alert_mention_role_id,
-            window_secs: config.alert_dedup_seconds,
             can_post: config.discord_bot_token.is_some() || config.dry_run,
         }
+    }
+
+    /// The channel, or why nothing can be posted (logged as `Alert skipped`).
+    pub fn gate(&self) -> Result<u64, &'static str> {
+        valine_domain::alert::post_gate(self.enabled, self.channel_id, self.can_post)
+    }
+}
+
+/// The alert settings of section 6.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertSettings {
+    pub destination: Destination,
+    pub window_secs: u64,
+}
+
+impl AlertSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self { destination: Destination::from_config(config), window_secs: config.alert_dedup_seconds }
     }
 }
 
@@ -134,8 +150,7 @@ impl Alerter {
     }
 
     fn gate(&self, key: &str) -> Result<u64, AlertOutcome> {
-        let s = &self.settings;
-        let reason = match valine_domain::alert::post_gate(s.enabled, s.channel_id, s.can_post) {
+        let reason = match self.settings.destination.gate() {
             Ok(channel) => return Ok(channel),
             Err(reason) => reason,
         };
@@ -174,7 +189,7 @@ impl Alerter {
                 None
             }
         };
-        let posted = self.post(channel, &alert.message(self.settings.mention_role_id), deadline).await;
+        let posted = self.post(channel, &alert.message(self.settings.destination.mention_role_id), deadline).await;
         let ledger = self.ledger.clone();
         match posted {
             Ok(posted) => {
@@ -418,11 +433,8 @@ mod tests {
         });
         let posts = Arc::new(Posts::default());
         let settings = AlertSettings {
-            enabled: true,
-            channel_id: Some(9),
-            mention_role_id: None,
+            destination: Destination { enabled: true, channel_id: Some(9), mention_role_id: None, can_post: true },
             window_secs: 300,
-            can_post: true,
         };
         let metrics = Metrics::new("test", Arc::new(valine_domain::logging::Capture::default()));
         let alerter = Alerter::new(settings, ledger.clone(), posts.clone(), metrics);
@@ -454,11 +466,8 @@ mod tests {
         let ledger = Arc::new(valine_store::testing::DownStore { stalled: true });
         let posts = Arc::new(Posts::default());
         let settings = AlertSettings {
-            enabled: true,
-            channel_id: Some(9),
-            mention_role_id: Some(4),
+            destination: Destination { enabled: true, channel_id: Some(9), mention_role_id: Some(4), can_post: true },
             window_secs: 300,
-            can_post: true,
         };
         let metrics = Metrics::new("test", Arc::new(valine_domain::logging::Capture::default()));
         let alerter = Alerter::new(settings, ledger, posts.clone(), metrics);

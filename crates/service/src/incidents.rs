@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::alerting::Destination;
 use valine_clients::discord_api::{Discord, DiscordError, PostedMessage};
 use valine_clients::github_api::{GitHub, first_failed_job};
 use valine_domain::audit::{AuditRecord, AuditResult};
@@ -46,10 +47,7 @@ const RERUN_GUARD_SECS: u64 = 60;
 /// The incident settings of section 6.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentSettings {
-    pub enabled: bool,
-    pub channel_id: Option<u64>,
-    pub mention_role_id: Option<u64>,
-    pub can_post: bool,
+    pub destination: Destination,
     pub policy: Policy,
     pub escalate_minutes: u64,
     pub users: Vec<(String, u64)>,
@@ -58,10 +56,7 @@ pub struct IncidentSettings {
 impl IncidentSettings {
     pub fn from_config(config: &Config) -> Self {
         Self {
-            enabled: config.enable_alerts,
-            channel_id: config.alert_channel_id,
-            mention_role_id: config.alert_mention_role_id,
-            can_post: config.discord_bot_token.is_some() || config.dry_run,
+            destination: Destination::from_config(config),
             policy: Policy { flap_count: config.alert_flap_count, flap_minutes: config.alert_flap_minutes },
             escalate_minutes: config.alert_escalate_minutes,
             users: config.github_discord_users.clone(),
@@ -253,8 +248,7 @@ impl IncidentDesk {
 
     /// The channel incidents go to, or why there is none (logged as `Alert skipped`).
     pub fn channel(&self, key: &str) -> Result<u64, &'static str> {
-        let s = &self.settings;
-        let reason = match valine_domain::alert::post_gate(s.enabled, s.channel_id, s.can_post) {
+        let reason = match self.settings.destination.gate() {
             Ok(channel) => return Ok(channel),
             Err(reason) => reason,
         };
@@ -568,7 +562,8 @@ impl IncidentDesk {
             // Written first: of two ticks at once, one escalates.
             match self.put(&next, deadline).await {
                 Ok(IncidentWrite::Written) => {
-                    let body = incident::escalation_reply(&next, self.settings.mention_role_id, now).to_json();
+                    let body =
+                        incident::escalation_reply(&next, self.settings.destination.mention_role_id, now).to_json();
                     match discord_call(deadline, self.discord.reply(message.channel_id, message.message_id, &body))
                         .await
                     {
