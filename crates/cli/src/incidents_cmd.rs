@@ -142,7 +142,10 @@ pub async fn tick(config: Config) -> Result<String, String> {
     let app = valine_github::App::from_config(config, stores, Metrics::stdout("github-handler"))
         .map_err(|e| e.to_string())?;
     let report = app.tick().await;
-    let mut out = format!("tick: {} open, {} escalated, {} calmed", report.open, report.escalated, report.calmed);
+    let mut out = format!(
+        "tick: {} open, {} escalated, {} calmed, {} redelivered, {} repaired",
+        report.open, report.escalated, report.calmed, report.redelivered, report.repaired
+    );
     for e in &report.errors {
         out.push_str(&format!("\n  error: {e}"));
     }

@@ -181,6 +181,64 @@ pub trait GitHub: Send + Sync {
     async fn rerun_failed_jobs(&self, _repo: &RepoName, _run_id: u64) -> Result<(), GitHubError> {
         Err(GitHubError::Unreachable("re-running jobs is not supported by this client".into()))
     }
+    /// The repository's webhooks (`GET /repos/{o}/{r}/hooks`), for the tick's gap filling.
+    async fn list_hooks(&self, _repo: &RepoName) -> Result<Vec<Hook>, GitHubError> {
+        Err(GitHubError::Unreachable("listing webhooks is not supported by this client".into()))
+    }
+    /// A webhook's most recent deliveries, newest first (`GET …/hooks/{id}/deliveries`); GitHub
+    /// keeps them for three days.
+    async fn hook_deliveries(&self, _repo: &RepoName, _hook_id: u64) -> Result<Vec<HookDelivery>, GitHubError> {
+        Err(GitHubError::Unreachable("listing deliveries is not supported by this client".into()))
+    }
+    /// Asks GitHub to send a delivery again (`POST …/hooks/{id}/deliveries/{delivery}/attempts`).
+    async fn redeliver(&self, _repo: &RepoName, _hook_id: u64, _delivery_id: u64) -> Result<(), GitHubError> {
+        Err(GitHubError::Unreachable("redelivering is not supported by this client".into()))
+    }
+    /// Completed runs created at or after `since` (RFC 3339), newest first, as the REST API
+    /// describes them: the same shape as a `workflow_run` delivery's `workflow_run`.
+    async fn completed_runs(&self, _repo: &RepoName, _since: &str) -> Result<Vec<Value>, GitHubError> {
+        Err(GitHubError::Unreachable("listing runs is not supported by this client".into()))
+    }
+}
+
+/// A repository webhook: its id and where it delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Hook {
+    pub id: u64,
+    #[serde(default)]
+    pub config: HookConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HookConfig {
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// One attempt of one delivery. Attempts of the same delivery share its `guid` (the
+/// `X-GitHub-Delivery` header); a redelivery is a new attempt with `redelivery: true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HookDelivery {
+    pub id: u64,
+    #[serde(default)]
+    pub guid: String,
+    #[serde(default)]
+    pub delivered_at: Option<String>,
+    #[serde(default)]
+    pub redelivery: bool,
+    /// The HTTP status the endpoint answered (0: no answer, such as a timeout).
+    #[serde(default)]
+    pub status_code: u16,
+    #[serde(default)]
+    pub event: String,
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawRunsPage {
+    #[serde(default)]
+    workflow_runs: Vec<Value>,
 }
 
 /// GitHub over octocrab. The client (and the root certificates its TLS connector loads) is built
@@ -369,6 +427,40 @@ impl GitHub for OctocrabGitHub {
     async fn rerun_failed_jobs(&self, repo: &RepoName, run_id: u64) -> Result<(), GitHubError> {
         let route =
             format!("/repos/{}/{}/actions/runs/{run_id}/rerun-failed-jobs", segment(&repo.owner), segment(&repo.name));
+        self.post_empty(route).await
+    }
+
+    async fn list_hooks(&self, repo: &RepoName) -> Result<Vec<Hook>, GitHubError> {
+        let route = format!("/repos/{}/{}/hooks", segment(&repo.owner), segment(&repo.name));
+        self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
+    }
+
+    async fn hook_deliveries(&self, repo: &RepoName, hook_id: u64) -> Result<Vec<HookDelivery>, GitHubError> {
+        let route = format!("/repos/{}/{}/hooks/{hook_id}/deliveries", segment(&repo.owner), segment(&repo.name));
+        self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
+    }
+
+    async fn redeliver(&self, repo: &RepoName, hook_id: u64, delivery_id: u64) -> Result<(), GitHubError> {
+        let route = format!(
+            "/repos/{}/{}/hooks/{hook_id}/deliveries/{delivery_id}/attempts",
+            segment(&repo.owner),
+            segment(&repo.name)
+        );
+        self.post_empty(route).await
+    }
+
+    async fn completed_runs(&self, repo: &RepoName, since: &str) -> Result<Vec<Value>, GitHubError> {
+        let route = format!("/repos/{}/{}/actions/runs", segment(&repo.owner), segment(&repo.name));
+        let created = format!(">={since}");
+        let query = [("status", "completed"), ("created", created.as_str()), ("per_page", "100")];
+        let page: RawRunsPage = self.crab()?.get(route, Some(&query)).await.map_err(map_err)?;
+        Ok(page.workflow_runs)
+    }
+}
+
+impl OctocrabGitHub {
+    /// A `POST` without a body whose answer is only its status (204, 201 or 202 when done).
+    async fn post_empty(&self, route: String) -> Result<(), GitHubError> {
         let response = self.crab()?._post(route, None::<&()>).await.map_err(map_err)?;
         let status = response.status();
         if status.is_success() {
@@ -607,5 +699,56 @@ mod tests {
             gh.rerun_failed_jobs(&repo(), 1).await.unwrap_err(),
             GitHubError::Status { status: 403, message: "This workflow run is not re-runnable".into() }
         );
+    }
+
+    #[tokio::test]
+    async fn hooks_deliveries_redelivery_and_completed_runs() {
+        let (server, gh) = setup(Duration::from_secs(2)).await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/hooks"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"id": 7, "config": {"url": "https://x.example/github/webhook", "content_type": "json"}, "events": ["workflow_run"]}
+            ])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/hooks/7/deliveries"))
+            .and(query_param("per_page", "100"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"id": 11, "guid": "g-1", "delivered_at": "2026-11-29T10:00:00Z", "redelivery": false,
+                 "duration": 0.3, "status": "Internal Server Error", "status_code": 500, "event": "workflow_run",
+                 "action": "completed", "installation_id": null, "repository_id": 1}
+            ])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/repos/acme/widget/hooks/7/deliveries/11/attempts"))
+            .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/runs"))
+            .and(query_param("status", "completed"))
+            .and(query_param("created", ">=2026-11-29T09:00:00Z"))
+            .and(query_param("per_page", "100"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "total_count": 1, "workflow_runs": [{"id": 5, "run_number": 9, "conclusion": "failure"}]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let hooks = gh.list_hooks(&repo()).await.unwrap();
+        assert_eq!(hooks[0].id, 7);
+        assert_eq!(hooks[0].config.url.as_deref(), Some("https://x.example/github/webhook"));
+        let deliveries = gh.hook_deliveries(&repo(), 7).await.unwrap();
+        assert_eq!(deliveries[0].guid, "g-1");
+        assert_eq!(deliveries[0].status_code, 500);
+        gh.redeliver(&repo(), 7, 11).await.unwrap();
+        let runs = gh.completed_runs(&repo(), "2026-11-29T09:00:00Z").await.unwrap();
+        assert_eq!(runs[0]["run_number"], 9);
     }
 }

@@ -104,6 +104,8 @@ pub struct Config {
     pub dry_run: bool,
     pub discord_api_base: Option<Url>,
     pub github_api_base: Option<Url>,
+    /// The bot's webhook on the repository, for the tick's gap filling; found by its URL when unset.
+    pub github_hook_id: Option<u64>,
     pub log_level: String,
     pub stage: String,
     /// Key of the audit digest (HMAC-SHA-256 of relayed texts).
@@ -182,6 +184,7 @@ impl Config {
             dry_run: env.flag("DRY_RUN", false)?,
             discord_api_base: env.url("DISCORD_API_BASE")?,
             github_api_base: env.url("GITHUB_API_BASE")?,
+            github_hook_id: env.id("GITHUB_HOOK_ID")?,
             log_level: env.log_level("LOG_LEVEL")?,
             stage: env.string("STAGE").unwrap_or_else(|| "dev".into()),
             audit_hmac_key: env.secret("AUDIT_HMAC_KEY"),

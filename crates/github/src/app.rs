@@ -59,6 +59,8 @@ pub struct App {
     pub alerter: Alerter,
     pub incidents: IncidentDesk,
     pub metrics: Metrics,
+    /// For gap filling in the tick (and, through the desk, incidents' jobs and re-runs).
+    github: Option<Arc<dyn GitHub>>,
 }
 
 impl std::fmt::Debug for App {
@@ -90,13 +92,20 @@ impl App {
             alerter,
             incidents,
             metrics: parts.metrics,
+            github: None,
         })
     }
 
     /// GitHub, for the failing job and step of an incident and for re-runs.
     pub fn with_github(mut self, github: Option<Arc<dyn GitHub>>) -> Self {
-        self.incidents =
-            IncidentDesk::new(self.config.clone(), &self.stores, self.discord.clone(), github, self.metrics.clone());
+        self.incidents = IncidentDesk::new(
+            self.config.clone(),
+            &self.stores,
+            self.discord.clone(),
+            github.clone(),
+            self.metrics.clone(),
+        );
+        self.github = github;
         self
     }
 
@@ -113,11 +122,122 @@ impl App {
     }
 
     /// The scheduled tick (EventBridge every 5 minutes; every minute under `valinectl serve`).
+    /// Gap filling first (so that escalation sees the repaired incidents), then the incidents'
+    /// own tick.
     pub async fn tick(&self) -> TickReport {
-        let trace = TraceRecorder::new(TRACE_USER, "tick".to_string());
+        let mut trace = TraceRecorder::new(TRACE_USER, "tick".to_string());
         let span = tracing::info_span!("tick", trace_id = %trace.trace_id(), cmd = "tick");
         let deadline = Instant::now() + TICK_BUDGET;
-        self.incidents.tick(valine_domain::clock::now_secs(), deadline).instrument(span).await
+        async {
+            let gaps = self.fill_gaps(&mut trace, deadline).await;
+            let mut report = self.incidents.tick(valine_domain::clock::now_secs(), deadline).await;
+            report.redelivered = gaps.redelivered;
+            report.repaired = gaps.repaired;
+            report.errors.extend(gaps.errors);
+            report
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// See [`crate::gaps`]: redeliver what failed, and put the newest completed runs through the
+    /// delivery path. Needs GitHub (a token, not a dry run) and `GITHUB_REPO`.
+    pub async fn fill_gaps(&self, rec: &mut TraceRecorder, deadline: Instant) -> crate::gaps::GapReport {
+        use crate::gaps::{self, GapReport};
+        let mut report = GapReport::default();
+        let (Some(github), Some(repo)) = (&self.github, &self.config.github_repo) else {
+            return report;
+        };
+        if self.config.dry_run {
+            return report;
+        }
+        let now = valine_domain::clock::now_secs();
+        let call = |what: &'static str| move |e: String| format!("gap filling: {what}: {e}");
+        // 1. Deliveries that never arrived.
+        let hook = match self.config.github_hook_id {
+            Some(id) => Ok(id),
+            None => match tokio::time::timeout_at(deadline, github.list_hooks(repo)).await {
+                Ok(Ok(hooks)) => gaps::bot_hook(&hooks, None),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".into()),
+            },
+        };
+        match hook {
+            Ok(hook_id) => match tokio::time::timeout_at(deadline, github.hook_deliveries(repo, hook_id)).await {
+                Ok(Ok(deliveries)) => {
+                    for d in gaps::to_redeliver(&deliveries, now) {
+                        match tokio::time::timeout_at(deadline, github.redeliver(repo, hook_id, d.id)).await {
+                            Ok(Ok(())) => {
+                                report.redelivered += 1;
+                                tracing::warn!(delivery = %d.guid, event = %d.event, status_code = d.status_code, "gap filled: a failed delivery was redelivered");
+                            }
+                            Ok(Err(e)) => report.errors.push(call("redeliver")(e.to_string())),
+                            Err(_) => report.errors.push(call("redeliver")("timed out".into())),
+                        }
+                    }
+                }
+                Ok(Err(e)) => report.errors.push(call("list deliveries")(e.to_string())),
+                Err(_) => report.errors.push(call("list deliveries")("timed out".into())),
+            },
+            Err(e) => report.errors.push(call("find the webhook")(e)),
+        }
+        // 2. Runs whose deliveries are lost for good, or still failing: compared with the incidents.
+        let since = valine_domain::clock::rfc3339_millis(now.saturating_sub(gaps::RUN_LOOKBACK_SECS) * 1000);
+        let since = format!("{}Z", since.split('.').next().unwrap_or(&since));
+        let runs = match tokio::time::timeout_at(deadline, github.completed_runs(repo, &since)).await {
+            Ok(Ok(runs)) => runs,
+            Ok(Err(e)) => {
+                report.errors.push(call("list runs")(e.to_string()));
+                Vec::new()
+            }
+            Err(_) => {
+                report.errors.push(call("list runs")("timed out".into()));
+                Vec::new()
+            }
+        };
+        for run in gaps::newest_runs(runs) {
+            if Instant::now() >= deadline {
+                report.errors.push(call("compare runs")("out of time".into()));
+                break;
+            }
+            let run_id = run["id"].as_u64().unwrap_or(0);
+            let payload = gaps::as_delivery(run, &repo.to_string());
+            let mut store_error = None;
+            let handled = self.workflow_run(rec, &payload, "completed", &mut store_error, deadline).await;
+            report.runs_checked += 1;
+            let alert = handled.body["alert"].as_str().unwrap_or("");
+            if matches!(alert, "sent" | "edited" | "resolved" | "recorded" | "muted") {
+                report.repaired += 1;
+                tracing::warn!(
+                    run_id,
+                    alert,
+                    incident = handled.body["incident"].as_str().unwrap_or(""),
+                    "gap filled: a run's outcome had not reached its incident"
+                );
+            } else if handled.retryable_failure {
+                report
+                    .errors
+                    .push(call("compare runs")(handled.body["error"].as_str().unwrap_or("failed").to_string()));
+            }
+        }
+        if report.redelivered + report.repaired > 0 {
+            self.metrics.emit(
+                &[],
+                &[
+                    ("DeliveriesRedelivered", report.redelivered as f64, valine_domain::metrics::Unit::Count),
+                    ("GapsRepaired", report.repaired as f64, valine_domain::metrics::Unit::Count),
+                ],
+                false,
+            );
+        }
+        tracing::info!(
+            redelivered = report.redelivered,
+            runs_checked = report.runs_checked,
+            repaired = report.repaired,
+            errors = report.errors.len(),
+            "gap filling done"
+        );
+        report
     }
 
     pub async fn handle(&self, req: HttpRequest) -> HttpResponse {

@@ -33,6 +33,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallibl
             "open": report.open,
             "escalated": report.escalated,
             "calmed": report.calmed,
+            "redelivered": report.redelivered,
+            "repaired": report.repaired,
             "errors": report.errors,
         });
         return Ok(lambda::response(HttpResponse::json(http::StatusCode::OK, &answer)));

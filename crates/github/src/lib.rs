@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod events;
+pub mod gaps;
 pub mod lambda;
 pub mod verify;
 

@@ -559,3 +559,106 @@ async fn open_incidents_and_mutes_are_listed_with_unmute_buttons() {
     let edits = h.edits().await;
     assert!(edits.iter().any(|e| field(e, "Muted").is_some_and(|m| m.contains("<@42>"))));
 }
+
+// ---------------------------------------------------------------- gap filling
+
+/// GitHub's deliveries of hook 12, as its API lists them.
+async fn github_deliveries(server: &MockServer, attempts: Value, times: u64) {
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/hooks/12/deliveries"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(attempts))
+        .up_to_n_times(times)
+        .mount(server)
+        .await;
+}
+
+fn attempt(id: u64, guid: &str, status_code: u16, redelivery: bool) -> Value {
+    let at = valine_domain::clock::rfc3339_millis((valine_domain::clock::now_secs() - 600) * 1000);
+    json!({"id": id, "guid": guid, "delivered_at": at, "redelivery": redelivery, "duration": 0.2,
+           "status": "", "status_code": status_code, "event": "workflow_run", "action": "completed",
+           "installation_id": null, "repository_id": 1})
+}
+
+#[tokio::test]
+async fn the_tick_redelivers_a_failed_delivery_and_applies_a_run_whose_deliveries_were_lost() {
+    let h = Harness::new(&[("GITHUB_REPO", "acme/widget")]).await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/hooks"))
+        .and(header("authorization", "Bearer ghp_test"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 9, "config": {"url": "https://ci.example/hook"}},
+            {"id": 12, "config": {"url": "https://abc.execute-api.us-east-1.amazonaws.com/github/webhook"}}
+        ])))
+        .expect(2)
+        .mount(&h.github)
+        .await;
+    // The first tick sees delivery "lost-1" failed (the function was down) and "ok-1" delivered;
+    // the second sees "lost-1" delivered by the redelivery.
+    github_deliveries(&h.github, json!([attempt(501, "lost-1", 502, false), attempt(502, "ok-1", 200, false)]), 1)
+        .await;
+    github_deliveries(
+        &h.github,
+        json!([
+            attempt(503, "lost-1", 200, true),
+            attempt(501, "lost-1", 502, false),
+            attempt(502, "ok-1", 200, false)
+        ]),
+        1,
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/widget/hooks/12/deliveries/501/attempts"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+        .expect(1)
+        .mount(&h.github)
+        .await;
+    // Run #12 failed and none of its deliveries arrived; run #11 (older, passed) is not the newest.
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/actions/runs"))
+        .and(wiremock::matchers::query_param("status", "completed"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "total_count": 2,
+            "workflow_runs": [run(12, "failure")["workflow_run"], run(11, "success")["workflow_run"]]
+        })))
+        .expect(2)
+        .mount(&h.github)
+        .await;
+    github_jobs(&h.github, 12, Duration::ZERO).await;
+
+    let report = h.app.tick().await;
+    assert_eq!((report.redelivered, report.repaired), (1, 1), "{report:?}");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let posts = h.posts().await;
+    assert_eq!(posts.len(), 1, "the lost failure opened its incident");
+    assert!(posts[0].to_string().contains("#12"), "{}", posts[0]);
+
+    // Nothing left to repair: no second redelivery, no second post.
+    let report = h.app.tick().await;
+    assert_eq!((report.redelivered, report.repaired), (0, 0), "{report:?}");
+    assert_eq!(h.posts().await.len(), 1);
+    assert_eq!(h.github_posts("/repos/acme/widget/hooks/12/deliveries/501/attempts").await, 1);
+}
+
+#[tokio::test]
+async fn gap_filling_names_what_it_could_not_do_and_the_tick_goes_on() {
+    // Two hooks of two stages deliver to …/github/webhook: which one is ours is not guessed.
+    let h = Harness::new(&[("GITHUB_REPO", "acme/widget")]).await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/hooks"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 12, "config": {"url": "https://dev.example/github/webhook"}},
+            {"id": 13, "config": {"url": "https://prod.example/github/webhook"}}
+        ])))
+        .mount(&h.github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/actions/runs"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "boom"})))
+        .mount(&h.github)
+        .await;
+    let report = h.app.tick().await;
+    assert_eq!((report.redelivered, report.repaired), (0, 0));
+    assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
+    assert!(report.errors[0].contains("GITHUB_HOOK_ID"), "{:?}", report.errors);
+    assert!(report.errors[1].contains("list runs"), "{:?}", report.errors);
+}

@@ -107,6 +107,10 @@ pub struct TickReport {
     pub open: usize,
     pub escalated: usize,
     pub calmed: usize,
+    /// Failed deliveries GitHub was asked to send again (gap filling).
+    pub redelivered: usize,
+    /// Completed runs whose outcome had not reached their incident (gap filling).
+    pub repaired: usize,
     pub errors: Vec<String>,
 }
 
