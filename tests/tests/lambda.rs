@@ -182,6 +182,7 @@ async fn a_slow_status_defers_and_its_job_comes_back_through_the_invoke_api() {
     let jobs = runtime.async_invocations().await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0]["valine_job"]["kind"], "status");
+    assert!(!jobs[0].to_string().contains("e2e-token"), "the job's event carries no interaction token: {}", jobs[0]);
     let edit = discord.received_requests().await.unwrap().into_iter().find(|r| r.method.as_str() == "PATCH").unwrap();
     let edit: Value = serde_json::from_slice(&edit.body).unwrap();
     assert_eq!(edit["embeds"][0]["title"], "CI");

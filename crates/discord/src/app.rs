@@ -289,7 +289,7 @@ impl App {
     }
 
     /// Runs a deferred job to the end; failures are told in Discord with the trace id.
-    pub async fn run_job(&self, job: Job) {
+    pub async fn run_job(&self, mut job: Job) {
         let ctx = job.ctx().clone();
         let span = tracing::info_span!(
             "run_job",
@@ -301,17 +301,23 @@ impl App {
         let services = &self.services;
         async {
             let mut rec = TraceRecorder::resume(ctx.trace.clone());
-            // A job handed over twice (a retried invoke, a redelivered event) runs once.
+            // The token waits in the store: taking it is the job's start, so a job handed over
+            // twice (a retried invoke, a redelivered event) runs once. An event from before
+            // tickets carries its token and no job id.
             if !ctx.job_id.is_empty() {
-                let key = format!("job:{}", ctx.job_id);
-                match rec.time("store.first_seen_job", services.stores.deliveries.first_seen(&key)).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(job_id = %ctx.job_id, "this job already ran; nothing was done again");
+                let confirmations = services.stores.confirmations.clone();
+                match rec.time("store.take_job_ticket", confirmations.take_job_ticket(&ctx.job_id)).await {
+                    Ok(Some(ticket)) => job.ctx_mut().token = ticket.token,
+                    Ok(None) => {
+                        tracing::warn!(job_id = %ctx.job_id, "this job already ran, or its ticket expired; nothing was done");
                         return;
                     }
-                    // Reading runs can do no harm twice; a dispatch is refused below without the store.
-                    Err(e) => tracing::warn!(error = %e, "could not record the job's start"),
+                    Err(e) => {
+                        // Without its token the job cannot even answer; Discord shows that the
+                        // interaction failed once the token expires.
+                        tracing::error!(job_id = %ctx.job_id, error = %e, "the job's ticket could not be read: the job did not run");
+                        return;
+                    }
                 }
             }
             match job {

@@ -12,7 +12,7 @@ use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::Caller;
 use valine_domain::message::{Message, Reply};
 use valine_domain::trace::{StepStatus, TraceRecorder};
-use valine_store::StoreError;
+use valine_store::{JobTicket, StoreError};
 
 use crate::interaction::Interaction;
 use crate::jobs::{Job, JobContext, JobError};
@@ -173,6 +173,15 @@ impl<'a> Ctx<'a> {
 
     /// Hands `job` to the deferred path within the time left; the answer can then say "thinking…".
     pub async fn defer(&mut self, job: Job) -> Result<(), JobError> {
+        let ticket = JobTicket {
+            job_id: job.ctx().job_id.clone(),
+            token: self.token.clone(),
+            expires_at: valine_domain::clock::now_secs() + 15 * 60,
+        };
+        let confirmations = self.services.stores.confirmations.clone();
+        self.store_step("store.put_job_ticket", Duration::from_millis(800), confirmations.put_job_ticket(&ticket))
+            .await
+            .map_err(|e| JobError(format!("the store is unavailable ({e}), so the job could not be handed over")))?;
         let jobs = self.services.jobs.clone();
         self.step(
             "job.enqueue",

@@ -12,14 +12,18 @@ use valine_domain::trace::Trace;
 /// What a job needs to reach its interaction again.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobContext {
-    /// Recorded when the job starts, so that a job delivered twice runs once.
+    /// The key of the job's ticket in the store (the token, taken once when the job starts), so
+    /// that a job delivered twice runs once.
     #[serde(default)]
     pub job_id: String,
     /// The caller's roles when they asked (`None` in a DM): the job checks authorization again.
     #[serde(default)]
     pub roles: Option<Vec<u64>>,
     pub application_id: u64,
-    /// The interaction token (valid 15 minutes). Never logged.
+    /// The interaction token (valid 15 minutes). Never logged, and never sent in the job's event:
+    /// it waits in the store under `job_id` (see `Ctx::defer`). Read from events written before
+    /// that, which carry it.
+    #[serde(default, skip_serializing)]
     pub token: String,
     pub user_id: u64,
     pub user_name: String,
@@ -48,6 +52,12 @@ pub enum Job {
 
 impl Job {
     pub fn ctx(&self) -> &JobContext {
+        match self {
+            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } => ctx,
+        }
+    }
+
+    pub fn ctx_mut(&mut self) -> &mut JobContext {
         match self {
             Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } => ctx,
         }

@@ -187,10 +187,21 @@ async fn a_job_checks_again_what_the_command_checked_and_runs_once() {
         .expect(1)
         .mount(&h.github)
         .await;
+    // The tokens wait in the store, as `Ctx::defer` leaves them; the events carry none.
+    let expires_at = valine_domain::clock::now_secs() + 900;
+    for (job_id, token) in [("forged-1", "forged-token"), ("real-1", "real-token")] {
+        let ticket = valine_store::JobTicket { job_id: job_id.into(), token: token.into(), expires_at };
+        h.app.stores.confirmations.put_job_ticket(&ticket).await.unwrap();
+    }
+    let event =
+        serde_json::to_string(&valine_discord::jobs::JobEvent { valine_job: job("real-1", "real-token", None) });
+    assert!(!event.unwrap().contains("real-token"), "a job's event carries no interaction token");
     // A forged job with a URL the guard refuses: nothing is dispatched.
-    h.app.run_job(job("forged-1", "forged-token", Some("https://169.254.169.254/latest"))).await;
+    h.app.run_job(job("forged-1", "", Some("https://169.254.169.254/latest"))).await;
+    // A job whose ticket was never written (or already taken) does nothing at all.
+    h.app.run_job(job("unknown-1", "", Some("https://app.example.com/"))).await;
     // A real one, handed over twice: dispatched once.
-    let real = job("real-1", "real-token", Some("https://app.example.com/"));
+    let real = job("real-1", "", Some("https://app.example.com/"));
     h.app.run_job(real.clone()).await;
     h.app.run_job(real).await;
     let dispatches = h

@@ -151,6 +151,14 @@ impl ConfirmationRepo for Counting {
         self.hit();
         self.inner.take_confirmation(id, u).await
     }
+    async fn put_job_ticket(&self, t: &JobTicket) -> StoreResult<()> {
+        self.hit();
+        self.inner.put_job_ticket(t).await
+    }
+    async fn take_job_ticket(&self, id: &str) -> StoreResult<Option<JobTicket>> {
+        self.hit();
+        self.inner.take_job_ticket(id).await
+    }
 }
 
 #[async_trait]

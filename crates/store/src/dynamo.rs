@@ -634,6 +634,37 @@ impl ConfirmationRepo for DynamoStore {
             Err(e) => Err(map_err(e)),
         }
     }
+
+    async fn put_job_ticket(&self, t: &JobTicket) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(format!("job#{}", t.job_id)))
+            .item("sk", s("-"))
+            .item("data", s(to_json(t)))
+            .item("expires_at", n(t.expires_at))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn take_job_ticket(&self, job_id: &str) -> StoreResult<Option<JobTicket>> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(format!("job#{job_id}")))
+            .key("sk", s("-"))
+            .return_values(ReturnValue::AllOld)
+            .customize()
+            .config_override(at_most_once())
+            .send()
+            .await
+            .map_err(map_err)?;
+        // An expired ticket that TTL has not removed yet is gone all the same.
+        out.attributes().and_then(|item| live_data(item, now_secs())).map(|data| from_json(&data)).transpose()
+    }
 }
 
 const INCIDENT_PK: &str = "incident";

@@ -511,6 +511,22 @@ impl ConfirmationRepo for EmbeddedStore {
         })
         .await?
     }
+
+    async fn put_job_ticket(&self, t: &JobTicket) -> StoreResult<()> {
+        let data = serde_json::to_string(t).map_err(corrupt)?;
+        self.put_state(state_key(&format!("job#{}", t.job_id), "-"), data, t.expires_at).await
+    }
+
+    async fn take_job_ticket(&self, job_id: &str) -> StoreResult<Option<JobTicket>> {
+        self.update_state(state_key(&format!("job#{job_id}"), "-"), move |current, _| match current {
+            None => (Change::Keep, Ok(None)),
+            Some(item) => match serde_json::from_str::<JobTicket>(&item.data) {
+                Ok(t) => (Change::Delete, Ok(Some(t))),
+                Err(e) => (Change::Keep, Err(corrupt(e))),
+            },
+        })
+        .await?
+    }
 }
 
 const INCIDENT_PK: &str = "incident";

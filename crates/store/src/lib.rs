@@ -223,13 +223,36 @@ pub enum Taken {
     Missing,
 }
 
-/// Relay confirmations waiting for a button.
+/// What a deferred job needs that must not travel in its event: the interaction token. Written
+/// before the job is handed over, taken (once) when it starts, so that the event, and a
+/// dead-letter record of it, carries no token, and a job delivered twice runs once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTicket {
+    pub job_id: String,
+    /// The interaction token (valid 15 minutes). Never logged.
+    pub token: String,
+    /// Epoch seconds: the token's own expiry.
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for JobTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobTicket").field("job_id", &self.job_id).field("expires_at", &self.expires_at).finish()
+    }
+}
+
+/// Things that wait to be taken once: relay confirmations (by their owner's button) and job
+/// tickets (by the job).
 #[async_trait]
 pub trait ConfirmationRepo: Send + Sync {
     async fn put_confirmation(&self, pending: &PendingConfirmation) -> StoreResult<()>;
     /// Removes and returns it when `user_id` owns it, atomically: a double click confirms once,
     /// and nobody else's click touches it.
     async fn take_confirmation(&self, id: &str, user_id: u64) -> StoreResult<Taken>;
+    async fn put_job_ticket(&self, ticket: &JobTicket) -> StoreResult<()>;
+    /// Removes and returns it, atomically: of two deliveries of a job, one gets it. `None` when
+    /// it was taken before, expired, or never written.
+    async fn take_job_ticket(&self, job_id: &str) -> StoreResult<Option<JobTicket>>;
 }
 
 /// How long an incident item outlives its last write (a resolved one, or one nobody reports on).

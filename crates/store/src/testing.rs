@@ -108,6 +108,12 @@ impl ConfirmationRepo for DownStore {
     async fn take_confirmation(&self, _: &str, _: u64) -> StoreResult<Taken> {
         self.fail().await
     }
+    async fn put_job_ticket(&self, _: &JobTicket) -> StoreResult<()> {
+        self.fail().await
+    }
+    async fn take_job_ticket(&self, _: &str) -> StoreResult<Option<JobTicket>> {
+        self.fail().await
+    }
 }
 
 #[async_trait]

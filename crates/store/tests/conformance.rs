@@ -108,6 +108,7 @@ suite!(
     runs_recent_per_workflow,
     correlations_round_trip_and_expire,
     confirmations_are_taken_once_by_their_owner_and_expire,
+    job_tickets_are_taken_once_and_expire,
     a_forgotten_claim_frees_its_key,
     health_ping_answers,
     incidents_round_trip_by_id_and_list_newest_first,
@@ -486,6 +487,30 @@ mod cases {
         s.confirmations.put_confirmation(&stale).await.unwrap();
         assert_eq!(s.confirmations.take_confirmation("stale", 42).await.unwrap(), Taken::Missing);
         assert_eq!(s.confirmations.take_confirmation("never", 42).await.unwrap(), Taken::Missing);
+    }
+
+    pub async fn job_tickets_are_taken_once_and_expire(s: Stores) {
+        let now = now_secs();
+        let t = JobTicket { job_id: uuid::Uuid::new_v4().to_string(), token: "t".repeat(200), expires_at: now + 900 };
+        s.confirmations.put_job_ticket(&t).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let c = s.confirmations.clone();
+            let id = t.job_id.clone();
+            tasks.push(tokio::spawn(async move { c.take_job_ticket(&id).await }));
+        }
+        let mut taken = Vec::new();
+        for task in tasks {
+            if let Some(x) = task.await.unwrap().unwrap() {
+                taken.push(x);
+            }
+        }
+        assert_eq!(taken, vec![t.clone()], "a job delivered many times at once runs once");
+        assert_eq!(s.confirmations.take_job_ticket(&t.job_id).await.unwrap(), None);
+        let stale = JobTicket { job_id: "stale-job".into(), expires_at: now - 1, ..t };
+        s.confirmations.put_job_ticket(&stale).await.unwrap();
+        assert_eq!(s.confirmations.take_job_ticket("stale-job").await.unwrap(), None);
+        assert_eq!(s.confirmations.take_job_ticket("never").await.unwrap(), None);
     }
 
     pub async fn a_forgotten_claim_frees_its_key(s: Stores) {
