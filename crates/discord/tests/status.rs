@@ -81,3 +81,37 @@ async fn status_without_github_settings_names_them() {
     assert!(content(&a).contains("set GITHUB_TOKEN and GITHUB_REPO"), "{a}");
     assert_eq!(a["data"]["flags"], 64);
 }
+
+/// Ten workflows with 300-character names and runs with odd values (no branch, a URL that is not
+/// one, 100-character titles): the answer still keeps to Discord's rules.
+#[tokio::test]
+async fn status_with_the_longest_names_keeps_to_discords_rules() {
+    let h = Harness::new(&[("STATUS_WORKFLOWS", "")]).await;
+    let long = |i: usize| format!("{i}{}", "ワークフロー".repeat(50));
+    let workflows: Vec<Value> = (0..12)
+        .map(|i| json!({"id": 100 + i, "name": long(i), "path": format!(".github/workflows/{}.yml", "w".repeat(200)), "state": "active"}))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/actions/workflows"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 12, "workflows": workflows})))
+        .mount(&h.github)
+        .await;
+    let runs: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({"id": 9000 + i, "name": long(i), "display_title": "t".repeat(100), "head_branch": if i % 2 == 0 { json!("") } else { json!("b".repeat(255)) },
+                   "head_sha": "", "status": "completed", "conclusion": if i % 3 == 0 { "failure" } else { "success" },
+                   "html_url": if i % 2 == 0 { "not a url" } else { "https://github.com/acme/widget/actions/runs/1" },
+                   "created_at": "2026-11-22T14:00:00Z", "updated_at": "2026-11-22T14:05:00Z", "run_number": i, "event": "push"})
+        })
+        .collect();
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex("^/repos/acme/widget/actions/workflows/[0-9]+/runs$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"workflow_runs": runs})))
+        .mount(&h.github)
+        .await;
+    let (status, a) = h.send(&command(200, STRANGER, "status", json!([opt("count", 4, json!(10))]))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!a["data"]["embeds"].as_array().unwrap().is_empty(), "{a}");
+    let v = valine_domain::message::violations(&a);
+    assert!(v.is_empty(), "{v:?}");
+}

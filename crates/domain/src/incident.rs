@@ -924,6 +924,66 @@ mod tests {
         }
     }
 
+    /// Every message an incident shows, built from the longest names GitHub allows and from odd
+    /// values (no branch, no commit, a `target_url` that is not a URL, a huge log tail), keeps to
+    /// Discord's rules: Discord would refuse the post otherwise and the alert would be lost.
+    #[test]
+    fn every_message_keeps_to_discords_rules_with_the_longest_and_oddest_values() {
+        use crate::message::violations;
+        let long_name = "ワークフロー".repeat(50);
+        let repo = format!("{}/{}", "o".repeat(39), "r".repeat(100));
+        let keys = [
+            IncidentKey::workflow(9, &repo, &long_name, &"b".repeat(255)),
+            IncidentKey::workflow(9, "a/b", "", ""),
+            IncidentKey::deployment(9, &repo, &long_name),
+        ];
+        let detail = FailureDetail {
+            job: Some("j".repeat(300)),
+            step: Some("s".repeat(300)),
+            job_url: Some("javascript:alert(1)".into()),
+            log_tail: Some("```\n".repeat(400) + &"x".repeat(20_000)),
+        };
+        type Odd<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<FailureDetail>);
+        let odd: [Odd; 3] = [
+            (Some("not a url"), Some(""), Some(""), None),
+            (None, None, None, Some(FailureDetail::default())),
+            (
+                Some(&*format!("https://github.com/{}", "p".repeat(3000))),
+                Some(&*"f".repeat(40)),
+                Some(&*"a".repeat(39)),
+                Some(detail),
+            ),
+        ];
+        let check = |what: &str, m: crate::message::Message| {
+            let v = violations(&m.to_json());
+            assert!(v.is_empty(), "{what}: {v:?}");
+        };
+        for key in &keys {
+            for (url, commit, actor, detail) in &odd {
+                let at = |outcome, n| {
+                    let mut o = obs(outcome, n, 1);
+                    o.key = key.clone();
+                    o.run.url = url.map(str::to_string);
+                    o.run.commit = commit.map(str::to_string);
+                    o.run.actor = actor.map(str::to_string);
+                    o.run.commit_author = actor.map(str::to_string);
+                    o.run.detail = detail.clone();
+                    o
+                };
+                let policy = Policy::default();
+                let mut open = decide(None, &at(F, 1), 10_000, policy).next.unwrap();
+                open.message = Some(MessageRef { channel_id: 9, message_id: 77, posted_at: 10_000, guild_id: Some(1) });
+                check("first failure", render(&open, 10_060));
+                let again = decide(Some(&open), &at(F, 2), 10_120, policy).next.unwrap();
+                check("later failure", render(&again, 10_180));
+                check("escalation", escalation_reply(&again, Some(4242), 99_999));
+                let resolved = decide(Some(&again), &at(S, 3), 10_240, policy).next.unwrap();
+                check("resolved", render(&resolved, 10_300));
+                check("resolved reply", resolved_reply(&resolved));
+            }
+        }
+    }
+
     #[test]
     fn failures_are_counted_and_the_latest_is_kept() {
         let (state, _) = run(&[(F, 1, 1), (F, 3, 1), (F, 2, 1)], Policy::default());

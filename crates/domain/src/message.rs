@@ -408,6 +408,85 @@ impl Reply {
     }
 }
 
+/// What in a message body (as sent to Discord: a message, an edit, or an interaction response
+/// with its `data`) breaks Discord's rules: lengths, counts, empty fields, links that are not
+/// http(s), duplicate button ids. Empty when Discord would take it. The typed builders above keep
+/// to these by construction; tests hold every outgoing body to them.
+pub fn violations(body: &Value) -> Vec<String> {
+    let body = if body.get("type").is_some() && body.get("data").is_some() { &body["data"] } else { body };
+    let mut out = Vec::new();
+    let len = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    let check = |out: &mut Vec<String>, what: String, v: &Value, max: usize, required: bool| {
+        let n = len(v);
+        if n > max {
+            out.push(format!("{what} has {n} characters (at most {max})"));
+        }
+        if required && v.as_str().is_none_or(|s| s.trim().is_empty()) {
+            out.push(format!("{what} is empty"));
+        }
+    };
+    check(&mut out, "content".into(), &body["content"], MAX_CONTENT, false);
+    let embeds = body["embeds"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut total = 0;
+    for (i, e) in embeds.iter().enumerate() {
+        check(&mut out, format!("embed {i} title"), &e["title"], MAX_TITLE, false);
+        check(&mut out, format!("embed {i} description"), &e["description"], MAX_DESCRIPTION, false);
+        check(&mut out, format!("embed {i} footer"), &e["footer"]["text"], MAX_FOOTER, false);
+        total += len(&e["title"]) + len(&e["description"]) + len(&e["footer"]["text"]);
+        let fields = e["fields"].as_array().map_or(&[][..], Vec::as_slice);
+        for (j, f) in fields.iter().enumerate() {
+            check(&mut out, format!("embed {i} field {j} name"), &f["name"], MAX_FIELD_NAME, true);
+            check(&mut out, format!("embed {i} field {j} value"), &f["value"], MAX_FIELD_VALUE, true);
+            total += len(&f["name"]) + len(&f["value"]);
+        }
+        if fields.len() > MAX_FIELDS {
+            out.push(format!("embed {i} has {} fields (at most {MAX_FIELDS})", fields.len()));
+        }
+        if let Some(u) = e.get("url")
+            && u.as_str().and_then(link).is_none()
+        {
+            out.push(format!("embed {i} url {u} is not an http(s) link"));
+        }
+    }
+    if embeds.len() > MAX_EMBEDS {
+        out.push(format!("{} embeds (at most {MAX_EMBEDS})", embeds.len()));
+    }
+    if total > MAX_EMBED_TOTAL {
+        out.push(format!("the embeds hold {total} characters (at most {MAX_EMBED_TOTAL})"));
+    }
+    let rows = body["components"].as_array().map_or(&[][..], Vec::as_slice);
+    if rows.len() > MAX_ROWS {
+        out.push(format!("{} rows of components (at most {MAX_ROWS})", rows.len()));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        let items = row["components"].as_array().map_or(&[][..], Vec::as_slice);
+        if items.is_empty() || items.len() > MAX_PER_ROW {
+            out.push(format!("row {i} has {} components (1 to {MAX_PER_ROW})", items.len()));
+        }
+        for (j, c) in items.iter().enumerate() {
+            if len(&c["label"]) > MAX_LABEL {
+                out.push(format!("row {i} component {j} label is longer than {MAX_LABEL}"));
+            }
+            match c["custom_id"].as_str() {
+                Some(id) if id.is_empty() || id.chars().count() > MAX_CUSTOM_ID => {
+                    out.push(format!("row {i} component {j} custom_id has {} characters", id.chars().count()))
+                }
+                Some(id) if !ids.insert(id.to_string()) => out.push(format!("custom_id {id} is used twice")),
+                Some(_) => {}
+                None if c["url"].as_str().and_then(link).is_none() => {
+                    out.push(format!("row {i} component {j} has neither a custom_id nor an http(s) url"))
+                }
+                None => {}
+            }
+            if c["options"].as_array().is_some_and(|o| o.len() > MAX_SELECT_OPTIONS) {
+                out.push(format!("row {i} component {j} has more than {MAX_SELECT_OPTIONS} options"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +579,24 @@ mod tests {
         // An edit that removes buttons says so explicitly.
         assert_eq!(Message::text("done").replacing().to_json()["components"], json!([]));
         assert!(Message::text("x").to_json().get("components").is_none());
+    }
+
+    #[test]
+    fn violations_name_what_discord_would_refuse() {
+        assert!(violations(&Message::text("fine").to_json()).is_empty());
+        let bad = json!({
+            "content": "x".repeat(2001),
+            "embeds": [{"title": "t", "url": "not a url", "fields": [{"name": "", "value": "v"}]}],
+            "components": [{"type": 1, "components": [
+                {"type": 2, "label": "a", "custom_id": "same"}, {"type": 2, "label": "b", "custom_id": "same"},
+                {"type": 2, "label": "c", "style": 5, "url": "javascript:x"}
+            ]}]
+        });
+        let found = violations(&json!({"type": 4, "data": bad}));
+        assert_eq!(found.len(), 5, "{found:?}");
+        for want in ["content has 2001", "url \"not a url\"", "field 0 name is empty", "used twice", "neither"] {
+            assert!(found.iter().any(|v| v.contains(want)), "{want}: {found:?}");
+        }
     }
 
     #[test]

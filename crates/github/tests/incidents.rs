@@ -670,3 +670,73 @@ async fn gap_filling_names_what_it_could_not_do_and_the_tick_goes_on() {
     assert!(report.errors[0].contains("GITHUB_HOOK_ID"), "{:?}", report.errors);
     assert!(report.errors[1].contains("list runs"), "{:?}", report.errors);
 }
+
+// ---------------------------------------------------------------- Discord's rules
+
+/// Deliveries with the longest names GitHub allows and odd values (no branch, no commit, a
+/// `target_url` that is not a URL): every message and edit sent to Discord keeps to its rules,
+/// so none is refused and no alert is lost.
+#[tokio::test]
+async fn odd_deliveries_still_make_messages_discord_accepts() {
+    let h = Harness::new(&[("GITHUB_TOKEN", ""), ("ALERT_BRANCHES", "*")]).await;
+    let long = "ワークフロー".repeat(50);
+    let mut odd = run(1, "failure");
+    odd["workflow"]["name"] = json!(long);
+    odd["workflow_run"]["name"] = json!(long);
+    odd["workflow_run"]["display_title"] = json!("t".repeat(1000));
+    odd["workflow_run"]["head_branch"] = json!("b".repeat(255));
+    odd["workflow_run"]["head_sha"] = json!("");
+    odd["workflow_run"]["html_url"] = json!("not a url");
+    odd["workflow_run"]["actor"] = json!({"login": "a".repeat(39)});
+    let (status, _) = h.deliver("odd-1", &odd).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut empty = run(2, "failure");
+    empty["workflow_run"]["head_branch"] = json!("");
+    empty["workflow_run"]["id"] = json!(99);
+    empty["workflow"]["name"] = json!("Nightly");
+    empty["workflow_run"]["name"] = json!("Nightly");
+    let (status, _) = h.deliver("odd-2", &empty).await;
+    assert_eq!(status, StatusCode::OK);
+    // A deployment whose target_url is not a URL, in a long-named environment.
+    let deployment = json!({
+        "action": "created",
+        "deployment_status": {"id": 5, "state": "failure", "environment": long, "target_url": "not a url",
+            "log_url": "", "description": "d".repeat(500), "creator": {"login": "deployer"},
+            "created_at": "2026-11-22T14:00:00Z", "updated_at": "2026-11-22T14:00:00Z"},
+        "deployment": {"id": 1, "sha": "", "ref": "", "environment": long, "creator": {"login": "deployer"}},
+        "repository": {"full_name": "acme/widget"}
+    });
+    let body = deployment.to_string().into_bytes();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-github-event", HeaderValue::from_static("deployment_status"));
+    headers.insert("x-github-delivery", HeaderValue::from_static("odd-3"));
+    headers.insert("x-hub-signature-256", HeaderValue::from_str(&github_signature(SECRET, &body)).unwrap());
+    let res = h.app.handle(HttpRequest::new(Method::POST, "/github/webhook", headers, body)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    // A newer success of the long-named workflow: the edit to resolved and its reply.
+    let mut fixed = run(3, "success");
+    fixed["workflow"]["name"] = json!(long);
+    fixed["workflow_run"]["name"] = json!(long);
+    fixed["workflow_run"]["head_branch"] = json!("b".repeat(255));
+    Mock::given(method("POST"))
+        .and(path(format!("/api/v10/channels/{CHANNEL}/messages")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "5", "channel_id": CHANNEL.to_string()})))
+        .mount(&h.discord)
+        .await;
+    let (status, body) = h.deliver("odd-4", &fixed).await;
+    assert_eq!((status, body["alert"].as_str()), (StatusCode::OK, Some("resolved")), "{body}");
+
+    let sent: Vec<Value> = h
+        .discord
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect();
+    assert!(sent.len() >= 5, "three posts, an edit and a reply: {}", sent.len());
+    for body in &sent {
+        let v = valine_domain::message::violations(body);
+        assert!(v.is_empty(), "{v:?} in {body}");
+    }
+}
