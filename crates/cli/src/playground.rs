@@ -545,7 +545,10 @@ fn live(pg: &Playground) -> impl Stream<Item = Result<Event, Infallible>> + use<
     });
     let mut shutdown = pg.shutdown.clone();
     past.chain(next).take_until(async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
+        if shutdown.wait_for(|stop| *stop).await.is_err() {
+            // Nobody can stop the server any more: the stream lasts as long as the page.
+            std::future::pending::<()>().await;
+        }
     })
 }
 
