@@ -148,7 +148,8 @@ impl Playground {
         let fakes = real.is_none();
         let discord = Arc::new(match real {
             Some(inner) => FakeDiscord::recording(feed.clone(), inner),
-            None => FakeDiscord::new(feed.clone(), Some(GUILD_ID)),
+            // `valinectl send` claims to send from #general: its deferred answers show there.
+            None => FakeDiscord::new(feed.clone(), Some(GUILD_ID)).answers_elsewhere_in(GENERAL_CHANNEL),
         });
         let repo = config.github_repo.clone().unwrap_or_else(demo_repo);
         let github = FakeGitHub::new(feed.clone(), repo);

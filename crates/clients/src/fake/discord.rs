@@ -55,6 +55,8 @@ pub struct FakeDiscord {
     feed: Arc<Feed>,
     inner: Option<Arc<dyn Discord>>,
     guild_id: Option<u64>,
+    /// Where answers to interactions the page did not send (`valinectl send`) are shown.
+    elsewhere: Option<u64>,
     state: Mutex<State>,
 }
 
@@ -84,12 +86,19 @@ fn merge(stored: &mut Value, patch: &Value) {
 impl FakeDiscord {
     /// The fake alone: nothing leaves the process. Messages get the guild `guild_id`.
     pub fn new(feed: Arc<Feed>, guild_id: Option<u64>) -> Self {
-        Self { feed, inner: None, guild_id, state: Mutex::default() }
+        Self { feed, inner: None, guild_id, elsewhere: None, state: Mutex::default() }
     }
 
     /// Forwards every call to `inner` and records what it accepted.
     pub fn recording(feed: Arc<Feed>, inner: Arc<dyn Discord>) -> Self {
-        Self { feed, inner: Some(inner), guild_id: None, state: Mutex::default() }
+        Self { feed, inner: Some(inner), guild_id: None, elsewhere: None, state: Mutex::default() }
+    }
+
+    /// Shows the deferred answers and follow-ups of interactions sent by others than the page
+    /// (`valinectl send`) in `channel_id`, instead of answering them as unknown.
+    pub fn answers_elsewhere_in(mut self, channel_id: u64) -> Self {
+        self.elsewhere = Some(channel_id);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -225,11 +234,24 @@ impl FakeDiscord {
     /// The real client, for an interaction Discord sent; the page's own interactions were never
     /// Discord's, so their answers stay here.
     fn forward(&self, token: &str) -> Option<&Arc<dyn Discord>> {
-        self.inner.as_ref().filter(|_| self.pending(token).is_none())
+        self.inner.as_ref().filter(|_| !self.known(token))
     }
 
     fn pending(&self, token: &str) -> Option<Pending> {
-        self.lock().interactions.get(token).cloned()
+        let mut state = self.lock();
+        if let Some(p) = state.interactions.get(token) {
+            return Some(p.clone());
+        }
+        let channel_id = self.elsewhere.filter(|_| self.inner.is_none())?;
+        let p =
+            Pending { channel_id, user_id: 0, label: "an interaction sent from elsewhere".into(), message_id: None };
+        state.interactions.insert(token.to_string(), p.clone());
+        Some(p)
+    }
+
+    /// Whether the page sent the interaction with this token.
+    fn known(&self, token: &str) -> bool {
+        self.lock().interactions.contains_key(token)
     }
 
     fn posted(&self, id: u64, channel_id: u64) -> PostedMessage {
@@ -422,6 +444,11 @@ mod tests {
         // Unknown tokens are Discord's 404, as with a real expired token.
         assert!(d.edit_original(1, "nope", &json!({})).await.is_err());
         assert_eq!(d.interaction_answered("nope", &json!({"type": 4}), None), None);
+        // With a channel for them, answers to interactions sent elsewhere show there.
+        let (_, d) = fake();
+        let d = d.answers_elsewhere_in(3);
+        d.edit_original(1, "from-send", &json!({"content": "done"})).await.unwrap();
+        assert_eq!(d.messages(3)[0]["content"], "done");
     }
 
     #[tokio::test]
