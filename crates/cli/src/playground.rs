@@ -361,6 +361,9 @@ struct CommandRequest {
     options: Vec<Value>,
     #[serde(default)]
     channel_id: Option<String>,
+    /// What the person typed, shown above the answer as Discord shows the command.
+    #[serde(default)]
+    label: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,7 +456,11 @@ async fn command(State(pg): State<Arc<Playground>>, body: Bytes) -> Response {
         let channel = channel_for(&pg, &who, req.channel_id.as_deref()).await?;
         let token = format!("playground-{}", uuid::Uuid::new_v4().simple());
         let data = json!({"id": "1", "name": name, "type": 1, "options": req.options});
-        pg.discord.interaction_sent(&token, channel, who.user_id, &command_label(name, &req.options));
+        let label = match req.label.as_deref().map(str::trim) {
+            Some(l) if l.starts_with('/') && l.chars().count() <= 200 => l.to_string(),
+            _ => command_label(name, &req.options),
+        };
+        pg.discord.interaction_sent(&token, channel, who.user_id, &label);
         send_interaction(&pg, interaction_body(2, data, &who, channel, &token, None), &token, None).await
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
