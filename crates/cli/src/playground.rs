@@ -564,6 +564,44 @@ async fn events(State(pg): State<Arc<Playground>>) -> Response {
     Sse::new(live(&pg)).keep_alive(KeepAlive::default()).into_response()
 }
 
+/// Only this machine's browser may use the playground: it signs what it is sent, with the
+/// development keys or (with real settings) the real webhook secret. A `Host` other than a
+/// loopback name is refused (a DNS-rebinding page), and so is a POST that is not JSON or comes
+/// from another origin (a cross-site form or fetch, which cannot send JSON without asking first).
+fn check_local(method: &axum::http::Method, headers: &axum::http::HeaderMap) -> Result<(), Bad> {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let host = text(header::HOST).unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    if !matches!(name.to_ascii_lowercase().as_str(), "127.0.0.1" | "localhost" | "[::1]") {
+        return Err(bad(
+            StatusCode::FORBIDDEN,
+            "the playground answers only on 127.0.0.1 or localhost, from this machine's browser",
+        ));
+    }
+    if method == axum::http::Method::POST {
+        let json = text(header::CONTENT_TYPE).is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"));
+        if !json {
+            return Err(bad(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send JSON (content-type: application/json)"));
+        }
+        if let Some(origin) = text(header::ORIGIN)
+            && origin != format!("http://{host}")
+        {
+            return Err(bad(StatusCode::FORBIDDEN, "requests from another origin are refused"));
+        }
+    }
+    Ok(())
+}
+
+async fn local_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match check_local(req.method(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(b) => b.into_response(),
+    }
+}
+
 pub fn routes(pg: Arc<Playground>) -> Router {
     Router::new()
         .route("/", get(page))
@@ -573,6 +611,7 @@ pub fn routes(pg: Arc<Playground>) -> Router {
         .route("/playground/press", post(press))
         .route("/playground/scenario", post(scenario))
         .route("/playground/webhook", post(webhook))
+        .layer(axum::middleware::from_fn(local_only))
         .with_state(pg)
 }
 
@@ -617,6 +656,59 @@ mod tests {
         let body = interaction_body(3, json!({"custom_id": "x", "component_type": 2}), who, 7, "t", Some(message));
         assert_eq!(body["message"]["id"], "9");
         assert_eq!(body["type"], 3);
+    }
+
+    #[test]
+    fn the_page_is_one_file_with_nothing_from_elsewhere() {
+        for outside in ["src=", "<link", "@import", "url(", "cdn", "innerHTML"] {
+            assert!(!PAGE.contains(outside), "the page contains `{outside}`");
+        }
+        assert!(PAGE.contains("new EventSource(\"/playground/events\")"));
+    }
+
+    #[test]
+    fn only_this_machines_browser_is_served() {
+        use axum::http::{HeaderMap, HeaderValue, Method};
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        let json = "application/json";
+        let ok = [
+            (Method::GET, headers(&[("host", "127.0.0.1:8787")])),
+            (Method::GET, headers(&[("host", "localhost")])),
+            (Method::GET, headers(&[("host", "[::1]:8787")])),
+            (Method::POST, headers(&[("host", "127.0.0.1:8787"), ("content-type", json)])),
+            (
+                Method::POST,
+                headers(&[
+                    ("host", "localhost:8787"),
+                    ("content-type", "application/json; charset=utf-8"),
+                    ("origin", "http://localhost:8787"),
+                ]),
+            ),
+        ];
+        for (m, h) in ok {
+            assert!(check_local(&m, &h).is_ok(), "{m} {h:?}");
+        }
+        let refused = [
+            (Method::GET, headers(&[]), 403),
+            (Method::GET, headers(&[("host", "evil.example:8787")]), 403),
+            (Method::GET, headers(&[("host", "127.0.0.1.evil.example")]), 403),
+            (Method::POST, headers(&[("host", "127.0.0.1:8787"), ("content-type", "text/plain")]), 415),
+            (Method::POST, headers(&[("host", "127.0.0.1:8787")]), 415),
+            (
+                Method::POST,
+                headers(&[("host", "127.0.0.1:8787"), ("content-type", json), ("origin", "https://evil.example")]),
+                403,
+            ),
+        ];
+        for (m, h, status) in refused {
+            assert_eq!(check_local(&m, &h).unwrap_err().0.as_u16(), status, "{m} {h:?}");
+        }
     }
 
     #[test]

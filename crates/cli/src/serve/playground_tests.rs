@@ -180,6 +180,20 @@ async fn bad_input_is_a_clear_400() {
         assert_eq!(status, 400, "{path} {body}");
         assert!(answer["error"].as_str().unwrap().contains(why), "{path} {body}: {answer}");
     }
-    let r = s.client.post(format!("{}/playground/command", s.base)).body("nope").send().await.unwrap();
+    let post = |path: &str| s.client.post(format!("{}{path}", s.base));
+    let r = post("/playground/command").header("content-type", "application/json").body("nope").send().await.unwrap();
     assert_eq!(r.status(), 400);
+    // Not JSON, another origin, another host: refused before anything is signed.
+    let r = post("/playground/scenario").body(r#"{"scenario": "fails"}"#).send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    let r = post("/playground/scenario")
+        .header("origin", "https://evil.example")
+        .json(&json!({"scenario": "fails"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s.client.get(format!("{}/playground/setup", s.base)).header("host", "evil.example").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(s.pg.feed.of_kind("delivery").is_empty());
 }
