@@ -4,6 +4,7 @@
 mod devkeys;
 mod incidents_cmd;
 mod lookup;
+mod playground;
 mod redact_cmd;
 mod register;
 mod send;

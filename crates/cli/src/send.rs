@@ -93,7 +93,7 @@ impl Interaction {
 }
 
 /// The signing key: `VALINE_DISCORD_SEED` (hex), else the development key of `DATA_DIR`.
-fn signing_key(config: &Config) -> Result<ed25519_dalek::SigningKey, String> {
+pub(crate) fn signing_key(config: &Config) -> Result<ed25519_dalek::SigningKey, String> {
     if let Ok(seed) = std::env::var("VALINE_DISCORD_SEED") {
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(seed.trim(), &mut bytes)
@@ -104,7 +104,7 @@ fn signing_key(config: &Config) -> Result<ed25519_dalek::SigningKey, String> {
     keys.signing_key().ok_or_else(|| "the development Discord seed is not 32 hex bytes".into())
 }
 
-fn webhook_secret(config: &Config) -> Result<String, String> {
+pub(crate) fn webhook_secret(config: &Config) -> Result<String, String> {
     if let Some(s) = &config.github_webhook_secret {
         return Ok(s.expose().to_string());
     }
@@ -142,7 +142,7 @@ pub async fn webhook(base: &str, config: &Config, event: &str, file: &Path) -> R
     post(&format!("{}/github/webhook", base.trim_end_matches('/')), headers, body).await
 }
 
-async fn post(url: &str, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Result<Answer, String> {
+pub(crate) async fn post(url: &str, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Result<Answer, String> {
     let client =
         reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
     let mut req = client.post(url).header("content-type", "application/json").body(body);

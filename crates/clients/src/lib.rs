@@ -1,6 +1,8 @@
 //! valine-clients: the Discord and GitHub ports and their HTTP adapters.
 
 pub mod discord_api;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 pub mod github_api;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

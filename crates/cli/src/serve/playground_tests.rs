@@ -1,0 +1,199 @@
+//! The playground's endpoints against a real `serve` on a free port: the page, its setup, the
+//! signed command, press, scenario and free-form paths, the event stream, and refusals of bad
+//! input.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use valine_domain::config::Config;
+use valine_store::Stores;
+
+use super::{Server, local_config};
+use crate::playground::{self, ALERTS_CHANNEL, GENERAL_CHANNEL, Playground};
+
+struct Running {
+    base: String,
+    pg: std::sync::Arc<Playground>,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().to_string();
+    let config = Config::from_lookup(|k| match k {
+        "DATA_DIR" => Some(data.clone()),
+        "STORE" => Some("embedded".into()),
+        _ => None,
+    })
+    .unwrap();
+    let config = playground::demo_config(local_config(config, false).unwrap(), |_| false);
+    let stores = Stores::open(&config).await.unwrap();
+    let server = Server::build(&config, stores, Duration::from_secs(3600)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    server.playground.listening(&base).unwrap();
+    let pg = server.playground.clone();
+    tokio::spawn(async move { axum::serve(listener, server.router).await });
+    Running { base, pg, client: reqwest::Client::new(), _dir: dir }
+}
+
+impl Running {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self.client.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn until(&self, what: &str, check: impl Fn(&Playground) -> bool) {
+        for _ in 0..200 {
+            if check(&self.pg) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+#[tokio::test]
+async fn the_page_and_its_setup() {
+    let s = start().await;
+    let page = s.client.get(format!("{}/", s.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("Valine playground"));
+    let setup: Value = s.client.get(format!("{}/playground/setup", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(setup["mode"], "playground");
+    assert_eq!(setup["repo"], "valine-demo/webshop");
+    assert_eq!(setup["alert_channel_id"], ALERTS_CHANNEL.to_string());
+    let keys: Vec<&str> = setup["identities"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["admin", "responder", "member", "dm"]);
+    assert!(setup["commands"].as_array().unwrap().iter().any(|c| c["name"] == "status"));
+    assert_eq!(setup["scenarios"].as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn status_goes_signed_through_discord_and_its_embed_is_posted() {
+    let s = start().await;
+    let (status, answer) = s.post("/playground/command", json!({"as": "admin", "name": "status", "options": []})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], 200);
+    assert_eq!(answer["channel_id"], GENERAL_CHANNEL.to_string());
+    let messages = s.pg.discord.messages(GENERAL_CHANNEL);
+    let last = messages.last().unwrap();
+    assert_eq!(last["embeds"][0]["title"], "CI");
+    assert_eq!(last["interaction"]["name"], "/status");
+    // In a DM the answer goes to the DM channel.
+    let (_, answer) = s.post("/playground/command", json!({"as": "dm", "name": "status"})).await;
+    assert_ne!(answer["channel_id"], GENERAL_CHANNEL.to_string());
+}
+
+#[tokio::test]
+async fn fails_fails_again_newer_passes_is_one_message_resolved_with_a_reply() {
+    let s = start().await;
+    for scenario in ["fails", "fails-again", "older-passes-late", "newer-passes"] {
+        let (status, answer) = s.post("/playground/scenario", json!({"scenario": scenario})).await;
+        assert_eq!((status, answer["status"].as_u64()), (200, Some(200)), "{scenario}: {answer}");
+    }
+    let messages = s.pg.discord.messages(ALERTS_CHANNEL);
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let (incident, reply) = (&messages[0], &messages[1]);
+    assert_eq!(incident["edited"], true);
+    assert_eq!(incident["components"], json!([]));
+    assert_eq!(reply["reply_to"], incident["id"]);
+    assert!(reply["content"].as_str().unwrap().contains("Resolved"));
+    let deliveries = s.pg.feed.of_kind("delivery");
+    assert_eq!(deliveries.len(), 4);
+    assert!(deliveries.iter().all(|d| d["status"] == 200));
+}
+
+#[tokio::test]
+async fn rerun_as_a_responder_reaches_github_and_a_member_is_refused() {
+    let s = start().await;
+    s.post("/playground/scenario", json!({"scenario": "fails"})).await;
+    let incident = s.pg.discord.messages(ALERTS_CHANNEL).remove(0);
+    let rerun = incident["components"][0]["components"][0].clone();
+    assert_eq!(rerun["label"], "Re-run failed jobs");
+    let press = |who: &str| {
+        json!({"as": who, "custom_id": rerun["custom_id"], "message_id": incident["id"],
+               "channel_id": ALERTS_CHANNEL.to_string(), "label": "Re-run failed jobs"})
+    };
+    let (_, answer) = s.post("/playground/press", press("member")).await;
+    assert!(answer["answer"]["data"]["content"].as_str().unwrap().contains("RESPONDER_ROLE_IDS"), "{answer}");
+    let refusal = s.pg.discord.messages(ALERTS_CHANNEL).pop().unwrap();
+    assert_eq!(refusal["ephemeral_for"], playground::MEMBER_USER.to_string());
+    assert!(s.pg.feed.of_kind("github").is_empty());
+    let (_, answer) = s.post("/playground/press", press("responder")).await;
+    assert_eq!(answer["status"], 200);
+    let received = s.pg.feed.of_kind("github");
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["what"], "rerun");
+    // The re-run passes by the fake's own deliveries, and the incident resolves.
+    s.until("the re-run to resolve the incident", |pg| {
+        pg.discord
+            .messages(ALERTS_CHANNEL)
+            .iter()
+            .any(|m| m["content"].as_str().is_some_and(|c| c.contains("Resolved")))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn free_form_deliveries_and_the_event_stream() {
+    let s = start().await;
+    let (status, answer) = s
+        .post("/playground/webhook", json!({"event": "ping", "body": "{\"zen\": \"Keep it simple.\", \"hook_id\": 1}"}))
+        .await;
+    assert_eq!((status, answer["status"].as_u64()), (200, Some(200)), "{answer}");
+    let mut events = s.client.get(format!("{}/playground/events", s.base)).send().await.unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    while !text.contains("\"kind\":\"delivery\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.starts_with("data: "));
+    assert!(text.contains("\"kind\":\"channel\""));
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_400() {
+    let s = start().await;
+    let cases = [
+        ("/playground/command", json!({"as": "root", "name": "status"}), "no identity"),
+        ("/playground/command", json!({"as": "admin", "name": ""}), "command name"),
+        ("/playground/command", json!({"as": "admin", "name": "status", "options": [{"value": 1}]}), "options"),
+        ("/playground/command", json!({"name": "status"}), "bad request"),
+        (
+            "/playground/press",
+            json!({"as": "admin", "custom_id": "x", "message_id": "abc", "channel_id": "1"}),
+            "message_id",
+        ),
+        ("/playground/scenario", json!({"scenario": "meteor"}), "no scenario"),
+        ("/playground/webhook", json!({"event": "push", "body": "{not json"}), "not JSON"),
+        ("/playground/webhook", json!({"event": "push", "body": "[1]"}), "not a JSON object"),
+        ("/playground/webhook", json!({"event": "Push Event", "body": "{}"}), "event name"),
+    ];
+    for (path, body, why) in cases {
+        let (status, answer) = s.post(path, body.clone()).await;
+        assert_eq!(status, 400, "{path} {body}");
+        assert!(answer["error"].as_str().unwrap().contains(why), "{path} {body}: {answer}");
+    }
+    let post = |path: &str| s.client.post(format!("{}{path}", s.base));
+    let r = post("/playground/command").header("content-type", "application/json").body("nope").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // Not JSON, another origin, another host: refused before anything is signed.
+    let r = post("/playground/scenario").body(r#"{"scenario": "fails"}"#).send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    let r = post("/playground/scenario")
+        .header("origin", "https://evil.example")
+        .json(&json!({"scenario": "fails"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s.client.get(format!("{}/playground/setup", s.base)).header("host", "evil.example").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(s.pg.feed.of_kind("delivery").is_empty());
+}
