@@ -170,6 +170,22 @@ impl IncidentRepo for Counting {
 }
 
 #[async_trait]
+impl RouteRepo for Counting {
+    async fn put_subscription(&self, sub: &Subscription) -> StoreResult<()> {
+        self.hit();
+        self.inner.put_subscription(sub).await
+    }
+    async fn delete_subscription(&self, channel_id: u64, repo_key: &str) -> StoreResult<bool> {
+        self.hit();
+        self.inner.delete_subscription(channel_id, repo_key).await
+    }
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        self.hit();
+        self.inner.list_subscriptions().await
+    }
+}
+
+#[async_trait]
 impl StoreHealth for Counting {
     async fn ping(&self) -> StoreResult<()> {
         self.hit();
