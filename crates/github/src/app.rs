@@ -22,6 +22,8 @@ use valine_store::{RunRecord, StoreError, Stores};
 
 use crate::events::{self, Decision};
 use crate::verify;
+use valine_domain::routing::Route;
+use valine_domain::routing::{RouteEvent, RouteTable, Target};
 
 pub const SERVICE: &str = "github-handler";
 /// GitHub waits 10 s for an answer.
@@ -42,6 +44,8 @@ pub enum InitError {
     Config(#[from] valine_domain::config::ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Routes(String),
 }
 
 pub struct AppParts {
@@ -59,12 +63,27 @@ pub struct App {
     pub alerter: Alerter,
     pub incidents: IncidentDesk,
     pub metrics: Metrics,
+    /// `ROUTES_FILE`, read and checked at start.
+    pub file_routes: Vec<Route>,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App").field("stores", &self.stores).finish_non_exhaustive()
     }
+}
+
+/// How long reading the subscriptions may take before routing goes on without them.
+const ROUTES_BUDGET: Duration = Duration::from_millis(1500);
+/// Every branch: routes filter branches before the decision.
+const ANY_BRANCH: &[&str] = &["*"];
+
+/// Where a delivery goes, decided before anything is written.
+enum Routing {
+    /// Outside `GITHUB_REPOS`, or no route: `202 ignored`, nothing written.
+    Ignore(String),
+    /// The channels it goes to (none: an event with no incident to route, or a `/diagnose` run).
+    Targets(Vec<Target>),
 }
 
 /// How a delivery went, before it becomes a response.
@@ -78,6 +97,7 @@ struct Handled {
 impl App {
     pub fn new(parts: AppParts) -> Result<Self, InitError> {
         let secret = parts.config.require_github_webhook_secret()?.clone();
+        let file_routes = valine_service::routing::load_routes_file(&parts.config).map_err(InitError::Routes)?;
         let alerter = Alerter::from_config(&parts.config, &parts.stores, parts.discord.clone(), parts.metrics.clone());
         let config = Arc::new(parts.config);
         let incidents =
@@ -90,6 +110,7 @@ impl App {
             alerter,
             incidents,
             metrics: parts.metrics,
+            file_routes,
         })
     }
 
@@ -172,6 +193,16 @@ impl App {
         let Some(payload) = parse_payload(&req) else {
             return HttpResponse::error(StatusCode::BAD_REQUEST, "body is not a JSON object");
         };
+        let targets = match self.route(&event, &payload).await {
+            Routing::Targets(t) => t,
+            Routing::Ignore(reason) => {
+                tracing::info!(event = %event, reason = %reason, "delivery ignored: nothing written");
+                return HttpResponse::json(
+                    StatusCode::ACCEPTED,
+                    &json!({"status": "ignored", "event": event, "reason": reason}),
+                );
+            }
+        };
         let delivery_id = req.header("x-github-delivery").map(str::to_string);
         let mut rec = TraceRecorder::new(TRACE_USER, format!("webhook:{event}"));
         let span = tracing::info_span!(
@@ -208,10 +239,12 @@ impl App {
                     tracing::info!(hook_id = hook_id.unwrap_or(0), zen = payload["zen"].as_str().unwrap_or(""), "webhook ping");
                     Handled { status: StatusCode::OK, body: json!({"status": "ok", "event": "ping", "hook_id": hook_id}), retryable_failure: false }
                 }
-                "workflow_run" => self.workflow_run(&mut rec, &payload, &action, &mut store_error, deadline).await,
+                "workflow_run" => {
+                    self.workflow_run(&mut rec, &payload, &action, &targets, &mut store_error, deadline).await
+                }
                 "deployment_status" => {
                     let store_down = store_error.as_ref().is_some_and(StoreError::is_unavailable);
-                    self.deployment_status(&mut rec, &payload, store_down, deadline).await
+                    self.deployment_status(&mut rec, &payload, &targets, store_down, deadline).await
                 }
                 _ => {
                     rec.note("route", StepStatus::Skipped, Some("event not acted on".into()));
@@ -269,11 +302,71 @@ impl App {
         .await
     }
 
+    /// Routes a delivery before anything is written: its repository must be in `GITHUB_REPOS`,
+    /// and a route must take it (a `/diagnose` run needs none: its message follows it anyway).
+    async fn route(&self, event: &str, payload: &Value) -> Routing {
+        if !matches!(event, "workflow_run" | "deployment_status") {
+            return Routing::Targets(Vec::new());
+        }
+        let repository = events::repository(payload);
+        if !self.config.github_repos.admits_delivery(&repository) {
+            return Routing::Ignore(format!("repository {repository} is not in GITHUB_REPOS"));
+        }
+        let table = self.route_table().await;
+        let run = if event == "workflow_run" {
+            match events::workflow_run_record(payload) {
+                Some(run) => Some(run),
+                None => return Routing::Targets(Vec::new()),
+            }
+        } else {
+            None
+        };
+        let action = payload["action"].as_str().unwrap_or("");
+        let environment = events::environment(payload);
+        let route_event = match &run {
+            Some(run) => RouteEvent::Run {
+                repository: &run.repository,
+                workflow: &run.workflow_name,
+                branch: &run.head_branch,
+                completed: action == "completed" || run.status == "completed",
+            },
+            None => RouteEvent::Deployment { repository: &repository, environment: &environment },
+        };
+        let targets = table.targets(&route_event);
+        if targets.is_empty() && !run.as_ref().is_some_and(|r| self.is_diagnose_run(r)) {
+            return Routing::Ignore(table.why_not(&route_event));
+        }
+        Routing::Targets(targets)
+    }
+
+    /// The routes in force: subscriptions (cached in this container) and `ROUTES_FILE`.
+    pub async fn route_table(&self) -> RouteTable {
+        let routes = self.stores.routes.clone();
+        let read = async {
+            match tokio::time::timeout(
+                ROUTES_BUDGET,
+                valine_service::routing::route_table(&self.config, routes.as_ref(), &self.file_routes),
+            )
+            .await
+            {
+                Ok((table, _)) => table,
+                Err(_) => {
+                    tracing::warn!(
+                        "subscriptions did not answer in time: routing by ROUTES_FILE or ALERT_CHANNEL_ID only"
+                    );
+                    RouteTable::build(&self.config, Vec::new(), self.file_routes.clone())
+                }
+            }
+        };
+        read.await
+    }
+
     async fn workflow_run(
         &self,
         rec: &mut TraceRecorder,
         payload: &Value,
         action: &str,
+        targets: &[Target],
         store_error: &mut Option<StoreError>,
         deadline: Instant,
     ) -> Handled {
@@ -311,8 +404,12 @@ impl App {
         if let Some(p) = &progress {
             body["diagnose"] = json!(if p.is_ok() { "updated" } else { "not_updated" });
         }
-        let decision = events::decide_workflow_run(action, &run, payload, &self.config.alert_branches, rec.trace_id());
-        let mut failed = self.act(rec, decision, &mut body, store_down, deadline).await;
+        let any_branch: Vec<String> = ANY_BRANCH.iter().map(|b| b.to_string()).collect();
+        let decision = events::decide_workflow_run(action, &run, payload, &any_branch, rec.trace_id());
+        let completed = action == "completed" || run.status == "completed";
+        let line = completed.then(|| events::run_line(&run));
+        let mut failed =
+            self.act_routed(rec, decision, targets, line.as_deref(), &mut body, store_down, deadline).await;
         if let Some(Err(e)) = progress {
             // The edit is idempotent: a redelivery puts the message right.
             if !failed {
@@ -328,36 +425,87 @@ impl App {
         &self,
         rec: &mut TraceRecorder,
         payload: &Value,
+        targets: &[Target],
         store_down: bool,
         deadline: Instant,
     ) -> Handled {
         let decision = events::decide_deployment_status(payload, rec.trace_id());
         let mut body =
             json!({"status": "ok", "event": "deployment_status", "state": payload["deployment_status"]["state"]});
-        let failed = self.act(rec, decision, &mut body, store_down, deadline).await;
+        let failed = self.act_routed(rec, decision, targets, None, &mut body, store_down, deadline).await;
         Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
-    /// Carries out a decision through the incident model; true when the delivery should be
-    /// offered for redelivery (nothing was shown, and a retry can show it).
-    async fn act(
+    /// Carries out a decision in every routed channel: its own incident in each, and, for
+    /// channels routed `all-runs`, a compact line for a completed run that changed no incident
+    /// message. True when the delivery should be offered for redelivery.
+    #[allow(clippy::too_many_arguments)]
+    async fn act_routed(
         &self,
         rec: &mut TraceRecorder,
         decision: Decision,
+        targets: &[Target],
+        line: Option<&str>,
+        body: &mut Value,
+        store_down: bool,
+        deadline: Instant,
+    ) -> bool {
+        if let [target] = targets {
+            return self.act(rec, &decision, target, line, body, store_down, deadline).await;
+        }
+        if let Decision::Nothing(reason) = &decision
+            && line.is_none()
+        {
+            rec.note("decide", StepStatus::Skipped, Some(reason.to_string()));
+            return false;
+        }
+        let mut failed = false;
+        let mut routes = Vec::new();
+        for target in targets {
+            let mut part = json!({"channel": target.channel_id.map(|c| c.to_string())});
+            failed |= self.act(rec, &decision, target, line, &mut part, store_down, deadline).await;
+            if let Some(status) = part.get("status").cloned()
+                && body["status"] == "ok"
+            {
+                body["status"] = status;
+                body["error"] = part["error"].clone();
+            }
+            routes.push(part);
+        }
+        if !routes.is_empty() {
+            body["routes"] = json!(routes);
+        }
+        failed
+    }
+
+    /// Carries out a decision in one routed channel; true when the delivery should be offered for
+    /// redelivery (nothing was shown, and a retry can show it).
+    #[allow(clippy::too_many_arguments)]
+    async fn act(
+        &self,
+        rec: &mut TraceRecorder,
+        decision: &Decision,
+        target: &Target,
+        line: Option<&str>,
         body: &mut Value,
         store_down: bool,
         deadline: Instant,
     ) -> bool {
         let mut obs = match decision {
-            Decision::Observe(obs) => obs,
+            Decision::Observe(obs) => obs.clone(),
             Decision::Nothing(reason) => {
                 rec.note("decide", StepStatus::Skipped, Some(reason.to_string()));
+                if target.all_runs
+                    && let Some(line) = line
+                {
+                    self.run_line(rec, target, line, body, deadline).await;
+                }
                 return false;
             }
         };
         let key = format!("{}|{}|{}", obs.key.repository, obs.key.name(), obs.key.scope());
         // The gates come before any store call: a delivery nobody routes writes nothing.
-        match self.incidents.channel(&key) {
+        match self.incidents.gate(&key, target.channel_id) {
             Ok(channel) => obs.key.channel_id = channel,
             Err(reason) => {
                 rec.note("incident", StepStatus::Skipped, Some(reason.to_string()));
@@ -371,7 +519,7 @@ impl App {
             Observed::Failed { error: "store unavailable".into(), posted: false, store: true }
         } else {
             let t = rec.start("incident.observe");
-            let observed = self.incidents.observe(&obs, deadline).await;
+            let observed = self.incidents.observe_routed(&obs, target.mention_role_id, deadline).await;
             let label = match &observed {
                 Observed::Nothing { reason } | Observed::Skipped { reason } => {
                     format!("{}: {reason}", observed.as_str())
@@ -386,6 +534,12 @@ impl App {
             self.store_alert(error, rec.trace_id(), deadline).await;
         }
         body["incident"] = json!(obs.key.id());
+        if target.all_runs
+            && let Some(line) = line
+            && !matches!(observed, Observed::Posted { .. } | Observed::Edited | Observed::Resolved | Observed::Muted)
+        {
+            self.run_line(rec, target, line, body, deadline).await;
+        }
         match &observed {
             Observed::Resolved => {
                 body["alert"] = json!("resolved");
@@ -411,6 +565,25 @@ impl App {
                 false
             }
         }
+    }
+
+    /// Posts a run's compact line in an `all-runs` channel (gates permitting).
+    async fn run_line(
+        &self,
+        rec: &mut TraceRecorder,
+        target: &Target,
+        line: &str,
+        body: &mut Value,
+        deadline: Instant,
+    ) {
+        let Ok(channel) = self.incidents.gate("run line", target.channel_id) else {
+            body["line"] = json!("skipped");
+            return;
+        };
+        let t = rec.start("discord.post_line");
+        let posted = self.incidents.post_line(channel, line, deadline).await;
+        rec.finish(t, if posted.is_ok() { StepStatus::Ok } else { StepStatus::Error }, None);
+        body["line"] = json!(if posted.is_ok() { "sent" } else { "failed" });
     }
 
     /// The critical alert about the store itself: it keeps its dedup window, in this container only,
