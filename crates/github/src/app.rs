@@ -607,8 +607,8 @@ impl App {
     }
 
     /// Whether `run` can be a `/diagnose` run at all: dispatched, of `DIAGNOSE_WORKFLOW`, in
-    /// `GITHUB_REPO`. Anything else (a pull request titled with a correlation id, say) never
-    /// touches a diagnose message.
+    /// `GITHUB_REPO` or `GITHUB_REPOS` (`/diagnose repo:`). Anything else (a pull request titled
+    /// with a correlation id, say) never touches a diagnose message.
     fn is_diagnose_run(&self, run: &RunRecord) -> bool {
         let wanted = self.config.diagnose_workflow.as_str();
         let file = run.workflow_path.rsplit('/').next().unwrap_or("");
@@ -616,7 +616,8 @@ impl App {
             && (file.eq_ignore_ascii_case(wanted)
                 || run.workflow_name.eq_ignore_ascii_case(wanted)
                 || run.workflow_id.to_string() == wanted)
-            && self.config.github_repo.as_ref().is_none_or(|r| r.to_string().eq_ignore_ascii_case(&run.repository))
+            && (self.config.github_repo.as_ref().is_some_and(|r| r.to_string().eq_ignore_ascii_case(&run.repository))
+                || self.config.github_repos.admits_delivery(&run.repository))
     }
 
     /// Edits the `/diagnose` message of a pending correlation named in the run's title. `None`

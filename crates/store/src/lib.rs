@@ -271,6 +271,10 @@ pub trait RouteRepo: Send + Sync {
     async fn delete_subscription(&self, channel_id: u64, repo_key: &str) -> StoreResult<bool>;
     /// Every subscription, by channel, then repository pattern; at most [`MAX_LIST`].
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+    /// What this container last read, however old, without any I/O (for autocomplete).
+    fn cached_subscriptions(&self) -> Option<Vec<Subscription>> {
+        None
+    }
 }
 
 /// The store key of a subscription: channel, then repository pattern.
@@ -340,6 +344,10 @@ impl RouteRepo for CachedRoutes {
         let fresh = self.inner.list_subscriptions().await?;
         *self.lock() = Some((std::time::Instant::now(), fresh.clone()));
         Ok(fresh)
+    }
+
+    fn cached_subscriptions(&self) -> Option<Vec<Subscription>> {
+        self.lock().as_ref().map(|(_, subs)| subs.clone())
     }
 }
 
