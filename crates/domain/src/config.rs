@@ -149,6 +149,13 @@ impl Config {
                 });
             }
         };
+        let github_app_id = env.app_id("GITHUB_APP_ID")?;
+        let github_app_private_key = env.pem("GITHUB_APP_PRIVATE_KEY")?;
+        match (&github_app_id, &github_app_private_key) {
+            (Some(_), None) => return Err(ConfigError::Missing { var: "GITHUB_APP_PRIVATE_KEY" }),
+            (None, Some(_)) => return Err(ConfigError::Missing { var: "GITHUB_APP_ID" }),
+            _ => {}
+        }
         Ok(Self {
             discord_public_key: env.public_key("DISCORD_PUBLIC_KEY")?,
             discord_bot_token: env.secret("DISCORD_BOT_TOKEN"),
@@ -197,8 +204,8 @@ impl Config {
             aws_region: env.string("AWS_REGION").or_else(|| env.string("AWS_DEFAULT_REGION")),
             github_repos: env.repo_scope("GITHUB_REPOS", "GITHUB_REPO")?,
             routes_file: env.string("ROUTES_FILE").map(PathBuf::from),
-            github_app_id: env.app_id("GITHUB_APP_ID")?,
-            github_app_private_key: env.pem("GITHUB_APP_PRIVATE_KEY")?,
+            github_app_id,
+            github_app_private_key,
         })
     }
 
@@ -223,7 +230,8 @@ impl Config {
         match feature {
             Feature::DiscordPosts => need(self.discord_bot_token.is_some() || self.dry_run, "DISCORD_BOT_TOKEN"),
             Feature::GitHubRuns => {
-                need(self.github_token.is_some() || self.dry_run, "GITHUB_TOKEN");
+                let app = self.github_app_id.is_some() && self.github_app_private_key.is_some();
+                need(self.github_token.is_some() || app || self.dry_run, "GITHUB_TOKEN");
                 need(self.github_repo.is_some(), "GITHUB_REPO");
             }
             Feature::Relay => {
