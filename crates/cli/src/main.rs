@@ -167,6 +167,12 @@ struct SendArgs {
     /// Roles of that user (repeatable).
     #[arg(long)]
     role: Vec<u64>,
+    /// Another option, `name=value` (repeatable): `--opt repo=acme/web --opt events=all-runs`.
+    #[arg(long = "opt")]
+    opt: Vec<String>,
+    /// The channel the command is typed in (for /subscribe and friends).
+    #[arg(long)]
+    in_channel: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -248,6 +254,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                             .or(config.admin_user_ids.first().copied())
                             .unwrap_or(100_000_000_000_000_042),
                         roles: args.role,
+                        options: args.opt,
+                        in_channel: args.in_channel,
                     };
                     send::interaction(&args.url, &config, &interaction).await?
                 }

@@ -96,10 +96,11 @@ pub fn explain(inputs: &Inputs<'_>, event: &str, payload: &Value) -> String {
             return out;
         }
     };
-    out.push_str(if table.implicit {
-        "routes: none subscribed, no ROUTES_FILE: the implicit route\n"
-    } else {
-        "routes:\n"
+    out.push_str(match (table.implicit, inputs.subscriptions.is_ok()) {
+        (true, true) => "routes: none subscribed, no ROUTES_FILE: the implicit route\n",
+        (true, false) => "routes: no ROUTES_FILE; with no subscription either, the implicit route:\n",
+        (false, true) => "routes:\n",
+        (false, false) => "routes (ROUTES_FILE only; subscriptions unknown):\n",
     });
     for (i, (route, matched)) in table.explain(&route_event).into_iter().enumerate() {
         let verdict = match matched {
