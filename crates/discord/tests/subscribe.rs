@@ -21,7 +21,32 @@ async fn audit_of(h: &Harness, user: u64) -> Vec<valine_domain::audit::AuditReco
 
 #[tokio::test]
 async fn an_admin_subscribes_lists_and_unsubscribes_this_channel() {
-    let h = Harness::new(&[REPOS]).await;
+    admin_flow(Harness::new(&[REPOS]).await).await;
+}
+
+/// The same on DynamoDB, when a DynamoDB-compatible server is at `AWS_ENDPOINT_URL` (`.ci/run`
+/// starts one); skipped otherwise.
+#[tokio::test]
+async fn an_admin_subscribes_lists_and_unsubscribes_on_dynamodb() {
+    if std::env::var("AWS_ENDPOINT_URL").unwrap_or_default().is_empty() {
+        eprintln!("skipping: no AWS_ENDPOINT_URL (a DynamoDB-compatible server)");
+        return;
+    }
+    let sdk = valine_store::dynamo::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let id = valine_domain::clock::now_millis();
+    let names = valine_store::dynamo::TableNames {
+        audit: format!("sub-audit-{id}"),
+        runs: format!("sub-runs-{id}"),
+        state: format!("sub-state-{id}"),
+    };
+    valine_store::dynamo::create_tables(&client, &names).await.unwrap();
+    let store = valine_store::dynamo::DynamoStore::from_client(client, names);
+    let stores = valine_store::Stores::from_adapter(std::sync::Arc::new(store), "dynamodb");
+    admin_flow(Harness::build(&[REPOS], Some(stores)).await).await;
+}
+
+async fn admin_flow(h: Harness) {
     let opts = sub_opts(
         "acme/*",
         &[
