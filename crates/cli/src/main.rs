@@ -7,6 +7,7 @@ mod lookup;
 mod playground;
 mod redact_cmd;
 mod register;
+mod routes_cmd;
 mod send;
 mod serve;
 mod setup;
@@ -94,6 +95,11 @@ enum Command {
     /// update the repository webhook and check its ping. Idempotent. Needs DISCORD_BOT_TOKEN,
     /// GITHUB_TOKEN and GITHUB_WEBHOOK_SECRET.
     Setup(SetupCliArgs),
+    /// Routes as code: check a ROUTES_FILE, or explain where a delivery would go and why.
+    Routes {
+        #[command(subcommand)]
+        action: RoutesAction,
+    },
     /// After a deploy: health routes answer, Discord verification is on, a signed GitHub ping is
     /// accepted (with GITHUB_WEBHOOK_SECRET). One line per check; fails if any does.
     Smoke {
@@ -162,6 +168,12 @@ struct SendArgs {
     /// Roles of that user (repeatable).
     #[arg(long)]
     role: Vec<u64>,
+    /// Another option, `name=value` (repeatable): `--opt repo=acme/web --opt events=all-runs`.
+    #[arg(long = "opt")]
+    opt: Vec<String>,
+    /// The channel the command is typed in (for /subscribe and friends).
+    #[arg(long)]
+    in_channel: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -176,6 +188,24 @@ enum AuditAction {
     },
     /// Reads a text on stdin and says whether it is the text the record's digest was made from.
     Verify { audit_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum RoutesAction {
+    /// Validate a routes file (TOML); every error names its line. Exit 1 on any.
+    Check { file: PathBuf },
+    /// Every route in force (subscriptions in the store, ROUTES_FILE), whether it matches the
+    /// delivery in FILE and why not, the incident key, and whether a message would be posted now.
+    Explain {
+        /// The delivery's event: workflow_run or deployment_status.
+        #[arg(long)]
+        event: String,
+        /// The delivery's payload (JSON).
+        file: PathBuf,
+        /// A routes file to use instead of ROUTES_FILE.
+        #[arg(long)]
+        routes: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -225,6 +255,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                             .or(config.admin_user_ids.first().copied())
                             .unwrap_or(100_000_000_000_000_042),
                         roles: args.role,
+                        options: args.opt,
+                        in_channel: args.in_channel,
                     };
                     send::interaction(&args.url, &config, &interaction).await?
                 }
@@ -289,6 +321,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Smoke { url } => smoke::run(&url, config()?.github_webhook_secret.as_ref()).await,
         Command::Incidents { open, since, json } => {
             print!("{}", incidents_cmd::incidents(&local_config()?, open, &since, json).await?);
+            Ok(())
+        }
+        Command::Routes { action: RoutesAction::Check { file } } => {
+            print!("{}", routes_cmd::check(&file, &config()?)?);
+            Ok(())
+        }
+        Command::Routes { action: RoutesAction::Explain { event, file, routes } } => {
+            let mut config = local_config()?;
+            if routes.is_some() {
+                config.routes_file = routes;
+            }
+            print!("{}", routes_cmd::explain_now(&config, &event, &file).await?);
             Ok(())
         }
         Command::Tick => {

@@ -85,6 +85,9 @@ mod tests {
                 "+ /debug-last (new)",
                 "+ /incidents (new)",
                 "+ /mutes (new)",
+                "+ /subscribe (new)",
+                "+ /unsubscribe (new)",
+                "+ /subscriptions (new)",
                 "- /legacy (removed)"
             ]
         );

@@ -26,6 +26,10 @@ pub struct Interaction {
     pub public: bool,
     pub as_user: u64,
     pub roles: Vec<u64>,
+    /// More string options, `name=value` (`--opt repo=acme/web`).
+    pub options: Vec<String>,
+    /// The channel the interaction is typed in (default a local one).
+    pub in_channel: Option<u64>,
 }
 
 /// The application id local interactions claim to come from.
@@ -67,13 +71,20 @@ impl Interaction {
         if self.public {
             add("ephemeral", 5, json!(false));
         }
+        for pair in &self.options {
+            let (name, value) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
+            match value {
+                "true" | "false" => add(name.trim(), 5, json!(value == "true")),
+                _ => add(name.trim(), 3, json!(value)),
+            }
+        }
         json!({
             "id": id.to_string(),
             "application_id": LOCAL_APPLICATION_ID,
             "type": 2,
             "data": {"id": "1", "name": self.command, "type": 1, "options": options},
             "guild_id": "100000000000000002",
-            "channel_id": "100000000000000003",
+            "channel_id": self.in_channel.map_or_else(|| "100000000000000003".to_string(), |c| c.to_string()),
             "member": {
                 "user": {"id": self.as_user.to_string(), "username": format!("local{}", self.as_user % 10_000), "global_name": null, "discriminator": "0", "avatar": null},
                 "roles": self.roles.iter().map(u64::to_string).collect::<Vec<_>>(),

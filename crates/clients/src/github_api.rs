@@ -252,6 +252,10 @@ pub struct OctocrabGitHub {
     /// storage host the redirect names. Built on first use too.
     plain: Arc<std::sync::OnceLock<reqwest::Client>>,
     read_timeout: Duration,
+    /// GitHub App authentication instead of the token: installation tokens per owner.
+    app: Option<Arc<crate::github_app::AppAuth>>,
+    /// A client per owner, on the installation token it was built with.
+    app_clients: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, octocrab::Octocrab)>>>,
 }
 
 impl std::fmt::Debug for OctocrabGitHub {
@@ -274,7 +278,50 @@ impl OctocrabGitHub {
             base: base.cloned(),
             plain: Arc::default(),
             read_timeout,
+            app: None,
+            app_clients: Arc::default(),
         })
+    }
+
+    /// GitHub App authentication: every call carries the installation token of its
+    /// repository's owner.
+    pub fn with_app(
+        app: crate::github_app::AppAuth,
+        base: Option<&url::Url>,
+        read_timeout: Duration,
+    ) -> Result<Self, GitHubError> {
+        let mut gh = Self::new("", base, read_timeout)?;
+        gh.app = Some(Arc::new(app));
+        Ok(gh)
+    }
+
+    fn build(&self, token: &str) -> Result<octocrab::Octocrab, GitHubError> {
+        let mut builder = octocrab::Octocrab::builder()
+            .personal_token(token.to_string())
+            .set_connect_timeout(Some(Duration::from_secs(2)))
+            .set_read_timeout(Some(self.read_timeout))
+            .set_write_timeout(Some(Duration::from_secs(5)));
+        if let Some(base) = &self.base {
+            builder = builder.base_uri(base.as_str()).map_err(|e| GitHubError::Unreachable(e.to_string()))?;
+        }
+        builder.build().map_err(|e| GitHubError::Unreachable(e.to_string()))
+    }
+
+    /// The client for a call on `repo`: the token's, or one on the owner's installation token
+    /// (renewed five minutes before it expires).
+    async fn client(&self, repo: &RepoName) -> Result<octocrab::Octocrab, GitHubError> {
+        let Some(app) = &self.app else { return self.crab().cloned() };
+        let token = app.token_for(repo).await?;
+        let owner = repo.owner.to_ascii_lowercase();
+        let mut clients = self.app_clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((t, c)) = clients.get(&owner)
+            && *t == token.token
+        {
+            return Ok(c.clone());
+        }
+        let client = self.build(&token.token)?;
+        clients.insert(owner, (token.token, client.clone()));
+        Ok(client)
     }
 
     fn plain(&self) -> &reqwest::Client {
@@ -290,20 +337,7 @@ impl OctocrabGitHub {
     /// The client, built once. Must be called inside a Tokio runtime (octocrab spawns its
     /// request buffer).
     fn crab(&self) -> Result<&octocrab::Octocrab, GitHubError> {
-        self.crab
-            .get_or_init(|| {
-                let mut builder = octocrab::Octocrab::builder()
-                    .personal_token(self.token.to_string())
-                    .set_connect_timeout(Some(Duration::from_secs(2)))
-                    .set_read_timeout(Some(self.read_timeout))
-                    .set_write_timeout(Some(Duration::from_secs(5)));
-                if let Some(base) = &self.base {
-                    builder = builder.base_uri(base.as_str()).map_err(|e| GitHubError::Unreachable(e.to_string()))?;
-                }
-                builder.build().map_err(|e| GitHubError::Unreachable(e.to_string()))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        self.crab.get_or_init(|| self.build(&self.token)).as_ref().map_err(Clone::clone)
     }
 }
 
@@ -327,7 +361,7 @@ fn map_err(e: octocrab::Error) -> GitHubError {
 }
 
 /// Path segments go through percent-encoding: workflow names come from settings and options.
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
@@ -335,7 +369,8 @@ fn segment(s: &str) -> String {
 impl GitHub for OctocrabGitHub {
     async fn list_workflows(&self, repo: &RepoName) -> Result<Vec<Workflow>, GitHubError> {
         let route = format!("/repos/{}/{}/actions/workflows", segment(&repo.owner), segment(&repo.name));
-        let page: WorkflowsPage = self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        let page: WorkflowsPage =
+            self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
         Ok(page.workflows)
     }
 
@@ -348,7 +383,7 @@ impl GitHub for OctocrabGitHub {
         );
         let per_page = per_page.clamp(1, 100).to_string();
         let page: RunsPage =
-            self.crab()?.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
+            self.client(repo).await?.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
         Ok(page.workflow_runs)
     }
 
@@ -360,7 +395,8 @@ impl GitHub for OctocrabGitHub {
         inputs: &Value,
     ) -> Result<(), GitHubError> {
         let inputs = if inputs.is_object() { inputs.clone() } else { Value::Object(Default::default()) };
-        self.crab()?
+        self.client(repo)
+            .await?
             .actions()
             .create_workflow_dispatch(&repo.owner, &repo.name, workflow, git_ref)
             .inputs(inputs)
@@ -371,7 +407,7 @@ impl GitHub for OctocrabGitHub {
 
     async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError> {
         let route = format!("/repos/{}/{}/actions/runs/{run_id}", segment(&repo.owner), segment(&repo.name));
-        self.crab()?.get(route, None::<&()>).await.map_err(map_err)
+        self.client(repo).await?.get(route, None::<&()>).await.map_err(map_err)
     }
 
     async fn run_attempt_jobs(&self, repo: &RepoName, run_id: u64, attempt: u64) -> Result<Vec<Job>, GitHubError> {
@@ -381,13 +417,14 @@ impl GitHub for OctocrabGitHub {
             segment(&repo.name),
             attempt.max(1)
         );
-        let page: JobsPage = self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        let page: JobsPage =
+            self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
         Ok(page.jobs)
     }
 
     async fn job_log(&self, repo: &RepoName, job_id: u64) -> Result<String, GitHubError> {
         let route = format!("/repos/{}/{}/actions/jobs/{job_id}/logs", segment(&repo.owner), segment(&repo.name));
-        let response = self.crab()?._get(route).await.map_err(map_err)?;
+        let response = self.client(repo).await?._get(route).await.map_err(map_err)?;
         let status = response.status();
         if status.is_redirection() {
             let location = response
@@ -413,7 +450,7 @@ impl GitHub for OctocrabGitHub {
                 .map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
             return Ok(log_text(&bytes));
         }
-        let body = self.crab()?.body_to_string(response).await.map_err(map_err)?;
+        let body = self.client(repo).await?.body_to_string(response).await.map_err(map_err)?;
         if !status.is_success() {
             let message = serde_json::from_str::<Value>(&body)
                 .ok()
@@ -427,17 +464,17 @@ impl GitHub for OctocrabGitHub {
     async fn rerun_failed_jobs(&self, repo: &RepoName, run_id: u64) -> Result<(), GitHubError> {
         let route =
             format!("/repos/{}/{}/actions/runs/{run_id}/rerun-failed-jobs", segment(&repo.owner), segment(&repo.name));
-        self.post_empty(route).await
+        self.post_empty(repo, route).await
     }
 
     async fn list_hooks(&self, repo: &RepoName) -> Result<Vec<Hook>, GitHubError> {
         let route = format!("/repos/{}/{}/hooks", segment(&repo.owner), segment(&repo.name));
-        self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
+        self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
     }
 
     async fn hook_deliveries(&self, repo: &RepoName, hook_id: u64) -> Result<Vec<HookDelivery>, GitHubError> {
         let route = format!("/repos/{}/{}/hooks/{hook_id}/deliveries", segment(&repo.owner), segment(&repo.name));
-        self.crab()?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
+        self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
     }
 
     async fn redeliver(&self, repo: &RepoName, hook_id: u64, delivery_id: u64) -> Result<(), GitHubError> {
@@ -446,27 +483,27 @@ impl GitHub for OctocrabGitHub {
             segment(&repo.owner),
             segment(&repo.name)
         );
-        self.post_empty(route).await
+        self.post_empty(repo, route).await
     }
 
     async fn completed_runs(&self, repo: &RepoName, since: &str) -> Result<Vec<Value>, GitHubError> {
         let route = format!("/repos/{}/{}/actions/runs", segment(&repo.owner), segment(&repo.name));
         let created = format!(">={since}");
         let query = [("status", "completed"), ("created", created.as_str()), ("per_page", "100")];
-        let page: RawRunsPage = self.crab()?.get(route, Some(&query)).await.map_err(map_err)?;
+        let page: RawRunsPage = self.client(repo).await?.get(route, Some(&query)).await.map_err(map_err)?;
         Ok(page.workflow_runs)
     }
 }
 
 impl OctocrabGitHub {
     /// A `POST` without a body whose answer is only its status (204, 201 or 202 when done).
-    async fn post_empty(&self, route: String) -> Result<(), GitHubError> {
-        let response = self.crab()?._post(route, None::<&()>).await.map_err(map_err)?;
+    async fn post_empty(&self, repo: &RepoName, route: String) -> Result<(), GitHubError> {
+        let response = self.client(repo).await?._post(route, None::<&()>).await.map_err(map_err)?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        let body: String = self.crab()?.body_to_string(response).await.unwrap_or_default();
+        let body: String = self.client(repo).await?.body_to_string(response).await.unwrap_or_default();
         let message = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -522,6 +559,10 @@ impl GitHub for DryRunGitHub {
 pub fn from_config(config: &Config, read_timeout: Duration) -> Result<Option<Arc<dyn GitHub>>, GitHubError> {
     if config.dry_run {
         return Ok(Some(Arc::new(DryRunGitHub)));
+    }
+    if let (Some(app_id), Some(key)) = (config.github_app_id, &config.github_app_private_key) {
+        let app = crate::github_app::AppAuth::new(app_id, key.expose(), config.github_api_base.as_ref(), read_timeout)?;
+        return Ok(Some(Arc::new(OctocrabGitHub::with_app(app, config.github_api_base.as_ref(), read_timeout)?)));
     }
     match &config.github_token {
         Some(token) => {

@@ -4,5 +4,6 @@ pub mod discord_api;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod github_api;
+pub mod github_app;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -321,11 +321,13 @@ impl App {
                 }
             }
             match job {
-                Job::Status { ctx, count, workflow } => {
-                    commands::status::run_job(services, &mut rec, &ctx, count, workflow.as_deref()).await
+                Job::Status { ctx, count, workflow, repo } => {
+                    commands::status::run_job(services, &mut rec, &ctx, count, workflow.as_deref(), repo.as_deref())
+                        .await
                 }
-                Job::Diagnose { ctx, correlation_id, frontend_url, api_base } => {
-                    commands::diagnose::run_job(services, &mut rec, &ctx, correlation_id, frontend_url, api_base).await
+                Job::Diagnose { ctx, correlation_id, frontend_url, api_base, repo } => {
+                    let urls = (frontend_url, api_base);
+                    commands::diagnose::run_job(services, &mut rec, &ctx, correlation_id, urls, repo.as_deref()).await
                 }
             }
             let trace = rec.snapshot();

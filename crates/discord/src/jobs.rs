@@ -45,9 +45,23 @@ impl std::fmt::Debug for JobContext {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
     /// `/status` when GitHub was too slow to answer inline.
-    Status { ctx: JobContext, count: u8, workflow: Option<String> },
+    Status {
+        ctx: JobContext,
+        count: u8,
+        workflow: Option<String>,
+        /// The `repo` option's repository; none: `GITHUB_REPO`.
+        #[serde(default)]
+        repo: Option<String>,
+    },
     /// `/diagnose`: store the correlation, dispatch the workflow, show "dispatched".
-    Diagnose { ctx: JobContext, correlation_id: String, frontend_url: Option<String>, api_base: Option<String> },
+    Diagnose {
+        ctx: JobContext,
+        correlation_id: String,
+        frontend_url: Option<String>,
+        api_base: Option<String>,
+        #[serde(default)]
+        repo: Option<String>,
+    },
 }
 
 impl Job {

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use valine_domain::message::Reply;
 
-use crate::commands::{debug_last, diagnose, incidents, relay, status};
+use crate::commands::{debug_last, diagnose, incidents, relay, status, subscribe};
 use crate::ctx::Ctx;
 use crate::interaction::Options;
 use crate::spec::Spec;
@@ -50,6 +50,9 @@ registry! {
     DebugLast(debug_last::Args) => debug_last::SPEC, debug_last::parse, debug_last::run;
     Incidents(incidents::Args) => incidents::INCIDENTS, incidents::parse, incidents::run_incidents;
     Mutes(incidents::Args) => incidents::MUTES, incidents::parse, incidents::run_mutes;
+    Subscribe(subscribe::Args) => subscribe::SUBSCRIBE, subscribe::parse, subscribe::run_subscribe;
+    Unsubscribe(subscribe::Args) => subscribe::UNSUBSCRIBE, subscribe::parse, subscribe::run_unsubscribe;
+    Subscriptions(subscribe::Args) => subscribe::SUBSCRIPTIONS, subscribe::parse, subscribe::run_subscriptions;
 }
 
 /// The spec of a command name, if the bot has it.
@@ -106,7 +109,21 @@ mod tests {
     fn names_options_and_limits_are_valid_for_discord() {
         let defs = definitions();
         let names: Vec<_> = defs.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
-        assert_eq!(names, ["status", "diagnose", "relay-send", "relay-dm", "debug-last", "incidents", "mutes"]);
+        assert_eq!(
+            names,
+            [
+                "status",
+                "diagnose",
+                "relay-send",
+                "relay-dm",
+                "debug-last",
+                "incidents",
+                "mutes",
+                "subscribe",
+                "unsubscribe",
+                "subscriptions"
+            ]
+        );
         for c in defs.as_array().unwrap() {
             let d = c["description"].as_str().unwrap();
             assert!(!d.is_empty() && d.len() <= 100, "{d}");

@@ -170,6 +170,7 @@ fn job(id: &str, token: &str, frontend_url: Option<&str>) -> valine_discord::job
         correlation_id: uuid::Uuid::new_v4().to_string(),
         frontend_url: frontend_url.map(str::to_string),
         api_base: None,
+        repo: None,
     }
 }
 

@@ -114,6 +114,14 @@ pub struct Config {
     pub function_name: Option<String>,
     /// `AWS_REGION` (set by Lambda), for console links.
     pub aws_region: Option<String>,
+    /// `GITHUB_REPOS` (else `GITHUB_REPO`): the repositories the bot may touch.
+    pub github_repos: crate::routing::RepoScope,
+    /// `ROUTES_FILE`: routes as code (TOML), merged with the channel subscriptions.
+    pub routes_file: Option<PathBuf>,
+    /// `GITHUB_APP_ID`: GitHub App authentication (with `GITHUB_APP_PRIVATE_KEY`).
+    pub github_app_id: Option<u64>,
+    /// `GITHUB_APP_PRIVATE_KEY`: the App's PEM private key (PKCS#1 or PKCS#8).
+    pub github_app_private_key: Option<Secret>,
 }
 
 impl Config {
@@ -143,6 +151,13 @@ impl Config {
                 });
             }
         };
+        let github_app_id = env.app_id("GITHUB_APP_ID")?;
+        let github_app_private_key = env.pem("GITHUB_APP_PRIVATE_KEY")?;
+        match (&github_app_id, &github_app_private_key) {
+            (Some(_), None) => return Err(ConfigError::Missing { var: "GITHUB_APP_PRIVATE_KEY" }),
+            (None, Some(_)) => return Err(ConfigError::Missing { var: "GITHUB_APP_ID" }),
+            _ => {}
+        }
         Ok(Self {
             discord_public_key: env.public_key("DISCORD_PUBLIC_KEY")?,
             discord_bot_token: env.secret("DISCORD_BOT_TOKEN"),
@@ -190,6 +205,10 @@ impl Config {
             audit_hmac_key: env.secret("AUDIT_HMAC_KEY"),
             function_name,
             aws_region: env.string("AWS_REGION").or_else(|| env.string("AWS_DEFAULT_REGION")),
+            github_repos: env.repo_scope("GITHUB_REPOS", "GITHUB_REPO")?,
+            routes_file: env.string("ROUTES_FILE").map(PathBuf::from),
+            github_app_id,
+            github_app_private_key,
         })
     }
 
@@ -214,7 +233,8 @@ impl Config {
         match feature {
             Feature::DiscordPosts => need(self.discord_bot_token.is_some() || self.dry_run, "DISCORD_BOT_TOKEN"),
             Feature::GitHubRuns => {
-                need(self.github_token.is_some() || self.dry_run, "GITHUB_TOKEN");
+                let app = self.github_app_id.is_some() && self.github_app_private_key.is_some();
+                need(self.github_token.is_some() || app || self.dry_run, "GITHUB_TOKEN");
                 need(self.github_repo.is_some(), "GITHUB_REPO");
             }
             Feature::Relay => {
@@ -323,6 +343,45 @@ impl Env<'_> {
             }
             _ => Err(ConfigError::Invalid { var, reason: format!("`{v}` is not of the form owner/name") }),
         }
+    }
+
+    /// A comma list of `owner/name` and `owner/*`; unset: the one repository of `fallback`.
+    fn repo_scope(&self, var: &'static str, fallback: &'static str) -> Result<crate::routing::RepoScope, ConfigError> {
+        use crate::routing::{RepoPattern, RepoScope};
+        match self.list(var) {
+            Some(items) => items
+                .iter()
+                .map(|i| RepoPattern::parse(i).map_err(|reason| ConfigError::Invalid { var, reason }))
+                .collect::<Result<Vec<_>, _>>()
+                .map(RepoScope),
+            None => Ok(RepoScope(
+                self.repo(fallback)?.map(|r| RepoPattern { owner: r.owner, name: Some(r.name) }).into_iter().collect(),
+            )),
+        }
+    }
+
+    fn app_id(&self, var: &'static str) -> Result<Option<u64>, ConfigError> {
+        self.string(var)
+            .map(|v| {
+                v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| ConfigError::Invalid {
+                    var,
+                    reason: "is not a GitHub App id (a positive integer)".into(),
+                })
+            })
+            .transpose()
+    }
+
+    /// A PEM private key; `\n` escapes (as a secret store may keep it) become newlines.
+    fn pem(&self, var: &'static str) -> Result<Option<Secret>, ConfigError> {
+        let Some(v) = self.string(var) else { return Ok(None) };
+        let v = if v.contains("\\n") && !v.contains('\n') { v.replace("\\n", "\n") } else { v };
+        if !v.starts_with("-----BEGIN ") || !v.contains("PRIVATE KEY-----") {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: "is not a PEM private key (-----BEGIN … PRIVATE KEY-----)".into(),
+            });
+        }
+        Ok(Some(Secret(v)))
     }
 
     fn public_key(&self, var: &'static str) -> Result<Option<[u8; 32]>, ConfigError> {
@@ -491,6 +550,34 @@ mod tests {
         ] {
             let err = Config::from_lookup(|k| (k == var).then(|| value.to_string())).unwrap_err();
             assert!(err.to_string().contains(var), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn repository_scope_and_app_settings() {
+        let c = config(&[("GITHUB_REPO", "acme/web")]).unwrap();
+        assert_eq!(c.github_repos.to_string(), "acme/web");
+        let c = config(&[("GITHUB_REPO", "acme/web"), ("GITHUB_REPOS", "acme/*, solo/app")]).unwrap();
+        assert_eq!(c.github_repos.to_string(), "acme/*,solo/app");
+        assert!(config(&[]).unwrap().github_repos.is_unset());
+        let c = config(&[
+            ("GITHUB_APP_ID", "12345"),
+            ("GITHUB_APP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\\nMIIB\\n-----END RSA PRIVATE KEY-----"),
+            ("ROUTES_FILE", "routes.toml"),
+        ])
+        .unwrap();
+        assert_eq!(c.github_app_id, Some(12345));
+        assert!(c.github_app_private_key.unwrap().expose().contains("-----\nMIIB\n"));
+        assert_eq!(c.routes_file, Some(PathBuf::from("routes.toml")));
+        for (var, value) in [
+            ("GITHUB_REPOS", "acme"),
+            ("GITHUB_REPOS", "*/*"),
+            ("GITHUB_APP_ID", "x"),
+            ("GITHUB_APP_PRIVATE_KEY", "abc"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(var), "{var}: {err}");
+            assert!(!err.to_string().contains("abc") || var != "GITHUB_APP_PRIVATE_KEY");
         }
     }
 }

@@ -280,6 +280,10 @@ pub struct Incident {
     /// Culprits mentioned on the first post (Discord user ids).
     #[serde(default)]
     pub mentioned: Vec<u64>,
+    /// The role its route mentions (`/subscribe mention:`), pinged on the first post and named by
+    /// escalations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mention_role: Option<u64>,
     #[serde(default)]
     pub history: Vec<Streak>,
     /// When this item was last written.
@@ -311,6 +315,7 @@ impl Incident {
             escalated_at: None,
             rerun: None,
             mentioned: Vec::new(),
+            mention_role: None,
             history: Vec::new(),
             updated_at: 0,
         }
@@ -698,10 +703,14 @@ pub fn render(incident: &Incident, now: u64) -> Message {
         embed = embed.field("Trace", format!("`{}`", run.trace_id), false);
     }
     embed = embed.footer(format!("incident {}", incident.streak_id()));
-    let content = incident.mentioned.iter().map(|u| format!("<@{u}>")).collect::<Vec<_>>().join(" ");
-    let mut message = Message::text(content).with_embed(embed).replacing();
+    let mut content: Vec<String> = incident.mention_role.iter().map(|r| format!("<@&{r}>")).collect();
+    content.extend(incident.mentioned.iter().map(|u| format!("<@{u}>")));
+    let mut message = Message::text(content.join(" ")).with_embed(embed).replacing();
     for user in &incident.mentioned {
         message = message.mention_user(*user);
+    }
+    if let Some(role) = incident.mention_role {
+        message = message.mention_role(role);
     }
     if incident.open {
         for row in buttons(incident, now).chunks(crate::message::MAX_PER_ROW) {

@@ -22,6 +22,8 @@ use valine_store::{RunRecord, StoreError, Stores};
 
 use crate::events::{self, Decision};
 use crate::verify;
+use valine_domain::routing::Route;
+use valine_domain::routing::{RouteEvent, RouteTable, Target};
 
 pub const SERVICE: &str = "github-handler";
 /// GitHub waits 10 s for an answer.
@@ -42,6 +44,8 @@ pub enum InitError {
     Config(#[from] valine_domain::config::ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Routes(String),
 }
 
 pub struct AppParts {
@@ -61,12 +65,27 @@ pub struct App {
     pub metrics: Metrics,
     /// For gap filling in the tick (and, through the desk, incidents' jobs and re-runs).
     github: Option<Arc<dyn GitHub>>,
+    /// `ROUTES_FILE`, read and checked at start.
+    pub file_routes: Vec<Route>,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App").field("stores", &self.stores).finish_non_exhaustive()
     }
+}
+
+/// How long reading the subscriptions may take before routing goes on without them.
+const ROUTES_BUDGET: Duration = Duration::from_millis(1500);
+/// Every branch: routes filter branches before the decision.
+const ANY_BRANCH: &[&str] = &["*"];
+
+/// Where a delivery goes, decided before anything is written.
+enum Routing {
+    /// Outside `GITHUB_REPOS`, or no route: `202 ignored`, nothing written.
+    Ignore(String),
+    /// The channels it goes to (none: an event with no incident to route, or a `/diagnose` run).
+    Targets(Vec<Target>),
 }
 
 /// How a delivery went, before it becomes a response.
@@ -80,6 +99,7 @@ struct Handled {
 impl App {
     pub fn new(parts: AppParts) -> Result<Self, InitError> {
         let secret = parts.config.require_github_webhook_secret()?.clone();
+        let file_routes = valine_service::routing::load_routes_file(&parts.config).map_err(InitError::Routes)?;
         let alerter = Alerter::from_config(&parts.config, &parts.stores, parts.discord.clone(), parts.metrics.clone());
         let config = Arc::new(parts.config);
         let incidents =
@@ -93,6 +113,7 @@ impl App {
             incidents,
             metrics: parts.metrics,
             github: None,
+            file_routes,
         })
     }
 
@@ -141,84 +162,25 @@ impl App {
     }
 
     /// See [`crate::gaps`]: redeliver what failed, and put the newest completed runs through the
-    /// delivery path. Needs GitHub (a token, not a dry run) and `GITHUB_REPO`.
+    /// delivery path, for each repository of `GITHUB_REPOS` (or `GITHUB_REPO`) that names one
+    /// repository. Needs GitHub (a token or an App, not a dry run).
     pub async fn fill_gaps(&self, rec: &mut TraceRecorder, deadline: Instant) -> crate::gaps::GapReport {
-        use crate::gaps::{self, GapReport};
-        let mut report = GapReport::default();
-        let (Some(github), Some(repo)) = (&self.github, &self.config.github_repo) else {
-            return report;
-        };
+        let mut report = crate::gaps::GapReport::default();
+        let Some(github) = &self.github else { return report };
         if self.config.dry_run {
             return report;
         }
-        let now = valine_domain::clock::now_secs();
-        let call = |what: &'static str| move |e: String| format!("gap filling: {what}: {e}");
-        // 1. Deliveries that never arrived.
-        let hook = match self.config.github_hook_id {
-            Some(id) => Ok(id),
-            None => match tokio::time::timeout_at(deadline, github.list_hooks(repo)).await {
-                Ok(Ok(hooks)) => gaps::bot_hook(&hooks, None),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("timed out".into()),
-            },
-        };
-        match hook {
-            Ok(hook_id) => match tokio::time::timeout_at(deadline, github.hook_deliveries(repo, hook_id)).await {
-                Ok(Ok(deliveries)) => {
-                    for d in gaps::to_redeliver(&deliveries, now) {
-                        match tokio::time::timeout_at(deadline, github.redeliver(repo, hook_id, d.id)).await {
-                            Ok(Ok(())) => {
-                                report.redelivered += 1;
-                                tracing::warn!(delivery = %d.guid, event = %d.event, status_code = d.status_code, "gap filled: a failed delivery was redelivered");
-                            }
-                            Ok(Err(e)) => report.errors.push(call("redeliver")(e.to_string())),
-                            Err(_) => report.errors.push(call("redeliver")("timed out".into())),
-                        }
-                    }
-                }
-                Ok(Err(e)) => report.errors.push(call("list deliveries")(e.to_string())),
-                Err(_) => report.errors.push(call("list deliveries")("timed out".into())),
-            },
-            Err(e) => report.errors.push(call("find the webhook")(e)),
+        let mut repos: Vec<valine_domain::config::RepoName> =
+            self.config.github_repos.repositories().filter_map(|p| p.repo_name()).collect();
+        if let Some(repo) = &self.config.github_repo
+            && !repos.contains(repo)
+        {
+            repos.push(repo.clone());
         }
-        // 2. Runs whose deliveries are lost for good, or still failing: compared with the incidents.
-        let since = valine_domain::clock::rfc3339_millis(now.saturating_sub(gaps::RUN_LOOKBACK_SECS) * 1000);
-        let since = format!("{}Z", since.split('.').next().unwrap_or(&since));
-        let runs = match tokio::time::timeout_at(deadline, github.completed_runs(repo, &since)).await {
-            Ok(Ok(runs)) => runs,
-            Ok(Err(e)) => {
-                report.errors.push(call("list runs")(e.to_string()));
-                Vec::new()
-            }
-            Err(_) => {
-                report.errors.push(call("list runs")("timed out".into()));
-                Vec::new()
-            }
-        };
-        for run in gaps::newest_runs(runs) {
-            if Instant::now() >= deadline {
-                report.errors.push(call("compare runs")("out of time".into()));
-                break;
-            }
-            let run_id = run["id"].as_u64().unwrap_or(0);
-            let payload = gaps::as_delivery(run, &repo.to_string());
-            let mut store_error = None;
-            let handled = self.workflow_run(rec, &payload, "completed", &mut store_error, deadline).await;
-            report.runs_checked += 1;
-            let alert = handled.body["alert"].as_str().unwrap_or("");
-            if matches!(alert, "sent" | "edited" | "resolved" | "recorded" | "muted") {
-                report.repaired += 1;
-                tracing::warn!(
-                    run_id,
-                    alert,
-                    incident = handled.body["incident"].as_str().unwrap_or(""),
-                    "gap filled: a run's outcome had not reached its incident"
-                );
-            } else if handled.retryable_failure {
-                report
-                    .errors
-                    .push(call("compare runs")(handled.body["error"].as_str().unwrap_or("failed").to_string()));
-            }
+        for repo in &repos {
+            // GITHUB_HOOK_ID names the hook on GITHUB_REPO; others are found by their URL.
+            let hook_id = self.config.github_hook_id.filter(|_| self.config.github_repo.as_ref() == Some(repo));
+            self.fill_repo_gaps(github.as_ref(), repo, hook_id, rec, &mut report, deadline).await;
         }
         if report.redelivered + report.repaired > 0 {
             self.metrics.emit(
@@ -238,6 +200,90 @@ impl App {
             "gap filling done"
         );
         report
+    }
+
+    async fn fill_repo_gaps(
+        &self,
+        github: &dyn GitHub,
+        repo: &valine_domain::config::RepoName,
+        configured_hook: Option<u64>,
+        rec: &mut TraceRecorder,
+        report: &mut crate::gaps::GapReport,
+        deadline: Instant,
+    ) {
+        use crate::gaps;
+        let now = valine_domain::clock::now_secs();
+        let failed = |what: &str, e: String| format!("gap filling on {repo}: {what}: {e}");
+        // 1. Deliveries that never arrived.
+        let hook = match configured_hook {
+            Some(id) => Ok(id),
+            None => match tokio::time::timeout_at(deadline, github.list_hooks(repo)).await {
+                Ok(Ok(hooks)) => gaps::bot_hook(&hooks, None),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".into()),
+            },
+        };
+        match hook {
+            Ok(hook_id) => match tokio::time::timeout_at(deadline, github.hook_deliveries(repo, hook_id)).await {
+                Ok(Ok(deliveries)) => {
+                    for d in gaps::to_redeliver(&deliveries, now) {
+                        match tokio::time::timeout_at(deadline, github.redeliver(repo, hook_id, d.id)).await {
+                            Ok(Ok(())) => {
+                                report.redelivered += 1;
+                                tracing::warn!(repo = %repo, delivery = %d.guid, event = %d.event, status_code = d.status_code, "gap filled: a failed delivery was redelivered");
+                            }
+                            Ok(Err(e)) => report.errors.push(failed("redeliver", e.to_string())),
+                            Err(_) => report.errors.push(failed("redeliver", "timed out".into())),
+                        }
+                    }
+                }
+                Ok(Err(e)) => report.errors.push(failed("list deliveries", e.to_string())),
+                Err(_) => report.errors.push(failed("list deliveries", "timed out".into())),
+            },
+            Err(e) => report.errors.push(failed("find the webhook", e)),
+        }
+        // 2. Runs whose deliveries are lost for good: compared with the incidents, through the
+        // same routing and incident model as a delivery.
+        let since = valine_domain::clock::rfc3339_millis(now.saturating_sub(gaps::RUN_LOOKBACK_SECS) * 1000);
+        let since = format!("{}Z", since.split('.').next().unwrap_or(&since));
+        let runs = match tokio::time::timeout_at(deadline, github.completed_runs(repo, &since)).await {
+            Ok(Ok(runs)) => runs,
+            Ok(Err(e)) => {
+                report.errors.push(failed("list runs", e.to_string()));
+                Vec::new()
+            }
+            Err(_) => {
+                report.errors.push(failed("list runs", "timed out".into()));
+                Vec::new()
+            }
+        };
+        for run in gaps::newest_runs(runs) {
+            if Instant::now() >= deadline {
+                report.errors.push(failed("compare runs", "out of time".into()));
+                break;
+            }
+            let run_id = run["id"].as_u64().unwrap_or(0);
+            let payload = gaps::as_delivery(run, &repo.to_string());
+            let targets = match self.route("workflow_run", &payload).await {
+                Routing::Targets(targets) => targets,
+                Routing::Ignore(_) => continue,
+            };
+            let mut store_error = None;
+            let handled = self.workflow_run(rec, &payload, "completed", &targets, &mut store_error, deadline).await;
+            report.runs_checked += 1;
+            // One channel answers with `alert`, several with `routes: [{alert, …}]`.
+            let mut alerts: Vec<&str> = handled.body["routes"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|t| t["alert"].as_str()).collect())
+                .unwrap_or_default();
+            alerts.extend(handled.body["alert"].as_str());
+            if alerts.iter().any(|a| matches!(*a, "sent" | "edited" | "resolved" | "recorded" | "muted")) {
+                report.repaired += 1;
+                tracing::warn!(repo = %repo, run_id, alerts = ?alerts, "gap filled: a run's outcome had not reached its incident");
+            } else if handled.retryable_failure {
+                report.errors.push(failed("compare runs", handled.body["error"].as_str().unwrap_or("failed").to_string()));
+            }
+        }
     }
 
     pub async fn handle(&self, req: HttpRequest) -> HttpResponse {
@@ -292,6 +338,16 @@ impl App {
         let Some(payload) = parse_payload(&req) else {
             return HttpResponse::error(StatusCode::BAD_REQUEST, "body is not a JSON object");
         };
+        let targets = match self.route(&event, &payload).await {
+            Routing::Targets(t) => t,
+            Routing::Ignore(reason) => {
+                tracing::info!(event = %event, reason = %reason, "delivery ignored: nothing written");
+                return HttpResponse::json(
+                    StatusCode::ACCEPTED,
+                    &json!({"status": "ignored", "event": event, "reason": reason}),
+                );
+            }
+        };
         let delivery_id = req.header("x-github-delivery").map(str::to_string);
         let mut rec = TraceRecorder::new(TRACE_USER, format!("webhook:{event}"));
         let span = tracing::info_span!(
@@ -328,10 +384,12 @@ impl App {
                     tracing::info!(hook_id = hook_id.unwrap_or(0), zen = payload["zen"].as_str().unwrap_or(""), "webhook ping");
                     Handled { status: StatusCode::OK, body: json!({"status": "ok", "event": "ping", "hook_id": hook_id}), retryable_failure: false }
                 }
-                "workflow_run" => self.workflow_run(&mut rec, &payload, &action, &mut store_error, deadline).await,
+                "workflow_run" => {
+                    self.workflow_run(&mut rec, &payload, &action, &targets, &mut store_error, deadline).await
+                }
                 "deployment_status" => {
                     let store_down = store_error.as_ref().is_some_and(StoreError::is_unavailable);
-                    self.deployment_status(&mut rec, &payload, store_down, deadline).await
+                    self.deployment_status(&mut rec, &payload, &targets, store_down, deadline).await
                 }
                 _ => {
                     rec.note("route", StepStatus::Skipped, Some("event not acted on".into()));
@@ -389,11 +447,71 @@ impl App {
         .await
     }
 
+    /// Routes a delivery before anything is written: its repository must be in `GITHUB_REPOS`,
+    /// and a route must take it (a `/diagnose` run needs none: its message follows it anyway).
+    async fn route(&self, event: &str, payload: &Value) -> Routing {
+        if !matches!(event, "workflow_run" | "deployment_status") {
+            return Routing::Targets(Vec::new());
+        }
+        let repository = events::repository(payload);
+        if !self.config.github_repos.admits_delivery(&repository) {
+            return Routing::Ignore(format!("repository {repository} is not in GITHUB_REPOS"));
+        }
+        let table = self.route_table().await;
+        let run = if event == "workflow_run" {
+            match events::workflow_run_record(payload) {
+                Some(run) => Some(run),
+                None => return Routing::Targets(Vec::new()),
+            }
+        } else {
+            None
+        };
+        let action = payload["action"].as_str().unwrap_or("");
+        let environment = events::environment(payload);
+        let route_event = match &run {
+            Some(run) => RouteEvent::Run {
+                repository: &run.repository,
+                workflow: &run.workflow_name,
+                branch: &run.head_branch,
+                completed: action == "completed" || run.status == "completed",
+            },
+            None => RouteEvent::Deployment { repository: &repository, environment: &environment },
+        };
+        let targets = table.targets(&route_event);
+        if targets.is_empty() && !run.as_ref().is_some_and(|r| self.is_diagnose_run(r)) {
+            return Routing::Ignore(table.why_not(&route_event));
+        }
+        Routing::Targets(targets)
+    }
+
+    /// The routes in force: subscriptions (cached in this container) and `ROUTES_FILE`.
+    pub async fn route_table(&self) -> RouteTable {
+        let routes = self.stores.routes.clone();
+        let read = async {
+            match tokio::time::timeout(
+                ROUTES_BUDGET,
+                valine_service::routing::route_table(&self.config, routes.as_ref(), &self.file_routes),
+            )
+            .await
+            {
+                Ok((table, _)) => table,
+                Err(_) => {
+                    tracing::warn!(
+                        "subscriptions did not answer in time: routing by ROUTES_FILE or ALERT_CHANNEL_ID only"
+                    );
+                    RouteTable::build(&self.config, Vec::new(), self.file_routes.clone())
+                }
+            }
+        };
+        read.await
+    }
+
     async fn workflow_run(
         &self,
         rec: &mut TraceRecorder,
         payload: &Value,
         action: &str,
+        targets: &[Target],
         store_error: &mut Option<StoreError>,
         deadline: Instant,
     ) -> Handled {
@@ -431,8 +549,12 @@ impl App {
         if let Some(p) = &progress {
             body["diagnose"] = json!(if p.is_ok() { "updated" } else { "not_updated" });
         }
-        let decision = events::decide_workflow_run(action, &run, payload, &self.config.alert_branches, rec.trace_id());
-        let mut failed = self.act(rec, decision, &mut body, store_down, deadline).await;
+        let any_branch: Vec<String> = ANY_BRANCH.iter().map(|b| b.to_string()).collect();
+        let decision = events::decide_workflow_run(action, &run, payload, &any_branch, rec.trace_id());
+        let completed = action == "completed" || run.status == "completed";
+        let line = completed.then(|| events::run_line(&run));
+        let mut failed =
+            self.act_routed(rec, decision, targets, line.as_deref(), &mut body, store_down, deadline).await;
         if let Some(Err(e)) = progress {
             // The edit is idempotent: a redelivery puts the message right.
             if !failed {
@@ -448,36 +570,87 @@ impl App {
         &self,
         rec: &mut TraceRecorder,
         payload: &Value,
+        targets: &[Target],
         store_down: bool,
         deadline: Instant,
     ) -> Handled {
         let decision = events::decide_deployment_status(payload, rec.trace_id());
         let mut body =
             json!({"status": "ok", "event": "deployment_status", "state": payload["deployment_status"]["state"]});
-        let failed = self.act(rec, decision, &mut body, store_down, deadline).await;
+        let failed = self.act_routed(rec, decision, targets, None, &mut body, store_down, deadline).await;
         Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
     }
 
-    /// Carries out a decision through the incident model; true when the delivery should be
-    /// offered for redelivery (nothing was shown, and a retry can show it).
-    async fn act(
+    /// Carries out a decision in every routed channel: its own incident in each, and, for
+    /// channels routed `all-runs`, a compact line for a completed run that changed no incident
+    /// message. True when the delivery should be offered for redelivery.
+    #[allow(clippy::too_many_arguments)]
+    async fn act_routed(
         &self,
         rec: &mut TraceRecorder,
         decision: Decision,
+        targets: &[Target],
+        line: Option<&str>,
+        body: &mut Value,
+        store_down: bool,
+        deadline: Instant,
+    ) -> bool {
+        if let [target] = targets {
+            return self.act(rec, &decision, target, line, body, store_down, deadline).await;
+        }
+        if let Decision::Nothing(reason) = &decision
+            && line.is_none()
+        {
+            rec.note("decide", StepStatus::Skipped, Some(reason.to_string()));
+            return false;
+        }
+        let mut failed = false;
+        let mut routes = Vec::new();
+        for target in targets {
+            let mut part = json!({"channel": target.channel_id.map(|c| c.to_string())});
+            failed |= self.act(rec, &decision, target, line, &mut part, store_down, deadline).await;
+            if let Some(status) = part.get("status").cloned()
+                && body["status"] == "ok"
+            {
+                body["status"] = status;
+                body["error"] = part["error"].clone();
+            }
+            routes.push(part);
+        }
+        if !routes.is_empty() {
+            body["routes"] = json!(routes);
+        }
+        failed
+    }
+
+    /// Carries out a decision in one routed channel; true when the delivery should be offered for
+    /// redelivery (nothing was shown, and a retry can show it).
+    #[allow(clippy::too_many_arguments)]
+    async fn act(
+        &self,
+        rec: &mut TraceRecorder,
+        decision: &Decision,
+        target: &Target,
+        line: Option<&str>,
         body: &mut Value,
         store_down: bool,
         deadline: Instant,
     ) -> bool {
         let mut obs = match decision {
-            Decision::Observe(obs) => obs,
+            Decision::Observe(obs) => obs.clone(),
             Decision::Nothing(reason) => {
                 rec.note("decide", StepStatus::Skipped, Some(reason.to_string()));
+                if target.all_runs
+                    && let Some(line) = line
+                {
+                    self.run_line(rec, target, line, body, deadline).await;
+                }
                 return false;
             }
         };
         let key = format!("{}|{}|{}", obs.key.repository, obs.key.name(), obs.key.scope());
         // The gates come before any store call: a delivery nobody routes writes nothing.
-        match self.incidents.channel(&key) {
+        match self.incidents.gate(&key, target.channel_id) {
             Ok(channel) => obs.key.channel_id = channel,
             Err(reason) => {
                 rec.note("incident", StepStatus::Skipped, Some(reason.to_string()));
@@ -491,7 +664,7 @@ impl App {
             Observed::Failed { error: "store unavailable".into(), posted: false, store: true }
         } else {
             let t = rec.start("incident.observe");
-            let observed = self.incidents.observe(&obs, deadline).await;
+            let observed = self.incidents.observe_routed(&obs, target.mention_role_id, deadline).await;
             let label = match &observed {
                 Observed::Nothing { reason } | Observed::Skipped { reason } => {
                     format!("{}: {reason}", observed.as_str())
@@ -506,6 +679,12 @@ impl App {
             self.store_alert(error, rec.trace_id(), deadline).await;
         }
         body["incident"] = json!(obs.key.id());
+        if target.all_runs
+            && let Some(line) = line
+            && !matches!(observed, Observed::Posted { .. } | Observed::Edited | Observed::Resolved | Observed::Muted)
+        {
+            self.run_line(rec, target, line, body, deadline).await;
+        }
         match &observed {
             Observed::Resolved => {
                 body["alert"] = json!("resolved");
@@ -533,6 +712,25 @@ impl App {
         }
     }
 
+    /// Posts a run's compact line in an `all-runs` channel (gates permitting).
+    async fn run_line(
+        &self,
+        rec: &mut TraceRecorder,
+        target: &Target,
+        line: &str,
+        body: &mut Value,
+        deadline: Instant,
+    ) {
+        let Ok(channel) = self.incidents.gate("run line", target.channel_id) else {
+            body["line"] = json!("skipped");
+            return;
+        };
+        let t = rec.start("discord.post_line");
+        let posted = self.incidents.post_line(channel, line, deadline).await;
+        rec.finish(t, if posted.is_ok() { StepStatus::Ok } else { StepStatus::Error }, None);
+        body["line"] = json!(if posted.is_ok() { "sent" } else { "failed" });
+    }
+
     /// The critical alert about the store itself: it keeps its dedup window, in this container only,
     /// because it must not wait on the store that failed.
     async fn store_alert(&self, error: &str, trace_id: &str, deadline: Instant) {
@@ -554,8 +752,8 @@ impl App {
     }
 
     /// Whether `run` can be a `/diagnose` run at all: dispatched, of `DIAGNOSE_WORKFLOW`, in
-    /// `GITHUB_REPO`. Anything else (a pull request titled with a correlation id, say) never
-    /// touches a diagnose message.
+    /// `GITHUB_REPO` or `GITHUB_REPOS` (`/diagnose repo:`). Anything else (a pull request titled
+    /// with a correlation id, say) never touches a diagnose message.
     fn is_diagnose_run(&self, run: &RunRecord) -> bool {
         let wanted = self.config.diagnose_workflow.as_str();
         let file = run.workflow_path.rsplit('/').next().unwrap_or("");
@@ -563,7 +761,8 @@ impl App {
             && (file.eq_ignore_ascii_case(wanted)
                 || run.workflow_name.eq_ignore_ascii_case(wanted)
                 || run.workflow_id.to_string() == wanted)
-            && self.config.github_repo.as_ref().is_none_or(|r| r.to_string().eq_ignore_ascii_case(&run.repository))
+            && (self.config.github_repo.as_ref().is_some_and(|r| r.to_string().eq_ignore_ascii_case(&run.repository))
+                || self.config.github_repos.admits_delivery(&run.repository))
     }
 
     /// Edits the `/diagnose` message of a pending correlation named in the run's title. `None`

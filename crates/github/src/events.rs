@@ -49,6 +49,32 @@ pub fn repository(payload: &Value) -> String {
     s(payload, &["repository", "full_name"]).unwrap_or("unknown/unknown").to_string()
 }
 
+/// The environment of a `deployment_status` delivery.
+pub fn environment(payload: &Value) -> String {
+    s(payload, &["deployment_status", "environment"])
+        .or_else(|| s(payload, &["deployment", "environment"]))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// The one line a channel routed `all-runs` gets for a completed run.
+pub fn run_line(run: &RunRecord) -> String {
+    let conclusion = run.conclusion.as_deref().unwrap_or("completed");
+    let icon = match conclusion {
+        "success" => "🟢",
+        "failure" | "timed_out" | "startup_failure" => "🔴",
+        "cancelled" | "skipped" => "⚪",
+        _ => "⚫",
+    };
+    let name = valine_domain::redact::redact(&run.workflow_name).into_owned();
+    let branch = valine_domain::redact::redact(&run.head_branch).into_owned();
+    let mut line = format!("{icon} {name} #{} on `{branch}` ({}): {conclusion}", run.run_number, run.repository);
+    if !run.html_url.is_empty() {
+        line.push_str(&format!(" · <{}>", run.html_url));
+    }
+    line
+}
+
 /// The run a `workflow_run` delivery reports; `None` without a run id.
 pub fn workflow_run_record(payload: &Value) -> Option<RunRecord> {
     let run = payload.get("workflow_run")?;

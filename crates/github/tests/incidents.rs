@@ -178,6 +178,22 @@ impl IncidentRepo for Counting {
 }
 
 #[async_trait]
+impl RouteRepo for Counting {
+    async fn put_subscription(&self, sub: &Subscription) -> StoreResult<()> {
+        self.hit();
+        self.inner.put_subscription(sub).await
+    }
+    async fn delete_subscription(&self, channel_id: u64, repo_key: &str) -> StoreResult<bool> {
+        self.hit();
+        self.inner.delete_subscription(channel_id, repo_key).await
+    }
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        self.hit();
+        self.inner.list_subscriptions().await
+    }
+}
+
+#[async_trait]
 impl StoreHealth for Counting {
     async fn ping(&self) -> StoreResult<()> {
         self.hit();
@@ -364,10 +380,11 @@ fn incident_id(body: &Value) -> String {
 #[tokio::test]
 async fn store_calls_per_workflow_run_delivery_are_at_most_three() {
     let h = Harness::new(&[("GITHUB_TOKEN", "")]).await;
-    // A container's first delivery for an incident reads it once more (the cache is cold).
+    // A container's first delivery for an incident reads it once more (the cache is cold), and
+    // reads the subscriptions, which it then keeps for up to 60 s.
     let before = h.calls();
     h.deliver("d-0", &run(1, "success")).await;
-    assert_eq!(h.calls() - before, 4, "cold: delivery, incident read + write, trace");
+    assert_eq!(h.calls() - before, 5, "cold: subscriptions, delivery, incident read + write, trace");
     for (i, (number, conclusion)) in
         [(2, "failure"), (3, "failure"), (2, "success"), (4, "success"), (5, "cancelled"), (6, "failure")]
             .iter()

@@ -261,6 +261,32 @@ impl IncidentDesk {
         Err(reason)
     }
 
+    /// The gates for a routed channel (`None`: the implicit route without `ALERT_CHANNEL_ID`):
+    /// alerts on, somewhere to post, a way to post. Logged as `Alert skipped` when closed.
+    pub fn gate(&self, key: &str, channel: Option<u64>) -> Result<u64, &'static str> {
+        let destination = Destination { channel_id: channel, ..self.settings.destination.clone() };
+        let reason = match destination.gate() {
+            Ok(channel) => return Ok(channel),
+            Err(reason) => reason,
+        };
+        tracing::info!(alert_key = key, reason, "Alert skipped");
+        self.metrics.alert(AlertMetric::Skipped);
+        Err(reason)
+    }
+
+    /// One compact line for a completed run in a channel routed `all-runs` (no incident of its
+    /// own changed). Never pings.
+    pub async fn post_line(&self, channel_id: u64, text: &str, deadline: Instant) -> Result<u64, String> {
+        let body = Message::text(text).to_json();
+        match discord_call(deadline, self.discord.post_message(channel_id, &body)).await {
+            Ok(posted) => Ok(posted.id),
+            Err(e) => {
+                tracing::warn!(channel_id, error = %e, "could not post the run's line");
+                Err(e.to_string())
+            }
+        }
+    }
+
     fn cached(&self, id: &str) -> Option<Incident> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
     }
@@ -294,6 +320,11 @@ impl IncidentDesk {
     /// Carries one observation through the incident model: decide, write over the version read,
     /// then post, edit or reply. Keeps to `deadline`.
     pub async fn observe(&self, obs: &Observation, deadline: Instant) -> Observed {
+        self.observe_routed(obs, None, deadline).await
+    }
+
+    /// [`Self::observe`] for a route that mentions `mention_role` when an incident opens.
+    pub async fn observe_routed(&self, obs: &Observation, mention_role: Option<u64>, deadline: Instant) -> Observed {
         let id = obs.key.id();
         let alert_key = obs.key.canonical().replace('\u{1f}', "|");
         let now = now_secs();
@@ -340,6 +371,7 @@ impl IncidentDesk {
             match decision.action {
                 Action::Post => {
                     next.mentioned = incident::culprits(&obs.run, &self.settings.users);
+                    next.mention_role = mention_role;
                     let body = incident::render(&next, now).to_json();
                     let posted = match orphan.take() {
                         // Ours from the lost round: edit it rather than post again.
@@ -566,8 +598,12 @@ impl IncidentDesk {
             // Written first: of two ticks at once, one escalates.
             match self.put(&next, deadline).await {
                 Ok(IncidentWrite::Written) => {
-                    let body =
-                        incident::escalation_reply(&next, self.settings.destination.mention_role_id, now).to_json();
+                    let body = incident::escalation_reply(
+                        &next,
+                        next.mention_role.or(self.settings.destination.mention_role_id),
+                        now,
+                    )
+                    .to_json();
                     match discord_call(deadline, self.discord.reply(message.channel_id, message.message_id, &body))
                         .await
                     {

@@ -7,5 +7,6 @@ pub mod diagnose;
 pub mod http;
 pub mod incidents;
 pub mod lambda;
+pub mod routing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

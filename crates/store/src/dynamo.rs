@@ -734,6 +734,55 @@ impl IncidentRepo for DynamoStore {
     }
 }
 
+const ROUTE_PK: &str = "route";
+
+#[async_trait]
+impl RouteRepo for DynamoStore {
+    async fn put_subscription(&self, sub: &Subscription) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(ROUTE_PK))
+            .item("sk", s(subscription_key(sub.channel_id, &sub.repo)))
+            .item("data", s(to_json(sub)))
+            .item("expires_at", n(NEVER_EXPIRES))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_subscription(&self, channel_id: u64, repo_key: &str) -> StoreResult<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(ROUTE_PK))
+            .key("sk", s(subscription_key(channel_id, repo_key)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        let now = now_secs();
+        let items = self
+            .newest_first(&self.tables.state, None, ("pk", ROUTE_PK.to_string()), None, MAX_LIST, |item| {
+                live_data(item, now).is_some()
+            })
+            .await?;
+        let mut all = items
+            .iter()
+            .filter_map(|item| live_data(item, now))
+            .map(|d| from_json::<Subscription>(&d))
+            .collect::<StoreResult<Vec<_>>>()?;
+        sort_subscriptions(&mut all);
+        Ok(all)
+    }
+}
+
 #[async_trait]
 impl StoreHealth for DynamoStore {
     async fn ping(&self) -> StoreResult<()> {

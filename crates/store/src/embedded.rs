@@ -586,6 +586,47 @@ impl IncidentRepo for EmbeddedStore {
     }
 }
 
+const ROUTE_PK: &str = "route";
+
+#[async_trait]
+impl RouteRepo for EmbeddedStore {
+    async fn put_subscription(&self, sub: &Subscription) -> StoreResult<()> {
+        let data = serde_json::to_string(sub).map_err(corrupt)?;
+        self.put_state(state_key(ROUTE_PK, &subscription_key(sub.channel_id, &sub.repo)), data, NEVER_EXPIRES).await
+    }
+
+    async fn delete_subscription(&self, channel_id: u64, repo_key: &str) -> StoreResult<bool> {
+        self.update_state(state_key(ROUTE_PK, &subscription_key(channel_id, repo_key)), |current, _| match current {
+            Some(_) => (Change::Delete, true),
+            None => (Change::Keep, false),
+        })
+        .await
+    }
+
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        let mut all: Vec<Subscription> = self
+            .run(move |db| {
+                let txn = db.begin_read().map_err(unavailable)?;
+                let table = txn.open_table(STATE).map_err(unavailable)?;
+                let from = state_key(ROUTE_PK, "");
+                let to = format!("{ROUTE_PK}\u{1}");
+                let now = now_secs();
+                let mut out = Vec::new();
+                for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+                    let (_, value) = entry.map_err(unavailable)?;
+                    let item: StateItem = serde_json::from_slice(value.value()).map_err(corrupt)?;
+                    if alive(item.expires_at, now) && out.len() < MAX_LIST {
+                        out.push(parse::<Subscription>(&item.data)?);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        sort_subscriptions(&mut all);
+        Ok(all)
+    }
+}
+
 #[async_trait]
 impl StoreHealth for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use valine_domain::audit::AuditRecord;
 use valine_domain::incident::Incident;
+pub use valine_domain::routing::Subscription;
 use valine_domain::trace::Trace;
 
 pub mod dynamo;
@@ -280,6 +281,99 @@ pub trait IncidentRepo: Send + Sync {
     async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>>;
 }
 
+/// Subscriptions never expire; their items carry this as `expires_at` (9999-12-31).
+pub const NEVER_EXPIRES: u64 = 253_402_300_799;
+
+/// Channel subscriptions (`/subscribe`): one per channel and repository pattern.
+#[async_trait]
+pub trait RouteRepo: Send + Sync {
+    /// Adds the subscription, or replaces the one of its channel and repository pattern.
+    async fn put_subscription(&self, sub: &Subscription) -> StoreResult<()>;
+    /// Removes the subscription of `channel_id` to `repo_key` (lowercase pattern); whether there
+    /// was one.
+    async fn delete_subscription(&self, channel_id: u64, repo_key: &str) -> StoreResult<bool>;
+    /// Every subscription, by channel, then repository pattern; at most [`MAX_LIST`].
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+    /// What this container last read, however old, without any I/O (for autocomplete).
+    fn cached_subscriptions(&self) -> Option<Vec<Subscription>> {
+        None
+    }
+}
+
+/// The store key of a subscription: channel, then repository pattern.
+pub fn subscription_key(channel_id: u64, repo_key: &str) -> String {
+    format!("{channel_id:020}#{}", repo_key.to_ascii_lowercase())
+}
+
+/// Sorts subscriptions as [`RouteRepo::list_subscriptions`] answers them.
+pub fn sort_subscriptions(subs: &mut [Subscription]) {
+    subs.sort_by(|a, b| a.channel_id.cmp(&b.channel_id).then_with(|| a.repo_key().cmp(&b.repo_key())));
+}
+
+/// A container's cache of the subscriptions in front of the store: read at most every
+/// [`ROUTE_CACHE_TTL`]; what this container changes it sees at once.
+pub struct CachedRoutes {
+    inner: Arc<dyn RouteRepo>,
+    ttl: std::time::Duration,
+    cached: std::sync::Mutex<Option<(std::time::Instant, Vec<Subscription>)>>,
+}
+
+/// How long a container trusts its copy of the subscriptions.
+pub const ROUTE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl CachedRoutes {
+    pub fn new(inner: Arc<dyn RouteRepo>, ttl: std::time::Duration) -> Self {
+        Self { inner, ttl, cached: std::sync::Mutex::new(None) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(std::time::Instant, Vec<Subscription>)>> {
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a change this container made to the cached copy (when there is one).
+    fn apply(&self, change: impl FnOnce(&mut Vec<Subscription>)) {
+        if let Some((_, subs)) = self.lock().as_mut() {
+            change(subs);
+            sort_subscriptions(subs);
+        }
+    }
+}
+
+#[async_trait]
+impl RouteRepo for CachedRoutes {
+    async fn put_subscription(&self, sub: &Subscription) -> StoreResult<()> {
+        self.inner.put_subscription(sub).await?;
+        let sub = sub.clone();
+        self.apply(move |subs| {
+            subs.retain(|s| !(s.channel_id == sub.channel_id && s.repo_key() == sub.repo_key()));
+            subs.push(sub);
+        });
+        Ok(())
+    }
+
+    async fn delete_subscription(&self, channel_id: u64, repo_key: &str) -> StoreResult<bool> {
+        let removed = self.inner.delete_subscription(channel_id, repo_key).await?;
+        let key = repo_key.to_ascii_lowercase();
+        self.apply(move |subs| subs.retain(|s| !(s.channel_id == channel_id && s.repo_key() == key)));
+        Ok(removed)
+    }
+
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        if let Some((at, subs)) = self.lock().as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(subs.clone());
+        }
+        let fresh = self.inner.list_subscriptions().await?;
+        *self.lock() = Some((std::time::Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    fn cached_subscriptions(&self) -> Option<Vec<Subscription>> {
+        self.lock().as_ref().map(|(_, subs)| subs.clone())
+    }
+}
+
 /// Whether the store answers, for `/health/ready`.
 #[async_trait]
 pub trait StoreHealth: Send + Sync {
@@ -296,6 +390,8 @@ pub struct Stores {
     pub runs: Arc<dyn RunRepo>,
     pub confirmations: Arc<dyn ConfirmationRepo>,
     pub incidents: Arc<dyn IncidentRepo>,
+    /// Channel subscriptions, behind this container's [`CachedRoutes`].
+    pub routes: Arc<dyn RouteRepo>,
     pub health: Arc<dyn StoreHealth>,
     pub kind: &'static str,
 }
@@ -317,6 +413,7 @@ impl Stores {
             + RunRepo
             + ConfirmationRepo
             + IncidentRepo
+            + RouteRepo
             + StoreHealth
             + 'static,
     {
@@ -328,6 +425,7 @@ impl Stores {
             runs: adapter.clone(),
             confirmations: adapter.clone(),
             incidents: adapter.clone(),
+            routes: Arc::new(CachedRoutes::new(adapter.clone(), ROUTE_CACHE_TTL)),
             health: adapter,
             kind,
         }

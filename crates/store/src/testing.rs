@@ -145,3 +145,16 @@ impl IncidentRepo for DownStore {
         self.fail().await
     }
 }
+
+#[async_trait]
+impl RouteRepo for DownStore {
+    async fn put_subscription(&self, _: &Subscription) -> StoreResult<()> {
+        self.fail().await
+    }
+    async fn delete_subscription(&self, _: u64, _: &str) -> StoreResult<bool> {
+        self.fail().await
+    }
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        self.fail().await
+    }
+}

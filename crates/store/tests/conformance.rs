@@ -115,7 +115,23 @@ suite!(
     incident_writes_only_over_the_version_they_read,
     incident_writes_from_many_writers_all_land_once,
     old_alerting_items_do_not_disturb_incidents,
+    subscriptions_are_kept_per_channel_and_repository,
+    subscription_cache_sees_its_own_changes_at_once,
 );
+
+fn subscription(channel_id: u64, repo: &str, events: &str) -> Subscription {
+    Subscription {
+        channel_id,
+        guild_id: Some(7),
+        repo: repo.to_string(),
+        workflows: "ci,!nightly — ünïcode".to_string(),
+        branches: "main,release/*".to_string(),
+        events: events.to_string(),
+        mention_role_id: Some(42),
+        created_by: 80351110224678912,
+        created_at: now_secs(),
+    }
+}
 
 /// A freshly opened incident of `branch`, as the model makes it.
 fn opened_incident(branch: &str, run_number: u64, now: u64) -> valine_domain::incident::Incident {
@@ -611,6 +627,51 @@ mod cases {
         assert_eq!(s.incidents.put_incident(&inc).await.unwrap(), IncidentWrite::Written);
         assert_eq!(s.incidents.list_incidents(10).await.unwrap(), vec![inc]);
     }
+    pub async fn subscriptions_are_kept_per_channel_and_repository(s: Stores) {
+        // a fresh view of the store, past any cache
+        let raw = || valine_store::CachedRoutes::new(s.routes.clone(), Duration::ZERO);
+        assert!(s.routes.list_subscriptions().await.unwrap().is_empty());
+        let a = subscription(2, "acme/web", "failures");
+        let b = subscription(1, "acme/*", "all-runs");
+        let c = subscription(2, "Acme/API", "deployments");
+        for sub in [&a, &b, &c] {
+            s.routes.put_subscription(sub).await.unwrap();
+        }
+        let listed = raw().list_subscriptions().await.unwrap();
+        assert_eq!(listed, vec![b.clone(), c.clone(), a.clone()]);
+        // the same channel and repository (case aside) replaces
+        let mut a2 = subscription(2, "ACME/web", "all-runs");
+        a2.mention_role_id = None;
+        s.routes.put_subscription(&a2).await.unwrap();
+        let listed = raw().list_subscriptions().await.unwrap();
+        assert_eq!(listed.len(), 3);
+        assert_eq!(listed[2], a2);
+        // deleting: by channel and lowercase pattern; twice is false
+        assert!(s.routes.delete_subscription(2, "acme/web").await.unwrap());
+        assert!(!s.routes.delete_subscription(2, "acme/web").await.unwrap());
+        assert!(!s.routes.delete_subscription(3, "acme/*").await.unwrap());
+        assert_eq!(raw().list_subscriptions().await.unwrap(), vec![b, c]);
+    }
+
+    pub async fn subscription_cache_sees_its_own_changes_at_once(s: Stores) {
+        // two containers over one store, each with its own cache
+        let here = valine_store::CachedRoutes::new(s.routes.clone(), Duration::from_secs(60));
+        let there = valine_store::CachedRoutes::new(s.routes.clone(), Duration::from_millis(300));
+        assert!(here.list_subscriptions().await.unwrap().is_empty());
+        assert!(there.list_subscriptions().await.unwrap().is_empty());
+        let sub = subscription(5, "acme/web", "failures");
+        here.put_subscription(&sub).await.unwrap();
+        assert_eq!(here.list_subscriptions().await.unwrap(), vec![sub.clone()], "this container sees it at once");
+        assert!(
+            there.list_subscriptions().await.unwrap().is_empty(),
+            "another container within its cache time does not"
+        );
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(there.list_subscriptions().await.unwrap(), vec![sub.clone()], "and does once it expires");
+        there.delete_subscription(5, "acme/web").await.unwrap();
+        assert!(there.list_subscriptions().await.unwrap().is_empty());
+        assert_eq!(here.list_subscriptions().await.unwrap(), vec![sub], "cached for up to its time");
+    }
 }
 
 /// With the store unreachable (a closed port), every DynamoDB port method answers a typed
@@ -687,6 +748,7 @@ async fn every_method_is_unavailable(port: u16) {
     let t = trace("1", now_millis(), "/status");
     let r = record("1", now, AuditResult::Posted);
     let rr = run(1, 1, now, "queued", None);
+    let sub = subscription(1, "a/b", "");
 
     // A generous ceiling that only catches a hang; the real figure is in docs/PERFORMANCE.md.
     async fn check<T: std::fmt::Debug>(name: &str, fut: impl std::future::Future<Output = StoreResult<T>>) {
@@ -725,6 +787,9 @@ async fn every_method_is_unavailable(port: u16) {
         check("incidents.get", s.incidents.get_incident("i")),
         check("incidents.put", s.incidents.put_incident(&inc)),
         check("incidents.list", s.incidents.list_incidents(5)),
+        check("routes.put", s.routes.put_subscription(&sub)),
+        check("routes.delete", s.routes.delete_subscription(1, "a/b")),
+        check("routes.list", s.routes.list_subscriptions()),
     );
     // every call ran at once: together they take about one call's timeout
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());

@@ -26,6 +26,9 @@ pub const SPEC: Spec = Spec {
     options: &[
         OptSpec::new("frontend_url", OptKind::String, "Public https URL of the frontend to check").max_length(2048),
         OptSpec::new("api_base", OptKind::String, "Public https base URL of the API to check").max_length(2048),
+        OptSpec::new("repo", OptKind::String, "owner/name (default: this channel's repository, else GITHUB_REPO)")
+            .max_length(201)
+            .autocomplete(),
     ],
     access: Access::AnyoneUnless("DIAGNOSE_ROLE_IDS"),
     place: Where::Guild,
@@ -38,10 +41,15 @@ pub const SPEC: Spec = Spec {
 pub struct Args {
     pub frontend_url: Option<String>,
     pub api_base: Option<String>,
+    pub repo: Option<String>,
 }
 
 pub fn parse(o: &Options) -> Args {
-    Args { frontend_url: o.str("frontend_url").map(str::to_string), api_base: o.str("api_base").map(str::to_string) }
+    Args {
+        frontend_url: o.str("frontend_url").map(str::to_string),
+        api_base: o.str("api_base").map(str::to_string),
+        repo: o.str("repo").map(str::to_string),
+    }
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
@@ -49,7 +57,18 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
         let record = ctx.blocked_record();
         return ctx.blocked(&refusal.to_string(), record).await;
     }
-    let missing = ctx.services.config.missing_for(Feature::GitHubRuns);
+    let repo = match crate::commands::subscribe::target_repo(ctx, args.repo.as_deref()).await {
+        Ok(r) => r,
+        Err(reason) => {
+            let typed = valine_domain::message::truncate(args.repo.as_deref().unwrap_or(""), 200);
+            let record = ctx.blocked_record().meta("repo", typed);
+            return ctx.blocked(&reason, record).await;
+        }
+    };
+    let mut missing = ctx.services.config.missing_for(Feature::GitHubRuns);
+    if repo.is_some() {
+        missing.retain(|v| *v != "GITHUB_REPO");
+    }
     if !missing.is_empty() || ctx.services.github.is_none() {
         let record = ctx.blocked_record();
         return ctx.blocked(&format!("GitHub is not configured: set {}.", missing.join(" and ")), record).await;
@@ -87,7 +106,8 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     ctx.rec.set_correlation_id(&correlation_id);
     tracing::info!(correlation_id = %correlation_id, "diagnose requested");
     let [frontend_url, api_base] = urls;
-    let job = Job::Diagnose { ctx: ctx.job_context(), correlation_id, frontend_url, api_base };
+    let repo = repo.map(|r| r.to_string());
+    let job = Job::Diagnose { ctx: ctx.job_context(), correlation_id, frontend_url, api_base, repo };
     match ctx.defer(job).await {
         Ok(()) => Reply::Deferred { ephemeral: false },
         Err(e) => {
@@ -103,10 +123,17 @@ pub async fn run_job(
     rec: &mut TraceRecorder,
     ctx: &JobContext,
     correlation_id: String,
-    frontend_url: Option<String>,
-    api_base: Option<String>,
+    (frontend_url, api_base): (Option<String>, Option<String>),
+    repo: Option<&str>,
 ) {
-    let (Some(github), Some(repo)) = (services.github.clone(), services.config.github_repo.clone()) else {
+    let repo = match crate::commands::subscribe::recheck_repo(&services.config, repo) {
+        Ok(r) => r,
+        Err(reason) => {
+            rec.fail(&reason);
+            return services.job_failed(rec, ctx, &format!("Nothing was dispatched: {reason}.")).await;
+        }
+    };
+    let (Some(github), Some(repo)) = (services.github.clone(), repo) else {
         return;
     };
     // The job trusts nothing it was handed: whoever can invoke the function could have sent it.

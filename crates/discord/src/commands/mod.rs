@@ -6,6 +6,7 @@ pub mod diagnose;
 pub mod incidents;
 pub mod relay;
 pub mod status;
+pub mod subscribe;
 
 /// Kept for `valinectl register`: the registration JSON comes from the registry.
 pub mod definitions {
@@ -20,6 +21,13 @@ use crate::services::Services;
 /// Autocomplete answers from configuration only (no network call), within microseconds.
 pub fn autocomplete(services: &Services, command: &str, options: &Options) -> Reply {
     let Some((option, typed)) = options.focused() else { return Reply::Choices(Vec::new()) };
-    let choices = if command == status::SPEC.name { status::complete(services, option, &typed) } else { Vec::new() };
+    let choices = if option == "repo" {
+        let concrete = command == status::SPEC.name || command == diagnose::SPEC.name;
+        subscribe::complete_repo(services, &typed, concrete)
+    } else if command == status::SPEC.name {
+        status::complete(services, option, &typed)
+    } else {
+        Vec::new()
+    };
     Reply::Choices(choices)
 }

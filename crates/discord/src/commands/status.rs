@@ -27,6 +27,9 @@ pub const SPEC: Spec = Spec {
     options: &[
         OptSpec::new("count", OptKind::Integer, "Runs per workflow (1-10, default 5)").range(1, 10),
         OptSpec::new("workflow", OptKind::String, "Only this workflow (name or file)").autocomplete(),
+        OptSpec::new("repo", OptKind::String, "owner/name (default: this channel's repository, else GITHUB_REPO)")
+            .max_length(201)
+            .autocomplete(),
     ],
     access: Access::Anyone,
     place: Where::Guild,
@@ -38,10 +41,15 @@ pub const SPEC: Spec = Spec {
 pub struct Args {
     pub count: u8,
     pub workflow: Option<String>,
+    pub repo: Option<String>,
 }
 
 pub fn parse(o: &Options) -> Args {
-    Args { count: o.int("count").unwrap_or(5).clamp(1, 10) as u8, workflow: o.str("workflow").map(str::to_string) }
+    Args {
+        count: o.int("count").unwrap_or(5).clamp(1, 10) as u8,
+        workflow: o.str("workflow").map(str::to_string),
+        repo: o.str("repo").map(str::to_string),
+    }
 }
 
 /// Autocomplete for `workflow`, from configuration only (no network call): `STATUS_WORKFLOWS`
@@ -73,11 +81,22 @@ pub enum StatusError {
     NoWorkflows(String),
 }
 
-pub async fn run(ctx: &mut Ctx<'_>, Args { count, workflow }: Args) -> Reply {
-    let missing = ctx.services.config.missing_for(Feature::GitHubRuns);
-    let (Some(github), Some(repo), true) =
-        (ctx.services.github.clone(), ctx.services.config.github_repo.clone(), missing.is_empty())
-    else {
+pub async fn run(ctx: &mut Ctx<'_>, Args { count, workflow, repo }: Args) -> Reply {
+    let typed_repo = repo;
+    let repo = match crate::commands::subscribe::target_repo(ctx, typed_repo.as_deref()).await {
+        Ok(r) => r,
+        Err(reason) => {
+            let record = ctx
+                .blocked_record()
+                .meta("repo", valine_domain::message::truncate(typed_repo.as_deref().unwrap_or(""), 200));
+            return ctx.blocked(&reason, record).await;
+        }
+    };
+    let mut missing = ctx.services.config.missing_for(Feature::GitHubRuns);
+    if repo.is_some() {
+        missing.retain(|v| *v != "GITHUB_REPO");
+    }
+    let (Some(github), Some(repo), true) = (ctx.services.github.clone(), repo, missing.is_empty()) else {
         let record = ctx.blocked_record();
         return ctx.blocked(&format!("GitHub is not configured: set {}.", missing.join(" and ")), record).await;
     };
@@ -100,7 +119,7 @@ pub async fn run(ctx: &mut Ctx<'_>, Args { count, workflow }: Args) -> Reply {
         }
         Err(_) => {
             ctx.rec.finish(t, StepStatus::Skipped, Some("GitHub slower than 2 s: deferred".into()));
-            let job = Job::Status { ctx: ctx.job_context(), count, workflow };
+            let job = Job::Status { ctx: ctx.job_context(), count, workflow, repo: Some(repo.to_string()) };
             match ctx.defer(job).await {
                 Ok(()) => Reply::Deferred { ephemeral: false },
                 Err(e) => ctx.fail(&format!("GitHub is slow and {e}. Try again in a moment.")),
@@ -116,8 +135,16 @@ pub async fn run_job(
     ctx: &JobContext,
     count: u8,
     workflow: Option<&str>,
+    repo: Option<&str>,
 ) {
-    let (Some(github), Some(repo)) = (services.github.clone(), services.config.github_repo.clone()) else {
+    let repo = match crate::commands::subscribe::recheck_repo(&services.config, repo) {
+        Ok(r) => r,
+        Err(reason) => {
+            rec.fail(&reason);
+            return services.job_failed(rec, ctx, &format!("Nothing was read: {reason}")).await;
+        }
+    };
+    let (Some(github), Some(repo)) = (services.github.clone(), repo) else {
         return;
     };
     let filter = services.config.status_workflows.clone();
