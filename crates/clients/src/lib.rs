@@ -2,5 +2,6 @@
 
 pub mod discord_api;
 pub mod github_api;
+pub mod probe;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
