@@ -44,12 +44,22 @@ pub enum Job {
     Status { ctx: JobContext, count: u8, workflow: Option<String> },
     /// `/diagnose`: store the correlation, dispatch the workflow, show "dispatched".
     Diagnose { ctx: JobContext, correlation_id: String, frontend_url: Option<String>, api_base: Option<String> },
+    /// `/deploy-client`, confirmed: dispatch `DEPLOY_WORKFLOW` and follow it.
+    Deploy {
+        ctx: JobContext,
+        correlation_id: String,
+        git_ref: String,
+        api_base: Option<String>,
+        intent_audit_id: String,
+    },
+    /// `/verify-latest`: the latest deploy run and the `VERIFY_URLS` endpoints.
+    Verify { ctx: JobContext },
 }
 
 impl Job {
     pub fn ctx(&self) -> &JobContext {
         match self {
-            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } => ctx,
+            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } | Job::Deploy { ctx, .. } | Job::Verify { ctx } => ctx,
         }
     }
 
@@ -57,6 +67,8 @@ impl Job {
         match self {
             Job::Status { .. } => "status",
             Job::Diagnose { .. } => "diagnose",
+            Job::Deploy { .. } => "deploy",
+            Job::Verify { .. } => "verify",
         }
     }
 }

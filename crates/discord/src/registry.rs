@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use valine_domain::message::Reply;
 
-use crate::commands::{debug_last, diagnose, incidents, relay, status};
+use crate::commands::{debug_last, deploy, diagnose, incidents, relay, secrets, status, verify_latest};
 use crate::ctx::Ctx;
 use crate::interaction::Options;
 use crate::spec::Spec;
@@ -50,6 +50,10 @@ registry! {
     DebugLast(debug_last::Args) => debug_last::SPEC, debug_last::parse, debug_last::run;
     Incidents(incidents::Args) => incidents::INCIDENTS, incidents::parse, incidents::run_incidents;
     Mutes(incidents::Args) => incidents::MUTES, incidents::parse, incidents::run_mutes;
+    DeployClient(deploy::Args) => deploy::SPEC, deploy::parse, deploy::run;
+    SetFrontend(secrets::Args) => secrets::FRONTEND, secrets::parse, secrets::run;
+    SetApiBase(secrets::Args) => secrets::API_BASE, secrets::parse, secrets::run;
+    VerifyLatest(verify_latest::Args) => verify_latest::SPEC, verify_latest::parse, verify_latest::run;
 }
 
 /// The spec of a command name, if the bot has it.
@@ -106,7 +110,22 @@ mod tests {
     fn names_options_and_limits_are_valid_for_discord() {
         let defs = definitions();
         let names: Vec<_> = defs.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
-        assert_eq!(names, ["status", "diagnose", "relay-send", "relay-dm", "debug-last", "incidents", "mutes"]);
+        assert_eq!(
+            names,
+            [
+                "status",
+                "diagnose",
+                "relay-send",
+                "relay-dm",
+                "debug-last",
+                "incidents",
+                "mutes",
+                "deploy-client",
+                "set-frontend",
+                "set-api-base",
+                "verify-latest"
+            ]
+        );
         for c in defs.as_array().unwrap() {
             let d = c["description"].as_str().unwrap();
             assert!(!d.is_empty() && d.len() <= 100, "{d}");

@@ -11,14 +11,15 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 use valine_clients::discord_api::Discord;
 use valine_clients::github_api::GitHub;
+use valine_clients::probe::{HttpProbe, Probe};
 use valine_domain::config::{Config, Feature, Secret};
 use valine_domain::metrics::Metrics;
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_service::alerting::Alerter;
-use valine_service::diagnose::{correlation_ids_in, progress_message};
+use valine_service::diagnose::{correlation_ids_in, progress_message_with};
 use valine_service::http::{HttpRequest, HttpResponse};
 use valine_service::incidents::{IncidentDesk, Observed, TickReport};
-use valine_store::{RunRecord, StoreError, Stores};
+use valine_store::{Followed, RunRecord, StoreError, Stores};
 
 use crate::events::{self, Decision};
 use crate::verify;
@@ -59,6 +60,8 @@ pub struct App {
     pub alerter: Alerter,
     pub incidents: IncidentDesk,
     pub metrics: Metrics,
+    /// The `VERIFY_URLS` checks after a successful `/deploy-client` run.
+    pub probe: Arc<dyn Probe>,
 }
 
 impl std::fmt::Debug for App {
@@ -90,6 +93,7 @@ impl App {
             alerter,
             incidents,
             metrics: parts.metrics,
+            probe: Arc::new(HttpProbe::default()),
         })
     }
 
@@ -433,17 +437,34 @@ impl App {
         self.alerter.raise(&alert, deadline).await;
     }
 
-    /// Whether `run` can be a `/diagnose` run at all: dispatched, of `DIAGNOSE_WORKFLOW`, in
-    /// `GITHUB_REPO`. Anything else (a pull request titled with a correlation id, say) never
-    /// touches a diagnose message.
+    /// Whether `run` can be a followed run at all (`/diagnose`, `/deploy-client`): dispatched, of
+    /// `DIAGNOSE_WORKFLOW` or `DEPLOY_WORKFLOW`, in `GITHUB_REPO`. Anything else (a pull request
+    /// titled with a correlation id, say) never touches a followed message.
     fn is_diagnose_run(&self, run: &RunRecord) -> bool {
-        let wanted = self.config.diagnose_workflow.as_str();
+        !self.followed_kinds(run).is_empty()
+    }
+
+    /// Which commands' workflow `run` is (both, when they dispatch the same workflow).
+    fn followed_kinds(&self, run: &RunRecord) -> Vec<Followed> {
         let file = run.workflow_path.rsplit('/').next().unwrap_or("");
-        run.event == "workflow_dispatch"
-            && (file.eq_ignore_ascii_case(wanted)
+        let is = |wanted: &str| {
+            file.eq_ignore_ascii_case(wanted)
                 || run.workflow_name.eq_ignore_ascii_case(wanted)
-                || run.workflow_id.to_string() == wanted)
-            && self.config.github_repo.as_ref().is_none_or(|r| r.to_string().eq_ignore_ascii_case(&run.repository))
+                || run.workflow_id.to_string() == wanted
+        };
+        let ours = run.event == "workflow_dispatch"
+            && self.config.github_repo.as_ref().is_none_or(|r| r.to_string().eq_ignore_ascii_case(&run.repository));
+        if !ours {
+            return Vec::new();
+        }
+        let mut kinds = Vec::new();
+        if is(&self.config.diagnose_workflow) {
+            kinds.push(Followed::Diagnose);
+        }
+        if is(&self.config.deploy_workflow) {
+            kinds.push(Followed::Deploy);
+        }
+        kinds
     }
 
     /// Edits the `/diagnose` message of a pending correlation named in the run's title. `None`
@@ -468,8 +489,27 @@ impl App {
                     continue;
                 }
             };
+            if !self.followed_kinds(run).contains(&correlation.kind) {
+                // A correlation of the other command named in this run's title: not ours to edit.
+                continue;
+            }
             rec.set_correlation_id(&id);
-            let body = progress_message(&correlation, Some(run)).to_json();
+            // A successful deploy is verified before it is called done.
+            let checks = if correlation.kind == Followed::Deploy
+                && run.status == "completed"
+                && run.conclusion.as_deref() == Some("success")
+                && !self.config.verify_urls.is_empty()
+            {
+                let t = rec.start("verify.endpoints");
+                let checks = valine_service::verify::run_checks(self.probe.as_ref(), &self.config.verify_urls).await;
+                let healthy = checks.iter().filter(|c| c.healthy()).count();
+                let status = if healthy == checks.len() { StepStatus::Ok } else { StepStatus::Error };
+                rec.finish(t, status, Some(format!("{healthy}/{} healthy", checks.len())));
+                Some(checks)
+            } else {
+                None
+            };
+            let body = progress_message_with(&correlation, Some(run), checks.as_deref()).to_json();
             let discord = self.discord.clone();
             let budget = PROGRESS_EDIT_BUDGET.min(deadline.saturating_duration_since(Instant::now()));
             let edited = rec

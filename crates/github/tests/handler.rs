@@ -498,6 +498,8 @@ async fn pending_diagnose(h: &Harness) {
             expires_at: now + 600,
             frontend_url: Some("https://app.example.com/".into()),
             api_base: None,
+            kind: Default::default(),
+            git_ref: None,
         })
         .await
         .unwrap();

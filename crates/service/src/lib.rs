@@ -9,3 +9,4 @@ pub mod incidents;
 pub mod lambda;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod verify;
