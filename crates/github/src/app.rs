@@ -121,7 +121,56 @@ impl App {
         let trace = TraceRecorder::new(TRACE_USER, "tick".to_string());
         let span = tracing::info_span!("tick", trace_id = %trace.trace_id(), cmd = "tick");
         let deadline = Instant::now() + TICK_BUDGET;
-        self.incidents.tick(valine_domain::clock::now_secs(), deadline).instrument(span).await
+        let trace_id = trace.trace_id().to_string();
+        async {
+            let now = valine_domain::clock::now_secs();
+            let mut report = self.incidents.tick(now, deadline).await;
+            if !self.config.verify_urls.is_empty() {
+                self.health_tick(&mut report, &trace_id, now, deadline).await;
+            }
+            report
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The `VERIFY_URLS` checks of the tick: each endpoint is an observation of its own incident,
+    /// which opens after two failed checks in a row and resolves on a pass (see
+    /// `valine_domain::incident::decide`).
+    pub async fn health_tick(&self, report: &mut TickReport, trace_id: &str, now: u64, deadline: Instant) {
+        use valine_domain::incident::{IncidentKey, Observation, Order, Outcome, RunRef};
+        let checks = valine_service::verify::run_checks(self.probe.as_ref(), &self.config.verify_urls).await;
+        let repository = self.config.github_repo.as_ref().map_or_else(|| "valine".to_string(), |r| r.to_string());
+        for check in checks {
+            report.checked += 1;
+            let problem = check.problem();
+            if problem.is_some() {
+                report.unhealthy += 1;
+            }
+            tracing::info!(endpoint = %check.name, status = check.answer.status.unwrap_or(0), latency_ms = check.answer.latency_ms, healthy = problem.is_none(), "endpoint checked");
+            let mut key = IncidentKey::endpoint(0, &repository, &check.name);
+            let gate = format!("{repository}|endpoint:{}|health", check.name);
+            match self.incidents.channel(&gate) {
+                Ok(channel) => key.channel_id = channel,
+                Err(_) => continue,
+            }
+            let obs = Observation {
+                key,
+                outcome: if problem.is_some() { Outcome::Failure } else { Outcome::Success },
+                run: RunRef {
+                    // Milliseconds: two ticks in one second are still ordered.
+                    order: Order::new(valine_domain::clock::now_millis(), 0),
+                    conclusion: problem.unwrap_or_else(|| "healthy".into()),
+                    url: Some(check.url.clone()),
+                    completed_at: now,
+                    trace_id: trace_id.to_string(),
+                    ..RunRef::default()
+                },
+            };
+            if let Observed::Failed { error, .. } = self.incidents.observe(&obs, deadline).await {
+                report.errors.push(error);
+            }
+        }
     }
 
     pub async fn handle(&self, req: HttpRequest) -> HttpResponse {

@@ -763,3 +763,59 @@ async fn a_successful_deploy_run_is_verified_on_its_message() {
     assert!(last.contains("Finished: success") && last.contains("Verify: all endpoints healthy"), "{last}");
     assert!(last.contains("✅ **api** · 200") && last.contains("`ready`"), "{last}");
 }
+
+#[tokio::test]
+async fn two_failed_health_checks_in_a_row_open_an_incident_and_a_pass_resolves_it() {
+    let endpoints = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"status": "down"})))
+        .up_to_n_times(3)
+        .mount(&endpoints)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "healthy"})))
+        .mount(&endpoints)
+        .await;
+    let urls = format!("api={}/health", endpoints.uri());
+    let h = Harness::new(&[("VERIFY_URLS", &urls), ("GITHUB_REPO", "acme/widget")]).await;
+    accept_posts(&h.discord).await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v10/channels/{ALERT_CHANNEL}/messages/1400000000000000001")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "1400000000000000001", "channel_id": ALERT_CHANNEL.to_string()})),
+        )
+        .mount(&h.discord)
+        .await;
+    let first = h.app.tick().await;
+    assert_eq!((first.checked, first.unhealthy), (1, 1));
+    assert!(h.alert_posts().await.is_empty(), "one failed check is not yet an incident");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    h.app.tick().await;
+    let posts = h.alert_posts().await;
+    assert_eq!(posts.len(), 1);
+    let shown = posts[0].to_string();
+    assert!(shown.contains("Endpoint unhealthy: api") && shown.contains("answered 503"), "{shown}");
+    assert!(shown.contains("Acknowledge") && !shown.contains("Re-run"), "{shown}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    h.app.tick().await;
+    assert_eq!(h.alert_posts().await.len(), 1, "a third failure edits, it does not post again");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let healthy = h.app.tick().await;
+    assert_eq!(healthy.unhealthy, 0);
+    let posts = h.alert_posts().await;
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert!(posts[1].to_string().contains("Resolved"), "{}", posts[1]);
+    let edits: Vec<String> = h
+        .discord
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "PATCH")
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .collect();
+    assert!(edits.last().unwrap().contains("Resolved: api is healthy"), "{edits:?}");
+}

@@ -107,6 +107,9 @@ pub struct TickReport {
     pub open: usize,
     pub escalated: usize,
     pub calmed: usize,
+    /// `VERIFY_URLS` endpoints checked, and how many failed their check.
+    pub checked: usize,
+    pub unhealthy: usize,
     pub errors: Vec<String>,
 }
 
