@@ -143,6 +143,9 @@ pub async fn tick(config: Config) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let report = app.tick().await;
     let mut out = format!("tick: {} open, {} escalated, {} calmed", report.open, report.escalated, report.calmed);
+    if report.checked > 0 {
+        out.push_str(&format!(", {} of {} endpoints unhealthy", report.unhealthy, report.checked));
+    }
     for e in &report.errors {
         out.push_str(&format!("\n  error: {e}"));
     }

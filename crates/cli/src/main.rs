@@ -126,7 +126,9 @@ struct SetupCliArgs {
 
 #[derive(Args, Debug)]
 struct SendArgs {
-    /// The command: status, diagnose, relay-send, relay-dm, debug-last, or ping.
+    /// The command: status, diagnose, relay-send, relay-dm, debug-last, incidents, mutes,
+    /// deploy-client, set-frontend, set-api-base, verify-latest, or ping; `press` with `--custom-id`
+    /// presses a button (Confirm / Cancel of a preview).
     command: Option<String>,
     /// A GitHub delivery instead: the event name and the payload file.
     #[arg(long, num_args = 2, value_names = ["EVENT", "FILE"])]
@@ -161,6 +163,15 @@ struct SendArgs {
     /// Roles of that user (repeatable).
     #[arg(long)]
     role: Vec<u64>,
+    /// deploy-client: the ref to deploy.
+    #[arg(long = "ref")]
+    git_ref: Option<String>,
+    /// set-frontend, set-api-base: the URL to write.
+    #[arg(long)]
+    set_url: Option<String>,
+    /// press: the button's custom id, as the preview shows it (`v1:confirm:yes:…`).
+    #[arg(long)]
+    custom_id: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -224,6 +235,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                             .or(config.admin_user_ids.first().copied())
                             .unwrap_or(100_000_000_000_000_042),
                         roles: args.role,
+                        git_ref: args.git_ref,
+                        set_url: args.set_url,
+                        press: args.custom_id.filter(|_| command.trim_start_matches('/') == "press"),
                     };
                     send::interaction(&args.url, &config, &interaction).await?
                 }

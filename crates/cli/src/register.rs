@@ -85,6 +85,10 @@ mod tests {
                 "+ /debug-last (new)",
                 "+ /incidents (new)",
                 "+ /mutes (new)",
+                "+ /deploy-client (new)",
+                "+ /set-frontend (new)",
+                "+ /set-api-base (new)",
+                "+ /verify-latest (new)",
                 "- /legacy (removed)"
             ]
         );
