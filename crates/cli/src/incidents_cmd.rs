@@ -146,6 +146,9 @@ pub async fn tick(config: Config) -> Result<String, String> {
         "tick: {} open, {} escalated, {} calmed, {} redelivered, {} repaired",
         report.open, report.escalated, report.calmed, report.redelivered, report.repaired
     );
+    if report.checked > 0 {
+        out.push_str(&format!(", {} of {} endpoints unhealthy", report.unhealthy, report.checked));
+    }
     for e in &report.errors {
         out.push_str(&format!("\n  error: {e}"));
     }

@@ -162,6 +162,7 @@ pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<
             .as_deref()
             .map(|c| format!("#{c}"))
             .or(r.target_user.map(|u| format!("@{u}")))
+            .or(r.target)
             .unwrap_or_default();
         out.push_str(&format!(
             "{:<24}  {:<8}  {:<11}  {:<20}  {:<6}  {}\n",

@@ -133,7 +133,9 @@ struct SetupCliArgs {
 
 #[derive(Args, Debug)]
 struct SendArgs {
-    /// The command: status, diagnose, relay-send, relay-dm, debug-last, or ping.
+    /// The command: status, diagnose, relay-send, relay-dm, debug-last, incidents, mutes,
+    /// deploy-client, set-frontend, set-api-base, verify-latest, or ping; `press` with `--custom-id`
+    /// presses a button (Confirm / Cancel of a preview).
     command: Option<String>,
     /// A GitHub delivery instead: the event name and the payload file.
     #[arg(long, num_args = 2, value_names = ["EVENT", "FILE"])]
@@ -174,6 +176,15 @@ struct SendArgs {
     /// The channel the command is typed in (for /subscribe and friends).
     #[arg(long)]
     in_channel: Option<u64>,
+    /// deploy-client: the ref to deploy.
+    #[arg(long = "ref")]
+    git_ref: Option<String>,
+    /// set-frontend, set-api-base: the URL to write.
+    #[arg(long)]
+    set_url: Option<String>,
+    /// press: the button's custom id, as the preview shows it (`v1:confirm:yes:…`).
+    #[arg(long)]
+    custom_id: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -257,6 +268,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                         roles: args.role,
                         options: args.opt,
                         in_channel: args.in_channel,
+                        git_ref: args.git_ref,
+                        set_url: args.set_url,
+                        press: args.custom_id.filter(|_| command.trim_start_matches('/') == "press"),
                     };
                     send::interaction(&args.url, &config, &interaction).await?
                 }

@@ -88,6 +88,10 @@ mod tests {
                 "+ /subscribe (new)",
                 "+ /unsubscribe (new)",
                 "+ /subscriptions (new)",
+                "+ /deploy-client (new)",
+                "+ /set-frontend (new)",
+                "+ /set-api-base (new)",
+                "+ /verify-latest (new)",
                 "- /legacy (removed)"
             ]
         );

@@ -30,6 +30,12 @@ pub struct Interaction {
     pub options: Vec<String>,
     /// The channel the interaction is typed in (default a local one).
     pub in_channel: Option<u64>,
+    /// `/deploy-client`'s `ref`.
+    pub git_ref: Option<String>,
+    /// `/set-frontend` and `/set-api-base`'s `url`.
+    pub set_url: Option<String>,
+    /// A button press instead of a command: the button's custom id (Confirm / Cancel of a preview).
+    pub press: Option<String>,
 }
 
 /// The application id local interactions claim to come from.
@@ -56,6 +62,12 @@ impl Interaction {
         if let Some(u) = &self.api_base {
             add("api_base", 3, json!(u));
         }
+        if let Some(r) = &self.git_ref {
+            add("ref", 3, json!(r));
+        }
+        if let Some(u) = &self.set_url {
+            add("url", 3, json!(u));
+        }
         if let Some(c) = &self.channel {
             add("channel_id", 3, json!(c));
         }
@@ -78,11 +90,15 @@ impl Interaction {
                 _ => add(name.trim(), 3, json!(value)),
             }
         }
+        let (kind, data) = match &self.press {
+            Some(custom_id) => (3, json!({"component_type": 2, "custom_id": custom_id})),
+            None => (2, json!({"id": "1", "name": self.command, "type": 1, "options": options})),
+        };
         json!({
             "id": id.to_string(),
             "application_id": LOCAL_APPLICATION_ID,
-            "type": 2,
-            "data": {"id": "1", "name": self.command, "type": 1, "options": options},
+            "type": kind,
+            "data": data,
             "guild_id": "100000000000000002",
             "channel_id": self.in_channel.map_or_else(|| "100000000000000003".to_string(), |c| c.to_string()),
             "member": {
@@ -202,5 +218,29 @@ mod tests {
         assert_eq!(body["data"]["options"].as_array().unwrap().len(), 3);
         let ping = Interaction { command: "ping".into(), ..Default::default() }.body();
         assert_eq!(ping["type"], 1);
+        let deploy = Interaction {
+            command: "deploy-client".into(),
+            git_ref: Some("release/1.x".into()),
+            api_base: Some("https://api.example.com".into()),
+            ..Default::default()
+        }
+        .body();
+        let names: Vec<&str> =
+            deploy["data"]["options"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["api_base", "ref"]);
+        let set = Interaction {
+            command: "set-api-base".into(),
+            set_url: Some("https://x.example".into()),
+            ..Default::default()
+        }
+        .body();
+        assert_eq!(set["data"]["options"][0]["name"], "url");
+        let press =
+            Interaction { command: "press".into(), press: Some("v1:confirm:yes:abc".into()), ..Default::default() }
+                .body();
+        assert_eq!(
+            (press["type"].as_u64(), press["data"]["custom_id"].as_str()),
+            (Some(3), Some("v1:confirm:yes:abc"))
+        );
     }
 }

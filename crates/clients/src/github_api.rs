@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use valine_domain::config::{Config, RepoName};
+use valine_domain::config::{Config, RepoName, Secret};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GitHubError {
@@ -81,6 +81,9 @@ pub struct WorkflowRun {
     pub actor: Option<Actor>,
     #[serde(default)]
     pub triggering_actor: Option<Actor>,
+    /// 1 for the first attempt, more after re-runs.
+    #[serde(default)]
+    pub run_attempt: u64,
 }
 
 impl WorkflowRun {
@@ -199,6 +202,16 @@ pub trait GitHub: Send + Sync {
     async fn completed_runs(&self, _repo: &RepoName, _since: &str) -> Result<Vec<Value>, GitHubError> {
         Err(GitHubError::Unreachable("listing runs is not supported by this client".into()))
     }
+    /// Writes a repository Actions variable: `PATCH …/actions/variables/{name}`, or `POST
+    /// …/actions/variables` when it does not exist yet.
+    async fn set_variable(&self, _repo: &RepoName, _name: &str, _value: &str) -> Result<VariableWrite, GitHubError> {
+        Err(GitHubError::Unreachable("writing variables is not supported by this client".into()))
+    }
+    /// Writes a repository Actions secret: the repository's public key, `value` sealed to it
+    /// (libsodium sealed box), then `PUT …/actions/secrets/{name}` with the key id.
+    async fn set_secret(&self, _repo: &RepoName, _name: &str, _value: &Secret) -> Result<SecretWrite, GitHubError> {
+        Err(GitHubError::Unreachable("writing secrets is not supported by this client".into()))
+    }
 }
 
 /// A repository webhook: its id and where it delivers.
@@ -239,6 +252,45 @@ pub struct HookDelivery {
 struct RawRunsPage {
     #[serde(default)]
     workflow_runs: Vec<Value>,
+}
+
+/// What writing a variable did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariableWrite {
+    Updated,
+    Created,
+    /// `DRY_RUN`: nothing was written.
+    DryRun,
+}
+
+/// What writing a secret did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretWrite {
+    Updated,
+    Created,
+    DryRun,
+}
+
+/// `GET …/actions/secrets/public-key`.
+#[derive(Debug, Deserialize)]
+struct SecretsPublicKey {
+    key_id: String,
+    /// Base64 of the repository's X25519 public key.
+    key: String,
+}
+
+/// `value` as a libsodium sealed box to the base64 X25519 `public_key`, base64-encoded: what
+/// GitHub's secrets API takes as `encrypted_value`.
+pub fn seal_secret(public_key: &str, value: &[u8]) -> Result<String, GitHubError> {
+    use base64::Engine as _;
+    let bad = || GitHubError::Unreachable("the repository's public key is not a 32-byte base64 key".into());
+    let raw = base64::engine::general_purpose::STANDARD.decode(public_key.trim()).map_err(|_| bad())?;
+    let bytes: [u8; 32] = raw.try_into().map_err(|_| bad())?;
+    let key = crypto_box::PublicKey::from(bytes);
+    let sealed = key
+        .seal(&mut crypto_box::aead::OsRng, value)
+        .map_err(|_| GitHubError::Unreachable("could not encrypt the secret".into()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
 }
 
 /// GitHub over octocrab. The client (and the root certificates its TLS connector loads) is built
@@ -358,6 +410,26 @@ fn map_err(e: octocrab::Error) -> GitHubError {
         cause = c.source();
     }
     GitHubError::Unreachable(e.to_string())
+}
+
+/// A non-success answer as a typed error, with GitHub's `message` when it sent one. (A macro:
+/// octocrab's raw response body type is not nameable from here.)
+macro_rules! status_error {
+    ($gh:expr, $response:expr) => {{
+        let response = $response;
+        let status = response.status();
+        match $gh.crab() {
+            Ok(crab) => {
+                let body: String = crab.body_to_string(response).await.unwrap_or_default();
+                let message = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| status.to_string());
+                GitHubError::Status { status: status.as_u16(), message }
+            }
+            Err(e) => e,
+        }
+    }};
 }
 
 /// Path segments go through percent-encoding: workflow names come from settings and options.
@@ -493,6 +565,39 @@ impl GitHub for OctocrabGitHub {
         let page: RawRunsPage = self.client(repo).await?.get(route, Some(&query)).await.map_err(map_err)?;
         Ok(page.workflow_runs)
     }
+
+    async fn set_variable(&self, repo: &RepoName, name: &str, value: &str) -> Result<VariableWrite, GitHubError> {
+        let base = format!("/repos/{}/{}/actions/variables", segment(&repo.owner), segment(&repo.name));
+        let body = serde_json::json!({"name": name, "value": value});
+        let response =
+            self.client(repo).await?._patch(format!("{base}/{}", segment(name)), Some(&body)).await.map_err(map_err)?;
+        if response.status().is_success() {
+            return Ok(VariableWrite::Updated);
+        }
+        if response.status() != http::StatusCode::NOT_FOUND {
+            return Err(status_error!(self, response));
+        }
+        let response = self.client(repo).await?._post(base, Some(&body)).await.map_err(map_err)?;
+        if response.status().is_success() {
+            return Ok(VariableWrite::Created);
+        }
+        Err(status_error!(self, response))
+    }
+
+    async fn set_secret(&self, repo: &RepoName, name: &str, value: &Secret) -> Result<SecretWrite, GitHubError> {
+        let base = format!("/repos/{}/{}/actions/secrets", segment(&repo.owner), segment(&repo.name));
+        let key: SecretsPublicKey =
+            self.client(repo).await?.get(format!("{base}/public-key"), None::<&()>).await.map_err(map_err)?;
+        let encrypted_value = seal_secret(&key.key, value.expose().as_bytes())?;
+        let body = serde_json::json!({"encrypted_value": encrypted_value, "key_id": key.key_id});
+        let response =
+            self.client(repo).await?._put(format!("{base}/{}", segment(name)), Some(&body)).await.map_err(map_err)?;
+        match response.status() {
+            http::StatusCode::CREATED => Ok(SecretWrite::Created),
+            s if s.is_success() => Ok(SecretWrite::Updated),
+            _ => Err(status_error!(self, response)),
+        }
+    }
 }
 
 impl OctocrabGitHub {
@@ -552,6 +657,14 @@ impl GitHub for DryRunGitHub {
     async fn rerun_failed_jobs(&self, repo: &RepoName, run_id: u64) -> Result<(), GitHubError> {
         tracing::info!(repo = %repo, run_id, "DRY_RUN: would re-run the failed jobs");
         Ok(())
+    }
+    async fn set_variable(&self, repo: &RepoName, name: &str, _value: &str) -> Result<VariableWrite, GitHubError> {
+        tracing::info!(repo = %repo, variable = name, "DRY_RUN: would write a repository variable");
+        Ok(VariableWrite::DryRun)
+    }
+    async fn set_secret(&self, repo: &RepoName, name: &str, _value: &Secret) -> Result<SecretWrite, GitHubError> {
+        tracing::info!(repo = %repo, secret = name, "DRY_RUN: would write a repository secret");
+        Ok(SecretWrite::DryRun)
     }
 }
 
@@ -791,5 +904,94 @@ mod tests {
         gh.redeliver(&repo(), 7, 11).await.unwrap();
         let runs = gh.completed_runs(&repo(), "2026-11-29T09:00:00Z").await.unwrap();
         assert_eq!(runs[0]["run_number"], 9);
+    }
+
+    #[tokio::test]
+    async fn a_variable_is_patched_and_created_when_missing() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        Mock::given(method("PATCH"))
+            .and(path("/repos/acme/widget/actions/variables/FRONTEND_BASE_URL"))
+            .and(header("authorization", "Bearer ghp_test"))
+            .and(body_json(json!({"name": "FRONTEND_BASE_URL", "value": "https://app.example.com/"})))
+            .respond_with(ResponseTemplate::new(204))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            gh.set_variable(&repo(), "FRONTEND_BASE_URL", "https://app.example.com/").await.unwrap(),
+            VariableWrite::Updated
+        );
+        Mock::given(method("PATCH"))
+            .and(path("/repos/acme/widget/actions/variables/FRONTEND_BASE_URL"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/repos/acme/widget/actions/variables"))
+            .and(body_json(json!({"name": "FRONTEND_BASE_URL", "value": "https://app.example.com/"})))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            gh.set_variable(&repo(), "FRONTEND_BASE_URL", "https://app.example.com/").await.unwrap(),
+            VariableWrite::Created
+        );
+    }
+
+    #[tokio::test]
+    async fn a_variable_write_refused_by_github_is_a_typed_error() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        Mock::given(method("PATCH"))
+            .and(path("/repos/acme/widget/actions/variables/X"))
+            .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            gh.set_variable(&repo(), "X", "v").await.unwrap_err(),
+            GitHubError::Status { status: 403, message: "Resource not accessible".into() }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_secret_is_sealed_to_the_repository_key() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        let private = crypto_box::SecretKey::from([7u8; 32]);
+        let public = b64.encode(private.public_key().as_bytes());
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/secrets/public-key"))
+            .and(header("authorization", "Bearer ghp_test"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"key_id": "568250167242549743", "key": public})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path("/repos/acme/widget/actions/secrets/VITE_API_BASE"))
+            .respond_with(ResponseTemplate::new(201))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let url = "https://api.example.com/v1";
+        let written = gh.set_secret(&repo(), "VITE_API_BASE", &Secret::new(url)).await.unwrap();
+        assert_eq!(written, SecretWrite::Created);
+        let put = server.received_requests().await.unwrap().into_iter().find(|r| r.method.as_str() == "PUT").unwrap();
+        let body: Value = serde_json::from_slice(&put.body).unwrap();
+        assert_eq!(body["key_id"], "568250167242549743");
+        assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+        let sealed = b64.decode(body["encrypted_value"].as_str().unwrap()).unwrap();
+        assert_eq!(private.unseal(&sealed).unwrap(), url.as_bytes());
+        assert!(!String::from_utf8_lossy(&put.body).contains("api.example.com"));
+    }
+
+    #[test]
+    fn a_malformed_public_key_is_refused() {
+        assert!(seal_secret("not base64!", b"x").is_err());
+        assert!(seal_secret("AAAA", b"x").is_err());
     }
 }

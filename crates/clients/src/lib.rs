@@ -5,5 +5,6 @@ pub mod discord_api;
 pub mod fake;
 pub mod github_api;
 pub mod github_app;
+pub mod probe;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

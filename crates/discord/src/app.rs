@@ -105,6 +105,7 @@ impl App {
                 alerter,
                 metrics: parts.metrics,
                 traces: TraceCache::new(TRACE_CACHE_USERS),
+                probe: Arc::new(valine_clients::probe::HttpProbe::default()),
             },
         })
     }
@@ -329,6 +330,19 @@ impl App {
                     let urls = (frontend_url, api_base);
                     commands::diagnose::run_job(services, &mut rec, &ctx, correlation_id, urls, repo.as_deref()).await
                 }
+                Job::Deploy { ctx, correlation_id, git_ref, api_base, intent_audit_id } => {
+                    commands::deploy::run_job(
+                        services,
+                        &mut rec,
+                        &ctx,
+                        correlation_id,
+                        git_ref,
+                        api_base,
+                        intent_audit_id,
+                    )
+                    .await
+                }
+                Job::Verify { ctx } => commands::verify_latest::run_job(services, &mut rec, &ctx).await,
             }
             let trace = rec.snapshot();
             if let Err(e) = services.stores.traces.put(&trace).await {

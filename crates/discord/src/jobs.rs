@@ -62,18 +62,28 @@ pub enum Job {
         #[serde(default)]
         repo: Option<String>,
     },
+    /// `/deploy-client`, confirmed: dispatch `DEPLOY_WORKFLOW` and follow it.
+    Deploy {
+        ctx: JobContext,
+        correlation_id: String,
+        git_ref: String,
+        api_base: Option<String>,
+        intent_audit_id: String,
+    },
+    /// `/verify-latest`: the latest deploy run and the `VERIFY_URLS` endpoints.
+    Verify { ctx: JobContext },
 }
 
 impl Job {
     pub fn ctx(&self) -> &JobContext {
         match self {
-            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } => ctx,
+            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } | Job::Deploy { ctx, .. } | Job::Verify { ctx } => ctx,
         }
     }
 
     pub fn ctx_mut(&mut self) -> &mut JobContext {
         match self {
-            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } => ctx,
+            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } | Job::Deploy { ctx, .. } | Job::Verify { ctx } => ctx,
         }
     }
 
@@ -81,6 +91,8 @@ impl Job {
         match self {
             Job::Status { .. } => "status",
             Job::Diagnose { .. } => "diagnose",
+            Job::Deploy { .. } => "deploy",
+            Job::Verify { .. } => "verify",
         }
     }
 }

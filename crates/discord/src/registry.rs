@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use valine_domain::message::Reply;
 
-use crate::commands::{debug_last, diagnose, incidents, relay, status, subscribe};
+use crate::commands::{debug_last, deploy, diagnose, incidents, relay, secrets, status, subscribe, verify_latest};
 use crate::ctx::Ctx;
 use crate::interaction::Options;
 use crate::spec::Spec;
@@ -53,6 +53,10 @@ registry! {
     Subscribe(subscribe::Args) => subscribe::SUBSCRIBE, subscribe::parse, subscribe::run_subscribe;
     Unsubscribe(subscribe::Args) => subscribe::UNSUBSCRIBE, subscribe::parse, subscribe::run_unsubscribe;
     Subscriptions(subscribe::Args) => subscribe::SUBSCRIPTIONS, subscribe::parse, subscribe::run_subscriptions;
+    DeployClient(deploy::Args) => deploy::SPEC, deploy::parse, deploy::run;
+    SetFrontend(secrets::Args) => secrets::FRONTEND, secrets::parse, secrets::run;
+    SetApiBase(secrets::Args) => secrets::API_BASE, secrets::parse, secrets::run;
+    VerifyLatest(verify_latest::Args) => verify_latest::SPEC, verify_latest::parse, verify_latest::run;
 }
 
 /// The spec of a command name, if the bot has it.
@@ -121,7 +125,11 @@ mod tests {
                 "mutes",
                 "subscribe",
                 "unsubscribe",
-                "subscriptions"
+                "subscriptions",
+                "deploy-client",
+                "set-frontend",
+                "set-api-base",
+                "verify-latest"
             ]
         );
         for c in defs.as_array().unwrap() {

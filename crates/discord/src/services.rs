@@ -32,6 +32,8 @@ pub struct Services {
     pub traces: TraceCache,
     /// Incident buttons, `/incidents` and `/mutes`.
     pub incidents: IncidentDesk,
+    /// `VERIFY_URLS` checks for `/verify-latest`.
+    pub probe: Arc<dyn valine_clients::probe::Probe>,
 }
 
 impl std::fmt::Debug for Services {

@@ -43,6 +43,10 @@ pub struct AuditRecord {
     pub target_channel: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_user: Option<String>,
+    /// What was written or dispatched, when it is neither a channel nor a user: a repository
+    /// variable or secret name, a workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// `…abcd`: the last four hex digits of the digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_fingerprint: Option<String>,
@@ -67,12 +71,18 @@ impl AuditRecord {
             command: command.to_string(),
             target_channel: None,
             target_user: None,
+            target: None,
             message_fingerprint: None,
             message_digest: None,
             timestamp: crate::clock::now_secs(),
             result,
             metadata: BTreeMap::new(),
         }
+    }
+
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
     }
 
     pub fn with_digest(mut self, digest: &MessageDigest) -> Self {

@@ -17,6 +17,12 @@ pub enum Refusal {
     DiagnoseRoleMissing,
     #[error("Only admins and members of RESPONDER_ROLE_IDS may act on incidents.")]
     NotResponder,
+    #[error(
+        "Only admins and members of DEPLOY_ROLE_IDS may deploy (ADMIN_USER_IDS / ADMIN_ROLE_IDS / DEPLOY_ROLE_IDS)."
+    )]
+    NotDeployer,
+    #[error("Writing repository variables and secrets is turned off. Set ALLOW_SECRET_WRITES=true to turn it on.")]
+    SecretWritesDisabled,
 }
 
 /// The caller of an interaction.
@@ -77,6 +83,27 @@ pub fn authorize_responder(caller: Caller<'_>, config: &Config) -> Result<(), Re
     }
 }
 
+/// `/deploy-client`: admins, and members of `DEPLOY_ROLE_IDS`. With neither configured, the
+/// refusal says what to set.
+pub fn authorize_deploy(caller: Caller<'_>, config: &Config) -> Result<(), Refusal> {
+    if caller.has_any_role(&config.deploy_role_ids) {
+        return Ok(());
+    }
+    match authorize_admin(caller, config) {
+        Ok(()) => Ok(()),
+        Err(Refusal::NoAdminsConfigured) if config.deploy_role_ids.is_empty() => Err(Refusal::NoAdminsConfigured),
+        Err(_) => Err(Refusal::NotDeployer),
+    }
+}
+
+/// `/set-frontend`, `/set-api-base`: only with `ALLOW_SECRET_WRITES`, only admins.
+pub fn authorize_secret_write(caller: Caller<'_>, config: &Config) -> Result<(), Refusal> {
+    if !config.allow_secret_writes {
+        return Err(Refusal::SecretWritesDisabled);
+    }
+    authorize_admin(caller, config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +162,32 @@ mod tests {
         assert!(authorize_responder(Caller { user_id: 9, roles: None }, &c).is_ok());
         assert_eq!(authorize_responder(Caller { user_id: 1, roles: Some(&[3]) }, &c), Err(Refusal::NotResponder));
         assert_eq!(authorize_responder(Caller { user_id: 1, roles: None }, &c), Err(Refusal::NotResponder));
+    }
+}
+
+#[cfg(test)]
+mod runbook_tests {
+    use super::*;
+
+    #[test]
+    fn deploy_and_secret_write_gates() {
+        let mut c = Config::from_lookup(|_| None).unwrap();
+        let admin = Caller { user_id: 10, roles: Some(&[]) };
+        let deployer = Caller { user_id: 11, roles: Some(&[30]) };
+        let stranger = Caller { user_id: 12, roles: Some(&[5]) };
+        assert_eq!(authorize_deploy(admin, &c), Err(Refusal::NoAdminsConfigured));
+        c.admin_user_ids = vec![10];
+        assert!(authorize_deploy(admin, &c).is_ok());
+        assert_eq!(authorize_deploy(deployer, &c), Err(Refusal::NotDeployer));
+        c.deploy_role_ids = vec![30];
+        assert!(authorize_deploy(deployer, &c).is_ok());
+        assert_eq!(authorize_deploy(stranger, &c), Err(Refusal::NotDeployer));
+        assert_eq!(authorize_deploy(Caller { user_id: 11, roles: None }, &c), Err(Refusal::NotDeployer));
+
+        assert_eq!(authorize_secret_write(admin, &c), Err(Refusal::SecretWritesDisabled));
+        assert!(Refusal::SecretWritesDisabled.to_string().contains("ALLOW_SECRET_WRITES=true"));
+        c.allow_secret_writes = true;
+        assert!(authorize_secret_write(admin, &c).is_ok());
+        assert_eq!(authorize_secret_write(deployer, &c), Err(Refusal::NotAdmin));
     }
 }

@@ -112,6 +112,19 @@ pub struct Config {
     pub audit_hmac_key: Option<Secret>,
     /// This function's own name, for the deferred-job self-invocation (set by Lambda).
     pub function_name: Option<String>,
+    /// `/deploy-client`: the workflow it dispatches, on which ref by default, and who besides
+    /// admins may run it.
+    pub deploy_workflow: String,
+    pub deploy_ref: String,
+    pub deploy_role_ids: Vec<u64>,
+    /// `/set-frontend` and `/set-api-base` are refused unless this is on.
+    pub allow_secret_writes: bool,
+    /// The repository variable `/set-frontend` writes, and the secret `/set-api-base` writes.
+    pub frontend_variable_name: String,
+    pub api_base_secret_name: String,
+    /// `name=url,…`: the endpoints `/verify-latest` and the tick check. Set by operators, so any
+    /// http(s) address is allowed.
+    pub verify_urls: Vec<VerifyUrl>,
     /// `AWS_REGION` (set by Lambda), for console links.
     pub aws_region: Option<String>,
     /// `GITHUB_REPOS` (else `GITHUB_REPO`): the repositories the bot may touch.
@@ -204,6 +217,13 @@ impl Config {
             stage: env.string("STAGE").unwrap_or_else(|| "dev".into()),
             audit_hmac_key: env.secret("AUDIT_HMAC_KEY"),
             function_name,
+            deploy_workflow: env.string("DEPLOY_WORKFLOW").unwrap_or_else(|| "client-deploy.yml".into()),
+            deploy_ref: env.string("DEPLOY_REF").unwrap_or_else(|| "main".into()),
+            deploy_role_ids: env.ids("DEPLOY_ROLE_IDS")?,
+            allow_secret_writes: env.flag("ALLOW_SECRET_WRITES", false)?,
+            frontend_variable_name: env.name("FRONTEND_VARIABLE_NAME", "FRONTEND_BASE_URL")?,
+            api_base_secret_name: env.name("API_BASE_SECRET_NAME", "VITE_API_BASE")?,
+            verify_urls: env.verify_urls("VERIFY_URLS")?,
             aws_region: env.string("AWS_REGION").or_else(|| env.string("AWS_DEFAULT_REGION")),
             github_repos: env.repo_scope("GITHUB_REPOS", "GITHUB_REPO")?,
             routes_file: env.string("ROUTES_FILE").map(PathBuf::from),
@@ -248,6 +268,13 @@ impl Config {
         }
         missing
     }
+}
+
+/// One endpoint of `VERIFY_URLS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyUrl {
+    pub name: String,
+    pub url: Url,
 }
 
 /// A group of settings that one feature needs together.
@@ -403,6 +430,54 @@ impl Env<'_> {
         Ok(Some(url))
     }
 
+    /// A GitHub Actions variable or secret name: letters, digits and `_`, not starting with a
+    /// digit nor with `GITHUB_`.
+    fn name(&self, var: &'static str, default: &str) -> Result<String, ConfigError> {
+        let v = self.string(var).unwrap_or_else(|| default.to_string());
+        let valid = !v.is_empty()
+            && v.len() <= 100
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !v.starts_with(|c: char| c.is_ascii_digit())
+            && !v.to_ascii_uppercase().starts_with("GITHUB_");
+        if valid {
+            Ok(v)
+        } else {
+            Err(ConfigError::Invalid {
+                var,
+                reason: format!(
+                    "`{v}` is not a GitHub Actions variable or secret name (letters, digits, _; not GITHUB_…)"
+                ),
+            })
+        }
+    }
+
+    /// `name=url,…` with http(s) URLs and distinct names.
+    fn verify_urls(&self, var: &'static str) -> Result<Vec<VerifyUrl>, ConfigError> {
+        let mut out: Vec<VerifyUrl> = Vec::new();
+        for entry in self.list(var).unwrap_or_default() {
+            let Some((name, url)) = entry.split_once('=') else {
+                return Err(ConfigError::Invalid { var, reason: format!("`{entry}` is not name=url") });
+            };
+            let name = name.trim();
+            if name.is_empty() || name.len() > 64 {
+                return Err(ConfigError::Invalid {
+                    var,
+                    reason: format!("`{entry}` needs a name of 1 to 64 characters"),
+                });
+            }
+            let url = Url::parse(url.trim())
+                .map_err(|e| ConfigError::Invalid { var, reason: format!("the URL of `{name}` is not a URL: {e}") })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid { var, reason: format!("the URL of `{name}` must be http or https") });
+            }
+            if out.iter().any(|v| v.name == name) {
+                return Err(ConfigError::Invalid { var, reason: format!("`{name}` is named twice") });
+            }
+            out.push(VerifyUrl { name: name.to_string(), url });
+        }
+        Ok(out)
+    }
+
     fn log_level(&self, var: &'static str) -> Result<String, ConfigError> {
         let v = self.string(var).unwrap_or_else(|| "info".into()).to_ascii_lowercase();
         match v.as_str() {
@@ -448,6 +523,27 @@ mod tests {
     }
 
     #[test]
+    fn runbook_settings_default_and_parse() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.deploy_workflow.as_str(), c.deploy_ref.as_str()), ("client-deploy.yml", "main"));
+        assert!(c.deploy_role_ids.is_empty() && !c.allow_secret_writes && c.verify_urls.is_empty());
+        assert_eq!(
+            (c.frontend_variable_name.as_str(), c.api_base_secret_name.as_str()),
+            ("FRONTEND_BASE_URL", "VITE_API_BASE")
+        );
+        let c = config(&[
+            ("VERIFY_URLS", "frontend=https://app.example.com/, api = http://10.0.0.5:8080/health"),
+            ("ALLOW_SECRET_WRITES", "true"),
+            ("DEPLOY_ROLE_IDS", "42"),
+        ])
+        .unwrap();
+        let names: Vec<_> = c.verify_urls.iter().map(|v| (v.name.as_str(), v.url.as_str())).collect();
+        assert_eq!(names, [("frontend", "https://app.example.com/"), ("api", "http://10.0.0.5:8080/health")]);
+        assert!(c.allow_secret_writes);
+        assert_eq!(c.deploy_role_ids, [42]);
+    }
+
+    #[test]
     fn lambda_defaults_to_dynamodb() {
         let c = config(&[("AWS_LAMBDA_FUNCTION_NAME", "valine-orchestrator-discord-dev")]).unwrap();
         assert_eq!(c.store, StoreKind::DynamoDb);
@@ -478,6 +574,14 @@ mod tests {
             ("DISCORD_API_BASE", "ftp://x"),
             ("GITHUB_API_BASE", "::"),
             ("LOG_LEVEL", "loud"),
+            ("DEPLOY_ROLE_IDS", "ops"),
+            ("ALLOW_SECRET_WRITES", "sure"),
+            ("FRONTEND_VARIABLE_NAME", "GITHUB_X"),
+            ("API_BASE_SECRET_NAME", "has space"),
+            ("VERIFY_URLS", "api"),
+            ("VERIFY_URLS", "api=ftp://x"),
+            ("VERIFY_URLS", "=https://x"),
+            ("VERIFY_URLS", "a=https://x,a=https://y"),
         ];
         for (var, value) in cases {
             let err = config(&[(var, value)]).unwrap_err();

@@ -23,9 +23,22 @@ pub const LOG_TAIL_LINES: usize = 15;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Subject {
-    Workflow { workflow: String, branch: String },
-    Deployment { environment: String },
+    Workflow {
+        workflow: String,
+        branch: String,
+    },
+    Deployment {
+        environment: String,
+    },
+    /// A `VERIFY_URLS` endpoint checked by the tick: opens after [`ENDPOINT_STRIKES`] failed
+    /// checks in a row.
+    Endpoint {
+        endpoint: String,
+    },
 }
+
+/// Failed health checks in a row that open an "endpoint unhealthy" incident.
+pub const ENDPOINT_STRIKES: u32 = 2;
 
 /// The incident key: subject, repository and the channel it is routed to (each channel its own
 /// incident).
@@ -42,6 +55,14 @@ impl IncidentKey {
             channel_id,
             repository: repository.to_string(),
             subject: Subject::Workflow { workflow: workflow.to_string(), branch: branch.to_string() },
+        }
+    }
+
+    pub fn endpoint(channel_id: u64, repository: &str, endpoint: &str) -> Self {
+        Self {
+            channel_id,
+            repository: repository.to_string(),
+            subject: Subject::Endpoint { endpoint: endpoint.to_string() },
         }
     }
 
@@ -62,6 +83,9 @@ impl IncidentKey {
             Subject::Deployment { environment } => {
                 format!("deploy\u{1f}{}\u{1f}{}\u{1f}{environment}", self.channel_id, self.repository)
             }
+            Subject::Endpoint { endpoint } => {
+                format!("endpoint\u{1f}{}\u{1f}{}\u{1f}{endpoint}", self.channel_id, self.repository)
+            }
         }
     }
 
@@ -77,6 +101,7 @@ impl IncidentKey {
         match &self.subject {
             Subject::Workflow { workflow, .. } => workflow.clone(),
             Subject::Deployment { environment } => format!("deploy:{environment}"),
+            Subject::Endpoint { endpoint } => format!("endpoint:{endpoint}"),
         }
     }
 
@@ -85,6 +110,7 @@ impl IncidentKey {
         match &self.subject {
             Subject::Workflow { branch, .. } => branch,
             Subject::Deployment { environment } => environment,
+            Subject::Endpoint { .. } => "health",
         }
     }
 }
@@ -289,6 +315,9 @@ pub struct Incident {
     /// When this item was last written.
     #[serde(default)]
     pub updated_at: u64,
+    /// Failed health checks in a row while nothing is open (endpoint incidents only).
+    #[serde(default)]
+    pub strikes: u32,
 }
 
 impl Incident {
@@ -318,6 +347,7 @@ impl Incident {
             mention_role: None,
             history: Vec::new(),
             updated_at: 0,
+            strikes: 0,
         }
     }
 
@@ -416,6 +446,20 @@ pub fn decide(current: Option<&Incident>, obs: &Observation, now: u64, policy: P
     if current.is_some() && obs.run.order <= base.latest {
         return Decision::nothing("not newer than what this incident has seen");
     }
+    // A health check: one failure is a strike, not yet an incident; a pass with nothing open and
+    // no strike changes nothing (no write per tick per healthy endpoint).
+    if matches!(obs.key.subject, Subject::Endpoint { .. }) && !base.open {
+        match obs.outcome {
+            Outcome::Failure if base.strikes + 1 < ENDPOINT_STRIKES => {
+                let mut next = base.next_version(now);
+                next.latest = obs.run.order;
+                next.strikes = base.strikes + 1;
+                return Decision { next: Some(next), action: Action::Record };
+            }
+            Outcome::Success if base.strikes == 0 => return Decision::nothing("healthy, and nothing open"),
+            _ => {}
+        }
+    }
     let mut next = base.next_version(now);
     next.latest = obs.run.order;
     // A flip is a change of outcome against the previous newest observation; flips outlive a
@@ -451,6 +495,7 @@ pub fn decide(current: Option<&Incident>, obs: &Observation, now: u64, policy: P
             }
             // A new streak.
             next.open = true;
+            next.strikes = 0;
             next.streak += 1;
             next.opened_at = now;
             next.failures = 1;
@@ -473,6 +518,7 @@ pub fn decide(current: Option<&Incident>, obs: &Observation, now: u64, policy: P
         }
         Outcome::Success => {
             next.latest_passing = false;
+            next.strikes = 0;
             if !base.open {
                 return Decision { next: Some(next), action: Action::Record };
             }
@@ -621,7 +667,17 @@ fn run_label(run: &RunRef) -> String {
 pub fn render(incident: &Incident, now: u64) -> Message {
     let key = &incident.key;
     let failing = incident.latest_failure.as_ref().or(incident.first_failure.as_ref());
-    let (title, colour) = if !incident.open {
+    let endpoint = match &key.subject {
+        Subject::Endpoint { endpoint } => Some(endpoint.as_str()),
+        _ => None,
+    };
+    let (title, colour) = if let Some(e) = endpoint.filter(|_| !incident.flapping) {
+        if incident.open {
+            (format!("❌ Endpoint unhealthy: {e}"), RED)
+        } else {
+            (format!("✅ Resolved: {e} is healthy"), GREEN)
+        }
+    } else if !incident.open {
         (format!("✅ Resolved: {} on {}", key.name(), key.scope()), GREEN)
     } else if incident.flapping {
         (format!("🔁 Flapping: {} on {}", key.name(), key.scope()), AMBER)
@@ -637,6 +693,12 @@ pub fn render(incident: &Incident, now: u64) -> Message {
             embed = embed.field("Workflow", workflow, true).field("Branch", branch, true);
         }
         Subject::Deployment { environment } => embed = embed.field("Environment", environment, true),
+        Subject::Endpoint { endpoint } => {
+            embed = embed.field("Endpoint", endpoint, true);
+            if let Some(u) = failing.and_then(|r| r.url.as_deref()) {
+                embed = embed.field("URL", u, false);
+            }
+        }
     }
     if let Some(run) = failing {
         if let Some(c) = &run.commit {
@@ -645,11 +707,13 @@ pub fn render(incident: &Incident, now: u64) -> Message {
         if let Some(a) = &run.actor {
             embed = embed.field("Actor", a, true);
         }
-        embed = embed.field("Conclusion", &run.conclusion, true);
-        let name = if incident.failures > 1 { "Latest failing run" } else { "Run" };
-        embed = embed.field(name, run_label(run), true);
-        if let Some(u) = &run.url {
-            embed = embed.url(u);
+        embed = embed.field(if endpoint.is_some() { "Problem" } else { "Conclusion" }, &run.conclusion, true);
+        if endpoint.is_none() {
+            let name = if incident.failures > 1 { "Latest failing run" } else { "Run" };
+            embed = embed.field(name, run_label(run), true);
+            if let Some(u) = &run.url {
+                embed = embed.url(u);
+            }
         }
     }
     if incident.failures > 1 {
@@ -1132,5 +1196,56 @@ mod tests {
         assert_eq!(w.mttr_secs, Some(10_060 - 1_000));
         assert_eq!(w.mttd_secs, Some((10_000 - 1_000 + 10_120 - 1_000) / 2));
         assert!(super::stats(&[s], 20_000).is_empty(), "nothing opened since");
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    fn check(outcome: Outcome, at: u64) -> Observation {
+        Observation {
+            key: IncidentKey::endpoint(9, "acme/widget", "api"),
+            outcome,
+            run: RunRef {
+                order: Order::new(at, 0),
+                conclusion: if outcome == Outcome::Failure { "answered 500".into() } else { "healthy".into() },
+                url: Some("https://api.example.com/health".into()),
+                completed_at: at,
+                ..RunRef::default()
+            },
+        }
+    }
+
+    #[test]
+    fn two_failed_checks_in_a_row_open_and_a_pass_resolves() {
+        let p = Policy::default();
+        assert_eq!(
+            decide(None, &check(Outcome::Success, 100), 100, p).action,
+            Action::Nothing("healthy, and nothing open")
+        );
+        let one = decide(None, &check(Outcome::Failure, 100), 100, p);
+        assert_eq!(one.action, Action::Record);
+        let one = one.next.unwrap();
+        assert!(!one.open && one.strikes == 1);
+        // a pass in between clears the strike
+        let cleared = decide(Some(&one), &check(Outcome::Success, 400), 400, p).next.unwrap();
+        assert_eq!((cleared.open, cleared.strikes), (false, 0));
+        let again = decide(Some(&cleared), &check(Outcome::Failure, 700), 700, p).next.unwrap();
+        let two = decide(Some(&again), &check(Outcome::Failure, 1000), 1000, p);
+        assert_eq!(two.action, Action::Post);
+        let mut open = two.next.unwrap();
+        assert!(open.open && open.strikes == 0);
+        let shown = render(&open, 1000).to_json().to_string();
+        assert!(shown.contains("Endpoint unhealthy: api") && shown.contains("answered 500"), "{shown}");
+        assert!(!shown.contains("Re-run"), "{shown}");
+        assert!(shown.contains("Acknowledge"));
+        open.message = Some(MessageRef { channel_id: 9, message_id: 1, posted_at: 1000, guild_id: None });
+        let resolved = decide(Some(&open), &check(Outcome::Success, 1300), 1300, p);
+        assert_eq!(resolved.action, Action::Resolve);
+        let shown = render(resolved.next.as_ref().unwrap(), 1300).to_json().to_string();
+        assert!(shown.contains("Resolved: api is healthy"), "{shown}");
+        // an older check arriving late changes nothing
+        assert!(decide(resolved.next.as_ref(), &check(Outcome::Failure, 1200), 1300, p).next.is_none());
     }
 }

@@ -11,14 +11,15 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 use valine_clients::discord_api::Discord;
 use valine_clients::github_api::GitHub;
+use valine_clients::probe::{HttpProbe, Probe};
 use valine_domain::config::{Config, Feature, Secret};
 use valine_domain::metrics::Metrics;
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_service::alerting::Alerter;
-use valine_service::diagnose::{correlation_ids_in, progress_message};
+use valine_service::diagnose::{correlation_ids_in, progress_message_with};
 use valine_service::http::{HttpRequest, HttpResponse};
 use valine_service::incidents::{IncidentDesk, Observed, TickReport};
-use valine_store::{RunRecord, StoreError, Stores};
+use valine_store::{Followed, RunRecord, StoreError, Stores};
 
 use crate::events::{self, Decision};
 use crate::verify;
@@ -67,6 +68,8 @@ pub struct App {
     github: Option<Arc<dyn GitHub>>,
     /// `ROUTES_FILE`, read and checked at start.
     pub file_routes: Vec<Route>,
+    /// The `VERIFY_URLS` checks after a successful `/deploy-client` run.
+    pub probe: Arc<dyn Probe>,
 }
 
 impl std::fmt::Debug for App {
@@ -114,6 +117,7 @@ impl App {
             metrics: parts.metrics,
             github: None,
             file_routes,
+            probe: Arc::new(HttpProbe::default()),
         })
     }
 
@@ -149,12 +153,17 @@ impl App {
         let mut trace = TraceRecorder::new(TRACE_USER, "tick".to_string());
         let span = tracing::info_span!("tick", trace_id = %trace.trace_id(), cmd = "tick");
         let deadline = Instant::now() + TICK_BUDGET;
+        let trace_id = trace.trace_id().to_string();
         async {
             let gaps = self.fill_gaps(&mut trace, deadline).await;
-            let mut report = self.incidents.tick(valine_domain::clock::now_secs(), deadline).await;
+            let now = valine_domain::clock::now_secs();
+            let mut report = self.incidents.tick(now, deadline).await;
             report.redelivered = gaps.redelivered;
             report.repaired = gaps.repaired;
             report.errors.extend(gaps.errors);
+            if !self.config.verify_urls.is_empty() {
+                self.health_tick(&mut report, &trace_id, now, deadline).await;
+            }
             report
         }
         .instrument(span)
@@ -281,7 +290,48 @@ impl App {
                 report.repaired += 1;
                 tracing::warn!(repo = %repo, run_id, alerts = ?alerts, "gap filled: a run's outcome had not reached its incident");
             } else if handled.retryable_failure {
-                report.errors.push(failed("compare runs", handled.body["error"].as_str().unwrap_or("failed").to_string()));
+                report
+                    .errors
+                    .push(failed("compare runs", handled.body["error"].as_str().unwrap_or("failed").to_string()));
+            }
+        }
+    }
+
+    /// The `VERIFY_URLS` checks of the tick: each endpoint is an observation of its own incident,
+    /// which opens after two failed checks in a row and resolves on a pass (see
+    /// `valine_domain::incident::decide`).
+    pub async fn health_tick(&self, report: &mut TickReport, trace_id: &str, now: u64, deadline: Instant) {
+        use valine_domain::incident::{IncidentKey, Observation, Order, Outcome, RunRef};
+        let checks = valine_service::verify::run_checks(self.probe.as_ref(), &self.config.verify_urls).await;
+        let repository = self.config.github_repo.as_ref().map_or_else(|| "valine".to_string(), |r| r.to_string());
+        for check in checks {
+            report.checked += 1;
+            let problem = check.problem();
+            if problem.is_some() {
+                report.unhealthy += 1;
+            }
+            tracing::info!(endpoint = %check.name, status = check.answer.status.unwrap_or(0), latency_ms = check.answer.latency_ms, healthy = problem.is_none(), "endpoint checked");
+            let mut key = IncidentKey::endpoint(0, &repository, &check.name);
+            let gate = format!("{repository}|endpoint:{}|health", check.name);
+            match self.incidents.channel(&gate) {
+                Ok(channel) => key.channel_id = channel,
+                Err(_) => continue,
+            }
+            let obs = Observation {
+                key,
+                outcome: if problem.is_some() { Outcome::Failure } else { Outcome::Success },
+                run: RunRef {
+                    // Milliseconds: two ticks in one second are still ordered.
+                    order: Order::new(valine_domain::clock::now_millis(), 0),
+                    conclusion: problem.unwrap_or_else(|| "healthy".into()),
+                    url: Some(check.url.clone()),
+                    completed_at: now,
+                    trace_id: trace_id.to_string(),
+                    ..RunRef::default()
+                },
+            };
+            if let Observed::Failed { error, .. } = self.incidents.observe(&obs, deadline).await {
+                report.errors.push(error);
             }
         }
     }
@@ -751,18 +801,36 @@ impl App {
         self.alerter.raise(&alert, deadline).await;
     }
 
-    /// Whether `run` can be a `/diagnose` run at all: dispatched, of `DIAGNOSE_WORKFLOW`, in
-    /// `GITHUB_REPO` or `GITHUB_REPOS` (`/diagnose repo:`). Anything else (a pull request titled
-    /// with a correlation id, say) never touches a diagnose message.
+    /// Whether `run` can be a followed run at all (`/diagnose`, `/deploy-client`): dispatched, of
+    /// `DIAGNOSE_WORKFLOW` or `DEPLOY_WORKFLOW`, in `GITHUB_REPO` or `GITHUB_REPOS` (`/diagnose
+    /// repo:`). Anything else (a pull request titled with a correlation id, say) never touches a
+    /// followed message.
     fn is_diagnose_run(&self, run: &RunRecord) -> bool {
-        let wanted = self.config.diagnose_workflow.as_str();
+        !self.followed_kinds(run).is_empty()
+    }
+
+    /// Which commands' workflow `run` is (both, when they dispatch the same workflow).
+    fn followed_kinds(&self, run: &RunRecord) -> Vec<Followed> {
         let file = run.workflow_path.rsplit('/').next().unwrap_or("");
-        run.event == "workflow_dispatch"
-            && (file.eq_ignore_ascii_case(wanted)
+        let is = |wanted: &str| {
+            file.eq_ignore_ascii_case(wanted)
                 || run.workflow_name.eq_ignore_ascii_case(wanted)
-                || run.workflow_id.to_string() == wanted)
-            && (self.config.github_repo.as_ref().is_some_and(|r| r.to_string().eq_ignore_ascii_case(&run.repository))
-                || self.config.github_repos.admits_delivery(&run.repository))
+                || run.workflow_id.to_string() == wanted
+        };
+        let ours = run.event == "workflow_dispatch"
+            && (self.config.github_repo.as_ref().is_none_or(|r| r.to_string().eq_ignore_ascii_case(&run.repository))
+                || self.config.github_repos.admits_delivery(&run.repository));
+        if !ours {
+            return Vec::new();
+        }
+        let mut kinds = Vec::new();
+        if is(&self.config.diagnose_workflow) {
+            kinds.push(Followed::Diagnose);
+        }
+        if is(&self.config.deploy_workflow) {
+            kinds.push(Followed::Deploy);
+        }
+        kinds
     }
 
     /// Edits the `/diagnose` message of a pending correlation named in the run's title. `None`
@@ -787,8 +855,27 @@ impl App {
                     continue;
                 }
             };
+            if !self.followed_kinds(run).contains(&correlation.kind) {
+                // A correlation of the other command named in this run's title: not ours to edit.
+                continue;
+            }
             rec.set_correlation_id(&id);
-            let body = progress_message(&correlation, Some(run)).to_json();
+            // A successful deploy is verified before it is called done.
+            let checks = if correlation.kind == Followed::Deploy
+                && run.status == "completed"
+                && run.conclusion.as_deref() == Some("success")
+                && !self.config.verify_urls.is_empty()
+            {
+                let t = rec.start("verify.endpoints");
+                let checks = valine_service::verify::run_checks(self.probe.as_ref(), &self.config.verify_urls).await;
+                let healthy = checks.iter().filter(|c| c.healthy()).count();
+                let status = if healthy == checks.len() { StepStatus::Ok } else { StepStatus::Error };
+                rec.finish(t, status, Some(format!("{healthy}/{} healthy", checks.len())));
+                Some(checks)
+            } else {
+                None
+            };
+            let body = progress_message_with(&correlation, Some(run), checks.as_deref()).to_json();
             let discord = self.discord.clone();
             let budget = PROGRESS_EDIT_BUDGET.min(deadline.saturating_duration_since(Instant::now()));
             let edited = rec

@@ -498,6 +498,8 @@ async fn pending_diagnose(h: &Harness) {
             expires_at: now + 600,
             frontend_url: Some("https://app.example.com/".into()),
             api_base: None,
+            kind: Default::default(),
+            git_ref: None,
         })
         .await
         .unwrap();
@@ -696,4 +698,124 @@ async fn store_down_raises_one_store_alert_and_invites_a_redelivery() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = deliver(&a, "push", "d-93", &json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn a_successful_deploy_run_is_verified_on_its_message() {
+    let endpoints = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "ready"})))
+        .expect(1)
+        .mount(&endpoints)
+        .await;
+    let urls = format!("api={}/health", endpoints.uri());
+    let h = Harness::new(&[("ENABLE_ALERTS", "false"), ("VERIFY_URLS", &urls)]).await;
+    let edit = "/api/v10/webhooks/1290463189401731073/deploy-token/messages/@original";
+    Mock::given(method("PATCH"))
+        .and(path(edit))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1", "channel_id": "2"})))
+        .expect(2)
+        .mount(&h.discord)
+        .await;
+    let correlation = "0b7e3c1d-5a2f-4e6b-8c9d-aabbccddeeff";
+    let now = valine_domain::clock::now_secs();
+    h.app
+        .stores
+        .runs
+        .put_correlation(&DiagnoseCorrelation {
+            correlation_id: correlation.into(),
+            application_id: 1290463189401731073,
+            interaction_token: "deploy-token".into(),
+            user_id: "42".into(),
+            trace_id: "t-deploy".into(),
+            created_at: now,
+            expires_at: now + 600,
+            frontend_url: None,
+            api_base: Some("https://api.example.com/".into()),
+            kind: valine_store::Followed::Deploy,
+            git_ref: Some("main".into()),
+        })
+        .await
+        .unwrap();
+    let deploy_run = |status: &str, conclusion: Option<&str>, updated: &str| {
+        let mut r = run(950, status, conclusion, "main", &format!("client deploy {correlation}"), updated);
+        r["workflow_run"]["event"] = json!("workflow_dispatch");
+        r["workflow_run"]["path"] = json!(".github/workflows/client-deploy.yml");
+        r
+    };
+    let (_, body) = h.deliver("workflow_run", "d-95", &deploy_run("in_progress", None, "2026-11-22T14:00:30Z")).await;
+    assert_eq!(body["diagnose"], "updated", "{body}");
+    let (_, body) =
+        h.deliver("workflow_run", "d-96", &deploy_run("completed", Some("success"), "2026-11-22T14:03:05Z")).await;
+    assert_eq!(body["diagnose"], "updated", "{body}");
+    let edits: Vec<String> = h
+        .discord
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == edit)
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .collect();
+    assert!(edits[0].contains("Deploy client") && edits[0].contains("Running") && !edits[0].contains("Verify"));
+    let last = &edits[1];
+    assert!(last.contains("Finished: success") && last.contains("Verify: all endpoints healthy"), "{last}");
+    assert!(last.contains("✅ **api** · 200") && last.contains("`ready`"), "{last}");
+}
+
+#[tokio::test]
+async fn two_failed_health_checks_in_a_row_open_an_incident_and_a_pass_resolves_it() {
+    let endpoints = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"status": "down"})))
+        .up_to_n_times(3)
+        .mount(&endpoints)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "healthy"})))
+        .mount(&endpoints)
+        .await;
+    let urls = format!("api={}/health", endpoints.uri());
+    let h = Harness::new(&[("VERIFY_URLS", &urls), ("GITHUB_REPO", "acme/widget")]).await;
+    accept_posts(&h.discord).await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v10/channels/{ALERT_CHANNEL}/messages/1400000000000000001")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "1400000000000000001", "channel_id": ALERT_CHANNEL.to_string()})),
+        )
+        .mount(&h.discord)
+        .await;
+    let first = h.app.tick().await;
+    assert_eq!((first.checked, first.unhealthy), (1, 1));
+    assert!(h.alert_posts().await.is_empty(), "one failed check is not yet an incident");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    h.app.tick().await;
+    let posts = h.alert_posts().await;
+    assert_eq!(posts.len(), 1);
+    let shown = posts[0].to_string();
+    assert!(shown.contains("Endpoint unhealthy: api") && shown.contains("answered 503"), "{shown}");
+    assert!(shown.contains("Acknowledge") && !shown.contains("Re-run"), "{shown}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    h.app.tick().await;
+    assert_eq!(h.alert_posts().await.len(), 1, "a third failure edits, it does not post again");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let healthy = h.app.tick().await;
+    assert_eq!(healthy.unhealthy, 0);
+    let posts = h.alert_posts().await;
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert!(posts[1].to_string().contains("Resolved"), "{}", posts[1]);
+    let edits: Vec<String> = h
+        .discord
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "PATCH")
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .collect();
+    assert!(edits.last().unwrap().contains("Resolved: api is healthy"), "{edits:?}");
 }

@@ -1,8 +1,11 @@
-//! `/diagnose` progress: the message both handlers render, from "dispatched" to "finished", and
-//! how a workflow run is matched to its pending correlation (the id in the run's name).
+//! Dispatch and follow, shared by `/diagnose` and `/deploy-client`: the progress message both
+//! handlers render, from "dispatched" to "finished", and how a workflow run is matched to its
+//! pending correlation (the id in the run's name).
 
 use valine_domain::message::{Embed, Message};
-use valine_store::{DiagnoseCorrelation, RunRecord};
+use valine_store::{DiagnoseCorrelation, Followed, RunRecord};
+
+use crate::verify::{EndpointCheck, checks_text};
 
 /// How long a correlation (and the interaction token it carries) stays usable. Discord's
 /// interaction tokens live 15 minutes.
@@ -10,6 +13,23 @@ pub const CORRELATION_TTL_SECS: u64 = 14 * 60;
 
 /// The progress message for a correlation, before (`run` is `None`) or after its run appeared.
 pub fn progress_message(c: &DiagnoseCorrelation, run: Option<&RunRecord>) -> Message {
+    progress_message_with(c, run, None)
+}
+
+/// What the message of a followed run is titled.
+pub fn title(kind: Followed) -> &'static str {
+    match kind {
+        Followed::Diagnose => "🧪 Diagnose",
+        Followed::Deploy => "🚀 Deploy client",
+    }
+}
+
+/// The progress message, with the endpoint checks run after a successful deploy.
+pub fn progress_message_with(
+    c: &DiagnoseCorrelation,
+    run: Option<&RunRecord>,
+    checks: Option<&[EndpointCheck]>,
+) -> Message {
     let (status, colour) = match run {
         None => ("⏳ Dispatched — waiting for the run to start".to_string(), 0x95_A5_A6),
         Some(r) => match (r.status.as_str(), r.conclusion.as_deref()) {
@@ -20,7 +40,7 @@ pub fn progress_message(c: &DiagnoseCorrelation, run: Option<&RunRecord>) -> Mes
             (other, _) => (format!("🕒 {}", if other == "queued" { "Queued" } else { other }), 0xF2_C7_44),
         },
     };
-    let mut embed = Embed::new("🧪 Diagnose").colour(colour).field("Status", status, false).field(
+    let mut embed = Embed::new(title(c.kind)).colour(colour).field("Status", status, false).field(
         "Requested by",
         format!("<@{}>", c.user_id),
         true,
@@ -32,11 +52,19 @@ pub fn progress_message(c: &DiagnoseCorrelation, run: Option<&RunRecord>) -> Mes
             embed = embed.field("Duration", valine_domain::clock::duration(r.updated_at.saturating_sub(start)), true);
         }
     }
+    if let Some(r) = &c.git_ref {
+        embed = embed.field("Ref", format!("`{r}`"), true);
+    }
     if let Some(u) = &c.frontend_url {
         embed = embed.field("Frontend", u, false);
     }
     if let Some(u) = &c.api_base {
         embed = embed.field("API base", u, false);
+    }
+    if let Some(checks) = checks.filter(|c| !c.is_empty()) {
+        let all = checks.iter().all(EndpointCheck::healthy);
+        let name = if all { "Verify: all endpoints healthy" } else { "Verify: problems found" };
+        embed = embed.field(name, checks_text(checks), false);
     }
     embed = embed.field("Correlation", format!("`{}`", c.correlation_id), true).field(
         "Trace",
@@ -82,6 +110,8 @@ mod tests {
             expires_at: 900,
             frontend_url: Some("https://example.com".into()),
             api_base: None,
+            kind: Default::default(),
+            git_ref: None,
         }
     }
 

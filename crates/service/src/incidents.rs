@@ -111,6 +111,9 @@ pub struct TickReport {
     pub redelivered: usize,
     /// Completed runs whose outcome had not reached their incident (gap filling).
     pub repaired: usize,
+    /// `VERIFY_URLS` endpoints checked, and how many failed their check.
+    pub checked: usize,
+    pub unhealthy: usize,
     pub errors: Vec<String>,
 }
 

@@ -10,3 +10,4 @@ pub mod lambda;
 pub mod routing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod verify;

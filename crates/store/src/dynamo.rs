@@ -300,6 +300,9 @@ fn audit_item(r: &AuditRecord) -> Item {
     if let Some(v) = &r.target_user {
         item.insert("target_user".into(), s(v));
     }
+    if let Some(v) = &r.target {
+        item.insert("target".into(), s(v));
+    }
     if let Some(v) = &r.message_fingerprint {
         item.insert("message_fingerprint".into(), s(v));
     }
@@ -327,6 +330,7 @@ fn audit_from_item(item: &Item) -> StoreResult<AuditRecord> {
         command: get_s(item, "command")?,
         target_channel: opt_s(item, "target_channel"),
         target_user: opt_s(item, "target_user"),
+        target: opt_s(item, "target"),
         message_fingerprint: opt_s(item, "message_fingerprint"),
         message_digest: opt_s(item, "message_digest"),
         timestamp: get_n(item, "timestamp")?,

@@ -165,7 +165,7 @@ pub fn workflow_key(repository: &str, workflow_id: u64) -> String {
     format!("{repository}#{workflow_id}")
 }
 
-/// A pending `/diagnose`: how to reach its deferred Discord message.
+/// A pending `/diagnose` or `/deploy-client`: how to reach the message that follows its run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiagnoseCorrelation {
     pub correlation_id: String,
@@ -180,6 +180,21 @@ pub struct DiagnoseCorrelation {
     pub frontend_url: Option<String>,
     #[serde(default)]
     pub api_base: Option<String>,
+    /// Which command dispatched the run (older items are `/diagnose`'s).
+    #[serde(default)]
+    pub kind: Followed,
+    /// The ref dispatched on, when the command chose it.
+    #[serde(default)]
+    pub git_ref: Option<String>,
+}
+
+/// A dispatched workflow whose run a message follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Followed {
+    #[default]
+    Diagnose,
+    Deploy,
 }
 
 /// Workflow runs and diagnose correlations.

@@ -206,6 +206,7 @@ mod cases {
     pub async fn audit_round_trip_with_unicode_and_large_metadata(s: Stores) {
         let mut r = record("80351110224678912", now_secs(), AuditResult::Posted);
         r.target_channel = Some("1184576487578214464".into());
+        r.target = Some("FRONTEND_BASE_URL".into());
         r.message_fingerprint = Some("…abcd".into());
         r.message_digest = Some("ab".repeat(32));
         let mut metadata = BTreeMap::new();
@@ -458,6 +459,8 @@ mod cases {
             expires_at: now + 900,
             frontend_url: Some("https://example.com/ünï".into()),
             api_base: None,
+            kind: valine_store::Followed::Deploy,
+            git_ref: Some("release/1.x".into()),
         };
         s.runs.put_correlation(&c).await.unwrap();
         assert_eq!(s.runs.get_correlation("diag-1").await.unwrap(), Some(c.clone()));
@@ -733,6 +736,8 @@ async fn every_method_is_unavailable(port: u16) {
         expires_at: now + 10,
         frontend_url: None,
         api_base: None,
+        kind: Default::default(),
+        git_ref: None,
     };
     let pending = PendingConfirmation {
         id: "p".into(),

@@ -16,7 +16,7 @@ use valine_domain::clock::{now_secs, rfc3339_millis};
 use valine_domain::config::RepoName;
 
 use super::feed::Feed;
-use crate::github_api::{Actor, GitHub, GitHubError, Job, JobStep, Workflow, WorkflowRun};
+use crate::github_api::{Actor, GitHub, GitHubError, Job, JobStep, SecretWrite, VariableWrite, Workflow, WorkflowRun};
 
 /// Where the fake's deliveries go.
 #[async_trait]
@@ -100,6 +100,8 @@ struct State {
     older_running: Option<u64>,
     /// The newest scenario failure's number.
     last_failure: Option<u64>,
+    /// Names of the repository variables and secrets written, to answer created or updated.
+    written: std::collections::HashSet<String>,
 }
 
 struct Inner {
@@ -212,6 +214,7 @@ impl Inner {
             updated_at: Some(ts(started + took)),
             run_started_at: Some(ts(started + 4)),
             run_number: number,
+            run_attempt: 1,
             workflow_id,
             event: event.to_string(),
             actor: Some(Actor { login: actor.to_string() }),
@@ -651,6 +654,26 @@ impl GitHub for FakeGitHub {
         progress(self.inner.clone(), run_id, "success");
         Ok(())
     }
+
+    async fn set_variable(&self, repo: &RepoName, name: &str, value: &str) -> Result<VariableWrite, GitHubError> {
+        self.inner.check_repo(repo)?;
+        let created = self.inner.lock().written.insert(format!("variable:{name}"));
+        self.received("variable", json!({"name": name, "value": value, "created": created}));
+        Ok(if created { VariableWrite::Created } else { VariableWrite::Updated })
+    }
+
+    /// The panel shows the secret's name and length, never its value.
+    async fn set_secret(
+        &self,
+        repo: &RepoName,
+        name: &str,
+        value: &valine_domain::config::Secret,
+    ) -> Result<SecretWrite, GitHubError> {
+        self.inner.check_repo(repo)?;
+        let created = self.inner.lock().written.insert(format!("secret:{name}"));
+        self.received("secret", json!({"name": name, "length": value.expose().len(), "created": created}));
+        Ok(if created { SecretWrite::Created } else { SecretWrite::Updated })
+    }
 }
 
 #[cfg(test)]
@@ -696,6 +719,25 @@ mod tests {
         let other = RepoName { owner: "acme".into(), name: "widget".into() };
         assert!(matches!(gh.list_workflows(&other).await, Err(GitHubError::Status { status: 404, .. })));
         assert!(gh.list_runs(&repo(), "nope.yml", 3).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn variable_and_secret_writes_show_in_the_panel_without_the_secret() {
+        let feed = Feed::new();
+        let gh = FakeGitHub::new(feed.clone(), repo());
+        let url = "https://app.example.com/";
+        assert_eq!(gh.set_variable(&repo(), "FRONTEND_BASE_URL", url).await.unwrap(), VariableWrite::Created);
+        assert_eq!(gh.set_variable(&repo(), "FRONTEND_BASE_URL", url).await.unwrap(), VariableWrite::Updated);
+        let secret = valine_domain::config::Secret::new("https://api.example.com/v1");
+        assert_eq!(gh.set_secret(&repo(), "VITE_API_BASE", &secret).await.unwrap(), SecretWrite::Created);
+        let received = feed.of_kind("github");
+        assert_eq!(received[0]["what"], "variable");
+        assert_eq!(received[0]["detail"]["value"], url);
+        assert_eq!(received[2]["what"], "secret");
+        assert_eq!(received[2]["detail"]["name"], "VITE_API_BASE");
+        assert!(!received[2].to_string().contains("api.example.com"), "{}", received[2]);
+        let other = RepoName { owner: "evil".into(), name: "app".into() };
+        assert!(gh.set_variable(&other, "X", "y").await.is_err());
     }
 
     #[tokio::test]

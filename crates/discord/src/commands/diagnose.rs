@@ -4,17 +4,15 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use valine_domain::authz::authorize_diagnose;
-use valine_domain::clock::now_secs;
 use valine_domain::config::Feature;
 use valine_domain::message::Reply;
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_domain::url_guard::{UrlPolicy, check_url};
-use valine_service::diagnose::{CORRELATION_TTL_SECS, progress_message};
-use valine_store::DiagnoseCorrelation;
+use valine_store::Followed;
 
 use crate::ctx::Ctx;
+use crate::dispatch::{FollowRequest, dispatch_and_follow};
 use crate::interaction::Options;
 use crate::jobs::{Job, JobContext};
 use crate::services::Services;
@@ -117,7 +115,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     }
 }
 
-/// The job half: remember the correlation, dispatch, show "dispatched".
+/// The job half: dispatch and follow (see [`crate::dispatch`]).
 pub async fn run_job(
     services: &Services,
     rec: &mut TraceRecorder,
@@ -133,65 +131,29 @@ pub async fn run_job(
             return services.job_failed(rec, ctx, &format!("Nothing was dispatched: {reason}.")).await;
         }
     };
-    let (Some(github), Some(repo)) = (services.github.clone(), repo) else {
-        return;
-    };
     // The job trusts nothing it was handed: whoever can invoke the function could have sent it.
     if let Err(reason) = recheck(services, ctx, frontend_url.as_deref(), api_base.as_deref()) {
         rec.fail(&reason);
         tracing::warn!(reason = %reason, "a diagnose job failed its checks; nothing was dispatched");
         return services.job_failed(rec, ctx, &format!("Nothing was dispatched: {reason}.")).await;
     }
-    let now = now_secs();
-    let correlation = DiagnoseCorrelation {
-        correlation_id: correlation_id.clone(),
-        application_id: ctx.application_id,
-        interaction_token: ctx.token.clone(),
-        user_id: ctx.user_id.to_string(),
-        trace_id: rec.trace_id().to_string(),
-        created_at: now,
-        expires_at: now + CORRELATION_TTL_SECS,
-        frontend_url: frontend_url.clone(),
-        api_base: api_base.clone(),
+    let request = FollowRequest {
+        kind: Followed::Diagnose,
+        command: "/diagnose",
+        correlation_id,
+        workflow: services.config.diagnose_workflow.clone(),
+        git_ref: services.config.diagnose_ref.clone(),
+        inputs: vec![
+            ("frontend_url", frontend_url.clone().unwrap_or_default()),
+            ("api_base", api_base.clone().unwrap_or_default()),
+        ],
+        frontend_url,
+        api_base,
+        show_ref: false,
+        repo,
     };
-    let runs = services.stores.runs.clone();
-    if let Err(e) = rec.time("store.put_correlation", runs.put_correlation(&correlation)).await {
-        rec.fail(&e);
-        return services
-            .job_failed(rec, ctx, &format!("Diagnose was not dispatched: the store is unavailable ({e})."))
-            .await;
-    }
-    let inputs = json!({
-        "correlation_id": correlation_id,
-        "requester": format!("{} ({})", ctx.user_name, ctx.user_id),
-        "frontend_url": frontend_url.unwrap_or_default(),
-        "api_base": api_base.unwrap_or_default(),
-    });
-    let workflow = services.config.diagnose_workflow.clone();
-    let git_ref = services.config.diagnose_ref.clone();
-    let message = match rec.time("github.dispatch", github.dispatch(&repo, &workflow, &git_ref, &inputs)).await {
-        Ok(()) => {
-            tracing::info!(correlation_id = %correlation_id, workflow = %workflow, "diagnose dispatched");
-            progress_message(&correlation, None)
-        }
-        Err(e) => {
-            rec.fail(&e);
-            services
-                .internal_alert(
-                    "dispatch_failed",
-                    &format!("/diagnose could not dispatch {workflow}"),
-                    &e.to_string(),
-                    rec.trace_id(),
-                    &ctx.user_name,
-                    Duration::from_secs(5),
-                )
-                .await;
-            return services
-                .job_failed(rec, ctx, &format!("Could not dispatch `{workflow}` on `{git_ref}`: {e}"))
-                .await;
-        }
-    };
-    services.edit_original(rec, ctx, &message).await;
+    // Told to the caller already when it fails.
+    let _ = dispatch_and_follow(services, rec, ctx, request).await;
 }
 
 /// What the command checked, checked again in the job: the caller may still run `/diagnose`, and

@@ -2,11 +2,14 @@
 //! decides and acts through [`crate::ctx::Ctx`]. The registry (`crate::registry`) lists them.
 
 pub mod debug_last;
+pub mod deploy;
 pub mod diagnose;
 pub mod incidents;
 pub mod relay;
+pub mod secrets;
 pub mod status;
 pub mod subscribe;
+pub mod verify_latest;
 
 /// Kept for `valinectl register`: the registration JSON comes from the registry.
 pub mod definitions {

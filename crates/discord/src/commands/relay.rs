@@ -161,13 +161,32 @@ pub async fn run(ctx: &mut Ctx<'_>, Args { target, bad_id, message, confirm, eph
 }
 
 /// What replaces a preview once its button was pressed: the text, and no more buttons.
-fn settled(text: impl Into<String>) -> Reply {
+pub(crate) fn settled(text: impl Into<String>) -> Reply {
     Reply::Update(Message::text(text).replacing())
 }
 
-/// A Confirm or Cancel press on a relay preview. The id only names the stored confirmation,
-/// which is taken (once, by its owner) before anything happens.
+/// A Confirm or Cancel press on a preview. The id only names the stored confirmation, which is
+/// taken (once, by its owner) before anything happens; then the command that stored it carries
+/// on: a relay here, `/deploy-client`, `/set-frontend` and `/set-api-base` in their modules.
 pub async fn confirmation(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Reply {
+    let pending = match take(ctx, custom_id).await {
+        Ok(p) => p,
+        Err(answer) => return answer,
+    };
+    ctx.command = pending.command.clone();
+    let cancel = matches!(custom_id, CustomId::Cancel(_));
+    let command = pending.command.as_str();
+    if command == super::deploy::SPEC.slash() {
+        return super::deploy::confirmed(ctx, pending, cancel).await;
+    }
+    if command == super::secrets::FRONTEND.slash() || command == super::secrets::API_BASE.slash() {
+        return super::secrets::confirmed(ctx, pending, cancel).await;
+    }
+    relay_confirmed(ctx, pending, cancel).await
+}
+
+/// Takes the confirmation a press names, for its owner only; anything else is the answer.
+async fn take(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Result<PendingConfirmation, Reply> {
     let id = custom_id.id();
     let confirmations = ctx.services.stores.confirmations.clone();
     let user_id = ctx.user_id;
@@ -178,29 +197,32 @@ pub async fn confirmation(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Reply {
             confirmations.take_confirmation(id, user_id),
         )
         .await;
-    let pending = match taken {
-        Ok(Taken::Yours(p)) => p,
+    match taken {
+        Ok(Taken::Yours(p)) => Ok(p),
         Ok(Taken::Missing) => {
             let reason = "This confirmation expired or was already used. Run the command again.";
             let record = ctx.blocked_record().meta("confirmation", id);
             let text = ctx.blocked_text(reason, record).await;
-            return settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()));
+            Err(settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id())))
         }
         Ok(Taken::NotYours) => {
             // Someone else's preview: it stays for its owner, and the attempt is audited.
-            let reason = "Only the person who asked can confirm or cancel this relay.";
+            let reason = "Only the person who asked can confirm or cancel this.";
             let record = ctx.blocked_record().meta("confirmation", id);
-            return ctx.blocked(reason, record).await;
+            Err(ctx.blocked(reason, record).await)
         }
         Err(e) => {
-            let nothing = "nothing was posted";
+            let nothing = "nothing was done";
             let answer = ctx.store_unavailable(&e, nothing).await;
             let text = answer.message().and_then(|m| m.content.clone()).unwrap_or_default();
-            return settled(text);
+            Err(settled(text))
         }
-    };
-    ctx.command = pending.command.clone();
-    if matches!(custom_id, CustomId::Cancel(_)) {
+    }
+}
+
+/// A relay's Confirm or Cancel, once taken.
+async fn relay_confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, cancel: bool) -> Reply {
+    if cancel {
         ctx.rec.note("cancelled", StepStatus::Ok, None);
         tracing::info!(confirmation = %pending.id, "relay cancelled");
         return settled("Cancelled. Nothing was posted.");

@@ -1,0 +1,313 @@
+//! `/deploy-client [ref] [api_base]`: admins or `DEPLOY_ROLE_IDS`. An ephemeral preview with
+//! Confirm / Cancel (the relay machinery: bound to the caller, 5 minutes, taken once); Confirm
+//! writes the intent record, then a job dispatches `DEPLOY_WORKFLOW` and the message follows the
+//! run like `/diagnose` (see [`crate::dispatch`]), verified when `VERIFY_URLS` is set.
+//!
+//! Audit: refusals `blocked`; a confirmed deploy a `pending` record before the dispatch and a
+//! `posted`, `failed` or `dry_run` record after it, target = `workflow@ref`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use valine_domain::audit::{AuditRecord, AuditResult};
+use valine_domain::authz::authorize_deploy;
+use valine_domain::clock::now_secs;
+use valine_domain::config::{Config, Feature};
+use valine_domain::custom_id::CustomId;
+use valine_domain::message::{ButtonStyle, Component, Embed, Message, Reply};
+use valine_domain::trace::{StepStatus, TraceRecorder};
+use valine_domain::url_guard::{UrlPolicy, check_url};
+use valine_store::{Followed, PendingConfirmation};
+
+use super::relay::{CONFIRM_TTL_SECS, settled};
+use crate::ctx::Ctx;
+use crate::dispatch::{FollowRequest, dispatch_and_follow};
+use crate::interaction::Options;
+use crate::jobs::{Job, JobContext};
+use crate::services::Services;
+use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
+
+pub const SPEC: Spec = Spec {
+    name: "deploy-client",
+    description: "Deploy the client: dispatch the deploy workflow after a confirmation, then follow it",
+    options: &[
+        OptSpec::new("ref", OptKind::String, "Branch, tag or commit to deploy (default DEPLOY_REF)").max_length(255),
+        OptSpec::new("api_base", OptKind::String, "Public https base URL of the API the client should use")
+            .max_length(2048),
+    ],
+    access: Access::AdminsOr("DEPLOY_ROLE_IDS"),
+    place: Where::Guild,
+    summary: "A preview with Confirm / Cancel; Confirm dispatches `DEPLOY_WORKFLOW` on `ref` (default `DEPLOY_REF`) and the message follows the run, then verifies `VERIFY_URLS`.",
+    span: "handle_deploy_client",
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub git_ref: Option<String>,
+    pub api_base: Option<String>,
+}
+
+pub fn parse(o: &Options) -> Args {
+    Args { git_ref: o.str("ref").map(str::to_string), api_base: o.str("api_base").map(str::to_string) }
+}
+
+/// What a confirmation keeps until the press.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pending {
+    git_ref: String,
+    #[serde(default)]
+    api_base: Option<String>,
+}
+
+/// A ref GitHub could take: no spaces, control characters or the characters git forbids.
+pub fn valid_ref(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 255
+        && !r.starts_with(['-', '/'])
+        && !r.ends_with(['/', '.'])
+        && !r.contains("..")
+        && !r.contains("@{")
+        && r.chars().all(|c| c.is_ascii_graphic() && !"~^:?*[\\".contains(c))
+}
+
+/// The checks of the command, again at the press and in the job: the caller may deploy, the ref
+/// is a ref, and the API base passes the URL guard. `Ok` carries the API base as the guard
+/// normalised it. The error is safe to audit (it carries nothing the caller typed).
+fn check(config: &Config, caller: valine_domain::authz::Caller<'_>, p: &Pending) -> Result<Option<String>, Checked> {
+    authorize_deploy(caller, config).map_err(|r| Checked::plain(r.to_string()))?;
+    let missing = config.missing_for(Feature::GitHubRuns);
+    if !missing.is_empty() {
+        return Err(Checked::plain(format!("GitHub is not configured: set {}.", missing.join(" and "))));
+    }
+    if !valid_ref(&p.git_ref) {
+        return Err(Checked::plain("`ref` is not a branch, tag or commit name.".into()));
+    }
+    let policy = UrlPolicy { allowed_domains: config.allowed_domains.clone(), safe_local: config.safe_local };
+    p.api_base
+        .as_deref()
+        .map(|raw| {
+            check_url(raw, &policy).map(|u| u.to_string()).map_err(|reason| Checked {
+                told: format!("`api_base` was refused: {reason}."),
+                audited: format!("`api_base` was refused: {}.", reason.without_input()),
+            })
+        })
+        .transpose()
+}
+
+/// A refusal: what the caller is told, and what the audit record keeps.
+struct Checked {
+    told: String,
+    audited: String,
+}
+
+impl Checked {
+    fn plain(text: String) -> Self {
+        Self { audited: text.clone(), told: text }
+    }
+}
+
+fn target(config: &Config, git_ref: &str) -> String {
+    format!("{}@{git_ref}", config.deploy_workflow)
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
+    let config = ctx.services.config.clone();
+    let pending =
+        Pending { git_ref: args.git_ref.unwrap_or_else(|| config.deploy_ref.clone()), api_base: args.api_base };
+    let api_base = match check(&config, ctx.caller(), &pending) {
+        Ok(a) => a,
+        Err(refusal) => {
+            let record = ctx.blocked_record().target(config.deploy_workflow.clone()).meta("reason", &refusal.audited);
+            return ctx.blocked(&refusal.told, record).await;
+        }
+    };
+    ctx.rec.note("checks", StepStatus::Ok, None);
+    let pending = Pending { api_base, ..pending };
+    let expires_at = now_secs() + CONFIRM_TTL_SECS;
+    let stored = PendingConfirmation {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: ctx.user_id,
+        command: ctx.command.clone(),
+        channel_id: None,
+        target_user_id: None,
+        message: serde_json::to_string(&pending).unwrap_or_default(),
+        ephemeral: true,
+        trace_id: ctx.trace_id(),
+        expires_at,
+    };
+    let confirmations = ctx.services.stores.confirmations.clone();
+    let put = ctx
+        .store_step("store.put_confirmation", Duration::from_millis(1500), confirmations.put_confirmation(&stored))
+        .await;
+    if let Err(e) = put {
+        return ctx.store_unavailable(&e, "nothing was dispatched").await;
+    }
+    let repo = config.github_repo.as_ref().map(ToString::to_string).unwrap_or_default();
+    let mut embed = Embed::new("🚀 Deploy client?")
+        .colour(0x58_65_F2)
+        .field("Workflow", format!("`{}`", config.deploy_workflow), true)
+        .field("Ref", format!("`{}`", pending.git_ref), true)
+        .field("Repository", format!("`{repo}`"), true);
+    if let Some(a) = &pending.api_base {
+        embed = embed.field("API base", a, false);
+    }
+    if !config.verify_urls.is_empty() {
+        embed = embed.field("Then", "verifies the VERIFY_URLS endpoints once the run succeeds", false);
+    }
+    embed = embed.footer(format!("Preview · trace {}", stored.trace_id));
+    let buttons = vec![
+        Component::button("Deploy", ButtonStyle::Success, CustomId::Confirm(stored.id.clone()).to_string()),
+        Component::button("Cancel", ButtonStyle::Secondary, CustomId::Cancel(stored.id.clone()).to_string()),
+    ];
+    let content = format!("**Preview**: nothing is dispatched until you confirm (expires <t:{expires_at}:R>).");
+    Reply::Message(Message::text(content).with_embed(embed).with_row(buttons).ephemeral())
+}
+
+/// Confirm or Cancel on a deploy preview, once its confirmation was taken by its owner.
+pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, cancel: bool) -> Reply {
+    if cancel {
+        ctx.rec.note("cancelled", StepStatus::Ok, None);
+        tracing::info!(confirmation = %stored.id, "deploy cancelled");
+        return settled("Cancelled. Nothing was dispatched.");
+    }
+    let config = ctx.services.config.clone();
+    let Ok(pending) = serde_json::from_str::<Pending>(&stored.message) else {
+        return settled("This confirmation is damaged; nothing was dispatched.");
+    };
+    let record_target = target(&config, &pending.git_ref);
+    let api_base = match check(&config, ctx.caller(), &pending) {
+        Ok(a) => a,
+        Err(refusal) => {
+            let record = ctx.blocked_record().target(record_target).meta("reason", &refusal.audited);
+            let text = ctx.blocked_text(&refusal.told, record).await;
+            return settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()));
+        }
+    };
+    // Nothing is dispatched without a durable record of the intent.
+    let intent = AuditRecord::new(&ctx.trace_id(), ctx.user_id, &SPEC.slash(), AuditResult::Pending)
+        .target(record_target.clone())
+        .meta("username", &ctx.user_name);
+    if let Err(e) = ctx.audit("audit.intent", &intent).await {
+        let title = "Audit write failed: a deploy was refused";
+        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(200)).await;
+        ctx.rec.fail(&e);
+        return settled(format!(
+            "⚠️ The audit store is unavailable ({e}), so nothing was dispatched.\n-# trace `{}`",
+            ctx.trace_id()
+        ));
+    }
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    ctx.rec.set_correlation_id(&correlation_id);
+    let job = Job::Deploy {
+        ctx: ctx.job_context(),
+        correlation_id,
+        git_ref: pending.git_ref.clone(),
+        api_base,
+        intent_audit_id: intent.audit_id.clone(),
+    };
+    match ctx.defer(job).await {
+        Ok(()) => settled(format!(
+            "⏳ Dispatching `{}` on `{}`…\n-# audit `{}` · trace `{}`",
+            config.deploy_workflow,
+            pending.git_ref,
+            intent.audit_id,
+            ctx.trace_id()
+        )),
+        Err(e) => {
+            let outcome = AuditRecord::new(&ctx.trace_id(), ctx.user_id, &SPEC.slash(), AuditResult::Failed)
+                .target(record_target)
+                .meta("username", &ctx.user_name)
+                .meta("intent_audit_id", &intent.audit_id)
+                .meta("reason", e.to_string());
+            let _ = ctx.audit("audit.outcome", &outcome).await;
+            ctx.alert("dispatch_failed", "/deploy-client could not start its job", &e.to_string(), Duration::ZERO)
+                .await;
+            ctx.rec.fail(&e);
+            settled(format!(
+                "⚠️ The deploy could not start: {e}. Nothing was dispatched.\n-# trace `{}`",
+                ctx.trace_id()
+            ))
+        }
+    }
+}
+
+/// The job half: check again, dispatch and follow, audit the outcome.
+pub async fn run_job(
+    services: &Services,
+    rec: &mut TraceRecorder,
+    ctx: &JobContext,
+    correlation_id: String,
+    git_ref: String,
+    api_base: Option<String>,
+    intent_audit_id: String,
+) {
+    let config = services.config.clone();
+    let record_target = target(&config, &git_ref);
+    let caller = valine_domain::authz::Caller { user_id: ctx.user_id, roles: ctx.roles.as_deref() };
+    let pending = Pending { git_ref: git_ref.clone(), api_base: api_base.clone() };
+    let trace_id = rec.trace_id().to_string();
+    let outcome = |result: AuditResult| {
+        AuditRecord::new(&trace_id, ctx.user_id, &SPEC.slash(), result)
+            .target(record_target.clone())
+            .meta("username", &ctx.user_name)
+            .meta("intent_audit_id", &intent_audit_id)
+    };
+    // The job trusts nothing it was handed: whoever can invoke the function could have sent it.
+    let (record, result) = match check(&config, caller, &pending) {
+        Err(refusal) => {
+            let record = outcome(AuditResult::Blocked).meta("reason", &refusal.audited);
+            rec.fail(&refusal.audited);
+            tracing::warn!(reason = %refusal.audited, "a deploy job failed its checks; nothing was dispatched");
+            services.job_failed(rec, ctx, &format!("Nothing was dispatched: {}", refusal.told)).await;
+            (record, Err(()))
+        }
+        Ok(api_base) => {
+            let request = FollowRequest {
+                kind: Followed::Deploy,
+                command: "/deploy-client",
+                correlation_id: correlation_id.clone(),
+                workflow: config.deploy_workflow.clone(),
+                git_ref: git_ref.clone(),
+                inputs: vec![("api_base", api_base.clone().unwrap_or_default())],
+                frontend_url: None,
+                api_base,
+                show_ref: true,
+                repo: None,
+            };
+            match dispatch_and_follow(services, rec, ctx, request).await {
+                Ok(()) if config.dry_run => (outcome(AuditResult::DryRun), Ok(())),
+                Ok(()) => (outcome(AuditResult::Posted).meta("correlation_id", &correlation_id), Ok(())),
+                Err(e) => (outcome(AuditResult::Failed).meta("reason", e.to_string()), Err(())),
+            }
+        }
+    };
+    if let Err(e) = rec.time("audit.outcome", services.stores.audit.append(&record)).await {
+        tracing::error!(error = %e, audit_id = %record.audit_id, "audit write failed: the deploy's outcome is not recorded");
+        services
+            .internal_alert(
+                "audit_write_failed",
+                "Audit write failed: a deploy's outcome is not recorded",
+                &e.to_string(),
+                rec.trace_id(),
+                &ctx.user_name,
+                Duration::from_secs(2),
+            )
+            .await;
+    }
+    tracing::info!(result = record.result.as_str(), audit_id = %record.audit_id, ok = result.is_ok(), "deploy done");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs() {
+        for ok in ["main", "release/1.x", "v1.2.3", "a1b2c3d", "feature/x_y-z"] {
+            assert!(valid_ref(ok), "{ok}");
+        }
+        for bad in ["", "has space", "-x", "a..b", "a:b", "x/", "x.", "a@{1}", "a~1", "a\u{7}"] {
+            assert!(!valid_ref(bad), "{bad}");
+        }
+    }
+}

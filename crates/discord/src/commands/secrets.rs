@@ -1,0 +1,321 @@
+//! `/set-frontend url:<url> [confirm]` and `/set-api-base url:<url> [confirm]`: admins write the
+//! repository variable `FRONTEND_VARIABLE_NAME` and the sealed-box secret `API_BASE_SECRET_NAME`,
+//! only with `ALLOW_SECRET_WRITES=true`. The URL passes the URL guard. Without `confirm:true`, a
+//! preview with Confirm / Cancel (the relay machinery).
+//!
+//! The value never appears in a reply, an audit record or a log line: they show the name and the
+//! value's fingerprint (`…abcd`, from the keyed audit digest). Audit: refusals `blocked`; a write
+//! leaves a `pending` record before it and `posted`, `failed` or `dry_run` after it, target = the
+//! variable or secret name.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use valine_clients::github_api::{GitHubError, SecretWrite, VariableWrite};
+use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
+use valine_domain::authz::authorize_secret_write;
+use valine_domain::clock::now_secs;
+use valine_domain::config::{Config, Feature, Secret};
+use valine_domain::custom_id::CustomId;
+use valine_domain::message::{ButtonStyle, Component, Embed, Message, Reply};
+use valine_domain::trace::StepStatus;
+use valine_domain::url_guard::{UrlPolicy, check_url};
+use valine_store::PendingConfirmation;
+
+use super::relay::{CONFIRM_TTL_SECS, settled};
+use crate::ctx::Ctx;
+use crate::interaction::Options;
+use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
+
+const URL_OPTIONS_FRONTEND: &[OptSpec] = &[
+    OptSpec::new("url", OptKind::String, "Public https URL of the frontend").required().max_length(2048),
+    OptSpec::new("confirm", OptKind::Boolean, "Write now instead of showing a preview"),
+];
+
+const URL_OPTIONS_API: &[OptSpec] = &[
+    OptSpec::new("url", OptKind::String, "Public https base URL of the API").required().max_length(2048),
+    OptSpec::new("confirm", OptKind::Boolean, "Write now instead of showing a preview"),
+];
+
+pub const FRONTEND: Spec = Spec {
+    name: "set-frontend",
+    description: "Set the frontend URL repository variable (admins; ALLOW_SECRET_WRITES; audited)",
+    options: URL_OPTIONS_FRONTEND,
+    access: Access::Admins,
+    place: Where::Guild,
+    summary: "With `ALLOW_SECRET_WRITES=true`: writes the repository variable `FRONTEND_VARIABLE_NAME` (default `FRONTEND_BASE_URL`). Without `confirm:true`, a preview with Confirm / Cancel. Replies and audit show the value's fingerprint, never the value.",
+    span: "handle_set_frontend",
+};
+
+pub const API_BASE: Spec = Spec {
+    name: "set-api-base",
+    description: "Set the API base URL repository secret (admins; ALLOW_SECRET_WRITES; audited)",
+    options: URL_OPTIONS_API,
+    access: Access::Admins,
+    place: Where::Guild,
+    summary: "With `ALLOW_SECRET_WRITES=true`: writes the repository secret `API_BASE_SECRET_NAME` (default `VITE_API_BASE`), sealed to the repository's key. Same preview and audit as `/set-frontend`.",
+    span: "handle_set_api_base",
+};
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Args {
+    pub url: Option<String>,
+    pub confirm: bool,
+}
+
+/// The URL stays out of debug output (traces, panics).
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args").field("url", &self.url.as_ref().map(|_| "…")).field("confirm", &self.confirm).finish()
+    }
+}
+
+pub fn parse(o: &Options) -> Args {
+    Args { url: o.str("url").map(str::to_string), confirm: o.bool("confirm").unwrap_or(false) }
+}
+
+/// Which of the two writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Variable,
+    Secret,
+}
+
+impl Kind {
+    fn of(command: &str) -> Self {
+        if command == API_BASE.slash() { Kind::Secret } else { Kind::Variable }
+    }
+
+    fn name(self, config: &Config) -> String {
+        match self {
+            Kind::Variable => config.frontend_variable_name.clone(),
+            Kind::Secret => config.api_base_secret_name.clone(),
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Variable => "repository variable",
+            Kind::Secret => "repository secret",
+        }
+    }
+}
+
+/// What a confirmation keeps until the press (5 minutes at most, removed when taken).
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    url: String,
+}
+
+/// A refusal: what the caller is told, and what the audit record keeps.
+struct Refused {
+    told: String,
+    audited: String,
+}
+
+impl Refused {
+    fn plain(text: String) -> Self {
+        Self { audited: text.clone(), told: text }
+    }
+}
+
+/// Everything checked before a write, at the command and again at the press. `Ok` is the URL
+/// as the guard normalised it.
+fn check(ctx: &Ctx<'_>, url: Option<&str>) -> Result<String, Refused> {
+    let config = &ctx.services.config;
+    authorize_secret_write(ctx.caller(), config).map_err(|r| Refused::plain(r.to_string()))?;
+    let mut missing = config.missing_for(Feature::GitHubRuns);
+    if config.audit_hmac_key.is_none() {
+        missing.push("AUDIT_HMAC_KEY");
+    }
+    if !missing.is_empty() || ctx.services.github.is_none() {
+        return Err(Refused::plain(format!("Repository writes are not configured: set {}.", missing.join(" and "))));
+    }
+    let Some(url) = url else { return Err(Refused::plain("Give the `url` to write.".into())) };
+    let policy = UrlPolicy { allowed_domains: config.allowed_domains.clone(), safe_local: config.safe_local };
+    check_url(url, &policy).map(|u| u.to_string()).map_err(|reason| Refused {
+        told: format!("`url` was refused: {reason}."),
+        audited: format!("`url` was refused: {}.", reason.without_input()),
+    })
+}
+
+fn digest(ctx: &Ctx<'_>, value: &str) -> Option<MessageDigest> {
+    let key = ctx.services.config.audit_hmac_key.as_ref()?;
+    Some(MessageDigest::compute(key.expose().as_bytes(), value))
+}
+
+fn record(ctx: &Ctx<'_>, result: AuditResult, name: &str, digest: Option<&MessageDigest>) -> AuditRecord {
+    let mut r = AuditRecord::new(&ctx.trace_id(), ctx.user_id, &ctx.command, result)
+        .target(name)
+        .meta("username", &ctx.user_name);
+    if let Some(d) = digest {
+        r = r.with_digest(d);
+    }
+    r
+}
+
+async fn refuse(ctx: &mut Ctx<'_>, name: &str, refused: Refused) -> Reply {
+    let r = record(ctx, AuditResult::Blocked, name, None).meta("reason", &refused.audited);
+    ctx.blocked(&refused.told, r).await
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, Args { url, confirm }: Args) -> Reply {
+    let kind = Kind::of(&ctx.command);
+    let name = kind.name(&ctx.services.config);
+    let url = match check(ctx, url.as_deref()) {
+        Ok(u) => u,
+        Err(refused) => return refuse(ctx, &name, refused).await,
+    };
+    ctx.rec.note("checks", StepStatus::Ok, None);
+    if !confirm {
+        return preview(ctx, kind, &name, url).await;
+    }
+    match ctx.first_time().await {
+        Ok(true) => {}
+        Ok(false) => {
+            let refused = Refused::plain("This interaction was already handled; nothing was written again.".into());
+            return refuse(ctx, &name, refused).await;
+        }
+        Err(e) => return ctx.store_unavailable(&e, "nothing was written").await,
+    }
+    let text = write(ctx, kind, &name, &url).await;
+    Reply::Message(Message::text(text).ephemeral())
+}
+
+async fn preview(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: String) -> Reply {
+    let fingerprint = digest(ctx, &url).map(|d| d.fingerprint()).unwrap_or_default();
+    let expires_at = now_secs() + CONFIRM_TTL_SECS;
+    let stored = PendingConfirmation {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: ctx.user_id,
+        command: ctx.command.clone(),
+        channel_id: None,
+        target_user_id: None,
+        message: serde_json::to_string(&Pending { url }).unwrap_or_default(),
+        ephemeral: true,
+        trace_id: ctx.trace_id(),
+        expires_at,
+    };
+    let confirmations = ctx.services.stores.confirmations.clone();
+    let put = ctx
+        .store_step("store.put_confirmation", Duration::from_millis(1500), confirmations.put_confirmation(&stored))
+        .await;
+    if let Err(e) = put {
+        return ctx.store_unavailable(&e, "nothing was written").await;
+    }
+    let repo = ctx.services.config.github_repo.as_ref().map(ToString::to_string).unwrap_or_default();
+    let embed = Embed::new(format!("Write the {} `{name}`?", kind.noun()))
+        .colour(0x58_65_F2)
+        .field("Repository", format!("`{repo}`"), true)
+        .field("Value", format!("fingerprint `{fingerprint}`"), true)
+        .footer(format!("Preview · trace {}", stored.trace_id));
+    let buttons = vec![
+        Component::button("Write", ButtonStyle::Danger, CustomId::Confirm(stored.id.clone()).to_string()),
+        Component::button("Cancel", ButtonStyle::Secondary, CustomId::Cancel(stored.id.clone()).to_string()),
+    ];
+    let content = format!("**Preview**: nothing is written until you confirm (expires <t:{expires_at}:R>).");
+    Reply::Message(Message::text(content).with_embed(embed).with_row(buttons).ephemeral())
+}
+
+/// Confirm or Cancel on a write preview, once its confirmation was taken by its owner.
+pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, cancel: bool) -> Reply {
+    if cancel {
+        ctx.rec.note("cancelled", StepStatus::Ok, None);
+        tracing::info!(confirmation = %stored.id, "write cancelled");
+        return settled("Cancelled. Nothing was written.");
+    }
+    let kind = Kind::of(&ctx.command);
+    let name = kind.name(&ctx.services.config);
+    let Ok(pending) = serde_json::from_str::<Pending>(&stored.message) else {
+        return settled("This confirmation is damaged; nothing was written.");
+    };
+    let url = match check(ctx, Some(&pending.url)) {
+        Ok(u) => u,
+        Err(refused) => {
+            let r = record(ctx, AuditResult::Blocked, &name, None).meta("reason", &refused.audited);
+            let text = ctx.blocked_text(&refused.told, r).await;
+            return settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()));
+        }
+    };
+    settled(write(ctx, kind, &name, &url).await)
+}
+
+/// Kept back from the answer budget while GitHub writes: the outcome record and the answer
+/// still need their time.
+const OUTCOME_RESERVE: Duration = Duration::from_millis(400);
+
+/// Writes the intent, the value, the outcome: the text to answer with.
+async fn write(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: &str) -> String {
+    let Some(digest) = digest(ctx, url) else {
+        return "⚠️ Repository writes are not configured: set AUDIT_HMAC_KEY.".into();
+    };
+    let intent = record(ctx, AuditResult::Pending, name, Some(&digest));
+    if let Err(e) = ctx.audit("audit.intent", &intent).await {
+        let title = "Audit write failed: a repository write was refused";
+        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(200)).await;
+        ctx.rec.fail(&e);
+        return format!(
+            "⚠️ The audit store is unavailable ({e}), so nothing was written.\n-# trace `{}`",
+            ctx.trace_id()
+        );
+    }
+    let (Some(github), Some(repo)) = (ctx.services.github.clone(), ctx.services.config.github_repo.clone()) else {
+        return "⚠️ GitHub is not configured.".into();
+    };
+    let limit = Duration::from_millis(2200).min(ctx.remaining().saturating_sub(OUTCOME_RESERVE));
+    let written: Result<&'static str, GitHubError> = match kind {
+        Kind::Variable => ctx
+            .step("github.set_variable", limit, || GitHubError::Timeout, github.set_variable(&repo, name, url))
+            .await
+            .map(|w| match w {
+                VariableWrite::Updated => "updated",
+                VariableWrite::Created => "created",
+                VariableWrite::DryRun => "dry_run",
+            }),
+        Kind::Secret => {
+            let value = Secret::new(url);
+            ctx.step("github.set_secret", limit, || GitHubError::Timeout, github.set_secret(&repo, name, &value))
+                .await
+                .map(|w| match w {
+                    SecretWrite::Updated => "updated",
+                    SecretWrite::Created => "created",
+                    SecretWrite::DryRun => "dry_run",
+                })
+        }
+    };
+    let result = match written {
+        Ok("dry_run") => AuditResult::DryRun,
+        Ok(_) => AuditResult::Posted,
+        Err(_) => AuditResult::Failed,
+    };
+    let mut outcome = record(ctx, result, name, Some(&digest)).meta("intent_audit_id", &intent.audit_id);
+    match &written {
+        Ok(how) => outcome = outcome.meta("write", *how),
+        Err(e) => outcome = outcome.meta("reason", e.to_string()),
+    }
+    let outcome_written = ctx.audit("audit.outcome", &outcome).await;
+    let audit_id = if outcome_written.is_ok() { &outcome.audit_id } else { &intent.audit_id };
+    let mut note = String::new();
+    if let Err(e) = &outcome_written {
+        let title = "Audit write failed: a repository write's outcome is not recorded";
+        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(100)).await;
+        note = format!("\n⚠️ The outcome could not be audited; the intent record `{}` stands.", intent.audit_id);
+    }
+    let tail = format!("fingerprint `{}` · audit `{audit_id}` · trace `{}`", digest.fingerprint(), ctx.trace_id());
+    tracing::info!(result = result.as_str(), target = name, audit_id = %audit_id, fingerprint = %digest.fingerprint(), "repository write done");
+    let noun = kind.noun();
+    match written {
+        Ok("dry_run") => format!("🧪 DRY_RUN: nothing was written (the {noun} `{name}`).\n{tail}{note}"),
+        Ok(how) => format!("✅ The {noun} `{name}` was {how}.\n{tail}{note}"),
+        Err(GitHubError::Timeout) => {
+            ctx.rec.fail("GitHub did not answer in time");
+            format!(
+                "⚠️ GitHub did not answer in time: the {noun} `{name}` may or may not have been written; check it before retrying.\n{tail}{note}"
+            )
+        }
+        Err(e) => {
+            ctx.rec.fail(&e);
+            format!("⚠️ Nothing was written: {e}.\n{tail}{note}")
+        }
+    }
+}
