@@ -97,6 +97,17 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// Every live item of the state table under partition `pk` (at most `MAX_LIST`), parsed.
+    async fn live_under<T: serde::de::DeserializeOwned>(&self, pk: &str) -> StoreResult<Vec<T>> {
+        let now = now_secs();
+        let items = self
+            .newest_first(&self.tables.state, None, ("pk", pk.to_string()), None, MAX_LIST, |item| {
+                live_data(item, now).is_some()
+            })
+            .await?;
+        items.iter().filter_map(|item| live_data(item, now)).map(|d| from_json::<T>(&d)).collect()
+    }
+
     pub fn new(sdk: &aws_config::SdkConfig, tables: TableNames) -> Self {
         Self { client: Client::new(sdk), tables }
     }
@@ -721,17 +732,7 @@ impl IncidentRepo for DynamoStore {
     }
 
     async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>> {
-        let now = now_secs();
-        let items = self
-            .newest_first(&self.tables.state, None, ("pk", INCIDENT_PK.to_string()), None, MAX_LIST, |item| {
-                live_data(item, now).is_some()
-            })
-            .await?;
-        let mut all = items
-            .iter()
-            .filter_map(|item| live_data(item, now))
-            .map(|d| from_json::<Incident>(&d))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut all: Vec<Incident> = self.live_under(INCIDENT_PK).await?;
         all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
         all.truncate(limit.min(MAX_LIST));
         Ok(all)
@@ -771,17 +772,7 @@ impl RouteRepo for DynamoStore {
     }
 
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
-        let now = now_secs();
-        let items = self
-            .newest_first(&self.tables.state, None, ("pk", ROUTE_PK.to_string()), None, MAX_LIST, |item| {
-                live_data(item, now).is_some()
-            })
-            .await?;
-        let mut all = items
-            .iter()
-            .filter_map(|item| live_data(item, now))
-            .map(|d| from_json::<Subscription>(&d))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut all: Vec<Subscription> = self.live_under(ROUTE_PK).await?;
         sort_subscriptions(&mut all);
         Ok(all)
     }

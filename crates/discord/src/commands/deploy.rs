@@ -13,8 +13,7 @@ use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::authorize_deploy;
 use valine_domain::clock::now_secs;
 use valine_domain::config::{Config, Feature};
-use valine_domain::custom_id::CustomId;
-use valine_domain::message::{ButtonStyle, Component, Embed, Message, Reply};
+use valine_domain::message::{ButtonStyle, Embed, Reply};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_domain::url_guard::{UrlPolicy, check_url};
 use valine_store::{Followed, PendingConfirmation};
@@ -155,12 +154,8 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
         embed = embed.field("Then", "verifies the VERIFY_URLS endpoints once the run succeeds", false);
     }
     embed = embed.footer(format!("Preview · trace {}", stored.trace_id));
-    let buttons = vec![
-        Component::button("Deploy", ButtonStyle::Success, CustomId::Confirm(stored.id.clone()).to_string()),
-        Component::button("Cancel", ButtonStyle::Secondary, CustomId::Cancel(stored.id.clone()).to_string()),
-    ];
-    let content = format!("**Preview**: nothing is dispatched until you confirm (expires <t:{expires_at}:R>).");
-    Reply::Message(Message::text(content).with_embed(embed).with_row(buttons).ephemeral())
+    let happens = "nothing is dispatched until you confirm";
+    super::preview(embed, ("Deploy", ButtonStyle::Success), &stored.id, happens, expires_at)
 }
 
 /// Confirm or Cancel on a deploy preview, once its confirmation was taken by its owner.

@@ -16,7 +16,8 @@ pub mod definitions {
     pub use crate::registry::{comparable, definitions};
 }
 
-use valine_domain::message::Reply;
+use valine_domain::custom_id::CustomId;
+use valine_domain::message::{ButtonStyle, Component, Embed, Message, Reply};
 
 use crate::interaction::Options;
 use crate::services::Services;
@@ -33,4 +34,16 @@ pub fn autocomplete(services: &Services, command: &str, options: &Options) -> Re
         Vec::new()
     };
     Reply::Choices(choices)
+}
+
+/// A preview waiting for its owner's confirmation (relays, deploys, repository writes): only the
+/// caller sees it, with `confirm` and Cancel buttons bound to the stored confirmation `id`, and
+/// says what happens (`happens`: "nothing is dispatched until you confirm") and when it expires.
+pub fn preview(embed: Embed, confirm: (&str, ButtonStyle), id: &str, happens: &str, expires_at: u64) -> Reply {
+    let buttons = vec![
+        Component::button(confirm.0, confirm.1, CustomId::Confirm(id.to_string()).to_string()),
+        Component::button("Cancel", ButtonStyle::Secondary, CustomId::Cancel(id.to_string()).to_string()),
+    ];
+    let content = format!("**Preview**: {happens} (expires <t:{expires_at}:R>).");
+    Reply::Message(Message::text(content).with_embed(embed).with_row(buttons).ephemeral())
 }

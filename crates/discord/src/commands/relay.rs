@@ -15,7 +15,7 @@ use valine_domain::authz::authorize_admin;
 use valine_domain::clock::now_secs;
 use valine_domain::config::Feature;
 use valine_domain::custom_id::CustomId;
-use valine_domain::message::{ButtonStyle, Component, Embed, Message, Reply};
+use valine_domain::message::{ButtonStyle, Embed, Message, Reply};
 use valine_domain::trace::StepStatus;
 use valine_store::{PendingConfirmation, Taken};
 
@@ -272,13 +272,8 @@ async fn preview(ctx: &mut Ctx<'_>, target: Target, message: String, ephemeral: 
         .description(&pending.message)
         .colour(0x58_65_F2)
         .footer(format!("Preview · trace {}", pending.trace_id));
-    let buttons = vec![
-        Component::button("Confirm", ButtonStyle::Success, CustomId::Confirm(pending.id.clone()).to_string()),
-        Component::button("Cancel", ButtonStyle::Secondary, CustomId::Cancel(pending.id.clone()).to_string()),
-    ];
-    let content =
-        format!("**Preview**: this goes to {} when you confirm (expires <t:{expires_at}:R>).", target.mention());
-    Reply::Message(Message::text(content).with_embed(embed).with_row(buttons).ephemeral())
+    let happens = format!("this goes to {} when you confirm", target.mention());
+    super::preview(embed, ("Confirm", ButtonStyle::Success), &pending.id, &happens, expires_at)
 }
 
 fn record(ctx: &Ctx<'_>, result: AuditResult, target: Option<Target>, digest: Option<&MessageDigest>) -> AuditRecord {

@@ -16,8 +16,7 @@ use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_secret_write;
 use valine_domain::clock::now_secs;
 use valine_domain::config::{Config, Feature, Secret};
-use valine_domain::custom_id::CustomId;
-use valine_domain::message::{ButtonStyle, Component, Embed, Message, Reply};
+use valine_domain::message::{ButtonStyle, Embed, Message, Reply};
 use valine_domain::trace::StepStatus;
 use valine_domain::url_guard::{UrlPolicy, check_url};
 use valine_store::PendingConfirmation;
@@ -209,12 +208,8 @@ async fn preview(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: String) -> Repl
         .field("Repository", format!("`{repo}`"), true)
         .field("Value", format!("fingerprint `{fingerprint}`"), true)
         .footer(format!("Preview · trace {}", stored.trace_id));
-    let buttons = vec![
-        Component::button("Write", ButtonStyle::Danger, CustomId::Confirm(stored.id.clone()).to_string()),
-        Component::button("Cancel", ButtonStyle::Secondary, CustomId::Cancel(stored.id.clone()).to_string()),
-    ];
-    let content = format!("**Preview**: nothing is written until you confirm (expires <t:{expires_at}:R>).");
-    Reply::Message(Message::text(content).with_embed(embed).with_row(buttons).ephemeral())
+    let happens = "nothing is written until you confirm";
+    super::preview(embed, ("Write", ButtonStyle::Danger), &stored.id, happens, expires_at)
 }
 
 /// Confirm or Cancel on a write preview, once its confirmation was taken by its owner.
