@@ -206,3 +206,48 @@ async fn proxy(
         Err(e) => (StatusCode::BAD_GATEWAY, format!("fault proxy: upstream unreachable: {e}")).into_response(),
     }
 }
+
+/// The DynamoDB-compatible server of `AWS_ENDPOINT_URL`, or `None` (with a message: the test
+/// skips) when there is none, unless `VALINE_REQUIRE_DYNAMODB=1`, where it panics.
+pub fn dynamo_endpoint() -> Option<String> {
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ => {
+            assert!(
+                std::env::var("VALINE_REQUIRE_DYNAMODB").as_deref() != Ok("1"),
+                "VALINE_REQUIRE_DYNAMODB=1 but AWS_ENDPOINT_URL is not set: the DynamoDB fault tests must run"
+            );
+            eprintln!(
+                "skipping: set AWS_ENDPOINT_URL to a DynamoDB-compatible server (e.g. moto_server) to run the fault tests"
+            );
+            None
+        }
+    }
+}
+
+async fn client(endpoint: &str, budget: bool) -> aws_sdk_dynamodb::Client {
+    let loader = crate::dynamo::sdk_loader();
+    let loader = if budget { crate::dynamo::with_budget(loader) } else { loader };
+    let sdk = loader
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "fault-proxy"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&sdk)
+}
+
+/// Fresh tables on the server at `endpoint` (created directly, not through the proxy), and every
+/// port over them through a new proxy with `plan`, on the deployed budget (`dynamo::with_budget`).
+pub async fn stores_behind_proxy(endpoint: &str, plan: FaultPlan) -> Result<(crate::Stores, FaultProxy), String> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let names = crate::dynamo::TableNames {
+        audit: format!("fault-audit-{id}"),
+        runs: format!("fault-runs-{id}"),
+        state: format!("fault-state-{id}"),
+    };
+    crate::dynamo::create_tables(&client(endpoint, false).await, &names).await.map_err(|e| e.to_string())?;
+    let proxy = FaultProxy::start(endpoint, plan).await.map_err(|e| e.to_string())?;
+    let store = crate::dynamo::DynamoStore::from_client(client(&proxy.url(), true).await, names);
+    Ok((crate::Stores::from_adapter(Arc::new(store), "dynamodb"), proxy))
+}

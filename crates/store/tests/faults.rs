@@ -7,58 +7,20 @@
 //! Needs a DynamoDB-compatible server at `AWS_ENDPOINT_URL`, like the conformance suite; skips
 //! without one unless `VALINE_REQUIRE_DYNAMODB=1`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::trace::{Trace, TraceRecorder};
-use valine_store::dynamo::{DynamoStore, TableNames, create_tables};
-use valine_store::fault_proxy::{Fault, FaultPlan, FaultProxy};
+use valine_store::fault_proxy::{Fault, FaultPlan, FaultProxy, dynamo_endpoint, stores_behind_proxy};
 use valine_store::*;
 
 /// The whole-call budget of `with_budget`, and what a test allows on top for a loaded machine.
 const BUDGET: Duration = Duration::from_millis(1600);
 const SLACK: Duration = Duration::from_millis(600);
 
-fn dynamo_endpoint() -> Option<String> {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ => {
-            assert!(
-                std::env::var("VALINE_REQUIRE_DYNAMODB").as_deref() != Ok("1"),
-                "VALINE_REQUIRE_DYNAMODB=1 but AWS_ENDPOINT_URL is not set: the fault tests must run"
-            );
-            eprintln!("skipping: set AWS_ENDPOINT_URL to a DynamoDB-compatible server (see conformance.rs)");
-            None
-        }
-    }
-}
-
-async fn client(endpoint: &str, budget: bool) -> aws_sdk_dynamodb::Client {
-    let loader = valine_store::dynamo::sdk_loader();
-    let loader = if budget { valine_store::dynamo::with_budget(loader) } else { loader };
-    let sdk = loader
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "faults"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&sdk)
-}
-
-/// Fresh tables (created directly, not through the proxy) and the store behind a proxy.
 async fn store_behind_proxy(plan: FaultPlan) -> Option<(Stores, FaultProxy)> {
     let endpoint = dynamo_endpoint()?;
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let names = TableNames {
-        audit: format!("fault-audit-{id}"),
-        runs: format!("fault-runs-{id}"),
-        state: format!("fault-state-{id}"),
-    };
-    create_tables(&client(&endpoint, false).await, &names).await.expect("create tables on the DynamoDB server");
-    let proxy = FaultProxy::start(&endpoint, plan).await.expect("start the fault proxy");
-    let store = DynamoStore::from_client(client(&proxy.url(), true).await, names);
-    Some((Stores::from_adapter(Arc::new(store), "dynamodb"), proxy))
+    Some(stores_behind_proxy(&endpoint, plan).await.expect("tables and proxy"))
 }
 
 /// Runs `call`, asserting it finished within the budget.
