@@ -437,31 +437,64 @@ async fn burst(opts: &Opts, work: &Path, v: &mut Verdict) -> Result<(), String> 
     }
     let wall = started.elapsed();
 
-    // Answers: 200 only, each id handled once, its copies `duplicate`.
-    let mut handled: HashMap<&str, usize> = HashMap::new();
-    let mut duplicates: HashMap<&str, usize> = HashMap::new();
+    // Answers: 200, each id handled once, its copies `duplicate`. On DynamoDB a store call may
+    // outlast its budget under this load: the delivery then answers 202 `incomplete` (its id
+    // forgotten) and is redelivered here, as GitHub's redelivery (or the tick's gap filling)
+    // would; on the embedded store that is a violation.
+    let mut handled: HashMap<String, usize> = HashMap::new();
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    let mut incomplete: Vec<usize> = Vec::new();
     for a in &answers {
         let d = &list[a.index];
         *statuses.entry(format!("{} {}", a.status, a.outcome)).or_default() += 1;
         v.check(a.error.is_none(), || format!("delivery {} got no answer: {:?}", d.id, a.error));
         v.check(a.status < 500, || format!("delivery {} ({}) answered {}", d.id, d.event, a.status));
-        v.check(a.status == 200, || format!("delivery {} ({}) answered {} {}", d.id, d.event, a.status, a.outcome));
-        match a.outcome.as_str() {
-            "duplicate" => *duplicates.entry(&d.id).or_default() += 1,
-            "ok" => *handled.entry(&d.id).or_default() += 1,
-            other => v.check(false, || format!("delivery {} ({}) answered status {other:?}", d.id, d.event)),
+        match (a.status, a.outcome.as_str()) {
+            (200, "duplicate") => {}
+            (200, "ok") => *handled.entry(d.id.clone()).or_default() += 1,
+            (202, "incomplete") => {
+                v.check(opts.store == StoreKind::DynamoDb, || {
+                    format!("delivery {} ({}) answered 202 incomplete", d.id, d.event)
+                });
+                incomplete.push(a.index);
+            }
+            (status, other) => {
+                v.check(false, || format!("delivery {} ({}) answered {status} {other:?}", d.id, d.event))
+            }
+        }
+    }
+    let mut redelivered = 0;
+    for index in &incomplete {
+        let d = &list[*index];
+        redelivered += 1;
+        let (status, body, error) = send_delivery(&client, &serve.base, d).await;
+        match (status, body["status"].as_str()) {
+            (200, Some("ok")) => *handled.entry(d.id.clone()).or_default() += 1,
+            // A later copy of it was handled meanwhile.
+            (200, Some("duplicate")) => {}
+            _ => v.check(false, || format!("redelivery of {} answered {status} {body} {error:?}", d.id)),
         }
     }
     let mut copies: HashMap<&str, usize> = HashMap::new();
     for d in list.iter() {
         *copies.entry(&d.id).or_default() += 1;
     }
+    // A copy whose dedup check failed cannot know whether the id was recorded, by itself or by
+    // an earlier copy; ending incomplete, it forgets the id so that a redelivery is not lost, and
+    // that redelivery may then be handled a second time (idempotently: the incident checks below
+    // still hold). Only then may an id be handled twice.
+    // (A ping's copy answers `ok` without a dedup check too: serve's log names every such id.)
+    let mut unsure: HashSet<&str> = incomplete.iter().map(|i| list[*i].id.as_str()).collect();
+    let dedup_failed = dedup_unavailable_ids(&log);
+    unsure.extend(copies.keys().filter(|id| dedup_failed.contains(**id)));
+    let mut handled_again = 0;
     for (id, n) in &copies {
-        let h = handled.get(id).copied().unwrap_or(0);
-        let dup = duplicates.get(id).copied().unwrap_or(0);
-        v.check(h == 1, || format!("delivery {id} handled {h} times (sent {n} times)"));
-        v.check(dup == n - 1, || format!("delivery {id}: {dup} duplicate answers for {} copies", n - 1));
+        let h = handled.get(*id).copied().unwrap_or(0);
+        if h == 2 && unsure.contains(id) {
+            handled_again += 1;
+            continue;
+        }
+        v.check(h == 1, || format!("delivery {id} handled {h} times (sent {n} times, redeliveries included)"));
     }
 
     // One incident message per failing key, nothing else in the channel. Two first failures of
@@ -475,9 +508,15 @@ async fn burst(opts: &Opts, work: &Path, v: &mut Verdict) -> Result<(), String> 
         .collect();
     let mut opened: BTreeMap<Key, Vec<u64>> = BTreeMap::new();
     let mut duplicates_deleted = 0;
+    let mut store_alerts = 0;
     for call in discord.posts() {
         let channel_ok = call.path.contains(&format!("/channels/{ALERT_CHANNEL}/"));
         let key = message_key(&call.body);
+        if key.is_none() && !incomplete.is_empty() && call.body.to_string().contains("store unavailable") {
+            // The bot's own alert that its store failed, which those incomplete deliveries raised.
+            store_alerts += 1;
+            continue;
+        }
         v.check(channel_ok && key.is_some() && !is_reply(&call), || {
             format!(
                 "unexpected post during the burst: {} {}",
@@ -512,6 +551,12 @@ async fn burst(opts: &Opts, work: &Path, v: &mut Verdict) -> Result<(), String> 
     );
     println!("{report}");
     println!("  answers: {statuses:?}");
+    if !incomplete.is_empty() {
+        println!(
+            "  {} deliveries answered 202 incomplete (a store call over its budget), redelivered and handled; {} of their ids handled a second time (dedup unknown, forgotten); {} store-unavailable alerts posted",
+            redelivered, handled_again, store_alerts
+        );
+    }
     println!(
         "  incidents opened: {} keys, one message each ({} failures among them; {} duplicate first posts from concurrent first failures, deleted at once); unique ids handled once: {}",
         opened.len(),
@@ -789,6 +834,17 @@ async fn crash(opts: &Opts, work: &Path, v: &mut Verdict) -> Result<(), String> 
         pending.len().saturating_sub(received.len() - without_intent)
     );
     Ok(())
+}
+
+/// Delivery ids whose dedup check failed, from serve's JSON log.
+fn dedup_unavailable_ids(log: &Path) -> HashSet<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("delivery dedup unavailable"))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|j| j["delivery_id"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// What the fake Discord received, for a look after a failed run.
