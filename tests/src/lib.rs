@@ -261,3 +261,191 @@ impl Drop for Function {
         let _ = self.child.wait();
     }
 }
+
+/// A free port on 127.0.0.1 (bound, then released: another process could take it meanwhile).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// One request the fake Discord received.
+#[derive(Debug, Clone)]
+pub struct DiscordCall {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+    /// The id the fake gave the message it created (POST to a channel), else 0.
+    pub created_id: u64,
+}
+
+/// An in-process Discord API (`DISCORD_API_BASE`): answers posts, edits, replies, DMs and
+/// interaction follow-ups the way Discord does, and records each call.
+pub struct FakeDiscord {
+    calls: Arc<std::sync::Mutex<Vec<DiscordCall>>>,
+    pub addr: std::net::SocketAddr,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeDiscord {
+    pub async fn start() -> Self {
+        let calls: Arc<std::sync::Mutex<Vec<DiscordCall>>> = Arc::default();
+        let next_id = Arc::new(std::sync::atomic::AtomicU64::new(1_400_000_000_000_000_000));
+        let state = (calls.clone(), next_id);
+        let app = Router::new().fallback(fake_discord).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake Discord");
+        let addr = listener.local_addr().expect("local address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { calls, addr, _server: server }
+    }
+
+    /// `DISCORD_API_BASE`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn calls(&self) -> Vec<DiscordCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Messages posted to a channel (`POST /channels/{c}/messages`), replies included.
+    pub fn posts(&self) -> Vec<DiscordCall> {
+        self.calls().into_iter().filter(|c| c.method == "POST" && c.path.contains("/channels/")).collect()
+    }
+}
+
+type FakeState = (Arc<std::sync::Mutex<Vec<DiscordCall>>>, Arc<std::sync::atomic::AtomicU64>);
+
+async fn fake_discord(
+    State((calls, next_id)): State<FakeState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let segments: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    let mut created_id = 0;
+    let answer = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["channels", channel, "messages"]) => {
+            created_id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json!({"id": created_id.to_string(), "channel_id": channel, "content": body["content"]})
+        }
+        ("PATCH", ["channels", channel, "messages", message]) => json!({"id": message, "channel_id": channel}),
+        ("POST", ["users", "@me", "channels"]) => {
+            json!({"id": format!("9{}", body["recipient_id"].as_str().unwrap_or("1")), "type": 1})
+        }
+        ("POST", ["webhooks", _, _]) => {
+            created_id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json!({"id": created_id.to_string(), "channel_id": "100000000000000003"})
+        }
+        ("PATCH", ["webhooks", ..]) => json!({"id": "1", "channel_id": "100000000000000003"}),
+        ("DELETE", _) => {
+            if let Ok(mut c) = calls.lock() {
+                c.push(DiscordCall { method: method.to_string(), path, body, created_id });
+            }
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        _ => json!({"message": "unknown route in the fake Discord", "code": 0}),
+    };
+    if let Ok(mut c) = calls.lock() {
+        c.push(DiscordCall { method: method.to_string(), path, body, created_id });
+    }
+    (StatusCode::OK, [("content-type", "application/json")], answer.to_string()).into_response()
+}
+
+/// A signed Discord interaction: a slash command with options, from a member of a guild.
+pub fn interaction_body(id: u64, command: &str, user_id: u64, options: Value) -> Value {
+    json!({
+        "id": id.to_string(),
+        "application_id": "100000000000000001",
+        "type": 2,
+        "data": {"id": "1", "name": command, "type": 1, "options": options},
+        "guild_id": "100000000000000002",
+        "channel_id": "100000000000000003",
+        "member": {
+            "user": {"id": user_id.to_string(), "username": format!("admin{}", user_id % 1000), "global_name": null, "discriminator": "0", "avatar": null},
+            "roles": [],
+            "joined_at": "2026-01-01T00:00:00.000000+00:00",
+            "deaf": false, "mute": false, "flags": 0, "permissions": "0"
+        },
+        "token": format!("e2e-interaction-{id}"),
+        "version": 1,
+        "locale": "en-US",
+        "app_permissions": "0",
+        "entitlements": [],
+        "authorizing_integration_owners": {"0": "100000000000000002"},
+        "context": 0
+    })
+}
+
+/// `valinectl serve` as a child process, its output in a log file.
+pub struct Serve {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Serve {
+    /// Starts `binary serve` on `port` with exactly `env` (plus PATH) and waits for `GET /health`.
+    pub async fn start(binary: &Path, port: u16, env: &[(String, String)], log: &Path) -> Result<Self, String> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut cmd = Command::new(binary);
+        cmd.env_clear()
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::from(log_file.try_clone().map_err(|e| e.to_string())?))
+            .stderr(Stdio::from(log_file));
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().map_err(|e| format!("start {}: {e}", binary.display()))?;
+        let mut serve = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                return Err(format!("valinectl serve exited at start ({status}); see {}", log.display()));
+            }
+            if client.get(format!("{}/health", serve.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(serve);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = serve.child.kill();
+        Err(format!("valinectl serve did not answer /health within 30 s; see {}", log.display()))
+    }
+
+    /// SIGKILL: the process ends at once, mid-request.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the graceful shutdown (at most 10 s, then SIGKILL).
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill9();
+        }
+    }
+}

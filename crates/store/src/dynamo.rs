@@ -14,6 +14,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 
 use super::schema::{AUDIT_USER_INDEX, RUNS_WORKFLOW_INDEX};
@@ -40,12 +42,18 @@ pub fn sdk_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
 }
 
-/// Shared AWS settings with deliberate timeouts and retries: connection 300 ms, each attempt
-/// 800 ms, the whole call 1.6 s, two attempts with a short backoff. DynamoDB answers in
-/// milliseconds; a store that does not is treated as down quickly, inside Discord's 3 s and
-/// GitHub's 10 s.
+/// Shared AWS settings with deliberate timeouts and retries ([`with_budget`]).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    sdk_loader()
+    with_budget(sdk_loader()).load().await
+}
+
+/// The store's budget: connection 300 ms, each attempt 800 ms, the whole call 1.6 s, two attempts
+/// with a short backoff. DynamoDB answers in milliseconds; a store that does not is treated as
+/// down quickly, inside Discord's 3 s and GitHub's 10 s. A throttle
+/// (`ProvisionedThroughputExceededException`) or a 5xx is tried once more within it; what still
+/// fails is `Unavailable`.
+pub fn with_budget(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    loader
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(300))
@@ -60,17 +68,57 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_millis(250)),
         )
-        .load()
-        .await
 }
 
 /// The settings for a write that must reach DynamoDB at most once: a conditional put, or a delete
 /// that returns what it removed. Were the SDK to retry one whose first answer was lost, the retry
 /// would meet the caller's own write and report it as someone else's (a delivery "already seen",
-/// a window "already claimed", a state "already taken"). Without the retry, a lost answer is
-/// `Unavailable`, which every caller treats as "unknown" and handles safely.
-fn at_most_once() -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled())
+/// a window "already claimed", a state "already taken"). So nothing is retried but a throttle,
+/// which DynamoDB answers before doing anything; a timeout, a lost connection or a 500 (which
+/// may have been applied) is `Unavailable`, which every caller treats as "unknown" and handles
+/// safely. `E` is the operation's error type, where the throttle's code is read.
+fn at_most_once<E>() -> aws_sdk_dynamodb::config::Builder
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    aws_sdk_dynamodb::config::Builder::default().retry_classifier(OnlyThrottles::<E>(std::marker::PhantomData))
+}
+
+/// The error codes with which DynamoDB refuses a request it has not carried out.
+const THROTTLES: &[&str] = &["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"];
+
+/// Forbids every retry but that of a throttle (which the SDK's own classifiers then retry).
+struct OnlyThrottles<E>(std::marker::PhantomData<E>);
+
+impl<E> std::fmt::Debug for OnlyThrottles<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnlyThrottles")
+    }
+}
+
+impl<E> aws_sdk_dynamodb::config::retry::ClassifyRetry for OnlyThrottles<E>
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    fn classify_retry(
+        &self,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::InterceptorContext,
+    ) -> aws_sdk_dynamodb::config::retry::RetryAction {
+        use aws_sdk_dynamodb::config::retry::RetryAction;
+        let code = match ctx.output_or_error() {
+            Some(Err(e)) => e.as_operation_error().and_then(|e| e.downcast_ref::<E>()).and_then(|e| e.code()),
+            _ => return RetryAction::NoActionIndicated,
+        };
+        if code.is_some_and(|c| THROTTLES.contains(&c)) {
+            RetryAction::NoActionIndicated
+        } else {
+            RetryAction::RetryForbidden
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "valine: at most once, only throttles retried"
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -208,7 +256,7 @@ impl DynamoStore {
             .key("sk", s("-"))
             .return_values(ReturnValue::AllOld)
             .customize()
-            .config_override(at_most_once())
+            .config_override(at_most_once::<DeleteItemError>())
             .send()
             .await
             .map_err(map_err)?;
@@ -379,7 +427,7 @@ impl AuditLog for DynamoStore {
             .set_item(Some(audit_item(record)))
             .condition_expression("attribute_not_exists(audit_id)")
             .customize()
-            .config_override(at_most_once())
+            .config_override(at_most_once::<PutItemError>())
             .send()
             .await;
         if conditional(res)? { Ok(()) } else { Err(StoreError::AlreadyExists) }
@@ -474,7 +522,7 @@ impl AlertLedger for DynamoStore {
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":now", n(now))
             .customize()
-            .config_override(at_most_once())
+            .config_override(at_most_once::<PutItemError>())
             .send()
             .await;
         Ok(conditional(res)?.then_some(claim))
@@ -528,7 +576,7 @@ impl DeliveryLedger for DynamoStore {
             .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
             .expression_attribute_values(":now", n(now))
             .customize()
-            .config_override(at_most_once())
+            .config_override(at_most_once::<PutItemError>())
             .send()
             .await;
         conditional(res)
@@ -633,7 +681,7 @@ impl ConfirmationRepo for DynamoStore {
             .expression_attribute_values(":now", n(now_secs()))
             .return_values(ReturnValue::AllOld)
             .customize()
-            .config_override(at_most_once())
+            .config_override(at_most_once::<DeleteItemError>())
             .send()
             .await;
         match res {
@@ -673,7 +721,7 @@ impl ConfirmationRepo for DynamoStore {
             .key("sk", s("-"))
             .return_values(ReturnValue::AllOld)
             .customize()
-            .config_override(at_most_once())
+            .config_override(at_most_once::<DeleteItemError>())
             .send()
             .await
             .map_err(map_err)?;
@@ -724,7 +772,7 @@ impl IncidentRepo for DynamoStore {
         if expected > 0 {
             put = put.expression_attribute_values(":expected", n(expected));
         }
-        let written = conditional(put.customize().config_override(at_most_once()).send().await)?;
+        let written = conditional(put.customize().config_override(at_most_once::<PutItemError>()).send().await)?;
         if written {
             return Ok(IncidentWrite::Written);
         }

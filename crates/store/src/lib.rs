@@ -16,6 +16,8 @@ use valine_domain::trace::Trace;
 
 pub mod dynamo;
 pub mod embedded;
+#[cfg(feature = "testing")]
+pub mod fault_proxy;
 pub mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
