@@ -99,7 +99,10 @@ impl AppAuth {
         let (der, pkcs8) = pem_der(private_key_pem).map_err(bad)?;
         let key = if pkcs8 { RsaKeyPair::from_pkcs8(&der) } else { RsaKeyPair::from_der(&der) }
             .map_err(|e| bad(format!("not an RSA key ring accepts ({e})")))?;
-        let base = base.cloned().unwrap_or_else(|| url::Url::parse("https://api.github.com/").expect("a valid URL"));
+        let base = match base {
+            Some(b) => b.clone(),
+            None => url::Url::parse("https://api.github.com/").map_err(|e| GitHubError::Unreachable(e.to_string()))?,
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(timeout)
