@@ -11,14 +11,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::authorize_deploy;
-use valine_domain::clock::now_secs;
 use valine_domain::config::{Config, Feature};
 use valine_domain::message::{ButtonStyle, Embed, Reply};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_domain::url_guard::{UrlPolicy, check_url};
 use valine_store::{Followed, PendingConfirmation};
 
-use super::relay::{CONFIRM_TTL_SECS, settled};
+use super::relay::settled;
 use crate::ctx::Ctx;
 use crate::dispatch::{FollowRequest, dispatch_and_follow};
 use crate::interaction::Options;
@@ -122,25 +121,12 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     };
     ctx.rec.note("checks", StepStatus::Ok, None);
     let pending = Pending { api_base, ..pending };
-    let expires_at = now_secs() + CONFIRM_TTL_SECS;
-    let stored = PendingConfirmation {
-        id: uuid::Uuid::new_v4().to_string(),
-        user_id: ctx.user_id,
-        command: ctx.command.clone(),
-        channel_id: None,
-        target_user_id: None,
-        message: serde_json::to_string(&pending).unwrap_or_default(),
-        ephemeral: true,
-        trace_id: ctx.trace_id(),
-        expires_at,
+    let json = serde_json::to_string(&pending).unwrap_or_default();
+    let stored = match super::hold(ctx, json, (None, None), true, "nothing was dispatched").await {
+        Ok(s) => s,
+        Err(answer) => return answer,
     };
-    let confirmations = ctx.services.stores.confirmations.clone();
-    let put = ctx
-        .store_step("store.put_confirmation", Duration::from_millis(1500), confirmations.put_confirmation(&stored))
-        .await;
-    if let Err(e) = put {
-        return ctx.store_unavailable(&e, "nothing was dispatched").await;
-    }
+    let expires_at = stored.expires_at;
     let repo = config.github_repo.as_ref().map(ToString::to_string).unwrap_or_default();
     let mut embed = Embed::new("🚀 Deploy client?")
         .colour(0x58_65_F2)

@@ -47,3 +47,32 @@ pub fn preview(embed: Embed, confirm: (&str, ButtonStyle), id: &str, happens: &s
     let content = format!("**Preview**: {happens} (expires <t:{expires_at}:R>).");
     Reply::Message(Message::text(content).with_embed(embed).with_row(buttons).ephemeral())
 }
+
+/// Stores what a preview waits on, bound to the caller for [`relay::CONFIRM_TTL_SECS`]: `message`
+/// (a relay's text, or a command's own JSON) and, for relays, where it goes (`to`: channel, user).
+/// `Err` is the answer to give when the store is down (`nothing`: "nothing was posted").
+pub async fn hold(
+    ctx: &mut crate::ctx::Ctx<'_>,
+    message: String,
+    to: (Option<u64>, Option<u64>),
+    ephemeral: bool,
+    nothing: &str,
+) -> Result<valine_store::PendingConfirmation, Reply> {
+    let pending = valine_store::PendingConfirmation {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: ctx.user_id,
+        command: ctx.command.clone(),
+        channel_id: to.0,
+        target_user_id: to.1,
+        message,
+        ephemeral,
+        trace_id: ctx.trace_id(),
+        expires_at: valine_domain::clock::now_secs() + relay::CONFIRM_TTL_SECS,
+    };
+    let confirmations = ctx.services.stores.confirmations.clone();
+    let cap = std::time::Duration::from_millis(1500);
+    match ctx.store_step("store.put_confirmation", cap, confirmations.put_confirmation(&pending)).await {
+        Ok(()) => Ok(pending),
+        Err(e) => Err(ctx.store_unavailable(&e, nothing).await),
+    }
+}

@@ -12,7 +12,6 @@ use std::time::Duration;
 use valine_clients::discord_api::{DiscordError, PostedMessage};
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_admin;
-use valine_domain::clock::now_secs;
 use valine_domain::config::Feature;
 use valine_domain::custom_id::CustomId;
 use valine_domain::message::{ButtonStyle, Embed, Message, Reply};
@@ -245,29 +244,15 @@ async fn relay_confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, cancel
 
 /// An ephemeral preview with Confirm / Cancel; the text waits in the state table for 5 minutes.
 async fn preview(ctx: &mut Ctx<'_>, target: Target, message: String, ephemeral: bool) -> Reply {
-    let expires_at = now_secs() + CONFIRM_TTL_SECS;
-    let (channel_id, target_user_id) = match target {
+    let to = match target {
         Target::Channel(c) => (Some(c), None),
         Target::User(u) => (None, Some(u)),
     };
-    let pending = PendingConfirmation {
-        id: uuid::Uuid::new_v4().to_string(),
-        user_id: ctx.user_id,
-        command: ctx.command.clone(),
-        channel_id,
-        target_user_id,
-        message,
-        ephemeral,
-        trace_id: ctx.trace_id(),
-        expires_at,
+    let pending = match super::hold(ctx, message, to, ephemeral, "nothing was posted").await {
+        Ok(p) => p,
+        Err(answer) => return answer,
     };
-    let confirmations = ctx.services.stores.confirmations.clone();
-    let stored = ctx
-        .store_step("store.put_confirmation", Duration::from_millis(1500), confirmations.put_confirmation(&pending))
-        .await;
-    if let Err(e) = stored {
-        return ctx.store_unavailable(&e, "nothing was posted").await;
-    }
+    let expires_at = pending.expires_at;
     let embed = Embed::default()
         .description(&pending.message)
         .colour(0x58_65_F2)

@@ -14,14 +14,13 @@ use serde::{Deserialize, Serialize};
 use valine_clients::github_api::{GitHubError, SecretWrite, VariableWrite};
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_secret_write;
-use valine_domain::clock::now_secs;
 use valine_domain::config::{Config, Feature, Secret};
 use valine_domain::message::{ButtonStyle, Embed, Message, Reply};
 use valine_domain::trace::StepStatus;
 use valine_domain::url_guard::{UrlPolicy, check_url};
 use valine_store::PendingConfirmation;
 
-use super::relay::{CONFIRM_TTL_SECS, settled};
+use super::relay::settled;
 use crate::ctx::Ctx;
 use crate::interaction::Options;
 use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
@@ -183,25 +182,12 @@ pub async fn run(ctx: &mut Ctx<'_>, Args { url, confirm }: Args) -> Reply {
 
 async fn preview(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: String) -> Reply {
     let fingerprint = digest(ctx, &url).map(|d| d.fingerprint()).unwrap_or_default();
-    let expires_at = now_secs() + CONFIRM_TTL_SECS;
-    let stored = PendingConfirmation {
-        id: uuid::Uuid::new_v4().to_string(),
-        user_id: ctx.user_id,
-        command: ctx.command.clone(),
-        channel_id: None,
-        target_user_id: None,
-        message: serde_json::to_string(&Pending { url }).unwrap_or_default(),
-        ephemeral: true,
-        trace_id: ctx.trace_id(),
-        expires_at,
+    let json = serde_json::to_string(&Pending { url }).unwrap_or_default();
+    let stored = match super::hold(ctx, json, (None, None), true, "nothing was written").await {
+        Ok(s) => s,
+        Err(answer) => return answer,
     };
-    let confirmations = ctx.services.stores.confirmations.clone();
-    let put = ctx
-        .store_step("store.put_confirmation", Duration::from_millis(1500), confirmations.put_confirmation(&stored))
-        .await;
-    if let Err(e) = put {
-        return ctx.store_unavailable(&e, "nothing was written").await;
-    }
+    let expires_at = stored.expires_at;
     let repo = ctx.services.config.github_repo.as_ref().map(ToString::to_string).unwrap_or_default();
     let embed = Embed::new(format!("Write the {} `{name}`?", kind.noun()))
         .colour(0x58_65_F2)
