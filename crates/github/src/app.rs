@@ -95,8 +95,18 @@ enum Routing {
 struct Handled {
     status: StatusCode,
     body: Value,
-    /// A side effect failed: forget the delivery id so that a redelivery tries again.
+    /// A side effect failed: the delivery is not recorded done, so that a redelivery tries again.
     retryable_failure: bool,
+    /// What became of the delivery's done record in an incident write (see
+    /// [`IncidentDesk::observe_delivery`]): `Some(true)` written with it, `Some(false)` another
+    /// attempt at this delivery finished first, `None` not written yet.
+    recorded: Option<bool>,
+}
+
+impl Handled {
+    fn new(status: StatusCode, body: Value, retryable_failure: bool) -> Self {
+        Self { status, body, retryable_failure, recorded: None }
+    }
 }
 
 impl App {
@@ -278,7 +288,8 @@ impl App {
                 Routing::Ignore(_) => continue,
             };
             let mut store_error = None;
-            let handled = self.workflow_run(rec, &payload, "completed", &targets, &mut store_error, deadline).await;
+            let handled =
+                self.workflow_run(rec, &payload, "completed", &targets, &mut store_error, None, deadline).await;
             report.runs_checked += 1;
             // One channel answers with `alert`, several with `routes: [{alert, …}]`.
             let mut alerts: Vec<&str> = handled.body["routes"]
@@ -351,19 +362,12 @@ impl App {
             Route::Post => {}
         }
         // GitHub gives up after 10 s; answer before that whatever hangs.
-        let delivery_id = req.header("x-github-delivery").map(str::to_string);
         let deadline = Instant::now() + DELIVERY_BUDGET - DELIVERY_MARGIN;
         match tokio::time::timeout(DELIVERY_BUDGET, self.delivery(req, deadline)).await {
             Ok(answer) => answer,
             Err(_) => {
-                // Forget the id so that a redelivery is handled, not taken as a duplicate.
-                if let Some(id) = &delivery_id {
-                    let key = format!("github:{id}");
-                    let forget = self.stores.deliveries.forget(&key);
-                    if !matches!(tokio::time::timeout(Duration::from_millis(800), forget).await, Ok(Ok(()))) {
-                        tracing::error!(delivery_id = %id, "could not forget the unfinished delivery");
-                    }
-                }
+                // Nothing says it is done (that is written with its last effect), so a
+                // redelivery is handled again.
                 tracing::error!("delivery incomplete: not handled within 9 s; redeliver it from GitHub");
                 HttpResponse::json(
                     StatusCode::ACCEPTED,
@@ -410,40 +414,42 @@ impl App {
         async {
             self.metrics.delivery(&event);
             let mut store_error: Option<StoreError> = None;
-            let mut maybe_recorded = false;
-            if let Some(id) = &delivery_id {
-                match rec.time("store.first_seen", self.stores.deliveries.first_seen(&format!("github:{id}"))).await {
-                    Ok(true) => maybe_recorded = true,
-                    Ok(false) => {
+            // `X-GitHub-Delivery` is required (`verify`); the tick's runs come without one.
+            let done_key = delivery_id.as_ref().map(|id| format!("github:{id}"));
+            if let Some(key) = &done_key {
+                // The delivery's record and the incidents it may update, in one read.
+                let ids = self.incident_ids(&event, &payload, &targets, rec.trace_id());
+                let unknown = self.incidents.unknown(&ids);
+                match rec.time("store.look_up", self.stores.deliveries.look_up(key, &unknown)).await {
+                    Ok(found) if found.done => {
                         tracing::info!("duplicate delivery: nothing done");
-                        return HttpResponse::ok(&json!({"status": "duplicate", "delivery": id}));
+                        return HttpResponse::ok(&json!({"status": "duplicate", "delivery": delivery_id}));
                     }
+                    Ok(found) => self.incidents.prime(&unknown, &found.incidents),
                     Err(e) => {
                         tracing::warn!(error = %e, "delivery dedup unavailable; handling anyway");
-                        // The write may have landed with its answer lost: should this delivery
-                        // end incomplete, its id is forgotten as if it had been recorded.
-                        maybe_recorded = true;
                         store_error = Some(e);
                     }
                 }
             }
+            let done = done_key.as_deref();
             let action = payload["action"].as_str().unwrap_or("").to_string();
             let mut handled = match event.as_str() {
                 "ping" => {
                     let hook_id = payload["hook_id"].as_u64().or_else(|| payload["hook"]["id"].as_u64());
                     tracing::info!(hook_id = hook_id.unwrap_or(0), zen = payload["zen"].as_str().unwrap_or(""), "webhook ping");
-                    Handled { status: StatusCode::OK, body: json!({"status": "ok", "event": "ping", "hook_id": hook_id}), retryable_failure: false }
+                    Handled::new(StatusCode::OK, json!({"status": "ok", "event": "ping", "hook_id": hook_id}), false)
                 }
                 "workflow_run" => {
-                    self.workflow_run(&mut rec, &payload, &action, &targets, &mut store_error, deadline).await
+                    self.workflow_run(&mut rec, &payload, &action, &targets, &mut store_error, done, deadline).await
                 }
                 "deployment_status" => {
                     let store_down = store_error.as_ref().is_some_and(StoreError::is_unavailable);
-                    self.deployment_status(&mut rec, &payload, &targets, store_down, deadline).await
+                    self.deployment_status(&mut rec, &payload, &targets, store_down, done, deadline).await
                 }
                 _ => {
                     rec.note("route", StepStatus::Skipped, Some("event not acted on".into()));
-                    Handled { status: StatusCode::ACCEPTED, body: json!({"status": "ignored", "event": event}), retryable_failure: false }
+                    Handled::new(StatusCode::ACCEPTED, json!({"status": "ignored", "event": event}), false)
                 }
             };
             // Only events that act need the store; a ping or an ignored event answers as usual.
@@ -452,6 +458,7 @@ impl App {
                 && acts
                 && handled.status.is_success()
                 && handled.status != StatusCode::ACCEPTED
+                && handled.recorded.is_none()
             {
                 rec.fail(e);
                 handled.status = StatusCode::ACCEPTED;
@@ -468,23 +475,11 @@ impl App {
                     handled.retryable_failure = true;
                 }
             }
-            if handled.retryable_failure
-                && maybe_recorded
-                && let Some(id) = &delivery_id
-                && let Err(e) = self.stores.deliveries.forget(&format!("github:{id}")).await
-            {
-                tracing::error!(error = %e, "could not forget the failed delivery; a redelivery will be taken as a duplicate");
-            }
             handled.body["trace_id"] = json!(rec.trace_id());
             if !action.is_empty() {
                 handled.body["action"] = json!(action);
             }
-            let trace = rec.snapshot();
-            if store_error.as_ref().is_some_and(StoreError::is_unavailable) {
-                tracing::warn!("store unavailable: the delivery's trace is only in this log");
-            } else if let Err(e) = self.stores.traces.put(&trace).await {
-                tracing::warn!(error = %e, "could not store the delivery's trace");
-            }
+            self.finish(&mut rec, &mut handled, done, store_error.as_ref()).await;
             let duration_ms = started.elapsed().as_millis() as u64;
             if handled.retryable_failure {
                 tracing::error!(status = handled.status.as_u16(), duration_ms, error = %handled.body["error"], "delivery incomplete: redeliver it from GitHub once the cause is fixed");
@@ -495,6 +490,84 @@ impl App {
         }
         .instrument(span)
         .await
+    }
+
+    /// Records the delivery done, with its trace, unless its incident write did already, or it
+    /// failed and is to be redelivered (then only the trace is kept). A delivery whose record
+    /// cannot be written answers `incomplete`: a redelivery is handled again, idempotently.
+    async fn finish(
+        &self,
+        rec: &mut TraceRecorder,
+        handled: &mut Handled,
+        done: Option<&str>,
+        store_error: Option<&StoreError>,
+    ) {
+        let store_down = store_error.is_some_and(StoreError::is_unavailable);
+        match (handled.recorded, done) {
+            (Some(false), _) => {
+                tracing::info!("duplicate delivery: another attempt finished it first");
+                handled.body["status"] = json!("duplicate");
+                return;
+            }
+            (None, Some(key)) if !handled.retryable_failure => {
+                let trace = rec.snapshot();
+                match rec.time("store.finish", self.stores.deliveries.finish(key, &trace)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!("duplicate delivery: another attempt finished it first");
+                        handled.body["status"] = json!("duplicate");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the delivery is handled but could not be recorded");
+                        if handled.body["status"] == "ok" || handled.body["status"] == "ignored" {
+                            handled.status = StatusCode::ACCEPTED;
+                            handled.body["status"] = json!("incomplete");
+                            handled.body["error"] = json!(format!(
+                                "{e}; handled, but not recorded: redeliver once the store is back (handling it again changes nothing)"
+                            ));
+                            handled.retryable_failure = true;
+                        }
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        if store_down {
+            tracing::warn!("store unavailable: the delivery's trace is only in this log");
+        } else if let Err(e) = self.stores.traces.put(&rec.snapshot()).await {
+            tracing::warn!(error = %e, "could not store the delivery's trace");
+        }
+    }
+
+    /// The incidents a delivery may update: its decision's key in each routed channel whose
+    /// gates are open. Pure; `act` gates and decides the same way.
+    fn incident_ids(&self, event: &str, payload: &Value, targets: &[Target], trace_id: &str) -> Vec<String> {
+        let decision = match event {
+            "workflow_run" => {
+                let Some(run) = events::workflow_run_record(payload) else { return Vec::new() };
+                let any_branch: Vec<String> = ANY_BRANCH.iter().map(|b| b.to_string()).collect();
+                events::decide_workflow_run(
+                    payload["action"].as_str().unwrap_or(""),
+                    &run,
+                    payload,
+                    &any_branch,
+                    trace_id,
+                )
+            }
+            "deployment_status" => events::decide_deployment_status(payload, trace_id),
+            _ => return Vec::new(),
+        };
+        let Decision::Observe(obs) = decision else { return Vec::new() };
+        targets
+            .iter()
+            .filter_map(|t| self.incidents.route_channel(t.channel_id))
+            .map(|channel| {
+                let mut key = obs.key.clone();
+                key.channel_id = channel;
+                key.id()
+            })
+            .collect()
     }
 
     /// Routes a delivery before anything is written: its repository must be in `GITHUB_REPOS`,
@@ -556,6 +629,7 @@ impl App {
         read.await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn workflow_run(
         &self,
         rec: &mut TraceRecorder,
@@ -563,15 +637,13 @@ impl App {
         action: &str,
         targets: &[Target],
         store_error: &mut Option<StoreError>,
+        done: Option<&str>,
         deadline: Instant,
     ) -> Handled {
         let Some(run) = events::workflow_run_record(payload) else {
             rec.note("parse", StepStatus::Skipped, Some("no workflow_run in the payload".into()));
-            return Handled {
-                status: StatusCode::ACCEPTED,
-                body: json!({"status": "ignored", "event": "workflow_run", "reason": "no workflow_run"}),
-                retryable_failure: false,
-            };
+            let body = json!({"status": "ignored", "event": "workflow_run", "reason": "no workflow_run"});
+            return Handled::new(StatusCode::ACCEPTED, body, false);
         };
         tracing::info!(run_id = run.run_id, workflow = %run.workflow_name, branch = %run.head_branch, status = %run.status, conclusion = run.conclusion.as_deref().unwrap_or(""), "workflow run");
         // When the store already failed for this delivery, do not wait on it again: the alert
@@ -603,8 +675,10 @@ impl App {
         let decision = events::decide_workflow_run(action, &run, payload, &any_branch, rec.trace_id());
         let completed = action == "completed" || run.status == "completed";
         let line = completed.then(|| events::run_line(&run));
-        let mut failed =
-            self.act_routed(rec, decision, targets, line.as_deref(), &mut body, store_down, deadline).await;
+        // A `/diagnose` message still to update is the delivery's last effect, not the incident.
+        let done = if matches!(progress, Some(Err(_))) { None } else { done };
+        let (mut failed, recorded) =
+            self.act_routed(rec, decision, targets, line.as_deref(), &mut body, store_down, done, deadline).await;
         if let Some(Err(e)) = progress {
             // The edit is idempotent: a redelivery puts the message right.
             if !failed {
@@ -613,7 +687,8 @@ impl App {
             }
             failed = true;
         }
-        Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
+        let status = if failed { StatusCode::ACCEPTED } else { StatusCode::OK };
+        Handled { status, body, retryable_failure: failed, recorded }
     }
 
     async fn deployment_status(
@@ -622,18 +697,23 @@ impl App {
         payload: &Value,
         targets: &[Target],
         store_down: bool,
+        done: Option<&str>,
         deadline: Instant,
     ) -> Handled {
         let decision = events::decide_deployment_status(payload, rec.trace_id());
         let mut body =
             json!({"status": "ok", "event": "deployment_status", "state": payload["deployment_status"]["state"]});
-        let failed = self.act_routed(rec, decision, targets, None, &mut body, store_down, deadline).await;
-        Handled { status: if failed { StatusCode::ACCEPTED } else { StatusCode::OK }, body, retryable_failure: failed }
+        let (failed, recorded) =
+            self.act_routed(rec, decision, targets, None, &mut body, store_down, done, deadline).await;
+        let status = if failed { StatusCode::ACCEPTED } else { StatusCode::OK };
+        Handled { status, body, retryable_failure: failed, recorded }
     }
 
     /// Carries out a decision in every routed channel: its own incident in each, and, for
     /// channels routed `all-runs`, a compact line for a completed run that changed no incident
-    /// message. True when the delivery should be offered for redelivery.
+    /// message. True when the delivery should be offered for redelivery; and what became of the
+    /// delivery's done record, which the last channel's incident write carries when every
+    /// channel before it went well.
     #[allow(clippy::too_many_arguments)]
     async fn act_routed(
         &self,
@@ -643,22 +723,27 @@ impl App {
         line: Option<&str>,
         body: &mut Value,
         store_down: bool,
+        done: Option<&str>,
         deadline: Instant,
-    ) -> bool {
+    ) -> (bool, Option<bool>) {
         if let [target] = targets {
-            return self.act(rec, &decision, target, line, body, store_down, deadline).await;
+            return self.act(rec, &decision, target, line, body, store_down, done, deadline).await;
         }
         if let Decision::Nothing(reason) = &decision
             && line.is_none()
         {
             rec.note("decide", StepStatus::Skipped, Some(reason.to_string()));
-            return false;
+            return (false, None);
         }
         let mut failed = false;
+        let mut recorded = None;
         let mut routes = Vec::new();
-        for target in targets {
+        for (i, target) in targets.iter().enumerate() {
             let mut part = json!({"channel": target.channel_id.map(|c| c.to_string())});
-            failed |= self.act(rec, &decision, target, line, &mut part, store_down, deadline).await;
+            let last_done = done.filter(|_| i + 1 == targets.len() && !failed);
+            let (f, r) = self.act(rec, &decision, target, line, &mut part, store_down, last_done, deadline).await;
+            failed |= f;
+            recorded = recorded.or(r);
             if let Some(status) = part.get("status").cloned()
                 && body["status"] == "ok"
             {
@@ -670,11 +755,12 @@ impl App {
         if !routes.is_empty() {
             body["routes"] = json!(routes);
         }
-        failed
+        (failed, recorded)
     }
 
     /// Carries out a decision in one routed channel; true when the delivery should be offered for
-    /// redelivery (nothing was shown, and a retry can show it).
+    /// redelivery (nothing was shown, and a retry can show it), and what became of the done
+    /// record of `done`, when the incident write carried it.
     #[allow(clippy::too_many_arguments)]
     async fn act(
         &self,
@@ -684,8 +770,9 @@ impl App {
         line: Option<&str>,
         body: &mut Value,
         store_down: bool,
+        done: Option<&str>,
         deadline: Instant,
-    ) -> bool {
+    ) -> (bool, Option<bool>) {
         let mut obs = match decision {
             Decision::Observe(obs) => obs.clone(),
             Decision::Nothing(reason) => {
@@ -695,7 +782,7 @@ impl App {
                 {
                     self.run_line(rec, target, line, body, deadline).await;
                 }
-                return false;
+                return (false, None);
             }
         };
         let key = format!("{}|{}|{}", obs.key.repository, obs.key.name(), obs.key.scope());
@@ -705,16 +792,17 @@ impl App {
             Err(reason) => {
                 rec.note("incident", StepStatus::Skipped, Some(reason.to_string()));
                 body["alert"] = json!("skipped");
-                return false;
+                return (false, None);
             }
         }
-        let observed = if store_down {
+        let (observed, recorded) = if store_down {
             // Not asked again: this delivery already found the store down.
             rec.note("incident.observe", StepStatus::Skipped, Some("store unavailable".into()));
-            Observed::Failed { error: "store unavailable".into(), posted: false, store: true }
+            (Observed::Failed { error: "store unavailable".into(), posted: false, store: true }, None)
         } else {
             let t = rec.start("incident.observe");
-            let observed = self.incidents.observe_routed(&obs, target.mention_role_id, deadline).await;
+            let (observed, recorded) =
+                self.incidents.observe_delivery(&obs, target.mention_role_id, done, deadline).await;
             let label = match &observed {
                 Observed::Nothing { reason } | Observed::Skipped { reason } => {
                     format!("{}: {reason}", observed.as_str())
@@ -723,7 +811,7 @@ impl App {
             };
             let failed = matches!(observed, Observed::Failed { .. });
             rec.finish(t, if failed { StepStatus::Error } else { StepStatus::Ok }, Some(label));
-            observed
+            (observed, recorded)
         };
         if let Observed::Failed { error, store: true, .. } = &observed {
             self.store_alert(error, rec.trace_id(), deadline).await;
@@ -735,7 +823,7 @@ impl App {
         {
             self.run_line(rec, target, line, body, deadline).await;
         }
-        match &observed {
+        let failed = match &observed {
             Observed::Resolved => {
                 body["alert"] = json!("resolved");
                 body["resolved"] = json!("sent");
@@ -759,7 +847,8 @@ impl App {
                 body["alert"] = json!(other.as_str());
                 false
             }
-        }
+        };
+        (failed, recorded)
     }
 
     /// Posts a run's compact line in an `all-runs` channel (gates permitting).

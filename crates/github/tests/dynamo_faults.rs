@@ -149,8 +149,9 @@ async fn a_failing_store_gets_no_5xx_and_the_redelivery_alerts_once_it_is_back()
         let (status, body) = h.deliver("workflow_run", &id, &run(10 + i as u64, 20 + i as u64, "failure")).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{fault:?}: {body}");
         assert_eq!(body["status"], "incomplete", "{fault:?}: {body}");
-        let (status, _) = h.deliver("ping", &format!("p-{i}"), &json!({"zen": "z", "hook_id": 1})).await;
-        assert_eq!(status, StatusCode::OK, "{fault:?}");
+        // a ping is answered, never a 5xx; not recorded, it invites a redelivery
+        let (status, body) = h.deliver("ping", &format!("p-{i}"), &json!({"zen": "z", "hook_id": 1})).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::ACCEPTED, Some("incomplete")), "{fault:?}");
     }
     // The store's own alert went out; no incident message could be (its state cannot be kept).
     let alerts = h.alerts().await;
@@ -160,6 +161,10 @@ async fn a_failing_store_gets_no_5xx_and_the_redelivery_alerts_once_it_is_back()
     let (status, body) = h.deliver("workflow_run", "f-down-1", &run(11, 21, "failure")).await;
     assert_eq!((status, body["alert"].as_str()), (StatusCode::OK, Some("sent")), "{body}");
     let (_, again) = h.deliver("workflow_run", "f-down-1", &run(11, 21, "failure")).await;
+    assert_eq!(again["status"], "duplicate");
+    let (status, body) = h.deliver("ping", "p-1", &json!({"zen": "z", "hook_id": 1})).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")), "{body}");
+    let (_, again) = h.deliver("ping", "p-1", &json!({"zen": "z", "hook_id": 1})).await;
     assert_eq!(again["status"], "duplicate");
 }
 
@@ -196,4 +201,37 @@ async fn a_share_of_faults_under_concurrency_never_answers_5xx() {
             "unexpected outcome {outcome}: {outcomes:?}"
         );
     }
+}
+
+/// The write that records a delivery done lands, and its answer is lost. The delivery's effects
+/// went in with that record, so a redelivery finds it done and does nothing again; when the
+/// record did not land, the redelivery is handled. (Before the record went with the last effect,
+/// a claim that landed with its answer lost made the redelivery a "duplicate" of a delivery
+/// nothing had finished.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_done_record_landed_unseen_is_done_and_one_that_did_not_is_handled_again() {
+    let Some(h) = Harness::new(FaultPlan::Operation("TransactWriteItems", Fault::LostAnswer)).await else { return };
+    // The incident write (with the delivery's record) lands unseen: read back, it is known written.
+    let (status, body) = h.deliver("workflow_run", "lost-1", &run(30, 40, "failure")).await;
+    assert_eq!((status, body["alert"].as_str()), (StatusCode::OK, Some("sent")), "{body}");
+    let (_, again) = h.deliver("workflow_run", "lost-1", &run(30, 40, "failure")).await;
+    assert_eq!(again["status"], "duplicate", "{again}");
+    assert_eq!(h.alerts().await.len(), 1);
+    // A ping's record lands unseen: answered `incomplete`, and the redelivery finds it done.
+    let (status, body) = h.deliver("ping", "lost-ping", &json!({"zen": "z", "hook_id": 1})).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::ACCEPTED, Some("incomplete")), "{body}");
+    h.proxy.set_plan(FaultPlan::Pass);
+    let (_, again) = h.deliver("ping", "lost-ping", &json!({"zen": "z", "hook_id": 1})).await;
+    assert_eq!(again["status"], "duplicate", "{again}");
+    // The record does not land (refused outright): the redelivery is handled, and resolves.
+    h.proxy.set_plan(FaultPlan::Operation("TransactWriteItems", Fault::ServerError));
+    let (status, body) = h.deliver("workflow_run", "lost-2", &run(31, 41, "success")).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::ACCEPTED, Some("incomplete")), "{body}");
+    assert_eq!(h.replies().await, 0, "nothing resolved yet");
+    h.proxy.set_plan(FaultPlan::Pass);
+    let (status, body) = h.deliver("workflow_run", "lost-2", &run(31, 41, "success")).await;
+    assert_eq!((status, body["alert"].as_str()), (StatusCode::OK, Some("resolved")), "{body}");
+    assert_eq!(h.replies().await, 1);
+    let seen = h.proxy.take_seen();
+    assert!(seen.lost_answers >= 2, "{seen:?}");
 }

@@ -115,6 +115,14 @@ impl DeliveryLedger for Counting {
         self.hit();
         self.inner.forget(id).await
     }
+    async fn look_up(&self, id: &str, incidents: &[String]) -> StoreResult<Lookup> {
+        self.hit();
+        self.inner.look_up(id, incidents).await
+    }
+    async fn finish(&self, id: &str, trace: &Trace) -> StoreResult<bool> {
+        self.hit();
+        self.inner.finish(id, trace).await
+    }
 }
 
 #[async_trait]
@@ -167,9 +175,9 @@ impl IncidentRepo for Counting {
         self.hit();
         self.inner.get_incident(id).await
     }
-    async fn put_incident(&self, i: &Incident) -> StoreResult<IncidentWrite> {
+    async fn put_incident_with(&self, i: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite> {
         self.hit();
-        self.inner.put_incident(i).await
+        self.inner.put_incident_with(i, done).await
     }
     async fn list_incidents(&self, l: usize) -> StoreResult<Vec<Incident>> {
         self.hit();
@@ -205,6 +213,7 @@ impl StoreHealth for Counting {
 
 struct Harness {
     app: App,
+    config: valine_domain::config::Config,
     discord: MockServer,
     github: MockServer,
     counting: Arc<Counting>,
@@ -252,31 +261,46 @@ impl Harness {
             ],
             overrides,
         );
-        let metrics = Metrics::new("github-handler", Arc::new(Capture::default()));
-        let github_client: Option<Arc<dyn valine_clients::github_api::GitHub>> =
-            valine_clients::github_api::from_config(&config, Duration::from_secs(5)).unwrap();
-        let app = App::new(AppParts {
-            discord: valine_clients::discord_api::from_config(&config, Duration::from_secs(5)),
-            config,
-            stores: Stores::from_adapter(counting.clone(), "counting"),
-            metrics,
-        })
-        .unwrap()
-        .with_github(github_client);
-        Self { app, discord, github, counting, _dir: dir }
+        let app = container(&config, &counting);
+        Self { app, config, discord, github, counting, _dir: dir }
+    }
+
+    /// A second container: the same store, nothing cached.
+    fn another_container(&self) -> App {
+        container(&self.config, &self.counting)
     }
 
     async fn deliver(&self, delivery: &str, payload: &Value) -> (StatusCode, Value) {
-        let body = payload.to_string().into_bytes();
-        let mut h = HeaderMap::new();
-        h.insert("x-github-event", HeaderValue::from_static("workflow_run"));
-        h.insert("x-github-delivery", HeaderValue::from_str(delivery).unwrap());
-        h.insert("x-hub-signature-256", HeaderValue::from_str(&github_signature(SECRET, &body)).unwrap());
-        h.insert("content-type", HeaderValue::from_static("application/json"));
-        let res = self.app.handle(HttpRequest::new(Method::POST, "/github/webhook", h, body)).await;
-        (res.status, serde_json::from_str(&res.body).unwrap())
+        deliver_to(&self.app, delivery, payload).await
     }
+}
 
+fn container(config: &valine_domain::config::Config, counting: &Arc<Counting>) -> App {
+    let metrics = Metrics::new("github-handler", Arc::new(Capture::default()));
+    let github_client: Option<Arc<dyn valine_clients::github_api::GitHub>> =
+        valine_clients::github_api::from_config(config, Duration::from_secs(5)).unwrap();
+    App::new(AppParts {
+        discord: valine_clients::discord_api::from_config(config, Duration::from_secs(5)),
+        config: config.clone(),
+        stores: Stores::from_adapter(counting.clone(), "counting"),
+        metrics,
+    })
+    .unwrap()
+    .with_github(github_client)
+}
+
+async fn deliver_to(app: &App, delivery: &str, payload: &Value) -> (StatusCode, Value) {
+    let body = payload.to_string().into_bytes();
+    let mut h = HeaderMap::new();
+    h.insert("x-github-event", HeaderValue::from_static("workflow_run"));
+    h.insert("x-github-delivery", HeaderValue::from_str(delivery).unwrap());
+    h.insert("x-hub-signature-256", HeaderValue::from_str(&github_signature(SECRET, &body)).unwrap());
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    let res = app.handle(HttpRequest::new(Method::POST, "/github/webhook", h, body)).await;
+    (res.status, serde_json::from_str(&res.body).unwrap())
+}
+
+impl Harness {
     fn calls(&self) -> usize {
         self.counting.calls.load(Ordering::SeqCst)
     }
@@ -380,26 +404,44 @@ fn incident_id(body: &Value) -> String {
 #[tokio::test]
 async fn store_calls_per_workflow_run_delivery_are_at_most_three() {
     let h = Harness::new(&[("GITHUB_TOKEN", "")]).await;
-    // A container's first delivery for an incident reads it once more (the cache is cold), and
-    // reads the subscriptions, which it then keeps for up to 60 s.
+    // A container reads the subscriptions once, and then at most every 60 s: not per delivery.
     let before = h.calls();
     h.deliver("d-0", &run(1, "success")).await;
-    assert_eq!(h.calls() - before, 5, "cold: subscriptions, delivery, incident read + write, trace");
-    for (i, (number, conclusion)) in
-        [(2, "failure"), (3, "failure"), (2, "success"), (4, "success"), (5, "cancelled"), (6, "failure")]
-            .iter()
-            .enumerate()
-    {
+    assert_eq!(h.calls() - before, 4, "first: subscriptions, delivery + incident read, incident write + done, trace");
+    let expected = [
+        // delivery + incident read (none stored: remembered), incident write + done, trace
+        (2, "failure", 3),
+        // the incident is cached now: delivery read, incident write + done, trace
+        (3, "failure", 3),
+        // older than what the incident saw: delivery read, done + trace
+        (2, "success", 2),
+        (4, "success", 3),
+        (5, "cancelled", 2),
+        (6, "failure", 3),
+    ];
+    for (i, (number, conclusion, calls)) in expected.iter().enumerate() {
         let before = h.calls();
         let (status, body) = h.deliver(&format!("d-{}", i + 1), &run(*number, conclusion)).await;
         assert!(status.is_success(), "{body}");
         let used = h.calls() - before;
-        assert!(used <= 3, "run #{number} {conclusion} ({}): {used} store calls", body["alert"]);
+        assert_eq!(used, *calls, "run #{number} {conclusion} ({}): {used} store calls", body["alert"]);
     }
     // a duplicate delivery costs one
     let before = h.calls();
-    h.deliver("d-1", &run(2, "failure")).await;
+    let (_, body) = h.deliver("d-1", &run(2, "failure")).await;
+    assert_eq!(body["status"], "duplicate");
     assert_eq!(h.calls() - before, 1, "the delivery check only");
+
+    // Another container, nothing cached: the incident is read with the delivery's record.
+    let other = h.another_container();
+    let before = h.calls();
+    let (_, body) = deliver_to(&other, "d-9", &run(7, "failure")).await;
+    assert_eq!(body["alert"], "edited", "{body}");
+    assert_eq!(h.calls() - before, 4, "subscriptions (once a minute), delivery + incident read, write + done, trace");
+    let before = h.calls();
+    let (_, body) = deliver_to(&other, "d-10", &run(8, "success")).await;
+    assert_eq!(body["alert"], "resolved", "{body}");
+    assert_eq!(h.calls() - before, 3, "delivery read, write + done, trace");
 }
 
 #[tokio::test]

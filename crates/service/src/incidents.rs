@@ -3,9 +3,11 @@
 //! buttons (re-run, acknowledge, mute, unmute) act on the stored incident, never on what a custom
 //! id claims. Every decision is [`valine_domain::incident::decide`]'s; this module carries it out.
 //!
-//! Store calls: an incident costs one conditional write per delivery on a warm container (its
-//! state is cached: an ordering key only grows, so a cached "older or equal" is final, and the
-//! write's version check catches anything else), plus one read on a cold one.
+//! Store calls: an incident costs one conditional write per delivery (its state is cached: an
+//! ordering key only grows, so a cached "older or equal" is final, and the write's version check
+//! catches anything else). A delivery reads the incidents it is about to update together with its
+//! own record ([`IncidentDesk::prime`]), and its last write records it done
+//! ([`IncidentDesk::observe_delivery`]), so the read and the record cost no call of their own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +43,8 @@ const RESERVE: Duration = Duration::from_millis(1800);
 const ATTEMPTS: usize = 4;
 /// Incidents kept in a container's memory.
 const CACHE_SIZE: usize = 512;
+/// Why a delivery changed nothing: another attempt at it finished first.
+pub const ALREADY_DONE: &str = "the delivery was handled by another attempt";
 /// A re-run asked within this long is not asked again by a second press.
 const RERUN_GUARD_SECS: u64 = 60;
 
@@ -167,7 +171,8 @@ pub struct IncidentDesk {
     discord: Arc<dyn Discord>,
     github: Option<Arc<dyn GitHub>>,
     metrics: Metrics,
-    cache: Arc<Mutex<HashMap<String, Incident>>>,
+    /// Incidents as this container last wrote or read them; `None`: known to have none stored.
+    cache: Arc<Mutex<HashMap<String, Option<Incident>>>>,
 }
 
 impl std::fmt::Debug for IncidentDesk {
@@ -290,7 +295,7 @@ impl IncidentDesk {
         }
     }
 
-    fn cached(&self, id: &str) -> Option<Incident> {
+    fn cached(&self, id: &str) -> Option<Option<Incident>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
     }
 
@@ -300,8 +305,8 @@ impl IncidentDesk {
             cache.clear();
         }
         // Never replace a newer version with an older one (two tasks of one container).
-        if cache.get(&incident.id).is_none_or(|c| c.version <= incident.version) {
-            cache.insert(incident.id.clone(), incident.clone());
+        if cache.get(&incident.id).is_none_or(|c| c.as_ref().is_none_or(|c| c.version <= incident.version)) {
+            cache.insert(incident.id.clone(), Some(incident.clone()));
         }
     }
 
@@ -309,13 +314,51 @@ impl IncidentDesk {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
-    /// Writes `next` over the version before it; remembers what is stored either way.
-    async fn put(&self, next: &Incident, deadline: Instant) -> StoreResult<IncidentWrite> {
-        let written = within(deadline, STORE_BUDGET, self.repo.put_incident(next)).await;
+    /// Which of `ids` this container knows nothing about: a delivery reads them with its record.
+    pub fn unknown(&self, ids: &[String]) -> Vec<String> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        ids.iter().filter(|id| !cache.contains_key(*id)).cloned().collect()
+    }
+
+    /// What a delivery's read found for `asked`: the incidents in `found`, none for the rest.
+    /// "None" is as safe to act on as a stale version: the write's condition catches both.
+    pub fn prime(&self, asked: &[String], found: &[Incident]) {
+        for incident in found {
+            self.remember(incident);
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        for id in asked {
+            if !found.iter().any(|i| &i.id == id) && cache.len() < CACHE_SIZE {
+                cache.entry(id.clone()).or_insert(None);
+            }
+        }
+    }
+
+    /// The channel of a route, quietly (no `Alert skipped` log): where its incident would live.
+    pub fn route_channel(&self, channel: Option<u64>) -> Option<u64> {
+        Destination { channel_id: channel, ..self.settings.destination.clone() }.gate().ok()
+    }
+
+    /// Writes `next` over the version before it (with `done`, that delivery recorded done in the
+    /// same write); remembers what is stored either way. A write whose answer was lost is looked
+    /// for once: found as written, it is written.
+    async fn put(&self, next: &Incident, done: Option<&str>, deadline: Instant) -> StoreResult<IncidentWrite> {
+        let written = match within(deadline, STORE_BUDGET, self.repo.put_incident_with(next, done)).await {
+            Err(e) if e.is_unavailable() && deadline.saturating_duration_since(Instant::now()) > RESERVE => {
+                match within(deadline, STORE_BUDGET, self.repo.get_incident(&next.id)).await {
+                    Ok(Some(stored)) if stored == *next => {
+                        tracing::info!(incident = %next.streak_id(), "the incident write's answer was lost, but it landed");
+                        Ok(IncidentWrite::Written)
+                    }
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        };
         match &written {
             Ok(IncidentWrite::Written) => self.remember(next),
             Ok(IncidentWrite::Conflict(Some(stored))) => self.remember(stored),
-            Ok(IncidentWrite::Conflict(None)) | Err(_) => self.forget(&next.id),
+            Ok(IncidentWrite::Conflict(None) | IncidentWrite::AlreadyDone) | Err(_) => self.forget(&next.id),
         }
         written
     }
@@ -328,17 +371,32 @@ impl IncidentDesk {
 
     /// [`Self::observe`] for a route that mentions `mention_role` when an incident opens.
     pub async fn observe_routed(&self, obs: &Observation, mention_role: Option<u64>, deadline: Instant) -> Observed {
+        self.observe_delivery(obs, mention_role, None, deadline).await.0
+    }
+
+    /// [`Self::observe_routed`] as the last step of the delivery `done`: its first incident
+    /// write records the delivery done too. The flag says what became of that record:
+    /// `Some(true)` written with the incident, `Some(false)` found written by another attempt at
+    /// the same delivery (nothing done here, any message of this attempt deleted), `None` not
+    /// written (no write happened, or none was asked).
+    pub async fn observe_delivery(
+        &self,
+        obs: &Observation,
+        mention_role: Option<u64>,
+        mut done: Option<&str>,
+        deadline: Instant,
+    ) -> (Observed, Option<bool>) {
         let id = obs.key.id();
         let alert_key = obs.key.canonical().replace('\u{1f}', "|");
         let now = now_secs();
         let mut current = match self.cached(&id) {
-            Some(c) => Some(c),
+            Some(c) => c,
             None => match within(deadline, STORE_BUDGET, self.repo.get_incident(&id)).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(alert_key = %alert_key, error = %e, "Alert failed: the incident could not be read");
                     self.metrics.alert(AlertMetric::Failed);
-                    return Observed::Failed { error: e.to_string(), posted: false, store: true };
+                    return (Observed::Failed { error: e.to_string(), posted: false, store: true }, None);
                 }
             },
         };
@@ -350,9 +408,11 @@ impl IncidentDesk {
             let decision = incident::decide(current.as_ref(), obs, now, self.settings.policy);
             let Some(mut next) = decision.next else {
                 self.discard(orphan.take(), deadline).await;
-                let Action::Nothing(reason) = decision.action else { return Observed::Nothing { reason: "no change" } };
+                let Action::Nothing(reason) = decision.action else {
+                    return (Observed::Nothing { reason: "no change" }, None);
+                };
                 tracing::info!(alert_key = %alert_key, reason, "incident unchanged");
-                return Observed::Nothing { reason };
+                return (Observed::Nothing { reason }, None);
             };
             let shows_failure =
                 obs.outcome == Outcome::Failure && matches!(decision.action, Action::Post | Action::Edit);
@@ -390,7 +450,7 @@ impl IncidentDesk {
                         Err(e) => {
                             tracing::error!(alert_key = %alert_key, error = %e, "Alert failed");
                             self.metrics.alert(AlertMetric::Failed);
-                            return Observed::Failed { error: e.to_string(), posted: false, store: false };
+                            return (Observed::Failed { error: e.to_string(), posted: false, store: false }, None);
                         }
                     };
                     next.message = Some(MessageRef {
@@ -399,49 +459,60 @@ impl IncidentDesk {
                         posted_at: now_secs(),
                         guild_id: posted.guild_id,
                     });
-                    match self.put(&next, deadline).await {
+                    match self.put(&next, done, deadline).await {
                         Ok(IncidentWrite::Written) => {
                             tracing::info!(alert_key = %alert_key, incident = %next.streak_id(), message_id = posted.id, "Alert sent");
                             self.metrics.alert(AlertMetric::Sent);
+                            let recorded = done.take().map(|_| true);
                             self.late_detail(next, obs, detail_task, deadline).await;
-                            return Observed::Posted { message_id: posted.id };
+                            return (Observed::Posted { message_id: posted.id }, recorded);
                         }
                         Ok(IncidentWrite::Conflict(stored)) => {
                             orphan = Some(posted);
                             current = stored.map(|b| *b);
                         }
+                        Ok(IncidentWrite::AlreadyDone) => {
+                            self.discard(Some(posted), deadline).await;
+                            return (Observed::Nothing { reason: ALREADY_DONE }, Some(false));
+                        }
                         Err(e) => {
                             tracing::error!(alert_key = %alert_key, error = %e, "the incident message is out but its state was not written");
                             self.metrics.alert(AlertMetric::Sent);
-                            return Observed::Failed { error: e.to_string(), posted: true, store: true };
+                            return (Observed::Failed { error: e.to_string(), posted: true, store: true }, None);
                         }
                     }
                 }
-                action => match self.put(&next, deadline).await {
+                action => match self.put(&next, done, deadline).await {
                     Ok(IncidentWrite::Written) => {
+                        let recorded = done.take().map(|_| true);
                         self.discard(orphan.take(), deadline).await;
                         let observed = self.carry_out(&action, &next, &alert_key, now, deadline).await;
                         if matches!(observed, Observed::Edited) {
                             self.late_detail(next, obs, detail_task, deadline).await;
                         }
-                        return observed;
+                        return (observed, recorded);
                     }
                     Ok(IncidentWrite::Conflict(stored)) => current = stored.map(|b| *b),
+                    Ok(IncidentWrite::AlreadyDone) => {
+                        self.discard(orphan.take(), deadline).await;
+                        return (Observed::Nothing { reason: ALREADY_DONE }, Some(false));
+                    }
                     Err(e) => {
                         self.discard(orphan.take(), deadline).await;
                         tracing::error!(alert_key = %alert_key, error = %e, "Alert failed: the incident could not be written");
                         self.metrics.alert(AlertMetric::Failed);
-                        return Observed::Failed { error: e.to_string(), posted: false, store: true };
+                        return (Observed::Failed { error: e.to_string(), posted: false, store: true }, None);
                     }
                 },
             }
         }
         self.discard(orphan.take(), deadline).await;
-        Observed::Failed {
+        let failed = Observed::Failed {
             error: "the incident kept changing under this delivery; redeliver it".into(),
             posted: false,
             store: false,
-        }
+        };
+        (failed, None)
     }
 
     /// The effects of a written decision other than a first post.
@@ -556,7 +627,7 @@ impl IncidentDesk {
         };
         let mut next = written.next_version(now_secs());
         attach_detail(&mut next, obs, &detail);
-        if let (Ok(IncidentWrite::Written), Some(message)) = (self.put(&next, deadline).await, next.message) {
+        if let (Ok(IncidentWrite::Written), Some(message)) = (self.put(&next, None, deadline).await, next.message) {
             let _ = self.edit(&next, message, now_secs(), deadline).await;
         }
     }
@@ -581,13 +652,14 @@ impl IncidentDesk {
             if let Some(decision) = incident::calm(&inc, now, self.settings.policy)
                 && let Some(next) = decision.next
             {
-                match self.put(&next, deadline).await {
+                match self.put(&next, None, deadline).await {
                     Ok(IncidentWrite::Written) => {
                         report.calmed += 1;
                         let key = inc.key.canonical().replace('\u{1f}', "|");
                         let _ = self.carry_out(&decision.action, &next, &key, now, deadline).await;
                     }
-                    Ok(IncidentWrite::Conflict(_)) => {}
+                    // Another writer got there first (no delivery is named: never `AlreadyDone`).
+                    Ok(IncidentWrite::Conflict(_) | IncidentWrite::AlreadyDone) => {}
                     Err(e) => report.errors.push(e.to_string()),
                 }
                 continue;
@@ -599,7 +671,7 @@ impl IncidentDesk {
             let mut next = inc.next_version(now);
             next.escalated_at = Some(now);
             // Written first: of two ticks at once, one escalates.
-            match self.put(&next, deadline).await {
+            match self.put(&next, None, deadline).await {
                 Ok(IncidentWrite::Written) => {
                     let body = incident::escalation_reply(
                         &next,
@@ -620,7 +692,7 @@ impl IncidentDesk {
                         }
                     }
                 }
-                Ok(IncidentWrite::Conflict(_)) => {}
+                Ok(IncidentWrite::Conflict(_) | IncidentWrite::AlreadyDone) => {}
                 Err(e) => report.errors.push(e.to_string()),
             }
         }
@@ -763,7 +835,7 @@ impl IncidentDesk {
                         // Give the guard back, so that another press can try again.
                         let mut undo = next.next_version(now_secs());
                         undo.rerun = current.rerun;
-                        let _ = self.put(&undo, deadline).await;
+                        let _ = self.put(&undo, None, deadline).await;
                         return PressOutcome::Failed(why);
                     }
                     if let Some(message) = next.message {
@@ -772,7 +844,7 @@ impl IncidentDesk {
                     return PressOutcome::Done(done);
                 }
                 Ok(IncidentWrite::Conflict(Some(stored))) => fresh = Some(*stored),
-                Ok(IncidentWrite::Conflict(None)) => return PressOutcome::Unknown,
+                Ok(IncidentWrite::Conflict(None) | IncidentWrite::AlreadyDone) => return PressOutcome::Unknown,
                 Err(e) => return PressOutcome::Failed(format!("the incident store is unavailable: {e}")),
             }
         }

@@ -16,7 +16,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem};
 
 use super::schema::{AUDIT_USER_INDEX, RUNS_WORKFLOW_INDEX};
 use super::*;
@@ -166,6 +167,68 @@ impl DynamoStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// A trace's two items (by user, by id) as transaction items.
+    fn trace_items(&self, trace: &Trace) -> StoreResult<[TransactWriteItem; 2]> {
+        let data = to_json(trace);
+        let expires_at = trace.started_at_ms / 1000 + TRACE_TTL_SECS;
+        let put = |pk: String, sk: String| -> StoreResult<TransactWriteItem> {
+            let put = Put::builder()
+                .table_name(&self.tables.state)
+                .item("pk", s(pk))
+                .item("sk", s(sk))
+                .item("data", s(data.clone()))
+                .item("expires_at", n(expires_at))
+                .build()
+                .map_err(|e| StoreError::Rejected(e.to_string()))?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        Ok([
+            put(trace_user_pk(&trace.user_id), trace_sk(trace))?,
+            put(format!("trace#id#{}", trace.trace_id), "-".into())?,
+        ])
+    }
+
+    /// The record of a delivery done, written only where none is live.
+    fn done_item(&self, id: &str, now: u64) -> StoreResult<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.tables.state)
+            .item("pk", s(format!("delivery#{id}")))
+            .item("sk", s("-"))
+            .item("expires_at", n(now + DELIVERY_TTL_SECS))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Sends a transaction at most once (see [`at_most_once`]). `Ok(Some(i))`: cancelled because
+    /// the condition of item `i` failed; nothing was written.
+    async fn transact_once(&self, items: Vec<TransactWriteItem>) -> StoreResult<Option<usize>> {
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .customize()
+            .config_override(at_most_once::<TransactWriteItemsError>())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(se)) => {
+                if let TransactWriteItemsError::TransactionCanceledException(c) = se.err() {
+                    let failed =
+                        c.cancellation_reasons().iter().position(|r| r.code() == Some("ConditionalCheckFailed"));
+                    if let Some(i) = failed {
+                        return Ok(Some(i));
+                    }
+                }
+                Err(map_err(SdkError::ServiceError(se)))
+            }
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     async fn put_state(&self, pk: String, data: String, expires_at: u64) -> StoreResult<()> {
@@ -464,28 +527,13 @@ impl AuditLog for DynamoStore {
 #[async_trait]
 impl TraceRepo for DynamoStore {
     async fn put(&self, trace: &Trace) -> StoreResult<()> {
-        let data = to_json(trace);
-        let expires_at = trace.started_at_ms / 1000 + TRACE_TTL_SECS;
         // Both copies (by user, by id) in one transaction, as the embedded store writes them: a
         // trace is never listed without being readable, nor the other way round.
-        let put = |pk: String, sk: String| -> StoreResult<TransactWriteItem> {
-            let put = Put::builder()
-                .table_name(&self.tables.state)
-                .item("pk", s(pk))
-                .item("sk", s(sk))
-                .item("data", s(data.clone()))
-                .item("expires_at", n(expires_at))
-                .build()
-                .map_err(|e| StoreError::Rejected(e.to_string()))?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
-        self.client
-            .transact_write_items()
-            .transact_items(put(trace_user_pk(&trace.user_id), trace_sk(trace))?)
-            .transact_items(put(format!("trace#id#{}", trace.trace_id), "-".into())?)
-            .send()
-            .await
-            .map_err(map_err)?;
+        let mut txn = self.client.transact_write_items();
+        for item in self.trace_items(trace)? {
+            txn = txn.transact_items(item);
+        }
+        txn.send().await.map_err(map_err)?;
         Ok(())
     }
 
@@ -592,6 +640,44 @@ impl DeliveryLedger for DynamoStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn look_up(&self, id: &str, incident_ids: &[String]) -> StoreResult<Lookup> {
+        let delivery_pk = format!("delivery#{id}");
+        let key = |pk: &str, sk: &str| HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))]);
+        let mut keys = vec![key(&delivery_pk, "-")];
+        keys.extend(incident_ids.iter().take(99).map(|i| key(INCIDENT_PK, i)));
+        let mut lookup = Lookup::default();
+        let now = now_secs();
+        // DynamoDB may leave keys unprocessed (throttling); they are asked again, a few times.
+        for _ in 0..4 {
+            let wanted = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Rejected(e.to_string()))?;
+            let out =
+                self.client.batch_get_item().request_items(&self.tables.state, wanted).send().await.map_err(map_err)?;
+            for item in out.responses().and_then(|r| r.get(&self.tables.state)).into_iter().flatten() {
+                if opt_s(item, "pk").as_deref() == Some(delivery_pk.as_str()) {
+                    // A delivery's record has no data; only its expiry.
+                    lookup.done = get_n(item, "expires_at").is_ok_and(|at| alive(at, now));
+                } else if let Some(data) = live_data(item, now) {
+                    lookup.incidents.push(from_json(&data)?);
+                }
+            }
+            keys = match out.unprocessed_keys().and_then(|u| u.get(&self.tables.state)) {
+                Some(left) if !left.keys().is_empty() => left.keys().to_vec(),
+                _ => return Ok(lookup),
+            };
+        }
+        Err(StoreError::Unavailable("DynamoDB left keys unprocessed four times (throttled)".into()))
+    }
+
+    async fn finish(&self, id: &str, trace: &Trace) -> StoreResult<bool> {
+        let mut items = vec![self.done_item(id, now_secs())?];
+        items.extend(self.trace_items(trace)?);
+        Ok(self.transact_once(items).await?.is_none())
     }
 }
 
@@ -748,7 +834,7 @@ impl IncidentRepo for DynamoStore {
         out.item().and_then(|item| live_data(item, now_secs())).map(|d| from_json(&d)).transpose()
     }
 
-    async fn put_incident(&self, incident: &Incident) -> StoreResult<IncidentWrite> {
+    async fn put_incident_with(&self, incident: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite> {
         let now = now_secs();
         let expected = incident.version.saturating_sub(1);
         // Version 1 goes where nothing (live) is; any other over exactly the version before it.
@@ -757,9 +843,7 @@ impl IncidentRepo for DynamoStore {
         } else {
             "version = :expected AND expires_at > :now"
         };
-        let mut put = self
-            .client
-            .put_item()
+        let mut put = Put::builder()
             .table_name(&self.tables.state)
             .item("pk", s(INCIDENT_PK))
             .item("sk", s(incident.id.clone()))
@@ -772,7 +856,28 @@ impl IncidentRepo for DynamoStore {
         if expected > 0 {
             put = put.expression_attribute_values(":expected", n(expected));
         }
-        let written = conditional(put.customize().config_override(at_most_once::<PutItemError>()).send().await)?;
+        let written = match done {
+            None => {
+                let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+                let req = self
+                    .client
+                    .put_item()
+                    .table_name(put.table_name)
+                    .set_item(Some(put.item))
+                    .set_condition_expression(put.condition_expression)
+                    .set_expression_attribute_values(put.expression_attribute_values);
+                conditional(req.customize().config_override(at_most_once::<PutItemError>()).send().await)?
+            }
+            Some(id) => {
+                let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+                let items = vec![TransactWriteItem::builder().put(put).build(), self.done_item(id, now)?];
+                match self.transact_once(items).await? {
+                    None => true,
+                    Some(0) => false,
+                    Some(_) => return Ok(IncidentWrite::AlreadyDone),
+                }
+            }
+        };
         if written {
             return Ok(IncidentWrite::Written);
         }

@@ -296,20 +296,14 @@ impl AuditLog for EmbeddedStore {
 #[async_trait]
 impl TraceRepo for EmbeddedStore {
     async fn put(&self, trace: &Trace) -> StoreResult<()> {
-        let data = serde_json::to_string(trace).map_err(corrupt)?;
-        let expires_at = trace.started_at_ms / 1000 + TRACE_TTL_SECS;
-        let by_user = state_key(
-            &format!("trace#user#{}", trace.user_id),
-            &format!("{:020}#{}", trace.started_at_ms, trace.trace_id),
-        );
-        let by_id = state_key(&format!("trace#id#{}", trace.trace_id), "-");
+        let entries = trace_entries(trace)?;
         self.run(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(STATE).map_err(unavailable)?;
-                let item = json(&StateItem { expires_at, data, token: None, until: None });
-                table.insert(by_user.as_str(), item.as_slice()).map_err(unavailable)?;
-                table.insert(by_id.as_str(), item.as_slice()).map_err(unavailable)?;
+                for (key, item) in &entries {
+                    table.insert(key.as_str(), item.as_slice()).map_err(unavailable)?;
+                }
             }
             txn.commit().map_err(unavailable)
         })
@@ -400,7 +394,7 @@ impl AlertLedger for EmbeddedStore {
 #[async_trait]
 impl DeliveryLedger for EmbeddedStore {
     async fn first_seen(&self, id: &str) -> StoreResult<bool> {
-        self.update_state(state_key(&format!("delivery#{id}"), "-"), |current, now| match current {
+        self.update_state(delivery_key(id), |current, now| match current {
             Some(_) => (Change::Keep, false),
             None => (
                 Change::Put(StateItem {
@@ -416,8 +410,80 @@ impl DeliveryLedger for EmbeddedStore {
     }
 
     async fn forget(&self, id: &str) -> StoreResult<()> {
-        self.update_state(state_key(&format!("delivery#{id}"), "-"), |_, _| (Change::Delete, ())).await
+        self.update_state(delivery_key(id), |_, _| (Change::Delete, ())).await
     }
+
+    async fn look_up(&self, id: &str, incident_ids: &[String]) -> StoreResult<Lookup> {
+        let delivery = delivery_key(id);
+        let incidents: Vec<String> = incident_ids.iter().map(|i| state_key(INCIDENT_PK, i)).collect();
+        self.run(move |db| {
+            let now = now_secs();
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(STATE).map_err(unavailable)?;
+            let done = live_item(&table, &delivery, now)?.is_some();
+            let mut found = Vec::new();
+            for key in &incidents {
+                if let Some(item) = live_item(&table, key, now)? {
+                    found.push(parse::<Incident>(&item.data)?);
+                }
+            }
+            Ok(Lookup { done, incidents: found })
+        })
+        .await
+    }
+
+    async fn finish(&self, id: &str, trace: &Trace) -> StoreResult<bool> {
+        let delivery = delivery_key(id);
+        let entries = trace_entries(trace)?;
+        self.run(move |db| {
+            let now = now_secs();
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(STATE).map_err(unavailable)?;
+                if live_item(&table, &delivery, now)?.is_some() {
+                    return Ok(false);
+                }
+                table.insert(delivery.as_str(), done_item(now).as_slice()).map_err(unavailable)?;
+                for (key, item) in &entries {
+                    table.insert(key.as_str(), item.as_slice()).map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+fn delivery_key(id: &str) -> String {
+    state_key(&format!("delivery#{id}"), "-")
+}
+
+/// The record of a delivery done (or an interaction seen).
+fn done_item(now: u64) -> Vec<u8> {
+    json(&StateItem { expires_at: now + DELIVERY_TTL_SECS, data: String::new(), token: None, until: None })
+}
+
+/// The live item under `key`, if any.
+fn live_item(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+    now: u64,
+) -> StoreResult<Option<StateItem>> {
+    let Some(v) = table.get(key).map_err(unavailable)? else { return Ok(None) };
+    let item: StateItem = serde_json::from_slice(v.value()).map_err(corrupt)?;
+    Ok(alive(item.expires_at, now).then_some(item))
+}
+
+/// A trace's two items (by user, by id), as (key, value).
+fn trace_entries(trace: &Trace) -> StoreResult<Vec<(String, Vec<u8>)>> {
+    let data = serde_json::to_string(trace).map_err(corrupt)?;
+    let expires_at = trace.started_at_ms / 1000 + TRACE_TTL_SECS;
+    let item = json(&StateItem { expires_at, data, token: None, until: None });
+    let by_user =
+        state_key(&format!("trace#user#{}", trace.user_id), &format!("{:020}#{}", trace.started_at_ms, trace.trace_id));
+    let by_id = state_key(&format!("trace#id#{}", trace.trace_id), "-");
+    Ok(vec![(by_user, item.clone()), (by_id, item)])
 }
 
 #[async_trait]
@@ -537,27 +603,42 @@ impl IncidentRepo for EmbeddedStore {
         self.get_state(state_key(INCIDENT_PK, id)).await?.map(|d| parse(&d)).transpose()
     }
 
-    async fn put_incident(&self, incident: &Incident) -> StoreResult<IncidentWrite> {
+    async fn put_incident_with(&self, incident: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite> {
         let data = serde_json::to_string(incident).map_err(corrupt)?;
         let version = incident.version;
         let expires_at = incident.updated_at.max(now_secs()) + INCIDENT_TTL_SECS;
-        self.update_state(state_key(INCIDENT_PK, &incident.id), move |current, _| {
-            let stored = match current.as_ref().map(|item| parse::<Incident>(&item.data)).transpose() {
-                Ok(stored) => stored,
+        let key = state_key(INCIDENT_PK, &incident.id);
+        let done = done.map(delivery_key);
+        self.run(move |db| {
+            let now = now_secs();
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(STATE).map_err(unavailable)?;
+                if let Some(done) = &done
+                    && live_item(&table, done, now)?.is_some()
+                {
+                    return Ok(IncidentWrite::AlreadyDone);
+                }
                 // An unreadable item is not overwritten blindly.
-                Err(_) => return (Change::Keep, Err(corrupt("stored incident is unreadable"))),
-            };
-            let expected = version.saturating_sub(1);
-            let matches = match &stored {
-                None => expected == 0,
-                Some(s) => s.version == expected,
-            };
-            if !matches {
-                return (Change::Keep, Ok(IncidentWrite::Conflict(stored.map(Box::new))));
+                let stored = live_item(&table, &key, now)?.map(|item| parse::<Incident>(&item.data)).transpose()?;
+                let expected = version.saturating_sub(1);
+                let matches = match &stored {
+                    None => expected == 0,
+                    Some(s) => s.version == expected,
+                };
+                if !matches {
+                    return Ok(IncidentWrite::Conflict(stored.map(Box::new)));
+                }
+                let item = json(&StateItem { expires_at, data, token: None, until: None });
+                table.insert(key.as_str(), item.as_slice()).map_err(unavailable)?;
+                if let Some(done) = &done {
+                    table.insert(done.as_str(), done_item(now).as_slice()).map_err(unavailable)?;
+                }
             }
-            (Change::Put(StateItem { expires_at, data, token: None, until: None }), Ok(IncidentWrite::Written))
+            txn.commit().map_err(unavailable)?;
+            Ok(IncidentWrite::Written)
         })
-        .await?
+        .await
     }
 
     async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>> {

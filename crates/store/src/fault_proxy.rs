@@ -20,6 +20,9 @@ pub enum Fault {
     Throttle,
     /// HTTP 500 with `__type` `…#InternalServerError`.
     ServerError,
+    /// The request is carried out, and then its answer is lost: HTTP 500 as for `ServerError`,
+    /// though the write landed.
+    LostAnswer,
 }
 
 impl Fault {
@@ -30,7 +33,9 @@ impl Fault {
                 "ProvisionedThroughputExceededException",
                 "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
             ),
-            Fault::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error"),
+            Fault::ServerError | Fault::LostAnswer => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error")
+            }
         };
         let body =
             serde_json::json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": message});
@@ -56,6 +61,8 @@ pub enum FaultPlan {
     /// `percent` of requests, spread evenly and deterministically (request n is faulted when
     /// `n * percent / 100` steps up); the faults alternate throttle, 500 when `mixed`.
     Share { percent: u64, mixed: bool },
+    /// Every request of one DynamoDB operation (`TransactWriteItems`, …); the rest pass.
+    Operation(&'static str, Fault),
 }
 
 /// What the proxy saw.
@@ -65,6 +72,7 @@ pub struct Seen {
     pub forwarded: u64,
     pub throttled: u64,
     pub server_errors: u64,
+    pub lost_answers: u64,
     /// Requests per DynamoDB operation (`PutItem`, …).
     pub by_operation: BTreeMap<String, u64>,
     /// Requests that were retries (attempt 2 or later).
@@ -159,7 +167,7 @@ async fn proxy(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         inner.seen.requests += 1;
-        *inner.seen.by_operation.entry(operation).or_default() += 1;
+        *inner.seen.by_operation.entry(operation.clone()).or_default() += 1;
         if attempt > 1 {
             inner.seen.retries += 1;
         }
@@ -173,15 +181,19 @@ async fn proxy(
                 let nth = n * percent / 100;
                 step.then_some(if mixed && nth % 2 == 0 { Fault::ServerError } else { Fault::Throttle })
             }
+            FaultPlan::Operation(op, f) => (op == operation).then_some(f),
         };
         match fault {
             Some(Fault::Throttle) => inner.seen.throttled += 1,
             Some(Fault::ServerError) => inner.seen.server_errors += 1,
+            Some(Fault::LostAnswer) => inner.seen.lost_answers += 1,
             None => inner.seen.forwarded += 1,
         }
         fault
     };
-    if let Some(f) = fault {
+    if let Some(f) = fault
+        && f != Fault::LostAnswer
+    {
         return f.response();
     }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -201,6 +213,9 @@ async fn proxy(
                 }
             }
             let bytes = res.bytes().await.unwrap_or_default();
+            if fault == Some(Fault::LostAnswer) {
+                return Fault::LostAnswer.response();
+            }
             (status, out, bytes).into_response()
         }
         Err(e) => (StatusCode::BAD_GATEWAY, format!("fault proxy: upstream unreachable: {e}")).into_response(),

@@ -115,12 +115,32 @@ pub trait AlertLedger: Send + Sync {
 }
 
 /// GitHub delivery ids and Discord interaction ids already handled.
+///
+/// Discord interactions are claimed when they arrive ([`Self::first_seen`]): an interaction is
+/// answered once or not at all. A GitHub delivery is recorded only when it is done, in the same
+/// write as its last effect ([`Self::finish`], or [`IncidentRepo::put_incident_with`]): a
+/// redelivery of a delivery that did not finish is handled again, one that did is a duplicate,
+/// and no lost answer can make an unfinished delivery look done.
 #[async_trait]
 pub trait DeliveryLedger: Send + Sync {
     /// True the first time `id` is seen (within [`DELIVERY_TTL_SECS`]).
     async fn first_seen(&self, id: &str) -> StoreResult<bool>;
     /// Forgets `id`, so that a redelivery is handled again (its handling failed).
     async fn forget(&self, id: &str) -> StoreResult<()>;
+    /// In one read: whether the delivery `id` is recorded done (a record [`Self::first_seen`]
+    /// wrote counts), and the live incidents among `incident_ids` that it is about to update.
+    async fn look_up(&self, id: &str, incident_ids: &[String]) -> StoreResult<Lookup>;
+    /// Records the delivery `id` done, with its trace, in one atomic write. False when it was
+    /// recorded already (another attempt at the same delivery finished first): nothing written.
+    async fn finish(&self, id: &str, trace: &Trace) -> StoreResult<bool>;
+}
+
+/// What [`DeliveryLedger::look_up`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookup {
+    pub done: bool,
+    /// The live incidents found, in no particular order; the ids not among them have none.
+    pub incidents: Vec<Incident>,
 }
 
 /// A workflow run as webhooks reported it.
@@ -283,6 +303,9 @@ pub enum IncidentWrite {
     Written,
     /// Someone else wrote first: this is what is stored now (`None`: nothing, or expired).
     Conflict(Option<Box<Incident>>),
+    /// The delivery the write was to record done is recorded already (another attempt at it
+    /// finished first): nothing written.
+    AlreadyDone,
 }
 
 /// One item per incident (see `valine_domain::incident`), keyed by its short id, which is a hash
@@ -293,7 +316,12 @@ pub trait IncidentRepo: Send + Sync {
     /// Writes `incident` only over the version before it (`incident.version - 1`; nothing stored
     /// for version 1), atomically: of two writers that read the same version, one wins and the
     /// other gets [`IncidentWrite::Conflict`] with what is stored, to decide again.
-    async fn put_incident(&self, incident: &Incident) -> StoreResult<IncidentWrite>;
+    async fn put_incident(&self, incident: &Incident) -> StoreResult<IncidentWrite> {
+        self.put_incident_with(incident, None).await
+    }
+    /// [`Self::put_incident`], and, with `done`, that delivery recorded done in the same atomic
+    /// write (see [`DeliveryLedger`]); [`IncidentWrite::AlreadyDone`] when it was already.
+    async fn put_incident_with(&self, incident: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite>;
     /// Every incident, open and resolved, most recently written first, at most `limit`.
     async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>>;
 }

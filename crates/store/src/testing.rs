@@ -79,6 +79,12 @@ impl DeliveryLedger for DownStore {
     async fn forget(&self, _: &str) -> StoreResult<()> {
         self.fail().await
     }
+    async fn look_up(&self, _: &str, _: &[String]) -> StoreResult<Lookup> {
+        self.fail().await
+    }
+    async fn finish(&self, _: &str, _: &Trace) -> StoreResult<bool> {
+        self.fail().await
+    }
 }
 
 #[async_trait]
@@ -138,7 +144,7 @@ impl IncidentRepo for DownStore {
     async fn get_incident(&self, _: &str) -> StoreResult<Option<Incident>> {
         self.fail().await
     }
-    async fn put_incident(&self, _: &Incident) -> StoreResult<IncidentWrite> {
+    async fn put_incident_with(&self, _: &Incident, _: Option<&str>) -> StoreResult<IncidentWrite> {
         self.fail().await
     }
     async fn list_incidents(&self, _: usize) -> StoreResult<Vec<Incident>> {

@@ -104,6 +104,8 @@ suite!(
     alerting_state_is_taken_once,
     deliveries_are_first_seen_once,
     deliveries_can_be_forgotten,
+    deliveries_are_done_once_with_their_trace,
+    a_delivery_is_done_with_its_incident_write_or_not_at_all,
     runs_keep_the_newest_update,
     runs_recent_per_workflow,
     correlations_round_trip_and_expire,
@@ -408,6 +410,67 @@ mod cases {
         s.deliveries.forget("never-seen").await.unwrap();
     }
 
+    /// A GitHub delivery is recorded done once, with its trace, by whichever of several
+    /// attempts finishes first; a record `first_seen` wrote counts as done.
+    pub async fn deliveries_are_done_once_with_their_trace(s: Stores) {
+        let id = format!("github:{}", uuid::Uuid::new_v4());
+        assert_eq!(s.deliveries.look_up(&id, &[]).await.unwrap(), Lookup::default());
+        let mut tasks = Vec::new();
+        for i in 0..8u64 {
+            let s = s.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                let t = trace("github", now_secs() * 1000 + i, &format!("webhook:attempt-{i}"));
+                (s.deliveries.finish(&id, &t).await.unwrap(), t)
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (done, t) = task.await.unwrap();
+            if done {
+                winners.push(t);
+            } else {
+                assert_eq!(s.traces.get(&t.trace_id).await.unwrap(), None, "a losing attempt writes nothing");
+            }
+        }
+        assert_eq!(winners.len(), 1, "one attempt records the delivery done");
+        assert_eq!(s.traces.get(&winners[0].trace_id).await.unwrap().as_ref(), Some(&winners[0]));
+        assert!(s.deliveries.look_up(&id, &[]).await.unwrap().done);
+        // an interaction-style first-seen record counts as done
+        assert!(s.deliveries.first_seen("github:old-style").await.unwrap());
+        assert!(s.deliveries.look_up("github:old-style", &[]).await.unwrap().done);
+        assert!(!s.deliveries.finish("github:old-style", &trace("github", now_secs() * 1000, "x")).await.unwrap());
+    }
+
+    /// The last write of a delivery carries its done record: both land, or neither.
+    pub async fn a_delivery_is_done_with_its_incident_write_or_not_at_all(s: Stores) {
+        let now = now_secs();
+        let a = opened_incident("main", 1, now);
+        let b = opened_incident("release/2.x", 1, now);
+        let d1 = format!("github:{}", uuid::Uuid::new_v4());
+        let both = [a.id.clone(), b.id.clone()];
+        assert_eq!(s.deliveries.look_up(&d1, &both).await.unwrap(), Lookup::default());
+        assert_eq!(s.incidents.put_incident_with(&a, Some(&d1)).await.unwrap(), IncidentWrite::Written);
+        let found = s.deliveries.look_up(&d1, &both).await.unwrap();
+        assert_eq!(found, Lookup { done: true, incidents: vec![a.clone()] });
+        // the same delivery again, over the right version: refused, nothing written
+        let mut v2 = a.next_version(now + 1);
+        v2.failures = 2;
+        assert_eq!(s.incidents.put_incident_with(&v2, Some(&d1)).await.unwrap(), IncidentWrite::AlreadyDone);
+        assert_eq!(s.incidents.get_incident(&a.id).await.unwrap().as_ref(), Some(&a));
+        // another delivery, over a stale version: a conflict, and that delivery stays not done
+        let d2 = format!("github:{}", uuid::Uuid::new_v4());
+        let stale = opened_incident("main", 9, now);
+        assert_eq!(
+            s.incidents.put_incident_with(&stale, Some(&d2)).await.unwrap(),
+            IncidentWrite::Conflict(Some(Box::new(a.clone())))
+        );
+        assert!(!s.deliveries.look_up(&d2, &[]).await.unwrap().done);
+        assert_eq!(s.incidents.put_incident_with(&v2, Some(&d2)).await.unwrap(), IncidentWrite::Written);
+        let found = s.deliveries.look_up(&d2, &[a.id.clone(), "no-such-incident".into()]).await.unwrap();
+        assert_eq!(found, Lookup { done: true, incidents: vec![v2] });
+    }
+
     pub async fn runs_keep_the_newest_update(s: Stores) {
         let t = now_secs();
         assert!(s.runs.upsert_run(&run(1, 10, t, "in_progress", None)).await.unwrap());
@@ -602,6 +665,7 @@ mod cases {
                     match s.incidents.put_incident(&next).await.unwrap() {
                         IncidentWrite::Written => break,
                         IncidentWrite::Conflict(stored) => current = *stored.unwrap(),
+                        IncidentWrite::AlreadyDone => unreachable!("no delivery named"),
                     }
                 }
             }));
@@ -780,6 +844,8 @@ async fn every_method_is_unavailable(port: u16) {
         check("alerts.take_alerting", s.alerts.take_alerting("k")),
         check("deliveries.first_seen", s.deliveries.first_seen("d")),
         check("deliveries.forget", s.deliveries.forget("d")),
+        check("deliveries.look_up", s.deliveries.look_up("d", &[])),
+        check("deliveries.finish", s.deliveries.finish("d", &t)),
         check("runs.upsert_run", s.runs.upsert_run(&rr)),
         check("runs.get_run", s.runs.get_run(1)),
         check("runs.recent_runs", s.runs.recent_runs("k", 5)),
@@ -864,6 +930,15 @@ async fn dynamodb_write_whose_answer_was_lost_is_unavailable_not_a_lost_race() {
     let seen = s.deliveries.first_seen("lost-answer").await;
     assert!(matches!(seen, Err(StoreError::Unavailable(_))), "first_seen: {seen:?}");
     assert!(!s.deliveries.first_seen("lost-answer").await.unwrap(), "the first write did land");
+
+    // A delivery's done record, with its trace: a lost answer is "not known", and a second
+    // attempt then finds it done (never a delivery taken as done that is not).
+    let t = trace("github", now * 1000, "webhook:workflow_run");
+    armed.store(true, Ordering::SeqCst);
+    let finished = s.deliveries.finish("github:lost-done", &t).await;
+    assert!(matches!(finished, Err(StoreError::Unavailable(_))), "finish: {finished:?}");
+    assert!(s.deliveries.look_up("github:lost-done", &[]).await.unwrap().done, "the first write did land");
+    assert!(!s.deliveries.finish("github:lost-done", &t).await.unwrap());
 
     armed.store(true, Ordering::SeqCst);
     let claimed = s.alerts.claim("lost-claim", now, 300).await;
