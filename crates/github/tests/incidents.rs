@@ -19,7 +19,7 @@ use valine_domain::trace::Trace;
 use valine_github::{App, AppParts};
 use valine_service::http::HttpRequest;
 use valine_service::incidents::PressOutcome;
-use valine_service::testing::{config_from, fail_on_unexpected, github_signature};
+use valine_service::testing::{config_from, fail_on_unexpected, github_signature, signed_delivery};
 use valine_store::embedded::EmbeddedStore;
 use valine_store::*;
 use wiremock::matchers::{header, method, path};
@@ -290,13 +290,8 @@ fn container(config: &valine_domain::config::Config, counting: &Arc<Counting>) -
 }
 
 async fn deliver_to(app: &App, delivery: &str, payload: &Value) -> (StatusCode, Value) {
-    let body = payload.to_string().into_bytes();
-    let mut h = HeaderMap::new();
-    h.insert("x-github-event", HeaderValue::from_static("workflow_run"));
-    h.insert("x-github-delivery", HeaderValue::from_str(delivery).unwrap());
-    h.insert("x-hub-signature-256", HeaderValue::from_str(&github_signature(SECRET, &body)).unwrap());
-    h.insert("content-type", HeaderValue::from_static("application/json"));
-    let res = app.handle(HttpRequest::new(Method::POST, "/github/webhook", h, body)).await;
+    let req = signed_delivery(SECRET, "workflow_run", delivery, payload.to_string().into_bytes());
+    let res = app.handle(req).await;
     (res.status, serde_json::from_str(&res.body).unwrap())
 }
 

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Value, json};
 use valine_clients::discord_api::{Discord, DiscordError, PostedMessage};
 use valine_domain::incident::IncidentKey;
@@ -16,7 +15,7 @@ use valine_domain::logging::Capture;
 use valine_domain::metrics::Metrics;
 use valine_github::{App, AppParts};
 use valine_service::http::HttpRequest;
-use valine_service::testing::{config_from, github_signature};
+use valine_service::testing::config_from;
 use valine_store::Stores;
 use valine_store::embedded::EmbeddedStore;
 
@@ -155,13 +154,7 @@ fn history(rng: &mut Rng) -> Vec<Run> {
 }
 
 fn signed(delivery: &str, payload: &Value) -> HttpRequest {
-    let body = payload.to_string().into_bytes();
-    let mut h = HeaderMap::new();
-    h.insert("x-github-event", HeaderValue::from_static("workflow_run"));
-    h.insert("x-github-delivery", HeaderValue::from_str(delivery).unwrap());
-    h.insert("x-hub-signature-256", HeaderValue::from_str(&github_signature(SECRET, &body)).unwrap());
-    h.insert("content-type", HeaderValue::from_static("application/json"));
-    HttpRequest::new(Method::POST, "/github/webhook", h, body)
+    valine_service::testing::signed_delivery(SECRET, "workflow_run", delivery, payload.to_string().into_bytes())
 }
 
 fn app(stores: Stores, discord: Arc<Recorder>) -> App {

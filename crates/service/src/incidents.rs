@@ -343,6 +343,18 @@ impl IncidentDesk {
     /// same write); remembers what is stored either way. A write whose answer was lost is looked
     /// for once: found as written, it is written.
     async fn put(&self, next: &Incident, done: Option<&str>, deadline: Instant) -> StoreResult<IncidentWrite> {
+        self.put_checked(next, done, deadline).await.0
+    }
+
+    /// [`Self::put`], and, when it failed, whether reading back showed it did not land (`true`)
+    /// rather than nothing being known.
+    async fn put_checked(
+        &self,
+        next: &Incident,
+        done: Option<&str>,
+        deadline: Instant,
+    ) -> (StoreResult<IncidentWrite>, bool) {
+        let mut not_landed = false;
         let written = match within(deadline, STORE_BUDGET, self.repo.put_incident_with(next, done)).await {
             Err(e) if e.is_unavailable() && deadline.saturating_duration_since(Instant::now()) > RESERVE => {
                 match within(deadline, STORE_BUDGET, self.repo.get_incident(&next.id)).await {
@@ -350,7 +362,11 @@ impl IncidentDesk {
                         tracing::info!(incident = %next.streak_id(), "the incident write's answer was lost, but it landed");
                         Ok(IncidentWrite::Written)
                     }
-                    _ => Err(e),
+                    Ok(_) => {
+                        not_landed = true;
+                        Err(e)
+                    }
+                    Err(_) => Err(e),
                 }
             }
             other => other,
@@ -360,7 +376,7 @@ impl IncidentDesk {
             Ok(IncidentWrite::Conflict(Some(stored))) => self.remember(stored),
             Ok(IncidentWrite::Conflict(None) | IncidentWrite::AlreadyDone) | Err(_) => self.forget(&next.id),
         }
-        written
+        (written, not_landed)
     }
 
     /// Carries one observation through the incident model: decide, write over the version read,
@@ -459,7 +475,8 @@ impl IncidentDesk {
                         posted_at: now_secs(),
                         guild_id: posted.guild_id,
                     });
-                    match self.put(&next, done, deadline).await {
+                    let (written, not_landed) = self.put_checked(&next, done, deadline).await;
+                    match written {
                         Ok(IncidentWrite::Written) => {
                             tracing::info!(alert_key = %alert_key, incident = %next.streak_id(), message_id = posted.id, "Alert sent");
                             self.metrics.alert(AlertMetric::Sent);
@@ -474,6 +491,14 @@ impl IncidentDesk {
                         Ok(IncidentWrite::AlreadyDone) => {
                             self.discard(Some(posted), deadline).await;
                             return (Observed::Nothing { reason: ALREADY_DONE }, Some(false));
+                        }
+                        Err(e) if not_landed => {
+                            // Read back: not written. A message its incident does not know would
+                            // never be edited or resolved: it is taken back, for a redelivery.
+                            tracing::error!(alert_key = %alert_key, error = %e, "Alert failed: the incident could not be written; its message is taken back");
+                            self.metrics.alert(AlertMetric::Failed);
+                            self.discard(Some(posted), deadline).await;
+                            return (Observed::Failed { error: e.to_string(), posted: false, store: true }, None);
                         }
                         Err(e) => {
                             tracing::error!(alert_key = %alert_key, error = %e, "the incident message is out but its state was not written");

@@ -3,3 +3,19 @@
 pub use valine_clients::testing::*;
 pub use valine_domain::testing::*;
 pub use valine_store::testing::*;
+
+/// A GitHub delivery as GitHub sends it: `POST /github/webhook`, JSON, signed with `secret`.
+pub fn signed_delivery(secret: &str, event: &str, delivery_id: &str, body: Vec<u8>) -> crate::http::HttpRequest {
+    use http::{HeaderMap, HeaderValue, Method};
+    let mut h = HeaderMap::new();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    set("x-github-event", event);
+    set("x-github-delivery", delivery_id);
+    set("x-hub-signature-256", &valine_domain::signing::github_signature(secret, &body));
+    set("content-type", "application/json");
+    crate::http::HttpRequest::new(Method::POST, "/github/webhook", h, body)
+}

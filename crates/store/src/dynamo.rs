@@ -28,6 +28,7 @@ use valine_domain::incident::Incident;
 use valine_domain::trace::Trace;
 
 type Item = HashMap<String, AttributeValue>;
+type HttpResponse = aws_smithy_runtime_api::http::Response;
 
 /// The AWS SDK's HTTPS client: rustls on ring, so the binaries carry one crypto library (the
 /// Discord and GitHub clients use ring too). Root certificates load when it first connects, not
@@ -328,16 +329,17 @@ impl DynamoStore {
 }
 
 /// Turns an SDK error into a port error: no answer is `Unavailable`, an answer is `Rejected`.
-fn map_err<E, R>(e: SdkError<E, R>) -> StoreError
+fn map_err<E>(e: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     let text = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
     match &e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
             StoreError::Unavailable(text)
         }
+        // A 5xx, whatever its body says (an overloaded server's HTML page has no error code).
+        SdkError::ServiceError(se) if se.raw().status().is_server_error() => StoreError::Unavailable(text),
         SdkError::ServiceError(se) => match se.err().code() {
             Some(
                 "ProvisionedThroughputExceededException"
@@ -355,10 +357,9 @@ where
 }
 
 /// `Ok(true)` when a conditional write went through, `Ok(false)` when its condition failed.
-fn conditional<T, E, R>(res: Result<T, SdkError<E, R>>) -> StoreResult<bool>
+fn conditional<T, E>(res: Result<T, SdkError<E, HttpResponse>>) -> StoreResult<bool>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match res {
         Ok(_) => Ok(true),

@@ -23,17 +23,25 @@ pub enum Fault {
     /// The request is carried out, and then its answer is lost: HTTP 500 as for `ServerError`,
     /// though the write landed.
     LostAnswer,
+    /// HTTP 500 with an HTML page and no error code, as an overloaded HTTP server answers (moto
+    /// does so when concurrent transactions trip over each other).
+    Overloaded,
 }
 
 impl Fault {
     fn response(self) -> Response {
+        if self == Fault::Overloaded {
+            let page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>\n";
+            return (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/html; charset=utf-8")], page)
+                .into_response();
+        }
         let (status, kind, message) = match self {
             Fault::Throttle => (
                 StatusCode::BAD_REQUEST,
                 "ProvisionedThroughputExceededException",
                 "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
             ),
-            Fault::ServerError | Fault::LostAnswer => {
+            Fault::ServerError | Fault::LostAnswer | Fault::Overloaded => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error")
             }
         };
@@ -185,7 +193,7 @@ async fn proxy(
         };
         match fault {
             Some(Fault::Throttle) => inner.seen.throttled += 1,
-            Some(Fault::ServerError) => inner.seen.server_errors += 1,
+            Some(Fault::ServerError | Fault::Overloaded) => inner.seen.server_errors += 1,
             Some(Fault::LostAnswer) => inner.seen.lost_answers += 1,
             None => inner.seen.forwarded += 1,
         }

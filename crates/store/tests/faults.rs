@@ -84,7 +84,7 @@ async fn server_errors_are_retried_except_on_writes_that_must_land_at_most_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_faults_end_unavailable_within_the_budget() {
     let Some((stores, proxy)) = store_behind_proxy(FaultPlan::Pass).await else { return };
-    for fault in [Fault::Throttle, Fault::ServerError] {
+    for fault in [Fault::Throttle, Fault::ServerError, Fault::Overloaded] {
         proxy.set_plan(FaultPlan::Always(fault));
         let e = timed("get", stores.audit.get("x")).await.unwrap_err();
         assert!(e.is_unavailable(), "{fault:?}: {e:?}");

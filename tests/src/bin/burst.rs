@@ -438,9 +438,9 @@ async fn burst(opts: &Opts, work: &Path, v: &mut Verdict) -> Result<(), String> 
     let wall = started.elapsed();
 
     // Answers: 200, each id handled once, its copies `duplicate`. On DynamoDB a store call may
-    // outlast its budget under this load: the delivery then answers 202 `incomplete` (its id
-    // forgotten) and is redelivered here, as GitHub's redelivery (or the tick's gap filling)
-    // would; on the embedded store that is a violation.
+    // outlast its budget under this load: the delivery then answers 202 `incomplete` (it is not
+    // recorded done) and is redelivered here, as the answer asks and as an operator (or
+    // GitHub's redelivery) would; on the embedded store that is a violation.
     let mut handled: HashMap<String, usize> = HashMap::new();
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
     let mut incomplete: Vec<usize> = Vec::new();
@@ -495,19 +495,14 @@ async fn burst(opts: &Opts, work: &Path, v: &mut Verdict) -> Result<(), String> 
     for d in list.iter() {
         *copies.entry(&d.id).or_default() += 1;
     }
-    // A copy whose dedup check failed cannot know whether the id was recorded, by itself or by
-    // an earlier copy; ending incomplete, it forgets the id so that a redelivery is not lost, and
-    // that redelivery may then be handled a second time (idempotently: the incident checks below
-    // still hold). Only then may an id be handled twice.
-    // (A ping's copy answers `ok` without a dedup check too: serve's log names every such id.)
-    let mut unsure: HashSet<&str> = incomplete.iter().map(|i| list[*i].id.as_str()).collect();
-    let dedup_failed = dedup_unavailable_ids(&log);
-    unsure.extend(copies.keys().filter(|id| dedup_failed.contains(**id)));
-    let mut handled_again = 0;
+    // A delivery is recorded done only with its last effect, so no id is ever handled twice.
+    // One whose record landed with its answer lost answered `incomplete`, and its redelivery
+    // `duplicate`: handled once, answered `ok` never (counted; the store check below holds).
+    let mut done_unseen = 0;
     for (id, n) in &copies {
         let h = handled.get(*id).copied().unwrap_or(0);
-        if h == 2 && unsure.contains(id) {
-            handled_again += 1;
+        if h == 0 && incomplete.iter().any(|i| list[*i].id == *id) {
+            done_unseen += 1;
             continue;
         }
         v.check(h == 1, || format!("delivery {id} handled {h} times (sent {n} times, redeliveries included)"));
@@ -569,11 +564,11 @@ async fn burst(opts: &Opts, work: &Path, v: &mut Verdict) -> Result<(), String> 
     println!("  answers: {statuses:?}");
     if !incomplete.is_empty() {
         println!(
-            "  {} deliveries answered 202 incomplete (a store call over its budget); {} redeliveries once the store answered quickly again (after waiting {:?} ms); {} ids handled a second time (dedup unknown, forgotten); {} store-unavailable alerts posted",
+            "  {} deliveries answered 202 incomplete (a store call over its budget); {} redeliveries once the store answered quickly again (after waiting {:?} ms); {} of them were done already (their record landed with its answer lost); {} store-unavailable alerts posted",
             incomplete.len(),
             redelivered,
             settled_ms,
-            handled_again,
+            done_unseen,
             store_alerts
         );
     }
@@ -670,9 +665,9 @@ async fn burst(opts: &Opts, work: &Path, v: &mut Verdict) -> Result<(), String> 
     let stores = open_store(&data_dir, opts.store, &tables).await?;
     let mut unrecorded = 0;
     for id in unique.iter() {
-        match stores.deliveries.first_seen(&format!("github:{id}")).await {
-            Ok(false) => {}
-            Ok(true) => unrecorded += 1,
+        match stores.deliveries.look_up(&format!("github:{id}"), &[]).await {
+            Ok(found) if found.done => {}
+            Ok(_) => unrecorded += 1,
             Err(e) => return Err(format!("reading the delivery ledger: {e}")),
         }
     }
@@ -883,17 +878,6 @@ async fn settle(client: &reqwest::Client, base: &str) -> u64 {
     let waited = started.elapsed().as_millis() as u64;
     // Three calm probes take at least 400 ms; report only a real wait.
     if waited < 1000 { 0 } else { waited }
-}
-
-/// Delivery ids whose dedup check failed, from serve's JSON log.
-fn dedup_unavailable_ids(log: &Path) -> HashSet<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("delivery dedup unavailable"))
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|j| j["delivery_id"].as_str().map(str::to_string))
-        .collect()
 }
 
 /// What the fake Discord received, for a look after a failed run.
