@@ -220,10 +220,14 @@ impl DynamoStore {
             Ok(_) => Ok(None),
             Err(SdkError::ServiceError(se)) => {
                 if let TransactWriteItemsError::TransactionCanceledException(c) = se.err() {
-                    let failed =
-                        c.cancellation_reasons().iter().position(|r| r.code() == Some("ConditionalCheckFailed"));
-                    if let Some(i) = failed {
+                    let reasons = c.cancellation_reasons();
+                    if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
                         return Ok(Some(i));
+                    }
+                    // Another transaction on one of the items was under way: nothing was
+                    // written, and trying again later may succeed.
+                    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                        return Err(StoreError::Unavailable("transaction conflict: an item was being written".into()));
                     }
                 }
                 Err(map_err(SdkError::ServiceError(se)))

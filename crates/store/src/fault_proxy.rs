@@ -26,6 +26,10 @@ pub enum Fault {
     /// HTTP 500 with an HTML page and no error code, as an overloaded HTTP server answers (moto
     /// does so when concurrent transactions trip over each other).
     Overloaded,
+    /// HTTP 400 `TransactionCanceledException` with the reason `TransactionConflict`, as DynamoDB
+    /// cancels a transaction while another one is writing one of its items. For
+    /// `TransactWriteItems` only.
+    TransactionConflict,
 }
 
 impl Fault {
@@ -35,13 +39,22 @@ impl Fault {
             return (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/html; charset=utf-8")], page)
                 .into_response();
         }
+        if self == Fault::TransactionConflict {
+            let body = serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "message": "Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]",
+                "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}],
+            });
+            return (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body.to_string())
+                .into_response();
+        }
         let (status, kind, message) = match self {
             Fault::Throttle => (
                 StatusCode::BAD_REQUEST,
                 "ProvisionedThroughputExceededException",
                 "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
             ),
-            Fault::ServerError | Fault::LostAnswer | Fault::Overloaded => {
+            Fault::ServerError | Fault::LostAnswer | Fault::Overloaded | Fault::TransactionConflict => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error")
             }
         };
@@ -81,6 +94,7 @@ pub struct Seen {
     pub throttled: u64,
     pub server_errors: u64,
     pub lost_answers: u64,
+    pub conflicts: u64,
     /// Requests per DynamoDB operation (`PutItem`, …).
     pub by_operation: BTreeMap<String, u64>,
     /// Requests that were retries (attempt 2 or later).
@@ -194,6 +208,7 @@ async fn proxy(
         match fault {
             Some(Fault::Throttle) => inner.seen.throttled += 1,
             Some(Fault::ServerError | Fault::Overloaded) => inner.seen.server_errors += 1,
+            Some(Fault::TransactionConflict) => inner.seen.conflicts += 1,
             Some(Fault::LostAnswer) => inner.seen.lost_answers += 1,
             None => inner.seen.forwarded += 1,
         }

@@ -131,3 +131,21 @@ async fn a_share_of_faults_never_makes_a_first_delivery_a_duplicate() {
     // Only a 500 on the (not retried) put, or two faults in a row, ends unavailable.
     assert_eq!(first + unavailable, 60);
 }
+
+/// DynamoDB cancels a transaction whose item another transaction is writing: nothing was
+/// written, so it is `Unavailable` (try again), never a refusal or "already done".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_conflict_is_unavailable_and_writes_nothing() {
+    let Some((stores, proxy)) =
+        store_behind_proxy(FaultPlan::Operation("TransactWriteItems", Fault::TransactionConflict)).await
+    else {
+        return;
+    };
+    let t = trace();
+    let err = timed("finish", stores.deliveries.finish("github:conflict", &t)).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(!stores.deliveries.look_up("github:conflict", &[]).await.unwrap().done);
+    assert_eq!(proxy.take_seen().conflicts, 1);
+    proxy.set_plan(FaultPlan::Pass);
+    assert!(stores.deliveries.finish("github:conflict", &t).await.unwrap());
+}
