@@ -794,3 +794,21 @@ async fn odd_deliveries_still_make_messages_discord_accepts() {
         assert!(v.is_empty(), "{v:?} in {body}");
     }
 }
+
+/// A container that once read "no incident" for a key reads it again with its next delivery's
+/// record (no call of its own), so an incident another container opened since is edited, not
+/// posted a second time and deleted.
+#[tokio::test]
+async fn none_stored_is_read_again_so_another_containers_incident_is_edited() {
+    let h = Harness::new(&[("GITHUB_TOKEN", "")]).await;
+    let b = h.another_container();
+    let (_, body) = deliver_to(&b, "n-1", &run(1, "cancelled")).await;
+    assert_eq!(body["status"], "ok", "{body}");
+    let (_, body) = h.deliver("n-2", &run(2, "failure")).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+    let (_, body) = deliver_to(&b, "n-3", &run(3, "failure")).await;
+    assert_eq!(body["alert"], "edited", "{body}");
+    assert_eq!(h.posts().await.len(), 1, "one incident message");
+    let deletes = h.discord.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == "DELETE").count();
+    assert_eq!(deletes, 0);
+}

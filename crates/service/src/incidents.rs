@@ -314,10 +314,13 @@ impl IncidentDesk {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
-    /// Which of `ids` this container knows nothing about: a delivery reads them with its record.
+    /// Which of `ids` a delivery reads with its record (which costs no call of its own): those
+    /// this container holds no incident for. "None stored" is not trusted from an earlier read:
+    /// another container may have opened it since, and acting on "none" would post a message
+    /// only to delete it when the write finds the incident.
     pub fn unknown(&self, ids: &[String]) -> Vec<String> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        ids.iter().filter(|id| !cache.contains_key(*id)).cloned().collect()
+        ids.iter().filter(|id| !matches!(cache.get(*id), Some(Some(_)))).cloned().collect()
     }
 
     /// What a delivery's read found for `asked`: the incidents in `found`, none for the rest.
@@ -328,8 +331,11 @@ impl IncidentDesk {
         }
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         for id in asked {
-            if !found.iter().any(|i| &i.id == id) && cache.len() < CACHE_SIZE {
-                cache.entry(id.clone()).or_insert(None);
+            // This delivery's read: fresh now, read again by the next delivery, and never over
+            // an incident another task of this container wrote meanwhile.
+            if !found.iter().any(|i| &i.id == id) && cache.len() < CACHE_SIZE && !matches!(cache.get(id), Some(Some(_)))
+            {
+                cache.insert(id.clone(), None);
             }
         }
     }
