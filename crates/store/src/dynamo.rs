@@ -191,9 +191,9 @@ impl DynamoStore {
         ])
     }
 
-    /// The record of a delivery done, written only where none is live.
-    fn done_item(&self, id: &str, now: u64) -> StoreResult<TransactWriteItem> {
-        let put = Put::builder()
+    /// The record of a delivery done (or an interaction seen), written only where none is live.
+    fn delivery_put(&self, id: &str, now: u64) -> StoreResult<Put> {
+        Put::builder()
             .table_name(&self.tables.state)
             .item("pk", s(format!("delivery#{id}")))
             .item("sk", s("-"))
@@ -201,8 +201,24 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
             .expression_attribute_values(":now", n(now))
             .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        Ok(TransactWriteItem::builder().put(put).build())
+            .map_err(|e| StoreError::Rejected(e.to_string()))
+    }
+
+    fn done_item(&self, id: &str, now: u64) -> StoreResult<TransactWriteItem> {
+        Ok(TransactWriteItem::builder().put(self.delivery_put(id, now)?).build())
+    }
+
+    /// A conditional put on its own, at most once (see [`at_most_once`]): `Ok(false)` when its
+    /// condition failed.
+    async fn put_once(&self, put: Put) -> StoreResult<bool> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(put.table_name)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_values(put.expression_attribute_values);
+        conditional(req.customize().config_override(at_most_once::<PutItemError>()).send().await)
     }
 
     /// Sends a transaction at most once (see [`at_most_once`]). `Ok(Some(i))`: cancelled because
@@ -618,21 +634,7 @@ impl AlertLedger for DynamoStore {
 #[async_trait]
 impl DeliveryLedger for DynamoStore {
     async fn first_seen(&self, id: &str) -> StoreResult<bool> {
-        let now = now_secs();
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.tables.state)
-            .item("pk", s(format!("delivery#{id}")))
-            .item("sk", s("-"))
-            .item("expires_at", n(now + DELIVERY_TTL_SECS))
-            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-            .expression_attribute_values(":now", n(now))
-            .customize()
-            .config_override(at_most_once::<PutItemError>())
-            .send()
-            .await;
-        conditional(res)
+        self.put_once(self.delivery_put(id, now_secs())?).await
     }
 
     async fn forget(&self, id: &str) -> StoreResult<()> {
@@ -862,17 +864,7 @@ impl IncidentRepo for DynamoStore {
             put = put.expression_attribute_values(":expected", n(expected));
         }
         let written = match done {
-            None => {
-                let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
-                let req = self
-                    .client
-                    .put_item()
-                    .table_name(put.table_name)
-                    .set_item(Some(put.item))
-                    .set_condition_expression(put.condition_expression)
-                    .set_expression_attribute_values(put.expression_attribute_values);
-                conditional(req.customize().config_override(at_most_once::<PutItemError>()).send().await)?
-            }
+            None => self.put_once(put.build().map_err(|e| StoreError::Rejected(e.to_string()))?).await?,
             Some(id) => {
                 let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
                 let items = vec![TransactWriteItem::builder().put(put).build(), self.done_item(id, now)?];
