@@ -5,15 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 use valine_domain::clock::now_secs;
 use valine_domain::logging::Capture;
 use valine_domain::metrics::Metrics;
 use valine_domain::routing::Subscription;
 use valine_github::{App, AppParts};
-use valine_service::http::HttpRequest;
-use valine_service::testing::{config_from, github_signature};
+use valine_service::testing::config_from;
 use valine_store::Stores;
 use valine_store::embedded::EmbeddedStore;
 use wiremock::matchers::method;
@@ -78,12 +77,8 @@ impl Harness {
     }
 
     async fn deliver(&self, event: &str, delivery: &str, payload: &Value) -> (StatusCode, Value) {
-        let body = payload.to_string();
-        let mut h = HeaderMap::new();
-        h.insert("x-github-event", HeaderValue::from_str(event).unwrap());
-        h.insert("x-github-delivery", HeaderValue::from_str(delivery).unwrap());
-        h.insert("x-hub-signature-256", HeaderValue::from_str(&github_signature(SECRET, body.as_bytes())).unwrap());
-        let res = self.app.handle(HttpRequest::new(Method::POST, "/github/webhook", h, body.into_bytes())).await;
+        let req = valine_service::testing::signed_delivery(SECRET, event, delivery, payload.to_string().into_bytes());
+        let res = self.app.handle(req).await;
         (res.status, serde_json::from_str(&res.body).unwrap())
     }
 

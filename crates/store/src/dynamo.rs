@@ -792,34 +792,12 @@ impl ConfirmationRepo for DynamoStore {
     }
 
     async fn put_job_ticket(&self, t: &JobTicket) -> StoreResult<()> {
-        self.client
-            .put_item()
-            .table_name(&self.tables.state)
-            .item("pk", s(format!("job#{}", t.job_id)))
-            .item("sk", s("-"))
-            .item("data", s(to_json(t)))
-            .item("expires_at", n(t.expires_at))
-            .send()
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        self.put_state(format!("job#{}", t.job_id), to_json(t), t.expires_at).await
     }
 
     async fn take_job_ticket(&self, job_id: &str) -> StoreResult<Option<JobTicket>> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.tables.state)
-            .key("pk", s(format!("job#{job_id}")))
-            .key("sk", s("-"))
-            .return_values(ReturnValue::AllOld)
-            .customize()
-            .config_override(at_most_once::<DeleteItemError>())
-            .send()
-            .await
-            .map_err(map_err)?;
-        // An expired ticket that TTL has not removed yet is gone all the same.
-        out.attributes().and_then(|item| live_data(item, now_secs())).map(|data| from_json(&data)).transpose()
+        // An expired ticket that TTL has not removed yet is gone all the same (`take_state`).
+        self.take_state(format!("job#{job_id}")).await?.map(|data| from_json(&data)).transpose()
     }
 }
 
