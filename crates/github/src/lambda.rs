@@ -4,12 +4,14 @@
 //! and is never taken for a webhook delivery.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use valine_service::http::HttpResponse;
 use valine_service::lambda;
+use valine_service::secrets::Live;
 
 use crate::app::App;
 
@@ -18,8 +20,32 @@ pub fn is_scheduled_event(event: &Value) -> bool {
     event["source"] == "aws.events" && event["detail-type"] == "Scheduled Event"
 }
 
+/// One invocation, answered by the handler built from the current secret. A delivery refused for
+/// its signature is tried once more when reading the secret again finds it rotated.
+pub async fn handle_live(live: &Arc<Live<App>>, req: Request) -> Result<Response<Body>, Infallible> {
+    let app = live.current();
+    if is_pass_through(&req) {
+        return handle(&app, req).await;
+    }
+    let req = lambda::request(req);
+    let signed = req.header("x-hub-signature-256").is_some();
+    let answer = app.handle(req.clone()).await;
+    if answer.status == http::StatusCode::UNAUTHORIZED
+        && signed
+        && let Some(app) = live.after_refusal().await
+    {
+        return Ok(lambda::response(app.handle(req).await));
+    }
+    Ok(lambda::response(answer))
+}
+
+fn is_pass_through(req: &Request) -> bool {
+    matches!(req.request_context_ref(), Some(RequestContext::PassThrough))
+}
+
+/// One invocation, answered by `app`: an HTTP request, or the schedule's event (the tick).
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
-    if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
+    if is_pass_through(&req) {
         let body = lambda::body_bytes(req.into_body());
         let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !is_scheduled_event(&event) {

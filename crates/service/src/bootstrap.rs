@@ -52,6 +52,16 @@ pub async fn open_stores(config: &Config) -> Result<(Stores, Option<aws_config::
     }
 }
 
+/// The stack's secret (`SECRET_ID`), read through Secrets Manager with the function's AWS
+/// settings; none without `SECRET_ID`.
+pub fn secret_source(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Option<std::sync::Arc<dyn crate::secrets::SecretSource>> {
+    let id = config.secret_id.as_deref()?;
+    Some(std::sync::Arc::new(crate::secrets::SecretsManager::new(sdk, id)))
+}
+
 /// Logs a start-up failure before `main` returns it, so the reason is in the function's log.
 pub fn started<T, E: Display>(result: Result<T, E>) -> Result<T, E> {
     if let Err(e) = &result {

@@ -8,6 +8,7 @@ pub mod http;
 pub mod incidents;
 pub mod lambda;
 pub mod routing;
+pub mod secrets;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod verify;
