@@ -154,19 +154,20 @@ impl App {
             Ok(i) => i,
             Err(e) => return HttpResponse::error(http::StatusCode::BAD_REQUEST, &e.to_string()),
         };
+        let via = req.invoked_by.as_deref();
         let answer = match interaction.kind {
             Kind::Ping => Reply::Pong,
-            Kind::Command => self.command(&interaction, started).await,
+            Kind::Command => self.command(&interaction, started, via).await,
             Kind::Autocomplete => self.autocomplete(&interaction),
-            Kind::Component => self.component(&interaction, started).await,
-            Kind::Modal => self.modal(&interaction, started).await,
+            Kind::Component => self.component(&interaction, started, via).await,
+            Kind::Modal => self.modal(&interaction, started, via).await,
         };
         HttpResponse::ok(&answer.to_json())
     }
 
-    async fn command(&self, i: &Interaction, started: Instant) -> Reply {
+    async fn command(&self, i: &Interaction, started: Instant, via: Option<&str>) -> Reply {
         let slash = format!("/{}", i.data.name);
-        let mut ctx = Ctx::new(&self.services, i, slash.clone(), started);
+        let mut ctx = Ctx::new(&self.services, i, slash.clone(), started).invoked_by(via);
         let Some(command) = Command::parse(&i.data.name, &i.data.options) else {
             let span = tracing::info_span!("handle_command", trace_id = %ctx.rec.trace_id(), user_id = %ctx.user_id, cmd = %slash);
             return async {
@@ -218,12 +219,12 @@ impl App {
         answer
     }
 
-    async fn component(&self, i: &Interaction, started: Instant) -> Reply {
+    async fn component(&self, i: &Interaction, started: Instant, via: Option<&str>) -> Reply {
         let parsed = CustomId::parse(&i.data.custom_id);
         let command = parsed
             .as_ref()
             .map_or_else(|| unrecognised("component", &i.data.custom_id), |c| format!("component:{}", c.action()));
-        let mut ctx = Ctx::new(&self.services, i, command, started);
+        let mut ctx = Ctx::new(&self.services, i, command, started).invoked_by(via);
         let span = tracing::info_span!("handle_component", trace_id = %ctx.rec.trace_id(), user_id = %ctx.user_id, cmd = %ctx.command);
         // Buttons come from the bot's own messages in the team's server.
         let refusal = place_refusal(&self.config.allowed_guild_ids, i.guild_id, Where::Guild);
@@ -275,8 +276,8 @@ impl App {
 
     /// The bot opens no forms, so a modal submit is always one it does not recognise; it still
     /// gets a trace and an answer.
-    async fn modal(&self, i: &Interaction, started: Instant) -> Reply {
-        let mut ctx = Ctx::new(&self.services, i, unrecognised("modal", &i.data.custom_id), started);
+    async fn modal(&self, i: &Interaction, started: Instant, via: Option<&str>) -> Reply {
+        let mut ctx = Ctx::new(&self.services, i, unrecognised("modal", &i.data.custom_id), started).invoked_by(via);
         let span = tracing::info_span!("handle_modal", trace_id = %ctx.rec.trace_id(), user_id = %ctx.user_id, cmd = %ctx.command);
         async {
             ctx.rec.note("route", StepStatus::Skipped, Some("unrecognised custom_id".into()));

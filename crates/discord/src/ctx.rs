@@ -36,6 +36,8 @@ pub struct Ctx<'a> {
     pub channel_id: Option<u64>,
     /// `/status`, `component:confirm`, …: what traces, metrics and audit records call it.
     pub command: String,
+    /// The ARN the interaction came through, for the jobs it hands over (see `JobContext`).
+    pub invoked_by: Option<String>,
     started: Instant,
 }
 
@@ -53,8 +55,15 @@ impl<'a> Ctx<'a> {
             guild_id: i.guild_id,
             channel_id: i.channel_id,
             command,
+            invoked_by: None,
             started,
         }
+    }
+
+    /// The same context, for an interaction that came through `arn`.
+    pub fn invoked_by(mut self, arn: Option<&str>) -> Self {
+        self.invoked_by = arn.map(str::to_string);
+        self
     }
 
     pub fn caller(&self) -> Caller<'_> {
@@ -202,6 +211,7 @@ impl<'a> Ctx<'a> {
             user_id: self.user_id,
             user_name: self.user_name.clone(),
             trace: self.rec.snapshot(),
+            invoked_arn: self.invoked_by.clone(),
         }
     }
 

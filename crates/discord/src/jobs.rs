@@ -29,6 +29,10 @@ pub struct JobContext {
     pub user_name: String,
     /// The trace so far; the job adds its steps and stores it again.
     pub trace: Trace,
+    /// The ARN the interaction came through (the `live` alias in Lambda): the job is invoked on
+    /// it, so it runs the same version, under the alias's retry, age and on-failure settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoked_arn: Option<String>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -117,6 +121,7 @@ pub trait Jobs: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct LambdaJobs {
     client: aws_sdk_lambda::Client,
+    /// Only for a job whose interaction carried no invoked ARN (never the case in Lambda).
     function_name: String,
 }
 
@@ -124,16 +129,27 @@ impl LambdaJobs {
     pub fn new(client: aws_sdk_lambda::Client, function_name: String) -> Self {
         Self { client, function_name }
     }
+
+    /// What the job's invocation names: the ARN its interaction came through, alias included.
+    pub fn target<'a>(&'a self, job: &'a Job) -> &'a str {
+        job.ctx().invoked_arn.as_deref().unwrap_or(&self.function_name)
+    }
 }
 
 #[async_trait]
 impl Jobs for LambdaJobs {
     async fn enqueue(&self, job: Job) -> Result<(), JobError> {
+        let target = self.target(&job).to_string();
+        if !target.contains(":function:") || target.matches(':').count() < 7 {
+            // An unqualified name runs `$LATEST`, outside the alias's retry and dead-letter
+            // settings: say so, since it only happens outside Lambda.
+            tracing::warn!(target = %target, "deferred job invoked unqualified");
+        }
         let payload = serde_json::to_vec(&JobEvent { valine_job: job }).map_err(|e| JobError(e.to_string()))?;
         let out = self
             .client
             .invoke()
-            .function_name(&self.function_name)
+            .function_name(&target)
             .invocation_type(InvocationType::Event)
             .payload(Blob::new(payload))
             // Sent once: a retry after a lost answer would queue the job twice. (A job delivered

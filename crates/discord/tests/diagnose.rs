@@ -164,6 +164,7 @@ fn job(id: &str, token: &str, frontend_url: Option<&str>) -> valine_discord::job
         user_id: STRANGER,
         user_name: "someone".into(),
         trace: valine_domain::trace::TraceRecorder::new(STRANGER.to_string(), "/diagnose".to_string()).snapshot(),
+        invoked_arn: None,
     };
     valine_discord::jobs::Job::Diagnose {
         ctx,

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
+use valine_domain::config::{Config, Handler, NOWHERE_TO_POST};
 
 #[derive(Debug, Clone)]
 pub struct HttpRequest {
@@ -13,11 +14,21 @@ pub struct HttpRequest {
     pub headers: HeaderMap,
     /// Already base64-decoded when the gateway sent `isBase64Encoded`.
     pub body: Bytes,
+    /// In Lambda, the ARN this invocation came through (the `live` alias, or a version): deferred
+    /// jobs invoke the same one, so they run the code and the async settings of the version that
+    /// took the interaction. `None` under `valinectl serve`.
+    pub invoked_by: Option<String>,
 }
 
 impl HttpRequest {
     pub fn new(method: Method, path: impl Into<String>, headers: HeaderMap, body: impl Into<Bytes>) -> Self {
-        Self { method, path: path.into(), headers, body: body.into() }
+        Self { method, path: path.into(), headers, body: body.into(), invoked_by: None }
+    }
+
+    /// The same request, as invoked through `arn`.
+    pub fn invoked_by(mut self, arn: Option<String>) -> Self {
+        self.invoked_by = arn.filter(|a| !a.is_empty());
+        self
     }
 
     /// A header's value, when present and visible ASCII.
@@ -58,29 +69,44 @@ pub fn health(service: &str) -> HttpResponse {
 }
 
 /// `GET /health/ready`: 200 when every check passed, else 503; each check's result either way.
+/// The configuration is broken when it has [`Config::problems`] for `handler` ("nowhere to post"
+/// is not one when a channel has subscribed); `unconfigured` lists features that are merely off.
 pub async fn readiness(
     service: &str,
-    config_missing: &[&'static str],
+    config: &Config,
+    handler: Handler,
     unconfigured: Vec<(&'static str, Vec<&'static str>)>,
     stores: &valine_store::Stores,
 ) -> HttpResponse {
     let started = std::time::Instant::now();
-    let store = tokio::time::timeout(std::time::Duration::from_secs(2), stores.health.ping()).await;
+    let budget = std::time::Duration::from_secs(2);
+    let store = tokio::time::timeout(budget, stores.health.ping()).await;
     let store_ms = started.elapsed().as_millis() as u64;
     let (store_ok, store_detail) = match store {
         Ok(Ok(())) => (true, None),
         Ok(Err(e)) => (false, Some(valine_domain::redact::redact(&e.to_string()).into_owned())),
         Err(_) => (false, Some("no answer within 2 s".to_string())),
     };
-    let config_ok = config_missing.is_empty();
+    let mut problems = config.problems(handler);
+    if store_ok && problems.iter().any(|p| p.var == NOWHERE_TO_POST) {
+        let subscribed = tokio::time::timeout(budget, stores.routes.list_subscriptions())
+            .await
+            .is_ok_and(|subs| subs.is_ok_and(|s| !s.is_empty()));
+        if subscribed {
+            problems.retain(|p| p.var != NOWHERE_TO_POST);
+        }
+    }
+    let config_ok = problems.is_empty();
     let ready = config_ok && store_ok;
+    let missing: Vec<&str> = problems.iter().map(|p| p.var).collect();
+    let messages: Vec<&str> = problems.iter().map(|p| p.message).collect();
     let features: serde_json::Map<String, Value> =
         unconfigured.into_iter().map(|(feature, missing)| (feature.to_string(), json!({"missing": missing}))).collect();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "service": service,
         "checks": {
-            "config": {"ok": config_ok, "missing": config_missing},
+            "config": {"ok": config_ok, "missing": missing, "problems": messages},
             "store": {"ok": store_ok, "kind": stores.kind, "latency_ms": store_ms, "error": store_detail},
         },
         "features_not_configured": features,
