@@ -345,6 +345,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let mut config = local_config()?;
             if routes.is_some() {
                 config.routes_file = routes;
+                config.routes_toml = None;
             }
             print!("{}", routes_cmd::explain_now(&config, &event, &file).await?);
             Ok(())

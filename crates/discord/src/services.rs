@@ -8,7 +8,7 @@ use std::time::Duration;
 use valine_clients::discord_api::Discord;
 use valine_clients::github_api::GitHub;
 use valine_domain::alert::{Alert, AlertKind, Severity};
-use valine_domain::config::{Config, Feature};
+use valine_domain::config::{Config, Feature, Handler};
 use valine_domain::message::Message;
 use valine_domain::metrics::Metrics;
 use valine_domain::trace::{TraceCache, TraceRecorder};
@@ -53,9 +53,7 @@ impl Services {
         .into_iter()
         .filter(|(_, m)| !m.is_empty())
         .collect();
-        // Alerts switched on without their settings is a broken configuration, not a choice.
-        let broken = if c.enable_alerts { c.missing_for(Feature::Alerts) } else { Vec::new() };
-        valine_service::http::readiness(SERVICE, &broken, features, &self.stores).await
+        valine_service::http::readiness(SERVICE, c, Handler::Discord, features, &self.stores).await
     }
 
     /// Edits a deferred message to `message`; a failure is the trace's error and logged.

@@ -131,6 +131,11 @@ pub struct Config {
     pub github_repos: crate::routing::RepoScope,
     /// `ROUTES_FILE`: routes as code (TOML), merged with the channel subscriptions.
     pub routes_file: Option<PathBuf>,
+    /// `ROUTES_TOML`: the same TOML as a value (the deployed functions' `RoutesToml` parameter,
+    /// since a file cannot ship inside the one-file `bootstrap`).
+    pub routes_toml: Option<String>,
+    /// `SECRET_ID`: the Secrets Manager secret the deployed functions read their secrets from.
+    pub secret_id: Option<String>,
     /// `GITHUB_APP_ID`: GitHub App authentication (with `GITHUB_APP_PRIVATE_KEY`).
     pub github_app_id: Option<u64>,
     /// `GITHUB_APP_PRIVATE_KEY`: the App's PEM private key (PKCS#1 or PKCS#8).
@@ -170,6 +175,14 @@ impl Config {
             (Some(_), None) => return Err(ConfigError::Missing { var: "GITHUB_APP_PRIVATE_KEY" }),
             (None, Some(_)) => return Err(ConfigError::Missing { var: "GITHUB_APP_ID" }),
             _ => {}
+        }
+        let routes_file = env.string("ROUTES_FILE").map(PathBuf::from);
+        let routes_toml = env.string("ROUTES_TOML");
+        if routes_file.is_some() && routes_toml.is_some() {
+            return Err(ConfigError::Invalid {
+                var: "ROUTES_TOML",
+                reason: "ROUTES_FILE is set too: set one of them".into(),
+            });
         }
         Ok(Self {
             discord_public_key: env.public_key("DISCORD_PUBLIC_KEY")?,
@@ -226,7 +239,9 @@ impl Config {
             verify_urls: env.verify_urls("VERIFY_URLS")?,
             aws_region: env.string("AWS_REGION").or_else(|| env.string("AWS_DEFAULT_REGION")),
             github_repos: env.repo_scope("GITHUB_REPOS", "GITHUB_REPO")?,
-            routes_file: env.string("ROUTES_FILE").map(PathBuf::from),
+            routes_file,
+            routes_toml,
+            secret_id: env.string("SECRET_ID"),
             github_app_id,
             github_app_private_key,
         })
@@ -240,6 +255,40 @@ impl Config {
     /// The webhook secret the GitHub handler needs to start.
     pub fn require_github_webhook_secret(&self) -> Result<&Secret, ConfigError> {
         self.github_webhook_secret.as_ref().ok_or(ConfigError::Missing { var: "GITHUB_WEBHOOK_SECRET" })
+    }
+
+    /// Routes as code are configured (`ROUTES_FILE` or `ROUTES_TOML`).
+    pub fn has_file_routes(&self) -> bool {
+        self.routes_file.is_some() || self.routes_toml.is_some()
+    }
+
+    /// What makes this configuration broken for `handler` (readiness answers 503 with each
+    /// problem): settings switched on without what they need, and what a stage requires.
+    /// "Nowhere to post" is decided here without the subscriptions; the handler drops it when a
+    /// channel has subscribed.
+    pub fn problems(&self, handler: Handler) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if self.enable_alerts {
+            if self.discord_bot_token.is_none() && !self.dry_run {
+                out.push(Problem::new(
+                    "DISCORD_BOT_TOKEN",
+                    "ENABLE_ALERTS is on without DISCORD_BOT_TOKEN (a key of the stack's secret)",
+                ));
+            }
+            if self.alert_channel_id.is_none() && !self.has_file_routes() {
+                out.push(Problem::new(
+                    NOWHERE_TO_POST,
+                    "ENABLE_ALERTS is on with nowhere to post: set ALERT_CHANNEL_ID (parameter AlertChannelId), routes (RoutesToml), or /subscribe a channel",
+                ));
+            }
+        }
+        if handler == Handler::Discord && self.stage == "prod" && self.allowed_guild_ids.is_empty() {
+            out.push(Problem::new(
+                "ALLOWED_GUILD_IDS",
+                "ALLOWED_GUILD_IDS is empty: with STAGE=prod the bot serves only the servers it names (parameter AllowedGuildIds)",
+            ));
+        }
+        out
     }
 
     /// Names of the settings that are missing for a feature, for "set X" messages and readiness.
@@ -268,6 +317,124 @@ impl Config {
         }
         missing
     }
+}
+
+/// The variable of the "nowhere to post" problem.
+pub const NOWHERE_TO_POST: &str = "ALERT_CHANNEL_ID";
+
+/// Which function a configuration is read by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Discord,
+    GitHub,
+}
+
+/// One reason a configuration is not ready: the variable, and what to do, naming the template
+/// parameter (or the secret's key) that sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub var: &'static str,
+    pub message: &'static str,
+}
+
+impl Problem {
+    fn new(var: &'static str, message: &'static str) -> Self {
+        Self { var, message }
+    }
+}
+
+/// Where a deployed function gets each setting from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A template parameter of this name, passed as the variable.
+    Parameter(&'static str),
+    /// Set by the template from the stack itself (table names, the secret's id).
+    Stack,
+    /// A key of the stack's Secrets Manager secret, read at run time.
+    Secret,
+    /// Set by the Lambda runtime.
+    Runtime,
+    /// Local runs and tests only: never set on a deployed function.
+    LocalOnly,
+}
+
+/// Every variable [`Config`] reads, and where a deployed function gets it. A test
+/// (`crates/domain/tests/settings.rs`) fails when the configuration reads a variable missing here,
+/// or when `template.yaml` does not set a `Parameter`/`Stack` one.
+pub const SETTINGS: &[(&str, Source)] = &[
+    ("DISCORD_PUBLIC_KEY", Source::Secret),
+    ("DISCORD_BOT_TOKEN", Source::Secret),
+    ("GITHUB_TOKEN", Source::Secret),
+    ("GITHUB_WEBHOOK_SECRET", Source::Secret),
+    ("AUDIT_HMAC_KEY", Source::Secret),
+    ("GITHUB_APP_PRIVATE_KEY", Source::Secret),
+    ("DISCORD_APPLICATION_ID", Source::Parameter("DiscordApplicationId")),
+    ("GITHUB_REPO", Source::Parameter("GitHubRepo")),
+    ("GITHUB_REPOS", Source::Parameter("GitHubRepos")),
+    ("GITHUB_APP_ID", Source::Parameter("GitHubAppId")),
+    ("GITHUB_HOOK_ID", Source::Parameter("GitHubHookId")),
+    ("ADMIN_USER_IDS", Source::Parameter("AdminUserIds")),
+    ("ADMIN_ROLE_IDS", Source::Parameter("AdminRoleIds")),
+    ("ALLOWED_GUILD_IDS", Source::Parameter("AllowedGuildIds")),
+    ("RESPONDER_ROLE_IDS", Source::Parameter("ResponderRoleIds")),
+    ("GITHUB_DISCORD_USERS", Source::Parameter("GitHubDiscordUsers")),
+    ("ENABLE_ALERTS", Source::Parameter("EnableAlerts")),
+    ("ALERT_CHANNEL_ID", Source::Parameter("AlertChannelId")),
+    ("ALERT_MENTION_ROLE_ID", Source::Parameter("AlertMentionRoleId")),
+    ("ALERT_DEDUP_SECONDS", Source::Parameter("AlertDedupSeconds")),
+    ("ALERT_BRANCHES", Source::Parameter("AlertBranches")),
+    ("ALERT_ESCALATE_MINUTES", Source::Parameter("AlertEscalateMinutes")),
+    ("ALERT_FLAP_COUNT", Source::Parameter("AlertFlapCount")),
+    ("ALERT_FLAP_MINUTES", Source::Parameter("AlertFlapMinutes")),
+    ("ROUTES_TOML", Source::Parameter("RoutesToml")),
+    ("ENABLE_DEBUG_CMD", Source::Parameter("EnableDebugCmd")),
+    ("DEBUG_CMD_ALLOWED_USERS", Source::Parameter("DebugCmdAllowedUsers")),
+    ("ALLOWED_DOMAINS", Source::Parameter("AllowedDomains")),
+    ("DIAGNOSE_WORKFLOW", Source::Parameter("DiagnoseWorkflow")),
+    ("DIAGNOSE_REF", Source::Parameter("DiagnoseRef")),
+    ("DIAGNOSE_ROLE_IDS", Source::Parameter("DiagnoseRoleIds")),
+    ("STATUS_WORKFLOWS", Source::Parameter("StatusWorkflows")),
+    ("DEPLOY_WORKFLOW", Source::Parameter("DeployWorkflow")),
+    ("DEPLOY_REF", Source::Parameter("DeployRef")),
+    ("DEPLOY_ROLE_IDS", Source::Parameter("DeployRoleIds")),
+    ("ALLOW_SECRET_WRITES", Source::Parameter("AllowSecretWrites")),
+    ("FRONTEND_VARIABLE_NAME", Source::Parameter("FrontendVariableName")),
+    ("API_BASE_SECRET_NAME", Source::Parameter("ApiBaseSecretName")),
+    ("VERIFY_URLS", Source::Parameter("VerifyUrls")),
+    ("LOG_LEVEL", Source::Parameter("LogLevel")),
+    ("STAGE", Source::Parameter("Stage")),
+    ("AUDIT_TABLE_NAME", Source::Stack),
+    ("RUNS_TABLE_NAME", Source::Stack),
+    ("STATE_TABLE_NAME", Source::Stack),
+    ("STORE", Source::Stack),
+    ("SECRET_ID", Source::Stack),
+    ("AWS_LAMBDA_FUNCTION_NAME", Source::Runtime),
+    ("AWS_REGION", Source::Runtime),
+    ("AWS_DEFAULT_REGION", Source::Runtime),
+    // The embedded store's directory; Lambda has no writable place worth keeping.
+    ("DATA_DIR", Source::LocalOnly),
+    // Lets the URL guard through loopback and private addresses: for local endpoints only.
+    ("SAFE_LOCAL", Source::LocalOnly),
+    // No outbound Discord or GitHub calls: for trying things locally.
+    ("DRY_RUN", Source::LocalOnly),
+    // Fakes and proxies in tests and the playground; the deployed bot talks to the real APIs.
+    ("DISCORD_API_BASE", Source::LocalOnly),
+    ("GITHUB_API_BASE", Source::LocalOnly),
+    // A file beside the binary; deployed functions get ROUTES_TOML instead.
+    ("ROUTES_FILE", Source::LocalOnly),
+];
+
+/// The template parameter that sets `var`, if one does.
+pub fn parameter_of(var: &str) -> Option<&'static str> {
+    SETTINGS.iter().find_map(|(v, s)| match s {
+        Source::Parameter(p) if *v == var => Some(*p),
+        _ => None,
+    })
+}
+
+/// The keys the stack's secret may hold.
+pub fn secret_keys() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().filter(|(_, s)| *s == Source::Secret).map(|(v, _)| *v)
 }
 
 /// One endpoint of `VERIFY_URLS`.
@@ -683,5 +850,48 @@ mod tests {
             assert!(err.to_string().starts_with(var), "{var}: {err}");
             assert!(!err.to_string().contains("abc") || var != "GITHUB_APP_PRIVATE_KEY");
         }
+    }
+
+    #[test]
+    fn problems_name_the_setting_and_its_parameter() {
+        let vars = |c: &Config, h: Handler| c.problems(h).iter().map(|p| p.var).collect::<Vec<_>>();
+        type Case<'a> = (&'a [(&'a str, &'a str)], Handler, &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
+            (&[], Handler::Discord, &[]),
+            (&[("STAGE", "prod")], Handler::Discord, &["ALLOWED_GUILD_IDS"]),
+            (&[("STAGE", "prod")], Handler::GitHub, &[]),
+            (&[("STAGE", "prod"), ("ALLOWED_GUILD_IDS", "5")], Handler::Discord, &[]),
+            (&[("ENABLE_ALERTS", "true")], Handler::GitHub, &["DISCORD_BOT_TOKEN", "ALERT_CHANNEL_ID"]),
+            (&[("ENABLE_ALERTS", "true"), ("DISCORD_BOT_TOKEN", "t")], Handler::GitHub, &["ALERT_CHANNEL_ID"]),
+            (&[("ENABLE_ALERTS", "true"), ("DISCORD_BOT_TOKEN", "t"), ("ALERT_CHANNEL_ID", "7")], Handler::GitHub, &[]),
+            (
+                &[("ENABLE_ALERTS", "true"), ("DISCORD_BOT_TOKEN", "t"), ("ROUTES_TOML", "route = []")],
+                Handler::Discord,
+                &[],
+            ),
+        ];
+        for (pairs, handler, expected) in cases {
+            let c = config(pairs).unwrap();
+            assert_eq!(vars(&c, *handler), *expected, "{pairs:?} {handler:?}");
+        }
+        let prod = config(&[("STAGE", "prod")]).unwrap();
+        assert!(prod.problems(Handler::Discord)[0].message.contains("parameter AllowedGuildIds"));
+        for (var, _) in SETTINGS.iter().filter(|(_, s)| matches!(s, Source::Parameter(_))) {
+            assert!(parameter_of(var).is_some(), "{var}");
+        }
+        assert_eq!(parameter_of("ALLOWED_GUILD_IDS"), Some("AllowedGuildIds"));
+        assert_eq!(secret_keys().count(), 6);
+    }
+
+    #[test]
+    fn routes_come_from_a_file_or_a_value_not_both() {
+        let c = config(&[("ROUTES_TOML", "route = [{channel = 1, repo = \"a/b\"}]")]).unwrap();
+        assert!(c.has_file_routes() && c.routes_file.is_none());
+        let err = config(&[("ROUTES_TOML", "route = []"), ("ROUTES_FILE", "r.toml")]).unwrap_err();
+        assert!(err.to_string().starts_with("ROUTES_TOML is invalid: ROUTES_FILE is set too"), "{err}");
+        assert_eq!(
+            config(&[("SECRET_ID", "valine-orchestrator/prod")]).unwrap().secret_id.as_deref(),
+            Some("valine-orchestrator/prod")
+        );
     }
 }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use valine_clients::discord_api::Discord;
 use valine_clients::github_api::GitHub;
 use valine_clients::probe::{HttpProbe, Probe};
-use valine_domain::config::{Config, Feature, Secret};
+use valine_domain::config::{Config, Handler, Secret};
 use valine_domain::metrics::Metrics;
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_service::alerting::Alerter;
@@ -352,9 +352,9 @@ impl App {
         match route(&req) {
             Route::Ready => {
                 // Alerts switched on without their settings is a broken configuration.
-                let broken =
-                    if self.config.enable_alerts { self.config.missing_for(Feature::Alerts) } else { Vec::new() };
-                return valine_service::http::readiness(SERVICE, &broken, Vec::new(), &self.stores).await;
+                let config = &self.config;
+                return valine_service::http::readiness(SERVICE, config, Handler::GitHub, Vec::new(), &self.stores)
+                    .await;
             }
             Route::Health => return valine_service::http::health(SERVICE),
             Route::NotFound => return HttpResponse::error(StatusCode::NOT_FOUND, "not found"),

@@ -229,8 +229,10 @@ pub async fn run_subscriptions(ctx: &mut Ctx<'_>, args: Args) -> Reply {
         let outside = RepoPattern::parse(&s.repo).is_ok_and(|p| !ctx.services.config.github_repos.allows(&p));
         text.push_str(&format!("• {line}{}\n", if outside { " ⚠️ outside GITHUB_REPOS: ignored" } else { "" }));
     }
-    if ctx.services.config.routes_file.is_some() {
-        text.push_str("-# ROUTES_FILE routes also apply: `valinectl routes check` lists them.");
+    if ctx.services.config.has_file_routes() {
+        text.push_str(
+            "-# Routes as code (ROUTES_TOML or ROUTES_FILE) also apply: `valinectl routes check` lists them.",
+        );
     }
     Reply::Message(Message::text(truncate(&text, 2000)).ephemeral())
 }
