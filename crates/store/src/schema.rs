@@ -89,7 +89,9 @@ pub const STATE: TableSpec = TableSpec {
     range: Some(KeyAttr { name: "sk", ty: AttrType::S }),
     indexes: &[],
     ttl_attribute: Some("expires_at"),
-    protected: false,
+    // Open incidents, mutes, subscriptions and delivery records: kept through a stack deletion or
+    // replacement, and recoverable from a bad write.
+    protected: true,
 };
 
 pub const TABLES: [&TableSpec; 3] = [&AUDIT, &RUNS, &STATE];
