@@ -32,7 +32,12 @@ struct Shared {
     waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     /// Events that arrived through the Invoke API (asynchronous self-invocations).
     async_invocations: Mutex<Vec<Value>>,
+    /// What each of those invocations named: the function (as sent, an ARN or a name) and the
+    /// `Qualifier` parameter, if any.
+    invoke_targets: Mutex<Vec<(String, Option<String>)>>,
     init_errors: Mutex<Vec<Value>>,
+    /// `Lambda-Runtime-Invoked-Function-Arn` of every invocation.
+    invoked_arn: String,
 }
 
 /// The Runtime API (and Invoke API) on 127.0.0.1.
@@ -42,15 +47,26 @@ pub struct RuntimeApi {
     _server: tokio::task::JoinHandle<()>,
 }
 
+/// The invoked ARN when none is given: an unqualified function.
+pub const DEFAULT_INVOKED_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:valine-e2e";
+
 impl RuntimeApi {
     pub async fn start() -> Self {
+        Self::start_as(DEFAULT_INVOKED_ARN).await
+    }
+
+    /// A runtime whose invocations come through `invoked_arn` (an alias ARN, as the API and the
+    /// schedule call the `live` alias).
+    pub async fn start_as(invoked_arn: &str) -> Self {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             queue_tx,
             queue_rx: Mutex::new(queue_rx),
             waiters: Mutex::new(HashMap::new()),
             async_invocations: Mutex::new(Vec::new()),
+            invoke_targets: Mutex::new(Vec::new()),
             init_errors: Mutex::new(Vec::new()),
+            invoked_arn: invoked_arn.to_string(),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -91,6 +107,11 @@ impl RuntimeApi {
         self.shared.async_invocations.lock().await.clone()
     }
 
+    /// What those invocations named: `(function, qualifier)`.
+    pub async fn invoke_targets(&self) -> Vec<(String, Option<String>)> {
+        self.shared.invoke_targets.lock().await.clone()
+    }
+
     pub async fn init_errors(&self) -> Vec<Value> {
         self.shared.init_errors.lock().await.clone()
     }
@@ -117,11 +138,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
     };
     put(&mut headers, "lambda-runtime-aws-request-id", id);
     put(&mut headers, "lambda-runtime-deadline-ms", deadline.to_string());
-    put(
-        &mut headers,
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:valine-e2e".into(),
-    );
+    put(&mut headers, "lambda-runtime-invoked-function-arn", shared.invoked_arn.clone());
     put(&mut headers, "lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".into());
     put(&mut headers, "content-type", "application/json".into());
     (StatusCode::OK, headers, event.to_string()).into_response()
@@ -151,12 +168,20 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCod
 }
 
 /// The Lambda `Invoke` API: an `Event` invocation is queued (202) and runs through `/next`.
-async fn invoke_api(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn invoke_api(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(function): UrlPath<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let asynchronous = headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()) == Some("Event");
     if !asynchronous {
         return (StatusCode::BAD_REQUEST, "only Event invocations are emulated").into_response();
     }
+    let qualifier = uri.query().unwrap_or("").split('&').find_map(|p| p.strip_prefix("Qualifier=")).map(str::to_string);
+    shared.invoke_targets.lock().await.push((function, qualifier));
     shared.async_invocations.lock().await.push(event.clone());
     let id = uuid_like();
     let _ = shared.queue_tx.send((id, event));
@@ -447,5 +472,103 @@ impl Drop for Serve {
         if let Ok(None) = self.child.try_wait() {
             self.kill9();
         }
+    }
+}
+
+/// One request the fake GitHub received.
+#[derive(Debug, Clone)]
+pub struct GitHubCall {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+}
+
+/// An in-process GitHub REST API (`GITHUB_API_BASE`) for one repository: a workflow `CI` with a
+/// passing run, a failing job with a log, dispatches, re-runs, no webhooks and no recent runs to
+/// reconcile. Records each call; anything else is GitHub's 404.
+pub struct FakeGitHub {
+    calls: Arc<std::sync::Mutex<Vec<GitHubCall>>>,
+    pub addr: std::net::SocketAddr,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeGitHub {
+    pub async fn start() -> Self {
+        let calls: Arc<std::sync::Mutex<Vec<GitHubCall>>> = Arc::default();
+        let app = Router::new().fallback(fake_github).with_state(calls.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake GitHub");
+        let addr = listener.local_addr().expect("local address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { calls, addr, _server: server }
+    }
+
+    /// `GITHUB_API_BASE`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn calls(&self) -> Vec<GitHubCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+async fn fake_github(
+    State(calls): State<Arc<std::sync::Mutex<Vec<GitHubCall>>>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Ok(mut c) = calls.lock() {
+        c.push(GitHubCall { method: method.to_string(), path: path.clone(), body: parsed });
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let json = |status: StatusCode, v: Value| (status, [("content-type", "application/json")], v.to_string());
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["repos", o, r, "actions", "workflows"]) => json(
+            StatusCode::OK,
+            json!({"total_count": 1, "workflows": [{"id": 1, "name": "CI", "path": ".github/workflows/ci.yml", "state": "active", "html_url": format!("https://github.com/{o}/{r}/actions/workflows/ci.yml")}]}),
+        )
+        .into_response(),
+        ("GET", ["repos", o, r, "actions", "workflows", _, "runs"]) => json(
+            StatusCode::OK,
+            json!({"total_count": 1, "workflow_runs": [{"id": 9, "name": "CI", "status": "completed", "conclusion": "success", "head_branch": "main", "head_sha": "0123456789abcdef0123456789abcdef01234567", "run_number": 3, "event": "push", "html_url": format!("https://github.com/{o}/{r}/actions/runs/9"), "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:04:00Z", "run_started_at": "2026-12-01T10:00:05Z"}]}),
+        )
+        .into_response(),
+        ("POST", ["repos", _, _, "actions", "workflows", _, "dispatches"]) => StatusCode::NO_CONTENT.into_response(),
+        ("POST", ["repos", _, _, "actions", "runs", _, "rerun-failed-jobs"]) => {
+            json(StatusCode::CREATED, json!({})).into_response()
+        }
+        ("GET", ["repos", o, r, "actions", "runs", run, "attempts", _, "jobs"]) => json(
+            StatusCode::OK,
+            json!({"total_count": 1, "jobs": [{"id": 77, "name": "test", "status": "completed", "conclusion": "failure", "html_url": format!("https://github.com/{o}/{r}/actions/runs/{run}/job/77"), "steps": [
+                {"name": "Set up job", "status": "completed", "conclusion": "success", "number": 1},
+                {"name": "cargo test", "status": "completed", "conclusion": "failure", "number": 2}
+            ]}]}),
+        )
+        .into_response(),
+        ("GET", ["repos", _, _, "actions", "jobs", _, "logs"]) => (
+            StatusCode::OK,
+            [("content-type", "text/plain")],
+            "2026-12-01T10:03:59.0000000Z test tests::checkout ... FAILED\n2026-12-01T10:04:00.0000000Z ##[error]Process completed with exit code 101.\n".to_string(),
+        )
+            .into_response(),
+        ("GET", ["repos", _, _, "hooks"]) => json(
+            StatusCode::OK,
+            json!([{"id": 7, "config": {"url": "https://rehearsal.execute-api.us-east-1.amazonaws.com/github/webhook", "content_type": "json"}, "events": ["workflow_run", "deployment_status"]}]),
+        )
+        .into_response(),
+        ("GET", ["repos", _, _, "hooks", _, "deliveries"]) => json(StatusCode::OK, json!([])).into_response(),
+        ("GET", ["repos", _, _, "actions", "runs"]) => {
+            json(StatusCode::OK, json!({"total_count": 0, "workflow_runs": []})).into_response()
+        }
+        _ => json(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
+        )
+        .into_response(),
     }
 }

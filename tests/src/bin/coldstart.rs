@@ -7,6 +7,11 @@
 //! Then one process of each answers warm requests back to back.
 //!
 //! `cargo run --release -p valine-e2e --bin coldstart -- [runs]` (default 30).
+//!
+//! With `--secret-endpoint URL` (moto's server: `python3 scripts/moto-dynamodb.py`), the production
+//! configuration as deployed: no secret in the environment, `SECRET_ID` naming a secret this
+//! creates on that server, so each handler reads it once at start; the bare binary reads it once
+//! too (`BARE_SECRET_ID`), so the yardstick is the floor plus the one read.
 
 use std::time::{Duration, Instant};
 
@@ -45,15 +50,39 @@ struct Target {
     rss_kib: u64,
 }
 
+/// Creates the secret the handlers read on moto at `endpoint`; returns its id.
+async fn create_secret(endpoint: &str, values: &[(&str, String)]) -> String {
+    let sdk = valine_store::dynamo::sdk_loader()
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "bench"))
+        .load()
+        .await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let id = format!("valine-coldstart/{}", std::process::id());
+    let doc: serde_json::Map<String, serde_json::Value> =
+        values.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect();
+    client
+        .create_secret()
+        .name(&id)
+        .secret_string(serde_json::Value::Object(doc).to_string())
+        .send()
+        .await
+        .expect("create the secret on the endpoint");
+    id
+}
+
 #[tokio::main]
 async fn main() {
-    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(30);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(30);
+    let secret_endpoint = args.iter().position(|a| a == "--secret-endpoint").and_then(|i| args.get(i + 1)).cloned();
     let key = ed25519_dalek::SigningKey::from_bytes(&SEED);
     let public = valine_domain::signing::public_key_hex(&key);
     let dir = std::env::temp_dir().join(format!("valine-coldstart-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     // What Lambda has: both tokens, the repository, alerts on. Nothing is called at start-up.
-    let env = [
+    let mut env = vec![
         ("DISCORD_PUBLIC_KEY", public.clone()),
         // Shaped like real ones, assembled here so that no token-shaped text sits in the source.
         ("DISCORD_BOT_TOKEN", ["MTI5MDQ2MzE4OTQwMTczMTA3Mw", "Gc0ld5", &"c".repeat(38)].join(".")),
@@ -66,6 +95,18 @@ async fn main() {
         ("AUDIT_HMAC_KEY", "coldstart-audit-key".to_string()),
         ("DATA_DIR", dir.display().to_string()),
     ];
+    let mut bare_env = env.clone();
+    if let Some(endpoint) = &secret_endpoint {
+        // As deployed: the secret's keys leave the environment for the secret.
+        let secret_keys: Vec<&str> = valine_domain::config::secret_keys().collect();
+        let (in_secret, rest): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| secret_keys.contains(k));
+        let id = create_secret(endpoint, &in_secret).await;
+        env = rest;
+        env.extend([("SECRET_ID", id.clone()), ("AWS_ENDPOINT_URL", endpoint.clone())]);
+        bare_env = env.clone();
+        bare_env.push(("BARE_SECRET_ID", id));
+        println!("production configuration: the secret read once at start from {endpoint}");
+    }
     let mut targets = [
         Target {
             name: "bare-lambda",
@@ -96,7 +137,7 @@ async fn main() {
                 &t.binary,
                 &runtime,
                 "valine-orchestrator-bench",
-                &env,
+                if t.name == "bare-lambda" { &bare_env } else { &env },
                 &dir.join(format!("{}.log", t.name)),
             );
             let answer = runtime.invoke((t.event)(), Duration::from_secs(10)).await;
@@ -125,7 +166,7 @@ async fn main() {
             &t.binary,
             &runtime,
             "valine-orchestrator-bench",
-            &env,
+            if t.name == "bare-lambda" { &bare_env } else { &env },
             &dir.join(format!("{}-warm.log", t.name)),
         );
         runtime.invoke((t.event)(), Duration::from_secs(10)).await.expect("first request");
