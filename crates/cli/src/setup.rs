@@ -81,12 +81,13 @@ pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
             api
         }
         None => {
-            let stack = args.stack.clone().unwrap_or_else(|| format!("valine-orchestrator-{}", args.stage));
-            let info = stack_outputs(&stack).await?;
-            let api = normalise_api_url(&info.api_url)?;
-            let secret = info.secret_id.as_deref().unwrap_or("(no SecretId output)");
+            let stack = crate::stage::stack_name(&args.stage, args.stack.as_deref());
+            let info =
+                crate::stage::Stack::read(&stack, &args.stage).await.map_err(|e| format!("{e}; or pass --api-url"))?;
+            let api = normalise_api_url(info.require("ApiUrl")?)?;
+            let secret = info.output("SecretId").unwrap_or("(no SecretId output)");
             println!("[1/4] Stack {stack} ({}): API {api}, secret {secret}", info.status);
-            if info.status.ends_with("_FAILED") || info.status.contains("ROLLBACK") {
+            if info.unhealthy() {
                 outcome.failures.push(format!("stack {stack} is {}: fix the deployment first", info.status));
             }
             api
@@ -359,38 +360,6 @@ pub fn parse_repo(value: &str) -> Result<RepoName, String> {
         Some((owner, name)) if ok(owner) && ok(name) => Ok(RepoName { owner: owner.into(), name: name.into() }),
         _ => Err(format!("`{value}` is not owner/name")),
     }
-}
-
-struct StackInfo {
-    status: String,
-    api_url: String,
-    secret_id: Option<String>,
-}
-
-/// The stack's status and outputs (CloudFormation; AWS_ENDPOINT_URL points it elsewhere).
-async fn stack_outputs(stack: &str) -> Result<StackInfo, String> {
-    let sdk = valine_store::dynamo::sdk_loader()
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build(),
-        )
-        .load()
-        .await;
-    let client = aws_sdk_cloudformation::Client::new(&sdk);
-    let answer = client.describe_stacks().stack_name(stack).send().await.map_err(|e| {
-        format!(
-            "cannot read stack {stack} ({}); deploy it first (`sam deploy`), check AWS_REGION and the credentials, or pass --api-url",
-            aws_sdk_cloudformation::error::DisplayErrorContext(&e)
-        )
-    })?;
-    let found = answer.stacks().first().ok_or_else(|| format!("stack {stack} not found"))?;
-    let output = |key: &str| {
-        found.outputs().iter().find(|o| o.output_key() == Some(key)).and_then(|o| o.output_value()).map(str::to_string)
-    };
-    Ok(StackInfo {
-        status: found.stack_status().map_or_else(|| "status unknown".into(), |s| s.as_str().to_string()),
-        api_url: output("ApiUrl").ok_or_else(|| format!("stack {stack} has no ApiUrl output"))?,
-        secret_id: output("SecretId"),
-    })
 }
 
 /// A JSON API with one authorization header. Errors name the request, never the token.
