@@ -4,7 +4,7 @@
 use serde_json::Value;
 use valine_clients::discord_api::HttpDiscord;
 use valine_discord::commands::definitions::{comparable, definitions};
-use valine_domain::config::Config;
+use valine_domain::config::{Config, Secret};
 
 /// One line per command: `+` new, `~` changed, `-` removed, `=` unchanged.
 pub fn diff(current: &Value, wanted: &Value) -> (Vec<String>, bool) {
@@ -36,9 +36,33 @@ pub fn diff(current: &Value, wanted: &Value) -> (Vec<String>, bool) {
     (lines, changed)
 }
 
+/// The application the bot token belongs to (`GET /applications/@me`), for when
+/// `DISCORD_APPLICATION_ID` is not set.
+pub async fn application_id(config: &Config, token: &Secret) -> Result<u64, String> {
+    let discord = crate::setup::Api::discord(config, token)?;
+    let app = discord
+        .call(reqwest::Method::GET, "/applications/@me", None)
+        .await?
+        .ok("read the Discord application of DISCORD_BOT_TOKEN (check the token, or set DISCORD_APPLICATION_ID)")?;
+    app["id"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| "Discord answered GET /applications/@me without an application id".to_string())
+}
+
 pub async fn run(config: &Config, guild: Option<u64>, dry_run: bool) -> Result<(), String> {
-    let token = config.discord_bot_token.as_ref().ok_or("set DISCORD_BOT_TOKEN to register commands")?;
-    let app = config.discord_application_id.ok_or("set DISCORD_APPLICATION_ID to register commands")?;
+    let token = config
+        .discord_bot_token
+        .as_ref()
+        .ok_or("set DISCORD_BOT_TOKEN (the application's bot token) to register commands")?;
+    let app = match config.discord_application_id {
+        Some(app) => app,
+        None => {
+            let app = application_id(config, token).await?;
+            eprintln!("Application {app} (the bot token's; DISCORD_APPLICATION_ID is not set)");
+            app
+        }
+    };
     let client = HttpDiscord::new(token.expose(), config.discord_api_base.as_ref(), std::time::Duration::from_secs(15));
     let scope = guild.map_or_else(|| "global commands".to_string(), |g| format!("commands of guild {g}"));
     eprintln!("Reading the {scope} of application {app}…");

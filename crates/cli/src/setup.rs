@@ -363,19 +363,19 @@ pub fn parse_repo(value: &str) -> Result<RepoName, String> {
 }
 
 /// A JSON API with one authorization header. Errors name the request, never the token.
-struct Api {
+pub(crate) struct Api {
     client: reqwest::Client,
     base: String,
     name: &'static str,
 }
 
-struct Answer {
-    status: reqwest::StatusCode,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: reqwest::StatusCode,
+    pub(crate) body: Value,
 }
 
 impl Answer {
-    fn ok(self, what: &str) -> Result<Value, String> {
+    pub(crate) fn ok(self, what: &str) -> Result<Value, String> {
         if self.status.is_success() {
             Ok(self.body)
         } else {
@@ -402,7 +402,7 @@ impl Api {
     }
 
     /// DISCORD_API_BASE replaces `https://discord.com`, as for the bot's own client.
-    fn discord(config: &Config, token: &Secret) -> Result<Self, String> {
+    pub(crate) fn discord(config: &Config, token: &Secret) -> Result<Self, String> {
         let root = config.discord_api_base.as_ref().map_or("https://discord.com", |u| u.as_str().trim_end_matches('/'));
         Self::new(
             format!("{root}/api/v10"),
@@ -433,7 +433,12 @@ impl Api {
         )
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Answer, String> {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Answer, String> {
         let what = format!("{method} {}{path}", self.name);
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
