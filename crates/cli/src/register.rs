@@ -50,6 +50,54 @@ pub async fn application_id(config: &Config, token: &Secret) -> Result<u64, Stri
         .ok_or_else(|| "Discord answered GET /applications/@me without an application id".to_string())
 }
 
+/// The commands Discord shows only to server administrators (registered with
+/// `default_member_permissions` "0"), grouped by the role variables whose members the bot lets run
+/// them: `(variables, commands)`.
+pub fn admin_only(definitions: &Value) -> Vec<(Vec<&'static str>, Vec<String>)> {
+    use valine_discord::spec::Access;
+    let mut groups: Vec<(Vec<&'static str>, Vec<String>)> = Vec::new();
+    for command in definitions.as_array().into_iter().flatten() {
+        if command["default_member_permissions"] != "0" {
+            continue;
+        }
+        let name = command["name"].as_str().unwrap_or("?");
+        let roles = match valine_discord::registry::spec(name).map(|s| s.access) {
+            Some(Access::AdminsOr(var)) => vec!["ADMIN_ROLE_IDS", var],
+            _ => vec!["ADMIN_ROLE_IDS"],
+        };
+        match groups.iter_mut().find(|(r, _)| *r == roles) {
+            Some((_, names)) => names.push(format!("/{name}")),
+            None => groups.push((roles, vec![format!("/{name}")])),
+        }
+    }
+    groups
+}
+
+/// What `setup` prints after registering: which commands only administrators see, and how to
+/// show them to the roles the bot lets run them. `bot` is the application's name.
+pub fn admin_visibility(definitions: &Value, bot: &str) -> Vec<String> {
+    let groups = admin_only(definitions);
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![
+        "Discord shows these commands only to server administrators until the server lets a role use them:".to_string(),
+    ];
+    for (roles, names) in &groups {
+        lines.push(format!("  {}: for the roles of {}", names.join(", "), roles.join(" and ")));
+    }
+    lines.push(format!(
+        "To let those roles see and use them: Server Settings → Integrations → {bot} → each command above → \
+         Add Roles or Members → the role (and save)."
+    ));
+    lines.push(
+        "The bot still checks ADMIN_USER_IDS, ADMIN_ROLE_IDS and DEPLOY_ROLE_IDS itself: a role Discord shows a \
+         command to but the bot's settings do not name is refused."
+            .to_string(),
+    );
+    lines
+}
+
 pub async fn run(config: &Config, guild: Option<u64>, dry_run: bool) -> Result<(), String> {
     let token = config
         .discord_bot_token
@@ -121,5 +169,31 @@ mod tests {
         );
         let (_, changed) = diff(&wanted, &wanted);
         assert!(!changed);
+    }
+
+    #[test]
+    fn admin_only_commands_come_from_the_registry_with_their_role_variables() {
+        let defs = definitions();
+        let groups = admin_only(&defs);
+        let listed: Vec<&String> = groups.iter().flat_map(|(_, names)| names).collect();
+        for c in defs.as_array().unwrap() {
+            let shown = listed.contains(&&format!("/{}", c["name"].as_str().unwrap()));
+            assert_eq!(shown, c["default_member_permissions"] == "0", "{}", c["name"]);
+        }
+        assert!(
+            groups
+                .iter()
+                .any(|(roles, names)| roles == &["ADMIN_ROLE_IDS", "DEPLOY_ROLE_IDS"] && names == &["/deploy-client"]),
+            "{groups:?}"
+        );
+        assert!(
+            groups
+                .iter()
+                .any(|(roles, names)| roles == &["ADMIN_ROLE_IDS"] && names.contains(&"/relay-send".to_string())),
+            "{groups:?}"
+        );
+        let lines = admin_visibility(&defs, "Valine");
+        assert!(lines[lines.len() - 2].contains("Server Settings → Integrations → Valine → each command"), "{lines:?}");
+        assert!(admin_visibility(&json!([{"name": "status"}]), "Valine").is_empty());
     }
 }

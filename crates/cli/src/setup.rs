@@ -140,6 +140,11 @@ pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
         println!("      FAILED: {e}");
         outcome.failures.push(format!("registering the commands: {e}"));
     }
+    let bot = app["name"].as_str().unwrap_or("the bot");
+    let admin_lines = crate::register::admin_visibility(&valine_discord::registry::definitions(), bot);
+    for line in &admin_lines {
+        println!("      {line}");
+    }
 
     // 4. The repository webhook and its ping.
     let github = Api::github(&config, github_token)?;
@@ -165,6 +170,9 @@ pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
     println!(
         "  - invite the bot, if not yet done: https://discord.com/oauth2/authorize?client_id={app_id}&scope=bot%20applications.commands&permissions=19456"
     );
+    if !admin_lines.is_empty() {
+        println!("  - let the ADMIN_ROLE_IDS and DEPLOY_ROLE_IDS roles see the admin commands (under [3/4] above)");
+    }
     println!("  - check the deployment: valinectl smoke --url {api}");
     println!("  - try /status in a channel the bot can see");
     if outcome.failures.is_empty() {
