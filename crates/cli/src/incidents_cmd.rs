@@ -126,7 +126,7 @@ pub async fn incidents(config: &Config, open_only: bool, since: &str, as_json: b
     let window = parse_since(since)?;
     let now = valine_domain::clock::now_secs();
     let since = now.saturating_sub(window);
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let stores = crate::stage::lookup_stores(config).await?;
     let all = stores.incidents.list_incidents(valine_store::MAX_LIST).await.map_err(|e| e.to_string())?;
     let shown = select(all.clone(), open_only, since);
     Ok(if as_json {

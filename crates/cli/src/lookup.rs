@@ -6,7 +6,6 @@ use valine_domain::audit::{AuditRecord, digest_matches};
 use valine_domain::clock::rfc3339_millis;
 use valine_domain::config::Config;
 use valine_domain::trace::{StepStatus, Trace};
-use valine_store::Stores;
 
 /// One line of a timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +154,7 @@ pub async fn trace(
     hours: u64,
     log_groups: Option<&[String]>,
 ) -> Result<String, String> {
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let stores = crate::stage::lookup_stores(config).await?;
     let trace = stores.traces.get(trace_id).await.map_err(|e| e.to_string())?;
     let mut entries = trace.as_ref().map(trace_entries).unwrap_or_default();
     let mut notes = String::new();
@@ -190,7 +189,7 @@ fn show(r: &AuditRecord) -> String {
 }
 
 pub async fn audit_show(config: &Config, audit_id: &str) -> Result<String, String> {
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let stores = crate::stage::lookup_stores(config).await?;
     match stores.audit.get(audit_id).await.map_err(|e| e.to_string())? {
         Some(r) => Ok(show(&r)),
         None => Err(format!("no audit record {audit_id}")),
@@ -198,7 +197,7 @@ pub async fn audit_show(config: &Config, audit_id: &str) -> Result<String, Strin
 }
 
 pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<String, String> {
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let stores = crate::stage::lookup_stores(config).await?;
     let records = stores.audit.by_user(user_id, limit).await.map_err(|e| e.to_string())?;
     if records.is_empty() {
         return Ok(format!("no audit records for user {user_id}"));
@@ -231,7 +230,7 @@ pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<
 /// Whether `text` is the text a record's digest was made from (needs `AUDIT_HMAC_KEY`).
 pub async fn audit_verify(config: &Config, audit_id: &str, text: &str) -> Result<bool, String> {
     let key = config.audit_hmac_key.as_ref().ok_or("set AUDIT_HMAC_KEY (the key the digests were made with)")?;
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let stores = crate::stage::lookup_stores(config).await?;
     let record = stores
         .audit
         .get(audit_id)

@@ -123,7 +123,8 @@ enum Command {
 /// Where a look-up reads: the local store (STORE, DATA_DIR), or with `--stage` a deployed stage.
 #[derive(Args, Debug, Default)]
 struct StageArgs {
-    /// Read the deployed stage's tables (named by its stack's outputs) instead of the local store.
+    /// A deployed stage instead of the local store: its tables and functions, named by its stack's
+    /// outputs.
     #[arg(long, global = true)]
     stage: Option<String>,
     /// With --stage: the CloudFormation stack, if not valine-orchestrator-<stage>.

@@ -163,6 +163,28 @@ impl Stage {
     }
 }
 
+/// The store a look-up reads. On DynamoDB with an operator's patience (connect 5 s, each attempt
+/// 20 s, three attempts) rather than the functions' 1.6 s budget, which is there for Discord's 3 s
+/// and would fail a long listing over a slow link; look-ups only read, so a retry is harmless.
+pub async fn lookup_stores(config: &Config) -> Result<valine_store::Stores, String> {
+    match config.store {
+        StoreKind::DynamoDb => {
+            let sdk = valine_store::dynamo::sdk_loader()
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(5))
+                        .operation_attempt_timeout(Duration::from_secs(20))
+                        .operation_timeout(Duration::from_secs(60))
+                        .build(),
+                )
+                .load()
+                .await;
+            Ok(valine_store::Stores::dynamodb(config, &sdk))
+        }
+        StoreKind::Embedded => valine_store::Stores::open(config).await.map_err(|e| e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
