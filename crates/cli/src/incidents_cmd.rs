@@ -126,7 +126,7 @@ pub async fn incidents(config: &Config, open_only: bool, since: &str, as_json: b
     let window = parse_since(since)?;
     let now = valine_domain::clock::now_secs();
     let since = now.saturating_sub(window);
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let stores = crate::stage::lookup_stores(config).await?;
     let all = stores.incidents.list_incidents(valine_store::MAX_LIST).await.map_err(|e| e.to_string())?;
     let shown = select(all.clone(), open_only, since);
     Ok(if as_json {
@@ -142,17 +142,121 @@ pub async fn tick(config: Config) -> Result<String, String> {
     let app = valine_github::App::from_config(config, stores, Metrics::stdout("github-handler"))
         .map_err(|e| e.to_string())?;
     let report = app.tick().await;
-    let mut out = format!(
-        "tick: {} open, {} escalated, {} calmed, {} redelivered, {} repaired",
-        report.open, report.escalated, report.calmed, report.redelivered, report.repaired
-    );
-    if report.checked > 0 {
-        out.push_str(&format!(", {} of {} endpoints unhealthy", report.unhealthy, report.checked));
-    }
+    let mut out = tick_line(&json!({
+        "open": report.open, "escalated": report.escalated, "calmed": report.calmed,
+        "redelivered": report.redelivered, "repaired": report.repaired,
+        "checked": report.checked, "unhealthy": report.unhealthy,
+    }));
     for e in &report.errors {
         out.push_str(&format!("\n  error: {e}"));
     }
     if report.errors.is_empty() { Ok(out) } else { Err(out) }
+}
+
+/// The event EventBridge's schedule sends the GitHub function (crates/github/src/lambda.rs,
+/// `is_scheduled_event`), as `tick --stage` sends it.
+pub fn scheduled_event(id: &str, now_ms: u64, region: &str, account: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": rfc3339_millis(now_ms),
+        "region": region,
+        "resources": [],
+        "detail": {},
+    })
+}
+
+/// The counts line of a tick's report, the same for the local and the deployed tick.
+fn tick_line(report: &Value) -> String {
+    let n = |k: &str| report[k].as_u64().unwrap_or(0);
+    let mut out = format!(
+        "tick: {} open, {} escalated, {} calmed, {} redelivered, {} repaired",
+        n("open"),
+        n("escalated"),
+        n("calmed"),
+        n("redelivered"),
+        n("repaired")
+    );
+    if n("checked") > 0 {
+        out.push_str(&format!(", {} of {} endpoints unhealthy", n("unhealthy"), n("checked")));
+    }
+    out
+}
+
+/// The deployed function's answer to the scheduled event: its body (`{"tick": "done", …}`), as
+/// lambda_http returns it for an event that is not an HTTP request, or inside an HTTP-shaped
+/// answer (`{"statusCode": …, "body": "…"}`). `Err` when the tick did not run or reported errors.
+pub fn describe_tick_answer(answer: &Value) -> Result<String, String> {
+    let body = match (&answer["statusCode"], &answer["body"]) {
+        (Value::Number(_), Value::String(body)) => serde_json::from_str(body).unwrap_or(Value::String(body.clone())),
+        _ => answer.clone(),
+    };
+    if body["tick"] != "done" {
+        return Err(format!("the function did not run the tick; it answered {answer}"));
+    }
+    let mut out = tick_line(&body);
+    let errors: Vec<&str> =
+        body["errors"].as_array().map_or_else(Vec::new, |e| e.iter().filter_map(Value::as_str).collect());
+    for e in &errors {
+        out.push_str(&format!("\n  error: {e}"));
+    }
+    if errors.is_empty() { Ok(out) } else { Err(out) }
+}
+
+/// `tick --stage`: the stage's GitHub function runs one tick, invoked at its `live` alias with the
+/// schedule's event and waited for; its answer is printed. Nothing runs here.
+pub async fn tick_deployed(stage: &crate::stage::Stage) -> Result<String, String> {
+    use aws_sdk_lambda::primitives::Blob;
+    use aws_sdk_lambda::types::InvocationType;
+
+    let function = stage.github_function()?;
+    let alias = crate::stage::LIVE_ALIAS;
+    let region = stage.stack.region.clone().unwrap_or_default();
+    // arn:aws:lambda:REGION:ACCOUNT:function:NAME:live
+    let account = stage.stack.output("GitHubLiveAlias").and_then(|arn| arn.split(':').nth(4)).unwrap_or_default();
+    let event =
+        scheduled_event(&uuid::Uuid::new_v4().to_string(), valine_domain::clock::now_millis(), &region, account);
+    let sdk = valine_store::dynamo::sdk_loader()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder().operation_timeout(std::time::Duration::from_secs(90)).build(),
+        )
+        .load()
+        .await;
+    let client = aws_sdk_lambda::Client::new(&sdk);
+    eprintln!("invoking {function}:{alias} with a scheduled event…");
+    let out = client
+        .invoke()
+        .function_name(function)
+        .qualifier(alias)
+        .invocation_type(InvocationType::RequestResponse)
+        .payload(Blob::new(event.to_string()))
+        // Sent once: a retry after a lost answer would tick twice.
+        .customize()
+        .config_override(
+            aws_sdk_lambda::Config::builder().retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled()),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot invoke {function}:{alias} ({}); check AWS_REGION and that the credentials may call \
+                 lambda:InvokeFunction on it",
+                aws_sdk_lambda::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let payload = out.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned()).unwrap_or_default();
+    let version = out.executed_version().map(|v| format!(", version {v}")).unwrap_or_default();
+    if let Some(kind) = out.function_error() {
+        return Err(format!("{function}:{alias}{version} failed ({kind}): {}", payload.trim()));
+    }
+    let answer: Value = serde_json::from_str(&payload)
+        .map_err(|_| format!("{function}:{alias}{version} answered something that is not JSON: {}", payload.trim()))?;
+    let described = describe_tick_answer(&answer);
+    let head = format!("{function}:{alias}{version} ran the tick\n");
+    described.map(|d| format!("{head}{d}")).map_err(|d| format!("{head}{d}"))
 }
 
 #[cfg(test)]
@@ -201,5 +305,26 @@ mod tests {
         assert_eq!(json["workflows"][0]["mttr_secs"], 660);
         assert_eq!(json["workflows"][0]["mttd_secs"], 90);
         assert_eq!(json["incidents"][0]["message"], "https://discord.com/channels/7/9/1");
+    }
+
+    #[test]
+    fn the_scheduled_event_is_one_the_github_function_takes_for_the_schedule() {
+        let event = scheduled_event("e-1", 1_767_355_200_000, "eu-west-1", "123456789012");
+        assert!(valine_github::lambda::is_scheduled_event(&event), "{event}");
+        assert_eq!(event["time"], "2026-01-02T12:00:00.000Z");
+        assert_eq!(event["region"], "eu-west-1");
+    }
+
+    #[test]
+    fn tick_answers_are_read_bare_or_http_shaped() {
+        let body = json!({"tick": "done", "open": 2, "escalated": 1, "calmed": 0, "redelivered": 3, "repaired": 0, "errors": []});
+        let line = "tick: 2 open, 1 escalated, 0 calmed, 3 redelivered, 0 repaired";
+        assert_eq!(describe_tick_answer(&body).unwrap(), line);
+        let http = json!({"statusCode": 200, "headers": {}, "body": body.to_string(), "isBase64Encoded": false});
+        assert_eq!(describe_tick_answer(&http).unwrap(), line);
+        let failed = json!({"tick": "done", "open": 0, "errors": ["set GITHUB_HOOK_ID"]});
+        assert!(describe_tick_answer(&failed).unwrap_err().ends_with("\n  error: set GITHUB_HOOK_ID"));
+        let refused = json!({"error": "unexpected event"});
+        assert!(describe_tick_answer(&refused).unwrap_err().contains("did not run the tick"));
     }
 }

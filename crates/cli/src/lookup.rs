@@ -6,7 +6,6 @@ use valine_domain::audit::{AuditRecord, digest_matches};
 use valine_domain::clock::rfc3339_millis;
 use valine_domain::config::Config;
 use valine_domain::trace::{StepStatus, Trace};
-use valine_store::Stores;
 
 /// One line of a timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,27 +78,64 @@ pub fn render_timeline(trace: Option<&Trace>, mut entries: Vec<Entry>) -> String
     valine_domain::redact::redact(&out).into_owned()
 }
 
-async fn cloudwatch_entries(config: &Config, trace_id: &str, hours: u64) -> Result<Vec<Entry>, String> {
+/// The log groups of both functions of a stage, by their template names.
+pub fn log_groups(stage: &str) -> Vec<String> {
+    ["discord", "github"].map(|function| format!("/aws/lambda/valine-orchestrator-{function}-{stage}")).to_vec()
+}
+
+/// Whether a log line belongs to the trace. CloudWatch's pattern already selects these; the check
+/// keeps other lines out where a pattern is not applied (moto's server, for one).
+fn carries_trace(message: &str, trace_id: &str) -> bool {
+    match serde_json::from_str::<Value>(message) {
+        Ok(v) => v["trace_id"] == trace_id,
+        Err(_) => message.contains(trace_id),
+    }
+}
+
+/// The trace's log lines in `groups`, and a note for each group that does not exist (yet: a
+/// function that never logged has none).
+async fn cloudwatch_entries(
+    groups: &[String],
+    trace_id: &str,
+    hours: u64,
+) -> Result<(Vec<Entry>, Vec<String>), String> {
+    use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata};
     let sdk = valine_store::dynamo::sdk_loader().load().await;
     let client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
     let since = valine_domain::clock::now_millis().saturating_sub(hours * 3600 * 1000) as i64;
     let pattern = format!("{{ $.trace_id = \"{trace_id}\" }}");
     let mut out = Vec::new();
-    for function in ["discord", "github"] {
-        let group = format!("/aws/lambda/valine-orchestrator-{function}-{}", config.stage);
+    let mut missing = Vec::new();
+    'groups: for group in groups {
         let mut token: Option<String> = None;
         for page in 1..=20 {
             eprintln!("querying {group} (page {page})…");
-            let res = client
+            let answer = client
                 .filter_log_events()
-                .log_group_name(&group)
+                .log_group_name(group)
                 .filter_pattern(&pattern)
                 .start_time(since)
                 .set_next_token(token.clone())
                 .send()
-                .await
-                .map_err(|e| format!("{group}: {}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)))?;
-            for ev in res.events() {
+                .await;
+            let res = match answer {
+                Ok(res) => res,
+                Err(e) => match e.as_service_error() {
+                    Some(se) if se.is_resource_not_found_exception() => {
+                        missing.push(format!("(no log group {group}: the function has not logged yet)"));
+                        continue 'groups;
+                    }
+                    Some(se) => {
+                        return Err(format!(
+                            "{group}: {}: {}; check AWS_REGION and that the credentials may read its logs",
+                            se.code().unwrap_or("error"),
+                            se.message().unwrap_or("")
+                        ));
+                    }
+                    None => return Err(format!("{group}: {}", DisplayErrorContext(&e))),
+                },
+            };
+            for ev in res.events().iter().filter(|ev| carries_trace(ev.message().unwrap_or(""), trace_id)) {
                 out.push(log_entry(ev.timestamp().unwrap_or(0).max(0) as u64, ev.message().unwrap_or("")));
             }
             token = res.next_token().map(str::to_string);
@@ -108,17 +144,28 @@ async fn cloudwatch_entries(config: &Config, trace_id: &str, hours: u64) -> Resu
             }
         }
     }
-    Ok(out)
+    Ok((out, missing))
 }
 
-pub async fn trace(config: &Config, trace_id: &str, hours: u64, logs: bool) -> Result<String, String> {
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+/// The stored trace and, with `log_groups`, the matching lines of those CloudWatch log groups.
+pub async fn trace(
+    config: &Config,
+    trace_id: &str,
+    hours: u64,
+    log_groups: Option<&[String]>,
+) -> Result<String, String> {
+    let stores = crate::stage::lookup_stores(config).await?;
     let trace = stores.traces.get(trace_id).await.map_err(|e| e.to_string())?;
     let mut entries = trace.as_ref().map(trace_entries).unwrap_or_default();
     let mut notes = String::new();
-    if logs {
-        match cloudwatch_entries(config, trace_id, hours).await {
-            Ok(e) => entries.extend(e),
+    if let Some(groups) = log_groups {
+        match cloudwatch_entries(groups, trace_id, hours).await {
+            Ok((e, missing)) => {
+                entries.extend(e);
+                for m in missing {
+                    notes.push_str(&format!("{m}\n"));
+                }
+            }
             Err(e) => notes.push_str(&format!("(CloudWatch Logs not read: {e})\n")),
         }
     } else {
@@ -126,8 +173,11 @@ pub async fn trace(config: &Config, trace_id: &str, hours: u64, logs: bool) -> R
     }
     if trace.is_none() && entries.is_empty() {
         return Err(format!(
-            "no trace {trace_id} in the {} store (traces are kept 24 h){}",
-            stores.kind,
+            "no trace {trace_id} in {} (traces are kept 24 h){}",
+            match config.store {
+                valine_domain::config::StoreKind::DynamoDb => format!("table {}", config.state_table_name),
+                valine_domain::config::StoreKind::Embedded => format!("the {} store", stores.kind),
+            },
             if notes.is_empty() { String::new() } else { format!("\n{notes}") }
         ));
     }
@@ -139,7 +189,7 @@ fn show(r: &AuditRecord) -> String {
 }
 
 pub async fn audit_show(config: &Config, audit_id: &str) -> Result<String, String> {
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let stores = crate::stage::lookup_stores(config).await?;
     match stores.audit.get(audit_id).await.map_err(|e| e.to_string())? {
         Some(r) => Ok(show(&r)),
         None => Err(format!("no audit record {audit_id}")),
@@ -147,7 +197,7 @@ pub async fn audit_show(config: &Config, audit_id: &str) -> Result<String, Strin
 }
 
 pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<String, String> {
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let stores = crate::stage::lookup_stores(config).await?;
     let records = stores.audit.by_user(user_id, limit).await.map_err(|e| e.to_string())?;
     if records.is_empty() {
         return Ok(format!("no audit records for user {user_id}"));
@@ -180,7 +230,7 @@ pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<
 /// Whether `text` is the text a record's digest was made from (needs `AUDIT_HMAC_KEY`).
 pub async fn audit_verify(config: &Config, audit_id: &str, text: &str) -> Result<bool, String> {
     let key = config.audit_hmac_key.as_ref().ok_or("set AUDIT_HMAC_KEY (the key the digests were made with)")?;
-    let stores = Stores::open(config).await.map_err(|e| e.to_string())?;
+    let stores = crate::stage::lookup_stores(config).await?;
     let record = stores
         .audit
         .get(audit_id)
@@ -228,5 +278,17 @@ mod tests {
         );
         assert!(lines[3].contains("+10ms"));
         assert!(!text.contains("abc123"));
+    }
+
+    #[test]
+    fn only_the_traces_own_log_lines_are_kept() {
+        assert!(carries_trace(r#"{"trace_id":"t-1","msg":"a"}"#, "t-1"));
+        assert!(!carries_trace(r#"{"trace_id":"t-12","msg":"t-1"}"#, "t-1"));
+        assert!(carries_trace("REPORT t-1", "t-1"));
+        assert!(!carries_trace("START RequestId: 1", "t-1"));
+        assert_eq!(
+            log_groups("dev"),
+            ["/aws/lambda/valine-orchestrator-discord-dev", "/aws/lambda/valine-orchestrator-github-dev"]
+        );
     }
 }

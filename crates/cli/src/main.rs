@@ -12,6 +12,7 @@ mod send;
 mod serve;
 mod setup;
 mod smoke;
+mod stage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,17 +51,21 @@ enum Command {
     /// A stored trace and the matching log lines of both functions, as one timeline.
     Trace {
         trace_id: String,
-        /// Skip CloudWatch Logs (read by default when AWS_REGION is set).
+        /// Skip CloudWatch Logs (read by default with --stage, or when AWS_REGION is set).
         #[arg(long)]
         no_logs: bool,
         /// How far back to search the logs, in hours.
         #[arg(long, default_value_t = 24)]
         hours: u64,
+        #[command(flatten)]
+        at: StageArgs,
     },
     /// Audit records: one by id, a user's newest, or whether a text is the one a record holds.
     Audit {
         #[command(subcommand)]
         action: AuditAction,
+        #[command(flatten)]
+        at: StageArgs,
     },
     /// Copy stdin to stdout with every secret redacted (for pasting logs into an issue); with
     /// `--check`, scan files for leaked secrets instead.
@@ -83,9 +88,15 @@ enum Command {
         since: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        at: StageArgs,
     },
-    /// Run the incident tick once, now (escalations, calmed flapping).
-    Tick,
+    /// Run the incident tick once, now (escalations, calmed flapping); with --stage, the deployed
+    /// GitHub function runs it.
+    Tick {
+        #[command(flatten)]
+        at: StageArgs,
+    },
     /// The DynamoDB tables: print their CloudFormation, or create them on a DynamoDB server.
     Tables {
         #[command(subcommand)]
@@ -107,6 +118,18 @@ enum Command {
         #[arg(long)]
         url: String,
     },
+}
+
+/// Where a look-up reads: the local store (STORE, DATA_DIR), or with `--stage` a deployed stage.
+#[derive(Args, Debug, Default)]
+struct StageArgs {
+    /// A deployed stage instead of the local store: its tables and functions, named by its stack's
+    /// outputs.
+    #[arg(long, global = true)]
+    stage: Option<String>,
+    /// With --stage: the CloudFormation stack, if not valine-orchestrator-<stage>.
+    #[arg(long, global = true, requires = "stage")]
+    stack: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -216,6 +239,8 @@ enum RoutesAction {
         /// A routes file to use instead of ROUTES_FILE.
         #[arg(long)]
         routes: Option<PathBuf>,
+        #[command(flatten)]
+        at: StageArgs,
     },
 }
 
@@ -239,6 +264,22 @@ fn local_config() -> Result<Config, String> {
         serve::local_config(config, false)
     } else {
         Ok(config)
+    }
+}
+
+/// With `--stage`, the deployed stage (its tables, on DynamoDB); without, `None`.
+async fn deployed(at: &StageArgs) -> Result<Option<stage::Stage>, String> {
+    let Some(name) = &at.stage else { return Ok(None) };
+    let stage = stage::Stage::resolve(config()?, name, at.stack.as_deref()).await?;
+    eprintln!("{}", stage.describe());
+    Ok(Some(stage))
+}
+
+/// The configuration a look-up reads with: the stage's (`--stage`), else the local one.
+async fn lookup_config(at: &StageArgs) -> Result<Config, String> {
+    match deployed(at).await? {
+        Some(stage) => Ok(stage.config),
+        None => local_config(),
     }
 }
 
@@ -282,14 +323,24 @@ async fn run(cli: Cli) -> Result<(), String> {
             if answer.status >= 400 { Err(format!("the server answered {}", answer.status)) } else { Ok(()) }
         }
         Command::Register { guild, dry_run } => register::run(&config()?, guild, dry_run).await,
-        Command::Trace { trace_id, no_logs, hours } => {
-            let config = local_config()?;
-            let logs = !no_logs && config.aws_region.is_some();
-            print!("{}", lookup::trace(&config, &trace_id, hours, logs).await?);
+        Command::Trace { trace_id, no_logs, hours, at } => {
+            let (config, groups) = match deployed(&at).await? {
+                Some(stage) => {
+                    let groups = stage.log_groups();
+                    (stage.config, Some(groups))
+                }
+                None => {
+                    let config = local_config()?;
+                    let groups = config.aws_region.is_some().then(|| lookup::log_groups(&config.stage));
+                    (config, groups)
+                }
+            };
+            let groups = groups.filter(|_| !no_logs);
+            print!("{}", lookup::trace(&config, &trace_id, hours, groups.as_deref()).await?);
             Ok(())
         }
-        Command::Audit { action } => {
-            let config = local_config()?;
+        Command::Audit { action, at } => {
+            let config = lookup_config(&at).await?;
             match action {
                 AuditAction::Show { audit_id } => println!("{}", lookup::audit_show(&config, &audit_id).await?),
                 AuditAction::User { user_id, limit } => {
@@ -333,16 +384,22 @@ async fn run(cli: Cli) -> Result<(), String> {
             setup::run(config()?, args).await
         }
         Command::Smoke { url } => smoke::run(&url, config()?.github_webhook_secret.as_ref()).await,
-        Command::Incidents { open, since, json } => {
-            print!("{}", incidents_cmd::incidents(&local_config()?, open, &since, json).await?);
+        Command::Incidents { open, since, json, at } => {
+            print!("{}", incidents_cmd::incidents(&lookup_config(&at).await?, open, &since, json).await?);
             Ok(())
         }
         Command::Routes { action: RoutesAction::Check { file } } => {
             print!("{}", routes_cmd::check(&file, &config()?)?);
             Ok(())
         }
-        Command::Routes { action: RoutesAction::Explain { event, file, routes } } => {
-            let mut config = local_config()?;
+        Command::Routes { action: RoutesAction::Explain { event, file, routes, at } } => {
+            let mut config = lookup_config(&at).await?;
+            if at.stage.is_some() {
+                eprintln!(
+                    "(subscriptions and incidents from the stage's state table; GITHUB_REPOS, ENABLE_ALERTS, \
+                     ALERT_CHANNEL_ID and ROUTES_FILE from this shell)"
+                );
+            }
             if routes.is_some() {
                 config.routes_file = routes;
                 config.routes_toml = None;
@@ -350,8 +407,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", routes_cmd::explain_now(&config, &event, &file).await?);
             Ok(())
         }
-        Command::Tick => {
-            println!("{}", incidents_cmd::tick(local_config()?).await?);
+        Command::Tick { at } => {
+            match deployed(&at).await? {
+                Some(stage) => println!("{}", incidents_cmd::tick_deployed(&stage).await?),
+                None => println!("{}", incidents_cmd::tick(local_config()?).await?),
+            }
             Ok(())
         }
         Command::Tables { action: TablesAction::Cfn } => {

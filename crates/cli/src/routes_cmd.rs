@@ -171,7 +171,7 @@ pub async fn explain_now(config: &Config, event: &str, file: &Path) -> Result<St
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let payload: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
     let file_routes = valine_service::routing::load_routes_file(config)?;
-    let (subscriptions, incidents) = match valine_store::Stores::open(config).await {
+    let (subscriptions, incidents) = match crate::stage::lookup_stores(config).await {
         Ok(stores) => {
             let subs = stores
                 .routes

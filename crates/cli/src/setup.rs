@@ -81,12 +81,13 @@ pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
             api
         }
         None => {
-            let stack = args.stack.clone().unwrap_or_else(|| format!("valine-orchestrator-{}", args.stage));
-            let info = stack_outputs(&stack).await?;
-            let api = normalise_api_url(&info.api_url)?;
-            let secret = info.secret_id.as_deref().unwrap_or("(no SecretId output)");
+            let stack = crate::stage::stack_name(&args.stage, args.stack.as_deref());
+            let info =
+                crate::stage::Stack::read(&stack, &args.stage).await.map_err(|e| format!("{e}; or pass --api-url"))?;
+            let api = normalise_api_url(info.require("ApiUrl")?)?;
+            let secret = info.output("SecretId").unwrap_or("(no SecretId output)");
             println!("[1/4] Stack {stack} ({}): API {api}, secret {secret}", info.status);
-            if info.status.ends_with("_FAILED") || info.status.contains("ROLLBACK") {
+            if info.unhealthy() {
                 outcome.failures.push(format!("stack {stack} is {}: fix the deployment first", info.status));
             }
             api
@@ -139,6 +140,11 @@ pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
         println!("      FAILED: {e}");
         outcome.failures.push(format!("registering the commands: {e}"));
     }
+    let bot = app["name"].as_str().unwrap_or("the bot");
+    let admin_lines = crate::register::admin_visibility(&valine_discord::registry::definitions(), bot);
+    for line in &admin_lines {
+        println!("      {line}");
+    }
 
     // 4. The repository webhook and its ping.
     let github = Api::github(&config, github_token)?;
@@ -164,6 +170,9 @@ pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
     println!(
         "  - invite the bot, if not yet done: https://discord.com/oauth2/authorize?client_id={app_id}&scope=bot%20applications.commands&permissions=19456"
     );
+    if !admin_lines.is_empty() {
+        println!("  - let the ADMIN_ROLE_IDS and DEPLOY_ROLE_IDS roles see the admin commands (under [3/4] above)");
+    }
     println!("  - check the deployment: valinectl smoke --url {api}");
     println!("  - try /status in a channel the bot can see");
     if outcome.failures.is_empty() {
@@ -361,52 +370,20 @@ pub fn parse_repo(value: &str) -> Result<RepoName, String> {
     }
 }
 
-struct StackInfo {
-    status: String,
-    api_url: String,
-    secret_id: Option<String>,
-}
-
-/// The stack's status and outputs (CloudFormation; AWS_ENDPOINT_URL points it elsewhere).
-async fn stack_outputs(stack: &str) -> Result<StackInfo, String> {
-    let sdk = valine_store::dynamo::sdk_loader()
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build(),
-        )
-        .load()
-        .await;
-    let client = aws_sdk_cloudformation::Client::new(&sdk);
-    let answer = client.describe_stacks().stack_name(stack).send().await.map_err(|e| {
-        format!(
-            "cannot read stack {stack} ({}); deploy it first (`sam deploy`), check AWS_REGION and the credentials, or pass --api-url",
-            aws_sdk_cloudformation::error::DisplayErrorContext(&e)
-        )
-    })?;
-    let found = answer.stacks().first().ok_or_else(|| format!("stack {stack} not found"))?;
-    let output = |key: &str| {
-        found.outputs().iter().find(|o| o.output_key() == Some(key)).and_then(|o| o.output_value()).map(str::to_string)
-    };
-    Ok(StackInfo {
-        status: found.stack_status().map_or_else(|| "status unknown".into(), |s| s.as_str().to_string()),
-        api_url: output("ApiUrl").ok_or_else(|| format!("stack {stack} has no ApiUrl output"))?,
-        secret_id: output("SecretId"),
-    })
-}
-
 /// A JSON API with one authorization header. Errors name the request, never the token.
-struct Api {
+pub(crate) struct Api {
     client: reqwest::Client,
     base: String,
     name: &'static str,
 }
 
-struct Answer {
-    status: reqwest::StatusCode,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: reqwest::StatusCode,
+    pub(crate) body: Value,
 }
 
 impl Answer {
-    fn ok(self, what: &str) -> Result<Value, String> {
+    pub(crate) fn ok(self, what: &str) -> Result<Value, String> {
         if self.status.is_success() {
             Ok(self.body)
         } else {
@@ -433,7 +410,7 @@ impl Api {
     }
 
     /// DISCORD_API_BASE replaces `https://discord.com`, as for the bot's own client.
-    fn discord(config: &Config, token: &Secret) -> Result<Self, String> {
+    pub(crate) fn discord(config: &Config, token: &Secret) -> Result<Self, String> {
         let root = config.discord_api_base.as_ref().map_or("https://discord.com", |u| u.as_str().trim_end_matches('/'));
         Self::new(
             format!("{root}/api/v10"),
@@ -464,7 +441,12 @@ impl Api {
         )
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Answer, String> {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Answer, String> {
         let what = format!("{method} {}{path}", self.name);
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {

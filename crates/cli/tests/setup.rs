@@ -204,6 +204,30 @@ fn wanted_hook() -> Value {
     })
 }
 
+/// The lines about the commands only administrators see: each of them (from the registry, by
+/// `default_member_permissions` "0") and no other, the roles, and where to grant them.
+fn assert_admin_visibility(text: &str) {
+    let start = text
+        .find("Discord shows these commands only to server administrators until the server lets a role use them:")
+        .unwrap_or_else(|| panic!("no admin-command lines in:\n{text}"));
+    let block: String = text[start..].lines().take_while(|l| !l.starts_with("[4/4]")).collect::<Vec<_>>().join("\n");
+    let definitions = valine_discord::registry::definitions();
+    for command in definitions.as_array().unwrap() {
+        let name = format!("/{}", command["name"].as_str().unwrap());
+        let listed = block.contains(&format!("{name},")) || block.contains(&format!("{name}:"));
+        assert_eq!(listed, command["default_member_permissions"] == "0", "{name} in:\n{block}");
+    }
+    for line in [
+        "/deploy-client: for the roles of ADMIN_ROLE_IDS and DEPLOY_ROLE_IDS",
+        "for the roles of ADMIN_ROLE_IDS\n",
+        "To let those roles see and use them: Server Settings → Integrations → Valine → each command above → Add Roles or Members → the role (and save).",
+        "The bot still checks ADMIN_USER_IDS, ADMIN_ROLE_IDS and DEPLOY_ROLE_IDS itself",
+    ] {
+        assert!(block.contains(line), "missing {line:?} in:\n{block}");
+    }
+    assert!(text.contains("  - let the ADMIN_ROLE_IDS and DEPLOY_ROLE_IDS roles see the admin commands"), "{text}");
+}
+
 fn ping(id: u64, status_code: u16) -> Value {
     json!({"id": id, "guid": "g", "event": "ping", "action": null, "status_code": status_code,
            "status": if status_code == 200 { "OK" } else { "Invalid HTTP Response: 401" }, "redelivery": false})
@@ -232,6 +256,7 @@ async fn a_first_run_sets_up_everything_and_a_second_run_changes_nothing() {
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
+    assert_admin_visibility(&text);
     // What the first run registered is what Discord now has.
     let registered = fakes
         .discord
@@ -295,6 +320,7 @@ async fn a_dry_run_reads_and_lists_what_it_would_do() {
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
+    assert_admin_visibility(&text);
     fakes.verify().await;
 }
 
