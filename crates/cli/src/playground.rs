@@ -137,7 +137,7 @@ impl std::fmt::Debug for Playground {
 }
 
 impl Playground {
-    /// `real` is the Discord client to record around (with tokens); `None` runs the fake.
+    /// `real` is the Discord client to record around (`--live`); `None` runs the fake.
     pub fn new(config: &Config, real: Option<Arc<dyn Discord>>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
         let feed = Feed::new();
         let fakes = real.is_none();
