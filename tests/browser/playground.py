@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Browser tests of `valinectl serve`'s playground page, in headless Chromium driven by selenium.
 
-Usage: playground.py BASE_URL   (a `valinectl serve` with no tokens and an empty DATA_DIR)
+Usage: playground.py BASE_URL   (a `valinectl serve` without --live and an empty DATA_DIR; .ci/run
+starts one as on a fresh clone and one with DISCORD_BOT_TOKEN and GITHUB_TOKEN in its environment,
+which must make no difference)
 
 Screenshots of each step go to $PLAYGROUND_SCREENSHOTS (default target/playground-screenshots).
 Needs Debian's `chromium` and `chromium-driver` (or CHROMIUM / CHROMEDRIVER naming the binaries)
@@ -71,6 +73,17 @@ class Steps:
 
     def received(self, kind):
         return self.d.find_elements(By.CSS_SELECTOR, "#received .received-" + kind)
+
+
+def test_page(s):
+    print("step: the page is the playground: fake Discord and GitHub, the demo channels and scenarios")
+    mode = s.d.find_element(By.ID, "mode").text
+    assert mode.startswith("playground"), "the page says %r" % mode
+    channels = [c.get_attribute("data-channel") for c in s.d.find_elements(By.CSS_SELECTOR, "#channels .channel")]
+    assert "general" in channels and "alerts" in channels, channels
+    scenarios = [b.get_attribute("data-scenario") for b in s.d.find_elements(By.CSS_SELECTOR, "#scenarios button")]
+    assert "fails" in scenarios and "newer-passes" in scenarios, scenarios
+    s.shot("page")
 
 
 def test_status(s):
@@ -144,6 +157,7 @@ def main():
         driver.get(BASE + "/")
         s = Steps(driver)
         s.wait("the page", lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        test_page(s)
         test_status(s)
         test_incident(s)
         test_rerun(s)

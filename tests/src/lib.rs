@@ -411,7 +411,8 @@ pub struct Serve {
 }
 
 impl Serve {
-    /// Starts `binary serve` on `port` with exactly `env` (plus PATH) and waits for `GET /health`.
+    /// Starts `binary serve --live` on `port` with exactly `env` (plus PATH) and waits for
+    /// `GET /health`. `--live`: the real clients, which `env` points at fakes (`DISCORD_API_BASE`).
     pub async fn start(binary: &Path, port: u16, env: &[(String, String)], log: &Path) -> Result<Self, String> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -420,7 +421,7 @@ impl Serve {
             .map_err(|e| format!("{}: {e}", log.display()))?;
         let mut cmd = Command::new(binary);
         cmd.env_clear()
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .args(["serve", "--live", "--addr", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::from(log_file.try_clone().map_err(|e| e.to_string())?))
             .stderr(Stdio::from(log_file));
         if let Some(path) = std::env::var_os("PATH") {

@@ -31,10 +31,15 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run both handlers locally (POST /discord, POST /github/webhook, GET /health) on the
-    /// embedded store in DATA_DIR.
+    /// embedded store in DATA_DIR, with the playground page at /. Discord and GitHub are
+    /// in-process fakes unless --live.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8787")]
         addr: SocketAddr,
+        /// Use the real Discord and GitHub clients (DISCORD_BOT_TOKEN, GITHUB_TOKEN or
+        /// GITHUB_APP_ID with GITHUB_APP_PRIVATE_KEY). Without it those settings are ignored.
+        #[arg(long)]
+        live: bool,
     },
     /// Sign and send an interaction (`send status --count 3`) or a GitHub delivery
     /// (`send --webhook workflow_run FILE`) to a running `valinectl serve`, and print the answer.
@@ -260,11 +265,7 @@ fn config() -> Result<Config, String> {
 /// Local look-ups use the same development keys as `serve`.
 fn local_config() -> Result<Config, String> {
     let config = config()?;
-    if config.store == valine_domain::config::StoreKind::Embedded {
-        serve::local_config(config, false)
-    } else {
-        Ok(config)
-    }
+    if config.store == valine_domain::config::StoreKind::Embedded { serve::local_config(config) } else { Ok(config) }
 }
 
 /// With `--stage`, the deployed stage (its tables, on DynamoDB); without, `None`.
@@ -285,7 +286,7 @@ async fn lookup_config(at: &StageArgs) -> Result<Config, String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { addr } => serve::run(addr).await,
+        Command::Serve { addr, live } => serve::run(addr, live).await,
         Command::Send(args) => {
             let config = local_config()?;
             let answer = match (&args.webhook, &args.command) {

@@ -1,10 +1,10 @@
 //! The playground of `valinectl serve`: a page at `/` that shows every message the bot posts,
 //! rendered as Discord would, with a command box and a GitHub panel.
 //!
-//! With no tokens the bot runs against the in-process fakes of `valine_clients::fake` and a
-//! demo setup (a demo repository, an alert channel, four identities to act as); the demo
-//! settings live only here, never in the Lambda configuration. With real tokens the real
-//! clients are wrapped, so the page still shows the bot's side. Whatever the page sends is
+//! Without `--live` the bot runs against the in-process fakes of `valine_clients::fake` and a
+//! demo setup (a demo repository, an alert channel, four identities to act as), whatever tokens
+//! the shell holds; the demo settings live only here, never in the Lambda configuration. With
+//! `--live` the real clients are wrapped, so the page still shows the bot's side. Whatever the page sends is
 //! signed here with the development keys and POSTed to the server's own `/discord` and
 //! `/github/webhook`, exactly as Discord and GitHub would send it: no shortcut into a handler.
 
@@ -88,11 +88,6 @@ pub fn demo_repo() -> RepoName {
     RepoName { owner: "valine-demo".into(), name: "webshop".into() }
 }
 
-/// Whether the bot runs on the fakes (no tokens) or on the real clients, recorded.
-pub fn uses_fakes(config: &Config) -> bool {
-    config.dry_run
-}
-
 /// The demo setup: each setting the environment left unset gets a playground value.
 /// `is_set` says whether a variable was given (for flags, whose defaults look like a choice).
 pub fn demo_config(mut config: Config, is_set: impl Fn(&str) -> bool) -> Config {
@@ -142,7 +137,7 @@ impl std::fmt::Debug for Playground {
 }
 
 impl Playground {
-    /// `real` is the Discord client to record around (with tokens); `None` runs the fake.
+    /// `real` is the Discord client to record around (`--live`); `None` runs the fake.
     pub fn new(config: &Config, real: Option<Arc<dyn Discord>>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
         let feed = Feed::new();
         let fakes = real.is_none();

@@ -31,8 +31,18 @@ struct Apps {
     github: Arc<valine_github::App>,
 }
 
-/// Fills in what local mode generates: dev keys, and a dry run when no token is set.
-pub fn local_config(mut config: Config, announce: bool) -> Result<Config, String> {
+/// What the other local commands (`send`, `trace`, `tick`…) run with: the development keys, and
+/// a dry run when no token is set.
+pub fn local_config(config: Config) -> Result<Config, String> {
+    let mut config = with_dev_keys(config, false)?;
+    if config.discord_bot_token.is_none() && config.github_token.is_none() {
+        config.dry_run = true;
+    }
+    Ok(config)
+}
+
+/// The development keys for whatever the environment left unset.
+fn with_dev_keys(mut config: Config, announce: bool) -> Result<Config, String> {
     let (keys, created) = DevKeys::load_or_create(&config.data_dir).map_err(|e| format!("development keys: {e}"))?;
     if config.discord_public_key.is_none() {
         let public = keys.public_key_hex().ok_or("development keys: the Discord seed is not 32 hex bytes")?;
@@ -52,13 +62,91 @@ pub fn local_config(mut config: Config, announce: bool) -> Result<Config, String
     if config.audit_hmac_key.is_none() {
         config.audit_hmac_key = Some(Secret::new(keys.audit_hmac_key.clone()));
     }
-    if config.discord_bot_token.is_none() && config.github_token.is_none() && !config.dry_run {
-        config.dry_run = true;
-        if announce {
-            eprintln!(
-                "No DISCORD_BOT_TOKEN or GITHUB_TOKEN: running dry (DRY_RUN=true) against the playground's fakes"
-            );
+    Ok(config)
+}
+
+/// What `serve` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// In-process fakes of Discord and GitHub with the demo setup: nothing leaves the machine.
+    Playground,
+    /// The real Discord and GitHub clients, with the page recording what the bot says.
+    Live,
+}
+
+/// The settings that reach the real Discord or GitHub. `serve` reads them only with `--live`:
+/// a developer's shell often exports a token, and the README's first command must still give the
+/// playground.
+pub const LIVE_SETTINGS: [&str; 4] = ["DISCORD_BOT_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY"];
+
+/// How `serve` starts: its mode, why (for the start-up banner), and one line per thing to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub mode: Mode,
+    pub why: String,
+    pub notices: Vec<String>,
+}
+
+const GITHUB_APP: &str = "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY";
+
+/// Decides `serve`'s mode from `--live` and which [`LIVE_SETTINGS`] are set (`is_set`). Without
+/// `--live` it is the playground whatever is set, and each set one is named as ignored. With it,
+/// the real clients: refused when neither Discord nor GitHub can be reached, with what to set; a
+/// side that cannot is named in a notice.
+pub fn decide(live: bool, is_set: impl Fn(&str) -> bool) -> Result<Start, String> {
+    if !live {
+        let notices =
+            LIVE_SETTINGS.iter().filter(|v| is_set(v)).map(|v| format!("{v} is set; ignored without --live")).collect();
+        return Ok(Start { mode: Mode::Playground, why: "no --live".into(), notices });
+    }
+    let discord = is_set("DISCORD_BOT_TOKEN");
+    let token = is_set("GITHUB_TOKEN");
+    let app = match (is_set("GITHUB_APP_ID"), is_set("GITHUB_APP_PRIVATE_KEY")) {
+        (true, true) => true,
+        (false, false) => false,
+        (true, false) => return Err("serve --live: GITHUB_APP_ID is set without GITHUB_APP_PRIVATE_KEY".into()),
+        (false, true) => return Err("serve --live: GITHUB_APP_PRIVATE_KEY is set without GITHUB_APP_ID".into()),
+    };
+    if !discord && !token && !app {
+        return Err(format!(
+            "serve --live: no credentials are set: set DISCORD_BOT_TOKEN and GITHUB_TOKEN (or {GITHUB_APP}); \
+             without --live, serve runs the playground"
+        ));
+    }
+    let mut notices = Vec::new();
+    let mut uses = Vec::new();
+    if discord {
+        uses.push("Discord with DISCORD_BOT_TOKEN".to_string());
+    } else {
+        notices
+            .push("DISCORD_BOT_TOKEN is not set: no posts, DMs or alerts (commands that need them say so)".to_string());
+    }
+    if app {
+        uses.push("GitHub as the App (GITHUB_APP_ID)".to_string());
+        if token {
+            notices.push("GITHUB_TOKEN is set; ignored: the GitHub App is used".to_string());
         }
+    } else if token {
+        uses.push("GitHub with GITHUB_TOKEN".to_string());
+    } else {
+        notices.push(format!("no GITHUB_TOKEN (or {GITHUB_APP}): commands that need GitHub answer with what to set"));
+    }
+    Ok(Start { mode: Mode::Live, why: format!("--live: {}", uses.join(", ")), notices })
+}
+
+/// The configuration `serve` runs with in `mode`, its settings read through `get`. The playground
+/// never reads [`LIVE_SETTINGS`] (so neither a token nor a half-set App in the shell reaches it),
+/// runs dry as with no tokens, and fills the demo setup into what is left unset.
+pub fn serve_config(mode: Mode, get: impl Fn(&str) -> Option<String>, announce: bool) -> Result<Config, String> {
+    let config = match mode {
+        Mode::Live => Config::from_lookup(&get),
+        Mode::Playground => Config::from_lookup(|k| if LIVE_SETTINGS.contains(&k) { None } else { get(k) }),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut config = with_dev_keys(config, announce)?;
+    if mode == Mode::Playground {
+        config.dry_run = true;
+        config = playground::demo_config(config, |k| get(k).is_some());
     }
     Ok(config)
 }
@@ -66,8 +154,8 @@ pub fn local_config(mut config: Config, announce: bool) -> Result<Config, String
 /// The ports the handlers act through.
 type Ports = (Arc<dyn Discord>, Option<Arc<dyn GitHub>>);
 
-/// The Discord and GitHub ports: the playground's fakes with no tokens, else the real clients
-/// with the playground recording what is said through Discord.
+/// The Discord and GitHub ports: the playground's fakes, or (live) the real clients with the
+/// playground recording what is said through Discord.
 fn clients(config: &Config, pg: &Playground) -> Result<Ports, String> {
     if pg.fakes {
         return Ok((pg.discord.clone(), Some(Arc::new(pg.github.clone()))));
@@ -87,15 +175,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Both handlers on `stores`, on the fakes when `config.dry_run` (after [`local_config`]),
-    /// their deferred jobs as Tokio tasks, and the incident tick every `tick`.
-    pub async fn build(config: &Config, stores: Stores, tick: std::time::Duration) -> Result<Self, String> {
-        let fakes = playground::uses_fakes(config);
+    /// Both handlers on `stores` (`config` from [`serve_config`] for `mode`), their deferred jobs
+    /// as Tokio tasks, and the incident tick every `tick`.
+    pub async fn build(config: &Config, mode: Mode, stores: Stores, tick: std::time::Duration) -> Result<Self, String> {
         let (stop, stopping) = tokio::sync::watch::channel(false);
-        let real = if fakes {
-            None
-        } else {
-            Some(valine_clients::discord_api::from_config(config, valine_discord::app::DISCORD_ATTEMPT_TIMEOUT))
+        let real = match mode {
+            Mode::Playground => None,
+            Mode::Live => {
+                Some(valine_clients::discord_api::from_config(config, valine_discord::app::DISCORD_ATTEMPT_TIMEOUT))
+            }
         };
         let pg = Playground::new(config, real, stopping);
         let (discord_port, github_port) = clients(config, &pg)?;
@@ -143,14 +231,20 @@ impl Server {
     }
 }
 
-pub async fn run(addr: SocketAddr) -> Result<(), String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
-    let config = local_config(config, true)?;
-    let fakes = playground::uses_fakes(&config);
-    let config = if fakes { playground::demo_config(config, |k| std::env::var_os(k).is_some()) } else { config };
+/// A setting is set when it holds more than blanks, as [`Config`] reads it.
+fn env_is_set(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| !v.trim().is_empty())
+}
+
+pub async fn run(addr: SocketAddr, live: bool) -> Result<(), String> {
+    let start = decide(live, env_is_set)?;
+    for notice in &start.notices {
+        eprintln!("{notice}");
+    }
+    let config = serve_config(start.mode, |k| std::env::var(k).ok(), true)?;
     valine_domain::logging::init("valinectl", &config.log_level);
     let stores = Stores::open(&config).await.map_err(|e| e.to_string())?;
-    let server = Server::build(&config, stores, std::time::Duration::from_secs(60)).await?;
+    let server = Server::build(&config, start.mode, stores, std::time::Duration::from_secs(60)).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     server.playground.listening(&format!("http://{local}"))?;
@@ -160,18 +254,21 @@ pub async fn run(addr: SocketAddr) -> Result<(), String> {
         config.data_dir.display(),
         config.dry_run
     );
-    if fakes {
-        eprintln!(
-            "  PLAYGROUND MODE: no tokens, so Discord and GitHub are in-process fakes with a demo setup \
-             (repository {}, an #alerts channel, users Ada/admin, Rui/responder, Max/member)",
+    match start.mode {
+        Mode::Playground => eprintln!(
+            "  PLAYGROUND MODE ({}): Discord and GitHub are in-process fakes with a demo setup \
+             (repository {}, an #alerts channel, users Ada/admin, Rui/responder, Max/member); \
+             nothing leaves this machine. `serve --live` uses real tokens",
+            start.why,
             config.github_repo.as_ref().map_or_else(String::new, ToString::to_string)
-        );
-    } else {
-        eprintln!("  real Discord and GitHub clients; the page shows what the bot says through Discord");
+        ),
+        Mode::Live => {
+            eprintln!("  LIVE MODE ({}); the page shows what the bot says through Discord", start.why)
+        }
     }
     eprintln!("  open http://{local}/ in a browser");
     eprintln!("  POST /discord  POST /github/webhook  GET /health  GET /health/ready  GET / (playground)");
-    tracing::info!(addr = %local, playground = fakes, "serving");
+    tracing::info!(addr = %local, playground = (start.mode == Mode::Playground), "serving");
     let stop = server.stop;
     axum::serve(listener, server.router)
         .with_graceful_shutdown(async move {
@@ -240,3 +337,96 @@ async fn shutdown() {
 
 #[cfg(test)]
 mod playground_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(vars: &'static [&'static str]) -> impl Fn(&str) -> bool {
+        move |k| vars.contains(&k)
+    }
+
+    #[test]
+    fn without_live_it_is_the_playground_and_each_token_set_is_named_as_ignored() {
+        let start = decide(false, set(&[])).unwrap();
+        assert_eq!(start, Start { mode: Mode::Playground, why: "no --live".into(), notices: vec![] });
+        let start = decide(false, set(&["GITHUB_TOKEN", "DISCORD_BOT_TOKEN", "STAGE"])).unwrap();
+        assert_eq!(start.mode, Mode::Playground);
+        assert_eq!(
+            start.notices,
+            ["DISCORD_BOT_TOKEN is set; ignored without --live", "GITHUB_TOKEN is set; ignored without --live"]
+        );
+        // Even a half-set App: the playground never reads it, so it cannot be wrong.
+        let start = decide(false, set(&["GITHUB_APP_ID"])).unwrap();
+        assert_eq!(start.mode, Mode::Playground);
+        assert_eq!(start.notices, ["GITHUB_APP_ID is set; ignored without --live"]);
+    }
+
+    #[test]
+    fn live_with_nothing_to_go_live_with_is_refused_naming_what_to_set() {
+        let err = decide(true, set(&["STAGE"])).unwrap_err();
+        for var in ["DISCORD_BOT_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY"] {
+            assert!(err.contains(var), "{err}");
+        }
+        assert!(err.contains("without --live"), "{err}");
+        let err = decide(true, set(&["DISCORD_BOT_TOKEN", "GITHUB_APP_ID"])).unwrap_err();
+        assert_eq!(err, "serve --live: GITHUB_APP_ID is set without GITHUB_APP_PRIVATE_KEY");
+        let err = decide(true, set(&["GITHUB_APP_PRIVATE_KEY"])).unwrap_err();
+        assert_eq!(err, "serve --live: GITHUB_APP_PRIVATE_KEY is set without GITHUB_APP_ID");
+    }
+
+    #[test]
+    fn live_says_what_it_uses_and_which_side_is_missing() {
+        let start = decide(true, set(&["DISCORD_BOT_TOKEN", "GITHUB_TOKEN"])).unwrap();
+        assert_eq!(start.mode, Mode::Live);
+        assert_eq!(start.why, "--live: Discord with DISCORD_BOT_TOKEN, GitHub with GITHUB_TOKEN");
+        assert!(start.notices.is_empty());
+
+        let start = decide(true, set(&["GITHUB_TOKEN"])).unwrap();
+        assert_eq!(start.why, "--live: GitHub with GITHUB_TOKEN");
+        assert_eq!(
+            start.notices,
+            ["DISCORD_BOT_TOKEN is not set: no posts, DMs or alerts (commands that need them say so)"]
+        );
+
+        let start = decide(true, set(&["DISCORD_BOT_TOKEN"])).unwrap();
+        assert_eq!(start.why, "--live: Discord with DISCORD_BOT_TOKEN");
+        assert_eq!(start.notices.len(), 1);
+        assert!(start.notices[0].starts_with("no GITHUB_TOKEN (or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY)"));
+
+        // The App wins over a token, as in the deployed functions.
+        let all = set(&["DISCORD_BOT_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY"]);
+        let start = decide(true, all).unwrap();
+        assert_eq!(start.why, "--live: Discord with DISCORD_BOT_TOKEN, GitHub as the App (GITHUB_APP_ID)");
+        assert_eq!(start.notices, ["GITHUB_TOKEN is set; ignored: the GitHub App is used"]);
+    }
+
+    #[test]
+    fn the_playground_config_holds_no_live_setting_and_live_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_string_lossy().to_string();
+        let shell = move |k: &str| match k {
+            "DATA_DIR" => Some(data.clone()),
+            "DISCORD_BOT_TOKEN" => Some("shell-discord-token".into()),
+            "GITHUB_TOKEN" => Some("shell-github-token".into()),
+            "GITHUB_APP_ID" => Some("not a number".into()),
+            _ => None,
+        };
+        let config = serve_config(Mode::Playground, &shell, false).unwrap();
+        assert!(config.discord_bot_token.is_none() && config.github_token.is_none());
+        assert!(config.github_app_id.is_none() && config.github_app_private_key.is_none());
+        assert!(config.dry_run);
+        assert_eq!(config.github_repo, Some(playground::demo_repo()));
+        assert!(config.discord_public_key.is_some() && config.github_webhook_secret.is_some());
+
+        // Live reads them all, and so refuses the App id that is not one.
+        let err = serve_config(Mode::Live, &shell, false).unwrap_err();
+        assert!(err.contains("GITHUB_APP_ID"), "{err}");
+        let live = |k: &str| if k == "GITHUB_APP_ID" { None } else { shell(k) };
+        let config = serve_config(Mode::Live, live, false).unwrap();
+        assert_eq!(config.discord_bot_token.as_ref().map(Secret::expose), Some("shell-discord-token"));
+        assert_eq!(config.github_token.as_ref().map(Secret::expose), Some("shell-github-token"));
+        assert!(!config.dry_run);
+        assert_eq!(config.github_repo, None);
+    }
+}

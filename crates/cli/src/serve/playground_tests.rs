@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use valine_domain::config::Config;
 use valine_store::Stores;
 
-use super::{Server, local_config};
+use super::{Mode, Server, serve_config};
 use crate::playground::{self, ALERTS_CHANNEL, GENERAL_CHANNEL, Playground};
 
 struct Running {
@@ -19,17 +18,22 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(&[]).await
+}
+
+/// `serve` without `--live`, on an empty data directory, with `shell` as the rest of its
+/// environment.
+async fn start_with(shell: &[(&str, &str)]) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_string_lossy().to_string();
-    let config = Config::from_lookup(|k| match k {
+    let get = |k: &str| match k {
         "DATA_DIR" => Some(data.clone()),
         "STORE" => Some("embedded".into()),
-        _ => None,
-    })
-    .unwrap();
-    let config = playground::demo_config(local_config(config, false).unwrap(), |_| false);
+        _ => shell.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string()),
+    };
+    let config = serve_config(Mode::Playground, get, false).unwrap();
     let stores = Stores::open(&config).await.unwrap();
-    let server = Server::build(&config, stores, Duration::from_secs(3600)).await.unwrap();
+    let server = Server::build(&config, Mode::Playground, stores, Duration::from_secs(3600)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     server.playground.listening(&base).unwrap();
@@ -71,6 +75,29 @@ async fn the_page_and_its_setup() {
     assert_eq!(keys, ["admin", "responder", "member", "dm"]);
     assert!(setup["commands"].as_array().unwrap().iter().any(|c| c["name"] == "status"));
     assert_eq!(setup["scenarios"].as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn tokens_in_the_shell_still_give_the_playground() {
+    // What a developer's shell often exports, a half-set GitHub App included: none of it is read.
+    let s = start_with(&[
+        ("GITHUB_TOKEN", "shell-github-token"),
+        ("DISCORD_BOT_TOKEN", "shell-discord-token"),
+        ("GITHUB_APP_ID", "not a number"),
+    ])
+    .await;
+    let setup: Value = s.client.get(format!("{}/playground/setup", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(setup["mode"], "playground");
+    assert_eq!(setup["repo"], "valine-demo/webshop");
+    assert_eq!(setup["alert_channel_id"], ALERTS_CHANNEL.to_string());
+    // `/status` answers from the fake GitHub's demo runs, and a failure opens an incident in the
+    // fake #alerts: the tokens reached neither.
+    let (_, answer) = s.post("/playground/command", json!({"as": "admin", "name": "status"})).await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(s.pg.discord.messages(GENERAL_CHANNEL).last().unwrap()["embeds"][0]["title"], "CI");
+    let (_, answer) = s.post("/playground/scenario", json!({"scenario": "fails"})).await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(s.pg.discord.messages(ALERTS_CHANNEL).len(), 1);
 }
 
 #[tokio::test]
