@@ -20,10 +20,12 @@ use valine_service::incidents::IncidentDesk;
 use valine_store::{StoreError, Stores};
 
 use crate::commands;
+use crate::commands::confirm::{self, Press};
 use crate::ctx::Ctx;
 use crate::interaction::{Interaction, Kind};
-use crate::jobs::{Job, Jobs};
+use crate::jobs::Jobs;
 use crate::registry::Command;
+use crate::registry::Job;
 pub use crate::services::{SERVICE, Services};
 use crate::spec::{Where, place_refusal};
 use crate::verify::Verifier;
@@ -237,7 +239,11 @@ impl App {
             }
             let answer = match &parsed {
                 Some(id @ (CustomId::Confirm(_) | CustomId::Cancel(_))) => {
-                    commands::relay::confirmation(&mut ctx, id).await
+                    let press = if matches!(id, CustomId::Cancel(_)) { Press::Cancel } else { Press::Confirm };
+                    match confirm::take(&mut ctx, id).await {
+                        Ok(pending) => crate::registry::confirmed(&mut ctx, pending, press).await,
+                        Err(answer) => answer,
+                    }
                 }
                 Some(id) => {
                     // The mute select carries its duration in the chosen value.
@@ -290,15 +296,23 @@ impl App {
         .await
     }
 
-    /// Runs a deferred job to the end; failures are told in Discord with the trace id.
-    pub async fn run_job(&self, mut job: Job) {
-        let ctx = job.ctx().clone();
+    /// Runs the job of a deferred event (`{"valine_job": …}`) to the end; failures are told in
+    /// Discord with the trace id. An event that is no job is logged and dropped.
+    pub async fn run_job(&self, event: serde_json::Value) {
+        let mut job = match Job::from_event(event) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "an event that is no job was ignored");
+                return;
+            }
+        };
+        let ctx = job.context().clone();
         let span = tracing::info_span!(
             "run_job",
             trace_id = %ctx.trace.trace_id,
             user_id = %ctx.user_id,
             cmd = %ctx.trace.command,
-            job = job.name()
+            job = job.kind()
         );
         let services = &self.services;
         async {
@@ -309,7 +323,7 @@ impl App {
             if !ctx.job_id.is_empty() {
                 let confirmations = services.stores.confirmations.clone();
                 match rec.time("store.take_job_ticket", confirmations.take_job_ticket(&ctx.job_id)).await {
-                    Ok(Some(ticket)) => job.ctx_mut().token = ticket.token,
+                    Ok(Some(ticket)) => job.context_mut().token = ticket.token,
                     Ok(None) => {
                         tracing::warn!(job_id = %ctx.job_id, "this job already ran, or its ticket expired; nothing was done");
                         return;
@@ -322,29 +336,7 @@ impl App {
                     }
                 }
             }
-            match job {
-                Job::Status { ctx, count, workflow, repo } => {
-                    commands::status::run_job(services, &mut rec, &ctx, count, workflow.as_deref(), repo.as_deref())
-                        .await
-                }
-                Job::Diagnose { ctx, correlation_id, frontend_url, api_base, repo } => {
-                    let urls = (frontend_url, api_base);
-                    commands::diagnose::run_job(services, &mut rec, &ctx, correlation_id, urls, repo.as_deref()).await
-                }
-                Job::Deploy { ctx, correlation_id, git_ref, api_base, intent_audit_id } => {
-                    commands::deploy::run_job(
-                        services,
-                        &mut rec,
-                        &ctx,
-                        correlation_id,
-                        git_ref,
-                        api_base,
-                        intent_audit_id,
-                    )
-                    .await
-                }
-                Job::Verify { ctx } => commands::verify_latest::run_job(services, &mut rec, &ctx).await,
-            }
+            job.run(services, &mut rec).await;
             let trace = rec.snapshot();
             if let Err(e) = services.stores.traces.put(&trace).await {
                 tracing::warn!(error = %e, "could not store the job's trace");

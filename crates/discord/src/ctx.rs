@@ -14,8 +14,9 @@ use valine_domain::message::{Message, Reply};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_store::{JobTicket, StoreError};
 
+use crate::deferred::{Deferred, handover};
 use crate::interaction::Interaction;
-use crate::jobs::{Job, JobContext, JobError};
+use crate::jobs::{JobContext, JobError};
 use crate::services::Services;
 
 /// Everything an interaction does before answering fits in this, leaving room for the network
@@ -181,9 +182,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// Hands `job` to the deferred path within the time left; the answer can then say "thinking…".
-    pub async fn defer(&mut self, job: Job) -> Result<(), JobError> {
+    pub async fn defer<J: Deferred>(&mut self, job: J) -> Result<(), JobError> {
+        let handover = handover(&job)?;
         let ticket = JobTicket {
-            job_id: job.ctx().job_id.clone(),
+            job_id: job.context().job_id.clone(),
             token: self.token.clone(),
             expires_at: valine_domain::clock::now_secs() + 15 * 60,
         };
@@ -196,7 +198,7 @@ impl<'a> Ctx<'a> {
             "job.enqueue",
             Duration::from_millis(1000),
             || JobError("no answer in time".into()),
-            jobs.enqueue(job),
+            jobs.enqueue(handover),
         )
         .await
     }

@@ -1,6 +1,7 @@
 //! Deferred work: what runs after the 3-second answer. In Lambda a job is an asynchronous
 //! invocation of this same function (`InvocationType::Event`); under `valinectl serve` it is a
-//! Tokio task fed through a channel.
+//! Tokio task fed through a channel. Each command's job type implements `deferred::Deferred`; the
+//! registry turns the events back into them.
 
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
@@ -45,66 +46,16 @@ impl std::fmt::Debug for JobContext {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Job {
-    /// `/status` when GitHub was too slow to answer inline.
-    Status {
-        ctx: JobContext,
-        count: u8,
-        workflow: Option<String>,
-        /// The `repo` option's repository; none: `GITHUB_REPO`.
-        #[serde(default)]
-        repo: Option<String>,
-    },
-    /// `/diagnose`: store the correlation, dispatch the workflow, show "dispatched".
-    Diagnose {
-        ctx: JobContext,
-        correlation_id: String,
-        frontend_url: Option<String>,
-        api_base: Option<String>,
-        #[serde(default)]
-        repo: Option<String>,
-    },
-    /// `/deploy-client`, confirmed: dispatch `DEPLOY_WORKFLOW` and follow it.
-    Deploy {
-        ctx: JobContext,
-        correlation_id: String,
-        git_ref: String,
-        api_base: Option<String>,
-        intent_audit_id: String,
-    },
-    /// `/verify-latest`: the latest deploy run and the `VERIFY_URLS` endpoints.
-    Verify { ctx: JobContext },
-}
+/// The event a job travels in: `{"valine_job": {"kind": …, "ctx": …, …}}`, built by
+/// `deferred::handover` and read back by the registry (`registry::Job::from_event`).
+pub const EVENT_KEY: &str = "valine_job";
 
-impl Job {
-    pub fn ctx(&self) -> &JobContext {
-        match self {
-            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } | Job::Deploy { ctx, .. } | Job::Verify { ctx } => ctx,
-        }
-    }
-
-    pub fn ctx_mut(&mut self) -> &mut JobContext {
-        match self {
-            Job::Status { ctx, .. } | Job::Diagnose { ctx, .. } | Job::Deploy { ctx, .. } | Job::Verify { ctx } => ctx,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Job::Status { .. } => "status",
-            Job::Diagnose { .. } => "diagnose",
-            Job::Deploy { .. } => "deploy",
-            Job::Verify { .. } => "verify",
-        }
-    }
-}
-
-/// The event a job travels in: `{"valine_job": {...}}`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct JobEvent {
-    pub valine_job: Job,
+/// A job on its way to the queue: its event, and the ARN its interaction came through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handover {
+    pub kind: &'static str,
+    pub event: serde_json::Value,
+    pub invoked_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,7 +65,7 @@ pub struct JobError(pub String);
 /// Runs work after the answer.
 #[async_trait]
 pub trait Jobs: Send + Sync {
-    async fn enqueue(&self, job: Job) -> Result<(), JobError>;
+    async fn enqueue(&self, job: Handover) -> Result<(), JobError>;
 }
 
 /// Asynchronous self-invocation: Lambda queues the event and answers 202 at once.
@@ -131,21 +82,21 @@ impl LambdaJobs {
     }
 
     /// What the job's invocation names: the ARN its interaction came through, alias included.
-    pub fn target<'a>(&'a self, job: &'a Job) -> &'a str {
-        job.ctx().invoked_arn.as_deref().unwrap_or(&self.function_name)
+    pub fn target<'a>(&'a self, job: &'a Handover) -> &'a str {
+        job.invoked_arn.as_deref().unwrap_or(&self.function_name)
     }
 }
 
 #[async_trait]
 impl Jobs for LambdaJobs {
-    async fn enqueue(&self, job: Job) -> Result<(), JobError> {
+    async fn enqueue(&self, job: Handover) -> Result<(), JobError> {
         let target = self.target(&job).to_string();
         if !target.contains(":function:") || target.matches(':').count() < 7 {
             // An unqualified name runs `$LATEST`, outside the alias's retry and dead-letter
             // settings: say so, since it only happens outside Lambda.
             tracing::warn!(target = %target, "deferred job invoked unqualified");
         }
-        let payload = serde_json::to_vec(&JobEvent { valine_job: job }).map_err(|e| JobError(e.to_string()))?;
+        let payload = serde_json::to_vec(&job.event).map_err(|e| JobError(e.to_string()))?;
         let out = self
             .client
             .invoke()
@@ -168,14 +119,15 @@ impl Jobs for LambdaJobs {
     }
 }
 
-/// In-process jobs for `valinectl serve` and tests: a worker takes them off the channel.
+/// In-process jobs for `valinectl serve` and tests: a worker takes their events off the channel
+/// (and runs them with `App::run_job`).
 #[derive(Debug, Clone)]
 pub struct LocalJobs {
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::UnboundedSender<serde_json::Value>,
 }
 
 impl LocalJobs {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<Job>) {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<serde_json::Value>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Self { tx }, rx)
     }
@@ -183,7 +135,7 @@ impl LocalJobs {
 
 #[async_trait]
 impl Jobs for LocalJobs {
-    async fn enqueue(&self, job: Job) -> Result<(), JobError> {
-        self.tx.send(job).map_err(|_| JobError("the local job worker has stopped".into()))
+    async fn enqueue(&self, job: Handover) -> Result<(), JobError> {
+        self.tx.send(job.event).map_err(|_| JobError("the local job worker has stopped".into()))
     }
 }

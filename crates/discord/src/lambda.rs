@@ -9,7 +9,7 @@ use valine_service::http::HttpResponse;
 use valine_service::lambda;
 
 use crate::app::App;
-use crate::jobs::JobEvent;
+use crate::jobs::EVENT_KEY;
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
     if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
@@ -22,13 +22,13 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallibl
 /// retry would repeat side effects (a second dispatch). Only crashes and timeouts reach the
 /// dead-letter queue.
 async fn run_job(app: &App, body: &[u8]) -> Response<Body> {
-    let status = match serde_json::from_slice::<JobEvent>(body) {
-        Ok(event) => {
-            app.run_job(event.valine_job).await;
+    let status = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(event) if event.get(EVENT_KEY).is_some() => {
+            app.run_job(event).await;
             "done"
         }
-        Err(e) => {
-            tracing::error!(error = %e, "an event that is neither an HTTP request nor a job was ignored");
+        _ => {
+            tracing::error!("an event that is neither an HTTP request nor a job was ignored");
             "ignored"
         }
     };

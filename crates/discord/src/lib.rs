@@ -8,6 +8,7 @@
 pub mod app;
 pub mod commands;
 pub mod ctx;
+pub mod deferred;
 pub mod dispatch;
 pub mod interaction;
 pub mod jobs;

@@ -1,18 +1,31 @@
 //! Every command, defined once. From each command module's `SPEC` and `parse` come the typed
 //! [`Command`], the router ([`Command::run`]), the span and metric names, the JSON that
-//! `valinectl register` sends, and the README's command table. Adding a command is one module
-//! plus one line here.
+//! `valinectl register` sends, and the README's command table. A command that asks before it acts
+//! names its `confirm` handler (a press on its preview is routed there by [`confirmed`]); one
+//! that defers names its `job` type (the [`Job`] events are read back into). Adding a command is
+//! one module plus one line here.
 
 use serde_json::{Value, json};
 use valine_domain::message::Reply;
+use valine_domain::trace::TraceRecorder;
+use valine_store::PendingConfirmation;
 
+use crate::commands::confirm::{self, Press};
 use crate::commands::{debug_last, deploy, diagnose, incidents, relay, secrets, status, subscribe, verify_latest};
 use crate::ctx::Ctx;
+use crate::deferred::Deferred;
 use crate::interaction::Options;
+use crate::jobs::{EVENT_KEY, JobContext};
+use crate::services::Services;
 use crate::spec::Spec;
 
 macro_rules! registry {
-    ($( $variant:ident($args:ty) => $module:ident :: $spec:ident, $parse:path, $run:path; )*) => {
+    ($(
+        $variant:ident($args:ty) => $module:ident :: $spec:ident, $parse:path, $run:path
+        $(, confirm: $confirm:path)?
+        $(, job: $job:ty)?
+        ;
+    )*) => {
         /// A command as the bot understands it, with typed options.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Command {
@@ -39,24 +52,75 @@ macro_rules! registry {
                 match self { $( Self::$variant(args) => $run(ctx, args).await, )* }
             }
         }
+
+        /// A Confirm or Cancel press on a preview, once its owner took the confirmation: the
+        /// command that asked carries on.
+        pub async fn confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, press: Press) -> Reply {
+            $( $(
+                if pending.command == $module::$spec.slash() {
+                    return $confirm(ctx, pending, press).await;
+                }
+            )? )*
+            tracing::warn!(command = %pending.command, "a confirmation of a command that asks for none");
+            confirm::damaged("nothing was done")
+        }
+
+        /// A deferred job, read back from its event.
+        #[derive(Debug)]
+        pub enum Job {
+            $( $( $variant($job), )? )*
+        }
+
+        impl Job {
+            /// The job an event carries (`{"valine_job": {"kind": …, …}}`).
+            pub fn from_event(event: Value) -> Result<Self, String> {
+                let Some(body) = event.get(EVENT_KEY).cloned() else {
+                    return Err(format!("not a job event: no `{EVENT_KEY}`"));
+                };
+                let kind = body.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+                $( $(
+                    if kind == <$job as Deferred>::KIND {
+                        return serde_json::from_value(body).map(Self::$variant).map_err(|e| format!("a {kind} job: {e}"));
+                    }
+                )? )*
+                Err(format!("no job of kind `{kind}`"))
+            }
+
+            pub fn kind(&self) -> &'static str {
+                match self { $( $( Self::$variant(_) => <$job as Deferred>::KIND, )? )* }
+            }
+
+            pub fn context(&self) -> &JobContext {
+                match self { $( $( Self::$variant(j) => Deferred::context(j as &$job), )? )* }
+            }
+
+            pub fn context_mut(&mut self) -> &mut JobContext {
+                match self { $( $( Self::$variant(j) => Deferred::context_mut(j as &mut $job), )? )* }
+            }
+
+            /// Runs it: the one place a job meets its command.
+            pub async fn run(self, services: &Services, rec: &mut TraceRecorder) {
+                match self { $( $( Self::$variant(j) => Deferred::run(j as $job, services, rec).await, )? )* }
+            }
+        }
     };
 }
 
 registry! {
-    Status(status::Args) => status::SPEC, status::parse, status::run;
-    Diagnose(diagnose::Args) => diagnose::SPEC, diagnose::parse, diagnose::run;
-    RelaySend(relay::Args) => relay::SEND, relay::parse_send, relay::run;
-    RelayDm(relay::Args) => relay::DM, relay::parse_dm, relay::run;
+    Status(status::Args) => status::SPEC, status::parse, status::run, job: status::StatusJob;
+    Diagnose(diagnose::Args) => diagnose::SPEC, diagnose::parse, diagnose::run, job: diagnose::DiagnoseJob;
+    RelaySend(relay::Args) => relay::SEND, relay::parse_send, relay::run, confirm: relay::confirmed;
+    RelayDm(relay::Args) => relay::DM, relay::parse_dm, relay::run, confirm: relay::confirmed;
     DebugLast(debug_last::Args) => debug_last::SPEC, debug_last::parse, debug_last::run;
     Incidents(incidents::Args) => incidents::INCIDENTS, incidents::parse, incidents::run_incidents;
     Mutes(incidents::Args) => incidents::MUTES, incidents::parse, incidents::run_mutes;
     Subscribe(subscribe::Args) => subscribe::SUBSCRIBE, subscribe::parse, subscribe::run_subscribe;
     Unsubscribe(subscribe::Args) => subscribe::UNSUBSCRIBE, subscribe::parse, subscribe::run_unsubscribe;
     Subscriptions(subscribe::Args) => subscribe::SUBSCRIPTIONS, subscribe::parse, subscribe::run_subscriptions;
-    DeployClient(deploy::Args) => deploy::SPEC, deploy::parse, deploy::run;
-    SetFrontend(secrets::Args) => secrets::FRONTEND, secrets::parse, secrets::run;
-    SetApiBase(secrets::Args) => secrets::API_BASE, secrets::parse, secrets::run;
-    VerifyLatest(verify_latest::Args) => verify_latest::SPEC, verify_latest::parse, verify_latest::run;
+    DeployClient(deploy::Args) => deploy::SPEC, deploy::parse, deploy::run, confirm: deploy::confirmed, job: deploy::DeployJob;
+    SetFrontend(secrets::Args) => secrets::FRONTEND, secrets::parse, secrets::run, confirm: secrets::confirmed;
+    SetApiBase(secrets::Args) => secrets::API_BASE, secrets::parse, secrets::run, confirm: secrets::confirmed;
+    VerifyLatest(verify_latest::Args) => verify_latest::SPEC, verify_latest::parse, verify_latest::run, job: verify_latest::VerifyJob;
 }
 
 /// The spec of a command name, if the bot has it.

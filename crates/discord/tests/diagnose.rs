@@ -155,7 +155,8 @@ async fn diagnose_dispatch_failure_is_told_and_alerted() {
     assert_eq!(alert["allowed_mentions"]["parse"], json!([]));
 }
 
-fn job(id: &str, token: &str, frontend_url: Option<&str>) -> valine_discord::jobs::Job {
+/// The event of a `/diagnose` job, as `Ctx::defer` hands it over.
+fn job(id: &str, token: &str, frontend_url: Option<&str>) -> serde_json::Value {
     let ctx = valine_discord::jobs::JobContext {
         job_id: id.to_string(),
         roles: Some(vec![]),
@@ -166,13 +167,14 @@ fn job(id: &str, token: &str, frontend_url: Option<&str>) -> valine_discord::job
         trace: valine_domain::trace::TraceRecorder::new(STRANGER.to_string(), "/diagnose".to_string()).snapshot(),
         invoked_arn: None,
     };
-    valine_discord::jobs::Job::Diagnose {
+    let job = valine_discord::commands::diagnose::DiagnoseJob {
         ctx,
         correlation_id: uuid::Uuid::new_v4().to_string(),
         frontend_url: frontend_url.map(str::to_string),
         api_base: None,
         repo: None,
-    }
+    };
+    valine_discord::deferred::handover(&job).unwrap().event
 }
 
 #[tokio::test]
@@ -195,9 +197,9 @@ async fn a_job_checks_again_what_the_command_checked_and_runs_once() {
         let ticket = valine_store::JobTicket { job_id: job_id.into(), token: token.into(), expires_at };
         h.app.stores.confirmations.put_job_ticket(&ticket).await.unwrap();
     }
-    let event =
-        serde_json::to_string(&valine_discord::jobs::JobEvent { valine_job: job("real-1", "real-token", None) });
-    assert!(!event.unwrap().contains("real-token"), "a job's event carries no interaction token");
+    let event = job("real-1", "real-token", None).to_string();
+    assert!(!event.contains("real-token"), "a job's event carries no interaction token");
+    assert_eq!(job("real-1", "", None)["valine_job"]["kind"], "diagnose");
     // A forged job with a URL the guard refuses: nothing is dispatched.
     h.app.run_job(job("forged-1", "", Some("https://169.254.169.254/latest"))).await;
     // A job whose ticket was never written (or already taken) does nothing at all.

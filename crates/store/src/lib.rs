@@ -233,21 +233,41 @@ pub trait RunRepo: Send + Sync {
     async fn get_correlation(&self, correlation_id: &str) -> StoreResult<Option<DiagnoseCorrelation>>;
 }
 
-/// A relay waiting for its Confirm button: bound to the caller, expiring.
+/// A preview waiting for its Confirm button: bound to the caller, expiring. `command` names the
+/// command that asked (its slash name), which the registry routes the press to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingConfirmation {
     pub id: String,
     pub user_id: u64,
     pub command: String,
-    #[serde(default)]
-    pub channel_id: Option<u64>,
-    #[serde(default)]
-    pub target_user_id: Option<u64>,
-    pub message: String,
-    pub ephemeral: bool,
+    pub held: Held,
     pub trace_id: String,
     /// Epoch seconds.
     pub expires_at: u64,
+}
+
+/// What a preview holds until it is confirmed, by kind of command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Held {
+    /// A relay: the text, and the channel or user it goes to.
+    Relay {
+        #[serde(default)]
+        channel_id: Option<u64>,
+        #[serde(default)]
+        user_id: Option<u64>,
+        text: String,
+        /// Whether the summary after posting is shown only to the caller.
+        ephemeral: bool,
+    },
+    /// A client deploy: the ref and the API base it passes.
+    Deploy {
+        git_ref: String,
+        #[serde(default)]
+        api_base: Option<String>,
+    },
+    /// A repository variable or secret to write.
+    RepoSetting { value: String },
 }
 
 /// What taking a confirmation found.

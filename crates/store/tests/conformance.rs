@@ -539,10 +539,12 @@ mod cases {
             id: uuid::Uuid::new_v4().to_string(),
             user_id: 42,
             command: "/relay-send".into(),
-            channel_id: Some(1184576487578214464),
-            target_user_id: None,
-            message: format!("déploiement 🚀 {}", "x".repeat(1990)),
-            ephemeral: false,
+            held: Held::Relay {
+                channel_id: Some(1184576487578214464),
+                user_id: None,
+                text: format!("déploiement 🚀 {}", "x".repeat(1990)),
+                ephemeral: false,
+            },
             trace_id: "t".into(),
             expires_at: now + 300,
         };
@@ -806,11 +808,8 @@ async fn every_method_is_unavailable(port: u16) {
     let pending = PendingConfirmation {
         id: "p".into(),
         user_id: 1,
-        command: "/relay-send".into(),
-        channel_id: None,
-        target_user_id: None,
-        message: "m".into(),
-        ephemeral: true,
+        command: "/deploy-client".into(),
+        held: Held::Deploy { git_ref: "main".into(), api_base: None },
         trace_id: "t".into(),
         expires_at: now + 10,
     };
@@ -967,11 +966,8 @@ async fn embedded_store_sweeps_expired_items_and_keeps_live_ones() {
     let pending = |id: &str, expires_at: u64| PendingConfirmation {
         id: id.into(),
         user_id: 1,
-        command: "/relay-send".into(),
-        channel_id: Some(2),
-        target_user_id: None,
-        message: "m".into(),
-        ephemeral: true,
+        command: "/set-frontend".into(),
+        held: Held::RepoSetting { value: "https://app.example.com/".into() },
         trace_id: "t".into(),
         expires_at,
     };

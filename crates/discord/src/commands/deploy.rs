@@ -15,13 +15,14 @@ use valine_domain::config::{Config, Feature};
 use valine_domain::message::{ButtonStyle, Embed, Reply};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_domain::url_guard::{UrlPolicy, check_url};
-use valine_store::{Followed, PendingConfirmation};
+use valine_store::{Followed, Held, PendingConfirmation};
 
-use super::relay::settled;
+use super::confirm::{self, Press, settled};
 use crate::ctx::Ctx;
+use crate::deferred::Deferred;
 use crate::dispatch::{FollowRequest, dispatch_and_follow};
 use crate::interaction::Options;
-use crate::jobs::{Job, JobContext};
+use crate::jobs::JobContext;
 use crate::services::Services;
 use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
 
@@ -49,11 +50,10 @@ pub fn parse(o: &Options) -> Args {
     Args { git_ref: o.str("ref").map(str::to_string), api_base: o.str("api_base").map(str::to_string) }
 }
 
-/// What a confirmation keeps until the press.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the checks look at: the ref and the API base as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Pending {
     git_ref: String,
-    #[serde(default)]
     api_base: Option<String>,
 }
 
@@ -121,8 +121,8 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     };
     ctx.rec.note("checks", StepStatus::Ok, None);
     let pending = Pending { api_base, ..pending };
-    let json = serde_json::to_string(&pending).unwrap_or_default();
-    let stored = match super::hold(ctx, json, (None, None), true, "nothing was dispatched").await {
+    let held = Held::Deploy { git_ref: pending.git_ref.clone(), api_base: pending.api_base.clone() };
+    let stored = match confirm::hold(ctx, held, "nothing was dispatched").await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
@@ -141,20 +141,19 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     }
     embed = embed.footer(format!("Preview · trace {}", stored.trace_id));
     let happens = "nothing is dispatched until you confirm";
-    super::preview(embed, ("Deploy", ButtonStyle::Success), &stored.id, happens, expires_at)
+    confirm::preview(embed, ("Deploy", ButtonStyle::Success), &stored.id, happens, expires_at)
 }
 
 /// Confirm or Cancel on a deploy preview, once its confirmation was taken by its owner.
-pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, cancel: bool) -> Reply {
-    if cancel {
-        ctx.rec.note("cancelled", StepStatus::Ok, None);
-        tracing::info!(confirmation = %stored.id, "deploy cancelled");
-        return settled("Cancelled. Nothing was dispatched.");
+pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, press: Press) -> Reply {
+    if press == Press::Cancel {
+        return confirm::cancelled(ctx, &stored, "Nothing was dispatched");
     }
     let config = ctx.services.config.clone();
-    let Ok(pending) = serde_json::from_str::<Pending>(&stored.message) else {
-        return settled("This confirmation is damaged; nothing was dispatched.");
+    let Held::Deploy { git_ref, api_base } = stored.held else {
+        return confirm::damaged("nothing was dispatched");
     };
+    let pending = Pending { git_ref, api_base };
     let record_target = target(&config, &pending.git_ref);
     let api_base = match check(&config, ctx.caller(), &pending) {
         Ok(a) => a,
@@ -179,7 +178,7 @@ pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, cancel: b
     }
     let correlation_id = uuid::Uuid::new_v4().to_string();
     ctx.rec.set_correlation_id(&correlation_id);
-    let job = Job::Deploy {
+    let job = DeployJob {
         ctx: ctx.job_context(),
         correlation_id,
         git_ref: pending.git_ref.clone(),
@@ -212,16 +211,36 @@ pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, cancel: b
     }
 }
 
+/// `/deploy-client`, confirmed: dispatch `DEPLOY_WORKFLOW` and follow it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployJob {
+    pub ctx: JobContext,
+    pub correlation_id: String,
+    pub git_ref: String,
+    pub api_base: Option<String>,
+    pub intent_audit_id: String,
+}
+
+impl Deferred for DeployJob {
+    const KIND: &'static str = "deploy";
+
+    fn context(&self) -> &JobContext {
+        &self.ctx
+    }
+
+    fn context_mut(&mut self) -> &mut JobContext {
+        &mut self.ctx
+    }
+
+    async fn run(self, services: &Services, rec: &mut TraceRecorder) {
+        run_job(services, rec, self).await
+    }
+}
+
 /// The job half: check again, dispatch and follow, audit the outcome.
-pub async fn run_job(
-    services: &Services,
-    rec: &mut TraceRecorder,
-    ctx: &JobContext,
-    correlation_id: String,
-    git_ref: String,
-    api_base: Option<String>,
-    intent_audit_id: String,
-) {
+async fn run_job(services: &Services, rec: &mut TraceRecorder, job: DeployJob) {
+    let DeployJob { ctx, correlation_id, git_ref, api_base, intent_audit_id } = job;
+    let ctx = &ctx;
     let config = services.config.clone();
     let record_target = target(&config, &git_ref);
     let caller = valine_domain::authz::Caller { user_id: ctx.user_id, roles: ctx.roles.as_deref() };

@@ -12,9 +12,10 @@ use valine_domain::url_guard::{UrlPolicy, check_url};
 use valine_store::Followed;
 
 use crate::ctx::Ctx;
+use crate::deferred::Deferred;
 use crate::dispatch::{FollowRequest, dispatch_and_follow};
 use crate::interaction::Options;
-use crate::jobs::{Job, JobContext};
+use crate::jobs::JobContext;
 use crate::services::Services;
 use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
 
@@ -105,7 +106,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     tracing::info!(correlation_id = %correlation_id, "diagnose requested");
     let [frontend_url, api_base] = urls;
     let repo = repo.map(|r| r.to_string());
-    let job = Job::Diagnose { ctx: ctx.job_context(), correlation_id, frontend_url, api_base, repo };
+    let job = DiagnoseJob { ctx: ctx.job_context(), correlation_id, frontend_url, api_base, repo };
     match ctx.defer(job).await {
         Ok(()) => Reply::Deferred { ephemeral: false },
         Err(e) => {
@@ -115,8 +116,36 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     }
 }
 
+/// `/diagnose`: store the correlation, dispatch the workflow, show "dispatched".
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DiagnoseJob {
+    pub ctx: JobContext,
+    pub correlation_id: String,
+    pub frontend_url: Option<String>,
+    pub api_base: Option<String>,
+    #[serde(default)]
+    pub repo: Option<String>,
+}
+
+impl Deferred for DiagnoseJob {
+    const KIND: &'static str = "diagnose";
+
+    fn context(&self) -> &JobContext {
+        &self.ctx
+    }
+
+    fn context_mut(&mut self) -> &mut JobContext {
+        &mut self.ctx
+    }
+
+    async fn run(self, services: &Services, rec: &mut TraceRecorder) {
+        let DiagnoseJob { ctx, correlation_id, frontend_url, api_base, repo } = self;
+        run_job(services, rec, &ctx, correlation_id, (frontend_url, api_base), repo.as_deref()).await
+    }
+}
+
 /// The job half: dispatch and follow (see [`crate::dispatch`]).
-pub async fn run_job(
+async fn run_job(
     services: &Services,
     rec: &mut TraceRecorder,
     ctx: &JobContext,

@@ -13,11 +13,10 @@ use valine_clients::discord_api::{DiscordError, PostedMessage};
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_admin;
 use valine_domain::config::Feature;
-use valine_domain::custom_id::CustomId;
 use valine_domain::message::{ButtonStyle, Embed, Message, Reply};
-use valine_domain::trace::StepStatus;
-use valine_store::{PendingConfirmation, Taken};
+use valine_store::{Held, PendingConfirmation};
 
+use super::confirm::{self, Press, settled};
 use crate::ctx::Ctx;
 use crate::interaction::Options;
 use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
@@ -87,8 +86,6 @@ pub fn parse_dm(o: &Options) -> Args {
     parse_with(o, target, "user_id")
 }
 
-/// How long a preview's Confirm button works.
-pub const CONFIRM_TTL_SECS: u64 = 300;
 /// Discord's limit for message content.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// Kept back from the answer budget while posting: the outcome record and the answer still
@@ -159,83 +156,24 @@ pub async fn run(ctx: &mut Ctx<'_>, Args { target, bad_id, message, confirm, eph
     }
 }
 
-/// What replaces a preview once its button was pressed: the text, and no more buttons.
-pub(crate) fn settled(text: impl Into<String>) -> Reply {
-    Reply::Update(Message::text(text).replacing())
-}
-
-/// A Confirm or Cancel press on a preview. The id only names the stored confirmation, which is
-/// taken (once, by its owner) before anything happens; then the command that stored it carries
-/// on: a relay here, `/deploy-client`, `/set-frontend` and `/set-api-base` in their modules.
-pub async fn confirmation(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Reply {
-    let pending = match take(ctx, custom_id).await {
-        Ok(p) => p,
-        Err(answer) => return answer,
+/// A Confirm or Cancel press on a relay's preview, once its owner took the confirmation.
+pub async fn confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, press: Press) -> Reply {
+    if press == Press::Cancel {
+        return confirm::cancelled(ctx, &pending, "Nothing was posted");
+    }
+    let Held::Relay { channel_id, user_id, text, .. } = pending.held else {
+        return confirm::damaged("nothing was posted");
     };
-    ctx.command = pending.command.clone();
-    let cancel = matches!(custom_id, CustomId::Cancel(_));
-    let command = pending.command.as_str();
-    if command == super::deploy::SPEC.slash() {
-        return super::deploy::confirmed(ctx, pending, cancel).await;
-    }
-    if command == super::secrets::FRONTEND.slash() || command == super::secrets::API_BASE.slash() {
-        return super::secrets::confirmed(ctx, pending, cancel).await;
-    }
-    relay_confirmed(ctx, pending, cancel).await
-}
-
-/// Takes the confirmation a press names, for its owner only; anything else is the answer.
-async fn take(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Result<PendingConfirmation, Reply> {
-    let id = custom_id.id();
-    let confirmations = ctx.services.stores.confirmations.clone();
-    let user_id = ctx.user_id;
-    let taken = ctx
-        .store_step(
-            "store.take_confirmation",
-            Duration::from_millis(1500),
-            confirmations.take_confirmation(id, user_id),
-        )
-        .await;
-    match taken {
-        Ok(Taken::Yours(p)) => Ok(p),
-        Ok(Taken::Missing) => {
-            let reason = "This confirmation expired or was already used. Run the command again.";
-            let record = ctx.blocked_record().meta("confirmation", id);
-            let text = ctx.blocked_text(reason, record).await;
-            Err(settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id())))
-        }
-        Ok(Taken::NotYours) => {
-            // Someone else's preview: it stays for its owner, and the attempt is audited.
-            let reason = "Only the person who asked can confirm or cancel this.";
-            let record = ctx.blocked_record().meta("confirmation", id);
-            Err(ctx.blocked(reason, record).await)
-        }
-        Err(e) => {
-            let nothing = "nothing was done";
-            let answer = ctx.store_unavailable(&e, nothing).await;
-            let text = answer.message().and_then(|m| m.content.clone()).unwrap_or_default();
-            Err(settled(text))
-        }
-    }
-}
-
-/// A relay's Confirm or Cancel, once taken.
-async fn relay_confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, cancel: bool) -> Reply {
-    if cancel {
-        ctx.rec.note("cancelled", StepStatus::Ok, None);
-        tracing::info!(confirmation = %pending.id, "relay cancelled");
-        return settled("Cancelled. Nothing was posted.");
-    }
-    let target = match (pending.channel_id, pending.target_user_id) {
+    let target = match (channel_id, user_id) {
         (Some(c), _) => Target::Channel(c),
         (None, Some(u)) => Target::User(u),
-        (None, None) => return settled("This confirmation is damaged; nothing was posted."),
+        (None, None) => return confirm::damaged("nothing was posted"),
     };
     if let Err(refusal) = authorize_admin(ctx.caller(), &ctx.services.config) {
-        let text = blocked_text(ctx, Some(target), Some(&pending.message), &refusal.to_string()).await;
+        let text = blocked_text(ctx, Some(target), Some(&text), &refusal.to_string()).await;
         return settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()));
     }
-    let text = match relay(ctx, target, &pending.message).await {
+    let text = match relay(ctx, target, &text).await {
         Ok(summary) => summary,
         Err(text) => format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()),
     };
@@ -244,21 +182,22 @@ async fn relay_confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, cancel
 
 /// An ephemeral preview with Confirm / Cancel; the text waits in the state table for 5 minutes.
 async fn preview(ctx: &mut Ctx<'_>, target: Target, message: String, ephemeral: bool) -> Reply {
-    let to = match target {
+    let (channel_id, user_id) = match target {
         Target::Channel(c) => (Some(c), None),
         Target::User(u) => (None, Some(u)),
     };
-    let pending = match super::hold(ctx, message, to, ephemeral, "nothing was posted").await {
+    let held = Held::Relay { channel_id, user_id, text: message.clone(), ephemeral };
+    let pending = match confirm::hold(ctx, held, "nothing was posted").await {
         Ok(p) => p,
         Err(answer) => return answer,
     };
     let expires_at = pending.expires_at;
     let embed = Embed::default()
-        .description(&pending.message)
+        .description(&message)
         .colour(0x58_65_F2)
         .footer(format!("Preview · trace {}", pending.trace_id));
     let happens = format!("this goes to {} when you confirm", target.mention());
-    super::preview(embed, ("Confirm", ButtonStyle::Success), &pending.id, &happens, expires_at)
+    confirm::preview(embed, ("Confirm", ButtonStyle::Success), &pending.id, &happens, expires_at)
 }
 
 fn record(ctx: &Ctx<'_>, result: AuditResult, target: Option<Target>, digest: Option<&MessageDigest>) -> AuditRecord {

@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use valine_clients::github_api::{GitHubError, SecretWrite, VariableWrite};
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_secret_write;
@@ -18,9 +17,9 @@ use valine_domain::config::{Config, Feature, Secret};
 use valine_domain::message::{ButtonStyle, Embed, Message, Reply};
 use valine_domain::trace::StepStatus;
 use valine_domain::url_guard::{UrlPolicy, check_url};
-use valine_store::PendingConfirmation;
+use valine_store::{Held, PendingConfirmation};
 
-use super::relay::settled;
+use super::confirm::{self, Press, settled};
 use crate::ctx::Ctx;
 use crate::interaction::Options;
 use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
@@ -97,12 +96,6 @@ impl Kind {
             Kind::Secret => "repository secret",
         }
     }
-}
-
-/// What a confirmation keeps until the press (5 minutes at most, removed when taken).
-#[derive(Serialize, Deserialize)]
-struct Pending {
-    url: String,
 }
 
 /// A refusal: what the caller is told, and what the audit record keeps.
@@ -182,8 +175,7 @@ pub async fn run(ctx: &mut Ctx<'_>, Args { url, confirm }: Args) -> Reply {
 
 async fn preview(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: String) -> Reply {
     let fingerprint = digest(ctx, &url).map(|d| d.fingerprint()).unwrap_or_default();
-    let json = serde_json::to_string(&Pending { url }).unwrap_or_default();
-    let stored = match super::hold(ctx, json, (None, None), true, "nothing was written").await {
+    let stored = match confirm::hold(ctx, Held::RepoSetting { value: url }, "nothing was written").await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
@@ -195,22 +187,20 @@ async fn preview(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: String) -> Repl
         .field("Value", format!("fingerprint `{fingerprint}`"), true)
         .footer(format!("Preview · trace {}", stored.trace_id));
     let happens = "nothing is written until you confirm";
-    super::preview(embed, ("Write", ButtonStyle::Danger), &stored.id, happens, expires_at)
+    confirm::preview(embed, ("Write", ButtonStyle::Danger), &stored.id, happens, expires_at)
 }
 
 /// Confirm or Cancel on a write preview, once its confirmation was taken by its owner.
-pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, cancel: bool) -> Reply {
-    if cancel {
-        ctx.rec.note("cancelled", StepStatus::Ok, None);
-        tracing::info!(confirmation = %stored.id, "write cancelled");
-        return settled("Cancelled. Nothing was written.");
+pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, press: Press) -> Reply {
+    if press == Press::Cancel {
+        return confirm::cancelled(ctx, &stored, "Nothing was written");
     }
     let kind = Kind::of(&ctx.command);
     let name = kind.name(&ctx.services.config);
-    let Ok(pending) = serde_json::from_str::<Pending>(&stored.message) else {
-        return settled("This confirmation is damaged; nothing was written.");
+    let Held::RepoSetting { value } = stored.held else {
+        return confirm::damaged("nothing was written");
     };
-    let url = match check(ctx, Some(&pending.url)) {
+    let url = match check(ctx, Some(&value)) {
         Ok(u) => u,
         Err(refused) => {
             let r = record(ctx, AuditResult::Blocked, &name, None).meta("reason", &refused.audited);

@@ -11,8 +11,9 @@ use valine_domain::message::{Embed, MAX_EMBEDS, Message, Reply, truncate};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 
 use crate::ctx::Ctx;
+use crate::deferred::Deferred;
 use crate::interaction::Options;
-use crate::jobs::{Job, JobContext};
+use crate::jobs::JobContext;
 use crate::services::Services;
 use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
 
@@ -119,7 +120,7 @@ pub async fn run(ctx: &mut Ctx<'_>, Args { count, workflow, repo }: Args) -> Rep
         }
         Err(_) => {
             ctx.rec.finish(t, StepStatus::Skipped, Some("GitHub slower than 2 s: deferred".into()));
-            let job = Job::Status { ctx: ctx.job_context(), count, workflow, repo: Some(repo.to_string()) };
+            let job = StatusJob { ctx: ctx.job_context(), count, workflow, repo: Some(repo.to_string()) };
             match ctx.defer(job).await {
                 Ok(()) => Reply::Deferred { ephemeral: false },
                 Err(e) => ctx.fail(&format!("GitHub is slow and {e}. Try again in a moment.")),
@@ -128,8 +129,35 @@ pub async fn run(ctx: &mut Ctx<'_>, Args { count, workflow, repo }: Args) -> Rep
     }
 }
 
+/// `/status` when GitHub was too slow to answer inline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StatusJob {
+    pub ctx: JobContext,
+    pub count: u8,
+    pub workflow: Option<String>,
+    /// The `repo` option's repository; none: `GITHUB_REPO`.
+    #[serde(default)]
+    pub repo: Option<String>,
+}
+
+impl Deferred for StatusJob {
+    const KIND: &'static str = "status";
+
+    fn context(&self) -> &JobContext {
+        &self.ctx
+    }
+
+    fn context_mut(&mut self) -> &mut JobContext {
+        &mut self.ctx
+    }
+
+    async fn run(self, services: &Services, rec: &mut TraceRecorder) {
+        run_job(services, rec, &self.ctx, self.count, self.workflow.as_deref(), self.repo.as_deref()).await
+    }
+}
+
 /// The job half: fetch without the two-second limit, then edit the deferred message.
-pub async fn run_job(
+async fn run_job(
     services: &Services,
     rec: &mut TraceRecorder,
     ctx: &JobContext,

@@ -10,8 +10,9 @@ use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_service::verify::{latest_run, run_checks, verify_embed};
 
 use crate::ctx::Ctx;
+use crate::deferred::Deferred;
 use crate::interaction::Options;
-use crate::jobs::{Job, JobContext};
+use crate::jobs::JobContext;
 use crate::services::Services;
 use crate::spec::{Access, Spec, Where};
 
@@ -33,7 +34,7 @@ pub fn parse(_: &Options) -> Args {
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, _: Args) -> Reply {
-    let job = Job::Verify { ctx: ctx.job_context() };
+    let job = VerifyJob { ctx: ctx.job_context() };
     match ctx.defer(job).await {
         Ok(()) => Reply::Deferred { ephemeral: false },
         Err(e) => {
@@ -43,8 +44,30 @@ pub async fn run(ctx: &mut Ctx<'_>, _: Args) -> Reply {
     }
 }
 
+/// `/verify-latest`: the latest deploy run and the `VERIFY_URLS` endpoints.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VerifyJob {
+    pub ctx: JobContext,
+}
+
+impl Deferred for VerifyJob {
+    const KIND: &'static str = "verify";
+
+    fn context(&self) -> &JobContext {
+        &self.ctx
+    }
+
+    fn context_mut(&mut self) -> &mut JobContext {
+        &mut self.ctx
+    }
+
+    async fn run(self, services: &Services, rec: &mut TraceRecorder) {
+        run_job(services, rec, &self.ctx).await
+    }
+}
+
 /// The job half: both reads at once, then one embed.
-pub async fn run_job(services: &Services, rec: &mut TraceRecorder, ctx: &JobContext) {
+async fn run_job(services: &Services, rec: &mut TraceRecorder, ctx: &JobContext) {
     let config = services.config.clone();
     let workflow = config.deploy_workflow.clone();
     let latest = async {
