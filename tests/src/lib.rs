@@ -379,29 +379,16 @@ async fn fake_discord(
     (StatusCode::OK, [("content-type", "application/json")], answer.to_string()).into_response()
 }
 
-/// A signed Discord interaction: a slash command with options, from a member of a guild.
+/// A Discord interaction: a slash command with options, from a member of a guild.
 pub fn interaction_body(id: u64, command: &str, user_id: u64, options: Value) -> Value {
-    json!({
-        "id": id.to_string(),
-        "application_id": "100000000000000001",
-        "type": 2,
-        "data": {"id": "1", "name": command, "type": 1, "options": options},
-        "guild_id": "100000000000000002",
-        "channel_id": "100000000000000003",
-        "member": {
-            "user": {"id": user_id.to_string(), "username": format!("admin{}", user_id % 1000), "global_name": null, "discriminator": "0", "avatar": null},
-            "roles": [],
-            "joined_at": "2026-01-01T00:00:00.000000+00:00",
-            "deaf": false, "mute": false, "flags": 0, "permissions": "0"
-        },
-        "token": format!("e2e-interaction-{id}"),
-        "version": 1,
-        "locale": "en-US",
-        "app_permissions": "0",
-        "entitlements": [],
-        "authorizing_integration_owners": {"0": "100000000000000002"},
-        "context": 0
-    })
+    valine_domain::signing::InteractionBuilder::command(command, options)
+        .id(id)
+        .token(&format!("e2e-interaction-{id}"))
+        .application(100_000_000_000_000_001)
+        .user(user_id, &format!("admin{}", user_id % 1000))
+        .member_of(100_000_000_000_000_002, &[])
+        .channel(100_000_000_000_000_003)
+        .body()
 }
 
 /// `valinectl serve` as a child process, its output in a log file.

@@ -26,7 +26,7 @@ use valine_clients::discord_api::Discord;
 use valine_clients::fake::{Deliveries, FakeDiscord, FakeGitHub, Feed, Scenario};
 use valine_domain::clock::now_secs;
 use valine_domain::config::{Config, RepoName};
-use valine_domain::signing::{discord_signature, github_signature};
+use valine_domain::signing::{InteractionBuilder, discord_signature, github_signature};
 
 use crate::send::LOCAL_APPLICATION_ID;
 
@@ -311,40 +311,17 @@ pub fn interaction_body(
     message: Option<Value>,
 ) -> Value {
     let id = (now_secs() as u128 * 1_000_000 + u128::from(uuid::Uuid::new_v4().as_u128() as u32)) as u64;
-    let user = json!({"id": who.user_id.to_string(), "username": who.name.to_ascii_lowercase(),
-                      "global_name": who.name, "discriminator": "0", "avatar": null});
-    let mut body = json!({
-        "id": id.to_string(),
-        "application_id": LOCAL_APPLICATION_ID,
-        "type": kind,
-        "data": data,
-        "channel_id": channel_id.to_string(),
-        "token": token,
-        "version": 1,
-        "locale": "en-US",
-        "app_permissions": "0",
-        "entitlements": [],
-        "attachment_size_limit": 10485760,
-    });
-    if who.dm {
-        body["user"] = user;
-        body["context"] = json!(1);
-        body["authorizing_integration_owners"] = json!({"0": who.user_id.to_string()});
-    } else {
-        body["guild_id"] = json!(GUILD_ID.to_string());
-        body["context"] = json!(0);
-        body["authorizing_integration_owners"] = json!({"0": GUILD_ID.to_string()});
-        body["member"] = json!({
-            "user": user,
-            "roles": who.roles.iter().map(u64::to_string).collect::<Vec<_>>(),
-            "joined_at": "2026-01-01T00:00:00.000000+00:00",
-            "deaf": false, "mute": false, "flags": 0, "permissions": "0"
-        });
+    let built = InteractionBuilder::new(kind, data)
+        .id(id)
+        .token(token)
+        .application(LOCAL_APPLICATION_ID)
+        .user(who.user_id, who.name)
+        .channel(channel_id);
+    let built = if who.dm { built.in_dm() } else { built.member_of(GUILD_ID, &who.roles) };
+    match message {
+        Some(m) => built.message(m).body(),
+        None => built.body(),
     }
-    if let Some(m) = message {
-        body["message"] = m;
-    }
-    body
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use valine_domain::clock::now_secs;
 use valine_domain::config::Config;
-use valine_domain::signing::{discord_signature, github_signature};
+use valine_domain::signing::{InteractionBuilder, discord_headers, github_signature};
 
 use crate::devkeys::DevKeys;
 
@@ -39,13 +39,13 @@ pub struct Interaction {
 }
 
 /// The application id local interactions claim to come from.
-pub const LOCAL_APPLICATION_ID: &str = "100000000000000001";
+pub const LOCAL_APPLICATION_ID: u64 = 100_000_000_000_000_001;
 
 impl Interaction {
     pub fn body(&self) -> Value {
         let id = (now_secs() as u128 * 1_000_000 + u128::from(uuid::Uuid::new_v4().as_u128() as u32)) as u64;
         if self.command == "ping" {
-            return json!({"type": 1, "id": id.to_string(), "application_id": LOCAL_APPLICATION_ID, "token": "local", "version": 1});
+            return json!({"type": 1, "id": id.to_string(), "application_id": LOCAL_APPLICATION_ID.to_string(), "token": "local", "version": 1});
         }
         let mut options = Vec::new();
         let mut add =
@@ -90,32 +90,18 @@ impl Interaction {
                 _ => add(name.trim(), 3, json!(value)),
             }
         }
-        let (kind, data) = match &self.press {
-            Some(custom_id) => (3, json!({"component_type": 2, "custom_id": custom_id})),
-            None => (2, json!({"id": "1", "name": self.command, "type": 1, "options": options})),
+        let built = match &self.press {
+            Some(custom_id) => InteractionBuilder::button(custom_id),
+            None => InteractionBuilder::command(&self.command, Value::Array(options)),
         };
-        json!({
-            "id": id.to_string(),
-            "application_id": LOCAL_APPLICATION_ID,
-            "type": kind,
-            "data": data,
-            "guild_id": "100000000000000002",
-            "channel_id": self.in_channel.map_or_else(|| "100000000000000003".to_string(), |c| c.to_string()),
-            "member": {
-                "user": {"id": self.as_user.to_string(), "username": format!("local{}", self.as_user % 10_000), "global_name": null, "discriminator": "0", "avatar": null},
-                "roles": self.roles.iter().map(u64::to_string).collect::<Vec<_>>(),
-                "joined_at": "2026-01-01T00:00:00.000000+00:00",
-                "deaf": false, "mute": false, "flags": 0, "permissions": "0"
-            },
-            "token": format!("local-interaction-{id}"),
-            "version": 1,
-            "locale": "en-US",
-            "app_permissions": "0",
-            "entitlements": [],
-            "authorizing_integration_owners": {"0": "100000000000000002"},
-            "attachment_size_limit": 10485760,
-            "context": 0
-        })
+        built
+            .id(id)
+            .token(&format!("local-interaction-{id}"))
+            .application(LOCAL_APPLICATION_ID)
+            .user(self.as_user, &format!("local{}", self.as_user % 10_000))
+            .member_of(100_000_000_000_000_002, &self.roles)
+            .channel(self.in_channel.unwrap_or(100_000_000_000_000_003))
+            .body()
     }
 }
 
@@ -147,14 +133,8 @@ pub struct Answer {
 pub async fn interaction(base: &str, config: &Config, interaction: &Interaction) -> Result<Answer, String> {
     let key = signing_key(config)?;
     let body = interaction.body().to_string();
-    let ts = now_secs().to_string();
-    let sig = discord_signature(&key, &ts, body.as_bytes());
-    post(
-        &format!("{}/discord", base.trim_end_matches('/')),
-        vec![("x-signature-ed25519", sig), ("x-signature-timestamp", ts)],
-        body.into_bytes(),
-    )
-    .await
+    let headers = discord_headers(&key, body.as_bytes()).to_vec();
+    post(&format!("{}/discord", base.trim_end_matches('/')), headers, body.into_bytes()).await
 }
 
 pub async fn webhook(base: &str, config: &Config, event: &str, file: &Path) -> Result<Answer, String> {

@@ -174,15 +174,13 @@ fn discord_event(key: &ed25519_dalek::SigningKey, body: &Value) -> Value {
 }
 
 fn command(id: u64, name: &str, guild_id: u64, options: Value) -> Value {
-    json!({
-        "id": id.to_string(), "application_id": "1290463189401731073", "type": 2,
-        "data": {"id": "1", "name": name, "type": 1, "options": options},
-        "guild_id": guild_id.to_string(), "channel_id": "1300000000000000099",
-        "member": {"user": {"id": "1300000000000000042", "username": "oncall", "discriminator": "0", "avatar": null, "global_name": null},
-                   "roles": [], "joined_at": "2026-01-01T00:00:00+00:00", "deaf": false, "mute": false, "flags": 0, "permissions": "0"},
-        "token": format!("rehearsal-token-{id}"), "version": 1, "locale": "en-US", "entitlements": [],
-        "authorizing_integration_owners": {"0": guild_id.to_string()}, "context": 0
-    })
+    valine_domain::signing::InteractionBuilder::command(name, options)
+        .id(id)
+        .token(&format!("rehearsal-token-{id}"))
+        .user(1_300_000_000_000_000_042, "oncall")
+        .member_of(guild_id, &[])
+        .channel(1_300_000_000_000_000_099)
+        .body()
 }
 
 fn delivery(secret: &str, event: &str, id: &str, body: &Value) -> Value {

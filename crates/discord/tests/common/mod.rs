@@ -13,6 +13,7 @@ pub use valine_domain::audit::AuditResult;
 pub use valine_domain::clock::now_secs;
 pub use valine_domain::logging::Capture;
 pub use valine_domain::metrics::Metrics;
+pub use valine_domain::signing::InteractionBuilder;
 pub use valine_service::http::HttpRequest;
 pub use valine_service::testing::{
     capture_logs, config_from, discord_key, discord_signature, down_stores, fail_on_unexpected, public_key_hex,
@@ -88,11 +89,7 @@ impl Harness {
     }
 
     pub fn signed(&self, body: &[u8]) -> HttpRequest {
-        let ts = now_secs().to_string();
-        let mut headers = HeaderMap::new();
-        headers.insert("x-signature-ed25519", HeaderValue::from_str(&discord_signature(&self.key, &ts, body)).unwrap());
-        headers.insert("x-signature-timestamp", HeaderValue::from_str(&ts).unwrap());
-        HttpRequest::new(Method::POST, "/discord", headers, body.to_vec())
+        valine_service::testing::signed_interaction(&self.key, body)
     }
 
     pub async fn send(&self, body: &Value) -> (StatusCode, Value) {
@@ -104,33 +101,22 @@ impl Harness {
     }
 }
 
+/// The guild the tests' interactions come from.
+pub const GUILD: u64 = 805588225228931074;
+
+/// The `member` object of `user` with `roles`, as an interaction carries it.
 pub fn member(user: u64, roles: &[u64]) -> Value {
-    json!({
-        "user": {"id": user.to_string(), "username": format!("user{user}"), "global_name": null, "discriminator": "0", "avatar": null},
-        "roles": roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-        "joined_at": "2021-03-04T10:11:12.345000+00:00",
-        "deaf": false, "mute": false, "flags": 0, "permissions": "2251799813685247"
-    })
+    envelope(2, 1, user, roles, json!({}))["member"].clone()
 }
 
 pub fn envelope(kind: u8, id: u64, user: u64, roles: &[u64], data: Value) -> Value {
-    json!({
-        "id": id.to_string(),
-        "application_id": APP_ID.to_string(),
-        "type": kind,
-        "data": data,
-        "guild_id": "805588225228931074",
-        "channel_id": CHANNEL.to_string(),
-        "member": member(user, roles),
-        "token": format!("interaction-token-{id}"),
-        "version": 1,
-        "locale": "en-GB",
-        "app_permissions": "2248473465835073",
-        "entitlements": [],
-        "authorizing_integration_owners": {"0": "805588225228931074"},
-        "attachment_size_limit": 10485760,
-        "context": 0
-    })
+    InteractionBuilder::new(kind, data)
+        .id(id)
+        .application(APP_ID)
+        .user(user, &format!("user{user}"))
+        .member_of(GUILD, roles)
+        .channel(CHANNEL)
+        .body()
 }
 
 pub fn command(id: u64, user: u64, name: &str, options: Value) -> Value {
