@@ -1,5 +1,9 @@
 //! The URL guard for `/diagnose` inputs: only public `https` addresses, whatever their spelling.
 //!
+//! The URLs are inputs of a workflow, so they are values, never code: the text as typed may hold
+//! only what RFC 3986 allows in a URL, and not even all of that (`$`, `;`, `'`, `&&`), so that
+//! a workflow that puts an input into a shell line cannot be made to run anything.
+//!
 //! Hosts are parsed the way browsers and HTTP clients parse them (WHATWG URL), so `2130706433`,
 //! `0x7f.1`, `0177.0.0.1` and `127.1` are all seen as 127.0.0.1 before any check runs. The guard
 //! is syntactic: it does not resolve names. The URLs are fetched by the diagnose workflow's runner,
@@ -41,6 +45,75 @@ pub enum UrlRejection {
     NotAllowed(String),
     #[error("the URL is longer than 2048 characters")]
     TooLong,
+    #[error("the URL holds {0}")]
+    Text(UnsafeText),
+}
+
+/// What in typed URL text is refused before it is parsed, by the class of its character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsafeText {
+    /// A space, a tab or other white space.
+    Whitespace,
+    /// A line break or another control character.
+    Control,
+    /// `$`, `;`, `|`, `&&` or a backtick: what a shell reads as code.
+    Shell(&'static str),
+    /// `'` or `"`: what ends a quoted value in a shell, YAML or JSON.
+    Quote(char),
+    /// `%` not followed by two hex digits.
+    BadPercent,
+    /// Any other character outside RFC 3986 (`{`, `<`, `\`, non-ASCII).
+    NotRfc3986(char),
+}
+
+impl std::fmt::Display for UnsafeText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnsafeText::Whitespace => f.write_str("white space"),
+            UnsafeText::Control => f.write_str("a control character (a line break, say)"),
+            // a backtick cannot stand inside Discord's inline code
+            UnsafeText::Shell("`") => f.write_str("a shell metacharacter (a backtick)"),
+            UnsafeText::Shell(s) => write!(f, "a shell metacharacter (`{s}`)"),
+            UnsafeText::Quote(c) => write!(f, "a quote (`{c}`)"),
+            UnsafeText::BadPercent => f.write_str("a `%` that is not followed by two hex digits"),
+            UnsafeText::NotRfc3986(c) => {
+                write!(f, "a character RFC 3986 does not allow in a URL (U+{:04X})", u32::from(*c))
+            }
+        }
+    }
+}
+
+/// Checks URL text as typed, before any parsing or normalisation: only RFC 3986's characters
+/// (unreserved, reserved, `%` and two hex digits), and of those not `$`, `;`, `'` or `&&`; no
+/// white space, control character, `"`, backtick or `|`.
+pub fn check_typed_url(raw: &str) -> Result<(), UnsafeText> {
+    let b = raw.as_bytes();
+    for (i, c) in raw.char_indices() {
+        let refused = match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '.' | '_' | '~' => continue,
+            ':' | '/' | '?' | '#' | '[' | ']' | '@' | '!' | '(' | ')' | '*' | '+' | ',' | '=' => continue,
+            '&' if b.get(i + 1) != Some(&b'&') => continue,
+            '%' if b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit) =>
+            {
+                continue;
+            }
+            '%' => UnsafeText::BadPercent,
+            '&' => UnsafeText::Shell("&&"),
+            '$' => UnsafeText::Shell("$"),
+            ';' => UnsafeText::Shell(";"),
+            '|' => UnsafeText::Shell("|"),
+            '`' => UnsafeText::Shell("`"),
+            '\'' | '"' => UnsafeText::Quote(c),
+            // a tab is white space to a reader; other control characters (line breaks) are not
+            '\t' => UnsafeText::Whitespace,
+            c if c.is_control() => UnsafeText::Control,
+            c if c.is_whitespace() => UnsafeText::Whitespace,
+            c => UnsafeText::NotRfc3986(c),
+        };
+        return Err(refused);
+    }
+    Ok(())
 }
 
 impl UrlRejection {
@@ -48,17 +121,23 @@ impl UrlRejection {
     pub fn without_input(&self) -> String {
         match self {
             UrlRejection::NotAllowed(_) => "the host is not in ALLOWED_DOMAINS".to_string(),
+            // the one character is not worth keeping from the caller's input
+            UrlRejection::Text(UnsafeText::NotRfc3986(_)) => {
+                "the URL holds a character RFC 3986 does not allow in a URL".to_string()
+            }
             other => other.to_string(),
         }
     }
 }
 
-/// Checks a URL; returns it parsed when it may be used.
+/// Checks a URL; returns it parsed when it may be used. The text is checked as given
+/// ([`check_typed_url`]): option values arrive trimmed of surrounding white space, so any left
+/// is inside the URL.
 pub fn check_url(raw: &str, policy: &UrlPolicy) -> Result<Url, UrlRejection> {
-    let raw = raw.trim();
     if raw.len() > 2048 {
         return Err(UrlRejection::TooLong);
     }
+    check_typed_url(raw).map_err(UrlRejection::Text)?;
     let url = Url::parse(raw).map_err(|_| UrlRejection::Unparsable)?;
     if url.scheme() != "https" {
         return Err(UrlRejection::NotHttps);
@@ -358,13 +437,86 @@ mod tests {
         }
     }
 
+    /// The URL text goes to a workflow as an input: whatever a shell or a template could read as
+    /// code is refused as typed, before parsing could hide it (the parser percent-encodes some of
+    /// it and keeps the rest).
+    #[test]
+    fn typed_text_a_shell_could_run_is_refused() {
+        let reason = |url: &str| check_url(url, &open()).map(|_| ()).map_err(|e| e.to_string());
+        let cases = [
+            ("https://example.com/$(id)", "a shell metacharacter (`$`)"),
+            ("https://example.com/${IFS}x", "a shell metacharacter (`$`)"),
+            ("https://example.com/`id`", "a shell metacharacter (a backtick)"),
+            ("https://example.com/;id", "a shell metacharacter (`;`)"),
+            ("https://example.com/x|id", "a shell metacharacter (`|`)"),
+            ("https://example.com/?a=1&&id", "a shell metacharacter (`&&`)"),
+            ("https://example.com/'x", "a quote (`'`)"),
+            ("https://example.com/\"x", "a quote (`\"`)"),
+            ("https://example.com/\nid", "a control character (a line break, say)"),
+            ("https://example.com/\r\nX-Injected: 1", "a control character (a line break, say)"),
+            ("https://example.com/\u{0}", "a control character (a line break, say)"),
+            ("https://example.com/a b", "white space"),
+            ("https://example.com/a\tb", "white space"),
+            ("https://example.com/a\u{a0}b", "white space"),
+            ("https://example.com/%zz", "a `%` that is not followed by two hex digits"),
+            ("https://example.com/%4", "a `%` that is not followed by two hex digits"),
+            ("https://example.com/{x}", "a character RFC 3986 does not allow in a URL (U+007B)"),
+            ("https://example.com/<x>", "a character RFC 3986 does not allow in a URL (U+003C)"),
+            ("https://example.com\\@evil.example/", "a character RFC 3986 does not allow in a URL (U+005C)"),
+            ("https://bücher.example/", "a character RFC 3986 does not allow in a URL (U+00FC)"),
+        ];
+        for (url, holds) in cases {
+            assert_eq!(reason(url), Err(format!("the URL holds {holds}")), "{url:?}");
+        }
+        // what RFC 3986 allows still passes, `&` alone and percent-escapes included
+        for ok in [
+            "https://example.com/a-b_c.d~e/f?g=h&i=j#k",
+            "https://example.com/p(1)!*+,=@:x",
+            "https://example.com/%24%28id%29?q=%3B",
+            "https://[2606:4700::1111]:8443/x",
+        ] {
+            assert_eq!(reason(ok), Ok(()), "{ok:?}");
+        }
+    }
+
+    /// The check on its own, by character class; `without_input` keeps no typed character out
+    /// of RFC 3986 in the audit record.
+    #[test]
+    fn typed_text_check_by_class() {
+        let table: [(&str, Result<(), UnsafeText>); 14] = [
+            ("https://example.com/", Ok(())),
+            ("", Ok(())),
+            ("a&b", Ok(())),
+            ("a&&b", Err(UnsafeText::Shell("&&"))),
+            ("a&", Ok(())),
+            ("%41%7e", Ok(())),
+            ("%", Err(UnsafeText::BadPercent)),
+            ("%4g", Err(UnsafeText::BadPercent)),
+            ("a\u{7f}", Err(UnsafeText::Control)),
+            ("a\u{85}", Err(UnsafeText::Control)),
+            ("a\u{2028}", Err(UnsafeText::Whitespace)),
+            ("a\u{3000}b", Err(UnsafeText::Whitespace)),
+            ("a^b", Err(UnsafeText::NotRfc3986('^'))),
+            ("ünï", Err(UnsafeText::NotRfc3986('ü'))),
+        ];
+        for (text, want) in table {
+            assert_eq!(check_typed_url(text), want, "{text:?}");
+        }
+        let e = check_url("https://example.com/{x}", &open()).unwrap_err();
+        assert_eq!(e.without_input(), "the URL holds a character RFC 3986 does not allow in a URL");
+        let e = check_url("https://example.com/$(id)", &open()).unwrap_err();
+        assert_eq!(e.without_input(), e.to_string());
+    }
+
     #[test]
     fn scheme_and_userinfo_rules() {
         assert_eq!(check_url("http://example.com/", &open()), Err(UrlRejection::NotHttps));
         assert_eq!(check_url("ftp://example.com/", &open()), Err(UrlRejection::NotHttps));
         assert_eq!(check_url("https://user:pass@example.com/", &open()), Err(UrlRejection::UserInfo));
         assert_eq!(check_url("https://user@example.com/", &open()), Err(UrlRejection::UserInfo));
-        assert_eq!(check_url("not a url", &open()), Err(UrlRejection::Unparsable));
+        assert_eq!(check_url("not-a-url", &open()), Err(UrlRejection::Unparsable));
+        // the typed text is checked before parsing
+        assert_eq!(check_url("not a url", &open()), Err(UrlRejection::Text(UnsafeText::Whitespace)));
         assert_eq!(check_url("javascript:alert(1)", &open()), Err(UrlRejection::NotHttps));
         assert!(check_url(&format!("https://example.com/{}", "a".repeat(3000)), &open()).is_err());
     }
