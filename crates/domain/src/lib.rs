@@ -12,6 +12,7 @@ pub mod custom_id;
 pub mod git_ref;
 pub mod incident;
 pub mod logging;
+pub mod markdown;
 pub mod message;
 pub mod metrics;
 pub mod redact;
