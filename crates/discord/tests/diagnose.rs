@@ -4,6 +4,29 @@ mod common;
 
 use common::*;
 
+/// The URLs are inputs of the diagnose workflow: typed text a shell would run is refused before
+/// parsing, audited as blocked, and nothing is dispatched.
+#[tokio::test]
+async fn diagnose_refuses_urls_a_shell_would_run() {
+    let h = Harness::new(&[]).await;
+    let cases = [
+        ("https://app.example.com/`id`", "a shell metacharacter (a backtick)"),
+        ("https://app.example.com/$(id)", "a shell metacharacter (`$`)"),
+        ("https://app.example.com/;id", "a shell metacharacter (`;`)"),
+        ("https://app.example.com/x|id", "a shell metacharacter (`|`)"),
+        ("https://app.example.com/x\nid", "a control character (a line break, say)"),
+        ("https://app.example.com/'x", "a quote (`'`)"),
+    ];
+    for (k, (url, holds)) in cases.iter().enumerate() {
+        let (_, a) =
+            h.send(&command(320 + k as u64, STRANGER, "diagnose", json!([opt("frontend_url", 3, json!(url))]))).await;
+        assert!(content(&a).contains(&format!("`frontend_url` was refused: the URL holds {holds}.")), "{url:?}: {a}");
+    }
+    let records = h.app.stores.audit.by_user(&STRANGER.to_string(), 20).await.unwrap();
+    assert_eq!(records.iter().filter(|r| r.result == AuditResult::Blocked).count(), cases.len(), "{records:?}");
+    assert!(h.github.received_requests().await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn diagnose_refuses_local_urls_and_dispatches_public_ones() {
     let h = Harness::new(&[]).await;

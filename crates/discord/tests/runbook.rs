@@ -122,6 +122,41 @@ async fn deploy_client_refuses_non_deployers_and_bad_input_and_dispatches_nothin
     assert!(h.github.received_requests().await.unwrap().is_empty());
 }
 
+/// Inputs that reach the deploy workflow are values: a ref `git check-ref-format` refuses or a
+/// shell would run, and an `api_base` whose typed text a shell would run, are refused
+/// ephemerally, with the reason, audited as blocked, and nothing is dispatched.
+#[tokio::test]
+async fn deploy_client_refuses_refs_and_urls_a_workflow_would_run_as_code() {
+    let h = Harness::new(&[]).await;
+    let cases = [
+        (
+            opt("ref", 3, json!("$(id)")),
+            "`ref` is not a branch, tag or commit name: the ref holds `$`, which a shell reads as code.",
+        ),
+        (opt("ref", 3, json!("main`id`")), "the ref holds a backtick"),
+        (opt("ref", 3, json!("@")), "the ref is `@` alone"),
+        (opt("ref", 3, json!("feature//x")), "holds `//`"),
+        (opt("ref", 3, json!("release/v1.lock")), "ends with `.lock`"),
+        (opt("ref", 3, json!("a".repeat(201))), "longer than 200 characters"),
+        (
+            opt("api_base", 3, json!("https://api.example.com/$(id)")),
+            "`api_base` was refused: the URL holds a shell metacharacter (`$`).",
+        ),
+        (opt("api_base", 3, json!("https://api.example.com/x\nid")), "the URL holds a control character"),
+    ];
+    for (k, (option, told)) in cases.iter().enumerate() {
+        let (_, a) = h.send(&command(730 + k as u64, ADMIN, "deploy-client", json!([option]))).await;
+        assert!(content(&a).contains(told), "{option}: {a}");
+        assert_eq!(a["data"]["flags"], 64, "ephemeral: {a}");
+    }
+    let records = h.app.stores.audit.by_user(&ADMIN.to_string(), 20).await.unwrap();
+    assert_eq!(records.iter().filter(|r| r.result == AuditResult::Blocked).count(), cases.len(), "{records:?}");
+    assert!(
+        records.iter().all(|r| r.metadata["reason"].contains("`ref`") || r.metadata["reason"].contains("`api_base`"))
+    );
+    assert!(h.github.received_requests().await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn set_frontend_is_refused_while_secret_writes_are_off() {
     let h = Harness::new(&[]).await;

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::markdown::{escape_markdown as text, inline_code};
 use crate::message::{Embed, Message, link};
 
 /// How bad it is. `Critical` may mention `ALERT_MENTION_ROLE_ID`.
@@ -101,22 +102,22 @@ impl Alert {
 
     /// The Discord message body. Only `mention_role` (for critical alerts) may be pinged. Values
     /// GitHub sent (a `target_url` that is not a URL, an empty ref) are made acceptable by
-    /// [`Message`], never refused by Discord.
+    /// [`Message`], never refused by Discord; names it sent are shown as text, not markdown.
     pub fn message(&self, mention_role: Option<u64>) -> Value {
-        let mut embed = Embed::new(format!("{} {}", self.severity.emoji(), self.title))
+        let mut embed = Embed::new(format!("{} {}", self.severity.emoji(), text(&self.title)))
             .colour(self.severity.colour())
-            .field("Repository", &self.repository, true)
-            .field("Workflow", &self.workflow, true)
-            .field("Branch", &self.branch, true)
+            .field("Repository", text(&self.repository), true)
+            .field("Workflow", text(&self.workflow), true)
+            .field("Branch", text(&self.branch), true)
             .footer(format!("severity: {}", self.severity.as_str()));
         if let Some(c) = &self.conclusion {
-            embed = embed.field("Conclusion", c, true);
+            embed = embed.field("Conclusion", text(c), true);
         }
         if let Some(c) = &self.commit {
-            embed = embed.field("Commit", format!("`{}`", short_sha(c)), true);
+            embed = embed.field("Commit", inline_code(short_sha(c)), true);
         }
         if let Some(a) = &self.actor {
-            embed = embed.field("Actor", a, true);
+            embed = embed.field("Actor", text(a), true);
         }
         if let Some(u) = self.run_url.as_deref().and_then(link) {
             embed = embed.url(&u).field("Run", format!("[open]({u})"), true);
@@ -146,6 +147,7 @@ pub fn resolved_message(
     run_url: Option<&str>,
     trace_id: &str,
 ) -> Value {
+    let (repository, workflow, branch) = (text(repository), text(workflow), text(branch));
     let mut embed = Embed::new(format!("✅ Resolved: {workflow} on {branch} is passing again"))
         .colour(0x2E_B6_7D)
         .field("Repository", repository, true)
@@ -175,7 +177,7 @@ pub fn window_holds(held_until: Option<u64>, now: u64) -> bool {
 }
 
 fn short_sha(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
+    sha.char_indices().nth(7).map_or(sha, |(i, _)| &sha[..i])
 }
 
 pub use crate::message::truncate;
@@ -243,6 +245,35 @@ mod tests {
         let m = resolved_message("acme/widget", "CI", "main", None, "t");
         assert_eq!(m["allowed_mentions"], json!({"parse": []}));
         assert!(m.to_string().contains("Resolved"));
+    }
+
+    /// Names GitHub sends are text in alerts too: no masked link, no mention, no markdown, and no
+    /// way out of the commit's code span.
+    #[test]
+    fn github_names_in_alerts_are_text_not_markdown() {
+        let mut a = alert("t");
+        a.workflow = "[click](https://evil.example)".into();
+        a.branch = "@everyone".into();
+        a.actor = Some("<@123> **bold**".into());
+        a.repository = "acme/__widget__".into();
+        a.commit = Some("a`[x](https://evil.example)`".into());
+        let resolved = resolved_message(&a.repository, &a.workflow, &a.branch, None, "t");
+        for m in [a.message(None), resolved] {
+            assert_eq!(m["allowed_mentions"], json!({"parse": []}));
+            let e = &m["embeds"][0];
+            let mut texts = vec![e["title"].as_str().unwrap().to_string()];
+            for f in e["fields"].as_array().unwrap() {
+                texts.push(f["value"].as_str().unwrap().to_string());
+            }
+            for text in &texts {
+                for bad in ["[click](", "@everyone", "<@123>", "**bold**", "__widget__"] {
+                    assert!(!text.contains(bad), "{bad:?} shows in {text:?}");
+                }
+            }
+        }
+        let m = a.message(None);
+        let commit = m["embeds"][0]["fields"].as_array().unwrap().iter().find(|f| f["name"] == "Commit").unwrap();
+        assert_eq!(commit["value"].as_str().unwrap().matches('`').count(), 2, "{commit}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::duration;
 use crate::custom_id::{CustomId, MuteFor};
+use crate::markdown::{escape_markdown as text, inline_code};
 use crate::message::{ButtonStyle, Component, Embed, Message};
 
 /// How many finished failure streaks an incident item remembers, for `valinectl incidents`.
@@ -642,7 +643,13 @@ const GREEN: u32 = 0x2E_B6_7D;
 const GREY: u32 = 0x99_AA_B5;
 
 fn short_sha(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
+    sha.char_indices().nth(7).map_or(sha, |(i, _)| &sha[..i])
+}
+
+/// The incident's name and scope (`CI`, `main`) as text for a message: GitHub's names are not
+/// markdown.
+fn shown_name(key: &IncidentKey) -> (String, String) {
+    (text(&key.name()).into_owned(), text(key.scope()).into_owned())
 }
 
 fn run_label(run: &RunRef) -> String {
@@ -663,38 +670,40 @@ fn run_label(run: &RunRef) -> String {
 
 /// The incident message: an embed that says where it stands, the culprits in `content` (mentioned
 /// by name, so `allowed_mentions` names exactly them), and, while open, its buttons. An edit with
-/// it replaces everything, so a resolved incident loses its buttons.
+/// it replaces everything, so a resolved incident loses its buttons. Every name GitHub sent is
+/// shown as text ([`crate::markdown`]).
 pub fn render(incident: &Incident, now: u64) -> Message {
     let key = &incident.key;
     let failing = incident.latest_failure.as_ref().or(incident.first_failure.as_ref());
     let endpoint = match &key.subject {
-        Subject::Endpoint { endpoint } => Some(endpoint.as_str()),
+        Subject::Endpoint { endpoint } => Some(text(endpoint)),
         _ => None,
     };
-    let (title, colour) = if let Some(e) = endpoint.filter(|_| !incident.flapping) {
+    let (name, scope) = shown_name(key);
+    let (title, colour) = if let Some(e) = endpoint.as_ref().filter(|_| !incident.flapping) {
         if incident.open {
             (format!("❌ Endpoint unhealthy: {e}"), RED)
         } else {
             (format!("✅ Resolved: {e} is healthy"), GREEN)
         }
     } else if !incident.open {
-        (format!("✅ Resolved: {} on {}", key.name(), key.scope()), GREEN)
+        (format!("✅ Resolved: {name} on {scope}"), GREEN)
     } else if incident.flapping {
-        (format!("🔁 Flapping: {} on {}", key.name(), key.scope()), AMBER)
+        (format!("🔁 Flapping: {name} on {scope}"), AMBER)
     } else {
-        let conclusion = failing.map_or("failure", |r| r.conclusion.as_str());
-        (format!("❌ {} on {}: {conclusion}", key.name(), key.scope()), RED)
+        let conclusion = text(failing.map_or("failure", |r| r.conclusion.as_str()));
+        (format!("❌ {name} on {scope}: {conclusion}"), RED)
     };
     let muted = incident.open && incident.muted(now);
     let mut embed = Embed::new(title).colour(if muted { GREY } else { colour });
-    embed = embed.field("Repository", &key.repository, true);
+    embed = embed.field("Repository", text(&key.repository), true);
     match &key.subject {
         Subject::Workflow { workflow, branch } => {
-            embed = embed.field("Workflow", workflow, true).field("Branch", branch, true);
+            embed = embed.field("Workflow", text(workflow), true).field("Branch", text(branch), true);
         }
-        Subject::Deployment { environment } => embed = embed.field("Environment", environment, true),
+        Subject::Deployment { environment } => embed = embed.field("Environment", text(environment), true),
         Subject::Endpoint { endpoint } => {
-            embed = embed.field("Endpoint", endpoint, true);
+            embed = embed.field("Endpoint", text(endpoint), true);
             if let Some(u) = failing.and_then(|r| r.url.as_deref()) {
                 embed = embed.field("URL", u, false);
             }
@@ -702,12 +711,12 @@ pub fn render(incident: &Incident, now: u64) -> Message {
     }
     if let Some(run) = failing {
         if let Some(c) = &run.commit {
-            embed = embed.field("Commit", format!("`{}`", short_sha(c)), true);
+            embed = embed.field("Commit", inline_code(short_sha(c)), true);
         }
         if let Some(a) = &run.actor {
-            embed = embed.field("Actor", a, true);
+            embed = embed.field("Actor", text(a), true);
         }
-        embed = embed.field(if endpoint.is_some() { "Problem" } else { "Conclusion" }, &run.conclusion, true);
+        embed = embed.field(if endpoint.is_some() { "Problem" } else { "Conclusion" }, text(&run.conclusion), true);
         if endpoint.is_none() {
             let name = if incident.failures > 1 { "Latest failing run" } else { "Run" };
             embed = embed.field(name, run_label(run), true);
@@ -726,9 +735,10 @@ pub fn render(incident: &Incident, now: u64) -> Message {
             embed.field("Flapping", format!("{} flips recently; the latest run {latest}", incident.flips.len()), false);
     }
     if let Some(detail) = failing.and_then(|r| r.detail.as_ref()) {
-        let mut place = detail.job.clone().unwrap_or_default();
+        // escaped, so that a `]` in a name cannot end the link text below
+        let mut place = text(detail.job.as_deref().unwrap_or_default()).into_owned();
         if let Some(step) = &detail.step {
-            place = format!("{place} › {step}");
+            place = format!("{place} › {}", text(step));
         }
         if let Some(u) = detail.job_url.as_deref().and_then(crate::message::link) {
             place = format!("[{place}]({u})");
@@ -745,7 +755,7 @@ pub fn render(incident: &Incident, now: u64) -> Message {
     {
         let mut fixed = run_label(fix);
         if let Some(c) = &fix.commit {
-            fixed = format!("{fixed} at `{}`", short_sha(c));
+            fixed = format!("{fixed} at {}", inline_code(short_sha(c)));
         }
         embed = embed.field("Fixed by", fixed, true).field(
             "Time to recover",
@@ -820,17 +830,15 @@ fn buttons(incident: &Incident, now: u64) -> Vec<Component> {
 pub fn resolved_reply(incident: &Incident) -> Message {
     let recover = incident.resolved_at.map(|r| duration(r.saturating_sub(incident.opened_at))).unwrap_or_default();
     let fix = incident.fixed_by.as_ref().map(run_label).unwrap_or_default();
-    Message::text(format!("✅ Resolved: {} on {} after {recover} ({fix}).", incident.key.name(), incident.key.scope()))
+    let (name, scope) = shown_name(&incident.key);
+    Message::text(format!("✅ Resolved: {name} on {scope} after {recover} ({fix})."))
 }
 
 /// The one escalation reply: mentions the role, and only it.
 pub fn escalation_reply(incident: &Incident, role: Option<u64>, now: u64) -> Message {
     let open_for = duration(now.saturating_sub(incident.opened_at));
-    let text = format!(
-        "⏰ {} on {} has been failing for {open_for} and nobody has acknowledged it.",
-        incident.key.name(),
-        incident.key.scope()
-    );
+    let (name, scope) = shown_name(&incident.key);
+    let text = format!("⏰ {name} on {scope} has been failing for {open_for} and nobody has acknowledged it.");
     match role {
         Some(r) => Message::text(format!("<@&{r}> {text}")).mention_role(r),
         None => Message::text(text),
@@ -1149,6 +1157,71 @@ mod tests {
         }
         s.mentioned.clear();
         assert_eq!(render(&s, 10_000).to_json()["allowed_mentions"], json!({"parse": []}));
+    }
+
+    /// Every string a message shows: content, titles, field names and values, footers.
+    fn shown(m: &serde_json::Value) -> Vec<String> {
+        let mut out = vec![m["content"].as_str().unwrap_or_default().to_string()];
+        for e in m["embeds"].as_array().into_iter().flatten() {
+            out.push(e["title"].as_str().unwrap_or_default().to_string());
+            out.push(e["footer"]["text"].as_str().unwrap_or_default().to_string());
+            for f in e["fields"].as_array().into_iter().flatten() {
+                out.push(f["name"].as_str().unwrap_or_default().to_string());
+                out.push(f["value"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        out
+    }
+
+    /// Names GitHub sends are text: a workflow named like a masked link renders no link, a branch
+    /// named `@everyone` pings nobody and reads as no mention, markdown in a job, step or actor
+    /// stays literal, and a backtick in a commit id cannot close the code span around it.
+    #[test]
+    fn github_names_render_as_text_not_markdown() {
+        let mut o = obs(F, 1, 1);
+        o.key = IncidentKey::workflow(9, "acme/widget", "[click](https://evil.example)", "@everyone");
+        o.run.actor = Some("**bold** <@123> <@&456> <#789> @here".into());
+        o.run.commit = Some("a`b[x](https://evil.example)`".into());
+        o.run.detail = Some(FailureDetail {
+            job: Some("# heading".into()),
+            step: Some("[step](https://evil.example) ||spoiler|| ~~x~~ __u__".into()),
+            job_url: Some("https://github.com/acme/widget/actions/runs/1/job/2".into()),
+            log_tail: None,
+        });
+        let policy = Policy::default();
+        let mut open = decide(None, &o, 10_000, policy).next.unwrap();
+        open.message = Some(MessageRef { channel_id: 9, message_id: 77, posted_at: 10_000, guild_id: None });
+        let mut later = o.clone();
+        later.outcome = S;
+        later.run.order = Order::new(2, 1);
+        let resolved = decide(Some(&open), &later, 10_120, policy).next.unwrap();
+        let messages = [
+            render(&open, 10_060).to_json(),
+            render(&resolved, 10_200).to_json(),
+            resolved_reply(&resolved).to_json(),
+            escalation_reply(&open, None, 99_999).to_json(),
+        ];
+        for m in &messages {
+            assert_eq!(m["allowed_mentions"], json!({"parse": []}), "{m}");
+            for text in shown(m) {
+                for bad in ["[click](", "[step](", "@everyone", "@here", "<@123>", "<@&456>", "<#789>", "**bold**"] {
+                    assert!(!text.contains(bad), "{bad:?} shows in {text:?}");
+                }
+                assert!(
+                    !text.contains("||spoiler||") && !text.contains("~~x~~") && !text.contains("__u__"),
+                    "{text:?}"
+                );
+                assert!(!text.starts_with("# "), "{text:?}");
+            }
+        }
+        let first = &messages[0]["embeds"][0];
+        assert!(first["title"].as_str().unwrap().contains("click"), "the name is still shown: {first}");
+        let field = |name: &str| {
+            first["fields"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap()["value"].as_str().unwrap()
+        };
+        assert_eq!(field("Commit").matches('`').count(), 2, "only the code span's own backticks");
+        assert!(field("Failing job").starts_with("[\\# heading"), "{}", field("Failing job"));
+        assert!(field("Branch").contains("everyone") && field("Actor").contains("bold"));
     }
 
     #[test]

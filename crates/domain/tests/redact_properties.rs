@@ -120,7 +120,7 @@ fn body(rng: &mut Rng, len: usize, alphabet: &[u8]) -> String {
 
 /// A token of a random provider shape.
 fn provider_token(rng: &mut Rng) -> String {
-    let (prefix, len, alphabet): (&str, usize, &[u8]) = match rng.below(22) {
+    let (prefix, len, alphabet): (&str, usize, &[u8]) = match rng.below(29) {
         0 => ("ghp_", 36, ALNUM),
         1 => ("ghs_", 36, ALNUM),
         2 => ("github_pat_11", 80, ALNUM),
@@ -142,11 +142,22 @@ fn provider_token(rng: &mut Rng) -> String {
         18 => ("NRAK-", 27, UPPER_ALNUM),
         19 => ("eyJhbGciOiJIUzI1NiJ9.eyJ", 40, ALNUM),
         20 => ("sntrys_", 80, ALNUM),
+        21 => ("1234567890:AA", 33, WORD),
+        22 => ("sq0atp-", 22, WORD),
+        23 => ("EAAA", 60, WORD),
+        24 => ("EAAG", 180, ALNUM),
+        25 => ("rubygems_", 48, LOWER_HEX),
+        26 => ("AKCp8", 68, ALNUM),
+        27 => ("cmVmdGtuOjAx", 52, ALNUM),
         _ => ("glrt-", 20, WORD),
     };
     let mut t = format!("{prefix}{}", body(rng, len, alphabet));
     if prefix.starts_with("eyJ") {
         t = format!("{t}.{}", body(rng, 43, WORD));
+    }
+    if prefix == "glrt-" && rng.below(2) == 0 {
+        // a Mailchimp key instead: 32 hex digits and the data centre
+        t = format!("{}-us{}", body(rng, 32, LOWER_HEX), 1 + rng.below(20));
     }
     t
 }

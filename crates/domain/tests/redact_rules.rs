@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use valine_domain::redact::{MASK, find_secrets, redact};
+use valine_domain::redact::{MASK, StreamState, find_secrets, redact, redact_bytes, redact_partial, redact_stream};
 use valine_domain::testing::Rng;
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -14,6 +14,7 @@ const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const WORD: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const DIGITS: &[u8] = b"0123456789";
 
 /// `len` characters from `alphabet`, the same for the same `seed`, with at least one upper-case
 /// letter, lower-case letter and digit when the alphabet has them (as real keys do).
@@ -519,4 +520,265 @@ fn what_must_stay() {
     near_miss("GET https://api.github.com/repos/acme/widget/actions/runs?per_page=5 200 312ms");
     near_miss("at com.example.service.VeryLongClassNameForTesting.method(VeryLongClassNameForTesting.java:42)");
     near_miss("ünïcödé ✓ 🟢🔴 text");
+}
+
+/// `input` inside one line longer than the streaming redactor holds, read in pieces whose ends
+/// fall inside `secret`, or put the 64 KiB look-ahead limit of a partial cut inside it: the
+/// output is the whole line redacted at once, and nothing of the secret survives.
+fn streamed(input: &str, secret: &str) {
+    let filler = "plain words, ".repeat(6_000);
+    let line = format!("{filler}{input} {filler}{filler}");
+    let Some(offset) = input.find(secret) else { panic!("{secret:?} is not in {input:?}") };
+    let at = filler.len() + offset;
+    let expected = redact_bytes(line.as_bytes()).into_owned();
+    for k in [1, secret.len() / 2, secret.len() - 1] {
+        // the first read ends inside the secret; then the cut limit (64 KiB before the end of
+        // what is held) falls inside it
+        for first in [at + k, at + k + 64 * 1024] {
+            let mut state = StreamState::default();
+            let mut out = Vec::new();
+            let mut pending: Vec<u8> = Vec::new();
+            for piece in [&line.as_bytes()[..first], &line.as_bytes()[first..]] {
+                pending.extend_from_slice(piece);
+                let (done, consumed) = redact_partial(&pending, &mut state);
+                out.extend_from_slice(&done);
+                pending.drain(..consumed);
+            }
+            out.extend_from_slice(&redact_stream(&pending, &mut state));
+            assert!(out == expected, "{input:?} read up to {first}: the streamed output differs");
+            let text = String::from_utf8_lossy(&out);
+            assert_gone(input, &text, secret);
+        }
+    }
+}
+
+/// Telegram bot tokens: the bot's id, `:`, and a 35-character secret that starts with `A`.
+#[test]
+fn telegram_bot_tokens() {
+    let token = format!("{}:AA{}", make(10, DIGITS, 300), make(33, WORD, 301));
+    positive(&format!("TELEGRAM={token}"), &token);
+    positive(&format!("starting bot {token} now"), &token);
+    positive(&format!("{{\"bot\":\"{token}\"}}"), &token);
+    positive(&format!("{{\\\"bot\\\": \\\"{token}\\\"}}"), &token);
+    positive(&format!("u=https%3A%2F%2Fapi.telegram.org%2Fbot{}&x=1", token.replace(':', "%3A")), &token[11..]);
+    let url = format!("https://api.telegram.org/bot{token}/sendMessage?chat_id=-100123");
+    positive(&url, &token);
+    assert_eq!(redact(&url), "https://api.telegram.org/bot***REDACTED***/sendMessage?chat_id=-100123");
+    assert!(!redact(&url).contains(&token[..10]), "the bot id goes with the secret");
+    streamed(&format!("bot {token} x"), &token);
+    near_miss("at 12:00:01 and 2026-01-02T12:00:00Z, host:8443, user 1184576487578214464: hello");
+    near_miss(&format!("{}:AA{}", make(10, DIGITS, 302), make(20, WORD, 303)));
+    near_miss(&format!("{}:BB{}", make(10, DIGITS, 304), make(33, WORD, 305)));
+    near_miss(&format!("{}:AA{}", make(4, DIGITS, 306), make(33, WORD, 307)));
+}
+
+/// Microsoft Teams / Office 365 incoming webhooks (`*.webhook.office.com/webhookb2/…`, the
+/// older `outlook.office.com/webhook/…`) and Teams workflow URLs on `*.logic.azure.com` (the
+/// `sig=` signature).
+#[test]
+fn teams_and_office365_webhooks() {
+    let guid = |seed| {
+        format!(
+            "{}-{}-{}-{}-{}",
+            make(8, LOWER_HEX, seed),
+            make(4, LOWER_HEX, seed + 1),
+            make(4, LOWER_HEX, seed + 2),
+            make(4, LOWER_HEX, seed + 3),
+            make(12, LOWER_HEX, seed + 4)
+        )
+    };
+    let (group, tenant, creator) = (guid(310), guid(320), guid(330));
+    let hash = make(32, LOWER_HEX, 340);
+    let path = format!("{group}@{tenant}/IncomingWebhook/{hash}/{creator}/V2{}", make(40, WORD, 341));
+    let url = format!("https://acme.webhook.office.com/webhookb2/{path}");
+    for secret in [&group, &hash, &creator] {
+        positive(&format!("TEAMS_WEBHOOK={url}"), secret);
+        positive(&format!("{{\"url\":\"{}\"}}", url.replace('/', "\\/")), secret);
+        positive(&format!("{{\"url\":\"{}\"}}", url.replace('/', "\\u002F")), secret);
+        positive(&format!("next={}&x=1", url.replace(':', "%3A").replace('/', "%2F").replace('@', "%40")), secret);
+        positive(&format!("post https://outlook.office.com/webhook/{path} done"), secret);
+        positive(&format!("post https://outlook.office365.com:443/webhook/{path} done"), secret);
+    }
+    assert_eq!(redact(&url), "https://acme.webhook.office.com/webhookb2/***REDACTED***");
+    assert_eq!(redact(&format!("\"{url}\" ok")), "\"https://acme.webhook.office.com/webhookb2/***REDACTED***\" ok");
+    streamed(&format!("posting to {url} now"), &hash);
+    let sig = make(43, WORD, 342);
+    let flow = format!(
+        "https://prod-12.westus.logic.azure.com:443/workflows/{}/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={sig}",
+        make(32, LOWER_HEX, 343)
+    );
+    positive(&flow, &sig);
+    positive(&format!("{{\"webhook\":\"{}\"}}", flow.replace('/', "\\/").replace('&', "\\u0026")), &sig);
+    positive(&format!("u={}", flow.replace('&', "%26").replace('=', "%3D")), &sig);
+    streamed(&flow, &sig);
+    near_miss("https://example.com/webhook/github and https://outlook.office.com/mail/inbox/id/abc");
+    near_miss("https://acme.webhook.office.com/ and the webhookb2 docs and webhookb2/short");
+    near_miss(
+        "https://prod-12.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01",
+    );
+}
+
+/// Mailchimp API keys: 32 hex digits and the data centre (`-us6`).
+#[test]
+fn mailchimp_keys() {
+    for (i, dc) in ["us6", "us21", "us1"].iter().enumerate() {
+        let key = format!("{}-{dc}", make(32, LOWER_HEX, 350 + i as u64));
+        positive(&format!("MAILCHIMP {key} end"), &key);
+        positive(&format!("{{\"k\":\"{key}\"}}"), &key);
+        positive(&format!("q=%22{key}%22&x=1"), &key);
+        positive(&format!("https://{dc}.api.mailchimp.com/3.0/?u={key}"), &key);
+        streamed(&format!("mc {key}, "), &key);
+    }
+    let hex = make(32, LOWER_HEX, 355);
+    near_miss(&format!("{hex}-usa {hex}-us123 {hex}-eu1 {}-us6", &hex[..31]));
+    near_miss("commit 3f1c9a7e0d2b4c6a8e9f0a1b2c3d4e5f-us-east-1 and us-east-1");
+}
+
+/// Square: OAuth access tokens and application secrets, and `EAAA` access tokens.
+#[test]
+fn square_tokens() {
+    let cases = [tok("sq0atp-", 22, WORD, 360), tok("sq0csp-", 43, WORD, 361), tok("EAAA", 60, WORD, 362)];
+    for t in &cases {
+        positive(&format!("SQUARE={t}"), t);
+        positive(&format!("{{\"k\":\"{t}\"}}"), t);
+        positive(&format!("%20{t}%20"), t);
+        streamed(&format!("sq {t} ."), t);
+    }
+    for t in &cases[..2] {
+        positive(&format!("glued x=1{t}"), &t[7..]);
+    }
+    near_miss("sq0atp-short sq0csp- EAAA EAAAshort");
+    near_miss(&tok("sq0atp-", 12, WORD, 363));
+    near_miss(&tok("EAAA", 40, WORD, 364));
+}
+
+/// Facebook / Meta access tokens: `EAA` and a long alphanumeric run.
+#[test]
+fn facebook_tokens() {
+    for (i, p) in ["EAAG", "EAAB", "EAAC", "EAAM"].iter().enumerate() {
+        let t = tok(p, 180, ALNUM, 370 + i as u64);
+        positive(&format!("access_token={t}"), &t);
+        positive(&format!("FB {t} end"), &t);
+        positive(&format!("{{\"k\":\"{t}\"}}"), &t);
+        positive(&format!("https%3A%2F%2Fgraph.facebook.com%2Fme%3Ffields%3D{t}%26x"), &t);
+        streamed(&format!("fb {t} ."), &t);
+    }
+    near_miss("EAA EAAG EAAGshort and EAAS; EAAB123");
+    near_miss(&tok("EAAG", 60, ALNUM, 375));
+}
+
+/// RubyGems API keys: `rubygems_` and 48 hex digits.
+#[test]
+fn rubygems_keys() {
+    let key = tok("rubygems_", 48, LOWER_HEX, 380);
+    positive(&format!("GEM_HOST_API_KEY_X {key}"), &key);
+    positive(&format!("---\n:rubygems_api_key_x: {key}\n"), &key[9..]);
+    positive(&format!("{{\"k\":\"{key}\"}}"), &key);
+    positive(&format!("%3D{key}%26"), &key);
+    streamed(&format!("gem {key} ."), &key);
+    near_miss("rubygems_org rubygems_version: 3.5.1 https://rubygems.org/gems/rake");
+    near_miss(&tok("rubygems_", 40, LOWER_HEX, 381));
+}
+
+/// JFrog Artifactory API keys (`AKCp` and a long base62 run) and reference tokens (`cmVmdGtu`,
+/// base64 of `reftkn`).
+#[test]
+fn jfrog_tokens() {
+    let cases = [tok("AKCp8", 68, ALNUM, 390), tok("cmVmdGtuOjAxOjE3", 48, ALNUM, 391)];
+    for t in &cases {
+        positive(&format!("ARTIFACTORY {t} end"), t);
+        positive(&format!("{{\"k\":\"{t}\"}}"), t);
+        positive(&format!("curl -H 'X-JFrog-Art-Api-X: {t}'"), t);
+        positive(&format!("u%3D{t}%26x"), t);
+        streamed(&format!("jf {t} ."), t);
+    }
+    near_miss("AKCp cmVmdGtu AKCpshort cmVmdGtuShort");
+    near_miss(&tok("AKCp", 30, ALNUM, 392));
+}
+
+/// Query values named `key` (`?key=`, `&key=`), besides `api_key=` and `apikey=`: the value goes,
+/// the name stays. Only a whole parameter name counts.
+#[test]
+fn generic_key_query_values() {
+    let v = make(24, WORD, 400);
+    let url = format!("https://api.example.com/v1/items?key={v}&page=2");
+    positive(&url, &v);
+    assert_eq!(redact(&url), "https://api.example.com/v1/items?key=***REDACTED***&page=2");
+    assert_eq!(redact(&format!("GET /x?page=2&key={v}")), "GET /x?page=2&key=***REDACTED***");
+    assert_eq!(redact(&format!("/x?KEY={v} ok")), "/x?KEY=***REDACTED*** ok");
+    for f in [
+        format!("GET /x?page=2&key={v} 200"),
+        format!("{{\"url\":\"https:\\/\\/api.example.com\\/x?key={v}\"}}"),
+        format!("{{\"url\":\"https://api.example.com/x?a=1\\u0026key={v}\"}}"),
+        format!("next=https%3A%2F%2Fapi.example.com%2Fx%3Fkey%3D{v}%26page%3D2"),
+        format!("next=%2Fx%3Fa%3D1%26key%3D{v}"),
+        format!("<a href=\"/x?a=1&amp;key={v}\">"),
+        format!("/x?api_key={v}"),
+        format!("/x?apikey={v}&y=1"),
+        format!("apikey={v}"),
+        format!("api_key={v}"),
+    ] {
+        positive(&f, &v);
+    }
+    streamed(&format!("GET /x?key={v} 200"), &v);
+    near_miss("tokenizer=bert max_tokens=512 keyboard=us monkey=banana");
+    near_miss("/zoo?monkey=banana&keyboard=us&keys=3&key_id=12&primary_key=id&turkey=1");
+    near_miss("{\"key\": \"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC\", \"key_id\": 1} primary key=id");
+    near_miss("/x?key=&y=1 and key=value in prose");
+}
+
+/// GitHub tokens that a plain scan misses: wrapped over two lines (a terminal, a wrapped log
+/// view), with a JSON `\n` in the middle, or with a character written as a JSON or percent
+/// escape (`ghp\u005f…`).
+#[test]
+fn github_tokens_split_or_escaped() {
+    for (i, p) in ["ghp", "gho", "ghu", "ghs", "ghr"].iter().enumerate() {
+        let body = make(36, ALNUM, 410 + i as u64);
+        let (a, b) = body.split_at(20);
+        for f in [
+            format!("token {p}_{a}\n{b} used"),
+            format!("token {p}_{a}\r\n{b} used"),
+            format!("{{\"log\":\"token {p}_{a}\\n{b} used\"}}"),
+            format!("{{\"log\":\"token {p}_{a}\\r\\n{b} used\"}}"),
+            format!("{{\"t\":\"{p}\\u005f{body}\"}}"),
+            format!("{{\"t\":\"{p}\\u005F{a}\\u0041{b}\"}}"),
+            format!("t={p}%5F{body}&x=1"),
+            format!("{p}_\n{body} end"),
+        ] {
+            positive(&f, a);
+            positive(&f, b);
+        }
+        // wrapped after more than the rule's minimum: the rest on the next line goes too
+        let (c, d) = body.split_at(33);
+        positive(&format!("token {p}_{c}\n{d} used"), d);
+        assert_eq!(redact(&format!("x {p}_{a}\n{b} y")), format!("x {MASK}\n{MASK} y"), "the line break stays");
+    }
+    let pat = format!("{}_{}", make(22, ALNUM, 420), make(59, ALNUM, 421));
+    let (a, b) = pat.split_at(30);
+    positive(&format!("GH=github_pat_{a}\n{b}"), b);
+    positive(&format!("{{\"t\":\"github_pat\\u005f{pat}\"}}"), &pat);
+    positive(&format!("{{\"t\":\"github\\u005fpat\\u005f{pat}\"}}"), &pat);
+    // through the line-by-line stream: the wrap falls between two chunks
+    let body = make(36, ALNUM, 422);
+    let (a, b) = body.split_at(17);
+    let mut state = StreamState::default();
+    let one = redact_stream(format!("log: token ghp_{a}\n").as_bytes(), &mut state).into_owned();
+    let two = redact_stream(format!("{b} used\nnext line\n").as_bytes(), &mut state).into_owned();
+    let text = String::from_utf8_lossy(&[one, two].concat()).into_owned();
+    assert_gone("a wrapped token", &text, &body[..17]);
+    assert_gone("a wrapped token", &text, &body[17..]);
+    assert_eq!(text, format!("log: token {MASK}\n{MASK} used\nnext line\n"));
+    let whole = format!("log: token ghp_{a}\n{b} used\nnext line\n");
+    assert_eq!(redact(&whole), text, "chunked and whole agree");
+    // the chunk after a wrap that does not go on is left alone
+    let mut state = StreamState::default();
+    let _ = redact_stream(format!("token ghp_{a}\n").as_bytes(), &mut state);
+    assert_eq!(&*redact_stream(b"INFO next\n", &mut state), b"INFO next\n");
+    assert_eq!(&*redact_stream(make(36, ALNUM, 423).as_bytes(), &mut state), make(36, ALNUM, 423).as_bytes());
+    streamed(&format!("{{\"t\":\"ghp\\u005f{body}\"}}"), &body);
+    streamed(&format!("{{\"t\":\"ghp_{a}\\n{b}\"}}"), b);
+    // near misses: too short to be the rest of a token, or not a token prefix at all
+    let short = make(12, ALNUM, 424);
+    near_miss(&format!("ghp_{short}\nINFO starting\nghp\\u005f{short} ghp%5Fx gh\\npages"));
+    near_miss("github\\/workflows\\/ci.yml and .github%2Fworkflows and gh\\u0020x");
 }

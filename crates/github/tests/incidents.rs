@@ -622,6 +622,32 @@ async fn open_incidents_and_mutes_are_listed_with_unmute_buttons() {
     assert!(edits.iter().any(|e| field(e, "Muted").is_some_and(|m| m.contains("<@42>"))));
 }
 
+/// GitHub's names are text in `/incidents` and `/mutes` too: a workflow named like a masked link
+/// cannot end the listing's own link text early, and a branch named `@everyone` reads as no
+/// mention.
+#[tokio::test]
+async fn listings_show_github_names_as_text() {
+    let h = Harness::new(&[("GITHUB_TOKEN", ""), ("ALERT_BRANCHES", "*")]).await;
+    let mut payload = run(1, "failure");
+    let name = "x](https://evil.example) [click";
+    payload["workflow_run"]["name"] = json!(name);
+    payload["workflow"]["name"] = json!(name);
+    payload["workflow_run"]["head_branch"] = json!("@everyone");
+    let (_, body) = h.deliver("d-1", &payload).await;
+    let listed = h.app.incidents.list_open().await.unwrap().to_json();
+    let text = listed["content"].as_str().unwrap();
+    assert!(text.contains("click") && text.contains("https://discord.com/channels/7/"), "{text}");
+    assert!(!text.contains("x](") && !text.contains("@everyone"), "{text}");
+    let admin = Caller { user_id: ADMIN, roles: None };
+    h.app
+        .incidents
+        .mute(&incident_id(&body), valine_domain::custom_id::MuteFor::Hours(1), admin, "t", deadline())
+        .await;
+    let mutes = h.app.incidents.list_mutes().await.unwrap().to_json();
+    let text = mutes["content"].as_str().unwrap();
+    assert!(text.contains("click") && !text.contains("x](") && !text.contains("@everyone"), "{text}");
+}
+
 // ---------------------------------------------------------------- gap filling
 
 /// GitHub's deliveries of hook 12, as its API lists them.

@@ -27,6 +27,7 @@ use valine_domain::custom_id::{CustomId, MuteFor};
 use valine_domain::incident::{
     self, Action, FailureDetail, Incident, MessageRef, Mute, Observation, Outcome, Policy, Stamp,
 };
+use valine_domain::markdown::escape_markdown as text;
 use valine_domain::message::{ButtonStyle, Component, Message};
 use valine_domain::metrics::{AlertMetric, Metrics};
 use valine_store::{AuditLog, IncidentRepo, IncidentWrite, StoreError, StoreResult};
@@ -924,7 +925,7 @@ impl IncidentDesk {
                 if i.muted(now) {
                     state.push("muted".into());
                 }
-                let name = format!("{} on {} ({})", i.key.name(), i.key.scope(), i.key.repository);
+                let name = format!("{} on {} ({})", text(&i.key.name()), text(i.key.scope()), text(&i.key.repository));
                 let name = match i.message {
                     Some(m) => format!("[{name}]({})", m.link()),
                     None => name,
@@ -955,9 +956,9 @@ impl IncidentDesk {
                 let until = m.until.map_or_else(|| "until fixed".to_string(), |u| format!("until <t:{u}:f>"));
                 Some(format!(
                     "• {} on {} ({}): muted by <@{}> {until}",
-                    i.key.name(),
-                    i.key.scope(),
-                    i.key.repository,
+                    text(&i.key.name()),
+                    text(i.key.scope()),
+                    text(&i.key.repository),
                     m.by
                 ))
             })

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::authorize_deploy;
 use valine_domain::config::{Config, Feature};
+use valine_domain::git_ref::check_ref_name;
 use valine_domain::message::{ButtonStyle, Embed, Reply};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_domain::url_guard::{UrlPolicy, check_url};
@@ -57,15 +58,10 @@ struct Pending {
     api_base: Option<String>,
 }
 
-/// A ref GitHub could take: no spaces, control characters or the characters git forbids.
+/// A ref GitHub could take, and that no workflow could read as code: see
+/// [`valine_domain::git_ref::check_ref_name`].
 pub fn valid_ref(r: &str) -> bool {
-    !r.is_empty()
-        && r.len() <= 255
-        && !r.starts_with(['-', '/'])
-        && !r.ends_with(['/', '.'])
-        && !r.contains("..")
-        && !r.contains("@{")
-        && r.chars().all(|c| c.is_ascii_graphic() && !"~^:?*[\\".contains(c))
+    check_ref_name(r).is_ok()
 }
 
 /// The checks of the command, again at the press and in the job: the caller may deploy, the ref
@@ -77,8 +73,9 @@ fn check(config: &Config, caller: valine_domain::authz::Caller<'_>, p: &Pending)
     if !missing.is_empty() {
         return Err(Checked::plain(format!("GitHub is not configured: set {}.", missing.join(" and "))));
     }
-    if !valid_ref(&p.git_ref) {
-        return Err(Checked::plain("`ref` is not a branch, tag or commit name.".into()));
+    // The reason names a class or a character of a fixed set, never the ref: safe to audit.
+    if let Err(reason) = check_ref_name(&p.git_ref) {
+        return Err(Checked::plain(format!("`ref` is not a branch, tag or commit name: {reason}.")));
     }
     let policy = UrlPolicy { allowed_domains: config.allowed_domains.clone(), safe_local: config.safe_local };
     p.api_base
@@ -309,5 +306,29 @@ mod tests {
         for bad in ["", "has space", "-x", "a..b", "a:b", "x/", "x.", "a@{1}", "a~1", "a\u{7}"] {
             assert!(!valid_ref(bad), "{bad}");
         }
+    }
+
+    /// What `git check-ref-format` refuses, and what a workflow would read as code.
+    #[test]
+    fn refs_follow_git_check_ref_format_and_hold_no_code() {
+        let long = "a".repeat(201);
+        for bad in [
+            "@",
+            "a//b",
+            "feature/.hidden",
+            ".dotfirst",
+            "x.lock",
+            "release/x.lock/y",
+            "$(id)",
+            "main;id",
+            "main`id`",
+            "a|b",
+            "a&&b",
+            "it's",
+            long.as_str(),
+        ] {
+            assert!(!valid_ref(bad), "{bad}");
+        }
+        assert!(valid_ref(&"a".repeat(200)));
     }
 }

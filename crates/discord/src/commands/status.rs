@@ -7,6 +7,7 @@ use futures::future::join_all;
 use valine_clients::github_api::{GitHub, GitHubError, Workflow, WorkflowRun};
 use valine_domain::clock::{self, now_secs};
 use valine_domain::config::{Feature, RepoName};
+use valine_domain::markdown::{escape_markdown, inline_code};
 use valine_domain::message::{Embed, MAX_EMBEDS, Message, Reply, truncate};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 
@@ -266,9 +267,9 @@ fn workflow_embed(repo: &RepoName, w: &Workflow, runs: &[WorkflowRun], now: u64,
             _ => "running".to_string(),
         };
         let line = format!(
-            "{} **{label}** · `{}` · {when} · {took} · [#{}]({})\n",
+            "{} **{label}** · {} · {when} · {took} · [#{}]({})\n",
             icon(run),
-            run.head_branch.as_deref().unwrap_or("?"),
+            inline_code(run.head_branch.as_deref().unwrap_or("?")),
             run.run_number,
             run.html_url
         );
@@ -278,7 +279,7 @@ fn workflow_embed(repo: &RepoName, w: &Workflow, runs: &[WorkflowRun], now: u64,
         description.push_str(&line);
     }
     let title = if w.name.is_empty() { w.file_name().to_string() } else { w.name.clone() };
-    Embed::new(truncate(&title, 200))
+    Embed::new(truncate(&escape_markdown(&title), 200))
         .url(format!("https://github.com/{repo}/actions/workflows/{}", w.file_name()))
         .description(description)
         .colour(colour(runs.first()))
@@ -321,6 +322,21 @@ mod tests {
         assert!(d.contains("**in_progress**") && d.contains("running"));
         assert_eq!(e.url.as_deref(), Some("https://github.com/acme/widget/actions/workflows/ci.yml"));
         assert_eq!(e.colour, Some(0xF2_C7_44));
+    }
+
+    /// A branch name cannot close its code span, a workflow name is no markdown in the title.
+    #[test]
+    fn github_names_are_text() {
+        let repo = RepoName { owner: "acme".into(), name: "widget".into() };
+        let name = "**CI** [click](https://evil.example)";
+        let w = Workflow { id: 7, name: name.into(), path: "a.yml".into(), state: "active".into() };
+        let mut r = run("completed", Some("failure"));
+        r.head_branch = Some("x`[y](https://evil.example)`".into());
+        let e = workflow_embed(&repo, &w, &[r], 0, 5000);
+        let title = e.title.as_deref().unwrap();
+        assert!(!title.contains("**CI**") && !title.contains("[click]("), "{title}");
+        let line = e.description.as_deref().unwrap().lines().nth(1).unwrap();
+        assert_eq!(line.matches('`').count(), 2, "{line}");
     }
 
     #[test]

@@ -16,7 +16,10 @@ mod shapes;
 use std::borrow::Cow;
 
 use names::{KeyKind, secret_key_kind};
-use shapes::{aws_secret_end, dotted_match, glued_match, is_aws_key_id, is_free_edge, is_word, prefix_match, word_end};
+use shapes::{
+    aws_secret_end, dotted_match, glued_match, is_aws_key_id, is_free_edge, is_mailchimp_key, is_word, prefix_match,
+    word_end,
+};
 
 /// What every secret is replaced with.
 pub const MASK: &str = "***REDACTED***";
@@ -25,10 +28,12 @@ pub const MASK: &str = "***REDACTED***";
 /// dotted shapes (the `hvs.`-style prefixes, and JWT, SendGrid, legacy Vault, GitHub `v1.`,
 /// Slack `xoxe.`, Terraform Cloud, Discord bot token), the other shapes (AWS access key id, AWS
 /// secret key, private-key block, URL credentials, Discord webhook, Slack webhook,
-/// `Bearer`/`Basic`/`Bot` credentials, glued tokens), and the rules by place (secret-named
-/// values, long flags, short password flags, `user:password` flags).
+/// `Bearer`/`Basic`/`Bot` credentials, glued tokens, Telegram bot token, Teams / Office 365
+/// webhook, Mailchimp key, GitHub token split over lines or escaped), and the rules by place
+/// (secret-named values, long flags, short password flags, `user:password` flags, `key=` in a
+/// query).
 pub fn rule_count() -> usize {
-    shapes::PREFIX_RULES.len() + shapes::DOT_PREFIXES.len() + 7 + 8 + 4
+    shapes::PREFIX_RULES.len() + shapes::DOT_PREFIXES.len() + 7 + 12 + 5
 }
 
 /// Redacts a string. Borrowed when nothing matched.
@@ -49,10 +54,20 @@ pub fn redact_bytes(input: &[u8]) -> Cow<'_, [u8]> {
 }
 
 /// Carries what one chunk of a stream leaves open for the next: a private-key block whose
-/// `-----END` line has not been seen yet.
+/// `-----END` line has not been seen yet, or a GitHub token wrapped at the chunk's last line end.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct StreamState {
     in_private_key: bool,
+    /// The rest of a wrapped GitHub token the next chunk should start with.
+    wrapped: Option<Wrapped>,
+}
+
+/// A GitHub token cut by a line end: how many characters of its body are still to come, and
+/// which body characters it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wrapped {
+    missing: u8,
+    github: GithubForm,
 }
 
 impl StreamState {
@@ -183,8 +198,10 @@ pub fn redact_partial<'a>(input: &'a [u8], state: &mut StreamState) -> (Cow<'a, 
         return (Cow::Borrowed(&input[..0]), 0);
     }
     // No block is open at the cut: one carried in has closed before it (its finding would reach
-    // the cut otherwise), and one opened before it would reach the end.
+    // the cut otherwise), and one opened before it would reach the end. Likewise no wrapped
+    // token: a cut falls only after a whole line's worth of look-ahead.
     state.in_private_key = false;
+    state.wrapped = None;
     (apply(input, &found[..k], cut, None), cut)
 }
 
@@ -489,6 +506,9 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
+        if let Some(w) = state.wrapped.take() {
+            i = self.wrapped_rest(w);
+        }
         while i < n {
             if !is_word(s[i]) {
                 i += 1;
@@ -508,6 +528,16 @@ impl<'a> Scanner<'a> {
         let len = word.len();
         let next = s.get(we).copied();
 
+        // A GitHub token with an escape in it or wrapped at a line end: only words starting
+        // `gh` or `gi` before a `\`, `%` or line end pay for the look.
+        if word[0] == b'g'
+            && len >= 2
+            && (word[1] == b'h' || word[1] == b'i')
+            && matches!(next, Some(b'\\' | b'%' | b'\n' | b'\r'))
+            && let Some(end) = self.github_split(ws, state)
+        {
+            return end;
+        }
         if word[0] == b'-' {
             if word.starts_with(b"-----BEGIN")
                 && let Some(end) = self.private_key(ws, ws, state)
@@ -534,6 +564,10 @@ impl<'a> Scanner<'a> {
                 self.mask(ws + at, ws + at, we, rule.kind, false);
                 return we;
             }
+            if is_mailchimp_key(word) {
+                self.mask(ws, ws, we, "mailchimp-api-key", false);
+                return we;
+            }
         }
         let Some(next) = next else {
             return self.aws_secret(ws, we, len, None).unwrap_or(we);
@@ -557,6 +591,17 @@ impl<'a> Scanner<'a> {
                 if len == 8
                     && word.eq_ignore_ascii_case(b"webhooks")
                     && let Some(end) = self.discord_webhook(we)
+                {
+                    return end;
+                }
+                if (len == 7 || len == 9)
+                    && (word[0] | 0x20) == b'w'
+                    && let Some(end) = self.office_webhook(ws, we)
+                {
+                    return end;
+                }
+                if word[len - 1].is_ascii_digit()
+                    && let Some(end) = self.telegram(ws, we)
                 {
                     return end;
                 }
@@ -767,6 +812,148 @@ impl<'a> Scanner<'a> {
         Some(end)
     }
 
+    /// `…/webhookb2/…` (Microsoft Teams incoming webhooks, on `*.webhook.office.com`) anywhere,
+    /// and `…/webhook/…` on `outlook.office.com` or `outlook.office365.com`: everything after the
+    /// kind, which holds the group, tenant, hash and creator that make the URL a credential.
+    fn office_webhook(&mut self, ws: usize, we: usize) -> Option<usize> {
+        let s = self.s;
+        let word = &s[ws..we];
+        if !(word.eq_ignore_ascii_case(b"webhookb2")
+            || (word.eq_ignore_ascii_case(b"webhook")
+                && (host_before(s, ws, b"office.com") || host_before(s, ws, b"office365.com"))))
+        {
+            return None;
+        }
+        let slash = enc_at(s, we, b'/');
+        if slash == 0 {
+            return None;
+        }
+        let start = we + slash;
+        let mut end = start;
+        while end < s.len() && !(s[end].is_ascii_whitespace() || b"\"'<>`?#&)]},".contains(&s[end])) {
+            if s[end] == b'\\' && quote_at(s, end).is_some() {
+                break;
+            }
+            end += 1;
+        }
+        if end - start < 20 {
+            return None;
+        }
+        self.mask(ws, start, end, "teams-webhook", false);
+        Some(end)
+    }
+
+    /// A Telegram bot token: the bot's id (5 to 16 digits, alone or after `bot` in an API URL),
+    /// `:` in any form, and a 35-character secret starting with `A`. The id goes too: it is
+    /// half of the token.
+    fn telegram(&mut self, ws: usize, we: usize) -> Option<usize> {
+        let s = self.s;
+        let digits = s[ws..we].iter().rev().take_while(|c| c.is_ascii_digit()).count();
+        let id_start = we - digits;
+        if !(5..=16).contains(&digits) || !(id_start == ws || s[ws..id_start].eq_ignore_ascii_case(b"bot")) {
+            return None;
+        }
+        let colon = enc_at(s, we, b':');
+        if colon == 0 || s.get(we + colon) != Some(&b'A') {
+            return None;
+        }
+        let end = word_end(s, we + colon);
+        if end - (we + colon) != 35 {
+            return None;
+        }
+        self.mask(id_start, id_start, end, "telegram-bot-token", false);
+        Some(end)
+    }
+
+    /// A GitHub token that is not one plain word: a character of it written as a JSON or
+    /// percent escape (`ghp\u005f…`, `ghp%5F…`), or wrapped at a line end (a real one, or a
+    /// JSON `\n` inside a string). Each piece between real line ends is masked on its own, so
+    /// that the lines stay lines; a chunk that ends inside the token leaves the rest to the next
+    /// one through `state`.
+    fn github_split(&mut self, ws: usize, state: &mut StreamState) -> Option<usize> {
+        let s = self.s;
+        let (form, mut p) = github_prefix(s, ws)?;
+        let mut escaped = p - ws > form.prefix_len();
+        let mut body = 0;
+        let mut wrapped = false;
+        let mut piece_start = ws;
+        let mut pieces: [(usize, usize); 4] = [(0, 0); 4];
+        let mut n = 0;
+        loop {
+            if let Some((c, l)) = decoded_at(s, p)
+                && form.accepts(c)
+            {
+                body += 1;
+                escaped |= l > 1;
+                p += l;
+                continue;
+            }
+            if body >= form.body_len() || n + 1 >= pieces.len() {
+                break;
+            }
+            let missing = form.body_len() - body;
+            let raw = line_break_at(s, p);
+            if raw > 0 {
+                if p + raw == s.len() {
+                    // The chunk ends here: the rest of the token starts the next one.
+                    pieces[n] = (piece_start, p);
+                    n += 1;
+                    state.wrapped = Some(Wrapped { missing: missing as u8, github: form });
+                    wrapped = true;
+                    p += raw;
+                    piece_start = p;
+                    break;
+                }
+                if decoded_run(s, p + raw, form, missing) < missing {
+                    break;
+                }
+                pieces[n] = (piece_start, p);
+                n += 1;
+                p += raw;
+                piece_start = p;
+                wrapped = true;
+                continue;
+            }
+            let esc = escaped_line_break_at(s, p);
+            if esc > 0 && decoded_run(s, p + esc, form, missing) >= missing {
+                p += esc;
+                wrapped = true;
+                continue;
+            }
+            break;
+        }
+        // A plain token (prefix and body one word) is the prefix rules' to find.
+        if !(wrapped || (escaped && body >= form.min_body())) {
+            return None;
+        }
+        if piece_start < p {
+            pieces[n] = (piece_start, p);
+            n += 1;
+        }
+        for &(a, b) in &pieces[..n] {
+            self.mask(ws, a, b, form.kind(), false);
+        }
+        Some(p)
+    }
+
+    /// The start of a chunk after one that ended inside a wrapped GitHub token: the rest of the
+    /// token, when the chunk starts with it. Returns where scanning goes on.
+    fn wrapped_rest(&mut self, w: Wrapped) -> usize {
+        let s = self.s;
+        let missing = w.missing as usize;
+        if decoded_run(s, 0, w.github, missing) < missing {
+            return 0;
+        }
+        let mut p = 0;
+        while let Some((c, l)) = decoded_at(s, p)
+            && w.github.accepts(c)
+        {
+            p += l;
+        }
+        self.mask(0, 0, p, w.github.kind(), false);
+        p
+    }
+
     /// `name=value`, `name: value`, `"name": "value"` (quoted or escaped in any form) where the
     /// name says secret.
     fn key_value(&mut self, ws: usize, we: usize, state: &mut StreamState) -> Option<usize> {
@@ -805,6 +992,11 @@ impl<'a> Scanner<'a> {
             None if ws > 0 && s[ws - 1] == b'.' => {
                 let start = s[..ws].iter().rposition(|&c| !(is_word(c) || c == b'.')).map_or(0, |p| p + 1);
                 secret_key_kind(&s[start.max(ws.saturating_sub(64))..we])?
+            }
+            // `?key=…`, `&key=…`: an API key in a query string. `key` alone names too much else
+            // (`"key": …` in GitHub's payloads, `primary key=id`) to count anywhere else.
+            None if we - ws == 3 && s[ws..we].eq_ignore_ascii_case(b"key") && after_query_separator(s, ws) => {
+                KeyKind::Plain
             }
             None => return None,
         };
@@ -993,6 +1185,144 @@ impl<'a> Scanner<'a> {
         self.mask(ws, vs, ve, "authorization-credential", false);
         Some(ve)
     }
+}
+
+/// The GitHub token families a split token is read for: the classic ones (`ghp_` and the like,
+/// 36 letters and digits) and fine-grained PATs (`github_pat_`, 82 characters with a `_`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GithubForm {
+    Classic(u8),
+    FineGrained,
+}
+
+impl GithubForm {
+    fn prefix_len(self) -> usize {
+        match self {
+            GithubForm::Classic(_) => 4,
+            GithubForm::FineGrained => 11,
+        }
+    }
+    /// The length of a whole body: what a wrapped token must add up to.
+    fn body_len(self) -> usize {
+        match self {
+            GithubForm::Classic(_) => 36,
+            GithubForm::FineGrained => 82,
+        }
+    }
+    /// The prefix rules' minimum, for a token that is escaped but not wrapped.
+    fn min_body(self) -> usize {
+        match self {
+            GithubForm::Classic(_) => 30,
+            GithubForm::FineGrained => 40,
+        }
+    }
+    fn accepts(self, c: u8) -> bool {
+        c.is_ascii_alphanumeric() || (self == GithubForm::FineGrained && c == b'_')
+    }
+    fn kind(self) -> &'static str {
+        match self {
+            GithubForm::Classic(b'p') => "github-pat",
+            GithubForm::Classic(b'o') => "github-oauth-token",
+            GithubForm::Classic(b'u') => "github-user-token",
+            GithubForm::Classic(b's') => "github-app-installation-token",
+            GithubForm::Classic(_) => "github-app-refresh-token",
+            GithubForm::FineGrained => "github-fine-grained-pat",
+        }
+    }
+}
+
+/// The character at `s[p..]`, plain or escaped (`\u005f`, `%5F`), when it is a word character:
+/// the character and how many bytes it takes.
+#[inline]
+fn decoded_at(s: &[u8], p: usize) -> Option<(u8, usize)> {
+    let b = *s.get(p)?;
+    if is_word(b) {
+        return Some((b, 1));
+    }
+    let hex = |at: usize| -> Option<u8> { (*s.get(at)? as char).to_digit(16).map(|d| d as u8) };
+    let (value, len) = match b {
+        b'%' => ((hex(p + 1)? << 4) | hex(p + 2)?, 3),
+        b'\\' if s.get(p + 1) == Some(&b'u') && s.get(p + 2) == Some(&b'0') && s.get(p + 3) == Some(&b'0') => {
+            ((hex(p + 4)? << 4) | hex(p + 5)?, 6)
+        }
+        _ => return None,
+    };
+    is_word(value).then_some((value, len))
+}
+
+/// A GitHub token prefix at `s[ws..]`, its characters plain or escaped: the family and where the
+/// body starts.
+fn github_prefix(s: &[u8], ws: usize) -> Option<(GithubForm, usize)> {
+    let mut got = [0u8; 11];
+    let mut p = ws;
+    for k in 0..got.len() {
+        let (c, l) = decoded_at(s, p)?;
+        got[k] = c;
+        p += l;
+        if k == 3 && c == b'_' && got[..2] == *b"gh" && matches!(got[2], b'p' | b'o' | b'u' | b's' | b'r') {
+            return Some((GithubForm::Classic(got[2]), p));
+        }
+    }
+    (got == *b"github_pat_").then_some((GithubForm::FineGrained, p))
+}
+
+/// How many body characters of `form` start at `s[p..]`, counted up to `want`.
+fn decoded_run(s: &[u8], mut p: usize, form: GithubForm, want: usize) -> usize {
+    let mut n = 0;
+    while n < want
+        && let Some((c, l)) = decoded_at(s, p)
+        && form.accepts(c)
+    {
+        n += 1;
+        p += l;
+    }
+    n
+}
+
+/// A real line end at `s[p..]` (`\n`, `\r\n`): its length, else 0.
+fn line_break_at(s: &[u8], p: usize) -> usize {
+    match (s.get(p), s.get(p + 1)) {
+        (Some(b'\n'), _) => 1,
+        (Some(b'\r'), Some(b'\n')) => 2,
+        _ => 0,
+    }
+}
+
+/// A JSON-escaped line end at `s[p..]` (`\n`, `\r\n` as written in a string): its length, else 0.
+fn escaped_line_break_at(s: &[u8], p: usize) -> usize {
+    if s.get(p) != Some(&b'\\') {
+        return 0;
+    }
+    match s.get(p + 1) {
+        Some(b'n') => 2,
+        Some(b'r') if s.get(p + 2) == Some(&b'\\') && s.get(p + 3) == Some(&b'n') => 4,
+        _ => 0,
+    }
+}
+
+/// Whether `host` (any case) ends right before the `/` in front of `s[ws..]`, with or without a
+/// port, the `/` in any form.
+fn host_before(s: &[u8], ws: usize, host: &[u8]) -> bool {
+    let slash = [6, 3, 2, 1].into_iter().find(|&l| ws >= l && enc_at(s, ws - l, b'/') == l);
+    let Some(slash) = slash else { return false };
+    let mut end = ws - slash;
+    let port = s[..end].iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    if port > 0 && end > port && s[end - port - 1] == b':' {
+        end -= port + 1;
+    }
+    end >= host.len()
+        && s[end - host.len()..end].eq_ignore_ascii_case(host)
+        && (end == host.len() || matches!(s[end - host.len() - 1], b'.' | b'/'))
+}
+
+/// Whether the name at `ws` starts a query parameter: after `?` or `&` in any form (`%3F`,
+/// `%26`, `\u0026`, `&amp;`).
+fn after_query_separator(s: &[u8], ws: usize) -> bool {
+    let before = &s[..ws];
+    matches!(before.last(), Some(b'?' | b'&'))
+        || (before.len() >= 3 && (enc_at(s, ws - 3, b'?') == 3 || enc_at(s, ws - 3, b'&') == 3))
+        || (before.len() >= 6 && (enc_at(s, ws - 6, b'?') == 6 || enc_at(s, ws - 6, b'&') == 6))
+        || before.ends_with(b"&amp;")
 }
 
 /// Where a word really starts when an escape is glued to its front: `\nMIIE…` (a JSON `\n`),

@@ -177,6 +177,8 @@ pub(super) static PREFIX_RULES: &[PrefixRule] = &[
     rule(b"npm_", 36, ANY, Body::Alnum, "npm-token", true),
     // PyPI and TestPyPI upload tokens (macaroons)
     rule(b"pypi-AgE", 50, ANY, Body::Word, "pypi-token", true),
+    // RubyGems API keys
+    rule(b"rubygems_", 48, 48, Body::Hex, "rubygems-api-key", true),
     // Docker Hub personal and organisation access tokens
     rule(b"dckr_pat_", 20, ANY, Body::Word, "docker-hub-token", true),
     rule(b"dckr_oat_", 20, ANY, Body::Word, "docker-hub-token", true),
@@ -199,6 +201,15 @@ pub(super) static PREFIX_RULES: &[PrefixRule] = &[
     rule(b"PMAK-", 50, ANY, Body::Word, "postman-api-key", true),
     rule(b"lin_api_", 40, ANY, Body::Alnum, "linear-api-key", true),
     rule(b"ntn_", 40, ANY, Body::Alnum, "notion-token", true),
+    // Square OAuth access tokens and application secrets, then Square `EAAA` access tokens
+    // (64 characters) before Facebook / Meta access tokens (`EAA` and a long alphanumeric run)
+    rule(b"sq0atp-", 22, ANY, Body::Word, "square-access-token", true),
+    rule(b"sq0csp-", 43, ANY, Body::Word, "square-oauth-secret", true),
+    rule(b"EAAA", 60, ANY, Body::Word, "square-access-token", false),
+    rule(b"EAA", 100, ANY, Body::Alnum, "facebook-access-token", false),
+    // JFrog Artifactory API keys and reference tokens (`cmVmdGtu` is base64 of `reftkn`)
+    rule(b"AKCp", 69, ANY, Body::Alnum, "jfrog-api-key", false),
+    rule(b"cmVmdGtu", 56, ANY, Body::Alnum, "jfrog-reference-token", false),
     // AWS STS session tokens (base64; the run goes on through `+`, `/` and `=`)
     rule(b"IQoJb3JpZ2luX2", 80, ANY, Body::Word, "aws-session-token", false),
     rule(b"FwoGZXIvYXdzE", 80, ANY, Body::Word, "aws-session-token", false),
@@ -222,6 +233,16 @@ pub(super) fn is_aws_key_id(word: &[u8]) -> bool {
     word.len() == 20
         && AWS_KEY_PREFIXES.iter().any(|p| word.starts_with(*p))
         && word[4..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// A Mailchimp API key: 32 hex digits, `-us` and the one- or two-digit number of its data centre.
+#[inline]
+pub(super) fn is_mailchimp_key(word: &[u8]) -> bool {
+    (35..=37).contains(&word.len())
+        && word[32] == b'-'
+        && word[33..35] == *b"us"
+        && word[35..].iter().all(u8::is_ascii_digit)
+        && word[..32].iter().all(u8::is_ascii_hexdigit)
 }
 
 /// Up to 24 rule indices per first byte of a prefix, so a word is checked only against the
