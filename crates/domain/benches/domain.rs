@@ -127,7 +127,7 @@ impl ValueFormatter for CpuFormatter {
 fn alert(trace: &str) -> Alert {
     Alert {
         severity: Severity::Error,
-        kind: AlertKind::WorkflowFailed,
+        kind: AlertKind::Internal("dispatch_failed"),
         title: "CI failed on main".into(),
         repository: "acme/widget".into(),
         workflow: "CI".into(),

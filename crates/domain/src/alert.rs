@@ -1,5 +1,5 @@
 //! The alert model: severities, what an alert carries, its dedup key and window, and the Discord
-//! message it becomes. Pure: sending, claiming and recovery state live in [`crate::alerting`].
+//! message it becomes. Pure: sending and claiming live in `valine_service::alerting`.
 
 use serde_json::Value;
 
@@ -45,10 +45,6 @@ impl Severity {
 /// What went wrong, as far as dedup is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertKind {
-    /// A workflow run finished with `failure`, `timed_out` or `startup_failure`.
-    WorkflowFailed,
-    /// A deployment status of `failure` or `error`.
-    DeploymentFailed,
     /// A critical failure inside the bot (`audit_write_failed`, `dispatch_failed`, …).
     Internal(&'static str),
 }
@@ -61,8 +57,6 @@ impl AlertKind {
 
     pub fn as_str(&self) -> &'static str {
         match self {
-            AlertKind::WorkflowFailed => "workflow_failed",
-            AlertKind::DeploymentFailed => "deployment_failed",
             AlertKind::Internal(what) => what,
         }
     }
@@ -92,11 +86,6 @@ impl Alert {
     /// share a key.
     pub fn dedup_key(&self) -> String {
         format!("{}|{}|{}|{}", self.repository, self.workflow, self.branch, self.kind.as_str())
-    }
-
-    /// What a later success clears: repository + workflow + branch.
-    pub fn recovery_key(&self) -> String {
-        recovery_key(&self.repository, &self.workflow, &self.branch)
     }
 
     /// The Discord message body. Only `mention_role` (for critical alerts) may be pinged. Values
@@ -133,31 +122,6 @@ impl Alert {
     }
 }
 
-/// Repository + workflow + branch.
-pub fn recovery_key(repository: &str, workflow: &str, branch: &str) -> String {
-    format!("{repository}|{workflow}|{branch}")
-}
-
-/// The one "resolved" message after a failure was fixed.
-pub fn resolved_message(
-    repository: &str,
-    workflow: &str,
-    branch: &str,
-    run_url: Option<&str>,
-    trace_id: &str,
-) -> Value {
-    let mut embed = Embed::new(format!("✅ Resolved: {workflow} on {branch} is passing again"))
-        .colour(0x2E_B6_7D)
-        .field("Repository", repository, true)
-        .field("Workflow", workflow, true)
-        .field("Branch", branch, true)
-        .field("Trace", format!("`{trace_id}`"), false);
-    if let Some(u) = run_url {
-        embed = embed.url(u);
-    }
-    Message::embed_only(embed).to_json()
-}
-
 /// Where an alert may go: the channel, or why it cannot be posted (logged as `Alert skipped`).
 /// One gate for incidents and for the bot's own alerts.
 pub fn post_gate(enabled: bool, channel_id: Option<u64>, can_post: bool) -> Result<u64, &'static str> {
@@ -188,7 +152,7 @@ mod tests {
     fn alert(trace: &str) -> Alert {
         Alert {
             severity: Severity::Critical,
-            kind: AlertKind::WorkflowFailed,
+            kind: AlertKind::Internal("store_unavailable"),
             title: "CI failed on main".into(),
             repository: "acme/widget".into(),
             workflow: "CI".into(),
@@ -207,10 +171,10 @@ mod tests {
         let a = alert("trace-one");
         let b = alert("trace-two");
         assert_eq!(a.dedup_key(), b.dedup_key());
-        assert_eq!(a.dedup_key(), "acme/widget|CI|main|workflow_failed");
+        assert_eq!(a.dedup_key(), "acme/widget|CI|main|store_unavailable");
         assert!(!a.dedup_key().contains("trace"));
         let mut c = alert("t");
-        c.kind = AlertKind::DeploymentFailed;
+        c.kind = AlertKind::Internal("dispatch_failed");
         assert_ne!(a.dedup_key(), c.dedup_key());
     }
 
@@ -236,13 +200,6 @@ mod tests {
         assert!(m.get("content").is_none());
         assert_eq!(m["allowed_mentions"], json!({"parse": []}));
         assert_eq!(m["embeds"][0]["color"], Severity::Warning.colour());
-    }
-
-    #[test]
-    fn resolved_message_never_pings() {
-        let m = resolved_message("acme/widget", "CI", "main", None, "t");
-        assert_eq!(m["allowed_mentions"], json!({"parse": []}));
-        assert!(m.to_string().contains("Resolved"));
     }
 
     #[test]
