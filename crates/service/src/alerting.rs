@@ -190,7 +190,7 @@ impl Alerter {
         let posted = self.post(channel, &alert.message(self.settings.destination.mention_role_id), deadline).await;
         match posted {
             Ok(posted) => {
-                tracing::info!(alert_key = %key, severity = alert.severity.as_str(), message_id = posted.id, "Alert sent");
+                tracing::info!(alert_key = %key, severity = alert.severity().as_str(), message_id = posted.id, "Alert sent");
                 self.metrics.alert(AlertMetric::Sent);
                 AlertOutcome::Sent { message_id: posted.id }
             }
@@ -292,8 +292,7 @@ mod tests {
         let metrics = Metrics::new("test", Arc::new(valine_domain::logging::Capture::default()));
         let alerter = Alerter::new(settings, ledger, posts.clone(), metrics);
         let alert = Alert {
-            severity: valine_domain::alert::Severity::Critical,
-            kind: valine_domain::alert::AlertKind::Internal("store_unavailable"),
+            kind: valine_domain::alert::InternalAlert::StoreUnavailable,
             title: "store down".into(),
             repository: "acme/widget".into(),
             workflow: "github-handler".into(),
