@@ -8,6 +8,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use valine_domain::alert::InternalAlert;
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::Caller;
 use valine_domain::message::{Message, Reply};
@@ -150,7 +151,7 @@ impl<'a> Ctx<'a> {
 
     /// Raises an internal alert about this interaction with the time left, less `keep` (for what
     /// still has to happen before the answer).
-    pub async fn alert(&self, what: &'static str, title: &str, detail: &str, keep: Duration) {
+    pub async fn alert(&self, what: InternalAlert, title: &str, detail: &str, keep: Duration) {
         let budget = self.remaining().saturating_sub(keep);
         self.services.internal_alert(what, title, detail, self.rec.trace_id(), &self.user_name, budget).await;
     }
@@ -159,7 +160,7 @@ impl<'a> Ctx<'a> {
     /// audit trail), and a short answer that says nothing was done.
     pub async fn store_unavailable(&mut self, error: &StoreError, nothing_done: &str) -> Reply {
         let title = "Store unavailable: commands that need it are refused";
-        self.alert("store_unavailable", title, &error.to_string(), Duration::from_millis(150)).await;
+        self.alert(InternalAlert::StoreUnavailable, title, &error.to_string(), Duration::from_millis(150)).await;
         self.fail(&format!("The store is unavailable ({error}); {nothing_done}."))
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use valine_clients::github_api::GitHubError;
+use valine_domain::alert::InternalAlert;
 use valine_domain::clock::now_secs;
 use valine_domain::trace::TraceRecorder;
 use valine_service::diagnose::{CORRELATION_TTL_SECS, progress_message};
@@ -110,7 +111,7 @@ pub async fn dispatch_and_follow(
             rec.fail(&e);
             services
                 .internal_alert(
-                    "dispatch_failed",
+                    InternalAlert::DispatchFailed,
                     &format!("{} could not dispatch {workflow}", req.command),
                     &e.to_string(),
                     rec.trace_id(),

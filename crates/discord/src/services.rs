@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use valine_clients::discord_api::Discord;
 use valine_clients::github_api::GitHub;
-use valine_domain::alert::{Alert, AlertKind, Severity};
+use valine_domain::alert::{Alert, InternalAlert};
 use valine_domain::config::{Config, Feature, Handler};
 use valine_domain::message::Message;
 use valine_domain::metrics::Metrics;
@@ -108,7 +108,7 @@ impl Services {
     /// Raises a critical alert about the bot itself, within `budget`.
     pub async fn internal_alert(
         &self,
-        what: &'static str,
+        what: InternalAlert,
         title: &str,
         detail: &str,
         trace_id: &str,
@@ -116,12 +116,7 @@ impl Services {
         budget: Duration,
     ) {
         let alert = Alert {
-            severity: if matches!(what, "audit_write_failed" | "store_unavailable") {
-                Severity::Critical
-            } else {
-                Severity::Error
-            },
-            kind: AlertKind::Internal(what),
+            kind: what,
             title: title.to_string(),
             repository: self.config.github_repo.as_ref().map_or_else(|| "valine".to_string(), |r| r.to_string()),
             workflow: SERVICE.to_string(),

@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use valine_domain::alert::{Alert, AlertKind, Severity, window_holds};
+use valine_domain::alert::{Alert, InternalAlert, window_holds};
 use valine_domain::redact::redact_bytes;
 use valine_domain::trace::{Trace, TraceCache};
 
@@ -126,8 +126,7 @@ impl ValueFormatter for CpuFormatter {
 
 fn alert(trace: &str) -> Alert {
     Alert {
-        severity: Severity::Error,
-        kind: AlertKind::WorkflowFailed,
+        kind: InternalAlert::DispatchFailed,
         title: "CI failed on main".into(),
         repository: "acme/widget".into(),
         workflow: "CI".into(),

@@ -1,5 +1,5 @@
 //! The alert model: severities, what an alert carries, its dedup key and window, and the Discord
-//! message it becomes. Pure: sending, claiming and recovery state live in [`crate::alerting`].
+//! message it becomes. Pure: sending and claiming live in `valine_service::alerting`.
 
 use serde_json::Value;
 
@@ -43,41 +43,53 @@ impl Severity {
     }
 }
 
-/// What went wrong, as far as dedup is concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AlertKind {
-    /// A workflow run finished with `failure`, `timed_out` or `startup_failure`.
-    WorkflowFailed,
-    /// A deployment status of `failure` or `error`.
-    DeploymentFailed,
-    /// A critical failure inside the bot (`audit_write_failed`, `dispatch_failed`, …).
-    Internal(&'static str),
+/// A failure inside the bot that it alerts about: what went wrong, as far as dedup is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InternalAlert {
+    /// The store failed a command or a delivery that needs it.
+    StoreUnavailable,
+    /// An audit record could not be written.
+    AuditWriteFailed,
+    /// A workflow dispatch, or the job that makes it, could not be started.
+    DispatchFailed,
+    /// A command's job could not be started.
+    JobFailed,
 }
 
-impl AlertKind {
-    /// Raised because the store failed: its alert must not wait on that store first.
-    pub fn is_store_failure(&self) -> bool {
-        matches!(self, AlertKind::Internal("store_unavailable" | "audit_write_failed"))
-    }
-
-    pub fn as_str(&self) -> &'static str {
+impl InternalAlert {
+    /// The name in dedup keys, metrics and log lines.
+    pub fn as_str(self) -> &'static str {
         match self {
-            AlertKind::WorkflowFailed => "workflow_failed",
-            AlertKind::DeploymentFailed => "deployment_failed",
-            AlertKind::Internal(what) => what,
+            InternalAlert::StoreUnavailable => "store_unavailable",
+            InternalAlert::AuditWriteFailed => "audit_write_failed",
+            InternalAlert::DispatchFailed => "dispatch_failed",
+            InternalAlert::JobFailed => "job_failed",
         }
     }
+
+    /// Without its store or its audit trail the bot is blind: critical, which may mention
+    /// `ALERT_MENTION_ROLE_ID`.
+    pub fn severity(self) -> Severity {
+        match self {
+            InternalAlert::StoreUnavailable | InternalAlert::AuditWriteFailed => Severity::Critical,
+            InternalAlert::DispatchFailed | InternalAlert::JobFailed => Severity::Error,
+        }
+    }
+
+    /// Raised because the store failed: its alert must not wait on that store first.
+    pub fn is_store_failure(self) -> bool {
+        matches!(self, InternalAlert::StoreUnavailable | InternalAlert::AuditWriteFailed)
+    }
 }
 
-/// One alert, with everything an operator needs to act on it.
+/// One alert about the bot itself, with everything an operator needs to act on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
-    pub severity: Severity,
-    pub kind: AlertKind,
+    pub kind: InternalAlert,
     /// One line: what failed.
     pub title: String,
     pub repository: String,
-    /// Workflow name, or the deployment environment, or the bot's function.
+    /// The bot's function.
     pub workflow: String,
     pub branch: String,
     pub commit: Option<String>,
@@ -89,27 +101,27 @@ pub struct Alert {
 }
 
 impl Alert {
+    pub fn severity(&self) -> Severity {
+        self.kind.severity()
+    }
+
     /// Repository + workflow + branch + kind. Never a trace id: two deliveries of one failure
     /// share a key.
     pub fn dedup_key(&self) -> String {
         format!("{}|{}|{}|{}", self.repository, self.workflow, self.branch, self.kind.as_str())
     }
 
-    /// What a later success clears: repository + workflow + branch.
-    pub fn recovery_key(&self) -> String {
-        recovery_key(&self.repository, &self.workflow, &self.branch)
-    }
-
     /// The Discord message body. Only `mention_role` (for critical alerts) may be pinged. Values
     /// GitHub sent (a `target_url` that is not a URL, an empty ref) are made acceptable by
     /// [`Message`], never refused by Discord; names it sent are shown as text, not markdown.
     pub fn message(&self, mention_role: Option<u64>) -> Value {
-        let mut embed = Embed::new(format!("{} {}", self.severity.emoji(), text(&self.title)))
-            .colour(self.severity.colour())
+        let severity = self.severity();
+        let mut embed = Embed::new(format!("{} {}", severity.emoji(), text(&self.title)))
+            .colour(severity.colour())
             .field("Repository", text(&self.repository), true)
             .field("Workflow", text(&self.workflow), true)
             .field("Branch", text(&self.branch), true)
-            .footer(format!("severity: {}", self.severity.as_str()));
+            .footer(format!("severity: {}", severity.as_str()));
         if let Some(c) = &self.conclusion {
             embed = embed.field("Conclusion", text(c), true);
         }
@@ -127,37 +139,11 @@ impl Alert {
         }
         embed = embed.field("Trace", format!("`{}`", self.trace_id), false);
         let message = Message::embed_only(embed);
-        match mention_role.filter(|_| self.severity == Severity::Critical) {
+        match mention_role.filter(|_| severity == Severity::Critical) {
             Some(role) => Message { content: Some(format!("<@&{role}>")), ..message }.mention_role(role).to_json(),
             None => message.to_json(),
         }
     }
-}
-
-/// Repository + workflow + branch.
-pub fn recovery_key(repository: &str, workflow: &str, branch: &str) -> String {
-    format!("{repository}|{workflow}|{branch}")
-}
-
-/// The one "resolved" message after a failure was fixed.
-pub fn resolved_message(
-    repository: &str,
-    workflow: &str,
-    branch: &str,
-    run_url: Option<&str>,
-    trace_id: &str,
-) -> Value {
-    let (repository, workflow, branch) = (text(repository), text(workflow), text(branch));
-    let mut embed = Embed::new(format!("✅ Resolved: {workflow} on {branch} is passing again"))
-        .colour(0x2E_B6_7D)
-        .field("Repository", repository, true)
-        .field("Workflow", workflow, true)
-        .field("Branch", branch, true)
-        .field("Trace", format!("`{trace_id}`"), false);
-    if let Some(u) = run_url {
-        embed = embed.url(u);
-    }
-    Message::embed_only(embed).to_json()
 }
 
 /// Where an alert may go: the channel, or why it cannot be posted (logged as `Alert skipped`).
@@ -189,8 +175,7 @@ mod tests {
 
     fn alert(trace: &str) -> Alert {
         Alert {
-            severity: Severity::Critical,
-            kind: AlertKind::WorkflowFailed,
+            kind: InternalAlert::StoreUnavailable,
             title: "CI failed on main".into(),
             repository: "acme/widget".into(),
             workflow: "CI".into(),
@@ -209,10 +194,10 @@ mod tests {
         let a = alert("trace-one");
         let b = alert("trace-two");
         assert_eq!(a.dedup_key(), b.dedup_key());
-        assert_eq!(a.dedup_key(), "acme/widget|CI|main|workflow_failed");
+        assert_eq!(a.dedup_key(), "acme/widget|CI|main|store_unavailable");
         assert!(!a.dedup_key().contains("trace"));
         let mut c = alert("t");
-        c.kind = AlertKind::DeploymentFailed;
+        c.kind = InternalAlert::DispatchFailed;
         assert_ne!(a.dedup_key(), c.dedup_key());
     }
 
@@ -232,19 +217,28 @@ mod tests {
         }
         assert_eq!(m["content"], "<@&42>");
         assert_eq!(m["allowed_mentions"], json!({"parse": [], "roles": ["42"]}));
-        let mut warn = alert("abc");
-        warn.severity = Severity::Warning;
-        let m = warn.message(Some(42));
+        let mut error = alert("abc");
+        error.kind = InternalAlert::DispatchFailed;
+        let m = error.message(Some(42));
         assert!(m.get("content").is_none());
         assert_eq!(m["allowed_mentions"], json!({"parse": []}));
-        assert_eq!(m["embeds"][0]["color"], Severity::Warning.colour());
+        assert_eq!(m["embeds"][0]["color"], Severity::Error.colour());
     }
 
     #[test]
-    fn resolved_message_never_pings() {
-        let m = resolved_message("acme/widget", "CI", "main", None, "t");
-        assert_eq!(m["allowed_mentions"], json!({"parse": []}));
-        assert!(m.to_string().contains("Resolved"));
+    fn internal_alerts_keep_their_names_severities_and_store_failures() {
+        use InternalAlert::*;
+        let table = [
+            (StoreUnavailable, "store_unavailable", Severity::Critical, true),
+            (AuditWriteFailed, "audit_write_failed", Severity::Critical, true),
+            (DispatchFailed, "dispatch_failed", Severity::Error, false),
+            (JobFailed, "job_failed", Severity::Error, false),
+        ];
+        for (kind, name, severity, store_failure) in table {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(kind.severity(), severity, "{name}");
+            assert_eq!(kind.is_store_failure(), store_failure, "{name}");
+        }
     }
 
     /// Names GitHub sends are text in alerts too: no masked link, no mention, no markdown, and no
@@ -257,8 +251,7 @@ mod tests {
         a.actor = Some("<@123> **bold**".into());
         a.repository = "acme/__widget__".into();
         a.commit = Some("a`[x](https://evil.example)`".into());
-        let resolved = resolved_message(&a.repository, &a.workflow, &a.branch, None, "t");
-        for m in [a.message(None), resolved] {
+        for m in [a.message(None)] {
             assert_eq!(m["allowed_mentions"], json!({"parse": []}));
             let e = &m["embeds"][0];
             let mut texts = vec![e["title"].as_str().unwrap().to_string()];

@@ -874,8 +874,7 @@ impl App {
     /// because it must not wait on the store that failed.
     async fn store_alert(&self, error: &str, trace_id: &str, deadline: Instant) {
         let alert = valine_domain::alert::Alert {
-            severity: valine_domain::alert::Severity::Critical,
-            kind: valine_domain::alert::AlertKind::Internal("store_unavailable"),
+            kind: valine_domain::alert::InternalAlert::StoreUnavailable,
             title: "The store is unavailable: workflow failures cannot be tracked".into(),
             repository: self.config.github_repo.as_ref().map_or_else(|| "valine".to_string(), |r| r.to_string()),
             workflow: SERVICE.to_string(),

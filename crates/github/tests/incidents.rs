@@ -87,22 +87,6 @@ impl AlertLedger for Counting {
         self.hit();
         self.inner.release(c).await
     }
-    async fn mark_alerting(&self, s: &AlertingState) -> StoreResult<()> {
-        self.hit();
-        self.inner.mark_alerting(s).await
-    }
-    async fn get_alerting(&self, k: &str) -> StoreResult<Option<AlertingState>> {
-        self.hit();
-        self.inner.get_alerting(k).await
-    }
-    async fn take_alerting(&self, k: &str) -> StoreResult<Option<AlertingState>> {
-        self.hit();
-        self.inner.take_alerting(k).await
-    }
-    async fn forget_claim(&self, k: &str) -> StoreResult<()> {
-        self.hit();
-        self.inner.forget_claim(k).await
-    }
 }
 
 #[async_trait]

@@ -1,6 +1,5 @@
-//! Sending alerts: the gates, the dedup window shared through the `AlertLedger`, the send, and
-//! the one "resolved" message after a failure is fixed. Nothing is dropped silently: every
-//! outcome is logged (`Alert sent`, `Alert skipped`, `Alert rate-limited`, `Alert failed`) and
+//! Sending alerts: the gates, the dedup window shared through the `AlertLedger`, and the send.
+//! Nothing is dropped silently: every outcome is logged (`Alert sent`, `Alert skipped`, `Alert rate-limited`, `Alert failed`) and
 //! counted in metrics.
 
 use std::collections::HashMap;
@@ -10,11 +9,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use valine_clients::discord_api::Discord;
-use valine_domain::alert::{Alert, AlertKind, resolved_message};
+use valine_domain::alert::Alert;
 use valine_domain::clock::now_secs;
 use valine_domain::config::Config;
 use valine_domain::metrics::{AlertMetric, Metrics};
-use valine_store::{AlertLedger, AlertingState, StoreError};
+use valine_store::{AlertLedger, StoreError};
 
 /// Where alerts and incidents go, and whether they can: the settings both share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +103,7 @@ fn post_budget(deadline: Instant) -> Duration {
     budget(deadline, POST_BUDGET, reserve)
 }
 
-/// Runs the store bookkeeping that follows a post (release a claim, remember or restore the
-/// alerting state, reset a window) where the caller's deadline cannot cancel it halfway: the
+/// Runs the store bookkeeping that follows a post (release the claim of a failed alert) where the caller's deadline cannot cancel it halfway: the
 /// caller waits for it until `deadline`, and past that it finishes in the background.
 async fn settle(deadline: Instant, what: &'static str, work: impl Future<Output = ()> + Send + 'static) {
     let task = tokio::spawn(work);
@@ -190,25 +188,10 @@ impl Alerter {
             }
         };
         let posted = self.post(channel, &alert.message(self.settings.destination.mention_role_id), deadline).await;
-        let ledger = self.ledger.clone();
         match posted {
             Ok(posted) => {
-                tracing::info!(alert_key = %key, severity = alert.severity.as_str(), message_id = posted.id, "Alert sent");
+                tracing::info!(alert_key = %key, severity = alert.severity().as_str(), message_id = posted.id, "Alert sent");
                 self.metrics.alert(AlertMetric::Sent);
-                if matches!(alert.kind, AlertKind::WorkflowFailed | AlertKind::DeploymentFailed) {
-                    let state = AlertingState {
-                        recovery_key: alert.recovery_key(),
-                        since: now_secs(),
-                        dedup_key: key.clone(),
-                        run_url: alert.run_url.clone(),
-                    };
-                    settle(deadline, "mark_alerting", async move {
-                        if let Err(e) = ledger.mark_alerting(&state).await {
-                            tracing::error!(alert_key = %state.dedup_key, error = %e, "could not remember the alert for its recovery message");
-                        }
-                    })
-                    .await;
-                }
                 AlertOutcome::Sent { message_id: posted.id }
             }
             Err(e) => {
@@ -216,6 +199,7 @@ impl Alerter {
                 self.metrics.alert(AlertMetric::Failed);
                 self.local_release(&key);
                 if let Some(claim) = claim {
+                    let ledger = self.ledger.clone();
                     settle(deadline, "release", async move {
                         if let Err(release) = ledger.release(&claim).await {
                             tracing::error!(alert_key = %claim.key, error = %release, "could not release the dedup window of a failed alert");
@@ -260,145 +244,17 @@ impl Alerter {
     fn local_release(&self, key: &str) {
         self.local.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
-
-    /// After a success: posts one "resolved" message if this workflow + branch had alerted.
-    /// `None` when there was nothing to resolve. Keeps to `deadline` like [`Alerter::raise`].
-    pub async fn resolve(&self, success: &Resolution<'_>, deadline: Instant) -> Option<AlertOutcome> {
-        let recovery_key = valine_domain::alert::recovery_key(success.repository, success.workflow, success.branch);
-        let failed = |e: &StoreError| {
-            tracing::error!(recovery_key = %recovery_key, error = %e, "could not read the alerting state; no resolved message");
-            Some(AlertOutcome::Failed { error: e.to_string() })
-        };
-        // A read first: most successes follow no alert, and the state read is what gets put
-        // back should the take below end without an answer.
-        let peeked = match store_call(deadline, self.ledger.get_alerting(&recovery_key)).await {
-            Ok(Some(state)) => state,
-            Ok(None) => return None,
-            Err(e) => return failed(&e),
-        };
-        // Gated before the take: with alerts off, the state stays for when they are back on.
-        let channel = match self.gate(&recovery_key) {
-            Ok(c) => c,
-            Err(outcome) => return Some(outcome),
-        };
-        // Taking it is what makes one "resolved" of two concurrent successes.
-        let ledger = self.ledger.clone();
-        let key = recovery_key.clone();
-        let mut take = tokio::spawn(async move { ledger.take_alerting(&key).await });
-        let taken = match tokio::time::timeout(budget(deadline, CLAIM_BUDGET, Duration::ZERO), &mut take).await {
-            Ok(joined) => joined.unwrap_or_else(|e| Err(StoreError::Unavailable(format!("task failed: {e}")))),
-            Err(_) => {
-                // Still running: should it land, the state goes back for the next success.
-                let ledger = self.ledger.clone();
-                let state = peeked.clone();
-                settle(deadline, "restore_alerting", async move {
-                    if !matches!(take.await, Ok(Ok(None))) {
-                        restore(ledger.as_ref(), &state).await;
-                    }
-                })
-                .await;
-                return failed(&StoreError::Unavailable("no answer in time".into()));
-            }
-        };
-        let state = match taken {
-            Ok(Some(state)) => state,
-            // another success took it first: its "resolved" is the one
-            Ok(None) => return None,
-            Err(e) => {
-                // The take may have landed with its answer lost: put the state back.
-                let ledger = self.ledger.clone();
-                settle(deadline, "restore_alerting", async move { restore(ledger.as_ref(), &peeked).await }).await;
-                return failed(&e);
-            }
-        };
-        let message =
-            resolved_message(success.repository, success.workflow, success.branch, success.run_url, success.trace_id);
-        let posted = self.post(channel, &message, deadline).await;
-        let ledger = self.ledger.clone();
-        match posted {
-            Ok(posted) => {
-                tracing::info!(recovery_key = %recovery_key, message_id = posted.id, "Alert resolved");
-                self.metrics.alert(AlertMetric::Sent);
-                // Fixed: the next failure is news, whatever the window says.
-                self.local_release(&state.dedup_key);
-                settle(deadline, "forget_claim", async move {
-                    if let Err(e) = ledger.forget_claim(&state.dedup_key).await {
-                        tracing::error!(alert_key = %state.dedup_key, error = %e, "could not reset the dedup window after recovery; a failure inside it stays quiet");
-                    }
-                })
-                .await;
-                Some(AlertOutcome::Sent { message_id: posted.id })
-            }
-            Err(e) => {
-                tracing::error!(recovery_key = %recovery_key, error = %e, "Alert failed: resolved message not sent; the next success retries");
-                self.metrics.alert(AlertMetric::Failed);
-                settle(deadline, "restore_alerting", async move { restore(ledger.as_ref(), &state).await }).await;
-                Some(AlertOutcome::Failed { error: e.to_string() })
-            }
-        }
-    }
-}
-
-/// Puts an alerting state back, so that the next success tries its "resolved" again.
-async fn restore(ledger: &dyn AlertLedger, state: &AlertingState) {
-    if let Err(e) = ledger.mark_alerting(state).await {
-        tracing::error!(recovery_key = %state.recovery_key, error = %e, "could not restore the alerting state");
-    }
-}
-
-/// A success that may end an alert: its workflow (or deployment) and branch, and where it ran.
-#[derive(Debug, Clone, Copy)]
-pub struct Resolution<'a> {
-    pub repository: &'a str,
-    pub workflow: &'a str,
-    pub branch: &'a str,
-    pub run_url: Option<&'a str>,
-    pub trace_id: &'a str,
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
     use serde_json::Value;
 
     use super::*;
     use valine_clients::discord_api::{DiscordError, PostedMessage};
-    use valine_store::embedded::EmbeddedStore;
-    use valine_store::{Claim, StoreResult};
-
-    /// The embedded store, except that a take can be made to land and then lose its answer.
-    struct LossyTake {
-        inner: EmbeddedStore,
-        lose_next_take: AtomicBool,
-    }
-
-    #[async_trait]
-    impl AlertLedger for LossyTake {
-        async fn claim(&self, key: &str, now: u64, window_secs: u64) -> StoreResult<Option<Claim>> {
-            self.inner.claim(key, now, window_secs).await
-        }
-        async fn release(&self, claim: &Claim) -> StoreResult<()> {
-            self.inner.release(claim).await
-        }
-        async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()> {
-            self.inner.mark_alerting(state).await
-        }
-        async fn get_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
-            self.inner.get_alerting(recovery_key).await
-        }
-        async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
-            let taken = self.inner.take_alerting(recovery_key).await;
-            if self.lose_next_take.swap(false, Ordering::SeqCst) {
-                return Err(StoreError::Unavailable("the answer was lost".into()));
-            }
-            taken
-        }
-        async fn forget_claim(&self, key: &str) -> StoreResult<()> {
-            self.inner.forget_claim(key).await
-        }
-    }
 
     /// Counts what would be posted.
     #[derive(Default)]
@@ -425,42 +281,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_take_whose_answer_was_lost_puts_the_state_back_for_the_next_success() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Arc::new(LossyTake {
-            inner: EmbeddedStore::open(&dir.path().join("v.redb")).unwrap(),
-            lose_next_take: AtomicBool::new(false),
-        });
-        let posts = Arc::new(Posts::default());
-        let settings = AlertSettings {
-            destination: Destination { enabled: true, channel_id: Some(9), mention_role_id: None, can_post: true },
-            window_secs: 300,
-        };
-        let metrics = Metrics::new("test", Arc::new(valine_domain::logging::Capture::default()));
-        let alerter = Alerter::new(settings, ledger.clone(), posts.clone(), metrics);
-        let state = AlertingState {
-            recovery_key: valine_domain::alert::recovery_key("acme/widget", "CI", "main"),
-            since: now_secs(),
-            dedup_key: "acme/widget|CI|main|workflow_failed".into(),
-            run_url: None,
-        };
-        ledger.mark_alerting(&state).await.unwrap();
-        let success =
-            Resolution { repository: "acme/widget", workflow: "CI", branch: "main", run_url: None, trace_id: "t-1" };
-        let deadline = || Instant::now() + Duration::from_secs(5);
-
-        ledger.lose_next_take.store(true, Ordering::SeqCst);
-        assert!(matches!(alerter.resolve(&success, deadline()).await, Some(AlertOutcome::Failed { .. })));
-        assert_eq!(posts.0.load(Ordering::SeqCst), 0, "nothing posted without the take");
-        assert_eq!(ledger.get_alerting(&state.recovery_key).await.unwrap(), Some(state.clone()), "put back");
-
-        // the next success posts the one "resolved", and the one after it has nothing to resolve
-        assert!(matches!(alerter.resolve(&success, deadline()).await, Some(AlertOutcome::Sent { .. })));
-        assert_eq!(alerter.resolve(&success, deadline()).await, None);
-        assert_eq!(posts.0.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
     async fn a_store_failure_alert_does_not_wait_on_the_store_and_keeps_its_window() {
         // a ledger that never answers: any wait on it would use up the whole deadline
         let ledger = Arc::new(valine_store::testing::DownStore { stalled: true });
@@ -472,8 +292,7 @@ mod tests {
         let metrics = Metrics::new("test", Arc::new(valine_domain::logging::Capture::default()));
         let alerter = Alerter::new(settings, ledger, posts.clone(), metrics);
         let alert = Alert {
-            severity: valine_domain::alert::Severity::Critical,
-            kind: AlertKind::Internal("store_unavailable"),
+            kind: valine_domain::alert::InternalAlert::StoreUnavailable,
             title: "store down".into(),
             repository: "acme/widget".into(),
             workflow: "github-handler".into(),

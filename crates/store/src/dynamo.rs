@@ -612,23 +612,6 @@ impl AlertLedger for DynamoStore {
         // A condition that failed means someone else holds the key by now: nothing to give back.
         conditional(res).map(|_| ())
     }
-
-    async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()> {
-        self.put_state(format!("alert#open#{}", state.recovery_key), to_json(state), now_secs() + ALERTING_TTL_SECS)
-            .await
-    }
-
-    async fn get_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
-        self.get_state(format!("alert#open#{recovery_key}")).await?.map(|d| from_json(&d)).transpose()
-    }
-
-    async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
-        self.take_state(format!("alert#open#{recovery_key}")).await?.map(|d| from_json(&d)).transpose()
-    }
-
-    async fn forget_claim(&self, key: &str) -> StoreResult<()> {
-        self.take_state(format!("alert#claim#{key}")).await.map(|_| ())
-    }
 }
 
 #[async_trait]

@@ -187,10 +187,6 @@ impl EmbeddedStore {
         })
         .await
     }
-
-    async fn take_state(&self, key: String) -> StoreResult<Option<String>> {
-        self.update_state(key, |current, _| (Change::Delete, current.map(|item| item.data))).await
-    }
 }
 
 /// Finds the expired items with a read (no lock, no disk write), then deletes them, if any, in
@@ -366,28 +362,6 @@ impl AlertLedger for EmbeddedStore {
             _ => (Change::Keep, ()),
         })
         .await
-    }
-
-    async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()> {
-        let data = serde_json::to_string(state).map_err(corrupt)?;
-        self.put_state(
-            state_key(&format!("alert#open#{}", state.recovery_key), "-"),
-            data,
-            now_secs() + ALERTING_TTL_SECS,
-        )
-        .await
-    }
-
-    async fn get_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
-        self.get_state(state_key(&format!("alert#open#{recovery_key}"), "-")).await?.map(|d| parse(&d)).transpose()
-    }
-
-    async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>> {
-        self.take_state(state_key(&format!("alert#open#{recovery_key}"), "-")).await?.map(|d| parse(&d)).transpose()
-    }
-
-    async fn forget_claim(&self, key: &str) -> StoreResult<()> {
-        self.update_state(state_key(&format!("alert#claim#{key}"), "-"), |_, _| (Change::Delete, ())).await
     }
 }
 

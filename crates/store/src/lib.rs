@@ -29,8 +29,6 @@ pub const MAX_LIST: usize = 1000;
 /// How long delivery and interaction ids are remembered (GitHub lets a delivery be redelivered
 /// for days).
 pub const DELIVERY_TTL_SECS: u64 = 7 * 24 * 3600;
-/// How long a workflow + branch stays "alerting" without a success before it is forgotten.
-pub const ALERTING_TTL_SECS: u64 = 30 * 24 * 3600;
 
 /// What a store can fail with. "Already exists" is not "unavailable".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,31 +85,13 @@ pub struct Claim {
     pub until: u64,
 }
 
-/// What an open failure alert remembers until the next success.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AlertingState {
-    pub recovery_key: String,
-    pub since: u64,
-    pub dedup_key: String,
-    #[serde(default)]
-    pub run_url: Option<String>,
-}
-
-/// Alert dedup claims and recovery state.
+/// Alert dedup claims.
 #[async_trait]
 pub trait AlertLedger: Send + Sync {
     /// Claims `key` until `now + window_secs`. `None` when another claim still holds it.
     async fn claim(&self, key: &str, now: u64, window_secs: u64) -> StoreResult<Option<Claim>>;
     /// Gives a claim back (its send failed), unless someone else holds the key by now.
     async fn release(&self, claim: &Claim) -> StoreResult<()>;
-    /// Remembers that a workflow + branch alerted.
-    async fn mark_alerting(&self, state: &AlertingState) -> StoreResult<()>;
-    /// Reads the alerting state, leaving it in place.
-    async fn get_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>>;
-    /// Takes the alerting state, atomically: of two callers, at most one gets it.
-    async fn take_alerting(&self, recovery_key: &str) -> StoreResult<Option<AlertingState>>;
-    /// Drops any claim on `key`, whoever holds it (after a recovery, a new failure alerts).
-    async fn forget_claim(&self, key: &str) -> StoreResult<()>;
 }
 
 /// GitHub delivery ids and Discord interaction ids already handled.

@@ -57,18 +57,6 @@ impl AlertLedger for DownStore {
     async fn release(&self, _: &Claim) -> StoreResult<()> {
         self.fail().await
     }
-    async fn mark_alerting(&self, _: &AlertingState) -> StoreResult<()> {
-        self.fail().await
-    }
-    async fn get_alerting(&self, _: &str) -> StoreResult<Option<AlertingState>> {
-        self.fail().await
-    }
-    async fn take_alerting(&self, _: &str) -> StoreResult<Option<AlertingState>> {
-        self.fail().await
-    }
-    async fn forget_claim(&self, _: &str) -> StoreResult<()> {
-        self.fail().await
-    }
 }
 
 #[async_trait]

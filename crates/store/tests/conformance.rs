@@ -101,7 +101,6 @@ suite!(
     alert_claim_holds_for_its_window,
     alert_claim_has_one_winner_under_concurrency,
     alert_release_only_by_its_holder,
-    alerting_state_is_taken_once,
     deliveries_are_first_seen_once,
     deliveries_can_be_forgotten,
     deliveries_are_done_once_with_their_trace,
@@ -111,12 +110,11 @@ suite!(
     correlations_round_trip_and_expire,
     confirmations_are_taken_once_by_their_owner_and_expire,
     job_tickets_are_taken_once_and_expire,
-    a_forgotten_claim_frees_its_key,
     health_ping_answers,
     incidents_round_trip_by_id_and_list_newest_first,
     incident_writes_only_over_the_version_they_read,
     incident_writes_from_many_writers_all_land_once,
-    old_alerting_items_do_not_disturb_incidents,
+    alert_claims_do_not_disturb_incidents,
     subscriptions_are_kept_per_channel_and_repository,
     subscription_cache_sees_its_own_changes_at_once,
 );
@@ -354,36 +352,6 @@ mod cases {
         s.alerts.release(&claim).await.unwrap();
     }
 
-    pub async fn alerting_state_is_taken_once(s: Stores) {
-        let state = AlertingState {
-            recovery_key: "acme/widget|CI|main".into(),
-            since: now_secs(),
-            dedup_key: "acme/widget|CI|main|workflow_failed".into(),
-            run_url: Some("https://github.com/acme/widget/actions/runs/1".into()),
-        };
-        assert_eq!(s.alerts.take_alerting(&state.recovery_key).await.unwrap(), None);
-        assert_eq!(s.alerts.get_alerting(&state.recovery_key).await.unwrap(), None);
-        s.alerts.mark_alerting(&state).await.unwrap();
-        // reading leaves it in place
-        assert_eq!(s.alerts.get_alerting(&state.recovery_key).await.unwrap(), Some(state.clone()));
-        assert_eq!(s.alerts.get_alerting(&state.recovery_key).await.unwrap(), Some(state.clone()));
-        let mut tasks = Vec::new();
-        for _ in 0..8 {
-            let alerts = s.alerts.clone();
-            let key = state.recovery_key.clone();
-            tasks.push(tokio::spawn(async move { alerts.take_alerting(&key).await }));
-        }
-        let mut taken = Vec::new();
-        for t in tasks {
-            if let Some(st) = t.await.unwrap().unwrap() {
-                taken.push(st);
-            }
-        }
-        assert_eq!(taken, vec![state.clone()]);
-        assert_eq!(s.alerts.take_alerting(&state.recovery_key).await.unwrap(), None);
-        assert_eq!(s.alerts.get_alerting(&state.recovery_key).await.unwrap(), None);
-    }
-
     pub async fn deliveries_are_first_seen_once(s: Stores) {
         let id = uuid::Uuid::new_v4().to_string();
         let mut tasks = Vec::new();
@@ -597,14 +565,6 @@ mod cases {
         assert_eq!(s.confirmations.take_job_ticket("never").await.unwrap(), None);
     }
 
-    pub async fn a_forgotten_claim_frees_its_key(s: Stores) {
-        let now = now_secs();
-        s.alerts.claim("k|w|b|x", now, 300).await.unwrap().unwrap();
-        s.alerts.forget_claim("k|w|b|x").await.unwrap();
-        assert!(s.alerts.claim("k|w|b|x", now, 300).await.unwrap().is_some());
-        s.alerts.forget_claim("never-claimed").await.unwrap();
-    }
-
     pub async fn health_ping_answers(s: Stores) {
         s.health.ping().await.unwrap();
     }
@@ -679,17 +639,10 @@ mod cases {
         assert_eq!((end.version, end.failures), (9, 9), "every increment landed exactly once");
     }
 
-    /// Items of the alerting state that came before incidents live under other keys: they are
-    /// neither read as incidents nor in the way of one.
-    pub async fn old_alerting_items_do_not_disturb_incidents(s: Stores) {
+    /// Alert dedup claims live under other keys than incidents: they are neither read as
+    /// incidents nor in the way of one.
+    pub async fn alert_claims_do_not_disturb_incidents(s: Stores) {
         let now = now_secs();
-        let state = AlertingState {
-            recovery_key: "acme/widget|CI|main".into(),
-            since: now,
-            dedup_key: "acme/widget|CI|main|workflow_failed".into(),
-            run_url: None,
-        };
-        s.alerts.mark_alerting(&state).await.unwrap();
         s.alerts.claim("acme/widget|CI|main|workflow_failed", now, 300).await.unwrap();
         assert!(s.incidents.list_incidents(10).await.unwrap().is_empty());
         let inc = opened_incident("main", 1, now);
@@ -791,7 +744,6 @@ async fn every_method_is_unavailable(port: u16) {
     let s = Stores::from_adapter(Arc::new(DynamoStore::new(&sdk, names)), "dynamodb");
     let now = now_secs();
     let claim = Claim { key: "k".into(), token: "t".into(), until: now };
-    let state = AlertingState { recovery_key: "k".into(), since: now, dedup_key: "k".into(), run_url: None };
     let corr = DiagnoseCorrelation {
         correlation_id: "c".into(),
         application_id: 1,
@@ -838,9 +790,6 @@ async fn every_method_is_unavailable(port: u16) {
         check("traces.get", s.traces.get("x")),
         check("alerts.claim", s.alerts.claim("k", now, 300)),
         check("alerts.release", s.alerts.release(&claim)),
-        check("alerts.mark_alerting", s.alerts.mark_alerting(&state)),
-        check("alerts.get_alerting", s.alerts.get_alerting("k")),
-        check("alerts.take_alerting", s.alerts.take_alerting("k")),
         check("deliveries.first_seen", s.deliveries.first_seen("d")),
         check("deliveries.forget", s.deliveries.forget("d")),
         check("deliveries.look_up", s.deliveries.look_up("d", &[])),
@@ -852,7 +801,6 @@ async fn every_method_is_unavailable(port: u16) {
         check("runs.get_correlation", s.runs.get_correlation("c")),
         check("confirmations.put", s.confirmations.put_confirmation(&pending)),
         check("confirmations.take", s.confirmations.take_confirmation("p", 1)),
-        check("alerts.forget_claim", s.alerts.forget_claim("k")),
         check("health.ping", s.health.ping()),
         check("incidents.get", s.incidents.get_incident("i")),
         check("incidents.put", s.incidents.put_incident(&inc)),
@@ -913,7 +861,7 @@ async fn lossy_proxy(upstream: String) -> (u16, Arc<std::sync::atomic::AtomicBoo
 
 /// A write that DynamoDB applied but whose answer was lost must come back `Unavailable` ("not
 /// known"), never as the caller having lost a race against itself, which would drop a delivery,
-/// hold an alert window nobody used, refuse a relay or lose an alerting state.
+/// hold an alert window nobody used, refuse a relay or lose a job ticket.
 #[tokio::test]
 async fn dynamodb_write_whose_answer_was_lost_is_unavailable_not_a_lost_race() {
     use std::sync::atomic::Ordering;
@@ -949,11 +897,12 @@ async fn dynamodb_write_whose_answer_was_lost_is_unavailable_not_a_lost_race() {
     assert!(matches!(appended, Err(StoreError::Unavailable(_))), "append: {appended:?}");
     assert!(s.audit.get(&r.audit_id).await.unwrap().is_some(), "the first write did land");
 
-    let state = AlertingState { recovery_key: "lost-state".into(), since: now, dedup_key: "k".into(), run_url: None };
-    s.alerts.mark_alerting(&state).await.unwrap();
+    // A take (a delete that answers with what it deleted) whose answer was lost.
+    let ticket = JobTicket { job_id: "lost-ticket".into(), token: "t".into(), expires_at: now + 900 };
+    s.confirmations.put_job_ticket(&ticket).await.unwrap();
     armed.store(true, Ordering::SeqCst);
-    let taken = s.alerts.take_alerting("lost-state").await;
-    assert!(matches!(taken, Err(StoreError::Unavailable(_))), "take_alerting: {taken:?}");
+    let taken = s.confirmations.take_job_ticket("lost-ticket").await;
+    assert!(matches!(taken, Err(StoreError::Unavailable(_))), "take_job_ticket: {taken:?}");
 }
 
 /// The embedded store deletes what has expired, as DynamoDB's TTL does, so `DATA_DIR` does not

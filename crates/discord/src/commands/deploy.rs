@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use valine_domain::alert::InternalAlert;
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::authorize_deploy;
 use valine_domain::config::{Config, Feature};
@@ -166,7 +167,7 @@ pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, press: Pr
         .meta("username", &ctx.user_name);
     if let Err(e) = ctx.audit("audit.intent", &intent).await {
         let title = "Audit write failed: a deploy was refused";
-        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(200)).await;
+        ctx.alert(InternalAlert::AuditWriteFailed, title, &e.to_string(), Duration::from_millis(200)).await;
         ctx.rec.fail(&e);
         return settled(format!(
             "⚠️ The audit store is unavailable ({e}), so nothing was dispatched.\n-# trace `{}`",
@@ -197,8 +198,13 @@ pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, press: Pr
                 .meta("intent_audit_id", &intent.audit_id)
                 .meta("reason", e.to_string());
             let _ = ctx.audit("audit.outcome", &outcome).await;
-            ctx.alert("dispatch_failed", "/deploy-client could not start its job", &e.to_string(), Duration::ZERO)
-                .await;
+            ctx.alert(
+                InternalAlert::DispatchFailed,
+                "/deploy-client could not start its job",
+                &e.to_string(),
+                Duration::ZERO,
+            )
+            .await;
             ctx.rec.fail(&e);
             settled(format!(
                 "⚠️ The deploy could not start: {e}. Nothing was dispatched.\n-# trace `{}`",
@@ -282,7 +288,7 @@ async fn run_job(services: &Services, rec: &mut TraceRecorder, job: DeployJob) {
         tracing::error!(error = %e, audit_id = %record.audit_id, "audit write failed: the deploy's outcome is not recorded");
         services
             .internal_alert(
-                "audit_write_failed",
+                InternalAlert::AuditWriteFailed,
                 "Audit write failed: a deploy's outcome is not recorded",
                 &e.to_string(),
                 rec.trace_id(),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use valine_domain::alert::InternalAlert;
 use valine_domain::authz::authorize_diagnose;
 use valine_domain::config::Feature;
 use valine_domain::message::Reply;
@@ -110,7 +111,13 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     match ctx.defer(job).await {
         Ok(()) => Reply::Deferred { ephemeral: false },
         Err(e) => {
-            ctx.alert("dispatch_failed", "/diagnose could not start its job", &e.to_string(), Duration::ZERO).await;
+            ctx.alert(
+                InternalAlert::DispatchFailed,
+                "/diagnose could not start its job",
+                &e.to_string(),
+                Duration::ZERO,
+            )
+            .await;
             ctx.fail(&format!("Diagnose could not start: {e}."))
         }
     }

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use valine_clients::discord_api::{DiscordError, PostedMessage};
+use valine_domain::alert::InternalAlert;
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_admin;
 use valine_domain::config::Feature;
@@ -239,7 +240,7 @@ async fn relay(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<Strin
     let intent = record(ctx, AuditResult::Pending, Some(target), Some(&digest));
     if let Err(e) = ctx.audit("audit.intent", &intent).await {
         let title = "Audit write failed: a relay was refused";
-        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(200)).await;
+        ctx.alert(InternalAlert::AuditWriteFailed, title, &e.to_string(), Duration::from_millis(200)).await;
         ctx.rec.fail(&e);
         return Err(format!("The audit store is unavailable ({e}), so nothing was posted."));
     }
@@ -261,7 +262,7 @@ async fn relay(ctx: &mut Ctx<'_>, target: Target, message: &str) -> Result<Strin
     let mut note = String::new();
     if let Err(e) = &outcome_written {
         let title = "Audit write failed: a relay's outcome is not recorded";
-        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(100)).await;
+        ctx.alert(InternalAlert::AuditWriteFailed, title, &e.to_string(), Duration::from_millis(100)).await;
         note = format!("\n⚠️ The outcome could not be audited; the intent record `{}` stands.", intent.audit_id);
     }
     let tail = format!("fingerprint `{}` · audit `{audit_id}` · trace `{}`", digest.fingerprint(), ctx.trace_id());

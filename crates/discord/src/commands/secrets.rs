@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use valine_clients::github_api::{GitHubError, SecretWrite, VariableWrite};
+use valine_domain::alert::InternalAlert;
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_secret_write;
 use valine_domain::config::{Config, Feature, Secret};
@@ -223,7 +224,7 @@ async fn write(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: &str) -> String {
     let intent = record(ctx, AuditResult::Pending, name, Some(&digest));
     if let Err(e) = ctx.audit("audit.intent", &intent).await {
         let title = "Audit write failed: a repository write was refused";
-        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(200)).await;
+        ctx.alert(InternalAlert::AuditWriteFailed, title, &e.to_string(), Duration::from_millis(200)).await;
         ctx.rec.fail(&e);
         return format!(
             "⚠️ The audit store is unavailable ({e}), so nothing was written.\n-# trace `{}`",
@@ -269,7 +270,7 @@ async fn write(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: &str) -> String {
     let mut note = String::new();
     if let Err(e) = &outcome_written {
         let title = "Audit write failed: a repository write's outcome is not recorded";
-        ctx.alert("audit_write_failed", title, &e.to_string(), Duration::from_millis(100)).await;
+        ctx.alert(InternalAlert::AuditWriteFailed, title, &e.to_string(), Duration::from_millis(100)).await;
         note = format!("\n⚠️ The outcome could not be audited; the intent record `{}` stands.", intent.audit_id);
     }
     let tail = format!("fingerprint `{}` · audit `{audit_id}` · trace `{}`", digest.fingerprint(), ctx.trace_id());

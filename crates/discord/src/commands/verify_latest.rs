@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use valine_domain::alert::InternalAlert;
 use valine_domain::config::Feature;
 use valine_domain::message::{Message, Reply};
 use valine_domain::trace::{StepStatus, TraceRecorder};
@@ -38,7 +39,13 @@ pub async fn run(ctx: &mut Ctx<'_>, _: Args) -> Reply {
     match ctx.defer(job).await {
         Ok(()) => Reply::Deferred { ephemeral: false },
         Err(e) => {
-            ctx.alert("job_failed", "/verify-latest could not start its job", &e.to_string(), Duration::ZERO).await;
+            ctx.alert(
+                InternalAlert::JobFailed,
+                "/verify-latest could not start its job",
+                &e.to_string(),
+                Duration::ZERO,
+            )
+            .await;
             ctx.fail(&format!("Verify could not start: {e}."))
         }
     }
