@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use valine_domain::config::{Config, RepoName, Secret};
+use valine_domain::config::{Config, Secret};
+use valine_domain::repo::RepoName;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GitHubError {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::github_api::GitHubError;
-use valine_domain::config::RepoName;
+use valine_domain::repo::RepoName;
 
 /// A token this close to its expiry is renewed before use.
 pub const RENEW_BEFORE_SECS: u64 = 300;

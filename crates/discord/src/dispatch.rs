@@ -31,7 +31,7 @@ pub struct FollowRequest {
     /// Workflow inputs besides `correlation_id` and `requester`.
     pub inputs: Vec<(&'static str, String)>,
     /// The repository, checked against `GITHUB_REPOS` already; none: `GITHUB_REPO`.
-    pub repo: Option<valine_domain::config::RepoName>,
+    pub repo: Option<valine_domain::repo::RepoName>,
 }
 
 /// Why nothing is being followed. The caller was told already.

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod message;
 pub mod metrics;
 pub mod redact;
+pub mod repo;
 pub mod routing;
 pub mod signing;
 #[cfg(any(test, feature = "testing"))]

@@ -189,7 +189,7 @@ impl App {
         if self.config.dry_run {
             return report;
         }
-        let mut repos: Vec<valine_domain::config::RepoName> =
+        let mut repos: Vec<valine_domain::repo::RepoName> =
             self.config.github_repos.repositories().filter_map(|p| p.repo_name()).collect();
         if let Some(repo) = &self.config.github_repo
             && !repos.contains(repo)
@@ -224,7 +224,7 @@ impl App {
     async fn fill_repo_gaps(
         &self,
         github: &dyn GitHub,
-        repo: &valine_domain::config::RepoName,
+        repo: &valine_domain::repo::RepoName,
         configured_hook: Option<u64>,
         rec: &mut TraceRecorder,
         report: &mut crate::gaps::GapReport,

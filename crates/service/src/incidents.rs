@@ -22,13 +22,14 @@ use valine_clients::github_api::{GitHub, first_failed_job};
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::{Caller, authorize_responder};
 use valine_domain::clock::now_secs;
-use valine_domain::config::{Config, RepoName};
+use valine_domain::config::Config;
 use valine_domain::custom_id::{CustomId, MuteFor};
 use valine_domain::incident::{
     self, Action, FailureDetail, Incident, MessageRef, Mute, Observation, Outcome, Policy, Stamp,
 };
 use valine_domain::message::{ButtonStyle, Component, Message};
 use valine_domain::metrics::{AlertMetric, Metrics};
+use valine_domain::repo::RepoName;
 use valine_store::{AuditLog, IncidentRepo, IncidentWrite, StoreError, StoreResult};
 
 /// The longest one store call of the incident path may take.
@@ -197,12 +198,6 @@ async fn discord_call<T>(
     call: impl Future<Output = Result<T, DiscordError>>,
 ) -> Result<T, DiscordError> {
     tokio::time::timeout(discord_budget(deadline), call).await.unwrap_or(Err(DiscordError::Timeout))
-}
-
-/// `owner/name`.
-fn repo_name(repository: &str) -> Option<RepoName> {
-    let (owner, name) = repository.split_once('/')?;
-    (!owner.is_empty() && !name.is_empty()).then(|| RepoName { owner: owner.into(), name: name.into() })
 }
 
 /// The failing job and step of a run, and its log tail: two GitHub calls.
@@ -636,7 +631,7 @@ impl IncidentDesk {
         if obs.run.run_id == 0 {
             return None;
         }
-        let repo = repo_name(&obs.key.repository)?;
+        let repo: RepoName = obs.key.repository.parse().ok()?;
         let (run_id, attempt) = (obs.run.run_id, obs.run.attempt.max(1));
         Some(tokio::spawn(fetch_detail(github, repo, run_id, attempt)))
     }
@@ -886,7 +881,8 @@ impl IncidentDesk {
         let github = self.github.as_ref().ok_or("GitHub is not configured: set GITHUB_TOKEN.")?;
         let run =
             incident.latest_failure.as_ref().filter(|r| r.run_id > 0).ok_or("this incident has no run to re-run")?;
-        let repo = repo_name(&incident.key.repository).ok_or("the incident's repository is not owner/name")?;
+        let repo: RepoName =
+            incident.key.repository.parse().map_err(|_| "the incident's repository is not owner/name")?;
         let budget = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(budget, github.rerun_failed_jobs(&repo, run.run_id)).await {
             Ok(Ok(())) => Ok(()),
@@ -997,6 +993,7 @@ mod tests {
         assert_eq!(split_streak_id("f7d3348c25c5-3"), Some(("f7d3348c25c5", 3)));
         assert_eq!(split_streak_id("f7d3348c25c5"), None);
         assert_eq!(split_streak_id("f7d3348c25c5-x"), None);
+        let repo_name = |repository: &str| repository.parse::<RepoName>().ok();
         assert_eq!(repo_name("acme/widget").map(|r| r.to_string()).as_deref(), Some("acme/widget"));
         assert!(repo_name("acme").is_none() && repo_name("/widget").is_none());
     }
