@@ -44,7 +44,7 @@ pub enum InitError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    GitHub(#[from] valine_clients::github_api::GitHubError),
+    GitHub(#[from] valine_clients::github_error::GitHubError),
 }
 
 /// Everything the handler is built from; tests assemble it by hand.

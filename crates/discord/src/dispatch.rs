@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use valine_clients::github_api::GitHubError;
+use valine_clients::github_error::GitHubError;
 use valine_domain::clock::now_secs;
 use valine_domain::trace::TraceRecorder;
 use valine_service::diagnose::{CORRELATION_TTL_SECS, progress_message};

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use valine_clients::github_api::{GitHub, GitHubError, WorkflowRun, first_failed_job};
+use valine_clients::github_api::{GitHub, WorkflowRun, first_failed_job};
+use valine_clients::github_error::GitHubError;
 use valine_clients::probe::{Probe, ProbeAnswer};
 use valine_domain::config::VerifyUrl;
 use valine_domain::message::Embed;

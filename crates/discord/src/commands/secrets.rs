@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use valine_clients::github_api::{GitHubError, SecretWrite, VariableWrite};
+use valine_clients::github_api::{SecretWrite, VariableWrite};
+use valine_clients::github_error::GitHubError;
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_secret_write;
 use valine_domain::config::{Config, Feature, Secret};

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use valine_clients::github_api::{GitHub, GitHubError, Workflow, WorkflowRun};
+use valine_clients::github_api::{GitHub, Workflow, WorkflowRun};
+use valine_clients::github_error::GitHubError;
 use valine_domain::clock::{self, now_secs};
 use valine_domain::config::Feature;
 use valine_domain::message::{Embed, MAX_EMBEDS, Message, Reply, truncate};
