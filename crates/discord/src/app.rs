@@ -248,7 +248,7 @@ impl App {
                         ),
                         other => other.clone(),
                     };
-                    let deadline = tokio::time::Instant::now() + ctx.remaining();
+                    let deadline = ctx.deadline();
                     let trace_id = ctx.trace_id();
                     let t = ctx.rec.start("incident.press");
                     let outcome = self.services.incidents.press(&id, ctx.caller(), &trace_id, deadline).await;
