@@ -25,7 +25,8 @@ use tokio::sync::{broadcast, watch};
 use valine_clients::discord_api::Discord;
 use valine_clients::fake::{Deliveries, FakeDiscord, FakeGitHub, Feed, Scenario};
 use valine_domain::clock::now_secs;
-use valine_domain::config::{Config, RepoName};
+use valine_domain::config::Config;
+use valine_domain::repo::RepoName;
 use valine_domain::signing::{InteractionBuilder, discord_signature, github_signature};
 
 use crate::send::LOCAL_APPLICATION_ID;

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use valine_domain::config::{Config, RepoName, Secret};
+use valine_domain::config::{Config, Secret};
+use valine_domain::repo::RepoName;
 
 /// The events the GitHub function acts on (crates/github/src/app.rs); GitHub sends `ping` to
 /// every hook without being asked.
@@ -45,7 +46,7 @@ struct Outcome {
 
 pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
     let repo = match args.repo.as_deref() {
-        Some(r) => parse_repo(r)?,
+        Some(r) => r.parse::<RepoName>().map_err(|e| e.to_string())?,
         None => {
             config.github_repo.clone().ok_or("say which repository to watch: --repo owner/name (or GITHUB_REPO)")?
         }
@@ -362,14 +363,6 @@ fn normalise_api_url(url: &str) -> Result<String, String> {
     Ok(parsed.as_str().trim_end_matches('/').to_string())
 }
 
-pub fn parse_repo(value: &str) -> Result<RepoName, String> {
-    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    match value.trim().split_once('/') {
-        Some((owner, name)) if ok(owner) && ok(name) => Ok(RepoName { owner: owner.into(), name: name.into() }),
-        _ => Err(format!("`{value}` is not owner/name")),
-    }
-}
-
 /// A JSON API with one authorization header. Errors name the request, never the token.
 pub(crate) struct Api {
     client: reqwest::Client,
@@ -489,6 +482,7 @@ mod tests {
 
     #[test]
     fn repos_parse() {
+        let parse_repo = |value: &str| value.parse::<RepoName>();
         assert_eq!(
             parse_repo("valine-ops/valine").unwrap(),
             RepoName { owner: "valine-ops".into(), name: "valine".into() }

@@ -9,19 +9,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use valine_domain::config::{Config, RepoName, Secret};
+use valine_domain::config::{Config, Secret};
+use valine_domain::repo::RepoName;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GitHubError {
-    #[error("GitHub answered {status}: {message}")]
-    Status { status: u16, message: String },
-    #[error("GitHub did not answer in time")]
-    Timeout,
-    #[error("could not reach GitHub: {0}")]
-    Unreachable(String),
-    #[error("DRY_RUN is on: GitHub is not called")]
-    DryRun,
-}
+use crate::github_app::AppAuth;
+use crate::github_error::GitHubError;
+use crate::github_routes::Route;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workflow {
@@ -174,43 +167,43 @@ pub trait GitHub: Send + Sync {
     async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError>;
     /// The jobs of one attempt of a run (`GET …/actions/runs/{id}/attempts/{n}/jobs`).
     async fn run_attempt_jobs(&self, _repo: &RepoName, _run_id: u64, _attempt: u64) -> Result<Vec<Job>, GitHubError> {
-        Err(GitHubError::Unreachable("listing jobs is not supported by this client".into()))
+        Err(GitHubError::Unsupported("listing jobs"))
     }
     /// A job's log text (`GET …/actions/jobs/{id}/logs`, which redirects to the text).
     async fn job_log(&self, _repo: &RepoName, _job_id: u64) -> Result<String, GitHubError> {
-        Err(GitHubError::Unreachable("reading logs is not supported by this client".into()))
+        Err(GitHubError::Unsupported("reading logs"))
     }
     /// Re-runs the failed jobs of a run (`POST …/actions/runs/{id}/rerun-failed-jobs`).
     async fn rerun_failed_jobs(&self, _repo: &RepoName, _run_id: u64) -> Result<(), GitHubError> {
-        Err(GitHubError::Unreachable("re-running jobs is not supported by this client".into()))
+        Err(GitHubError::Unsupported("re-running jobs"))
     }
     /// The repository's webhooks (`GET /repos/{o}/{r}/hooks`), for the tick's gap filling.
     async fn list_hooks(&self, _repo: &RepoName) -> Result<Vec<Hook>, GitHubError> {
-        Err(GitHubError::Unreachable("listing webhooks is not supported by this client".into()))
+        Err(GitHubError::Unsupported("listing webhooks"))
     }
     /// A webhook's most recent deliveries, newest first (`GET …/hooks/{id}/deliveries`); GitHub
     /// keeps them for three days.
     async fn hook_deliveries(&self, _repo: &RepoName, _hook_id: u64) -> Result<Vec<HookDelivery>, GitHubError> {
-        Err(GitHubError::Unreachable("listing deliveries is not supported by this client".into()))
+        Err(GitHubError::Unsupported("listing deliveries"))
     }
     /// Asks GitHub to send a delivery again (`POST …/hooks/{id}/deliveries/{delivery}/attempts`).
     async fn redeliver(&self, _repo: &RepoName, _hook_id: u64, _delivery_id: u64) -> Result<(), GitHubError> {
-        Err(GitHubError::Unreachable("redelivering is not supported by this client".into()))
+        Err(GitHubError::Unsupported("redelivering"))
     }
     /// Completed runs created at or after `since` (RFC 3339), newest first, as the REST API
     /// describes them: the same shape as a `workflow_run` delivery's `workflow_run`.
     async fn completed_runs(&self, _repo: &RepoName, _since: &str) -> Result<Vec<Value>, GitHubError> {
-        Err(GitHubError::Unreachable("listing runs is not supported by this client".into()))
+        Err(GitHubError::Unsupported("listing runs"))
     }
     /// Writes a repository Actions variable: `PATCH …/actions/variables/{name}`, or `POST
     /// …/actions/variables` when it does not exist yet.
     async fn set_variable(&self, _repo: &RepoName, _name: &str, _value: &str) -> Result<VariableWrite, GitHubError> {
-        Err(GitHubError::Unreachable("writing variables is not supported by this client".into()))
+        Err(GitHubError::Unsupported("writing variables"))
     }
     /// Writes a repository Actions secret: the repository's public key, `value` sealed to it
     /// (libsodium sealed box), then `PUT …/actions/secrets/{name}` with the key id.
     async fn set_secret(&self, _repo: &RepoName, _name: &str, _value: &Secret) -> Result<SecretWrite, GitHubError> {
-        Err(GitHubError::Unreachable("writing secrets is not supported by this client".into()))
+        Err(GitHubError::Unsupported("writing secrets"))
     }
 }
 
@@ -305,7 +298,7 @@ pub struct OctocrabGitHub {
     plain: Arc<std::sync::OnceLock<reqwest::Client>>,
     read_timeout: Duration,
     /// GitHub App authentication instead of the token: installation tokens per owner.
-    app: Option<Arc<crate::github_app::AppAuth>>,
+    app: Option<Arc<AppAuth>>,
     /// A client per owner, on the installation token it was built with.
     app_clients: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, octocrab::Octocrab)>>>,
 }
@@ -337,11 +330,7 @@ impl OctocrabGitHub {
 
     /// GitHub App authentication: every call carries the installation token of its
     /// repository's owner.
-    pub fn with_app(
-        app: crate::github_app::AppAuth,
-        base: Option<&url::Url>,
-        read_timeout: Duration,
-    ) -> Result<Self, GitHubError> {
+    pub fn with_app(app: AppAuth, base: Option<&url::Url>, read_timeout: Duration) -> Result<Self, GitHubError> {
         let mut gh = Self::new("", base, read_timeout)?;
         gh.app = Some(Arc::new(app));
         Ok(gh)
@@ -421,38 +410,24 @@ macro_rules! status_error {
         match $gh.crab() {
             Ok(crab) => {
                 let body: String = crab.body_to_string(response).await.unwrap_or_default();
-                let message = serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["message"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| status.to_string());
-                GitHubError::Status { status: status.as_u16(), message }
+                GitHubError::from_answer(status, &body)
             }
             Err(e) => e,
         }
     }};
 }
 
-/// Path segments go through percent-encoding: workflow names come from settings and options.
-pub(crate) fn segment(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
-}
-
 #[async_trait]
 impl GitHub for OctocrabGitHub {
     async fn list_workflows(&self, repo: &RepoName) -> Result<Vec<Workflow>, GitHubError> {
-        let route = format!("/repos/{}/{}/actions/workflows", segment(&repo.owner), segment(&repo.name));
+        let route = Route::Workflows { repo }.path();
         let page: WorkflowsPage =
             self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
         Ok(page.workflows)
     }
 
     async fn list_runs(&self, repo: &RepoName, workflow: &str, per_page: u8) -> Result<Vec<WorkflowRun>, GitHubError> {
-        let route = format!(
-            "/repos/{}/{}/actions/workflows/{}/runs",
-            segment(&repo.owner),
-            segment(&repo.name),
-            segment(workflow)
-        );
+        let route = Route::WorkflowRuns { repo, workflow }.path();
         let per_page = per_page.clamp(1, 100).to_string();
         let page: RunsPage =
             self.client(repo).await?.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
@@ -478,24 +453,19 @@ impl GitHub for OctocrabGitHub {
     }
 
     async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError> {
-        let route = format!("/repos/{}/{}/actions/runs/{run_id}", segment(&repo.owner), segment(&repo.name));
+        let route = Route::Run { repo, run_id }.path();
         self.client(repo).await?.get(route, None::<&()>).await.map_err(map_err)
     }
 
     async fn run_attempt_jobs(&self, repo: &RepoName, run_id: u64, attempt: u64) -> Result<Vec<Job>, GitHubError> {
-        let route = format!(
-            "/repos/{}/{}/actions/runs/{run_id}/attempts/{}/jobs",
-            segment(&repo.owner),
-            segment(&repo.name),
-            attempt.max(1)
-        );
+        let route = Route::RunAttemptJobs { repo, run_id, attempt: attempt.max(1) }.path();
         let page: JobsPage =
             self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
         Ok(page.jobs)
     }
 
     async fn job_log(&self, repo: &RepoName, job_id: u64) -> Result<String, GitHubError> {
-        let route = format!("/repos/{}/{}/actions/jobs/{job_id}/logs", segment(&repo.owner), segment(&repo.name));
+        let route = Route::JobLogs { repo, job_id }.path();
         let response = self.client(repo).await?._get(route).await.map_err(map_err)?;
         let status = response.status();
         if status.is_redirection() {
@@ -524,42 +494,33 @@ impl GitHub for OctocrabGitHub {
         }
         let body = self.client(repo).await?.body_to_string(response).await.map_err(map_err)?;
         if !status.is_success() {
-            let message = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| status.to_string());
-            return Err(GitHubError::Status { status: status.as_u16(), message });
+            return Err(GitHubError::from_answer(status, &body));
         }
         Ok(log_text(body.as_bytes()))
     }
 
     async fn rerun_failed_jobs(&self, repo: &RepoName, run_id: u64) -> Result<(), GitHubError> {
-        let route =
-            format!("/repos/{}/{}/actions/runs/{run_id}/rerun-failed-jobs", segment(&repo.owner), segment(&repo.name));
+        let route = Route::RerunFailedJobs { repo, run_id }.path();
         self.post_empty(repo, route).await
     }
 
     async fn list_hooks(&self, repo: &RepoName) -> Result<Vec<Hook>, GitHubError> {
-        let route = format!("/repos/{}/{}/hooks", segment(&repo.owner), segment(&repo.name));
+        let route = Route::Hooks { repo }.path();
         self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
     }
 
     async fn hook_deliveries(&self, repo: &RepoName, hook_id: u64) -> Result<Vec<HookDelivery>, GitHubError> {
-        let route = format!("/repos/{}/{}/hooks/{hook_id}/deliveries", segment(&repo.owner), segment(&repo.name));
+        let route = Route::HookDeliveries { repo, hook_id }.path();
         self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
     }
 
     async fn redeliver(&self, repo: &RepoName, hook_id: u64, delivery_id: u64) -> Result<(), GitHubError> {
-        let route = format!(
-            "/repos/{}/{}/hooks/{hook_id}/deliveries/{delivery_id}/attempts",
-            segment(&repo.owner),
-            segment(&repo.name)
-        );
+        let route = Route::HookDeliveryAttempts { repo, hook_id, delivery_id }.path();
         self.post_empty(repo, route).await
     }
 
     async fn completed_runs(&self, repo: &RepoName, since: &str) -> Result<Vec<Value>, GitHubError> {
-        let route = format!("/repos/{}/{}/actions/runs", segment(&repo.owner), segment(&repo.name));
+        let route = Route::Runs { repo }.path();
         let created = format!(">={since}");
         let query = [("status", "completed"), ("created", created.as_str()), ("per_page", "100")];
         let page: RawRunsPage = self.client(repo).await?.get(route, Some(&query)).await.map_err(map_err)?;
@@ -567,17 +528,21 @@ impl GitHub for OctocrabGitHub {
     }
 
     async fn set_variable(&self, repo: &RepoName, name: &str, value: &str) -> Result<VariableWrite, GitHubError> {
-        let base = format!("/repos/{}/{}/actions/variables", segment(&repo.owner), segment(&repo.name));
         let body = serde_json::json!({"name": name, "value": value});
-        let response =
-            self.client(repo).await?._patch(format!("{base}/{}", segment(name)), Some(&body)).await.map_err(map_err)?;
+        let response = self
+            .client(repo)
+            .await?
+            ._patch(Route::Variable { repo, name }.path(), Some(&body))
+            .await
+            .map_err(map_err)?;
         if response.status().is_success() {
             return Ok(VariableWrite::Updated);
         }
         if response.status() != http::StatusCode::NOT_FOUND {
             return Err(status_error!(self, response));
         }
-        let response = self.client(repo).await?._post(base, Some(&body)).await.map_err(map_err)?;
+        let response =
+            self.client(repo).await?._post(Route::Variables { repo }.path(), Some(&body)).await.map_err(map_err)?;
         if response.status().is_success() {
             return Ok(VariableWrite::Created);
         }
@@ -585,13 +550,16 @@ impl GitHub for OctocrabGitHub {
     }
 
     async fn set_secret(&self, repo: &RepoName, name: &str, value: &Secret) -> Result<SecretWrite, GitHubError> {
-        let base = format!("/repos/{}/{}/actions/secrets", segment(&repo.owner), segment(&repo.name));
-        let key: SecretsPublicKey =
-            self.client(repo).await?.get(format!("{base}/public-key"), None::<&()>).await.map_err(map_err)?;
+        let key: SecretsPublicKey = self
+            .client(repo)
+            .await?
+            .get(Route::SecretsPublicKey { repo }.path(), None::<&()>)
+            .await
+            .map_err(map_err)?;
         let encrypted_value = seal_secret(&key.key, value.expose().as_bytes())?;
         let body = serde_json::json!({"encrypted_value": encrypted_value, "key_id": key.key_id});
         let response =
-            self.client(repo).await?._put(format!("{base}/{}", segment(name)), Some(&body)).await.map_err(map_err)?;
+            self.client(repo).await?._put(Route::Secret { repo, name }.path(), Some(&body)).await.map_err(map_err)?;
         match response.status() {
             http::StatusCode::CREATED => Ok(SecretWrite::Created),
             s if s.is_success() => Ok(SecretWrite::Updated),
@@ -609,11 +577,7 @@ impl OctocrabGitHub {
             return Ok(());
         }
         let body: String = self.client(repo).await?.body_to_string(response).await.unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| status.to_string());
-        Err(GitHubError::Status { status: status.as_u16(), message })
+        Err(GitHubError::from_answer(status, &body))
     }
 }
 
@@ -674,7 +638,7 @@ pub fn from_config(config: &Config, read_timeout: Duration) -> Result<Option<Arc
         return Ok(Some(Arc::new(DryRunGitHub)));
     }
     if let (Some(app_id), Some(key)) = (config.github_app_id, &config.github_app_private_key) {
-        let app = crate::github_app::AppAuth::new(app_id, key.expose(), config.github_api_base.as_ref(), read_timeout)?;
+        let app = AppAuth::new(app_id, key.expose(), config.github_api_base.as_ref(), read_timeout)?;
         return Ok(Some(Arc::new(OctocrabGitHub::with_app(app, config.github_api_base.as_ref(), read_timeout)?)));
     }
     match &config.github_token {

@@ -13,8 +13,9 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::github_api::GitHubError;
-use valine_domain::config::RepoName;
+use crate::github_error::{GitHubError, answer_message};
+use crate::github_routes::Route;
+use valine_domain::repo::RepoName;
 
 /// A token this close to its expiry is renewed before use.
 pub const RENEW_BEFORE_SECS: u64 = 300;
@@ -95,10 +96,9 @@ impl AppAuth {
         base: Option<&url::Url>,
         timeout: Duration,
     ) -> Result<Self, GitHubError> {
-        let bad = |why: String| GitHubError::Unreachable(format!("GITHUB_APP_PRIVATE_KEY is not usable: {why}"));
-        let (der, pkcs8) = pem_der(private_key_pem).map_err(bad)?;
+        let (der, pkcs8) = pem_der(private_key_pem).map_err(GitHubError::BadKey)?;
         let key = if pkcs8 { RsaKeyPair::from_pkcs8(&der) } else { RsaKeyPair::from_der(&der) }
-            .map_err(|e| bad(format!("not an RSA key ring accepts ({e})")))?;
+            .map_err(|e| GitHubError::BadKey(format!("not an RSA key ring accepts ({e})")))?;
         let base = match base {
             Some(b) => b.clone(),
             None => url::Url::parse("https://api.github.com/").map_err(|e| GitHubError::Unreachable(e.to_string()))?,
@@ -157,16 +157,12 @@ impl AppAuth {
         let installation = match known_id {
             Some(id) => id,
             None => {
-                let path = format!(
-                    "repos/{}/{}/installation",
-                    crate::github_api::segment(&repo.owner),
-                    crate::github_api::segment(&repo.name)
-                );
+                let path = Route::Installation { repo }.path();
                 let found: Installation = self.call(self.http.get(self.url(&path)), &jwt).await?;
                 found.id
             }
         };
-        let path = format!("app/installations/{installation}/access_tokens");
+        let path = Route::InstallationToken { installation }.path();
         let token: AccessToken = self.call(self.http.post(self.url(&path)), &jwt).await?;
         let expires_at = expiry(&token.expires_at).unwrap_or(now + 3600);
         let token = InstallationToken { token: token.token, expires_at };
@@ -196,10 +192,7 @@ impl AppAuth {
         let status = res.status();
         let body = res.text().await.map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
         if !status.is_success() {
-            let message = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| status.to_string());
+            let message = answer_message(status, &body);
             return Err(GitHubError::Status { status: status.as_u16(), message: format!("GitHub App: {message}") });
         }
         serde_json::from_str(&body).map_err(|e| GitHubError::Unreachable(format!("GitHub App: unexpected answer: {e}")))
@@ -226,8 +219,9 @@ mod tests {
             None,
             Duration::from_secs(1),
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+        assert!(matches!(err, GitHubError::BadKey(_)), "{err:?}");
+        let err = err.to_string();
         assert!(err.starts_with("could not reach GitHub: GITHUB_APP_PRIVATE_KEY is not usable"), "{err}");
     }
 }

@@ -5,6 +5,8 @@ pub mod discord_api;
 pub mod fake;
 pub mod github_api;
 pub mod github_app;
+pub mod github_error;
+pub mod github_routes;
 pub mod probe;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

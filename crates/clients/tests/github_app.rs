@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use valine_clients::github_api::{GitHub, OctocrabGitHub};
 use valine_clients::github_app::AppAuth;
 use valine_domain::clock::now_secs;
-use valine_domain::config::RepoName;
+use valine_domain::repo::RepoName;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 

@@ -46,7 +46,7 @@ pub enum InitError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    GitHub(#[from] valine_clients::github_api::GitHubError),
+    GitHub(#[from] valine_clients::github_error::GitHubError),
 }
 
 /// Everything the handler is built from; tests assemble it by hand.
@@ -254,7 +254,7 @@ impl App {
                         ),
                         other => other.clone(),
                     };
-                    let deadline = tokio::time::Instant::now() + ctx.remaining();
+                    let deadline = ctx.deadline();
                     let trace_id = ctx.trace_id();
                     let t = ctx.rec.start("incident.press");
                     let outcome = self.services.incidents.press(&id, ctx.caller(), &trace_id, deadline).await;

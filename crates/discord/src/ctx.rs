@@ -13,6 +13,7 @@ use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::Caller;
 use valine_domain::message::{Message, Reply};
 use valine_domain::trace::{StepStatus, TraceRecorder};
+use valine_service::deadline::Deadline;
 use valine_store::{JobTicket, StoreError};
 
 use crate::deferred::{Deferred, handover};
@@ -41,6 +42,8 @@ pub struct Ctx<'a> {
     /// The ARN the interaction came through, for the jobs it hands over (see `JobContext`).
     pub invoked_by: Option<String>,
     started: Instant,
+    /// [`ANSWER_BUDGET`] after `started`.
+    deadline: Deadline,
 }
 
 impl<'a> Ctx<'a> {
@@ -59,6 +62,7 @@ impl<'a> Ctx<'a> {
             command,
             invoked_by: None,
             started,
+            deadline: Deadline::at(tokio::time::Instant::from_std(started) + ANSWER_BUDGET),
         }
     }
 
@@ -78,7 +82,12 @@ impl<'a> Ctx<'a> {
 
     /// Time left before the answer must go.
     pub fn remaining(&self) -> Duration {
-        ANSWER_BUDGET.saturating_sub(self.started.elapsed())
+        self.deadline.left()
+    }
+
+    /// When the answer must go.
+    pub fn deadline(&self) -> Deadline {
+        self.deadline
     }
 
     /// Runs one effect as a trace step named `name`, with at most `cap` of the time left.
@@ -91,9 +100,9 @@ impl<'a> Ctx<'a> {
         fut: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         let t = self.rec.start(name);
-        let res = match tokio::time::timeout(cap.min(self.remaining()), fut).await {
-            Ok(r) => r,
-            Err(_) => Err(timeout()),
+        let res = match self.deadline.within(cap).run(fut).await {
+            Some(r) => r,
+            None => Err(timeout()),
         };
         let status = if res.is_ok() { StepStatus::Ok } else { StepStatus::Error };
         self.rec.finish(t, status, res.as_ref().err().map(ToString::to_string));

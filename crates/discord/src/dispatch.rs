@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use valine_clients::github_api::GitHubError;
+use valine_clients::github_error::GitHubError;
 use valine_domain::alert::InternalAlert;
 use valine_domain::clock::now_secs;
 use valine_domain::trace::TraceRecorder;
@@ -32,7 +32,7 @@ pub struct FollowRequest {
     /// Workflow inputs besides `correlation_id` and `requester`.
     pub inputs: Vec<(&'static str, String)>,
     /// The repository, checked against `GITHUB_REPOS` already; none: `GITHUB_REPO`.
-    pub repo: Option<valine_domain::config::RepoName>,
+    pub repo: Option<valine_domain::repo::RepoName>,
 }
 
 /// Why nothing is being followed. The caller was told already.

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use url::Url;
 
+use crate::repo::{RepoName, RepoPattern, RepoScope};
+
 /// A configuration error: always names the variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -38,19 +40,6 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(crate::redact::MASK)
-    }
-}
-
-/// `owner/name`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoName {
-    pub owner: String,
-    pub name: String,
-}
-
-impl fmt::Display for RepoName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.owner, self.name)
     }
 }
 
@@ -128,7 +117,7 @@ pub struct Config {
     /// `AWS_REGION` (set by Lambda), for console links.
     pub aws_region: Option<String>,
     /// `GITHUB_REPOS` (else `GITHUB_REPO`): the repositories the bot may touch.
-    pub github_repos: crate::routing::RepoScope,
+    pub github_repos: RepoScope,
     /// `ROUTES_FILE`: routes as code (TOML), merged with the channel subscriptions.
     pub routes_file: Option<PathBuf>,
     /// `ROUTES_TOML`: the same TOML as a value (the deployed functions' `RoutesToml` parameter,
@@ -527,30 +516,20 @@ impl Env<'_> {
     }
 
     fn repo(&self, var: &'static str) -> Result<Option<RepoName>, ConfigError> {
-        let Some(v) = self.string(var) else { return Ok(None) };
-        let valid_part = |p: &str| {
-            !p.is_empty() && p.len() <= 100 && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        };
-        match v.split_once('/') {
-            Some((owner, name)) if valid_part(owner) && valid_part(name) => {
-                Ok(Some(RepoName { owner: owner.to_string(), name: name.to_string() }))
-            }
-            _ => Err(ConfigError::Invalid { var, reason: format!("`{v}` is not of the form owner/name") }),
-        }
+        self.string(var)
+            .map(|v| v.parse::<RepoName>().map_err(|e| ConfigError::Invalid { var, reason: e.to_string() }))
+            .transpose()
     }
 
     /// A comma list of `owner/name` and `owner/*`; unset: the one repository of `fallback`.
-    fn repo_scope(&self, var: &'static str, fallback: &'static str) -> Result<crate::routing::RepoScope, ConfigError> {
-        use crate::routing::{RepoPattern, RepoScope};
+    fn repo_scope(&self, var: &'static str, fallback: &'static str) -> Result<RepoScope, ConfigError> {
         match self.list(var) {
             Some(items) => items
                 .iter()
                 .map(|i| RepoPattern::parse(i).map_err(|reason| ConfigError::Invalid { var, reason }))
                 .collect::<Result<Vec<_>, _>>()
                 .map(RepoScope),
-            None => Ok(RepoScope(
-                self.repo(fallback)?.map(|r| RepoPattern { owner: r.owner, name: Some(r.name) }).into_iter().collect(),
-            )),
+            None => Ok(RepoScope(self.repo(fallback)?.map(RepoPattern::from).into_iter().collect())),
         }
     }
 

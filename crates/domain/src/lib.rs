@@ -16,6 +16,7 @@ pub mod markdown;
 pub mod message;
 pub mod metrics;
 pub mod redact;
+pub mod repo;
 pub mod routing;
 pub mod signing;
 #[cfg(any(test, feature = "testing"))]

@@ -7,99 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, RepoName};
-
-/// `owner/name`, or `owner/*` for every repository of the owner (those created later too).
-/// Compared case-insensitively, as GitHub does.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RepoPattern {
-    pub owner: String,
-    /// `None` for `owner/*`.
-    pub name: Option<String>,
-}
-
-fn valid_part(p: &str) -> bool {
-    !p.is_empty() && p.len() <= 100 && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
-impl RepoPattern {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        match text.split_once('/') {
-            Some((owner, "*")) if valid_part(owner) => Ok(Self { owner: owner.to_string(), name: None }),
-            Some((owner, name)) if valid_part(owner) && valid_part(name) => {
-                Ok(Self { owner: owner.to_string(), name: Some(name.to_string()) })
-            }
-            _ => Err(format!("`{text}` is not owner/name or owner/*")),
-        }
-    }
-
-    /// Whether `repository` (`owner/name`) is one of this pattern's.
-    pub fn matches(&self, repository: &str) -> bool {
-        let Some((owner, name)) = repository.split_once('/') else { return false };
-        owner.eq_ignore_ascii_case(&self.owner) && self.name.as_ref().is_none_or(|n| n.eq_ignore_ascii_case(name))
-    }
-
-    /// Whether every repository of `other` is one of this pattern's.
-    pub fn covers(&self, other: &RepoPattern) -> bool {
-        self.owner.eq_ignore_ascii_case(&other.owner)
-            && match (&self.name, &other.name) {
-                (None, _) => true,
-                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-                (Some(_), None) => false,
-            }
-    }
-
-    /// The one repository, unless this is `owner/*`.
-    pub fn repo_name(&self) -> Option<RepoName> {
-        self.name.as_ref().map(|name| RepoName { owner: self.owner.clone(), name: name.clone() })
-    }
-
-    /// The lowercase form: what subscriptions are keyed by.
-    pub fn key(&self) -> String {
-        self.to_string().to_ascii_lowercase()
-    }
-}
-
-impl fmt::Display for RepoPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.owner, self.name.as_deref().unwrap_or("*"))
-    }
-}
-
-/// The repositories the bot may touch (`GITHUB_REPOS`, else `GITHUB_REPO`). Empty when neither is
-/// set: deliveries then come from anywhere (as before routing), but no subscription or `repo`
-/// option can name a repository.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RepoScope(pub Vec<RepoPattern>);
-
-impl RepoScope {
-    pub fn is_unset(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether a delivery from `repository` may be acted on.
-    pub fn admits_delivery(&self, repository: &str) -> bool {
-        self.is_unset() || self.0.iter().any(|p| p.matches(repository))
-    }
-
-    /// Whether a subscription, a route or a `repo` option may name `pattern`.
-    pub fn allows(&self, pattern: &RepoPattern) -> bool {
-        self.0.iter().any(|p| p.covers(pattern))
-    }
-
-    /// The named repositories (not the `owner/*` entries), for autocomplete.
-    pub fn repositories(&self) -> impl Iterator<Item = &RepoPattern> {
-        self.0.iter()
-    }
-}
-
-impl fmt::Display for RepoScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
-        f.write_str(&parts.join(","))
-    }
-}
+use crate::config::Config;
+use crate::repo::{RepoPattern, RepoScope};
 
 /// `*` matches any run of characters (`/` included), `?` one character.
 pub fn glob(pattern: &str, text: &str) -> bool {
@@ -812,22 +721,6 @@ mod tests {
         // without ALERT_CHANNEL_ID the route is there; the gate says what to set
         let bare = RouteTable::build(&Config::from_lookup(|_| None).unwrap(), vec![], vec![]);
         assert_eq!(bare.targets(&run("a/b", "CI", "main"))[0].channel_id, None);
-    }
-
-    #[test]
-    fn scope_bounds_patterns_and_deliveries() {
-        let s = scope(&["acme/*", "solo/app"]);
-        assert!(s.allows(&RepoPattern::parse("acme/web").unwrap()));
-        assert!(s.allows(&RepoPattern::parse("ACME/*").unwrap()));
-        assert!(s.allows(&RepoPattern::parse("solo/app").unwrap()));
-        assert!(!s.allows(&RepoPattern::parse("solo/*").unwrap()));
-        assert!(!s.allows(&RepoPattern::parse("evil/app").unwrap()));
-        assert!(s.admits_delivery("acme/new-one") && !s.admits_delivery("evil/app"));
-        assert!(RepoScope::default().admits_delivery("anyone/at-all"));
-        assert!(!RepoScope::default().allows(&RepoPattern::parse("a/b").unwrap()));
-        for bad in ["acme", "acme/", "/web", "a/b/c", "a b/c", "*/web"] {
-            assert!(RepoPattern::parse(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use valine_domain::config::{Config, Handler, Secret};
 use valine_domain::metrics::Metrics;
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_service::alerting::Alerter;
+use valine_service::deadline::Deadline;
 use valine_service::diagnose::{correlation_ids_in, progress_message_with};
 use valine_service::http::{HttpRequest, HttpResponse};
 use valine_service::incidents::{IncidentDesk, Observed, TickReport};
@@ -162,7 +163,7 @@ impl App {
     pub async fn tick(&self) -> TickReport {
         let mut trace = TraceRecorder::new(TRACE_USER, "tick".to_string());
         let span = tracing::info_span!("tick", trace_id = %trace.trace_id(), cmd = "tick");
-        let deadline = Instant::now() + TICK_BUDGET;
+        let deadline = Deadline::after(TICK_BUDGET);
         let trace_id = trace.trace_id().to_string();
         async {
             let gaps = self.fill_gaps(&mut trace, deadline).await;
@@ -183,13 +184,13 @@ impl App {
     /// See [`crate::gaps`]: redeliver what failed, and put the newest completed runs through the
     /// delivery path, for each repository of `GITHUB_REPOS` (or `GITHUB_REPO`) that names one
     /// repository. Needs GitHub (a token or an App, not a dry run).
-    pub async fn fill_gaps(&self, rec: &mut TraceRecorder, deadline: Instant) -> crate::gaps::GapReport {
+    pub async fn fill_gaps(&self, rec: &mut TraceRecorder, deadline: Deadline) -> crate::gaps::GapReport {
         let mut report = crate::gaps::GapReport::default();
         let Some(github) = &self.github else { return report };
         if self.config.dry_run {
             return report;
         }
-        let mut repos: Vec<valine_domain::config::RepoName> =
+        let mut repos: Vec<valine_domain::repo::RepoName> =
             self.config.github_repos.repositories().filter_map(|p| p.repo_name()).collect();
         if let Some(repo) = &self.config.github_repo
             && !repos.contains(repo)
@@ -224,11 +225,11 @@ impl App {
     async fn fill_repo_gaps(
         &self,
         github: &dyn GitHub,
-        repo: &valine_domain::config::RepoName,
+        repo: &valine_domain::repo::RepoName,
         configured_hook: Option<u64>,
         rec: &mut TraceRecorder,
         report: &mut crate::gaps::GapReport,
-        deadline: Instant,
+        deadline: Deadline,
     ) {
         use crate::gaps;
         let now = valine_domain::clock::now_secs();
@@ -236,28 +237,28 @@ impl App {
         // 1. Deliveries that never arrived.
         let hook = match configured_hook {
             Some(id) => Ok(id),
-            None => match tokio::time::timeout_at(deadline, github.list_hooks(repo)).await {
-                Ok(Ok(hooks)) => gaps::bot_hook(&hooks, None),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("timed out".into()),
+            None => match deadline.run(github.list_hooks(repo)).await {
+                Some(Ok(hooks)) => gaps::bot_hook(&hooks, None),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("timed out".into()),
             },
         };
         match hook {
-            Ok(hook_id) => match tokio::time::timeout_at(deadline, github.hook_deliveries(repo, hook_id)).await {
-                Ok(Ok(deliveries)) => {
+            Ok(hook_id) => match deadline.run(github.hook_deliveries(repo, hook_id)).await {
+                Some(Ok(deliveries)) => {
                     for d in gaps::to_redeliver(&deliveries, now) {
-                        match tokio::time::timeout_at(deadline, github.redeliver(repo, hook_id, d.id)).await {
-                            Ok(Ok(())) => {
+                        match deadline.run(github.redeliver(repo, hook_id, d.id)).await {
+                            Some(Ok(())) => {
                                 report.redelivered += 1;
                                 tracing::warn!(repo = %repo, delivery = %d.guid, event = %d.event, status_code = d.status_code, "gap filled: a failed delivery was redelivered");
                             }
-                            Ok(Err(e)) => report.errors.push(failed("redeliver", e.to_string())),
-                            Err(_) => report.errors.push(failed("redeliver", "timed out".into())),
+                            Some(Err(e)) => report.errors.push(failed("redeliver", e.to_string())),
+                            None => report.errors.push(failed("redeliver", "timed out".into())),
                         }
                     }
                 }
-                Ok(Err(e)) => report.errors.push(failed("list deliveries", e.to_string())),
-                Err(_) => report.errors.push(failed("list deliveries", "timed out".into())),
+                Some(Err(e)) => report.errors.push(failed("list deliveries", e.to_string())),
+                None => report.errors.push(failed("list deliveries", "timed out".into())),
             },
             Err(e) => report.errors.push(failed("find the webhook", e)),
         }
@@ -265,19 +266,19 @@ impl App {
         // same routing and incident model as a delivery.
         let since = valine_domain::clock::rfc3339_millis(now.saturating_sub(gaps::RUN_LOOKBACK_SECS) * 1000);
         let since = format!("{}Z", since.split('.').next().unwrap_or(&since));
-        let runs = match tokio::time::timeout_at(deadline, github.completed_runs(repo, &since)).await {
-            Ok(Ok(runs)) => runs,
-            Ok(Err(e)) => {
+        let runs = match deadline.run(github.completed_runs(repo, &since)).await {
+            Some(Ok(runs)) => runs,
+            Some(Err(e)) => {
                 report.errors.push(failed("list runs", e.to_string()));
                 Vec::new()
             }
-            Err(_) => {
+            None => {
                 report.errors.push(failed("list runs", "timed out".into()));
                 Vec::new()
             }
         };
         for run in gaps::newest_runs(runs) {
-            if Instant::now() >= deadline {
+            if deadline.left().is_zero() {
                 report.errors.push(failed("compare runs", "out of time".into()));
                 break;
             }
@@ -311,7 +312,7 @@ impl App {
     /// The `VERIFY_URLS` checks of the tick: each endpoint is an observation of its own incident,
     /// which opens after two failed checks in a row and resolves on a pass (see
     /// `valine_domain::incident::decide`).
-    pub async fn health_tick(&self, report: &mut TickReport, trace_id: &str, now: u64, deadline: Instant) {
+    pub async fn health_tick(&self, report: &mut TickReport, trace_id: &str, now: u64, deadline: Deadline) {
         use valine_domain::incident::{IncidentKey, Observation, Order, Outcome, RunRef};
         let checks = valine_service::verify::run_checks(self.probe.as_ref(), &self.config.verify_urls).await;
         let repository = self.config.github_repo.as_ref().map_or_else(|| "valine".to_string(), |r| r.to_string());
@@ -362,7 +363,7 @@ impl App {
             Route::Post => {}
         }
         // GitHub gives up after 10 s; answer before that whatever hangs.
-        let deadline = Instant::now() + DELIVERY_BUDGET - DELIVERY_MARGIN;
+        let deadline = Deadline::after(DELIVERY_BUDGET - DELIVERY_MARGIN);
         match tokio::time::timeout(DELIVERY_BUDGET, self.delivery(req, deadline)).await {
             Ok(answer) => answer,
             Err(_) => {
@@ -377,7 +378,7 @@ impl App {
         }
     }
 
-    async fn delivery(&self, req: HttpRequest, deadline: Instant) -> HttpResponse {
+    async fn delivery(&self, req: HttpRequest, deadline: Deadline) -> HttpResponse {
         let started = Instant::now();
         let event = match verify::verify(&req, self.secret.expose().as_bytes()) {
             Ok(e) => e.to_string(),
@@ -638,7 +639,7 @@ impl App {
         targets: &[Target],
         store_error: &mut Option<StoreError>,
         done: Option<&str>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Handled {
         let Some(run) = events::workflow_run_record(payload) else {
             rec.note("parse", StepStatus::Skipped, Some("no workflow_run in the payload".into()));
@@ -698,7 +699,7 @@ impl App {
         targets: &[Target],
         store_down: bool,
         done: Option<&str>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Handled {
         let decision = events::decide_deployment_status(payload, rec.trace_id());
         let mut body =
@@ -724,7 +725,7 @@ impl App {
         body: &mut Value,
         store_down: bool,
         done: Option<&str>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> (bool, Option<bool>) {
         if let [target] = targets {
             return self.act(rec, &decision, target, line, body, store_down, done, deadline).await;
@@ -771,7 +772,7 @@ impl App {
         body: &mut Value,
         store_down: bool,
         done: Option<&str>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> (bool, Option<bool>) {
         let mut obs = match decision {
             Decision::Observe(obs) => obs.clone(),
@@ -858,7 +859,7 @@ impl App {
         target: &Target,
         line: &str,
         body: &mut Value,
-        deadline: Instant,
+        deadline: Deadline,
     ) {
         let Ok(channel) = self.incidents.gate("run line", target.channel_id) else {
             body["line"] = json!("skipped");
@@ -872,7 +873,7 @@ impl App {
 
     /// The critical alert about the store itself: it keeps its dedup window, in this container only,
     /// because it must not wait on the store that failed.
-    async fn store_alert(&self, error: &str, trace_id: &str, deadline: Instant) {
+    async fn store_alert(&self, error: &str, trace_id: &str, deadline: Deadline) {
         let alert = valine_domain::alert::Alert {
             kind: valine_domain::alert::InternalAlert::StoreUnavailable,
             title: "The store is unavailable: workflow failures cannot be tracked".into(),
@@ -886,7 +887,7 @@ impl App {
             trace_id: trace_id.to_string(),
             detail: Some(valine_domain::redact::redact(error).into_owned()),
         };
-        self.alerter.raise(&alert, deadline).await;
+        self.alerter.raise(&alert, deadline.instant()).await;
     }
 
     /// Whether `run` can be a followed run at all (`/diagnose`, `/deploy-client`): dispatched, of
@@ -927,7 +928,7 @@ impl App {
         &self,
         rec: &mut TraceRecorder,
         run: &RunRecord,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Option<Result<(), String>> {
         if !self.is_diagnose_run(run) {
             return None;
@@ -965,13 +966,11 @@ impl App {
             };
             let body = progress_message_with(&correlation, Some(run), checks.as_deref()).to_json();
             let discord = self.discord.clone();
-            let budget = PROGRESS_EDIT_BUDGET.min(deadline.saturating_duration_since(Instant::now()));
+            let bound = deadline.within(PROGRESS_EDIT_BUDGET);
             let edited = rec
                 .time("discord.edit_original", async {
                     let edit = discord.edit_original(correlation.application_id, &correlation.interaction_token, &body);
-                    tokio::time::timeout(budget, edit)
-                        .await
-                        .unwrap_or(Err(valine_clients::discord_api::DiscordError::Timeout))
+                    bound.run(edit).await.unwrap_or(Err(valine_clients::discord_api::DiscordError::Timeout))
                 })
                 .await;
             return Some(match edited {

@@ -360,7 +360,7 @@ async fn muted_the_next_failure_posts_nothing_and_the_log_says_so() {
     let (_, body) = h.deliver("workflow_run", "d-34", &numbered(1, "failure", "main")).await;
     let incident = body["incident"].as_str().unwrap().to_string();
     let admin = valine_domain::authz::Caller { user_id: 42, roles: None };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = valine_service::deadline::Deadline::after(Duration::from_secs(5));
     let muted = h
         .app
         .incidents

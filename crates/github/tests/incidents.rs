@@ -370,8 +370,8 @@ fn field(message: &Value, name: &str) -> Option<String> {
         .map(|f| f["value"].as_str().unwrap_or("").to_string())
 }
 
-fn deadline() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(8)
+fn deadline() -> valine_service::deadline::Deadline {
+    valine_service::deadline::Deadline::after(Duration::from_secs(8))
 }
 
 fn incident_id(body: &Value) -> String {

@@ -14,15 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::alerting::Destination;
+use crate::deadline::Deadline;
 use valine_clients::discord_api::{Discord, DiscordError, PostedMessage};
 use valine_clients::github_api::{GitHub, first_failed_job};
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::{Caller, authorize_responder};
 use valine_domain::clock::now_secs;
-use valine_domain::config::{Config, RepoName};
+use valine_domain::config::Config;
 use valine_domain::custom_id::{CustomId, MuteFor};
 use valine_domain::incident::{
     self, Action, FailureDetail, Incident, MessageRef, Mute, Observation, Outcome, Policy, Stamp,
@@ -30,6 +30,7 @@ use valine_domain::incident::{
 use valine_domain::markdown::escape_markdown as text;
 use valine_domain::message::{ButtonStyle, Component, Message};
 use valine_domain::metrics::{AlertMetric, Metrics};
+use valine_domain::repo::RepoName;
 use valine_store::{AuditLog, IncidentRepo, IncidentWrite, StoreError, StoreResult};
 
 /// The longest one store call of the incident path may take.
@@ -183,27 +184,20 @@ impl std::fmt::Debug for IncidentDesk {
 }
 
 /// `call` within `budget` and `deadline`; no answer in time is `Unavailable`.
-async fn within<T>(deadline: Instant, budget: Duration, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-    let left = deadline.saturating_duration_since(Instant::now()).min(budget);
-    tokio::time::timeout(left, call).await.unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())))
+async fn within<T>(deadline: Deadline, budget: Duration, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    deadline.within(budget).run(call).await.unwrap_or_else(|| Err(StoreError::Unavailable("no answer in time".into())))
 }
 
-fn discord_budget(deadline: Instant) -> Duration {
-    let left = deadline.saturating_duration_since(Instant::now());
+fn discord_budget(deadline: Deadline) -> Duration {
+    let left = deadline.left();
     left.saturating_sub(RESERVE.min(left / 3)).min(POST_BUDGET)
 }
 
 async fn discord_call<T>(
-    deadline: Instant,
+    deadline: Deadline,
     call: impl Future<Output = Result<T, DiscordError>>,
 ) -> Result<T, DiscordError> {
     tokio::time::timeout(discord_budget(deadline), call).await.unwrap_or(Err(DiscordError::Timeout))
-}
-
-/// `owner/name`.
-fn repo_name(repository: &str) -> Option<RepoName> {
-    let (owner, name) = repository.split_once('/')?;
-    (!owner.is_empty() && !name.is_empty()).then(|| RepoName { owner: owner.into(), name: name.into() })
 }
 
 /// The failing job and step of a run, and its log tail: two GitHub calls.
@@ -285,7 +279,7 @@ impl IncidentDesk {
 
     /// One compact line for a completed run in a channel routed `all-runs` (no incident of its
     /// own changed). Never pings.
-    pub async fn post_line(&self, channel_id: u64, text: &str, deadline: Instant) -> Result<u64, String> {
+    pub async fn post_line(&self, channel_id: u64, text: &str, deadline: Deadline) -> Result<u64, String> {
         let body = Message::text(text).to_json();
         match discord_call(deadline, self.discord.post_message(channel_id, &body)).await {
             Ok(posted) => Ok(posted.id),
@@ -349,7 +343,7 @@ impl IncidentDesk {
     /// Writes `next` over the version before it (with `done`, that delivery recorded done in the
     /// same write); remembers what is stored either way. A write whose answer was lost is looked
     /// for once: found as written, it is written.
-    async fn put(&self, next: &Incident, done: Option<&str>, deadline: Instant) -> StoreResult<IncidentWrite> {
+    async fn put(&self, next: &Incident, done: Option<&str>, deadline: Deadline) -> StoreResult<IncidentWrite> {
         self.put_checked(next, done, deadline).await.0
     }
 
@@ -359,11 +353,11 @@ impl IncidentDesk {
         &self,
         next: &Incident,
         done: Option<&str>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> (StoreResult<IncidentWrite>, bool) {
         let mut not_landed = false;
         let written = match within(deadline, STORE_BUDGET, self.repo.put_incident_with(next, done)).await {
-            Err(e) if e.is_unavailable() && deadline.saturating_duration_since(Instant::now()) > RESERVE => {
+            Err(e) if e.is_unavailable() && deadline.left() > RESERVE => {
                 match within(deadline, STORE_BUDGET, self.repo.get_incident(&next.id)).await {
                     Ok(Some(stored)) if stored == *next => {
                         tracing::info!(incident = %next.streak_id(), "the incident write's answer was lost, but it landed");
@@ -388,12 +382,12 @@ impl IncidentDesk {
 
     /// Carries one observation through the incident model: decide, write over the version read,
     /// then post, edit or reply. Keeps to `deadline`.
-    pub async fn observe(&self, obs: &Observation, deadline: Instant) -> Observed {
+    pub async fn observe(&self, obs: &Observation, deadline: Deadline) -> Observed {
         self.observe_routed(obs, None, deadline).await
     }
 
     /// [`Self::observe`] for a route that mentions `mention_role` when an incident opens.
-    pub async fn observe_routed(&self, obs: &Observation, mention_role: Option<u64>, deadline: Instant) -> Observed {
+    pub async fn observe_routed(&self, obs: &Observation, mention_role: Option<u64>, deadline: Deadline) -> Observed {
         self.observe_delivery(obs, mention_role, None, deadline).await.0
     }
 
@@ -407,7 +401,7 @@ impl IncidentDesk {
         obs: &Observation,
         mention_role: Option<u64>,
         mut done: Option<&str>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> (Observed, Option<bool>) {
         let id = obs.key.id();
         let alert_key = obs.key.canonical().replace('\u{1f}', "|");
@@ -444,7 +438,7 @@ impl IncidentDesk {
                     detail_task = self.start_detail(obs);
                 }
                 if let Some(task) = detail_task.as_mut() {
-                    let wait = DETAIL_WAIT.min(deadline.saturating_duration_since(Instant::now()) / 3);
+                    let wait = DETAIL_WAIT.min(deadline.left() / 3);
                     if let Ok(joined) = tokio::time::timeout(wait, &mut *task).await {
                         detail = joined.ok().flatten();
                         detail_task = None;
@@ -554,7 +548,7 @@ impl IncidentDesk {
         next: &Incident,
         alert_key: &str,
         now: u64,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Observed {
         let Some(message) = next.message else {
             if *action == Action::Muted {
@@ -612,7 +606,7 @@ impl IncidentDesk {
         next: &Incident,
         message: MessageRef,
         now: u64,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<(), DiscordError> {
         let body = incident::render(next, now).to_json();
         let edited =
@@ -624,7 +618,7 @@ impl IncidentDesk {
     }
 
     /// Deletes a message this delivery posted for a streak another container posted first.
-    async fn discard(&self, orphan: Option<PostedMessage>, deadline: Instant) {
+    async fn discard(&self, orphan: Option<PostedMessage>, deadline: Deadline) {
         if let Some(m) = orphan
             && let Err(e) = discord_call(deadline, self.discord.delete_message(m.channel_id, m.id)).await
         {
@@ -637,7 +631,7 @@ impl IncidentDesk {
         if obs.run.run_id == 0 {
             return None;
         }
-        let repo = repo_name(&obs.key.repository)?;
+        let repo: RepoName = obs.key.repository.parse().ok()?;
         let (run_id, attempt) = (obs.run.run_id, obs.run.attempt.max(1));
         Some(tokio::spawn(fetch_detail(github, repo, run_id, attempt)))
     }
@@ -649,10 +643,10 @@ impl IncidentDesk {
         written: Incident,
         obs: &Observation,
         task: Option<JoinHandle<Option<FailureDetail>>>,
-        deadline: Instant,
+        deadline: Deadline,
     ) {
         let Some(task) = task else { return };
-        let wait = deadline.saturating_duration_since(Instant::now()).saturating_sub(RESERVE);
+        let wait = deadline.left().saturating_sub(RESERVE);
         let Ok(Ok(Some(detail))) = tokio::time::timeout(wait, task).await else {
             tracing::info!(incident = %written.streak_id(), "the failing job is not known in time; the message goes without it");
             return;
@@ -666,7 +660,7 @@ impl IncidentDesk {
 
     /// The scheduled tick: escalates open, unacknowledged incidents past `ALERT_ESCALATE_MINUTES`
     /// (one reply mentioning `ALERT_MENTION_ROLE_ID`), and resolves flapping ones that calmed.
-    pub async fn tick(&self, now: u64, deadline: Instant) -> TickReport {
+    pub async fn tick(&self, now: u64, deadline: Deadline) -> TickReport {
         let mut report = TickReport::default();
         if self.channel("tick").is_err() {
             return report;
@@ -740,7 +734,7 @@ impl IncidentDesk {
 
     /// A press of an incident button (`custom_id` already parsed), by `caller`: authorized, checked
     /// against the store, carried out, audited, and answered with a typed outcome.
-    pub async fn press(&self, id: &CustomId, caller: Caller<'_>, trace_id: &str, deadline: Instant) -> PressOutcome {
+    pub async fn press(&self, id: &CustomId, caller: Caller<'_>, trace_id: &str, deadline: Deadline) -> PressOutcome {
         let command = match id {
             CustomId::IncidentRerun(_) => "incident.rerun",
             CustomId::IncidentAck(_) => "incident.ack",
@@ -772,7 +766,7 @@ impl IncidentDesk {
     }
 
     /// Re-runs the failed jobs of the incident's latest failing run.
-    pub async fn rerun(&self, streak_id: &str, caller: Caller<'_>, trace_id: &str, deadline: Instant) -> PressOutcome {
+    pub async fn rerun(&self, streak_id: &str, caller: Caller<'_>, trace_id: &str, deadline: Deadline) -> PressOutcome {
         self.press(&CustomId::IncidentRerun(streak_id.into()), caller, trace_id, deadline).await
     }
 
@@ -781,7 +775,7 @@ impl IncidentDesk {
         streak_id: &str,
         caller: Caller<'_>,
         trace_id: &str,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> PressOutcome {
         self.press(&CustomId::IncidentAck(streak_id.into()), caller, trace_id, deadline).await
     }
@@ -792,18 +786,24 @@ impl IncidentDesk {
         duration: MuteFor,
         caller: Caller<'_>,
         trace_id: &str,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> PressOutcome {
         self.press(&CustomId::IncidentMute(streak_id.into(), Some(duration)), caller, trace_id, deadline).await
     }
 
-    pub async fn unmute(&self, streak_id: &str, caller: Caller<'_>, trace_id: &str, deadline: Instant) -> PressOutcome {
+    pub async fn unmute(
+        &self,
+        streak_id: &str,
+        caller: Caller<'_>,
+        trace_id: &str,
+        deadline: Deadline,
+    ) -> PressOutcome {
         self.press(&CustomId::IncidentUnmute(streak_id.into()), caller, trace_id, deadline).await
     }
 
     /// Changes the stored incident (read fresh, written over its version, again on a conflict),
     /// then shows the change in its message.
-    async fn act(&self, id: &CustomId, user: u64, deadline: Instant) -> PressOutcome {
+    async fn act(&self, id: &CustomId, user: u64, deadline: Deadline) -> PressOutcome {
         let Some((incident_id, streak)) = split_streak_id(id.id()) else { return PressOutcome::Unknown };
         let now = now_secs();
         let mut fresh = None;
@@ -883,16 +883,16 @@ impl IncidentDesk {
         PressOutcome::Failed("the incident kept changing; press again".into())
     }
 
-    async fn call_rerun(&self, incident: &Incident, deadline: Instant) -> Result<(), String> {
+    async fn call_rerun(&self, incident: &Incident, deadline: Deadline) -> Result<(), String> {
         let github = self.github.as_ref().ok_or("GitHub is not configured: set GITHUB_TOKEN.")?;
         let run =
             incident.latest_failure.as_ref().filter(|r| r.run_id > 0).ok_or("this incident has no run to re-run")?;
-        let repo = repo_name(&incident.key.repository).ok_or("the incident's repository is not owner/name")?;
-        let budget = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(budget, github.rerun_failed_jobs(&repo, run.run_id)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("GitHub refused the re-run: {e}")),
-            Err(_) => Err("GitHub did not answer in time; press again".into()),
+        let repo: RepoName =
+            incident.key.repository.parse().map_err(|_| "the incident's repository is not owner/name")?;
+        match deadline.run(github.rerun_failed_jobs(&repo, run.run_id)).await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(format!("GitHub refused the re-run: {e}")),
+            None => Err("GitHub did not answer in time; press again".into()),
         }
     }
 
@@ -998,6 +998,7 @@ mod tests {
         assert_eq!(split_streak_id("f7d3348c25c5-3"), Some(("f7d3348c25c5", 3)));
         assert_eq!(split_streak_id("f7d3348c25c5"), None);
         assert_eq!(split_streak_id("f7d3348c25c5-x"), None);
+        let repo_name = |repository: &str| repository.parse::<RepoName>().ok();
         assert_eq!(repo_name("acme/widget").map(|r| r.to_string()).as_deref(), Some("acme/widget"));
         assert!(repo_name("acme").is_none() && repo_name("/widget").is_none());
     }

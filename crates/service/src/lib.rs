@@ -3,6 +3,7 @@
 
 pub mod alerting;
 pub mod bootstrap;
+pub mod deadline;
 pub mod diagnose;
 pub mod http;
 pub mod incidents;

@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
-use valine_clients::github_api::{GitHub, GitHubError, WorkflowRun, first_failed_job};
+use valine_clients::github_api::{GitHub, WorkflowRun, first_failed_job};
+use valine_clients::github_error::GitHubError;
 use valine_clients::probe::{Probe, ProbeAnswer};
-use valine_domain::config::{RepoName, VerifyUrl};
+use valine_domain::config::VerifyUrl;
 use valine_domain::message::Embed;
 use valine_domain::redact::redact;
+use valine_domain::repo::RepoName;
 
 /// How long one endpoint may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);

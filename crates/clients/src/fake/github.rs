@@ -13,10 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use valine_domain::clock::{now_secs, rfc3339_millis};
-use valine_domain::config::RepoName;
+use valine_domain::repo::RepoName;
 
 use super::feed::Feed;
-use crate::github_api::{Actor, GitHub, GitHubError, Job, JobStep, SecretWrite, VariableWrite, Workflow, WorkflowRun};
+use crate::github_api::{Actor, GitHub, Job, JobStep, SecretWrite, VariableWrite, Workflow, WorkflowRun};
+use crate::github_error::GitHubError;
 
 /// Where the fake's deliveries go.
 #[async_trait]

@@ -10,7 +10,8 @@
 
 use std::time::Duration;
 
-use valine_clients::github_api::{GitHubError, SecretWrite, VariableWrite};
+use valine_clients::github_api::{SecretWrite, VariableWrite};
+use valine_clients::github_error::GitHubError;
 use valine_domain::alert::InternalAlert;
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_secret_write;

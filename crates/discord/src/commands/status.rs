@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use valine_clients::github_api::{GitHub, GitHubError, Workflow, WorkflowRun};
+use valine_clients::github_api::{GitHub, Workflow, WorkflowRun};
+use valine_clients::github_error::GitHubError;
 use valine_domain::clock::{self, now_secs};
-use valine_domain::config::{Feature, RepoName};
+use valine_domain::config::Feature;
 use valine_domain::markdown::{escape_markdown, inline_code};
 use valine_domain::message::{Embed, MAX_EMBEDS, Message, Reply, truncate};
+use valine_domain::repo::RepoName;
 use valine_domain::trace::{StepStatus, TraceRecorder};
 
 use crate::ctx::Ctx;

@@ -8,9 +8,11 @@ use std::time::Duration;
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::authorize_admin;
 use valine_domain::clock::now_secs;
-use valine_domain::config::{Config, RepoName};
+use valine_domain::config::Config;
 use valine_domain::message::{Message, Reply, truncate};
-use valine_domain::routing::{Events, Globs, RepoPattern, Subscription};
+use valine_domain::repo::RepoName;
+use valine_domain::repo::RepoPattern;
+use valine_domain::routing::{Events, Globs, Subscription};
 
 use crate::ctx::Ctx;
 use crate::interaction::Options;
