@@ -15,7 +15,11 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use valine_clients::github_api::{Hook, HookDelivery};
+use valine_clients::github_api::{GitHub, Hook, HookDelivery};
+use valine_domain::trace::TraceRecorder;
+use valine_service::deadline::Deadline;
+
+use crate::routing::Routing;
 use valine_domain::clock::parse_rfc3339_secs;
 
 /// What gap filling did.
@@ -121,6 +125,130 @@ pub fn as_delivery(run: Value, repository: &str) -> Value {
         "repository": {"full_name": repository},
         "workflow_run": run,
     })
+}
+
+/// Gap filling, carried out.
+impl crate::app::App {
+    /// See [`crate::gaps`]: redeliver what failed, and put the newest completed runs through the
+    /// delivery path, for each repository of `GITHUB_REPOS` (or `GITHUB_REPO`) that names one
+    /// repository. Needs GitHub (a token or an App, not a dry run).
+    pub async fn fill_gaps(&self, rec: &mut TraceRecorder, deadline: Deadline) -> GapReport {
+        let mut report = GapReport::default();
+        let Some(github) = &self.github else { return report };
+        if self.config.dry_run {
+            return report;
+        }
+        let mut repos: Vec<valine_domain::repo::RepoName> =
+            self.config.github_repos.repositories().filter_map(|p| p.repo_name()).collect();
+        if let Some(repo) = &self.config.github_repo
+            && !repos.contains(repo)
+        {
+            repos.push(repo.clone());
+        }
+        for repo in &repos {
+            // GITHUB_HOOK_ID names the hook on GITHUB_REPO; others are found by their URL.
+            let hook_id = self.config.github_hook_id.filter(|_| self.config.github_repo.as_ref() == Some(repo));
+            self.fill_repo_gaps(github.as_ref(), repo, hook_id, rec, &mut report, deadline).await;
+        }
+        if report.redelivered + report.repaired > 0 {
+            self.metrics.emit(
+                &[],
+                &[
+                    ("DeliveriesRedelivered", report.redelivered as f64, valine_domain::metrics::Unit::Count),
+                    ("GapsRepaired", report.repaired as f64, valine_domain::metrics::Unit::Count),
+                ],
+                false,
+            );
+        }
+        tracing::info!(
+            redelivered = report.redelivered,
+            runs_checked = report.runs_checked,
+            repaired = report.repaired,
+            errors = report.errors.len(),
+            "gap filling done"
+        );
+        report
+    }
+
+    async fn fill_repo_gaps(
+        &self,
+        github: &dyn GitHub,
+        repo: &valine_domain::repo::RepoName,
+        configured_hook: Option<u64>,
+        rec: &mut TraceRecorder,
+        report: &mut GapReport,
+        deadline: Deadline,
+    ) {
+        let now = valine_domain::clock::now_secs();
+        let failed = |what: &str, e: String| format!("gap filling on {repo}: {what}: {e}");
+        // 1. Deliveries that never arrived.
+        let hook = match configured_hook {
+            Some(id) => Ok(id),
+            None => match deadline.run(github.list_hooks(repo)).await {
+                Some(Ok(hooks)) => bot_hook(&hooks, None),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("timed out".into()),
+            },
+        };
+        match hook {
+            Ok(hook_id) => match deadline.run(github.hook_deliveries(repo, hook_id)).await {
+                Some(Ok(deliveries)) => {
+                    for d in to_redeliver(&deliveries, now) {
+                        match deadline.run(github.redeliver(repo, hook_id, d.id)).await {
+                            Some(Ok(())) => {
+                                report.redelivered += 1;
+                                tracing::warn!(repo = %repo, delivery = %d.guid, event = %d.event, status_code = d.status_code, "gap filled: a failed delivery was redelivered");
+                            }
+                            Some(Err(e)) => report.errors.push(failed("redeliver", e.to_string())),
+                            None => report.errors.push(failed("redeliver", "timed out".into())),
+                        }
+                    }
+                }
+                Some(Err(e)) => report.errors.push(failed("list deliveries", e.to_string())),
+                None => report.errors.push(failed("list deliveries", "timed out".into())),
+            },
+            Err(e) => report.errors.push(failed("find the webhook", e)),
+        }
+        // 2. Runs whose deliveries are lost for good: compared with the incidents, through the
+        // same routing and incident model as a delivery.
+        let since = valine_domain::clock::rfc3339_millis(now.saturating_sub(RUN_LOOKBACK_SECS) * 1000);
+        let since = format!("{}Z", since.split('.').next().unwrap_or(&since));
+        let runs = match deadline.run(github.completed_runs(repo, &since)).await {
+            Some(Ok(runs)) => runs,
+            Some(Err(e)) => {
+                report.errors.push(failed("list runs", e.to_string()));
+                Vec::new()
+            }
+            None => {
+                report.errors.push(failed("list runs", "timed out".into()));
+                Vec::new()
+            }
+        };
+        for run in newest_runs(runs) {
+            if deadline.left().is_zero() {
+                report.errors.push(failed("compare runs", "out of time".into()));
+                break;
+            }
+            let run_id = run["id"].as_u64().unwrap_or(0);
+            let payload = as_delivery(run, &repo.to_string());
+            let targets = match self.route("workflow_run", &payload).await {
+                Routing::Targets(targets) => targets,
+                Routing::Ignore(_) => continue,
+            };
+            let mut store_error = None;
+            let handled =
+                self.workflow_run(rec, &payload, "completed", &targets, &mut store_error, None, deadline).await;
+            report.runs_checked += 1;
+            let alerts: Vec<&str> = handled.answer.alerts().collect();
+            if alerts.iter().any(|a| matches!(*a, "sent" | "edited" | "resolved" | "recorded" | "muted")) {
+                report.repaired += 1;
+                tracing::warn!(repo = %repo, run_id, alerts = ?alerts, "gap filled: a run's outcome had not reached its incident");
+            } else if handled.retryable_failure {
+                let error = handled.answer.error.as_deref().unwrap_or("failed").to_string();
+                report.errors.push(failed("compare runs", error));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
