@@ -1,6 +1,6 @@
 //! The incident model's table tests, through the module's public face.
 
-mod tests {
+mod decisions {
     use crate::custom_id::CustomId;
     use crate::incident::*;
     use serde_json::json;

@@ -1,0 +1,79 @@
+//! The scheduled tick: escalation of open, unacknowledged incidents and calming of flapping ones.
+
+use super::*;
+
+impl IncidentDesk {
+    /// The scheduled tick: escalates open, unacknowledged incidents past `ALERT_ESCALATE_MINUTES`
+    /// (one reply mentioning `ALERT_MENTION_ROLE_ID`), and resolves flapping ones that calmed.
+    pub async fn tick(&self, now: u64, deadline: Deadline) -> TickReport {
+        let mut report = TickReport::default();
+        if self.channel("tick").is_err() {
+            return report;
+        }
+        let all = match within(deadline, STORE_BUDGET, self.repo.list_incidents(valine_store::MAX_LIST)).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::error!(error = %e, "tick: could not list incidents");
+                report.errors.push(e.to_string());
+                return report;
+            }
+        };
+        for inc in all.into_iter().filter(|i| i.open) {
+            report.open += 1;
+            if let Some(decision) = incident::calm(&inc, now, self.settings.policy)
+                && let Some(next) = decision.next
+            {
+                match self.put(&next, None, deadline).await {
+                    Ok(IncidentWrite::Written) => {
+                        report.calmed += 1;
+                        let key = inc.key.canonical().replace('\u{1f}', "|");
+                        let _ = self.carry_out(&decision.action, &next, &key, now, deadline).await;
+                    }
+                    // Another writer got there first (no delivery is named: never `AlreadyDone`).
+                    Ok(IncidentWrite::Conflict(_) | IncidentWrite::AlreadyDone) => {}
+                    Err(e) => report.errors.push(e.to_string()),
+                }
+                continue;
+            }
+            if !incident::needs_escalation(&inc, now, self.settings.escalate_minutes) {
+                continue;
+            }
+            let Some(message) = inc.message else { continue };
+            let mut next = inc.next_version(now);
+            next.escalated_at = Some(now);
+            // Written first: of two ticks at once, one escalates.
+            match self.put(&next, None, deadline).await {
+                Ok(IncidentWrite::Written) => {
+                    let body = incident::escalation_reply(
+                        &next,
+                        next.mention_role.or(self.settings.destination.mention_role_id),
+                        now,
+                    )
+                    .to_json();
+                    match discord_call(deadline, self.discord.reply(message.channel_id, message.message_id, &body))
+                        .await
+                    {
+                        Ok(_) => {
+                            tracing::info!(incident = %next.streak_id(), "Alert escalated");
+                            report.escalated += 1;
+                        }
+                        Err(e) => {
+                            tracing::error!(incident = %next.streak_id(), error = %e, "Alert failed: escalation");
+                            report.errors.push(e.to_string());
+                        }
+                    }
+                }
+                Ok(IncidentWrite::Conflict(_) | IncidentWrite::AlreadyDone) => {}
+                Err(e) => report.errors.push(e.to_string()),
+            }
+        }
+        tracing::info!(
+            open = report.open,
+            escalated = report.escalated,
+            calmed = report.calmed,
+            errors = report.errors.len(),
+            "tick done"
+        );
+        report
+    }
+}
