@@ -348,7 +348,7 @@ pub enum Source {
 }
 
 /// Every variable [`Config`] reads, and where a deployed function gets it. A test
-/// (`crates/domain/tests/settings.rs`) fails when the configuration reads a variable missing here,
+/// (`crates/domain/tests/it/settings.rs`) fails when the configuration reads a variable missing here,
 /// or when `template.yaml` does not set a `Parameter`/`Stack` one.
 pub const SETTINGS: &[(&str, Source)] = &[
     ("DISCORD_PUBLIC_KEY", Source::Secret),

@@ -1,5 +1,5 @@
 //! Storage ports (traits) and the two adapters behind them: DynamoDB in Lambda, an embedded redb
-//! file everywhere else. Both pass one conformance suite (`crates/store/tests/conformance.rs`).
+//! file everywhere else. Both pass one conformance suite (`crates/store/tests/it/conformance.rs`).
 //!
 //! Conditional operations (claims, first-seen checks, takes) are atomic in both: two Lambda
 //! containers, or two tasks in one process, can never both win.

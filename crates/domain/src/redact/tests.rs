@@ -1,4 +1,4 @@
-//! Unit tests of the redactor's documented behaviour; the rule tables are in `tests/redact_rules.rs`.
+//! Unit tests of the redactor's documented behaviour; the rule tables are in `tests/it/redact_rules.rs`.
 
 use super::*;
 

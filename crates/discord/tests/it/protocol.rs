@@ -1,8 +1,6 @@
 //! The Discord handler: protocol.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn ping_is_answered_with_pong() {

@@ -1,8 +1,6 @@
 //! The Discord handler: logs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "current_thread")]
 async fn canary_secrets_never_reach_the_log() {

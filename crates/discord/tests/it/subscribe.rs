@@ -1,9 +1,7 @@
 //! `/subscribe`, `/unsubscribe`, `/subscriptions` and the `repo` option, against the embedded
 //! store (the conformance suite covers the DynamoDB adapter of the same port).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use valine_domain::audit::AuditResult;
 

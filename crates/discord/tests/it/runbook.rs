@@ -1,9 +1,7 @@
 //! The Discord handler: the runbook's commands, /deploy-client, /set-frontend, /set-api-base and
 //! /verify-latest.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use wiremock::matchers::path_regex;
 
 const DEPLOYER_ROLE: u64 = 806688810598531099;

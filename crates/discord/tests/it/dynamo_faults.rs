@@ -6,9 +6,7 @@
 //! Needs a DynamoDB-compatible server at `AWS_ENDPOINT_URL`; skips without one unless
 //! `VALINE_REQUIRE_DYNAMODB=1`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use valine_store::fault_proxy::{Fault, FaultPlan, FaultProxy, dynamo_endpoint, stores_behind_proxy};
 
 async fn harness(plan: FaultPlan, overrides: &[(&str, &str)]) -> Option<(Harness, FaultProxy)> {

@@ -1,8 +1,6 @@
 //! The Discord handler: /diagnose.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The URLs are inputs of the diagnose workflow: typed text a shell would run is refused before
 /// parsing, audited as blocked, and nothing is dispatched.

@@ -1,8 +1,6 @@
 //! The Discord handler: /status.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn status_answers_inline_with_an_embed_per_workflow() {

@@ -1,9 +1,7 @@
 //! The Discord handler: /incidents, /mutes and the incident buttons. The incident lifecycle itself
 //! is tested in the GitHub handler's tests; here, that the Discord side routes to it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn incidents_and_mutes_answer_privately() {

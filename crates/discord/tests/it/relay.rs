@@ -1,8 +1,6 @@
 //! The Discord handler: relays.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn relay_by_a_non_admin_is_refused_and_audited() {

@@ -1,8 +1,6 @@
 //! The Discord handler: /debug-last.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn debug_last_shows_only_the_callers_own_trace() {

@@ -16,8 +16,8 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 const APP_ID: u64 = 123456;
-const PKCS1: &str = include_str!("fixtures/github-app-test-key-pkcs1.pem");
-const PKCS8: &str = include_str!("fixtures/github-app-test-key-pkcs8.pem");
+const PKCS1: &str = include_str!("../fixtures/github-app-test-key-pkcs1.pem");
+const PKCS8: &str = include_str!("../fixtures/github-app-test-key-pkcs8.pem");
 
 fn repo() -> RepoName {
     RepoName { owner: "acme".into(), name: "widget".into() }

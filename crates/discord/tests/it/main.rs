@@ -1,0 +1,15 @@
+//! The integration tests of this crate, one binary (as cargo's own test suite is): a module per
+//! area, so that the crate and its dependencies are linked once.
+
+mod common;
+mod debug_last;
+mod diagnose;
+mod dynamo_faults;
+mod incidents;
+mod logs;
+mod protocol;
+mod relay;
+mod robustness;
+mod runbook;
+mod status;
+mod subscribe;

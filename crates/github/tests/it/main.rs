@@ -1,0 +1,9 @@
+//! The integration tests of this crate, one binary (as cargo's own test suite is): a module per
+//! area, so that the crate and its dependencies are linked once.
+
+mod dynamo_faults;
+mod handler;
+mod incidents;
+mod incidents_model;
+mod robustness;
+mod routing;
