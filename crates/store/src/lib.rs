@@ -321,9 +321,45 @@ pub trait IncidentRepo: Send + Sync {
     }
     /// [`Self::put_incident`], and, with `done`, that delivery recorded done in the same atomic
     /// write (see [`DeliveryLedger`]); [`IncidentWrite::AlreadyDone`] when it was already.
-    async fn put_incident_with(&self, incident: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite>;
+    async fn put_incident_with(&self, incident: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite> {
+        self.write_incident(incident, done, None).await
+    }
+    /// [`Self::put_incident_with`], and `trace` (a delivery's, `TraceRepo::put`) in the same
+    /// write. The incident's card goes in or out of the outbox ([`OutboxRepo`]) with it: listed
+    /// while its display has something unsent.
+    async fn write_incident(
+        &self,
+        incident: &Incident,
+        done: Option<&str>,
+        trace: Option<&Trace>,
+    ) -> StoreResult<IncidentWrite>;
     /// Every incident, open and resolved, most recently written first, at most `limit`.
     async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>>;
+}
+
+/// A card with something unsent: its incident, since when, and not before when to try it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: String,
+    pub since: u64,
+    #[serde(default)]
+    pub not_before_ms: u64,
+}
+
+impl OutboxEntry {
+    /// The entry of `incident`'s card, when it has something unsent.
+    pub fn of(incident: &Incident) -> Option<Self> {
+        let d = &incident.display;
+        d.pending().then(|| Self { id: incident.id.clone(), since: d.since, not_before_ms: d.not_before_ms })
+    }
+}
+
+/// The outbox: the incidents whose cards have something unsent (an entry written with the
+/// incident, in the same atomic write, and removed by the write that settles the last of it).
+#[async_trait]
+pub trait OutboxRepo: Send + Sync {
+    /// Oldest first, at most `limit` (and never more than [`MAX_LIST`]).
+    async fn pending_cards(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>>;
 }
 
 /// Subscriptions never expire; their items carry this as `expires_at` (9999-12-31).
@@ -435,6 +471,8 @@ pub struct Stores {
     pub runs: Arc<dyn RunRepo>,
     pub confirmations: Arc<dyn ConfirmationRepo>,
     pub incidents: Arc<dyn IncidentRepo>,
+    /// The cards with something unsent.
+    pub outbox: Arc<dyn OutboxRepo>,
     /// Channel subscriptions, behind this container's [`CachedRoutes`].
     pub routes: Arc<dyn RouteRepo>,
     pub health: Arc<dyn StoreHealth>,
@@ -458,6 +496,7 @@ impl Stores {
             + RunRepo
             + ConfirmationRepo
             + IncidentRepo
+            + OutboxRepo
             + RouteRepo
             + StoreHealth
             + 'static,
@@ -470,6 +509,7 @@ impl Stores {
             runs: adapter.clone(),
             confirmations: adapter.clone(),
             incidents: adapter.clone(),
+            outbox: adapter.clone(),
             routes: Arc::new(CachedRoutes::new(adapter.clone(), ROUTE_CACHE_TTL)),
             health: adapter,
             kind,
