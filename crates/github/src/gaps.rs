@@ -240,7 +240,7 @@ impl crate::app::App {
                 self.workflow_run(rec, &payload, "completed", &targets, &mut store_error, None, deadline).await;
             report.runs_checked += 1;
             let alerts: Vec<&str> = handled.answer.alerts().collect();
-            if alerts.iter().any(|a| matches!(*a, "sent" | "edited" | "resolved" | "recorded" | "muted")) {
+            if alerts.iter().any(|a| matches!(*a, "sent" | "edited" | "resolved" | "recorded" | "muted" | "queued")) {
                 report.repaired += 1;
                 tracing::warn!(repo = %repo, run_id, alerts = ?alerts, "gap filled: a run's outcome had not reached its incident");
             } else if handled.retryable_failure {

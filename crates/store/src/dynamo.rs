@@ -227,7 +227,11 @@ impl DynamoStore {
                 )
                 .build(),
             None => TransactWriteItem::builder()
-                .delete(key(aws_sdk_dynamodb::types::Delete::builder()).build().map_err(|e| StoreError::Rejected(e.to_string()))?)
+                .delete(
+                    key(aws_sdk_dynamodb::types::Delete::builder())
+                        .build()
+                        .map_err(|e| StoreError::Rejected(e.to_string()))?,
+                )
                 .build(),
         })
     }

@@ -620,7 +620,9 @@ impl IncidentRepo for EmbeddedStore {
         let key = state_key(INCIDENT_PK, &incident.id);
         let outbox_key = state_key(OUTBOX_PK, &incident.id);
         let outbox = OutboxEntry::of(incident)
-            .map(|e| serde_json::to_string(&e).map(|data| json(&StateItem { expires_at, data, token: None, until: None })))
+            .map(|e| {
+                serde_json::to_string(&e).map(|data| json(&StateItem { expires_at, data, token: None, until: None }))
+            })
             .transpose()
             .map_err(corrupt)?;
         let done = done.map(delivery_key);

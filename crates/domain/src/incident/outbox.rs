@@ -26,9 +26,9 @@ pub struct Display {
     /// Replies still to post under the card (resolved, escalation), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replies: Vec<PendingReply>,
-    /// Last edits of earlier streaks' cards, still to send (a new streak began before they went).
+    /// Earlier streaks' cards that still owe something (a new streak began before it went).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub edits: Vec<PendingEdit>,
+    pub prior: Vec<PriorCard>,
     /// When the oldest unsent change was recorded (epoch seconds; 0: nothing pending).
     #[serde(default)]
     pub since: u64,
@@ -59,12 +59,21 @@ pub struct PendingReply {
     pub to: Option<super::model::MessageRef>,
 }
 
-/// The last state of an earlier streak's card, still to be shown on it.
+/// An earlier streak's card that still owes its last state (and perhaps its replies): posted
+/// first when it never was, else edited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingEdit {
+pub struct PriorCard {
+    /// The card's own post nonce: a post that went out unrecorded is found again.
     pub nonce: String,
-    pub to: super::model::MessageRef,
+    pub channel_id: u64,
+    #[serde(default)]
+    pub message: Option<super::model::MessageRef>,
+    /// Its last state (JSON text), and whether the card shows it.
     pub body: String,
+    #[serde(default)]
+    pub shown: bool,
+    #[serde(default)]
+    pub replies: Vec<PendingReply>,
 }
 
 /// A sender's hold on a card.
@@ -81,8 +90,11 @@ pub struct Sent {
     pub posted: Option<super::model::MessageRef>,
     /// The `want` the card now shows.
     pub shown: Option<u64>,
-    /// The replies posted and the earlier cards' edits sent, by nonce.
+    /// The replies posted, by nonce.
     pub replies: Vec<String>,
+    /// Earlier cards: posted now (by their nonce), and shown in their last state.
+    pub prior_posted: Vec<(String, super::model::MessageRef)>,
+    pub prior_shown: Vec<String>,
     /// Why the rest was not sent, and how long to wait before trying again.
     pub failed: Option<(String, u64)>,
 }
@@ -90,7 +102,7 @@ pub struct Sent {
 impl Display {
     /// Something is still to be shown.
     pub fn pending(&self) -> bool {
-        self.want > self.shown || !self.replies.is_empty() || !self.edits.is_empty()
+        self.want > self.shown || !self.replies.is_empty() || !self.prior.is_empty()
     }
 
     /// The card must change: the next send shows the incident as it is now.
@@ -111,12 +123,11 @@ impl Display {
         }
     }
 
-    /// Whether `by` may send now: something is pending, the retry time has come, and nobody
-    /// else holds it.
-    pub fn due(&self, by: &str, now_ms: u64) -> bool {
-        self.pending()
-            && self.not_before_ms <= now_ms
-            && self.lease.as_ref().is_none_or(|l| l.by == by || l.until_ms <= now_ms)
+    /// Whether the card may be sent now: something is pending, the retry time has come, and no
+    /// send holds it (each send claims it afresh, so that two sends from one container do not
+    /// overlap either).
+    pub fn due(&self, now_ms: u64) -> bool {
+        self.pending() && self.not_before_ms <= now_ms && self.lease.as_ref().is_none_or(|l| l.until_ms <= now_ms)
     }
 
     /// Takes the card for `by` (to be written before sending, so that nobody else sends it).
@@ -136,14 +147,21 @@ impl Display {
             self.shown = self.shown.max(shown);
         }
         self.replies.retain(|r| !sent.replies.contains(&r.nonce));
-        self.edits.retain(|e| !sent.replies.contains(&e.nonce));
+        for prior in &mut self.prior {
+            if let Some((_, m)) = sent.prior_posted.iter().find(|(n, _)| *n == prior.nonce) {
+                prior.message = prior.message.or(Some(*m));
+            }
+            prior.shown |= sent.prior_shown.contains(&prior.nonce);
+            prior.replies.retain(|r| !sent.replies.contains(&r.nonce));
+        }
+        self.prior.retain(|p| !(p.shown && p.replies.is_empty()));
         self.lease = None;
         match &sent.failed {
             Some((error, retry_ms)) => {
                 self.attempts = self.attempts.saturating_add(1);
                 self.last_error = Some(error.clone());
                 // Backoff when Discord names no wait: 1 s, 2 s, 4 s … at most a minute.
-                let backoff = 1000u64.saturating_mul(1 << self.attempts.min(6)).min(60_000);
+                let backoff = 1000u64.saturating_mul(1 << (self.attempts - 1).min(6)).min(60_000);
                 self.not_before_ms = now_ms + if *retry_ms > 0 { *retry_ms } else { backoff };
             }
             None => {
@@ -159,33 +177,26 @@ impl Display {
 }
 
 impl Incident {
-    /// A new streak begins: its card starts afresh. What the old card still owed (its last edit,
-    /// its replies) stays pending, addressed to the old message, so that nothing is lost.
+    /// A new streak begins: its card starts afresh. What the old card still owed (its last state,
+    /// its replies; posted first if it never was) stays pending as a prior card, so that nothing
+    /// is lost.
     pub fn retire_card(&mut self, last_state: impl FnOnce(&Incident) -> String) {
         let old = std::mem::take(&mut self.display);
-        let mut next = Display {
-            replies: Vec::new(),
-            edits: old.edits,
-            since: old.since,
-            not_before_ms: old.not_before_ms,
-            lease: old.lease,
-            ..Display::default()
-        };
-        match self.message {
-            Some(message) => {
-                if old.want > old.shown {
-                    let body = last_state(self);
-                    let nonce = nonce(&self.streak_id(), "last");
-                    next.edits.push(PendingEdit { nonce, to: message, body });
-                }
-                next.replies =
-                    old.replies.into_iter().map(|r| PendingReply { to: r.to.or(Some(message)), ..r }).collect();
-            }
-            // Never posted: what it owed goes with it.
-            None => next.replies = old.replies.into_iter().filter(|r| r.to.is_some()).collect(),
+        let owes = old.want > old.shown || !old.replies.is_empty();
+        let mut next = Display { prior: old.prior, lease: old.lease, ..Display::default() };
+        if owes {
+            next.prior.push(PriorCard {
+                nonce: nonce(&self.streak_id(), "card"),
+                channel_id: self.key.channel_id,
+                message: self.message,
+                body: last_state(self),
+                shown: old.want <= old.shown && self.message.is_some(),
+                replies: old.replies,
+            });
         }
-        if !next.pending() {
-            next.since = 0;
+        if next.pending() {
+            next.since = if old.since > 0 { old.since } else { 1 };
+            next.not_before_ms = old.not_before_ms;
         }
         self.display = next;
         self.message = None;
@@ -201,11 +212,14 @@ impl Incident {
     /// display's progress. `streak` is the streak the send was for.
     pub fn file_sent(&mut self, streak: u64, sent: &Sent, now_ms: u64) {
         if self.streak != streak {
-            // A newer streak began meanwhile: what was sent is the old streak's; only the hold
-            // is released.
-            if self.display.lease.is_some() {
-                self.display.lease = None;
+            // A newer streak began meanwhile: what was sent is the old streak's, now a prior card
+            // (its post recorded there, so that it is edited rather than posted again; its posted
+            // replies gone). Its last state is still to be shown: that edit is the prior's.
+            let mut old = Sent { posted: None, shown: None, ..sent.clone() };
+            if let Some(posted) = sent.posted {
+                old.prior_posted.push((nonce(&format!("{}-{streak}", self.id), "card"), posted));
             }
+            self.display.settle(&old, now_ms);
             return;
         }
         if self.message.is_none() {
@@ -238,7 +252,7 @@ mod tests {
         // The edit of want 2 went out; the reply did not (rate limited for 5 s).
         d.settle(&Sent { shown: Some(2), failed: Some(("429".into(), 5000)), ..Sent::default() }, 10_000);
         assert!(d.pending() && d.shown == 2 && d.attempts == 1 && d.not_before_ms == 15_000);
-        assert!(!d.due("a", 14_999) && d.due("a", 15_000));
+        assert!(!d.due(14_999) && d.due(15_000));
         d.settle(&Sent { replies: vec!["n1".into()], ..Sent::default() }, 16_000);
         assert!(!d.pending() && d.since == 0 && d.attempts == 0 && d.last_error.is_none());
     }
@@ -248,8 +262,8 @@ mod tests {
         let mut d = Display::default();
         d.change(1);
         d.claim("a", 1_000);
-        assert!(d.held_by("a", 1_001) && !d.due("b", 1_001) && d.due("a", 1_001));
-        assert!(d.due("b", 1_000 + LEASE_MS), "a crashed sender's card is taken over");
+        assert!(d.held_by("a", 1_001) && !d.held_by("b", 1_001) && !d.due(1_001), "not even by its holder");
+        assert!(d.due(1_000 + LEASE_MS), "a crashed sender's card is taken over");
         d.settle(&Sent { shown: Some(1), ..Sent::default() }, 2_000);
         assert!(d.lease.is_none() && !d.pending());
     }
@@ -285,10 +299,49 @@ mod tests {
         incident.display.reply("r1".into(), "{}".into(), 2);
         incident.retire_card(|_| "last".into());
         assert!(incident.message.is_none() && incident.display.want == 0);
-        assert_eq!(incident.display.edits.len(), 1);
-        assert_eq!(incident.display.edits[0].to.message_id, 9);
-        assert_eq!(incident.display.replies[0].to.map(|m| m.message_id), Some(9));
+        let prior = &incident.display.prior;
+        assert_eq!(prior.len(), 1);
+        assert_eq!(prior[0].message.map(|m| m.message_id), Some(9));
+        assert_eq!((prior[0].body.as_str(), prior[0].shown, prior[0].replies.len()), ("last", false, 1));
         assert!(incident.display.pending());
+        // Sent in part: posted nothing new (it had a message), showed its last state; its reply waits.
+        let mut d = incident.display.clone();
+        d.settle(&Sent { prior_shown: vec![prior[0].nonce.clone()], ..Sent::default() }, 0);
+        assert!(d.prior[0].shown && d.pending());
+        d.settle(&Sent { replies: vec!["r1".into()], ..Sent::default() }, 0);
+        assert!(d.prior.is_empty() && !d.pending());
+    }
+
+    #[test]
+    fn a_post_that_lands_after_its_streak_ended_is_filed_into_the_prior_card() {
+        use super::super::model::{IncidentKey, MessageRef};
+        let key = IncidentKey::workflow(1, "acme/web", "CI", "main");
+        let observation = |outcome| crate::incident::Observation {
+            key: key.clone(),
+            outcome,
+            run: crate::incident::RunRef::default(),
+        };
+        let mut incident = crate::incident::decide(
+            None,
+            &observation(crate::incident::Outcome::Failure),
+            1,
+            crate::incident::Policy::default(),
+        )
+        .next
+        .unwrap();
+        incident.display.change(1);
+        let first = incident.streak;
+        // A sender claims the card and posts it; meanwhile a new streak begins.
+        incident.retire_card(|_| "last".into());
+        incident.streak += 1;
+        let posted = MessageRef { channel_id: 1, message_id: 9, posted_at: 1, guild_id: None };
+        incident.file_sent(first, &Sent { posted: Some(posted), shown: Some(1), ..Sent::default() }, 5);
+        assert!(incident.message.is_none(), "the new streak's card is its own");
+        let prior = &incident.display.prior;
+        assert_eq!(prior.len(), 1);
+        assert_eq!(prior[0].message, Some(posted), "edited next, not posted again");
+        assert!(!prior[0].shown, "its last state is still to be shown");
+        assert!(incident.display.lease.is_none());
     }
 
     #[test]

@@ -159,13 +159,26 @@ impl IncidentRepo for Counting {
         self.hit();
         self.inner.get_incident(id).await
     }
-    async fn put_incident_with(&self, i: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite> {
+    async fn write_incident(
+        &self,
+        i: &Incident,
+        done: Option<&str>,
+        trace: Option<&valine_domain::trace::Trace>,
+    ) -> StoreResult<IncidentWrite> {
         self.hit();
-        self.inner.put_incident_with(i, done).await
+        self.inner.write_incident(i, done, trace).await
     }
     async fn list_incidents(&self, l: usize) -> StoreResult<Vec<Incident>> {
         self.hit();
         self.inner.list_incidents(l).await
+    }
+}
+
+#[async_trait]
+impl OutboxRepo for Counting {
+    async fn pending_cards(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        self.hit();
+        self.inner.pending_cards(limit).await
     }
 }
 

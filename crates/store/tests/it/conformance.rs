@@ -256,12 +256,16 @@ mod cases {
         }
         assert_eq!(winners.len(), 1, "one sender: {winners:?}");
         let held = s.incidents.get_incident(&a.id).await.unwrap().unwrap();
-        assert!(held.display.held_by(winners[0], now * 1000) && !held.display.due("other", now * 1000));
+        assert!(held.display.held_by(winners[0], now * 1000) && !held.display.due(now * 1000));
         assert_eq!(s.outbox.pending_cards(10).await.unwrap().len(), 1, "claimed, still unsent");
         // Marked sent with the message Discord returned.
         let message = MessageRef { channel_id: 9, message_id: 1300000000000000777, posted_at: now, guild_id: Some(5) };
         let mut done = held.next_version(now + 1);
-        done.file_sent(held.streak, &Sent { posted: Some(message), shown: Some(held.display.want), ..Default::default() }, now * 1000);
+        done.file_sent(
+            held.streak,
+            &Sent { posted: Some(message), shown: Some(held.display.want), ..Default::default() },
+            now * 1000,
+        );
         assert_eq!(s.incidents.put_incident(&done).await.unwrap(), IncidentWrite::Written);
         let stored = s.incidents.get_incident(&a.id).await.unwrap().unwrap();
         assert_eq!(stored.message, Some(message));
