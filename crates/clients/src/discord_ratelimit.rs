@@ -115,6 +115,11 @@ pub struct RateHeaders {
     pub retry_after: Option<Duration>,
 }
 
+/// `now` plus a pause (never more than [`MAX_PAUSE`] in practice; no panic if it were).
+fn after(now: Instant, pause: Duration) -> Instant {
+    now.checked_add(pause).unwrap_or(now)
+}
+
 /// Seconds as a duration: finite, not negative, at most [`MAX_PAUSE`].
 fn seconds(s: f64) -> Option<Duration> {
     s.is_finite().then(|| Duration::from_secs_f64(s.clamp(0.0, MAX_PAUSE.as_secs_f64())))
@@ -293,15 +298,15 @@ impl Limiter {
         state.buckets.retain(|_, b| b.reset_at > now);
         let bucket_key = state.bucket_key(key);
         if let (Some(remaining), Some(reset_after)) = (headers.remaining, headers.reset_after) {
-            state.buckets.insert(bucket_key.clone(), Bucket { remaining, reset_at: now + reset_after });
+            state.buckets.insert(bucket_key.clone(), Bucket { remaining, reset_at: after(now, reset_after) });
         }
         match limited {
             Some(Limited { retry_after, global: true }) => {
-                let until = now + retry_after;
+                let until = after(now, retry_after);
                 state.global_until = Some(state.global_until.map_or(until, |g| g.max(until)));
             }
             Some(Limited { retry_after, global: false }) => {
-                let reset_at = now + retry_after;
+                let reset_at = after(now, retry_after);
                 let b = state.buckets.entry(bucket_key).or_insert(Bucket { remaining: 0, reset_at });
                 b.remaining = 0;
                 b.reset_at = b.reset_at.max(reset_at);

@@ -413,7 +413,7 @@ impl OctocrabGitHub {
             let now = Instant::now();
             let mut paused = self.paused.lock().unwrap_or_else(PoisonError::into_inner);
             paused.retain(|_, until| *until > now);
-            paused.insert(self.limit_key(repo), now + *retry_after);
+            paused.insert(self.limit_key(repo), now.checked_add(*retry_after).unwrap_or(now));
             tracing::warn!(repo = %repo, retry_after_s = retry_after.as_secs(), "GitHub rate limit; job and log look-ups paused");
         }
         result
