@@ -1,6 +1,6 @@
 //! The `Discord` port and its adapters: serenity's HTTP routes over our own reqwest client (so
-//! that a 429's `Retry-After` can be read and honoured once), and a dry-run adapter that only
-//! logs what it would send.
+//! that Discord's rate-limit headers pace every request, see [`crate::discord_ratelimit`], and a
+//! 429's `retry_after` is honoured once), and a dry-run adapter that only logs what it would send.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,10 @@ use serde_json::Value;
 use serenity::http::{HttpBuilder, LightMethod, Request, Route};
 use serenity::model::id::{ApplicationId, ChannelId, GuildId, MessageId};
 
-/// The longest `Retry-After` the client waits out itself before giving up with a clear error.
+use crate::discord_ratelimit::{Limited, Limiter, RateHeaders, RateKey};
+
+/// The longest `Retry-After` (or exhausted bucket, or global pause) the client waits out itself
+/// before giving up with [`DiscordError::RateLimited`].
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -93,12 +96,14 @@ pub fn with_reference(body: &Value, channel_id: u64, message_id: u64) -> Value {
 
 /// Discord over HTTP: serenity's routes and request builder, our reqwest client. The client (and
 /// its TLS configuration) is built on the first call, not at start-up: a PING never needs it.
+/// Clones share the rate-limit state: one per container.
 #[derive(Clone)]
 pub struct HttpDiscord {
     clients: Arc<std::sync::OnceLock<(serenity::http::Http, reqwest::Client)>>,
     token: Arc<str>,
     base: Option<String>,
     attempt_timeout: Duration,
+    limits: Arc<Limiter>,
 }
 
 impl std::fmt::Debug for HttpDiscord {
@@ -111,7 +116,7 @@ impl HttpDiscord {
     /// `base` replaces `https://discord.com` (tests, proxies); `attempt_timeout` bounds each try.
     pub fn new(token: &str, base: Option<&url::Url>, attempt_timeout: Duration) -> Self {
         let base = base.map(|u| u.as_str().trim_end_matches('/').to_string());
-        Self { clients: Arc::default(), token: Arc::from(token), base, attempt_timeout }
+        Self { clients: Arc::default(), token: Arc::from(token), base, attempt_timeout, limits: Arc::default() }
     }
 
     /// serenity's `Http` (routes, token) and the reqwest client that sends, built once.
@@ -130,8 +135,10 @@ impl HttpDiscord {
         })
     }
 
-    /// Sends one request; on a 429 waits out `Retry-After` once when it is short, and on a 5xx
-    /// retries once when the request is idempotent.
+    /// Sends one request, paced by Discord's headers: one request at a time per rate-limit key,
+    /// a limit of at most [`MAX_RETRY_AFTER`] waited out and a longer one refused without
+    /// sending; on a 429 retries once when `retry_after` is short, and on a 5xx retries once when
+    /// the request is idempotent.
     async fn send(
         &self,
         route: Route<'_>,
@@ -140,8 +147,18 @@ impl HttpDiscord {
         idempotent: bool,
     ) -> Result<Value, DiscordError> {
         let bytes = body.map(|b| b.to_string().into_bytes());
+        let key = RateKey::of(&route, method);
+        let _turn = self.limits.turn(&key).await;
         let mut retried = false;
         loop {
+            if let Err(retry_after) = self.limits.admit(&key, MAX_RETRY_AFTER).await {
+                tracing::warn!(
+                    route = %key.route,
+                    retry_after_ms = retry_after.as_millis() as u64,
+                    "Discord rate limit; not sending"
+                );
+                return Err(DiscordError::RateLimited { retry_after });
+            }
             let request = Request::new(route, method).body(bytes.clone());
             let builder = request
                 .build(&self.clients().1, self.clients().0.token(), self.base.as_deref())
@@ -153,11 +170,8 @@ impl HttpDiscord {
                 Ok(Ok(r)) => r,
             };
             let status = response.status();
-            let header_retry = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok());
+            let limits = RateHeaders::read(response.headers());
+            self.limits.record(&key, &limits, None, tokio::time::Instant::now());
             let text = match tokio::time::timeout(self.attempt_timeout, response.text()).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => return Err(DiscordError::Unreachable(e.without_url().to_string())),
@@ -171,16 +185,14 @@ impl HttpDiscord {
             }
             let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if status.as_u16() == 429 {
-                let secs = header_retry
-                    .or_else(|| json["retry_after"].as_f64())
-                    .filter(|s| s.is_finite())
-                    .unwrap_or(1.0)
-                    .clamp(0.0, 3600.0);
-                let retry_after = Duration::from_secs_f64(secs);
+                let limited = Limited::of(&limits, &json);
+                self.limits.record(&key, &RateHeaders::default(), Some(limited), tokio::time::Instant::now());
+                let Limited { retry_after, global } = limited;
                 if !retried && retry_after <= MAX_RETRY_AFTER {
                     retried = true;
                     tracing::warn!(
                         retry_after_ms = retry_after.as_millis() as u64,
+                        global,
                         "Discord rate limit; retrying once"
                     );
                     tokio::time::sleep(retry_after).await;
@@ -558,6 +570,202 @@ mod tests {
         assert_eq!(posted.id, 78);
         client.delete_message(5, 79).await.unwrap();
         assert!(client.edit_message(0, 77, &edit).await.is_err(), "id 0 is refused before any request");
+    }
+
+    fn ok(channel: &str, remaining: &str, reset_after: &str) -> ResponseTemplate {
+        ResponseTemplate::new(200)
+            .insert_header("x-ratelimit-limit", "5")
+            .insert_header("x-ratelimit-remaining", remaining)
+            .insert_header("x-ratelimit-reset-after", reset_after)
+            .insert_header("x-ratelimit-bucket", "80c17d2f203122d936070c88c8d10f33")
+            .set_body_json(json!({"id": "1", "channel_id": channel}))
+    }
+
+    fn limited(retry_after: f64, global: bool) -> ResponseTemplate {
+        let scope = if global { "global" } else { "user" };
+        let mut answer = ResponseTemplate::new(429)
+            .insert_header("retry-after", (retry_after.ceil() as u64).to_string().as_str())
+            .insert_header("x-ratelimit-scope", scope)
+            .set_body_json(
+                json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": global}),
+            );
+        if global {
+            answer = answer.insert_header("x-ratelimit-global", "true");
+        } else {
+            answer = answer
+                .insert_header("x-ratelimit-limit", "5")
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset-after", retry_after.to_string().as_str())
+                .insert_header("x-ratelimit-bucket", "80c17d2f203122d936070c88c8d10f33");
+        }
+        answer
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_bucket_refuses_at_once_without_sending_while_other_channels_go_out() {
+        let (server, client) = server().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/111/messages"))
+            .respond_with(ok("111", "0", "5"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/222/messages"))
+            .respond_with(ok("222", "4", "5"))
+            .expect(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path("/api/v10/channels/111/messages/7"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "7", "channel_id": "111"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        crate::testing::fail_on_unexpected(&server).await;
+        client.post_message(111, &json!({"content": "first"})).await.unwrap();
+        let started = std::time::Instant::now();
+        let err = client.post_message(111, &json!({"content": "second"})).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(500), "refused at once, not waited: {:?}", started.elapsed());
+        let DiscordError::RateLimited { retry_after } = err else { panic!("{err:?}") };
+        assert!(retry_after > Duration::from_millis(4500) && retry_after <= Duration::from_secs(5), "{retry_after:?}");
+        // Another channel has its own count, though Discord names the same bucket for it; an
+        // edit on the channel is another route with its own bucket.
+        client.post_message(222, &json!({"content": "elsewhere"})).await.unwrap();
+        client.post_message(222, &json!({"content": "elsewhere again"})).await.unwrap();
+        client.edit_message(111, 7, &json!({"content": "edited"})).await.unwrap();
+        assert_eq!(server.received_requests().await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_429_of_half_a_second_is_retried_once_and_succeeds() {
+        let (server, client) = server().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/111/messages"))
+            .respond_with(limited(0.5, false))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/111/messages"))
+            .respond_with(ok("111", "4", "5"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        crate::testing::fail_on_unexpected(&server).await;
+        let started = std::time::Instant::now();
+        client.post_message(111, &json!({"content": "x"})).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(500), "retry_after was not honoured");
+    }
+
+    #[tokio::test]
+    async fn a_429_of_thirty_seconds_is_handed_back_after_one_request() {
+        let (server, client) = server().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/111/messages"))
+            .respond_with(limited(30.0, false))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/222/messages"))
+            .respond_with(ok("222", "4", "5"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        crate::testing::fail_on_unexpected(&server).await;
+        let started = std::time::Instant::now();
+        assert_eq!(
+            client.post_message(111, &json!({"content": "x"})).await.unwrap_err(),
+            DiscordError::RateLimited { retry_after: Duration::from_secs(30) }
+        );
+        // The next post to the channel is refused without a request; another channel goes out.
+        let err = client.post_message(111, &json!({"content": "y"})).await.unwrap_err();
+        let DiscordError::RateLimited { retry_after } = err else { panic!("{err:?}") };
+        assert!(retry_after > Duration::from_secs(29), "{retry_after:?}");
+        client.post_message(222, &json!({"content": "z"})).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "nothing was waited out: {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_global_429_pauses_every_bot_route_but_not_interaction_webhooks() {
+        let (server, client) = server().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v10/channels/111/messages"))
+            .respond_with(limited(30.0, true))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path("/api/v10/webhooks/9/the-token/messages/@original"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1", "channel_id": "2"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        crate::testing::fail_on_unexpected(&server).await;
+        let limited = |e: Result<_, DiscordError>| match e {
+            Err(DiscordError::RateLimited { retry_after }) => retry_after > Duration::from_secs(29),
+            _ => false,
+        };
+        assert!(limited(client.post_message(111, &json!({"content": "x"})).await.map(|_| ())));
+        assert!(limited(client.post_message(222, &json!({"content": "x"})).await.map(|_| ())));
+        assert!(limited(client.edit_message(333, 4, &json!({"content": "x"})).await));
+        assert!(limited(client.open_dm(42).await.map(|_| ())));
+        // Interaction endpoints are not bound to the bot's global limit.
+        client.edit_original(9, "the-token", &json!({"content": "done"})).await.unwrap();
+    }
+
+    /// Answers after `delay` and counts, at each arrival, the requests still in flight.
+    struct Overlaps {
+        delay: Duration,
+        arrivals: std::sync::Mutex<Vec<std::time::Instant>>,
+        most: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl wiremock::Respond for Overlaps {
+        fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+            let now = std::time::Instant::now();
+            let mut arrivals = self.arrivals.lock().unwrap();
+            let in_flight = 1 + arrivals.iter().filter(|t| now < **t + self.delay).count();
+            self.most.fetch_max(in_flight, std::sync::atomic::Ordering::SeqCst);
+            arrivals.push(now);
+            let channel = request.url.path().split('/').nth(4).unwrap_or_default().to_string();
+            ResponseTemplate::new(200)
+                .set_delay(self.delay)
+                .set_body_json(json!({"id": arrivals.len().to_string(), "channel_id": channel}))
+        }
+    }
+
+    async fn most_in_flight(channels: [u64; 3]) -> (usize, Duration) {
+        let (server, client) = server().await;
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let delay = Duration::from_millis(300);
+        Mock::given(method("POST"))
+            .respond_with(Overlaps { delay, arrivals: Default::default(), most: most.clone() })
+            .expect(3)
+            .mount(&server)
+            .await;
+        let started = std::time::Instant::now();
+        let body = json!({"content": "x"});
+        let (a, b, c) = tokio::join!(
+            client.post_message(channels[0], &body),
+            client.post_message(channels[1], &body),
+            client.post_message(channels[2], &body),
+        );
+        let ids: std::collections::HashSet<u64> = [a.unwrap().id, b.unwrap().id, c.unwrap().id].into();
+        assert_eq!(ids.len(), 3);
+        (most.load(std::sync::atomic::Ordering::SeqCst), started.elapsed())
+    }
+
+    #[tokio::test]
+    async fn posts_to_one_channel_are_never_in_flight_together() {
+        let (most, took) = most_in_flight([111, 111, 111]).await;
+        assert_eq!(most, 1, "requests to one channel overlapped");
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        // Other channels are other keys: they go out together.
+        let (most, _) = most_in_flight([111, 222, 333]).await;
+        assert!(most >= 2, "requests to other channels waited for each other");
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::github_error::{GitHubError, answer_message};
+use crate::github_error::{GitHubError, answer_message, rate_limit_pause};
 use crate::github_routes::Route;
 use valine_domain::repo::RepoName;
 
@@ -190,9 +190,14 @@ impl AppAuth {
                 }
             })?;
         let status = res.status();
+        let headers = res.headers().clone();
         let body = res.text().await.map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
         if !status.is_success() {
             let message = answer_message(status, &body);
+            let now = valine_domain::clock::now_secs();
+            if let Some(retry_after) = rate_limit_pause(status, &headers, &message, now) {
+                return Err(GitHubError::RateLimited { retry_after });
+            }
             return Err(GitHubError::Status { status: status.as_u16(), message: format!("GitHub App: {message}") });
         }
         serde_json::from_str(&body).map_err(|e| GitHubError::Unreachable(format!("GitHub App: unexpected answer: {e}")))
