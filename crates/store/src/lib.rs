@@ -425,6 +425,46 @@ pub trait StoreHealth: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 }
 
+/// How long `/health/ready` keeps what it learned from the store.
+pub const READY_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What `/health/ready` learned from the store: whether it answered (with the error when not),
+/// how fast, and whether any channel has subscribed (when that was asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreCheck {
+    pub error: Option<String>,
+    pub latency_ms: u64,
+    pub subscribed: Option<bool>,
+}
+
+/// The last [`StoreCheck`], kept for [`READY_CHECK_TTL`] in this container: the route is public,
+/// and without it every call would read the store. Callers wait for a check under way rather
+/// than start their own.
+#[derive(Debug, Default)]
+pub struct ReadyCache {
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, StoreCheck)>>,
+}
+
+impl ReadyCache {
+    /// The kept check when it is younger than [`READY_CHECK_TTL`] and `enough` accepts it; else
+    /// the one `check` makes, kept.
+    pub async fn get<F>(&self, enough: impl Fn(&StoreCheck) -> bool, check: F) -> StoreCheck
+    where
+        F: std::future::Future<Output = StoreCheck>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, kept)) = last.as_ref()
+            && at.elapsed() < READY_CHECK_TTL
+            && enough(kept)
+        {
+            return kept.clone();
+        }
+        let fresh = check.await;
+        *last = Some((tokio::time::Instant::now(), fresh.clone()));
+        fresh
+    }
+}
+
 /// Every port, as the handlers hold them.
 #[derive(Clone)]
 pub struct Stores {
@@ -438,6 +478,8 @@ pub struct Stores {
     /// Channel subscriptions, behind this container's [`CachedRoutes`].
     pub routes: Arc<dyn RouteRepo>,
     pub health: Arc<dyn StoreHealth>,
+    /// What `/health/ready` last learned through `health` and `routes`.
+    pub ready: Arc<ReadyCache>,
     pub kind: &'static str,
 }
 
@@ -472,6 +514,7 @@ impl Stores {
             incidents: adapter.clone(),
             routes: Arc::new(CachedRoutes::new(adapter.clone(), ROUTE_CACHE_TTL)),
             health: adapter,
+            ready: Arc::default(),
             kind,
         }
     }
