@@ -226,7 +226,10 @@ pub struct PendingConfirmation {
     pub expires_at: u64,
 }
 
-/// What a preview holds until it is confirmed, by kind of command.
+/// What a preview holds until it is confirmed, by kind of command. Nothing in it is a value the
+/// caller asked to keep private in the clear: a relay's text and a variable's value are
+/// [`Encrypted`] under a key derived from `AUDIT_HMAC_KEY`, and a secret is already sealed to the
+/// repository's public key, so that the state table never holds them plain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Held {
@@ -236,7 +239,7 @@ pub enum Held {
         channel_id: Option<u64>,
         #[serde(default)]
         user_id: Option<u64>,
-        text: String,
+        text: Encrypted,
         /// Whether the summary after posting is shown only to the caller.
         ephemeral: bool,
     },
@@ -246,8 +249,25 @@ pub enum Held {
         #[serde(default)]
         api_base: Option<String>,
     },
-    /// A repository variable or secret to write.
-    RepoSetting { value: String },
+    /// A repository variable to write, and the keyed audit digest (hex) of its value.
+    RepoVariable { value: Encrypted, digest: String },
+    /// A repository secret, sealed to the repository's public key `key_id` (base64, as GitHub's
+    /// secrets API takes it: only GitHub can open it), and the keyed audit digest (hex) of its
+    /// value.
+    RepoSecret { key_id: String, encrypted_value: String, digest: String },
+}
+
+/// A value encrypted at rest (an AEAD): the nonce and the ciphertext with its tag, hex.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encrypted {
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+impl std::fmt::Debug for Encrypted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encrypted").field("bytes", &(self.ciphertext.len() / 2)).finish_non_exhaustive()
+    }
 }
 
 /// What taking a confirmation found.
