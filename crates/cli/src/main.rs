@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Run both handlers locally (POST /discord, POST /github/webhook, GET /health) on the
     /// embedded store in DATA_DIR, with the playground page at /. Discord and GitHub are
-    /// in-process fakes unless --live.
+    /// in-process fakes unless --live. Loopback addresses only, unless --public.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8787")]
         addr: SocketAddr,
@@ -40,6 +40,11 @@ enum Command {
         /// GITHUB_APP_ID with GITHUB_APP_PRIVATE_KEY). Without it those settings are ignored.
         #[arg(long)]
         live: bool,
+        /// Answer on a non-loopback address (a shared dev box, a tunnel): every route but POST
+        /// /discord, POST /github/webhook and GET /health… then needs `Authorization: Bearer
+        /// $SERVE_TOKEN`, and the playground is off. Never with production tokens.
+        #[arg(long)]
+        public: bool,
     },
     /// Sign and send an interaction (`send status --count 3`) or a GitHub delivery
     /// (`send --webhook workflow_run FILE`) to a running `valinectl serve`, and print the answer.
@@ -286,7 +291,7 @@ async fn lookup_config(at: &StageArgs) -> Result<Config, String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { addr, live } => serve::run(addr, live).await,
+        Command::Serve { addr, live, public } => serve::run(addr, live, public).await,
         Command::Send(args) => {
             let config = local_config()?;
             let answer = match (&args.webhook, &args.command) {
