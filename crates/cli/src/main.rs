@@ -13,6 +13,7 @@ mod serve;
 mod setup;
 mod smoke;
 mod stage;
+mod workflows_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -120,6 +121,12 @@ enum Command {
     Routes {
         #[command(subcommand)]
         action: RoutesAction,
+    },
+    /// The workflows (.github/workflows, docs/examples): none may interpolate what its caller
+    /// controls (`inputs.*`, `github.event.*`, `github.head_ref`) into a `run:` or `script:`.
+    Workflows {
+        #[command(subcommand)]
+        action: WorkflowsAction,
     },
     /// After a deploy: health routes answer, Discord verification is on, a signed GitHub ping is
     /// accepted (with GITHUB_WEBHOOK_SECRET). One line per check; fails if any does.
@@ -255,6 +262,14 @@ enum RoutesAction {
 }
 
 #[derive(Subcommand, Debug)]
+enum WorkflowsAction {
+    /// Lists every such interpolation with its file and line; exit 1 on any. Reads the files
+    /// given (or the .yml and .yaml files of the directories given), else .github/workflows and
+    /// docs/examples under the current directory.
+    Check { paths: Vec<PathBuf> },
+}
+
+#[derive(Subcommand, Debug)]
 enum TablesAction {
     /// Print the table resources as they stand in template.yaml.
     Cfn,
@@ -370,6 +385,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             let report = redact_cmd::check(&root, &paths, &mut std::io::stdout().lock())?;
             eprintln!("redact --check: {} file(s) scanned, nothing found", report.files);
             Ok(())
+        }
+        Command::Workflows { action: WorkflowsAction::Check { paths } } => {
+            let root = std::env::current_dir().map_err(|e| e.to_string())?;
+            let report = workflows_cmd::check(&root, &paths)?;
+            for line in &report.lines {
+                println!("{line}");
+            }
+            if report.lines.is_empty() {
+                eprintln!("workflows check: {} file(s), no input interpolated into a script", report.files);
+                Ok(())
+            } else {
+                Err(format!("workflows check: {} interpolation(s) into a script", report.lines.len()))
+            }
         }
         Command::Redact { check: false, .. } => {
             match redact_cmd::run(std::io::stdin().lock(), std::io::stdout().lock()) {
