@@ -28,6 +28,17 @@ pub enum DiscordError {
     Unreachable(String),
     #[error("Discord sent an answer that could not be read: {0}")]
     BadAnswer(String),
+    /// Refused before sending: only interaction answers go without the bot's token.
+    #[error("DISCORD_BOT_TOKEN is not set: the bot cannot post, edit or delete messages, or open DMs")]
+    NoBotToken,
+}
+
+/// What a request authenticates with: the bot token, or the interaction token in its path
+/// (interaction answers need no bot token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    Bot,
+    Interaction,
 }
 
 /// A message Discord accepted.
@@ -100,7 +111,8 @@ pub fn with_reference(body: &Value, channel_id: u64, message_id: u64) -> Value {
 #[derive(Clone)]
 pub struct HttpDiscord {
     clients: Arc<std::sync::OnceLock<(serenity::http::Http, reqwest::Client)>>,
-    token: Arc<str>,
+    /// `None` when `DISCORD_BOT_TOKEN` is unset: bot calls are refused before any request.
+    token: Option<Arc<str>>,
     base: Option<String>,
     attempt_timeout: Duration,
     limits: Arc<Limiter>,
@@ -114,9 +126,11 @@ impl std::fmt::Debug for HttpDiscord {
 
 impl HttpDiscord {
     /// `base` replaces `https://discord.com` (tests, proxies); `attempt_timeout` bounds each try.
+    /// A blank `token` means none: only interaction answers can be sent.
     pub fn new(token: &str, base: Option<&url::Url>, attempt_timeout: Duration) -> Self {
         let base = base.map(|u| u.as_str().trim_end_matches('/').to_string());
-        Self { clients: Arc::default(), token: Arc::from(token), base, attempt_timeout, limits: Arc::default() }
+        let token = Some(token.trim()).filter(|t| !t.is_empty()).map(Arc::from);
+        Self { clients: Arc::default(), token, base, attempt_timeout, limits: Arc::default() }
     }
 
     /// serenity's `Http` (routes, token) and the reqwest client that sends, built once.
@@ -127,7 +141,8 @@ impl HttpDiscord {
                 .pool_idle_timeout(Duration::from_secs(50))
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new());
-            let mut builder = HttpBuilder::new(&*self.token).ratelimiter_disabled(true).client(client.clone());
+            let token = self.token.as_deref().unwrap_or_default();
+            let mut builder = HttpBuilder::new(token).ratelimiter_disabled(true).client(client.clone());
             if let Some(b) = &self.base {
                 builder = builder.proxy(b.clone());
             }
@@ -145,7 +160,11 @@ impl HttpDiscord {
         method: LightMethod,
         body: Option<&Value>,
         idempotent: bool,
+        auth: Auth,
     ) -> Result<Value, DiscordError> {
+        if auth == Auth::Bot && self.token.is_none() {
+            return Err(DiscordError::NoBotToken);
+        }
         let bytes = body.map(|b| b.to_string().into_bytes());
         let key = RateKey::of(&route, method);
         let _turn = self.limits.turn(&key).await;
@@ -159,11 +178,18 @@ impl HttpDiscord {
                 );
                 return Err(DiscordError::RateLimited { retry_after });
             }
-            let request = Request::new(route, method).body(bytes.clone());
-            let builder = request
-                .build(&self.clients().1, self.clients().0.token(), self.base.as_deref())
-                .map_err(|e| DiscordError::Unreachable(e.to_string()))?;
-            let response = match tokio::time::timeout(self.attempt_timeout, builder.send()).await {
+            let (http, client) = self.clients();
+            let mut request = Request::new(route, method)
+                .body(bytes.clone())
+                .build(client, http.token(), self.base.as_deref())
+                .map_err(|e| DiscordError::Unreachable(e.to_string()))?
+                .build()
+                .map_err(|e| DiscordError::Unreachable(e.without_url().to_string()))?;
+            if self.token.is_none() {
+                // serenity always sets the header; with no token it would say `Bot ` and nothing.
+                request.headers_mut().remove(reqwest::header::AUTHORIZATION);
+            }
+            let response = match tokio::time::timeout(self.attempt_timeout, client.execute(request)).await {
                 Err(_) => return Err(DiscordError::Timeout),
                 Ok(Err(e)) if e.is_timeout() => return Err(DiscordError::Timeout),
                 Ok(Err(e)) => return Err(DiscordError::Unreachable(e.without_url().to_string())),
@@ -219,7 +245,7 @@ impl HttpDiscord {
             Some(g) => Route::GuildCommands { application_id: app, guild_id: GuildId::new(g) },
             None => Route::Commands { application_id: app },
         };
-        self.send(route, LightMethod::Get, None, true).await
+        self.send(route, LightMethod::Get, None, true, Auth::Bot).await
     }
 
     /// Replaces all of the application's commands (bulk overwrite).
@@ -234,7 +260,7 @@ impl HttpDiscord {
             Some(g) => Route::GuildCommands { application_id: app, guild_id: GuildId::new(g) },
             None => Route::Commands { application_id: app },
         };
-        self.send(route, LightMethod::Put, Some(commands), true).await
+        self.send(route, LightMethod::Put, Some(commands), true, Auth::Bot).await
     }
 }
 
@@ -256,7 +282,7 @@ fn nonzero(id: u64) -> Result<u64, DiscordError> {
 impl Discord for HttpDiscord {
     async fn post_message(&self, channel_id: u64, body: &Value) -> Result<PostedMessage, DiscordError> {
         let route = Route::ChannelMessages { channel_id: ChannelId::new(nonzero(channel_id)?) };
-        let answer = self.send(route, LightMethod::Post, Some(body), false).await?;
+        let answer = self.send(route, LightMethod::Post, Some(body), false, Auth::Bot).await?;
         posted(&answer)
     }
 
@@ -266,7 +292,7 @@ impl Discord for HttpDiscord {
             message_id: MessageId::new(nonzero(message_id)?),
         };
         // An edit is idempotent: a 5xx may be retried.
-        self.send(route, LightMethod::Patch, Some(body), true).await.map(|_| ())
+        self.send(route, LightMethod::Patch, Some(body), true, Auth::Bot).await.map(|_| ())
     }
 
     async fn delete_message(&self, channel_id: u64, message_id: u64) -> Result<(), DiscordError> {
@@ -274,12 +300,12 @@ impl Discord for HttpDiscord {
             channel_id: ChannelId::new(nonzero(channel_id)?),
             message_id: MessageId::new(nonzero(message_id)?),
         };
-        self.send(route, LightMethod::Delete, None, true).await.map(|_| ())
+        self.send(route, LightMethod::Delete, None, true, Auth::Bot).await.map(|_| ())
     }
 
     async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError> {
         let body = serde_json::json!({ "recipient_id": nonzero(user_id)?.to_string() });
-        let answer = self.send(Route::UserMeDmChannels, LightMethod::Post, Some(&body), true).await?;
+        let answer = self.send(Route::UserMeDmChannels, LightMethod::Post, Some(&body), true, Auth::Bot).await?;
         answer["id"]
             .as_str()
             .and_then(|s| s.parse().ok())
@@ -291,7 +317,7 @@ impl Discord for HttpDiscord {
             application_id: ApplicationId::new(nonzero(application_id)?),
             token,
         };
-        self.send(route, LightMethod::Patch, Some(body), true).await.map(|_| ())
+        self.send(route, LightMethod::Patch, Some(body), true, Auth::Interaction).await.map(|_| ())
     }
 
     async fn delete_original(&self, application_id: u64, token: &str) -> Result<(), DiscordError> {
@@ -299,13 +325,13 @@ impl Discord for HttpDiscord {
             application_id: ApplicationId::new(nonzero(application_id)?),
             token,
         };
-        self.send(route, LightMethod::Delete, None, true).await.map(|_| ())
+        self.send(route, LightMethod::Delete, None, true, Auth::Interaction).await.map(|_| ())
     }
 
     async fn follow_up(&self, application_id: u64, token: &str, body: &Value) -> Result<PostedMessage, DiscordError> {
         let route =
             Route::WebhookFollowupMessages { application_id: ApplicationId::new(nonzero(application_id)?), token };
-        let answer = self.send(route, LightMethod::Post, Some(body), false).await?;
+        let answer = self.send(route, LightMethod::Post, Some(body), false, Auth::Interaction).await?;
         posted(&answer)
     }
 }
@@ -350,7 +376,8 @@ impl Discord for DryRunDiscord {
 }
 
 /// The adapter the configuration asks for: dry-run when `DRY_RUN` is set, HTTP otherwise (the
-/// bot token may be missing: interaction edits need only the interaction token).
+/// bot token may be missing: interaction answers need only the interaction token, and every
+/// other call is refused with [`DiscordError::NoBotToken`] before it is sent).
 pub fn from_config(config: &valine_domain::config::Config, attempt_timeout: Duration) -> Arc<dyn Discord> {
     if config.dry_run {
         return Arc::new(DryRunDiscord);
@@ -785,5 +812,51 @@ mod tests {
             .mount(&server)
             .await;
         client.edit_message(5, 77, &json!({"content": "x"})).await.unwrap();
+    }
+
+    /// A configuration with no `DISCORD_BOT_TOKEN`, whose Discord is `server`.
+    fn tokenless(server: &MockServer) -> Arc<dyn Discord> {
+        let uri = server.uri();
+        let config = valine_domain::config::Config::from_lookup(|k| match k {
+            "DISCORD_API_BASE" => Some(uri.clone()),
+            _ => None,
+        })
+        .unwrap();
+        from_config(&config, Duration::from_secs(2))
+    }
+
+    #[tokio::test]
+    async fn without_a_bot_token_bot_calls_fail_clearly_before_any_request() {
+        let server = MockServer::start().await;
+        let discord = tokenless(&server);
+        let body = json!({"content": "hello", "allowed_mentions": {"parse": []}});
+        let errors = [
+            discord.post_message(111, &body).await.unwrap_err(),
+            discord.open_dm(42).await.unwrap_err(),
+            discord.edit_message(111, 5, &body).await.unwrap_err(),
+            discord.delete_message(111, 5).await.unwrap_err(),
+            discord.reply(111, 5, &body).await.unwrap_err(),
+        ];
+        for e in errors {
+            assert!(e.to_string().contains("DISCORD_BOT_TOKEN is not set"), "{e}");
+        }
+        assert!(server.received_requests().await.unwrap().is_empty(), "a request left without a token");
+    }
+
+    #[tokio::test]
+    async fn without_a_bot_token_interaction_answers_go_without_an_authorization_header() {
+        let server = MockServer::start().await;
+        let discord = tokenless(&server);
+        Mock::given(method("PATCH"))
+            .and(path("/api/v10/webhooks/1290463189401731073/interaction-token/messages/@original"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1", "channel_id": "2"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        crate::testing::fail_on_unexpected(&server).await;
+        discord.edit_original(1290463189401731073, "interaction-token", &json!({"content": "done"})).await.unwrap();
+        let sent = server.received_requests().await.unwrap();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].headers.get("authorization").is_none(), "{:?}", sent[0].headers);
     }
 }

@@ -201,10 +201,25 @@ pub trait GitHub: Send + Sync {
     async fn set_variable(&self, _repo: &RepoName, _name: &str, _value: &str) -> Result<VariableWrite, GitHubError> {
         Err(GitHubError::Unsupported("writing variables"))
     }
+    /// The repository's public key for Actions secrets: `GET …/actions/secrets/public-key`.
+    async fn secrets_public_key(&self, _repo: &RepoName) -> Result<SecretsKey, GitHubError> {
+        Err(GitHubError::Unsupported("writing secrets"))
+    }
+    /// Writes a secret already sealed to the repository's key: `PUT …/actions/secrets/{name}`.
+    async fn put_sealed_secret(
+        &self,
+        _repo: &RepoName,
+        _name: &str,
+        _sealed: &SealedSecret,
+    ) -> Result<SecretWrite, GitHubError> {
+        Err(GitHubError::Unsupported("writing secrets"))
+    }
     /// Writes a repository Actions secret: the repository's public key, `value` sealed to it
     /// (libsodium sealed box), then `PUT …/actions/secrets/{name}` with the key id.
-    async fn set_secret(&self, _repo: &RepoName, _name: &str, _value: &Secret) -> Result<SecretWrite, GitHubError> {
-        Err(GitHubError::Unsupported("writing secrets"))
+    async fn set_secret(&self, repo: &RepoName, name: &str, value: &Secret) -> Result<SecretWrite, GitHubError> {
+        let key = self.secrets_public_key(repo).await?;
+        let sealed = key.seal(value.expose().as_bytes())?;
+        self.put_sealed_secret(repo, name, &sealed).await
     }
 }
 
@@ -265,12 +280,27 @@ pub enum SecretWrite {
     DryRun,
 }
 
-/// `GET …/actions/secrets/public-key`.
-#[derive(Debug, Deserialize)]
-struct SecretsPublicKey {
-    key_id: String,
+/// A repository's public key for Actions secrets: `GET …/actions/secrets/public-key`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SecretsKey {
+    pub key_id: String,
     /// Base64 of the repository's X25519 public key.
-    key: String,
+    pub key: String,
+}
+
+impl SecretsKey {
+    /// `value` sealed to this key: only GitHub can open it.
+    pub fn seal(&self, value: &[u8]) -> Result<SealedSecret, GitHubError> {
+        Ok(SealedSecret { key_id: self.key_id.clone(), encrypted_value: seal_secret(&self.key, value)? })
+    }
+}
+
+/// A secret's value sealed to a repository's key, as `PUT …/actions/secrets/{name}` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub key_id: String,
+    /// Base64 of the libsodium sealed box.
+    pub encrypted_value: String,
 }
 
 /// `value` as a libsodium sealed box to the base64 X25519 `public_key`, base64-encoded: what
@@ -298,9 +328,9 @@ pub struct OctocrabGitHub {
     /// storage host the redirect names. Built on first use too.
     plain: Arc<std::sync::OnceLock<reqwest::Client>>,
     read_timeout: Duration,
-    /// GitHub App authentication instead of the token: installation tokens per owner.
+    /// GitHub App authentication instead of the token: an installation token per repository.
     app: Option<Arc<AppAuth>>,
-    /// A client per owner, on the installation token it was built with.
+    /// A client per repository (`owner/name`, lower-case), on the token it was built with.
     app_clients: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, octocrab::Octocrab)>>>,
     /// After a rate-limited job or log look-up, until when the next ones fail fast without a
     /// request: per credential (the token: one entry; the App: one per owner's installation).
@@ -353,21 +383,31 @@ impl OctocrabGitHub {
         builder.build().map_err(|e| GitHubError::Unreachable(e.to_string()))
     }
 
-    /// The client for a call on `repo`: the token's, or one on the owner's installation token
-    /// (renewed five minutes before it expires).
+    /// The client for a call on `repo`: the token's, or one on an installation token for that
+    /// repository alone (renewed five minutes before it expires).
     async fn client(&self, repo: &RepoName) -> Result<octocrab::Octocrab, GitHubError> {
         let Some(app) = &self.app else { return self.crab().cloned() };
         let token = app.token_for(repo).await?;
-        let owner = repo.owner.to_ascii_lowercase();
+        let key = repo.to_string().to_ascii_lowercase();
         let mut clients = self.app_clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((t, c)) = clients.get(&owner)
+        if let Some((t, c)) = clients.get(&key)
             && *t == token.token
         {
             return Ok(c.clone());
         }
         let client = self.build(&token.token)?;
-        clients.insert(owner, (token.token, client.clone()));
+        clients.insert(key, (token.token, client.clone()));
         Ok(client)
+    }
+
+    /// `e`, after forgetting the App's token for `repo` when GitHub refused it (401): the App
+    /// was uninstalled or installed again, and the next call should find out which.
+    fn refused(&self, repo: &RepoName, e: GitHubError) -> GitHubError {
+        if let (Some(app), GitHubError::Status { status: 401, .. }) = (&self.app, &e) {
+            app.forget(repo);
+            self.app_clients.lock().unwrap_or_else(|p| p.into_inner()).remove(&repo.to_string().to_ascii_lowercase());
+        }
+        e
     }
 
     fn plain(&self) -> &reqwest::Client {
@@ -465,16 +505,24 @@ macro_rules! status_error {
 impl GitHub for OctocrabGitHub {
     async fn list_workflows(&self, repo: &RepoName) -> Result<Vec<Workflow>, GitHubError> {
         let route = Route::Workflows { repo }.path();
-        let page: WorkflowsPage =
-            self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        let page: WorkflowsPage = self
+            .client(repo)
+            .await?
+            .get(route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
         Ok(page.workflows)
     }
 
     async fn list_runs(&self, repo: &RepoName, workflow: &str, per_page: u8) -> Result<Vec<WorkflowRun>, GitHubError> {
         let route = Route::WorkflowRuns { repo, workflow }.path();
         let per_page = per_page.clamp(1, 100).to_string();
-        let page: RunsPage =
-            self.client(repo).await?.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
+        let page: RunsPage = self
+            .client(repo)
+            .await?
+            .get(route, Some(&[("per_page", per_page.as_str())]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
         Ok(page.workflow_runs)
     }
 
@@ -493,12 +541,12 @@ impl GitHub for OctocrabGitHub {
             .inputs(inputs)
             .send()
             .await
-            .map_err(map_err)
+            .map_err(|e| self.refused(repo, map_err(e)))
     }
 
     async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError> {
         let route = Route::Run { repo, run_id }.path();
-        self.client(repo).await?.get(route, None::<&()>).await.map_err(map_err)
+        self.client(repo).await?.get(route, None::<&()>).await.map_err(|e| self.refused(repo, map_err(e)))
     }
 
     /// Fails fast with `RateLimited` while an earlier rate limit pauses look-ups.
@@ -522,12 +570,20 @@ impl GitHub for OctocrabGitHub {
 
     async fn list_hooks(&self, repo: &RepoName) -> Result<Vec<Hook>, GitHubError> {
         let route = Route::Hooks { repo }.path();
-        self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
+        self.client(repo)
+            .await?
+            .get(route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))
     }
 
     async fn hook_deliveries(&self, repo: &RepoName, hook_id: u64) -> Result<Vec<HookDelivery>, GitHubError> {
         let route = Route::HookDeliveries { repo, hook_id }.path();
-        self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
+        self.client(repo)
+            .await?
+            .get(route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))
     }
 
     async fn redeliver(&self, repo: &RepoName, hook_id: u64, delivery_id: u64) -> Result<(), GitHubError> {
@@ -539,7 +595,8 @@ impl GitHub for OctocrabGitHub {
         let route = Route::Runs { repo }.path();
         let created = format!(">={since}");
         let query = [("status", "completed"), ("created", created.as_str()), ("per_page", "100")];
-        let page: RawRunsPage = self.client(repo).await?.get(route, Some(&query)).await.map_err(map_err)?;
+        let page: RawRunsPage =
+            self.client(repo).await?.get(route, Some(&query)).await.map_err(|e| self.refused(repo, map_err(e)))?;
         Ok(page.workflow_runs)
     }
 
@@ -550,36 +607,50 @@ impl GitHub for OctocrabGitHub {
             .await?
             ._patch(Route::Variable { repo, name }.path(), Some(&body))
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.refused(repo, map_err(e)))?;
         if response.status().is_success() {
             return Ok(VariableWrite::Updated);
         }
         if response.status() != http::StatusCode::NOT_FOUND {
-            return Err(status_error!(self, response));
+            return Err(self.refused(repo, status_error!(self, response)));
         }
-        let response =
-            self.client(repo).await?._post(Route::Variables { repo }.path(), Some(&body)).await.map_err(map_err)?;
+        let response = self
+            .client(repo)
+            .await?
+            ._post(Route::Variables { repo }.path(), Some(&body))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
         if response.status().is_success() {
             return Ok(VariableWrite::Created);
         }
-        Err(status_error!(self, response))
+        Err(self.refused(repo, status_error!(self, response)))
     }
 
-    async fn set_secret(&self, repo: &RepoName, name: &str, value: &Secret) -> Result<SecretWrite, GitHubError> {
-        let key: SecretsPublicKey = self
-            .client(repo)
+    async fn secrets_public_key(&self, repo: &RepoName) -> Result<SecretsKey, GitHubError> {
+        self.client(repo)
             .await?
             .get(Route::SecretsPublicKey { repo }.path(), None::<&()>)
             .await
-            .map_err(map_err)?;
-        let encrypted_value = seal_secret(&key.key, value.expose().as_bytes())?;
-        let body = serde_json::json!({"encrypted_value": encrypted_value, "key_id": key.key_id});
-        let response =
-            self.client(repo).await?._put(Route::Secret { repo, name }.path(), Some(&body)).await.map_err(map_err)?;
+            .map_err(|e| self.refused(repo, map_err(e)))
+    }
+
+    async fn put_sealed_secret(
+        &self,
+        repo: &RepoName,
+        name: &str,
+        sealed: &SealedSecret,
+    ) -> Result<SecretWrite, GitHubError> {
+        let body = serde_json::json!({"encrypted_value": sealed.encrypted_value, "key_id": sealed.key_id});
+        let response = self
+            .client(repo)
+            .await?
+            ._put(Route::Secret { repo, name }.path(), Some(&body))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
         match response.status() {
             http::StatusCode::CREATED => Ok(SecretWrite::Created),
             s if s.is_success() => Ok(SecretWrite::Updated),
-            _ => Err(status_error!(self, response)),
+            _ => Err(self.refused(repo, status_error!(self, response))),
         }
     }
 }
@@ -588,15 +659,19 @@ impl OctocrabGitHub {
     /// The jobs of one attempt of a run: the request behind [`GitHub::run_attempt_jobs`].
     async fn attempt_jobs(&self, repo: &RepoName, run_id: u64, attempt: u64) -> Result<Vec<Job>, GitHubError> {
         let route = Route::RunAttemptJobs { repo, run_id, attempt: attempt.max(1) }.path();
-        let page: JobsPage =
-            self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        let page: JobsPage = self
+            .client(repo)
+            .await?
+            .get(route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
         Ok(page.jobs)
     }
 
     /// A job's log text: the requests behind [`GitHub::job_log`].
     async fn log(&self, repo: &RepoName, job_id: u64) -> Result<String, GitHubError> {
         let route = Route::JobLogs { repo, job_id }.path();
-        let response = self.client(repo).await?._get(route).await.map_err(map_err)?;
+        let response = self.client(repo).await?._get(route).await.map_err(|e| self.refused(repo, map_err(e)))?;
         let status = response.status();
         if status.is_redirection() {
             let location = response
@@ -632,14 +707,15 @@ impl OctocrabGitHub {
 
     /// A `POST` without a body whose answer is only its status (204, 201 or 202 when done).
     async fn post_empty(&self, repo: &RepoName, route: String) -> Result<(), GitHubError> {
-        let response = self.client(repo).await?._post(route, None::<&()>).await.map_err(map_err)?;
+        let response =
+            self.client(repo).await?._post(route, None::<&()>).await.map_err(|e| self.refused(repo, map_err(e)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         let headers = response.headers().clone();
         let body: String = self.client(repo).await?.body_to_string(response).await.unwrap_or_default();
-        Err(GitHubError::from_response(status, &headers, &body, valine_domain::clock::now_secs()))
+        Err(self.refused(repo, GitHubError::from_response(status, &headers, &body, valine_domain::clock::now_secs())))
     }
 }
 
@@ -688,7 +764,19 @@ impl GitHub for DryRunGitHub {
         tracing::info!(repo = %repo, variable = name, "DRY_RUN: would write a repository variable");
         Ok(VariableWrite::DryRun)
     }
-    async fn set_secret(&self, repo: &RepoName, name: &str, _value: &Secret) -> Result<SecretWrite, GitHubError> {
+    /// A throwaway key nobody keeps: a dry run seals as it would, and writes nothing.
+    async fn secrets_public_key(&self, _repo: &RepoName) -> Result<SecretsKey, GitHubError> {
+        use base64::Engine as _;
+        let throwaway = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+        let key = base64::engine::general_purpose::STANDARD.encode(throwaway.public_key().as_bytes());
+        Ok(SecretsKey { key_id: "dry-run".into(), key })
+    }
+    async fn put_sealed_secret(
+        &self,
+        repo: &RepoName,
+        name: &str,
+        _: &SealedSecret,
+    ) -> Result<SecretWrite, GitHubError> {
         tracing::info!(repo = %repo, secret = name, "DRY_RUN: would write a repository secret");
         Ok(SecretWrite::DryRun)
     }

@@ -1,8 +1,10 @@
 //! A Discord that keeps every message in memory and shows it on the playground's [`Feed`].
 //!
 //! Alone it answers as Discord would, with made-up snowflakes; around a real client
-//! ([`FakeDiscord::recording`]) it forwards every call and records what Discord accepted, so the
-//! page still shows the bot's side of the conversation.
+//! ([`FakeDiscord::recording`]) it forwards every call and records what the bot itself posted in
+//! server channels, so the page still shows the bot's side of the conversation. It records
+//! neither direct messages nor the answers to real interactions (only their caller sees those,
+//! in Discord): the page is no window on other people's traffic.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -132,7 +134,8 @@ impl FakeDiscord {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Names a channel for the page (`kind`: `text` or `dm`).
+    /// Names a channel for the page (`kind`: `text` or `dm`). Recording, a DM channel is known
+    /// but not shown.
     pub fn add_channel(&self, id: u64, name: &str, kind: &str, user_id: Option<u64>) {
         let channel = json!({"id": sid(id), "name": name, "kind": kind, "user_id": user_id.map(sid)});
         let mut state = self.lock();
@@ -141,7 +144,14 @@ impl FakeDiscord {
         }
         state.channels.insert(id, channel.clone());
         drop(state);
-        self.feed.publish("channel", channel);
+        if !(self.inner.is_some() && kind == "dm") {
+            self.feed.publish("channel", channel);
+        }
+    }
+
+    /// Recording, what goes to a DM stays between the bot and its reader.
+    fn private(&self, state: &State, channel_id: u64) -> bool {
+        self.inner.is_some() && state.channels.get(&channel_id).is_some_and(|c| c["kind"] == "dm")
     }
 
     /// Every stored message of a channel, oldest first (for tests and the page's first load).
@@ -218,6 +228,9 @@ impl FakeDiscord {
     fn store_new(&self, channel_id: u64, mut body: Value, id: Option<u64>) -> u64 {
         let mut state = self.lock();
         let id = id.filter(|i| *i != 0).unwrap_or_else(|| state.id());
+        if self.private(&state, channel_id) {
+            return id;
+        }
         if !body.is_object() {
             body = json!({"content": body.to_string()});
         }
@@ -338,7 +351,8 @@ impl Discord for FakeDiscord {
 
     async fn edit_original(&self, application_id: u64, token: &str, body: &Value) -> Result<(), DiscordError> {
         if let Some(inner) = self.forward(token) {
-            inner.edit_original(application_id, token, body).await?;
+            // Someone's real interaction: they see the answer in Discord; the page does not.
+            return inner.edit_original(application_id, token, body).await;
         }
         let Some(pending) = self.pending(token) else {
             return Err(DiscordError::Status { status: 404, message: "Unknown Webhook".into() });
@@ -359,7 +373,7 @@ impl Discord for FakeDiscord {
 
     async fn delete_original(&self, application_id: u64, token: &str) -> Result<(), DiscordError> {
         if let Some(inner) = self.forward(token) {
-            inner.delete_original(application_id, token).await?;
+            return inner.delete_original(application_id, token).await;
         }
         let pending =
             self.pending(token).ok_or(DiscordError::Status { status: 404, message: "Unknown Webhook".into() })?;
@@ -370,16 +384,15 @@ impl Discord for FakeDiscord {
     }
 
     async fn follow_up(&self, application_id: u64, token: &str, body: &Value) -> Result<PostedMessage, DiscordError> {
-        let real = match self.forward(token) {
-            Some(inner) => Some(inner.follow_up(application_id, token, body).await?),
-            None => None,
-        };
+        if let Some(inner) = self.forward(token) {
+            return inner.follow_up(application_id, token, body).await;
+        }
         let pending =
             self.pending(token).ok_or(DiscordError::Status { status: 404, message: "Unknown Webhook".into() })?;
         let mut body = body.clone();
         self.decorate(&mut body, &pending);
-        let id = self.store_new(pending.channel_id, body, real.as_ref().map(|p| p.id));
-        Ok(real.unwrap_or_else(|| self.posted(id, pending.channel_id)))
+        let id = self.store_new(pending.channel_id, body, None);
+        Ok(self.posted(id, pending.channel_id))
     }
 
     async fn edit_message(&self, channel_id: u64, message_id: u64, body: &Value) -> Result<(), DiscordError> {

@@ -1,6 +1,7 @@
 //! The commands, one module each: its `SPEC`, its typed `Args` and `parse`, and `run`, which
 //! decides and acts through [`crate::ctx::Ctx`]. The registry (`crate::registry`) lists them.
 
+pub mod at_rest;
 pub mod confirm;
 pub mod debug_last;
 pub mod deploy;

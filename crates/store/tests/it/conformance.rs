@@ -580,7 +580,8 @@ mod cases {
             held: Held::Relay {
                 channel_id: Some(1184576487578214464),
                 user_id: None,
-                text: format!("déploiement 🚀 {}", "x".repeat(1990)),
+                // As long as the longest relay's, sealed: 2000 characters of up to 4 bytes, and a tag.
+                text: Encrypted { nonce: "ab".repeat(24), ciphertext: "cd".repeat(8016) },
                 ephemeral: false,
             },
             trace_id: "t".into(),
@@ -605,10 +606,29 @@ mod cases {
         }
         assert_eq!(taken, vec![p.clone()]);
         assert_eq!(s.confirmations.take_confirmation(&p.id, 7).await.unwrap(), Taken::Missing);
-        let stale = PendingConfirmation { id: "stale".into(), expires_at: now - 1, ..p };
+        let stale = PendingConfirmation { id: "stale".into(), expires_at: now - 1, ..p.clone() };
         s.confirmations.put_confirmation(&stale).await.unwrap();
+        // Expired, whatever the TTL sweep has done: gone for everyone, not "someone else's".
+        assert_eq!(s.confirmations.take_confirmation("stale", 7).await.unwrap(), Taken::Missing);
         assert_eq!(s.confirmations.take_confirmation("stale", 42).await.unwrap(), Taken::Missing);
         assert_eq!(s.confirmations.take_confirmation("never", 42).await.unwrap(), Taken::Missing);
+        // Every kind of held value comes back as it went in.
+        for held in [
+            Held::Deploy { git_ref: "main".into(), api_base: Some("https://api.example.com".into()) },
+            Held::RepoVariable {
+                value: Encrypted { nonce: "01".repeat(24), ciphertext: "02".repeat(40) },
+                digest: "e3".repeat(32),
+            },
+            Held::RepoSecret {
+                key_id: "3380204578043523366".into(),
+                encrypted_value: "c2VhbGVk".into(),
+                digest: "e3".repeat(32),
+            },
+        ] {
+            let q = PendingConfirmation { id: uuid::Uuid::new_v4().to_string(), held, ..p.clone() };
+            s.confirmations.put_confirmation(&q).await.unwrap();
+            assert_eq!(s.confirmations.take_confirmation(&q.id, 42).await.unwrap(), Taken::Yours(q));
+        }
     }
 
     pub async fn job_tickets_are_taken_once_and_expire(s: Stores) {
@@ -986,7 +1006,10 @@ async fn embedded_store_sweeps_expired_items_and_keeps_live_ones() {
         id: id.into(),
         user_id: 1,
         command: "/set-frontend".into(),
-        held: Held::RepoSetting { value: "https://app.example.com/".into() },
+        held: Held::RepoVariable {
+            value: Encrypted { nonce: "01".repeat(24), ciphertext: "02".repeat(40) },
+            digest: "e3".repeat(32),
+        },
         trace_id: "t".into(),
         expires_at,
     };
