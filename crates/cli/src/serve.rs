@@ -22,6 +22,7 @@ use valine_store::Stores;
 
 use valine_clients::discord_api::Discord;
 use valine_clients::github_api::GitHub;
+use valine_service::drain::LocalKick;
 
 use crate::devkeys::DevKeys;
 use crate::playground::{self, Playground};
@@ -260,9 +261,28 @@ pub struct Server {
     pub stop: tokio::sync::watch::Sender<bool>,
 }
 
+/// The outbox's drainer under `serve`: at start (what a killed process left), whenever a delivery
+/// leaves a card unsent, and while cards wait, when the soonest may be tried again.
+async fn drainer(github: Arc<valine_github::App>, wake: Arc<tokio::sync::Notify>) {
+    use std::time::Duration;
+    loop {
+        let report =
+            github.incidents.drain_until(valine_service::deadline::Deadline::after(Duration::from_secs(30))).await;
+        let wait = match report.next_due_ms {
+            Some(at) if report.left > 0 => Duration::from_millis(at.saturating_sub(valine_domain::clock::now_millis()))
+                .clamp(Duration::from_millis(100), Duration::from_secs(5)),
+            _ => Duration::from_secs(60),
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
 impl Server {
     /// Both handlers on `stores` (`config` from [`serve_config`] for `mode`), their deferred jobs
-    /// as Tokio tasks, and the incident tick every `tick`; the playground unless `exposure` is
+    /// as Tokio tasks, the outbox's drainer, and the incident tick every `tick`; the playground unless `exposure` is
     /// public, which puts everything but the open routes behind the token.
     pub async fn build(
         config: &Config,
@@ -281,6 +301,7 @@ impl Server {
         let pg = Playground::new(config, real, stopping);
         let (discord_port, github_port) = clients(config, &pg)?;
         let (jobs, mut rx) = LocalJobs::new();
+        let wake = Arc::new(tokio::sync::Notify::new());
         let discord = Arc::new(
             valine_discord::App::new(valine_discord::app::AppParts {
                 config: config.clone(),
@@ -300,8 +321,10 @@ impl Server {
                 metrics: Metrics::stdout("github-handler"),
             })
             .map_err(|e| e.to_string())?
-            .with_github(github_port),
+            .with_github(github_port)
+            .with_kick(Arc::new(LocalKick { wake: wake.clone() })),
         );
+        tokio::spawn(drainer(github.clone(), wake));
         // The schedule of the deployed function, more often here.
         let ticker = github.clone();
         tokio::spawn(async move {

@@ -39,9 +39,9 @@ pub struct GapReport {
 pub const MAX_ATTEMPTS: usize = 3;
 /// GitHub keeps deliveries for three days; older ones cannot be redelivered.
 pub const DELIVERY_RETENTION_SECS: u64 = 3 * 24 * 3600;
-/// How far back the run comparison looks: a run that completed longer ago and whose deliveries
-/// all failed is caught by redelivery instead.
-pub const RUN_LOOKBACK_SECS: u64 = 2 * 3600;
+/// How far back the run comparison looks (one page of GitHub's newest 100 runs within it): a day,
+/// so that a storm's runs are caught even when their deliveries and the redeliveries all failed.
+pub const RUN_LOOKBACK_SECS: u64 = 24 * 3600;
 
 /// Which hook is the bot's: `configured` (`GITHUB_HOOK_ID`) when set, else the only hook whose
 /// URL ends in `/github/webhook`. `Err` says why none was chosen.

@@ -364,13 +364,21 @@ pub struct OutboxEntry {
     pub since: u64,
     #[serde(default)]
     pub not_before_ms: u64,
+    /// The channel the card is in (a drain skips a channel Discord has just rate-limited).
+    #[serde(default)]
+    pub channel_id: u64,
 }
 
 impl OutboxEntry {
     /// The entry of `incident`'s card, when it has something unsent.
     pub fn of(incident: &Incident) -> Option<Self> {
         let d = &incident.display;
-        d.pending().then(|| Self { id: incident.id.clone(), since: d.since, not_before_ms: d.not_before_ms })
+        d.pending().then(|| Self {
+            id: incident.id.clone(),
+            since: d.since,
+            not_before_ms: d.not_before_ms,
+            channel_id: incident.key.channel_id,
+        })
     }
 }
 

@@ -132,6 +132,9 @@ pub struct TickReport {
     /// `VERIFY_URLS` endpoints checked, and how many failed their check.
     pub checked: usize,
     pub unhealthy: usize,
+    /// Cards the tick's drain sent, and those still waiting after it.
+    pub outbox_sent: usize,
+    pub outbox_left: usize,
     pub errors: Vec<String>,
 }
 

@@ -34,9 +34,20 @@ pub struct DrainReport {
     pub left: usize,
     /// Seconds since the oldest unsent change, at the start.
     pub oldest_secs: u64,
+    /// The same, of the cards left at the end.
+    pub oldest_left_secs: u64,
     /// The soonest a card left behind may be tried again (epoch milliseconds), if any.
     pub next_due_ms: Option<u64>,
     pub errors: Vec<String>,
+}
+
+impl DrainReport {
+    /// One card left behind, to be tried again at `at_ms`.
+    fn wait(&mut self, at_ms: u64, since: u64) {
+        self.left += 1;
+        self.oldest_left_secs = self.oldest_left_secs.max(now_secs().saturating_sub(since));
+        self.next_due_ms = Some(self.next_due_ms.map_or(at_ms, |d| d.min(at_ms)));
+    }
 }
 
 /// A message body with Discord's nonce, so that the same post sent twice within minutes is one
@@ -279,12 +290,13 @@ impl IncidentDesk {
         report.pending = entries.len();
         report.oldest_secs = entries.iter().map(|e| now.saturating_sub(e.since)).max().unwrap_or(0);
         self.pending.store(!entries.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        // A channel Discord rate-limited in this drain is not tried again before its wait is over.
+        let mut blocked: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
         for entry in entries {
             let now_ms = valine_domain::clock::now_millis();
-            if deadline.left() < RESERVE || entry.not_before_ms > now_ms {
-                report.left += 1;
-                report.next_due_ms =
-                    Some(report.next_due_ms.map_or(entry.not_before_ms, |d| d.min(entry.not_before_ms)));
+            let wait_until = entry.not_before_ms.max(blocked.get(&entry.channel_id).copied().unwrap_or(0));
+            if deadline.left() < RESERVE || wait_until > now_ms {
+                report.wait(wait_until, entry.since);
                 continue;
             }
             let incident = match within(deadline, STORE_BUDGET, self.repo.get_incident(&entry.id)).await {
@@ -298,26 +310,21 @@ impl IncidentDesk {
             };
             match self.claim_and_send(&incident, deadline).await {
                 Some(u) => {
-                    let left = u.left();
                     let retry = u.sent.failed.as_ref().map(|(_, ms)| now_ms + ms);
                     self.settle(u, None, deadline).await;
-                    if left {
-                        report.left += 1;
-                        if let Some(at) = retry {
-                            report.next_due_ms = Some(report.next_due_ms.map_or(at, |d| d.min(at)));
+                    match retry {
+                        Some(at) => {
+                            blocked.insert(entry.channel_id, at);
+                            report.wait(at, entry.since);
                         }
-                    } else {
-                        report.sent += 1;
+                        None => report.sent += 1,
                     }
                 }
-                None => {
-                    report.left += usize::from(incident.display.pending());
-                    let at =
-                        incident.display.not_before_ms.max(incident.display.lease.as_ref().map_or(0, |l| l.until_ms));
-                    if incident.display.pending() {
-                        report.next_due_ms = Some(report.next_due_ms.map_or(at, |d| d.min(at)));
-                    }
+                None if incident.display.pending() => {
+                    let d = &incident.display;
+                    report.wait(d.not_before_ms.max(d.lease.as_ref().map_or(0, |l| l.until_ms)), entry.since);
                 }
+                None => {}
             }
         }
         if report.left == 0 {
@@ -333,6 +340,37 @@ impl IncidentDesk {
             );
         }
         report
+    }
+
+    /// Drains until the outbox is empty or `deadline`: each round sends what is due, then waits
+    /// for the soonest card left behind (Discord's `retry_after`, a backoff, another sender's
+    /// hold). What is left at the end is the next drain's (the tick runs every minute).
+    pub async fn drain_until(&self, deadline: Deadline) -> DrainReport {
+        let mut total = DrainReport::default();
+        for round in 0usize.. {
+            let report = self.drain(deadline).await;
+            if round == 0 {
+                total.pending = report.pending;
+                total.oldest_secs = report.oldest_secs;
+            }
+            total.sent += report.sent;
+            total.left = report.left;
+            total.oldest_left_secs = report.oldest_left_secs;
+            total.next_due_ms = report.next_due_ms;
+            let failed = !report.errors.is_empty();
+            total.errors.extend(report.errors);
+            if report.left == 0 || (failed && report.sent == 0) {
+                break;
+            }
+            let now_ms = valine_domain::clock::now_millis();
+            let wait = Duration::from_millis(report.next_due_ms.map_or(1000, |at| at.saturating_sub(now_ms)))
+                .max(Duration::from_millis(50));
+            if deadline.left() < wait + RESERVE {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        total
     }
 
     /// Something is (as far as this container knows) left in the outbox.

@@ -215,7 +215,10 @@ mod cases {
         assert_eq!(s.incidents.write_incident(&a, Some("d-1"), Some(&t)).await.unwrap(), IncidentWrite::Written);
         assert_eq!(s.incidents.put_incident(&b).await.unwrap(), IncidentWrite::Written);
         let pending = s.outbox.pending_cards(10).await.unwrap();
-        assert_eq!(pending, vec![OutboxEntry { id: a.id.clone(), since: now - 10, not_before_ms: 0 }]);
+        assert_eq!(
+            pending,
+            vec![OutboxEntry { id: a.id.clone(), since: now - 10, not_before_ms: 0, channel_id: a.key.channel_id }]
+        );
         assert!(s.deliveries.look_up("d-1", &[]).await.unwrap().done, "the delivery was recorded with it");
         assert_eq!(s.traces.get(&t.trace_id).await.unwrap().map(|x| x.trace_id), Some(t.trace_id.clone()));
         // A failed write writes no entry either.
