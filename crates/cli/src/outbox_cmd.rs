@@ -261,10 +261,17 @@ mod tests {
                     since: NOW - 60,
                     not_before_ms: NOW_MS + 40_000,
                     attempts: 1,
-                    last_error: Some("a reply: rate limited, retry after 40s".into()),
+                    last_error: Some("a reply: Discord rate-limited the request; retry after 40.0 s".into()),
                     ..Display::default()
                 },
-                ["1 reply", "1m 00s", "1", "in 40s", "—", "a reply: rate limited, retry after 40s"],
+                [
+                    "1 reply",
+                    "1m 00s",
+                    "1",
+                    "in 40s",
+                    "—",
+                    "a reply: Discord rate-limited the request; retry after 40.0 s",
+                ],
             ),
             (
                 None,
@@ -306,10 +313,10 @@ mod tests {
                     since: 1,
                     attempts: 2,
                     lease: Some(Lease { by: "c1-3".into(), until_ms: NOW_MS }),
-                    last_error: Some("an earlier card: timed out".into()),
+                    last_error: Some("an earlier card: Discord did not answer in time".into()),
                     ..Display::default()
                 },
-                ["1 earlier card", "—", "2", "now", "lapsed", "an earlier card: timed out"],
+                ["1 earlier card", "—", "2", "now", "lapsed", "an earlier card: Discord did not answer in time"],
             ),
         ];
         for (message, display, expected) in cases {

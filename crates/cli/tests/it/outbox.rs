@@ -37,7 +37,7 @@ pub(crate) fn seeded() -> [Incident; 3] {
         since: now - 600,
         not_before_ms: now_ms + 90_000,
         attempts: 3,
-        last_error: Some("the card: rate limited, retry after 90s".into()),
+        last_error: Some("the card: Discord rate-limited the request; retry after 90.0 s".into()),
         ..Display::default()
     };
     let mut held = incident("acme/api", "Deploy");
@@ -74,9 +74,15 @@ pub(crate) fn assert_listing(text: &str, json: &str, seeded: &[Incident; 3]) {
     assert_eq!(lines.len(), 4, "{text}");
     let first = lines[2];
     assert!(first.starts_with(&unposted.streak_id()), "oldest first: {text}");
-    for cell in
-        ["acme/web CI on main", " 9 ", " post ", "10m 0", " 3 ", "in 1m", "the card: rate limited, retry after 90s"]
-    {
+    for cell in [
+        "acme/web CI on main",
+        " 9 ",
+        " post ",
+        "10m 0",
+        " 3 ",
+        "in 1m",
+        "the card: Discord rate-limited the request; retry after 90.0 s",
+    ] {
         assert!(first.contains(cell), "missing {cell:?}: {text}");
     }
     let second = lines[3];
