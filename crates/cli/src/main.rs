@@ -4,6 +4,7 @@
 mod devkeys;
 mod incidents_cmd;
 mod lookup;
+mod outbox_cmd;
 mod playground;
 mod redact_cmd;
 mod register;
@@ -97,6 +98,14 @@ enum Command {
         /// How far back (7d, 24h, 30m).
         #[arg(long, default_value = "7d")]
         since: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        at: StageArgs,
+    },
+    /// What waits to be sent to Discord (the outbox): per card, what it owes, since when, its
+    /// failed attempts and last error, when it is tried next, and whether a sender holds it.
+    Outbox {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -420,6 +429,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Smoke { url } => smoke::run(&url, config()?.github_webhook_secret.as_ref()).await,
         Command::Incidents { open, since, json, at } => {
             print!("{}", incidents_cmd::incidents(&lookup_config(&at).await?, open, &since, json).await?);
+            Ok(())
+        }
+        Command::Outbox { json, at } => {
+            print!("{}", outbox_cmd::outbox(&lookup_config(&at).await?, json).await?);
             Ok(())
         }
         Command::Routes { action: RoutesAction::Check { file } } => {

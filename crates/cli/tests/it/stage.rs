@@ -215,6 +215,27 @@ async fn incidents_and_audit_read_the_stage_the_stack_names_not_the_local_store(
 }
 
 #[tokio::test]
+async fn outbox_reads_the_stage_table_not_the_local_store() {
+    let Some(endpoint) = moto_endpoint() else { return };
+    let stage = MotoStage::deploy(endpoint).await;
+    let s = stage.name.as_str();
+    let run = stage.valinectl(&["outbox", "--stage", s], &[], None).await;
+    assert!(run.ok && run.stdout == "Nothing waits: the outbox is empty.\n", "{run}");
+
+    let seeded = super::outbox::seed(&stage.stores).await;
+    let text = stage.valinectl(&["outbox", "--stage", s], &[], None).await;
+    assert!(text.ok, "{text}");
+    assert!(text.stderr.contains(&format!("stage {s}: stack valine-orchestrator-{s}")), "{text}");
+    let json = stage.valinectl(&["outbox", "--json", "--stage", s], &[], None).await;
+    assert!(json.ok, "{json}");
+    super::outbox::assert_listing(&text.stdout, &json.stdout, &seeded);
+
+    // Without --stage: the local store (empty here).
+    let run = stage.valinectl(&["outbox"], &[], None).await;
+    assert!(run.ok && run.stdout.contains("the outbox is empty"), "{run}");
+}
+
+#[tokio::test]
 async fn trace_reads_the_stage_table_and_the_log_groups_of_its_functions() {
     let Some(endpoint) = moto_endpoint() else { return };
     let stage = MotoStage::deploy(endpoint).await;
