@@ -298,30 +298,173 @@ pub struct DiscordCall {
     pub method: String,
     pub path: String,
     pub body: Value,
-    /// The id the fake gave the message it created (POST to a channel), else 0.
+    /// The id the fake gave the message it created (POST to a channel), else 0: also 0 for a
+    /// refused request and for a post answered by its enforced nonce.
     pub created_id: u64,
+    /// The HTTP status the fake answered: 200, 204, or 429 when the channel's limit refused it.
+    pub status: u16,
+    /// A post whose enforced `nonce` was already seen in its channel: the message the fake
+    /// answered with (created earlier), nothing created now.
+    pub replay_of: Option<u64>,
+    /// When the fake answered it.
+    pub at: Instant,
+}
+
+impl DiscordCall {
+    /// Refused with a 429.
+    pub fn rate_limited(&self) -> bool {
+        self.status == 429
+    }
+}
+
+/// Discord's per-channel limit on message creates and edits: `limit` requests per `per`, counted
+/// per channel (Discord's major parameter) in one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelLimit {
+    pub limit: u32,
+    pub per: Duration,
+}
+
+/// The bucket id the fake names in `X-RateLimit-Bucket` for message creates and edits (Discord's
+/// are opaque hashes, the same for every channel: the major parameter tells channels apart).
+pub const FAKE_MESSAGE_BUCKET: &str = "5f0d7a1c3e9b48d2a6c4e8f1b3d5a7c9";
+
+/// How long a post's enforced `nonce` is remembered in its channel (Discord: "within the past
+/// few minutes").
+pub const NONCE_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// One channel's bucket: the window opens at its first request and lasts `per`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    opened: Instant,
+    used: u32,
+}
+
+/// What a bucket says about a request: its limit, what is left, and when it resets.
+#[derive(Debug, Clone, Copy)]
+struct Quota {
+    limit: u32,
+    remaining: u32,
+    reset_after: Duration,
+}
+
+impl Quota {
+    /// The `X-RateLimit-*` headers Discord sends with every answer on a limited route.
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        // Discord's seconds carry milliseconds; a bucket never says it resets in 0 s.
+        let reset_after = self.reset_after.as_secs_f64().max(0.001);
+        let reset_at = std::time::SystemTime::now()
+            .checked_add(self.reset_after)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        vec![
+            ("x-ratelimit-limit", self.limit.to_string()),
+            ("x-ratelimit-remaining", self.remaining.to_string()),
+            ("x-ratelimit-reset", format!("{reset_at:.3}")),
+            ("x-ratelimit-reset-after", format!("{reset_after:.3}")),
+            ("x-ratelimit-bucket", FAKE_MESSAGE_BUCKET.to_string()),
+        ]
+    }
+}
+
+/// Everything the fake knows, behind one lock: a request is decided (limit, nonce, id) and
+/// recorded in one step, so concurrent requests see each other as they would in Discord.
+#[derive(Debug)]
+struct Ledger {
+    calls: Vec<DiscordCall>,
+    next_id: u64,
+    /// Channel → its message bucket (only with a limit).
+    windows: HashMap<String, Window>,
+    /// (channel, nonce) of a post with `enforce_nonce` → the message it created, and when.
+    nonces: HashMap<(String, String), (u64, Instant)>,
+}
+
+impl Ledger {
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Counts a request against `channel`'s bucket: `Ok` with what is left, or `Err` when the
+    /// bucket is exhausted until its reset.
+    fn take(&mut self, channel: &str, limit: ChannelLimit, now: Instant) -> Result<Quota, Quota> {
+        let w = self.windows.entry(channel.to_string()).or_insert(Window { opened: now, used: 0 });
+        let closes = |w: &Window| w.opened.checked_add(limit.per).unwrap_or(w.opened);
+        if now >= closes(w) {
+            *w = Window { opened: now, used: 0 };
+        }
+        let closes = closes(w);
+        let reset_after = closes.saturating_duration_since(now);
+        if w.used < limit.limit {
+            w.used += 1;
+            Ok(Quota { limit: limit.limit, remaining: limit.limit - w.used, reset_after })
+        } else {
+            Err(Quota { limit: limit.limit, remaining: 0, reset_after })
+        }
+    }
+
+    /// The message an earlier post in `channel` with the same enforced nonce created, within
+    /// [`NONCE_WINDOW`].
+    fn seen(&mut self, channel: &str, nonce: &str, now: Instant) -> Option<u64> {
+        self.nonces.retain(|_, (_, at)| now.saturating_duration_since(*at) < NONCE_WINDOW);
+        self.nonces.get(&(channel.to_string(), nonce.to_string())).map(|(id, _)| *id)
+    }
+}
+
+struct FakeDiscordState {
+    ledger: std::sync::Mutex<Ledger>,
+    limit: Option<ChannelLimit>,
+}
+
+impl FakeDiscordState {
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// An in-process Discord API (`DISCORD_API_BASE`): answers posts, edits, replies, DMs and
-/// interaction follow-ups the way Discord does, and records each call.
+/// interaction follow-ups the way Discord does, and records each call. A post with
+/// `"enforce_nonce": true` whose `nonce` was seen in its channel within [`NONCE_WINDOW`] is
+/// answered with the message the first one created, and creates nothing. Started with
+/// [`FakeDiscord::start_limited`], it also enforces a per-channel limit on message creates and
+/// edits, with Discord's `X-RateLimit-*` headers and its 429 answer.
 pub struct FakeDiscord {
-    calls: Arc<std::sync::Mutex<Vec<DiscordCall>>>,
+    state: Arc<FakeDiscordState>,
     pub addr: std::net::SocketAddr,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl FakeDiscord {
+    /// No rate limit.
     pub async fn start() -> Self {
-        let calls: Arc<std::sync::Mutex<Vec<DiscordCall>>> = Arc::default();
-        let next_id = Arc::new(std::sync::atomic::AtomicU64::new(1_400_000_000_000_000_000));
-        let state = (calls.clone(), next_id);
-        let app = Router::new().fallback(fake_discord).with_state(state);
+        Self::serve(None).await
+    }
+
+    /// Message creates and edits (`POST /channels/{c}/messages`, replies included, and `PATCH
+    /// /channels/{c}/messages/{m}`) limited to `limit` per `per` in each channel, as Discord limits
+    /// them (5 per 5 s): past it, Discord's 429 with `retry_after` and `Retry-After`; every
+    /// answer on those routes carries `X-RateLimit-*` with what is left.
+    pub async fn start_limited(limit: u32, per: Duration) -> Self {
+        Self::serve(Some(ChannelLimit { limit, per })).await
+    }
+
+    async fn serve(limit: Option<ChannelLimit>) -> Self {
+        let state = Arc::new(FakeDiscordState {
+            ledger: std::sync::Mutex::new(Ledger {
+                calls: Vec::new(),
+                next_id: 1_400_000_000_000_000_000,
+                windows: HashMap::new(),
+                nonces: HashMap::new(),
+            }),
+            limit,
+        });
+        let app = Router::new().fallback(fake_discord).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake Discord");
         let addr = listener.local_addr().expect("local address");
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { calls, addr, _server: server }
+        Self { state, addr, _server: server }
     }
 
     /// `DISCORD_API_BASE`.
@@ -329,20 +472,46 @@ impl FakeDiscord {
         format!("http://{}", self.addr)
     }
 
+    /// Every request, in the order answered (refused ones and nonce replays included).
     pub fn calls(&self) -> Vec<DiscordCall> {
-        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+        self.state.ledger().calls.clone()
     }
 
-    /// Messages posted to a channel (`POST /channels/{c}/messages`), replies included.
+    /// Messages created in a channel (`POST /channels/{c}/messages`), replies included; not the
+    /// posts refused with a 429 nor those answered by an enforced nonce (they created nothing).
     pub fn posts(&self) -> Vec<DiscordCall> {
-        self.calls().into_iter().filter(|c| c.method == "POST" && c.path.contains("/channels/")).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == "POST" && c.path.contains("/channels/") && c.created_id != 0)
+            .collect()
+    }
+
+    /// How many requests were refused with a 429.
+    pub fn rate_limited(&self) -> usize {
+        self.state.ledger().calls.iter().filter(|c| c.rate_limited()).count()
+    }
+
+    /// Posts answered by their enforced nonce: sent again, created nothing.
+    pub fn replays(&self) -> Vec<DiscordCall> {
+        self.calls().into_iter().filter(|c| c.replay_of.is_some()).collect()
     }
 }
 
-type FakeState = (Arc<std::sync::Mutex<Vec<DiscordCall>>>, Arc<std::sync::atomic::AtomicU64>);
+/// The `nonce` of a post that asks Discord to enforce it (`"enforce_nonce": true`): a string or an
+/// integer.
+fn enforced_nonce(body: &Value) -> Option<String> {
+    if body.get("enforce_nonce").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    match body.get("nonce")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
 
 async fn fake_discord(
-    State((calls, next_id)): State<FakeState>,
+    State(state): State<Arc<FakeDiscordState>>,
     method: axum::http::Method,
     uri: axum::http::Uri,
     body: Bytes,
@@ -350,33 +519,105 @@ async fn fake_discord(
     let path = uri.path().to_string();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let segments: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    let now = Instant::now();
+    // One lock for the decision and the record: the limit, the nonce and the id are decided as
+    // one step per request, as Discord does.
+    let mut ledger = state.ledger();
     let mut created_id = 0;
+    let mut replay_of = None;
+    let limited_channel = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["channels", channel, "messages"]) | ("PATCH", ["channels", channel, "messages", _]) => {
+            Some(channel.to_string())
+        }
+        _ => None,
+    };
+    let quota = match (state.limit, &limited_channel) {
+        (Some(limit), Some(channel)) => match ledger.take(channel, limit, now) {
+            Ok(quota) => Some(quota),
+            Err(quota) => {
+                let retry_after = quota.reset_after.as_secs_f64().max(0.001);
+                ledger.calls.push(DiscordCall {
+                    method: method.to_string(),
+                    path,
+                    body,
+                    created_id: 0,
+                    status: 429,
+                    replay_of: None,
+                    at: now,
+                });
+                let mut headers = quota.headers();
+                headers.push(("retry-after", (retry_after.ceil() as u64).max(1).to_string()));
+                headers.push(("x-ratelimit-scope", "user".to_string()));
+                let answer = json!({"message": "You are being rate limited.", "retry_after": (retry_after * 1000.0).round() / 1000.0, "global": false, "code": 0});
+                return answer_with(StatusCode::TOO_MANY_REQUESTS, &headers, answer);
+            }
+        },
+        _ => None,
+    };
+    let mut status = StatusCode::OK;
     let answer = match (method.as_str(), segments.as_slice()) {
         ("POST", ["channels", channel, "messages"]) => {
-            created_id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            json!({"id": created_id.to_string(), "channel_id": channel, "content": body["content"]})
+            let nonce = enforced_nonce(&body);
+            match nonce.as_deref().and_then(|n| ledger.seen(channel, n, now)) {
+                Some(first) => {
+                    replay_of = Some(first);
+                    json!({"id": first.to_string(), "channel_id": channel, "nonce": nonce})
+                }
+                None => {
+                    created_id = ledger.new_id();
+                    if let Some(n) = nonce {
+                        ledger.nonces.insert((channel.to_string(), n), (created_id, now));
+                    }
+                    json!({"id": created_id.to_string(), "channel_id": channel, "content": body["content"]})
+                }
+            }
         }
         ("PATCH", ["channels", channel, "messages", message]) => json!({"id": message, "channel_id": channel}),
         ("POST", ["users", "@me", "channels"]) => {
             json!({"id": format!("9{}", body["recipient_id"].as_str().unwrap_or("1")), "type": 1})
         }
         ("POST", ["webhooks", _, _]) => {
-            created_id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            created_id = ledger.new_id();
             json!({"id": created_id.to_string(), "channel_id": "100000000000000003"})
         }
         ("PATCH", ["webhooks", ..]) => json!({"id": "1", "channel_id": "100000000000000003"}),
         ("DELETE", _) => {
-            if let Ok(mut c) = calls.lock() {
-                c.push(DiscordCall { method: method.to_string(), path, body, created_id });
-            }
-            return StatusCode::NO_CONTENT.into_response();
+            status = StatusCode::NO_CONTENT;
+            Value::Null
         }
         _ => json!({"message": "unknown route in the fake Discord", "code": 0}),
     };
-    if let Ok(mut c) = calls.lock() {
-        c.push(DiscordCall { method: method.to_string(), path, body, created_id });
+    ledger.calls.push(DiscordCall {
+        method: method.to_string(),
+        path,
+        body,
+        created_id,
+        status: status.as_u16(),
+        replay_of,
+        at: now,
+    });
+    drop(ledger);
+    let headers = quota.map(|q| q.headers()).unwrap_or_default();
+    if status == StatusCode::NO_CONTENT {
+        return (status, header_map(&headers)).into_response();
     }
-    (StatusCode::OK, [("content-type", "application/json")], answer.to_string()).into_response()
+    answer_with(status, &headers, answer)
+}
+
+fn header_map(headers: &[(&'static str, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        if let Ok(v) = v.parse() {
+            map.insert(*k, v);
+        }
+    }
+    map
+}
+
+fn answer_with(status: StatusCode, headers: &[(&'static str, String)], body: Value) -> Response {
+    let mut map = header_map(headers);
+    map.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    (status, map, body.to_string()).into_response()
 }
 
 /// A Discord interaction: a slash command with options, from a member of a guild.
@@ -558,5 +799,128 @@ async fn fake_github(
             json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod fake_discord_tests {
+    use super::*;
+
+    async fn post(d: &FakeDiscord, channel: u64, body: Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/api/v10/channels/{channel}/messages", d.base()))
+            .json(&body)
+            .send()
+            .await
+            .expect("the fake answers")
+    }
+
+    async fn edit(d: &FakeDiscord, channel: u64, message: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .patch(format!("{}/api/v10/channels/{channel}/messages/{message}", d.base()))
+            .json(&json!({"content": "edited"}))
+            .send()
+            .await
+            .expect("the fake answers")
+    }
+
+    fn header(r: &reqwest::Response, name: &str) -> String {
+        r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_channel_takes_its_limit_then_answers_429_as_discord_does() {
+        let d = FakeDiscord::start_limited(3, Duration::from_secs(60)).await;
+        for left in [2, 1, 0] {
+            let r = post(&d, 7, json!({"content": "hi"})).await;
+            assert_eq!(r.status(), 200);
+            assert_eq!(header(&r, "x-ratelimit-limit"), "3");
+            assert_eq!(header(&r, "x-ratelimit-remaining"), left.to_string());
+            assert_eq!(header(&r, "x-ratelimit-bucket"), FAKE_MESSAGE_BUCKET);
+            let reset_after: f64 = header(&r, "x-ratelimit-reset-after").parse().unwrap();
+            assert!(reset_after > 0.0 && reset_after <= 60.0, "{reset_after}");
+            let reset: f64 = header(&r, "x-ratelimit-reset").parse().unwrap();
+            assert!(reset > 1.7e9, "{reset}");
+        }
+        // An edit counts in the same bucket.
+        let r = edit(&d, 7, "1").await;
+        assert_eq!(r.status(), 429);
+        assert_eq!(header(&r, "x-ratelimit-remaining"), "0");
+        assert_eq!(header(&r, "x-ratelimit-scope"), "user");
+        let retry_header: u64 = header(&r, "retry-after").parse().unwrap();
+        assert!((1..=60).contains(&retry_header), "{retry_header}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["message"], "You are being rate limited.");
+        assert_eq!(body["global"], false);
+        assert_eq!(body["code"], 0);
+        let retry_after = body["retry_after"].as_f64().unwrap();
+        assert!(retry_after > 0.0 && retry_after <= 60.0, "{retry_after}");
+        // Another channel has its own bucket.
+        assert_eq!(post(&d, 8, json!({"content": "hi"})).await.status(), 200);
+        assert_eq!(post(&d, 7, json!({"content": "again"})).await.status(), 429);
+        assert_eq!(d.rate_limited(), 2);
+        assert_eq!(d.posts().len(), 4, "refused posts created nothing");
+        assert!(d.calls().iter().filter(|c| c.rate_limited()).all(|c| c.created_id == 0));
+    }
+
+    #[tokio::test]
+    async fn a_bucket_opens_again_after_its_window() {
+        let d = FakeDiscord::start_limited(1, Duration::from_millis(200)).await;
+        assert_eq!(post(&d, 7, json!({"content": "one"})).await.status(), 200);
+        let refused = post(&d, 7, json!({"content": "two"})).await;
+        assert_eq!(refused.status(), 429);
+        let body: Value = refused.json().await.unwrap();
+        let wait = Duration::from_secs_f64(body["retry_after"].as_f64().unwrap());
+        // The fake's own clock decides; waiting out what it asked for (and a little) must do.
+        tokio::time::sleep(wait + Duration::from_millis(20)).await;
+        let r = post(&d, 7, json!({"content": "two"})).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-ratelimit-remaining"), "0");
+        assert_eq!(d.posts().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_enforced_nonce_seen_in_the_channel_answers_the_first_message() {
+        let d = FakeDiscord::start().await;
+        let card = json!({"content": "card", "nonce": "abc", "enforce_nonce": true});
+        let first: Value = post(&d, 7, card.clone()).await.json().await.unwrap();
+        let again = post(&d, 7, card.clone()).await;
+        assert_eq!(again.status(), 200);
+        assert!(again.headers().get("x-ratelimit-limit").is_none(), "no limit, no headers");
+        let again: Value = again.json().await.unwrap();
+        assert_eq!(again["id"], first["id"]);
+        // Another channel, or a nonce not enforced, is another message.
+        let elsewhere: Value = post(&d, 8, card).await.json().await.unwrap();
+        assert_ne!(elsewhere["id"], first["id"]);
+        post(&d, 7, json!({"content": "card", "nonce": "abc"})).await;
+        post(&d, 7, json!({"content": "card", "nonce": "abc"})).await;
+        assert_eq!(d.posts().len(), 4);
+        let replays = d.replays();
+        assert_eq!(replays.len(), 1);
+        assert_eq!(replays[0].created_id, 0);
+        assert_eq!(Some(replays[0].replay_of.unwrap().to_string()), first["id"].as_str().map(str::to_string));
+    }
+
+    #[tokio::test]
+    async fn concurrent_posts_with_one_nonce_create_one_message() {
+        let d = FakeDiscord::start_limited(50, Duration::from_secs(60)).await;
+        let url = format!("{}/api/v10/channels/7/messages", d.base());
+        let card = json!({"content": "card", "nonce": 42, "enforce_nonce": true});
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (url, card) = (url.clone(), card.clone());
+                tokio::spawn(async move {
+                    let r = reqwest::Client::new().post(url).json(&card).send().await.expect("the fake answers");
+                    r.json::<Value>().await.expect("a JSON answer")
+                })
+            })
+            .collect();
+        let mut ids = std::collections::HashSet::new();
+        for t in tasks {
+            ids.insert(t.await.expect("the post")["id"].to_string());
+        }
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(d.posts().len(), 1);
+        assert_eq!(d.replays().len(), 9);
     }
 }
