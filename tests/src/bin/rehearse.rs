@@ -200,10 +200,18 @@ fn delivery(secret: &str, event: &str, id: &str, body: &Value) -> Value {
 }
 
 fn workflow_run(repo: &str, run_id: u64, run_number: u64, conclusion: &str) -> Value {
+    named_run(repo, "CI", run_id, run_number, conclusion)
+}
+
+/// A completed run of the workflow `name` (its file `name`.yml).
+fn named_run(repo: &str, name: &str, run_id: u64, run_number: u64, conclusion: &str) -> Value {
+    let workflow_id = if name == "CI" { 1 } else { run_id };
+    let path =
+        if name == "CI" { ".github/workflows/ci.yml".to_string() } else { format!(".github/workflows/{name}.yml") };
     json!({
         "action": "completed",
         "workflow_run": {
-            "id": run_id, "name": "CI", "workflow_id": 1, "run_number": run_number, "run_attempt": 1,
+            "id": run_id, "name": name, "workflow_id": workflow_id, "run_number": run_number, "run_attempt": 1,
             "head_branch": "main", "head_sha": format!("{run_id:040x}"), "event": "push",
             "status": "completed", "conclusion": conclusion,
             "html_url": format!("https://github.com/{repo}/actions/runs/{run_id}"),
@@ -211,7 +219,7 @@ fn workflow_run(repo: &str, run_id: u64, run_number: u64, conclusion: &str) -> V
             "actor": {"login": "octocat"}, "triggering_actor": {"login": "octocat"},
             "head_commit": {"id": format!("{run_id:040x}"), "message": "Change the checkout", "author": {"name": "Octo Cat"}}
         },
-        "workflow": {"id": 1, "name": "CI", "path": ".github/workflows/ci.yml"},
+        "workflow": {"id": workflow_id, "name": name, "path": path},
         "repository": {"full_name": repo, "name": repo.split('/').nth(1).unwrap_or(repo), "owner": {"login": repo.split('/').next().unwrap_or(repo)}},
         "sender": {"login": "octocat"}
     })
@@ -391,6 +399,60 @@ async fn rehearse_github(plan: &Plan, f: &FunctionPlan, results: &mut Results) -
     Ok(())
 }
 
+/// Cards Discord refuses for its rate limit: the function answers every delivery 200, the cards
+/// wait in the outbox, and the drain it starts (itself invoked on the alias it came through,
+/// which the script checks its role allows) posts them all, once each.
+async fn rehearse_drain(plan: &Plan, f: &FunctionPlan, results: &mut Results) -> Result<(), String> {
+    const STORM: u64 = 8;
+    const LIMIT: u32 = 5;
+    let name = "github-handler";
+    let discord = FakeDiscord::start_limited(LIMIT, Duration::from_secs(5)).await;
+    let github = FakeGitHub::start().await;
+    let runtime = RuntimeApi::start_as(&f.alias_arn).await;
+    let log = plan.log_dir.join(format!("{}-github-drain.log", plan.stage));
+    let _function = start(f, &runtime, &runtime_env(f, plan, &discord, &github), &log);
+    // After the rotation step: the stage's secret holds the rotated value.
+    let secret = plan.rotated_webhook_secret.as_str();
+    let stamp = now_secs();
+
+    let mut answers = Vec::new();
+    for i in 0..STORM {
+        let run_id = 7_000 + i;
+        let body = named_run(&plan.repo, &format!("rehearsal-storm-{stamp}-{i}"), run_id, 1, "failure");
+        let id = format!("rehearsal-{}-storm-{stamp}-{i}", plan.stage);
+        let (status, answer) = answer(&runtime, delivery(secret, "workflow_run", &id, &body)).await?;
+        answers.push((status, answer));
+    }
+    let refused: Vec<String> = answers
+        .iter()
+        .filter(|(status, body)| *status != 200 || body["status"] != "ok")
+        .map(|(status, body)| format!("{status} {body}"))
+        .collect();
+    results.check(
+        name,
+        &format!("{STORM} failures at once on one channel limited to {LIMIT} per 5 s are all answered 200 ok"),
+        refused.is_empty(),
+        refused.join("; "),
+    );
+    let cards = |d: &FakeDiscord| d.posts().iter().filter(|c| c.body.get("message_reference").is_none()).count();
+    let all_posted = wait_until(Duration::from_secs(30), || cards(&discord) >= STORM as usize).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let posted = cards(&discord);
+    results.check(
+        name,
+        "the outbox drain posts every card once",
+        all_posted && posted == STORM as usize,
+        format!("{posted} of {STORM} cards posted; {} requests refused 429", discord.rate_limited()),
+    );
+    let targets = runtime.invoke_targets().await;
+    results.check(name, "a drain was invoked", !targets.is_empty(), format!("{targets:?}"));
+    results.job_invocations.extend(targets);
+
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    results.access_denied.extend(access_denied(&text));
+    Ok(())
+}
+
 /// Writes the rotated webhook secret into the stage's secret, as the RUNBOOK's rotation does.
 async fn rotate(plan: &Plan) -> Result<(), String> {
     let creds = aws_sdk_secretsmanager::config::Credentials::new(
@@ -434,7 +496,10 @@ async fn run(plan_path: &Path) -> Result<bool, String> {
     for f in &plan.functions {
         let outcome = match f.handler.as_str() {
             "discord" => rehearse_discord(&plan, f, &mut results).await,
-            "github" => rehearse_github(&plan, f, &mut results).await,
+            "github" => match rehearse_github(&plan, f, &mut results).await {
+                Ok(()) => rehearse_drain(&plan, f, &mut results).await,
+                Err(e) => Err(e),
+            },
             other => Err(format!("unknown handler {other}")),
         };
         if let Err(e) = outcome {
