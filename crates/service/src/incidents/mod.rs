@@ -51,8 +51,9 @@ const POST_BUDGET: Duration = Duration::from_secs(4);
 const DETAIL_WAIT: Duration = Duration::from_millis(2500);
 /// Kept back from the deadline for the writes after a post.
 const RESERVE: Duration = Duration::from_millis(1800);
-/// Concurrent writers on one incident: decide again at most this often.
-const ATTEMPTS: usize = 4;
+/// Concurrent writers on one incident: decide again at most this often (each conflict answers
+/// with the stored version, so a retry costs one write; the burst puts ~4 writers on one key).
+const ATTEMPTS: usize = 8;
 /// Why a delivery changed nothing: another attempt at it finished first.
 pub const ALREADY_DONE: &str = "the delivery was handled by another attempt";
 /// A re-run asked within this long is not asked again by a second press.
