@@ -135,7 +135,7 @@ pub struct Interaction {
 }
 
 /// A snowflake, from a string (as Discord sends them) or a number.
-pub fn snowflake(v: &Value) -> Option<u64> {
+pub(crate) fn snowflake(v: &Value) -> Option<u64> {
     match v {
         Value::String(s) => s.trim().parse().ok(),
         Value::Number(n) => n.as_u64(),
