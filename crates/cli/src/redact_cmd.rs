@@ -12,7 +12,7 @@ use valine_domain::redact::{StreamState, find_secrets, redact_partial, redact_st
 const MAX_CHUNK: usize = 1 << 20;
 
 /// Copies `input` to `output`, redacted. Returns the number of bytes read.
-pub fn run(input: impl io::Read, output: impl Write) -> io::Result<u64> {
+pub(crate) fn run(input: impl io::Read, output: impl Write) -> io::Result<u64> {
     run_with(input, output, MAX_CHUNK)
 }
 
@@ -67,7 +67,7 @@ fn run_with(input: impl io::Read, output: impl Write, max_chunk: usize) -> io::R
 /// The allowlist of `.redact-allow`: path globs of files not to scan (test fixtures with fake
 /// tokens) and fingerprints of single findings to accept.
 #[derive(Debug, Default)]
-pub struct Allowlist {
+pub(crate) struct Allowlist {
     globs: Vec<String>,
     fingerprints: Vec<String>,
 }
@@ -76,7 +76,7 @@ impl Allowlist {
     /// Reads `.redact-allow`: one entry a line; `#` starts a comment; `fp:` and 16 hex digits is
     /// a fingerprint; anything else is a path glob (`*` within a path segment, `**` across
     /// segments, `?` one character; a glob without `/` matches the file name anywhere).
-    pub fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         let mut list = Allowlist::default();
         for line in text.lines() {
             let entry = line.split('#').next().unwrap_or_default().trim();
@@ -92,7 +92,7 @@ impl Allowlist {
     }
 
     /// Reads `.redact-allow` in `root`, or an empty list when there is none.
-    pub fn load(root: &Path) -> io::Result<Self> {
+    pub(crate) fn load(root: &Path) -> io::Result<Self> {
         match std::fs::read_to_string(root.join(".redact-allow")) {
             Ok(text) => Ok(Self::parse(&text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
@@ -137,7 +137,7 @@ fn glob_match(glob: &[u8], path: &[u8]) -> bool {
 
 /// What `--check` found.
 #[derive(Debug, Default)]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     pub files: usize,
     pub findings: usize,
     pub allowed: usize,
@@ -146,7 +146,12 @@ pub struct CheckReport {
 /// Scans `paths` (relative to `root`, or absolute), writing `file:line: kind (fp:…)` for each
 /// secret to `out`. Files the allowlist names, files that are not there and binary files are
 /// skipped.
-pub fn check_files(root: &Path, paths: &[PathBuf], allow: &Allowlist, out: &mut impl Write) -> io::Result<CheckReport> {
+pub(crate) fn check_files(
+    root: &Path,
+    paths: &[PathBuf],
+    allow: &Allowlist,
+    out: &mut impl Write,
+) -> io::Result<CheckReport> {
     let mut report = CheckReport::default();
     for path in paths {
         let shown = path.to_string_lossy().replace('\\', "/");
@@ -189,7 +194,7 @@ pub fn check_files(root: &Path, paths: &[PathBuf], allow: &Allowlist, out: &mut 
 }
 
 /// The files git tracks in `root` (`git ls-files -z`).
-pub fn tracked_files(root: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn tracked_files(root: &Path) -> Result<Vec<PathBuf>, String> {
     let output = std::process::Command::new("git")
         .arg("-C")
         .arg(root)
@@ -213,7 +218,7 @@ pub fn tracked_files(root: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// `valinectl redact --check [PATH…]` in `root`: Ok when nothing is found; an error (exit 1)
 /// naming the count otherwise. Findings go to `out`.
-pub fn check(root: &Path, paths: &[PathBuf], out: &mut impl Write) -> Result<CheckReport, String> {
+pub(crate) fn check(root: &Path, paths: &[PathBuf], out: &mut impl Write) -> Result<CheckReport, String> {
     let allow = Allowlist::load(root).map_err(|e| format!(".redact-allow: {e}"))?;
     let files = if paths.is_empty() { tracked_files(root)? } else { paths.to_vec() };
     let report = check_files(root, &files, &allow, out).map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@ use valine_domain::repo::RepoName;
 
 /// The events the GitHub function acts on (crates/github/src/app.rs); GitHub sends `ping` to
 /// every hook without being asked.
-pub const WEBHOOK_EVENTS: [&str; 2] = ["deployment_status", "workflow_run"];
+pub(crate) const WEBHOOK_EVENTS: [&str; 2] = ["deployment_status", "workflow_run"];
 
 /// Discord waits for its own signed PING to the endpoint before it answers the PATCH; a cold
 /// start of the function fits well within this.
@@ -23,7 +23,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 const PING_POLLS: u32 = 15;
 
 #[derive(Debug, Clone)]
-pub struct SetupArgs {
+pub(crate) struct SetupArgs {
     pub stage: String,
     /// CloudFormation stack; default `valine-orchestrator-<stage>` (samconfig.toml).
     pub stack: Option<String>,
@@ -44,7 +44,7 @@ struct Outcome {
     failures: Vec<String>,
 }
 
-pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
+pub(crate) async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
     let repo = match args.repo.as_deref() {
         Some(r) => r.parse::<RepoName>().map_err(|e| e.to_string())?,
         None => {
@@ -248,7 +248,7 @@ async fn webhook(
 }
 
 /// What differs between an existing hook and the one setup makes; empty when nothing does.
-pub fn hook_differences(hook: &Value) -> Vec<String> {
+pub(crate) fn hook_differences(hook: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let events: BTreeSet<&str> =
         hook["events"].as_array().map_or_else(BTreeSet::new, |e| e.iter().filter_map(Value::as_str).collect());
