@@ -172,7 +172,7 @@ impl HttpDiscord {
             let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if status.as_u16() == 429 {
                 let secs = header_retry
-                    .or_else(|| json["retry_after"].as_f64())
+                    .or_else(|| json.get("retry_after").and_then(Value::as_f64))
                     .filter(|s| s.is_finite())
                     .unwrap_or(1.0)
                     .clamp(0.0, 3600.0);
@@ -194,8 +194,10 @@ impl HttpDiscord {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            let message =
-                json["message"].as_str().map_or_else(|| valine_domain::alert::truncate(&text, 200), str::to_string);
+            let message = json
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| valine_domain::alert::truncate(&text, 200), str::to_string);
             return Err(DiscordError::Status { status: status.as_u16(), message });
         }
     }
@@ -268,8 +270,9 @@ impl Discord for HttpDiscord {
     async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError> {
         let body = serde_json::json!({ "recipient_id": nonzero(user_id)?.to_string() });
         let answer = self.send(Route::UserMeDmChannels, LightMethod::Post, Some(&body), true).await?;
-        answer["id"]
-            .as_str()
+        answer
+            .get("id")
+            .and_then(Value::as_str)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| DiscordError::BadAnswer("DM channel without an id".into()))
     }
