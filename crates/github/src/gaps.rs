@@ -98,11 +98,14 @@ const NEUTRAL: [&str; 5] = ["cancelled", "skipped", "neutral", "stale", "action_
 pub(crate) fn newest_runs(runs: Vec<Value>) -> Vec<Value> {
     let mut newest: HashMap<(u64, String), Value> = HashMap::new();
     for run in runs {
-        let conclusion = run["conclusion"].as_str().unwrap_or("");
-        if conclusion.is_empty() || NEUTRAL.contains(&conclusion) || run["id"].as_u64().is_none() {
+        let conclusion = run.get("conclusion").and_then(Value::as_str).unwrap_or("");
+        if conclusion.is_empty() || NEUTRAL.contains(&conclusion) || run.get("id").and_then(Value::as_u64).is_none() {
             continue;
         }
-        let key = (run["workflow_id"].as_u64().unwrap_or(0), run["head_branch"].as_str().unwrap_or("").to_string());
+        let key = (
+            run.get("workflow_id").and_then(Value::as_u64).unwrap_or(0),
+            run.get("head_branch").and_then(Value::as_str).unwrap_or("").to_string(),
+        );
         let order = |r: &Value| (r["run_number"].as_u64().unwrap_or(0), r["run_attempt"].as_u64().unwrap_or(1));
         match newest.get(&key) {
             Some(seen) if order(seen) >= order(&run) => {}
@@ -121,7 +124,7 @@ pub(crate) fn newest_runs(runs: Vec<Value>) -> Vec<Value> {
 pub(crate) fn as_delivery(run: Value, repository: &str) -> Value {
     serde_json::json!({
         "action": "completed",
-        "workflow": {"id": run["workflow_id"], "name": run["name"]},
+        "workflow": {"id": run.get("workflow_id"), "name": run.get("name")},
         "repository": {"full_name": repository},
         "workflow_run": run,
     })
@@ -229,7 +232,7 @@ impl crate::app::App {
                 report.errors.push(failed("compare runs", "out of time".into()));
                 break;
             }
-            let run_id = run["id"].as_u64().unwrap_or(0);
+            let run_id = run.get("id").and_then(Value::as_u64).unwrap_or(0);
             let payload = as_delivery(run, &repo.to_string());
             let targets = match self.route("workflow_run", &payload).await {
                 Routing::Targets(targets) => targets,
