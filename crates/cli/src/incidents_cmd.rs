@@ -194,12 +194,14 @@ pub(crate) fn describe_tick_answer(answer: &Value) -> Result<String, String> {
         (Value::Number(_), Value::String(body)) => serde_json::from_str(body).unwrap_or(Value::String(body.clone())),
         _ => answer.clone(),
     };
-    if body["tick"] != "done" {
+    if body.get("tick").and_then(Value::as_str) != Some("done") {
         return Err(format!("the function did not run the tick; it answered {answer}"));
     }
     let mut out = tick_line(&body);
-    let errors: Vec<&str> =
-        body["errors"].as_array().map_or_else(Vec::new, |e| e.iter().filter_map(Value::as_str).collect());
+    let errors: Vec<&str> = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .map_or_else(Vec::new, |e| e.iter().filter_map(Value::as_str).collect());
     for e in &errors {
         out.push_str(&format!("\n  error: {e}"));
     }

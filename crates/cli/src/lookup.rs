@@ -42,12 +42,12 @@ pub(crate) fn log_entry(event_ms: u64, message: &str) -> Entry {
     match serde_json::from_str::<Value>(message) {
         Ok(v) => Entry {
             at_ms: event_ms,
-            source: v["service"].as_str().unwrap_or("log").to_string(),
+            source: v.get("service").and_then(Value::as_str).unwrap_or("log").to_string(),
             text: format!(
                 "{} {} {}",
-                v["level"].as_str().unwrap_or("?"),
-                v["fn"].as_str().unwrap_or(""),
-                v["msg"].as_str().unwrap_or(message)
+                v.get("level").and_then(Value::as_str).unwrap_or("?"),
+                v.get("fn").and_then(Value::as_str).unwrap_or(""),
+                v.get("msg").and_then(Value::as_str).unwrap_or(message)
             ),
         },
         Err(_) => Entry {
@@ -87,7 +87,7 @@ pub(crate) fn log_groups(stage: &str) -> Vec<String> {
 /// keeps other lines out where a pattern is not applied (moto's server, for one).
 fn carries_trace(message: &str, trace_id: &str) -> bool {
     match serde_json::from_str::<Value>(message) {
-        Ok(v) => v["trace_id"] == trace_id,
+        Ok(v) => v.get("trace_id").and_then(Value::as_str) == Some(trace_id),
         Err(_) => message.contains(trace_id),
     }
 }

@@ -217,7 +217,12 @@ fn delivery_summary(event: &str, payload: &Value) -> String {
             let outcome = r["conclusion"].as_str().or_else(|| r["status"].as_str()).unwrap_or("?");
             format!(
                 "{} #{} on {} (attempt {}): {}",
-                payload["workflow"]["name"].as_str().or_else(|| r["name"].as_str()).unwrap_or("workflow"),
+                payload
+                    .get("workflow")
+                    .and_then(|w| w.get("name"))
+                    .and_then(Value::as_str)
+                    .or_else(|| r["name"].as_str())
+                    .unwrap_or("workflow"),
                 r["run_number"],
                 r["head_branch"].as_str().unwrap_or("?"),
                 r["run_attempt"].as_u64().unwrap_or(1),
@@ -226,8 +231,8 @@ fn delivery_summary(event: &str, payload: &Value) -> String {
         }
         "deployment_status" => format!(
             "deployment to {}: {}",
-            payload["deployment_status"]["environment"].as_str().unwrap_or("?"),
-            payload["deployment_status"]["state"].as_str().unwrap_or("?")
+            payload.get("deployment_status").and_then(|d| d.get("environment")).and_then(Value::as_str).unwrap_or("?"),
+            payload.get("deployment_status").and_then(|d| d.get("state")).and_then(Value::as_str).unwrap_or("?")
         ),
         other => match payload["action"].as_str() {
             Some(a) => format!("{other} ({a})"),
@@ -409,10 +414,10 @@ async fn send_interaction(
     } else {
         pg.feed.publish(
             "interaction_failed",
-            json!({"status": status, "answer": answer, "channel_id": body["channel_id"]}),
+            json!({"status": status, "answer": answer, "channel_id": body.get("channel_id")}),
         );
     }
-    Ok(axum::Json(json!({"status": status, "answer": answer, "channel_id": body["channel_id"]})).into_response())
+    Ok(axum::Json(json!({"status": status, "answer": answer, "channel_id": body.get("channel_id")})).into_response())
 }
 
 async fn command(State(pg): State<Arc<Playground>>, body: Bytes) -> Response {

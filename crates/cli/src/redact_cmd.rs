@@ -34,16 +34,16 @@ fn run_with(input: impl io::Read, output: impl Write, max_chunk: usize) -> io::R
         let len = buf.len();
         total += len as u64;
         // Everything up to the last newline in this buffer is complete lines.
-        match buf.iter().rposition(|&b| b == b'\n') {
-            Some(nl) => {
+        match buf.iter().rposition(|&b| b == b'\n').and_then(|nl| buf.split_at_checked(nl + 1)) {
+            Some((lines, rest)) => {
                 if pending.is_empty() {
-                    writer.write_all(&redact_stream(&buf[..=nl], &mut state))?;
+                    writer.write_all(&redact_stream(lines, &mut state))?;
                 } else {
-                    pending.extend_from_slice(&buf[..=nl]);
+                    pending.extend_from_slice(lines);
                     writer.write_all(&redact_stream(&pending, &mut state))?;
                     pending.clear();
                 }
-                pending.extend_from_slice(&buf[nl + 1..]);
+                pending.extend_from_slice(rest);
                 next_try = max_chunk;
             }
             None => pending.extend_from_slice(buf),
@@ -121,17 +121,16 @@ impl Allowlist {
 fn glob_match(glob: &[u8], path: &[u8]) -> bool {
     match glob.split_first() {
         None => path.is_empty(),
-        Some((b'*', rest)) if rest.first() == Some(&b'*') => {
-            let rest = &rest[1..];
+        Some((b'*', [b'*', rest @ ..])) => {
             let after_slash = rest.strip_prefix(b"/").unwrap_or(rest);
-            (0..=path.len()).any(|i| glob_match(rest, &path[i..]) || glob_match(after_slash, &path[i..]))
+            (0..=path.len()).filter_map(|i| path.get(i..)).any(|p| glob_match(rest, p) || glob_match(after_slash, p))
         }
         Some((b'*', rest)) => {
             let segment = path.iter().position(|&c| c == b'/').unwrap_or(path.len());
-            (0..=segment).any(|i| glob_match(rest, &path[i..]))
+            (0..=segment).filter_map(|i| path.get(i..)).any(|p| glob_match(rest, p))
         }
-        Some((b'?', rest)) => path.first().is_some_and(|&c| c != b'/') && glob_match(rest, &path[1..]),
-        Some((&c, rest)) => path.first() == Some(&c) && glob_match(rest, &path[1..]),
+        Some((b'?', rest)) => path.split_first().is_some_and(|(&c, tail)| c != b'/' && glob_match(rest, tail)),
+        Some((&c, rest)) => path.split_first().is_some_and(|(&p, tail)| p == c && glob_match(rest, tail)),
     }
 }
 
@@ -169,7 +168,7 @@ pub(crate) fn check_files(
             }
             Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", full.display()))),
         };
-        if data[..data.len().min(8000)].contains(&0) {
+        if data.get(..8000).unwrap_or(data.as_slice()).contains(&0) {
             continue; // binary
         }
         report.files += 1;
@@ -184,7 +183,7 @@ pub(crate) fn check_files(
                 report.allowed += 1;
                 continue;
             }
-            line += data[counted_to..f.start].iter().filter(|&&c| c == b'\n').count();
+            line += data.get(counted_to..f.start).unwrap_or_default().iter().filter(|&&c| c == b'\n').count();
             counted_to = f.start;
             writeln!(out, "{shown}:{line}: {} (fp:{fp})", f.kind)?;
             report.findings += 1;

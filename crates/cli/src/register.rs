@@ -44,8 +44,8 @@ pub(crate) async fn application_id(config: &Config, token: &Secret) -> Result<u6
         .call(reqwest::Method::GET, "/applications/@me", None)
         .await?
         .ok("read the Discord application of DISCORD_BOT_TOKEN (check the token, or set DISCORD_APPLICATION_ID)")?;
-    app["id"]
-        .as_str()
+    app.get("id")
+        .and_then(serde_json::Value::as_str)
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or_else(|| "Discord answered GET /applications/@me without an application id".to_string())
 }
