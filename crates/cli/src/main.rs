@@ -13,6 +13,7 @@ mod serve;
 mod setup;
 mod smoke;
 mod stage;
+mod workflows_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,7 +33,7 @@ struct Cli {
 enum Command {
     /// Run both handlers locally (POST /discord, POST /github/webhook, GET /health) on the
     /// embedded store in DATA_DIR, with the playground page at /. Discord and GitHub are
-    /// in-process fakes unless --live.
+    /// in-process fakes unless --live. Loopback addresses only, unless --public.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8787")]
         addr: SocketAddr,
@@ -40,6 +41,11 @@ enum Command {
         /// GITHUB_APP_ID with GITHUB_APP_PRIVATE_KEY). Without it those settings are ignored.
         #[arg(long)]
         live: bool,
+        /// Answer on a non-loopback address (a shared dev box, a tunnel): every route but POST
+        /// /discord, POST /github/webhook and GET /health… then needs `Authorization: Bearer
+        /// $SERVE_TOKEN`, and the playground is off. Never with production tokens.
+        #[arg(long)]
+        public: bool,
     },
     /// Sign and send an interaction (`send status --count 3`) or a GitHub delivery
     /// (`send --webhook workflow_run FILE`) to a running `valinectl serve`, and print the answer.
@@ -115,6 +121,12 @@ enum Command {
     Routes {
         #[command(subcommand)]
         action: RoutesAction,
+    },
+    /// The workflows (.github/workflows, docs/examples): none may interpolate what its caller
+    /// controls (`inputs.*`, `github.event.*`, `github.head_ref`) into a `run:` or `script:`.
+    Workflows {
+        #[command(subcommand)]
+        action: WorkflowsAction,
     },
     /// After a deploy: health routes answer, Discord verification is on, a signed GitHub ping is
     /// accepted (with GITHUB_WEBHOOK_SECRET). One line per check; fails if any does.
@@ -250,6 +262,14 @@ enum RoutesAction {
 }
 
 #[derive(Subcommand, Debug)]
+enum WorkflowsAction {
+    /// Lists every such interpolation with its file and line; exit 1 on any. Reads the files
+    /// given (or the .yml and .yaml files of the directories given), else .github/workflows and
+    /// docs/examples under the current directory.
+    Check { paths: Vec<PathBuf> },
+}
+
+#[derive(Subcommand, Debug)]
 enum TablesAction {
     /// Print the table resources as they stand in template.yaml.
     Cfn,
@@ -286,7 +306,7 @@ async fn lookup_config(at: &StageArgs) -> Result<Config, String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { addr, live } => serve::run(addr, live).await,
+        Command::Serve { addr, live, public } => serve::run(addr, live, public).await,
         Command::Send(args) => {
             let config = local_config()?;
             let answer = match (&args.webhook, &args.command) {
@@ -369,6 +389,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             let report = redact_cmd::check(&root, &paths, &mut std::io::stdout().lock())?;
             eprintln!("redact --check: {} file(s) scanned, nothing found", report.files);
             Ok(())
+        }
+        Command::Workflows { action: WorkflowsAction::Check { paths } } => {
+            let root = std::env::current_dir().map_err(|e| e.to_string())?;
+            let report = workflows_cmd::check(&root, &paths)?;
+            for line in &report.lines {
+                println!("{line}");
+            }
+            if report.lines.is_empty() {
+                eprintln!("workflows check: {} file(s), no input interpolated into a script", report.files);
+                Ok(())
+            } else {
+                Err(format!("workflows check: {} interpolation(s) into a script", report.lines.len()))
+            }
         }
         Command::Redact { check: false, .. } => {
             match redact_cmd::run(std::io::stdin().lock(), std::io::stdout().lock()) {

@@ -4,9 +4,11 @@
 //! Without `--live` the bot runs against the in-process fakes of `valine_clients::fake` and a
 //! demo setup (a demo repository, an alert channel, four identities to act as), whatever tokens
 //! the shell holds; the demo settings live only here, never in the Lambda configuration. With
-//! `--live` the real clients are wrapped, so the page still shows the bot's side. Whatever the page sends is
-//! signed here with the development keys and POSTed to the server's own `/discord` and
-//! `/github/webhook`, exactly as Discord and GitHub would send it: no shortcut into a handler.
+//! `--live` the real clients are wrapped, so the page still shows the bot's own posts in server
+//! channels (not DMs, not the answers to real interactions). Whatever the page sends is signed
+//! here with the development keys (with `--live` too: never the real webhook secret) and POSTed
+//! to the server's own `/discord` and `/github/webhook`, exactly as Discord and GitHub would
+//! send it: no shortcut into a handler. The page may not be framed by another site.
 
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
@@ -167,7 +169,16 @@ impl Playground {
     /// The server's own address is known: deliveries and interactions can be sent.
     pub(crate) fn listening(&self, base: &str) -> Result<(), String> {
         let key = crate::send::signing_key(&self.config)?;
-        let secret = crate::send::webhook_secret(&self.config)?;
+        // With real settings the page signs with the development secret, never the real one: a
+        // page that can sign anything must not hold the key GitHub's deliveries are checked with.
+        let secret = if self.fakes {
+            crate::send::webhook_secret(&self.config)?
+        } else {
+            crate::devkeys::DevKeys::load_or_create(&self.config.data_dir)
+                .map_err(|e| format!("development keys: {e}"))?
+                .0
+                .github_webhook_secret
+        };
         let sender =
             Arc::new(Sender { base: base.trim_end_matches('/').to_string(), key, secret, feed: self.feed.clone() });
         self.github.deliver_to(sender.clone());
@@ -187,8 +198,11 @@ impl Playground {
                        "roles": i.roles.iter().map(u64::to_string).collect::<Vec<_>>(), "dm": i.dm, "about": i.about})
             })
             .collect();
+        let notice = (!self.fakes).then_some(LIVE_NOTICE);
         json!({
             "mode": if self.fakes { "playground" } else { "recording" },
+            "webhook_signing": if self.fakes { "server" } else { "development" },
+            "notice": notice,
             "repo": self.config.github_repo.as_ref().map(ToString::to_string),
             "guild_id": GUILD_ID.to_string(),
             "general_channel_id": GENERAL_CHANNEL.to_string(),
@@ -200,6 +214,11 @@ impl Playground {
         })
     }
 }
+
+/// What the page says with `--live`.
+const LIVE_NOTICE: &str = "Live: GitHub deliveries from this page are signed with the development secret, \
+never GITHUB_WEBHOOK_SECRET, so a server with a real one refuses them (401). The page shows only what the \
+bot posts in server channels: not DMs, and not the answers to real interactions.";
 
 /// Signs and sends what the page asks for, to the server's own endpoints.
 struct Sender {
@@ -503,8 +522,22 @@ async fn webhook(State(pg): State<Arc<Playground>>, body: Bytes) -> Response {
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The page's own script and style only, talking to this server only; never inside another
+/// site's frame (a page that signs what it is sent must not be clicked through a disguise).
+const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 async fn page() -> Response {
-    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE)).into_response()
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(PAGE),
+    )
+        .into_response()
 }
 
 async fn setup(State(pg): State<Arc<Playground>>) -> Response {
@@ -543,7 +576,7 @@ async fn events(State(pg): State<Arc<Playground>>) -> Response {
 }
 
 /// Only this machine's browser may use the playground: it signs what it is sent, with the
-/// development keys or (with real settings) the real webhook secret. A `Host` other than a
+/// development keys (or the playground's own settings). A `Host` other than a
 /// loopback name is refused (a DNS-rebinding page), and so is a POST that is not JSON or comes
 /// from another origin (a cross-site form or fetch, which cannot send JSON without asking first).
 fn check_local(method: &axum::http::Method, headers: &axum::http::HeaderMap) -> Result<(), Bad> {

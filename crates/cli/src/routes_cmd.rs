@@ -10,13 +10,13 @@ use valine_domain::alert::post_gate;
 use valine_domain::clock::now_secs;
 use valine_domain::config::Config;
 use valine_domain::incident::{self, Action, Incident, Policy};
-use valine_domain::routing::{Route, RouteEvent, RouteTable, parse_routes_file};
+use valine_domain::routing::{Route, RouteEvent, RouteTable, parse_routes_file_in};
 use valine_github::events::{self, Decision};
 
 /// `routes check`: the routes, one a line, or every error with its line.
 pub(crate) fn check(path: &Path, config: &Config) -> Result<String, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    match parse_routes_file(&text, &config.github_repos) {
+    match parse_routes_file_in(&text, &config.github_repos, &config.allowed_guild_ids) {
         Ok(routes) => {
             let mut out = format!("{}: {} route(s), valid\n", path.display(), routes.len());
             for r in &routes {
@@ -219,7 +219,7 @@ mod tests {
     fn explain_matches_its_golden_file() {
         let config = config();
         let text = std::fs::read_to_string(format!("{DIR}/routes.toml")).unwrap();
-        let file_routes = parse_routes_file(&text, &config.github_repos).unwrap();
+        let file_routes = parse_routes_file_in(&text, &config.github_repos, &config.allowed_guild_ids).unwrap();
         let sub = valine_domain::routing::Subscription {
             channel_id: 333,
             guild_id: None,

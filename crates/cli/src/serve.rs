@@ -1,5 +1,9 @@
 //! `valinectl serve`: both handlers in one process on 127.0.0.1:8787, the embedded store in
 //! `DATA_DIR`, deferred jobs as Tokio tasks. Same routes as the deployed HTTP API.
+//!
+//! It listens on a loopback address unless `--public` says otherwise; with `--public`, every
+//! route but the ones Discord, GitHub and health checks call asks for `SERVE_TOKEN`, and the
+//! playground is off: its page signs whatever it is sent.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,9 +22,92 @@ use valine_store::Stores;
 
 use valine_clients::discord_api::Discord;
 use valine_clients::github_api::GitHub;
+use valine_service::drain::LocalKick;
 
 use crate::devkeys::DevKeys;
 use crate::playground::{self, Playground};
+
+/// Who may reach `serve`.
+#[derive(Clone)]
+pub enum Exposure {
+    /// A loopback address: this machine only. The playground is on.
+    Loopback,
+    /// `--public`: anyone who reaches the address (a shared dev box, a tunnel). `POST /discord`,
+    /// `POST /github/webhook` and `GET /health…` answer as deployed (they verify their own
+    /// signatures); everything else needs `Authorization: Bearer $SERVE_TOKEN`, and the
+    /// playground is off.
+    Public { token: Secret },
+}
+
+impl std::fmt::Debug for Exposure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Exposure::Loopback => "Loopback",
+            Exposure::Public { .. } => "Public",
+        })
+    }
+}
+
+/// The shortest `SERVE_TOKEN` accepted: a bearer token on the open network must not be guessable.
+pub const MIN_SERVE_TOKEN: usize = 16;
+
+/// Decides who may reach `serve` on `addr`: refused (before anything is made) when the address is
+/// not a loopback one and `--public` was not given, or when `--public` has no `SERVE_TOKEN`.
+pub fn exposure(addr: SocketAddr, public: bool, token: Option<String>) -> Result<Exposure, String> {
+    if !public {
+        if addr.ip().is_loopback() {
+            return Ok(Exposure::Loopback);
+        }
+        return Err(format!(
+            "serve: {addr} is not a loopback address: the playground and its development keys would be \
+             open to the network. Use --addr 127.0.0.1:PORT, or --public with SERVE_TOKEN set (then every \
+             route but POST /discord, POST /github/webhook and GET /health needs the token, and the \
+             playground is off)"
+        ));
+    }
+    let token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).ok_or_else(|| {
+        "serve --public: set SERVE_TOKEN: every route but POST /discord, POST /github/webhook and GET \
+         /health needs `Authorization: Bearer $SERVE_TOKEN`"
+            .to_string()
+    })?;
+    if token.chars().count() < MIN_SERVE_TOKEN {
+        return Err(format!("serve --public: SERVE_TOKEN is shorter than {MIN_SERVE_TOKEN} characters"));
+    }
+    Ok(Exposure::Public { token: Secret::new(token) })
+}
+
+/// What `--public` answers without the token: what Discord, GitHub and health checks call.
+fn open_route(method: &Method, path: &str) -> bool {
+    match path {
+        "/discord" | "/github/webhook" => method == Method::POST,
+        "/health" | "/health/ready" => method == Method::GET || method == Method::HEAD,
+        _ => false,
+    }
+}
+
+/// `--public`: everything but [`open_route`]s needs the bearer token, compared in constant time.
+async fn bearer(State(token): State<Secret>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if open_route(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(given) if valine_domain::signing::secrets_equal(given.as_bytes(), token.expose().as_bytes()) => {
+            next.run(req).await
+        }
+        _ => (
+            axum::http::StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(serde_json::json!({"error": "this route needs Authorization: Bearer $SERVE_TOKEN"})),
+        )
+            .into_response(),
+    }
+}
 
 /// Larger than both handlers' limits, so that they (not the server) answer 413 with a reason.
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -175,14 +262,35 @@ pub(crate) struct Server {
     pub stop: tokio::sync::watch::Sender<bool>,
 }
 
+/// The outbox's drainer under `serve`: at start (what a killed process left), whenever a delivery
+/// leaves a card unsent, and while cards wait, when the soonest may be tried again.
+async fn drainer(github: Arc<valine_github::App>, wake: Arc<tokio::sync::Notify>) {
+    use std::time::Duration;
+    loop {
+        let report =
+            github.incidents.drain_until(valine_service::deadline::Deadline::after(Duration::from_secs(30))).await;
+        let wait = match report.next_due_ms {
+            Some(at) if report.left > 0 => Duration::from_millis(at.saturating_sub(valine_domain::clock::now_millis()))
+                .clamp(Duration::from_millis(100), Duration::from_secs(5)),
+            _ => Duration::from_secs(60),
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
 impl Server {
     /// Both handlers on `stores` (`config` from [`serve_config`] for `mode`), their deferred jobs
-    /// as Tokio tasks, and the incident tick every `tick`.
+    /// as Tokio tasks, the outbox's drainer, and the incident tick every `tick`; the playground unless `exposure` is
+    /// public, which puts everything but the open routes behind the token.
     pub(crate) async fn build(
         config: &Config,
         mode: Mode,
         stores: Stores,
         tick: std::time::Duration,
+        exposure: &Exposure,
     ) -> Result<Self, String> {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let real = match mode {
@@ -194,6 +302,7 @@ impl Server {
         let pg = Playground::new(config, real, stopping);
         let (discord_port, github_port) = clients(config, &pg)?;
         let (jobs, mut rx) = LocalJobs::new();
+        let wake = Arc::new(tokio::sync::Notify::new());
         let discord = Arc::new(
             valine_discord::App::new(valine_discord::app::AppParts {
                 config: config.clone(),
@@ -213,8 +322,10 @@ impl Server {
                 metrics: Metrics::stdout("github-handler"),
             })
             .map_err(|e| e.to_string())?
-            .with_github(github_port),
+            .with_github(github_port)
+            .with_kick(Arc::new(LocalKick { wake: wake.clone() })),
         );
+        tokio::spawn(drainer(github.clone(), wake));
         // The schedule of the deployed function, more often here.
         let ticker = github.clone();
         tokio::spawn(async move {
@@ -232,7 +343,11 @@ impl Server {
                 tokio::spawn(async move { app.run_job(job).await });
             }
         });
-        let router = router(Apps { discord, github }).merge(playground::routes(pg.clone()));
+        let router = router(Apps { discord, github });
+        let router = match exposure {
+            Exposure::Loopback => router.merge(playground::routes(pg.clone())),
+            Exposure::Public { token } => router.layer(axum::middleware::from_fn_with_state(token.clone(), bearer)),
+        };
         Ok(Self { router, playground: pg, stores, stop })
     }
 }
@@ -242,7 +357,9 @@ fn env_is_set(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| !v.trim().is_empty())
 }
 
-pub(crate) async fn run(addr: SocketAddr, live: bool) -> Result<(), String> {
+pub(crate) async fn run(addr: SocketAddr, live: bool, public: bool) -> Result<(), String> {
+    // First: nothing is made (keys, store) for a server that may not start.
+    let exposure = exposure(addr, public, std::env::var("SERVE_TOKEN").ok())?;
     let start = decide(live, env_is_set)?;
     for notice in &start.notices {
         eprintln!("{notice}");
@@ -250,10 +367,16 @@ pub(crate) async fn run(addr: SocketAddr, live: bool) -> Result<(), String> {
     let config = serve_config(start.mode, |k| std::env::var(k).ok(), true)?;
     valine_domain::logging::init("valinectl", &config.log_level);
     let stores = Stores::open(&config).await.map_err(|e| e.to_string())?;
-    let server = Server::build(&config, start.mode, stores, std::time::Duration::from_secs(60)).await?;
+    let server = Server::build(&config, start.mode, stores, std::time::Duration::from_secs(60), &exposure).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    server.playground.listening(&format!("http://{local}"))?;
+    // The scenarios' and dispatches' deliveries go to the server's own loopback side.
+    let own = match local.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => format!("http://[::1]:{}", local.port()),
+        ip if ip.is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
+        _ => format!("http://{local}"),
+    };
+    server.playground.listening(&own)?;
     eprintln!(
         "valinectl serve: http://{local} (store: {} in {}, dry run: {})",
         server.stores.kind,
@@ -272,8 +395,19 @@ pub(crate) async fn run(addr: SocketAddr, live: bool) -> Result<(), String> {
             eprintln!("  LIVE MODE ({}); the page shows what the bot says through Discord", start.why)
         }
     }
-    eprintln!("  open http://{local}/ in a browser");
-    eprintln!("  POST /discord  POST /github/webhook  GET /health  GET /health/ready  GET / (playground)");
+    match &exposure {
+        Exposure::Loopback => {
+            eprintln!("  open http://{local}/ in a browser");
+            eprintln!("  POST /discord  POST /github/webhook  GET /health  GET /health/ready  GET / (playground)");
+        }
+        Exposure::Public { .. } => {
+            eprintln!("  PUBLIC (--public): anyone who reaches {local} is answered; the playground is off");
+            eprintln!(
+                "  POST /discord  POST /github/webhook  GET /health  GET /health/ready; every other route needs \
+                 Authorization: Bearer $SERVE_TOKEN"
+            );
+        }
+    }
     tracing::info!(addr = %local, playground = (start.mode == Mode::Playground), "serving");
     let stop = server.stop;
     axum::serve(listener, server.router)

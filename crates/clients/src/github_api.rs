@@ -2,8 +2,9 @@
 //! and a dry-run adapter. Run and workflow models are our own and lenient: a field GitHub adds
 //! or leaves out never fails a read.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use valine_domain::config::{Config, Secret};
 use valine_domain::repo::RepoName;
 
 use crate::github_app::AppAuth;
-use crate::github_error::GitHubError;
+use crate::github_error::{GitHubError, rate_limit_pause};
 use crate::github_routes::Route;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,10 +201,25 @@ pub trait GitHub: Send + Sync {
     async fn set_variable(&self, _repo: &RepoName, _name: &str, _value: &str) -> Result<VariableWrite, GitHubError> {
         Err(GitHubError::Unsupported("writing variables"))
     }
+    /// The repository's public key for Actions secrets: `GET …/actions/secrets/public-key`.
+    async fn secrets_public_key(&self, _repo: &RepoName) -> Result<SecretsKey, GitHubError> {
+        Err(GitHubError::Unsupported("writing secrets"))
+    }
+    /// Writes a secret already sealed to the repository's key: `PUT …/actions/secrets/{name}`.
+    async fn put_sealed_secret(
+        &self,
+        _repo: &RepoName,
+        _name: &str,
+        _sealed: &SealedSecret,
+    ) -> Result<SecretWrite, GitHubError> {
+        Err(GitHubError::Unsupported("writing secrets"))
+    }
     /// Writes a repository Actions secret: the repository's public key, `value` sealed to it
     /// (libsodium sealed box), then `PUT …/actions/secrets/{name}` with the key id.
-    async fn set_secret(&self, _repo: &RepoName, _name: &str, _value: &Secret) -> Result<SecretWrite, GitHubError> {
-        Err(GitHubError::Unsupported("writing secrets"))
+    async fn set_secret(&self, repo: &RepoName, name: &str, value: &Secret) -> Result<SecretWrite, GitHubError> {
+        let key = self.secrets_public_key(repo).await?;
+        let sealed = key.seal(value.expose().as_bytes())?;
+        self.put_sealed_secret(repo, name, &sealed).await
     }
 }
 
@@ -264,12 +280,27 @@ pub enum SecretWrite {
     DryRun,
 }
 
-/// `GET …/actions/secrets/public-key`.
-#[derive(Debug, Deserialize)]
-struct SecretsPublicKey {
-    key_id: String,
+/// A repository's public key for Actions secrets: `GET …/actions/secrets/public-key`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SecretsKey {
+    pub key_id: String,
     /// Base64 of the repository's X25519 public key.
-    key: String,
+    pub key: String,
+}
+
+impl SecretsKey {
+    /// `value` sealed to this key: only GitHub can open it.
+    pub fn seal(&self, value: &[u8]) -> Result<SealedSecret, GitHubError> {
+        Ok(SealedSecret { key_id: self.key_id.clone(), encrypted_value: seal_secret(&self.key, value)? })
+    }
+}
+
+/// A secret's value sealed to a repository's key, as `PUT …/actions/secrets/{name}` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub key_id: String,
+    /// Base64 of the libsodium sealed box.
+    pub encrypted_value: String,
 }
 
 /// `value` as a libsodium sealed box to the base64 X25519 `public_key`, base64-encoded: what
@@ -297,10 +328,13 @@ pub struct OctocrabGitHub {
     /// storage host the redirect names. Built on first use too.
     plain: Arc<std::sync::OnceLock<reqwest::Client>>,
     read_timeout: Duration,
-    /// GitHub App authentication instead of the token: installation tokens per owner.
+    /// GitHub App authentication instead of the token: an installation token per repository.
     app: Option<Arc<AppAuth>>,
-    /// A client per owner, on the installation token it was built with.
+    /// A client per repository (`owner/name`, lower-case), on the token it was built with.
     app_clients: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, octocrab::Octocrab)>>>,
+    /// After a rate-limited job or log look-up, until when the next ones fail fast without a
+    /// request: per credential (the token: one entry; the App: one per owner's installation).
+    paused: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl std::fmt::Debug for OctocrabGitHub {
@@ -325,6 +359,7 @@ impl OctocrabGitHub {
             read_timeout,
             app: None,
             app_clients: Arc::default(),
+            paused: Arc::default(),
         })
     }
 
@@ -348,21 +383,31 @@ impl OctocrabGitHub {
         builder.build().map_err(|e| GitHubError::Unreachable(e.to_string()))
     }
 
-    /// The client for a call on `repo`: the token's, or one on the owner's installation token
-    /// (renewed five minutes before it expires).
+    /// The client for a call on `repo`: the token's, or one on an installation token for that
+    /// repository alone (renewed five minutes before it expires).
     async fn client(&self, repo: &RepoName) -> Result<octocrab::Octocrab, GitHubError> {
         let Some(app) = &self.app else { return self.crab().cloned() };
         let token = app.token_for(repo).await?;
-        let owner = repo.owner.to_ascii_lowercase();
+        let key = repo.to_string().to_ascii_lowercase();
         let mut clients = self.app_clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((t, c)) = clients.get(&owner)
+        if let Some((t, c)) = clients.get(&key)
             && *t == token.token
         {
             return Ok(c.clone());
         }
         let client = self.build(&token.token)?;
-        clients.insert(owner, (token.token, client.clone()));
+        clients.insert(key, (token.token, client.clone()));
         Ok(client)
+    }
+
+    /// `e`, after forgetting the App's token for `repo` when GitHub refused it (401): the App
+    /// was uninstalled or installed again, and the next call should find out which.
+    fn refused(&self, repo: &RepoName, e: GitHubError) -> GitHubError {
+        if let (Some(app), GitHubError::Status { status: 401, .. }) = (&self.app, &e) {
+            app.forget(repo);
+            self.app_clients.lock().unwrap_or_else(|p| p.into_inner()).remove(&repo.to_string().to_ascii_lowercase());
+        }
+        e
     }
 
     fn plain(&self) -> &reqwest::Client {
@@ -380,10 +425,48 @@ impl OctocrabGitHub {
     fn crab(&self) -> Result<&octocrab::Octocrab, GitHubError> {
         self.crab.get_or_init(|| self.build(&self.token)).as_ref().map_err(Clone::clone)
     }
+
+    /// Whose rate limit a call on `repo` counts against: the token's, or the owner's
+    /// installation's.
+    fn limit_key(&self, repo: &RepoName) -> String {
+        if self.app.is_some() { repo.owner.to_ascii_lowercase() } else { String::new() }
+    }
+
+    /// How long look-ups on `repo` stay paused by an earlier rate limit, if they are.
+    pub fn paused_for(&self, repo: &RepoName) -> Option<Duration> {
+        let paused = self.paused.lock().unwrap_or_else(PoisonError::into_inner);
+        let until = *paused.get(&self.limit_key(repo))?;
+        Some(until.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
+
+    /// Fails fast with [`GitHubError::RateLimited`] while look-ups on `repo` are paused.
+    fn unless_paused(&self, repo: &RepoName) -> Result<(), GitHubError> {
+        match self.paused_for(repo) {
+            Some(retry_after) => Err(GitHubError::RateLimited { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Pauses look-ups on `repo` when `result` is a rate limit.
+    fn noted<T>(&self, repo: &RepoName, result: Result<T, GitHubError>) -> Result<T, GitHubError> {
+        if let Err(GitHubError::RateLimited { retry_after }) = &result {
+            let now = Instant::now();
+            let mut paused = self.paused.lock().unwrap_or_else(PoisonError::into_inner);
+            paused.retain(|_, until| *until > now);
+            paused.insert(self.limit_key(repo), now.checked_add(*retry_after).unwrap_or(now));
+            tracing::warn!(repo = %repo, retry_after_s = retry_after.as_secs(), "GitHub rate limit; job and log look-ups paused");
+        }
+        result
+    }
 }
 
 fn map_err(e: octocrab::Error) -> GitHubError {
     if let octocrab::Error::GitHub { source, .. } = &e {
+        let headers = source.headers.clone().unwrap_or_default();
+        let now = valine_domain::clock::now_secs();
+        if let Some(retry_after) = rate_limit_pause(source.status_code, &headers, &source.message, now) {
+            return GitHubError::RateLimited { retry_after };
+        }
         return GitHubError::Status { status: source.status_code.as_u16(), message: source.message.clone() };
     }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
@@ -401,16 +484,17 @@ fn map_err(e: octocrab::Error) -> GitHubError {
     GitHubError::Unreachable(e.to_string())
 }
 
-/// A non-success answer as a typed error, with GitHub's `message` when it sent one. (A macro:
-/// octocrab's raw response body type is not nameable from here.)
+/// A non-success answer as a typed error, with GitHub's `message` when it sent one, or the rate
+/// limit it reports. (A macro: octocrab's raw response body type is not nameable from here.)
 macro_rules! status_error {
     ($gh:expr, $response:expr) => {{
         let response = $response;
         let status = response.status();
+        let headers = response.headers().clone();
         match $gh.crab() {
             Ok(crab) => {
                 let body: String = crab.body_to_string(response).await.unwrap_or_default();
-                GitHubError::from_answer(status, &body)
+                GitHubError::from_response(status, &headers, &body, valine_domain::clock::now_secs())
             }
             Err(e) => e,
         }
@@ -421,16 +505,24 @@ macro_rules! status_error {
 impl GitHub for OctocrabGitHub {
     async fn list_workflows(&self, repo: &RepoName) -> Result<Vec<Workflow>, GitHubError> {
         let route = Route::Workflows { repo }.path();
-        let page: WorkflowsPage =
-            self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        let page: WorkflowsPage = self
+            .client(repo)
+            .await?
+            .get(route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
         Ok(page.workflows)
     }
 
     async fn list_runs(&self, repo: &RepoName, workflow: &str, per_page: u8) -> Result<Vec<WorkflowRun>, GitHubError> {
         let route = Route::WorkflowRuns { repo, workflow }.path();
         let per_page = per_page.clamp(1, 100).to_string();
-        let page: RunsPage =
-            self.client(repo).await?.get(route, Some(&[("per_page", per_page.as_str())])).await.map_err(map_err)?;
+        let page: RunsPage = self
+            .client(repo)
+            .await?
+            .get(route, Some(&[("per_page", per_page.as_str())]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
         Ok(page.workflow_runs)
     }
 
@@ -449,24 +541,137 @@ impl GitHub for OctocrabGitHub {
             .inputs(inputs)
             .send()
             .await
-            .map_err(map_err)
+            .map_err(|e| self.refused(repo, map_err(e)))
     }
 
     async fn get_run(&self, repo: &RepoName, run_id: u64) -> Result<WorkflowRun, GitHubError> {
         let route = Route::Run { repo, run_id }.path();
-        self.client(repo).await?.get(route, None::<&()>).await.map_err(map_err)
+        self.client(repo).await?.get(route, None::<&()>).await.map_err(|e| self.refused(repo, map_err(e)))
     }
 
+    /// Fails fast with `RateLimited` while an earlier rate limit pauses look-ups.
     async fn run_attempt_jobs(&self, repo: &RepoName, run_id: u64, attempt: u64) -> Result<Vec<Job>, GitHubError> {
+        self.unless_paused(repo)?;
+        let jobs = self.attempt_jobs(repo, run_id, attempt).await;
+        self.noted(repo, jobs)
+    }
+
+    /// Fails fast with `RateLimited` while an earlier rate limit pauses look-ups.
+    async fn job_log(&self, repo: &RepoName, job_id: u64) -> Result<String, GitHubError> {
+        self.unless_paused(repo)?;
+        let log = self.log(repo, job_id).await;
+        self.noted(repo, log)
+    }
+
+    async fn rerun_failed_jobs(&self, repo: &RepoName, run_id: u64) -> Result<(), GitHubError> {
+        let route = Route::RerunFailedJobs { repo, run_id }.path();
+        self.post_empty(repo, route).await
+    }
+
+    async fn list_hooks(&self, repo: &RepoName) -> Result<Vec<Hook>, GitHubError> {
+        let route = Route::Hooks { repo }.path();
+        self.client(repo)
+            .await?
+            .get(route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))
+    }
+
+    async fn hook_deliveries(&self, repo: &RepoName, hook_id: u64) -> Result<Vec<HookDelivery>, GitHubError> {
+        let route = Route::HookDeliveries { repo, hook_id }.path();
+        self.client(repo)
+            .await?
+            .get(route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))
+    }
+
+    async fn redeliver(&self, repo: &RepoName, hook_id: u64, delivery_id: u64) -> Result<(), GitHubError> {
+        let route = Route::HookDeliveryAttempts { repo, hook_id, delivery_id }.path();
+        self.post_empty(repo, route).await
+    }
+
+    async fn completed_runs(&self, repo: &RepoName, since: &str) -> Result<Vec<Value>, GitHubError> {
+        let route = Route::Runs { repo }.path();
+        let created = format!(">={since}");
+        let query = [("status", "completed"), ("created", created.as_str()), ("per_page", "100")];
+        let page: RawRunsPage =
+            self.client(repo).await?.get(route, Some(&query)).await.map_err(|e| self.refused(repo, map_err(e)))?;
+        Ok(page.workflow_runs)
+    }
+
+    async fn set_variable(&self, repo: &RepoName, name: &str, value: &str) -> Result<VariableWrite, GitHubError> {
+        let body = serde_json::json!({"name": name, "value": value});
+        let response = self
+            .client(repo)
+            .await?
+            ._patch(Route::Variable { repo, name }.path(), Some(&body))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
+        if response.status().is_success() {
+            return Ok(VariableWrite::Updated);
+        }
+        if response.status() != http::StatusCode::NOT_FOUND {
+            return Err(self.refused(repo, status_error!(self, response)));
+        }
+        let response = self
+            .client(repo)
+            .await?
+            ._post(Route::Variables { repo }.path(), Some(&body))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
+        if response.status().is_success() {
+            return Ok(VariableWrite::Created);
+        }
+        Err(self.refused(repo, status_error!(self, response)))
+    }
+
+    async fn secrets_public_key(&self, repo: &RepoName) -> Result<SecretsKey, GitHubError> {
+        self.client(repo)
+            .await?
+            .get(Route::SecretsPublicKey { repo }.path(), None::<&()>)
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))
+    }
+
+    async fn put_sealed_secret(
+        &self,
+        repo: &RepoName,
+        name: &str,
+        sealed: &SealedSecret,
+    ) -> Result<SecretWrite, GitHubError> {
+        let body = serde_json::json!({"encrypted_value": sealed.encrypted_value, "key_id": sealed.key_id});
+        let response = self
+            .client(repo)
+            .await?
+            ._put(Route::Secret { repo, name }.path(), Some(&body))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
+        match response.status() {
+            http::StatusCode::CREATED => Ok(SecretWrite::Created),
+            s if s.is_success() => Ok(SecretWrite::Updated),
+            _ => Err(self.refused(repo, status_error!(self, response))),
+        }
+    }
+}
+
+impl OctocrabGitHub {
+    /// The jobs of one attempt of a run: the request behind [`GitHub::run_attempt_jobs`].
+    async fn attempt_jobs(&self, repo: &RepoName, run_id: u64, attempt: u64) -> Result<Vec<Job>, GitHubError> {
         let route = Route::RunAttemptJobs { repo, run_id, attempt: attempt.max(1) }.path();
-        let page: JobsPage =
-            self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)?;
+        let page: JobsPage = self
+            .client(repo)
+            .await?
+            .get(route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| self.refused(repo, map_err(e)))?;
         Ok(page.jobs)
     }
 
-    async fn job_log(&self, repo: &RepoName, job_id: u64) -> Result<String, GitHubError> {
+    /// A job's log text: the requests behind [`GitHub::job_log`].
+    async fn log(&self, repo: &RepoName, job_id: u64) -> Result<String, GitHubError> {
         let route = Route::JobLogs { repo, job_id }.path();
-        let response = self.client(repo).await?._get(route).await.map_err(map_err)?;
+        let response = self.client(repo).await?._get(route).await.map_err(|e| self.refused(repo, map_err(e)))?;
         let status = response.status();
         if status.is_redirection() {
             let location = response
@@ -492,92 +697,25 @@ impl GitHub for OctocrabGitHub {
                 .map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
             return Ok(log_text(&bytes));
         }
+        let headers = response.headers().clone();
         let body = self.client(repo).await?.body_to_string(response).await.map_err(map_err)?;
         if !status.is_success() {
-            return Err(GitHubError::from_answer(status, &body));
+            return Err(GitHubError::from_response(status, &headers, &body, valine_domain::clock::now_secs()));
         }
         Ok(log_text(body.as_bytes()))
     }
 
-    async fn rerun_failed_jobs(&self, repo: &RepoName, run_id: u64) -> Result<(), GitHubError> {
-        let route = Route::RerunFailedJobs { repo, run_id }.path();
-        self.post_empty(repo, route).await
-    }
-
-    async fn list_hooks(&self, repo: &RepoName) -> Result<Vec<Hook>, GitHubError> {
-        let route = Route::Hooks { repo }.path();
-        self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
-    }
-
-    async fn hook_deliveries(&self, repo: &RepoName, hook_id: u64) -> Result<Vec<HookDelivery>, GitHubError> {
-        let route = Route::HookDeliveries { repo, hook_id }.path();
-        self.client(repo).await?.get(route, Some(&[("per_page", "100")])).await.map_err(map_err)
-    }
-
-    async fn redeliver(&self, repo: &RepoName, hook_id: u64, delivery_id: u64) -> Result<(), GitHubError> {
-        let route = Route::HookDeliveryAttempts { repo, hook_id, delivery_id }.path();
-        self.post_empty(repo, route).await
-    }
-
-    async fn completed_runs(&self, repo: &RepoName, since: &str) -> Result<Vec<Value>, GitHubError> {
-        let route = Route::Runs { repo }.path();
-        let created = format!(">={since}");
-        let query = [("status", "completed"), ("created", created.as_str()), ("per_page", "100")];
-        let page: RawRunsPage = self.client(repo).await?.get(route, Some(&query)).await.map_err(map_err)?;
-        Ok(page.workflow_runs)
-    }
-
-    async fn set_variable(&self, repo: &RepoName, name: &str, value: &str) -> Result<VariableWrite, GitHubError> {
-        let body = serde_json::json!({"name": name, "value": value});
-        let response = self
-            .client(repo)
-            .await?
-            ._patch(Route::Variable { repo, name }.path(), Some(&body))
-            .await
-            .map_err(map_err)?;
-        if response.status().is_success() {
-            return Ok(VariableWrite::Updated);
-        }
-        if response.status() != http::StatusCode::NOT_FOUND {
-            return Err(status_error!(self, response));
-        }
-        let response =
-            self.client(repo).await?._post(Route::Variables { repo }.path(), Some(&body)).await.map_err(map_err)?;
-        if response.status().is_success() {
-            return Ok(VariableWrite::Created);
-        }
-        Err(status_error!(self, response))
-    }
-
-    async fn set_secret(&self, repo: &RepoName, name: &str, value: &Secret) -> Result<SecretWrite, GitHubError> {
-        let key: SecretsPublicKey = self
-            .client(repo)
-            .await?
-            .get(Route::SecretsPublicKey { repo }.path(), None::<&()>)
-            .await
-            .map_err(map_err)?;
-        let encrypted_value = seal_secret(&key.key, value.expose().as_bytes())?;
-        let body = serde_json::json!({"encrypted_value": encrypted_value, "key_id": key.key_id});
-        let response =
-            self.client(repo).await?._put(Route::Secret { repo, name }.path(), Some(&body)).await.map_err(map_err)?;
-        match response.status() {
-            http::StatusCode::CREATED => Ok(SecretWrite::Created),
-            s if s.is_success() => Ok(SecretWrite::Updated),
-            _ => Err(status_error!(self, response)),
-        }
-    }
-}
-
-impl OctocrabGitHub {
     /// A `POST` without a body whose answer is only its status (204, 201 or 202 when done).
     async fn post_empty(&self, repo: &RepoName, route: String) -> Result<(), GitHubError> {
-        let response = self.client(repo).await?._post(route, None::<&()>).await.map_err(map_err)?;
+        let response =
+            self.client(repo).await?._post(route, None::<&()>).await.map_err(|e| self.refused(repo, map_err(e)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
+        let headers = response.headers().clone();
         let body: String = self.client(repo).await?.body_to_string(response).await.unwrap_or_default();
-        Err(GitHubError::from_answer(status, &body))
+        Err(self.refused(repo, GitHubError::from_response(status, &headers, &body, valine_domain::clock::now_secs())))
     }
 }
 
@@ -626,7 +764,19 @@ impl GitHub for DryRunGitHub {
         tracing::info!(repo = %repo, variable = name, "DRY_RUN: would write a repository variable");
         Ok(VariableWrite::DryRun)
     }
-    async fn set_secret(&self, repo: &RepoName, name: &str, _value: &Secret) -> Result<SecretWrite, GitHubError> {
+    /// A throwaway key nobody keeps: a dry run seals as it would, and writes nothing.
+    async fn secrets_public_key(&self, _repo: &RepoName) -> Result<SecretsKey, GitHubError> {
+        use base64::Engine as _;
+        let throwaway = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+        let key = base64::engine::general_purpose::STANDARD.encode(throwaway.public_key().as_bytes());
+        Ok(SecretsKey { key_id: "dry-run".into(), key })
+    }
+    async fn put_sealed_secret(
+        &self,
+        repo: &RepoName,
+        name: &str,
+        _: &SealedSecret,
+    ) -> Result<SecretWrite, GitHubError> {
         tracing::info!(repo = %repo, secret = name, "DRY_RUN: would write a repository secret");
         Ok(SecretWrite::DryRun)
     }
@@ -951,6 +1101,184 @@ mod tests {
         let sealed = b64.decode(body["encrypted_value"].as_str().unwrap()).unwrap();
         assert_eq!(private.unseal(&sealed).unwrap(), url.as_bytes());
         assert!(!String::from_utf8_lossy(&put.body).contains("api.example.com"));
+    }
+
+    fn paths(requests: &[wiremock::Request]) -> Vec<String> {
+        requests.iter().map(|r| format!("{} {}", r.method, r.url.path())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_primary_limit_pauses_job_and_log_look_ups_without_requests() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        let reset = valine_domain::clock::now_secs() + 120;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/runs/5/attempts/1/jobs"))
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .insert_header("x-ratelimit-limit", "5000")
+                    .insert_header("x-ratelimit-remaining", "0")
+                    .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+                    .set_body_json(json!({"message": "API rate limit exceeded for installation ID 1."})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/runs/5"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 5})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = gh.run_attempt_jobs(&repo(), 5, 1).await.unwrap_err();
+        let GitHubError::RateLimited { retry_after } = err else { panic!("{err:?}") };
+        assert!((Duration::from_secs(118)..=Duration::from_secs(120)).contains(&retry_after), "{retry_after:?}");
+        assert!(gh.paused_for(&repo()).is_some());
+        // Within the pause the look-ups fail fast, without a request.
+        for _ in 0..2 {
+            assert!(matches!(gh.run_attempt_jobs(&repo(), 5, 1).await, Err(GitHubError::RateLimited { .. })));
+            let err = gh.job_log(&repo(), 9).await.unwrap_err();
+            assert!(matches!(err, GitHubError::RateLimited { retry_after } if retry_after > Duration::from_secs(100)));
+        }
+        // Other calls are the caller's to decide: they still go out.
+        assert_eq!(gh.get_run(&repo(), 5).await.unwrap().id, 5);
+        assert_eq!(
+            paths(&server.received_requests().await.unwrap()),
+            ["GET /repos/acme/widget/actions/runs/5/attempts/1/jobs", "GET /repos/acme/widget/actions/runs/5"]
+        );
+        // Clones share the pause: it is the container's.
+        assert!(gh.clone().job_log(&repo(), 9).await.is_err());
+        assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_pause_ends_and_look_ups_resume() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/jobs/9/logs"))
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_json(json!({
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+            })))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/jobs/9/logs"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("the log"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            gh.job_log(&repo(), 9).await.unwrap_err(),
+            GitHubError::RateLimited { retry_after: Duration::from_secs(1) }
+        );
+        assert!(gh.job_log(&repo(), 9).await.is_err());
+        assert_eq!(server.received_requests().await.unwrap().len(), 1, "a request during the pause");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(gh.job_log(&repo(), 9).await.unwrap(), "the log");
+        assert_eq!(gh.paused_for(&repo()), None);
+    }
+
+    #[tokio::test]
+    async fn secondary_limits_are_rate_limited_on_every_path() {
+        let (server, gh) = setup(Duration::from_secs(5)).await;
+        // octocrab's typed calls
+        Mock::given(method("POST"))
+            .and(path("/repos/acme/widget/actions/workflows/ci.yml/dispatches"))
+            .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/actions/workflows"))
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        // a bodiless POST
+        Mock::given(method("POST"))
+            .and(path("/repos/acme/widget/actions/runs/1/rerun-failed-jobs"))
+            .respond_with(
+                ResponseTemplate::new(403).insert_header("retry-after", "5").set_body_json(json!({"message": "x"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        // a raw PATCH read by status
+        Mock::given(method("PATCH"))
+            .and(path("/repos/acme/widget/actions/variables/X"))
+            .respond_with(ResponseTemplate::new(429).set_body_json(json!({"message": "Too Many Requests"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let limited = |secs| GitHubError::RateLimited { retry_after: Duration::from_secs(secs) };
+        assert_eq!(gh.dispatch(&repo(), "ci.yml", "main", &json!({})).await.unwrap_err(), limited(60));
+        assert_eq!(gh.list_workflows(&repo()).await.unwrap_err(), limited(30));
+        assert_eq!(gh.rerun_failed_jobs(&repo(), 1).await.unwrap_err(), limited(5));
+        assert_eq!(gh.set_variable(&repo(), "X", "v").await.unwrap_err(), limited(60));
+        // None of these are look-ups: they leave the look-ups unpaused.
+        assert_eq!(gh.paused_for(&repo()), None);
+        assert_eq!(server.received_requests().await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn with_the_app_a_limit_pauses_only_the_owners_installation() {
+        let server = MockServer::start().await;
+        let base = url::Url::parse(&server.uri()).unwrap();
+        let pem = include_str!("../tests/fixtures/github-app-test-key-pkcs1.pem");
+        let app = AppAuth::new(1, pem, Some(&base), Duration::from_secs(5)).unwrap();
+        let gh = OctocrabGitHub::with_app(app, Some(&base), Duration::from_secs(5)).unwrap();
+        crate::testing::fail_on_unexpected(&server).await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/widget/installation"))
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .insert_header("x-ratelimit-remaining", "0")
+                    .insert_header("x-ratelimit-reset", (valine_domain::clock::now_secs() + 600).to_string().as_str())
+                    .set_body_json(json!({"message": "API rate limit exceeded"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/other/widget/installation"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/app/installations/77/access_tokens"))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(json!({"token": "ghs_other", "expires_at": "2099-01-01T00:00:00Z"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/other/widget/actions/runs/5/attempts/1/jobs"))
+            .and(header("authorization", "Bearer ghs_other"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "jobs": []})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = gh.run_attempt_jobs(&repo(), 5, 1).await.unwrap_err();
+        assert!(matches!(err, GitHubError::RateLimited { retry_after } if retry_after > Duration::from_secs(590)));
+        assert!(matches!(gh.job_log(&repo(), 9).await, Err(GitHubError::RateLimited { .. })));
+        let other = RepoName { owner: "other".into(), name: "widget".into() };
+        assert_eq!(gh.run_attempt_jobs(&other, 5, 1).await.unwrap(), vec![]);
+        assert_eq!(
+            paths(&server.received_requests().await.unwrap()),
+            [
+                "GET /repos/acme/widget/installation",
+                "GET /repos/other/widget/installation",
+                "POST /app/installations/77/access_tokens",
+                "GET /repos/other/widget/actions/runs/5/attempts/1/jobs",
+            ]
+        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! GitHub App authentication: an RS256 JWT signed with the App's private key (ring; PKCS#1 or
 //! PKCS#8 PEM), the installation of a repository's owner (`GET /repos/{o}/{r}/installation`), and
-//! an installation token (`POST /app/installations/{id}/access_tokens`), kept until five minutes
-//! before it expires. Neither the key nor a token is ever logged.
+//! an installation token scoped down to the one repository a call is for (`POST
+//! /app/installations/{id}/access_tokens` with `{"repositories": [name]}`), kept per repository
+//! until five minutes before it expires. A 401 or 404 drops what was cached, so an App installed
+//! again (a new installation id) is found without a restart. Neither the key nor a token is ever
+//! logged.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -13,7 +16,7 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::github_error::{GitHubError, answer_message};
+use crate::github_error::{GitHubError, answer_message, rate_limit_pause};
 use crate::github_routes::Route;
 use valine_domain::repo::RepoName;
 
@@ -36,16 +39,35 @@ impl std::fmt::Debug for InstallationToken {
     }
 }
 
-/// The App's credentials and its installation tokens, per repository owner.
+/// `owner/name`, lower-case: what a token is kept for.
+type RepoKey = (String, String);
+
+fn repo_key(repo: &RepoName) -> RepoKey {
+    (repo.owner.to_ascii_lowercase(), repo.name.to_ascii_lowercase())
+}
+
+/// The App's credentials, the installation of each owner, and a token per repository.
 pub struct AppAuth {
     app_id: u64,
     key: RsaKeyPair,
     base: url::Url,
     http: reqwest::Client,
-    /// owner (lowercase) → (installation id, token).
-    tokens: Mutex<HashMap<String, (u64, InstallationToken)>>,
-    /// So that two calls renewing at once ask GitHub once.
-    renewing: tokio::sync::Mutex<()>,
+    /// owner (lower-case) → installation id.
+    installations: Mutex<HashMap<String, u64>>,
+    /// (owner, name) → a token for that one repository.
+    tokens: Mutex<HashMap<RepoKey, InstallationToken>>,
+    /// One lock per repository, so that two calls renewing the same token ask GitHub once while
+    /// a slow renewal for one never holds up another's.
+    renewing: Mutex<HashMap<RepoKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Whether GitHub's answer says the installation (or the token made from it) is no longer valid.
+fn gone(e: &GitHubError) -> bool {
+    matches!(e, GitHubError::Status { status: 401 | 404, .. })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for AppAuth {
@@ -109,7 +131,15 @@ impl AppAuth {
             .user_agent("valine-orchestrator")
             .build()
             .map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
-        Ok(Self { app_id, key, base, http, tokens: Mutex::default(), renewing: tokio::sync::Mutex::new(()) })
+        Ok(Self {
+            app_id,
+            key,
+            base,
+            http,
+            installations: Mutex::default(),
+            tokens: Mutex::default(),
+            renewing: Mutex::default(),
+        })
     }
 
     /// The App's JWT at `now`: RS256 over `{"iat", "exp", "iss"}`.
@@ -135,47 +165,89 @@ impl AppAuth {
         format!("{}/{}", self.base.as_str().trim_end_matches('/'), path.trim_start_matches('/'))
     }
 
-    fn cached(&self, owner: &str, now: u64) -> Option<(u64, InstallationToken)> {
-        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens.get(owner).cloned().filter(|(_, t)| t.expires_at > now + RENEW_BEFORE_SECS)
+    fn cached(&self, key: &RepoKey, now: u64) -> Option<InstallationToken> {
+        lock(&self.tokens).get(key).cloned().filter(|t| t.expires_at > now + RENEW_BEFORE_SECS)
     }
 
-    /// An installation token for `repo`'s owner: the cached one unless it expires within five
-    /// minutes, else a new one.
+    /// Forgets `repo`'s token and its owner's installation: GitHub no longer accepts the token
+    /// (a 401), most likely because the App was uninstalled or installed again. The next call
+    /// looks the installation up afresh.
+    pub fn forget(&self, repo: &RepoName) {
+        let key = repo_key(repo);
+        lock(&self.tokens).remove(&key);
+        lock(&self.installations).remove(&key.0);
+        tracing::warn!(owner = %key.0, "GitHub refused the App's token; its installation will be looked up again");
+    }
+
+    /// A token for `repo` alone: the cached one unless it expires within five minutes, else a
+    /// new one.
     pub async fn token_for(&self, repo: &RepoName) -> Result<InstallationToken, GitHubError> {
-        let owner = repo.owner.to_ascii_lowercase();
+        let key = repo_key(repo);
         let now = valine_domain::clock::now_secs();
-        if let Some((_, t)) = self.cached(&owner, now) {
+        if let Some(t) = self.cached(&key, now) {
             return Ok(t);
         }
-        let _one_at_a_time = self.renewing.lock().await;
-        if let Some((_, t)) = self.cached(&owner, now) {
+        let renewing = lock(&self.renewing).entry(key.clone()).or_default().clone();
+        let _one_at_a_time = renewing.lock().await;
+        if let Some(t) = self.cached(&key, now) {
             return Ok(t);
         }
-        let known_id = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&owner).map(|(id, _)| *id);
         let jwt = self.jwt(now)?;
-        let installation = match known_id {
-            Some(id) => id,
+        let known = lock(&self.installations).get(&key.0).copied();
+        let token = match known {
+            Some(installation) => match self.access_token(installation, repo, &jwt, now).await {
+                // The installation is gone (uninstalled, or installed again under a new id).
+                Err(e) if gone(&e) => {
+                    lock(&self.installations).remove(&key.0);
+                    tracing::warn!(owner = %key.0, installation, "the App's installation is gone; looking it up again");
+                    let installation = self.installation(repo, &jwt).await?;
+                    self.access_token(installation, repo, &jwt, now).await?
+                }
+                other => other?,
+            },
             None => {
-                let path = Route::Installation { repo }.path();
-                let found: Installation = self.call(self.http.get(self.url(&path)), &jwt).await?;
-                found.id
+                let installation = self.installation(repo, &jwt).await?;
+                self.access_token(installation, repo, &jwt, now).await?
             }
         };
-        let path = Route::InstallationToken { installation }.path();
-        let token: AccessToken = self.call(self.http.post(self.url(&path)), &jwt).await?;
-        let expires_at = expiry(&token.expires_at).unwrap_or(now + 3600);
-        let token = InstallationToken { token: token.token, expires_at };
-        tracing::info!(owner = %owner, installation, expires_at, "GitHub App installation token obtained");
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(owner, (installation, token.clone()));
+        lock(&self.tokens).insert(key, token.clone());
         Ok(token)
+    }
+
+    /// The installation of `repo`'s owner, looked up and kept.
+    async fn installation(&self, repo: &RepoName, jwt: &str) -> Result<u64, GitHubError> {
+        let path = Route::Installation { repo }.path();
+        let found: Installation = self.call(self.http.get(self.url(&path)), None, jwt).await?;
+        lock(&self.installations).insert(repo.owner.to_ascii_lowercase(), found.id);
+        Ok(found.id)
+    }
+
+    /// A token of `installation` that can reach `repo` and nothing else of the owner's.
+    async fn access_token(
+        &self,
+        installation: u64,
+        repo: &RepoName,
+        jwt: &str,
+        now: u64,
+    ) -> Result<InstallationToken, GitHubError> {
+        let path = Route::InstallationToken { installation }.path();
+        let body = json!({"repositories": [repo.name]});
+        let token: AccessToken = self.call(self.http.post(self.url(&path)), Some(&body), jwt).await?;
+        let expires_at = expiry(&token.expires_at).unwrap_or(now + 3600);
+        tracing::info!(repo = %repo, installation, expires_at, "GitHub App installation token obtained");
+        Ok(InstallationToken { token: token.token, expires_at })
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
+        body: Option<&serde_json::Value>,
         jwt: &str,
     ) -> Result<T, GitHubError> {
+        let req = match body {
+            Some(b) => req.json(b),
+            None => req,
+        };
         let res = req
             .bearer_auth(jwt)
             .header("accept", "application/vnd.github+json")
@@ -190,9 +262,14 @@ impl AppAuth {
                 }
             })?;
         let status = res.status();
+        let headers = res.headers().clone();
         let body = res.text().await.map_err(|e| GitHubError::Unreachable(e.without_url().to_string()))?;
         if !status.is_success() {
             let message = answer_message(status, &body);
+            let now = valine_domain::clock::now_secs();
+            if let Some(retry_after) = rate_limit_pause(status, &headers, &message, now) {
+                return Err(GitHubError::RateLimited { retry_after });
+            }
             return Err(GitHubError::Status { status: status.as_u16(), message: format!("GitHub App: {message}") });
         }
         serde_json::from_str(&body).map_err(|e| GitHubError::Unreachable(format!("GitHub App: unexpected answer: {e}")))

@@ -1,6 +1,7 @@
 //! valine-clients: the Discord and GitHub ports and their HTTP adapters.
 
 pub mod discord_api;
+pub mod discord_ratelimit;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod github_api;

@@ -4,8 +4,6 @@
 //! registry turns the events back into them.
 
 use async_trait::async_trait;
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use valine_domain::trace::Trace;
@@ -91,30 +89,9 @@ impl LambdaJobs {
 impl Jobs for LambdaJobs {
     async fn enqueue(&self, job: Handover) -> Result<(), JobError> {
         let target = self.target(&job).to_string();
-        if !target.contains(":function:") || target.matches(':').count() < 7 {
-            // An unqualified name runs `$LATEST`, outside the alias's retry and dead-letter
-            // settings: say so, since it only happens outside Lambda.
-            tracing::warn!(target = %target, "deferred job invoked unqualified");
-        }
         let payload = serde_json::to_vec(&job.event).map_err(|e| JobError(e.to_string()))?;
-        let out = self
-            .client
-            .invoke()
-            .function_name(&target)
-            .invocation_type(InvocationType::Event)
-            .payload(Blob::new(payload))
-            // Sent once: a retry after a lost answer would queue the job twice. (A job delivered
-            // twice anyway runs once: see `job_id`.)
-            .customize()
-            .config_override(
-                aws_sdk_lambda::Config::builder().retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled()),
-            )
-            .send()
-            .await
-            .map_err(|e| JobError(aws_sdk_lambda::error::DisplayErrorContext(&e).to_string()))?;
-        if out.status_code() != 202 {
-            return Err(JobError(format!("Lambda answered {} to the job invocation", out.status_code())));
-        }
+        // (A job delivered twice runs once: see `job_id`.)
+        valine_service::lambda::invoke_event(&self.client, &target, payload).await.map_err(JobError)?;
         Ok(())
     }
 }

@@ -112,6 +112,13 @@ impl MessageDigest {
         &self.0
     }
 
+    /// A digest kept as [`hex`](Self::hex) (a preview's, until its Confirm): 64 lower-case hex
+    /// digits, or `None`.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| Self(hex.to_string()))
+    }
+
     /// `…abcd`.
     pub fn fingerprint(&self) -> String {
         format!("…{}", &self.0[self.0.len() - 4..])
@@ -126,6 +133,21 @@ pub fn digest_matches(key: &[u8], text: &str, digest_hex: &str) -> bool {
     }
 }
 
+/// A 32-byte key for `purpose` derived from `key` (HKDF-SHA-256, RFC 5869, one output block):
+/// what the bot encrypts at rest under `AUDIT_HMAC_KEY` without using that key itself for two
+/// jobs.
+pub fn derive_key(key: &[u8], purpose: &str) -> [u8; 32] {
+    // Extract with a fixed salt, then expand with the purpose as `info` and the counter 1.
+    let prk = keyed(b"valine-orchestrator").chain_update(key).finalize().into_bytes();
+    let okm = keyed(&prk).chain_update(purpose.as_bytes()).chain_update([1u8]).finalize().into_bytes();
+    okm.into()
+}
+
+fn keyed(key: &[u8]) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+}
+
 fn mac(key: &[u8], text: &str) -> Hmac<Sha256> {
     // HMAC accepts keys of any length, so this cannot fail; the all-zero key only keeps it total.
     let mut mac =
@@ -137,6 +159,16 @@ fn mac(key: &[u8], text: &str) -> Hmac<Sha256> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_keys_follow_rfc_5869_and_differ_by_purpose() {
+        let a = derive_key(b"audit-key", "confirmation text");
+        assert_eq!(a, derive_key(b"audit-key", "confirmation text"));
+        assert_ne!(a, derive_key(b"audit-key", "something else"));
+        assert_ne!(a, derive_key(b"another key", "confirmation text"));
+        // Computed with Python's `hmac`: extract, then one expand block.
+        assert_eq!(hex::encode(a), "422ade767213b8b564355479be90d86d1c7edf071ac44f741a4afa996a9cc7e3");
+    }
 
     #[test]
     fn digest_is_keyed_and_fingerprint_is_its_tail() {

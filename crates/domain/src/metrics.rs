@@ -13,6 +13,7 @@ pub const NAMESPACE: &str = "ValineOrchestrator";
 pub enum Unit {
     Count,
     Milliseconds,
+    Seconds,
 }
 
 impl Unit {
@@ -20,6 +21,7 @@ impl Unit {
         match self {
             Unit::Count => "Count",
             Unit::Milliseconds => "Milliseconds",
+            Unit::Seconds => "Seconds",
         }
     }
 }
@@ -75,8 +77,23 @@ impl Metrics {
         self.emit(&[], &[(name, 1.0, Unit::Count)], true);
     }
 
+    /// What waits in the outbox after the tick's drain: how many cards, and the oldest's age
+    /// (the alarm's metric). Account-wide, with no dimension.
+    pub fn outbox(&self, depth: usize, oldest_secs: u64) {
+        self.emit(
+            &[],
+            &[("OutboxDepth", depth as f64, Unit::Count), ("OutboxOldestSeconds", oldest_secs as f64, Unit::Seconds)],
+            true,
+        );
+    }
+
     pub fn delivery(&self, event: &str) {
         self.emit(&[("Event", event)], &[("Deliveries", 1.0, Unit::Count)], false);
+    }
+
+    /// How long a delivery took to be answered (the p99 alarm's metric).
+    pub fn delivery_duration(&self, duration_ms: u64) {
+        self.emit(&[], &[("DeliveryDuration", duration_ms as f64, Unit::Milliseconds)], false);
     }
 
     pub fn verification_failure(&self) {

@@ -495,6 +495,26 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// `branches`, `events` and `mention`. Every error names its line; every repository must be
 /// within `scope` (when it is set).
 pub fn parse_routes_file(text: &str, scope: &RepoScope) -> Result<Vec<Route>, Vec<FileError>> {
+    parse_routes_file_in(text, scope, &[])
+}
+
+/// Why `mention` may not name this role: `@everyone` (its id is the guild's, so any of
+/// `guild_ids`, the servers the bot serves) or `@here`, written out. A file cannot know every
+/// guild, so an id is refused only when it is one of `guild_ids`.
+pub fn mention_refusal(mention: &str, guild_ids: &[u64]) -> Option<String> {
+    let name = mention.trim().trim_start_matches('@').to_ascii_lowercase();
+    if name == "everyone" || name == "here" {
+        return Some(format!("mention cannot be @{name}: name a role (its id) to mention"));
+    }
+    let id = name.trim_start_matches("<&").trim_end_matches('>').parse::<u64>().ok()?;
+    guild_ids
+        .contains(&id)
+        .then(|| format!("mention {id} is the @everyone role of that server (its id is the server's): name a role"))
+}
+
+/// [`parse_routes_file`], also refusing a `mention` of `@everyone` by any of `guild_ids`
+/// (`ALLOWED_GUILD_IDS`).
+pub fn parse_routes_file_in(text: &str, scope: &RepoScope, guild_ids: &[u64]) -> Result<Vec<Route>, Vec<FileError>> {
     let doc: RoutesDoc = match toml::from_str(text) {
         Ok(d) => d,
         Err(e) => {
@@ -549,16 +569,21 @@ pub fn parse_routes_file(text: &str, scope: &RepoScope) -> Result<Vec<Route>, Ve
         };
         let mention = match &r.mention {
             None => Some(None),
-            Some(m) => match m.get_ref().get() {
-                Some(id) => Some(Some(id)),
-                None => {
-                    errors.push(FileError {
-                        line: line_of(text, m.span().start),
-                        message: "mention is not a Discord role id".into(),
-                    });
-                    None
+            Some(m) => {
+                let written = match m.get_ref() {
+                    Snowflake::Int(n) => n.to_string(),
+                    Snowflake::Text(t) => t.clone(),
+                };
+                let refused = mention_refusal(&written, guild_ids);
+                match (m.get_ref().get(), refused) {
+                    (Some(id), None) => Some(Some(id)),
+                    (_, refused) => {
+                        let message = refused.unwrap_or_else(|| "mention is not a Discord role id".into());
+                        errors.push(FileError { line: line_of(text, m.span().start), message });
+                        None
+                    }
                 }
-            },
+            }
         };
         if let (Some(channel), Some(repo), Some(workflows), Some(branches), Some(events), Some(mention_role_id)) =
             (channel, repo, workflows, branches, events, mention)
@@ -580,6 +605,29 @@ pub fn parse_routes_file(text: &str, scope: &RepoScope) -> Result<Vec<Route>, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_never_mentions_everyone_or_here() {
+        let file = |mention: &str| format!("[[route]]\nchannel = 111\nrepo = \"a/b\"\nmention = {mention}\n");
+        for (mention, says) in [
+            ("\"@everyone\"", "mention cannot be @everyone"),
+            ("\"@here\"", "mention cannot be @here"),
+            ("\"everyone\"", "mention cannot be @everyone"),
+        ] {
+            let errors = parse_routes_file(&file(mention), &scope(&["a/*"])).unwrap_err();
+            assert_eq!(errors.len(), 1, "{mention}: {errors:?}");
+            assert_eq!(errors[0].line, 4);
+            assert!(errors[0].message.starts_with(says), "{mention}: {}", errors[0].message);
+        }
+        // The @everyone role's id is its server's: refused where the servers are known.
+        let guild = 805588225228931074_u64;
+        let errors = parse_routes_file_in(&file(&guild.to_string()), &scope(&["a/*"]), &[guild]).unwrap_err();
+        assert!(errors[0].message.contains("@everyone role"), "{errors:?}");
+        let errors = parse_routes_file_in(&file(&format!("\"{guild}\"")), &scope(&["a/*"]), &[7, guild]).unwrap_err();
+        assert!(errors[0].message.contains("@everyone role"), "{errors:?}");
+        let routes = parse_routes_file_in(&file("222"), &scope(&["a/*"]), &[guild]).unwrap();
+        assert_eq!(routes[0].mention_role_id, Some(222));
+    }
 
     fn scope(list: &[&str]) -> RepoScope {
         RepoScope(list.iter().map(|p| RepoPattern::parse(p).unwrap()).collect())

@@ -8,6 +8,20 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+/// Whether two secrets are equal, in time that depends on neither (their HMACs under a key of
+/// this process are compared in constant time, so not even their lengths show).
+pub fn secrets_equal(given: &[u8], expected: &[u8]) -> bool {
+    let key = uuid::Uuid::new_v4();
+    let mac = |v: &[u8]| {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        m.update(v);
+        m
+    };
+    mac(given).verify_slice(&mac(expected).finalize().into_bytes()).is_ok()
+}
+
 /// `DISCORD_PUBLIC_KEY` for `key`.
 pub fn public_key_hex(key: &SigningKey) -> String {
     hex::encode(key.verifying_key().to_bytes())
@@ -182,6 +196,14 @@ impl InteractionBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_equal_only_when_every_byte_is() {
+        assert!(secrets_equal(b"s3cret-token", b"s3cret-token"));
+        assert!(!secrets_equal(b"s3cret-token", b"s3cret-tokem"));
+        assert!(!secrets_equal(b"s3cret", b"s3cret-token"));
+        assert!(!secrets_equal(b"", b"s3cret-token"));
+    }
 
     #[test]
     fn github_signature_matches_githubs_documented_example() {

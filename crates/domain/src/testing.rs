@@ -46,8 +46,38 @@ pub fn config_from(base: &[(&str, String)], overrides: &[(&str, &str)]) -> crate
 /// current-thread runtime, that includes every task the test spawns).
 pub fn capture_logs(service: &'static str) -> (crate::logging::Capture, tracing::subscriber::DefaultGuard) {
     use tracing_subscriber::layer::SubscriberExt;
+    // Tests running at once on other threads log without a capture; tracing caches what a log
+    // line's interest is across threads. A process-wide subscriber that keeps every line "maybe
+    // interesting" makes each line ask the capture of its own thread.
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(Quiet);
+    });
     let sink = crate::logging::Capture::default();
     let layer = crate::logging::JsonLayer::new(service, std::sync::Arc::new(sink.clone()));
     let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
     (sink, guard)
+}
+
+/// Records nothing, and keeps every callsite's interest open ("sometimes").
+struct Quiet;
+
+impl tracing::Subscriber for Quiet {
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }

@@ -7,6 +7,7 @@ use valine_domain::routing::Target;
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_service::deadline::Deadline;
 use valine_service::incidents::Observed;
+use valine_service::incidents::send::Unsettled;
 use valine_store::StoreError;
 
 use crate::answer::{Answer, ChannelAnswer, Handled, Status};
@@ -64,7 +65,7 @@ impl App {
         let line = completed.then(|| events::run_line(&run));
         // A `/diagnose` message still to update is the delivery's last effect, not the incident.
         let done = if matches!(progress, Some(Err(_))) { None } else { done };
-        let (mut failed, recorded) =
+        let (mut failed, recorded, unsettled) =
             self.act_routed(rec, decision, targets, line.as_deref(), &mut answer, store_down, done, deadline).await;
         if let Some(Err(e)) = progress {
             // The edit is idempotent: a redelivery puts the message right.
@@ -75,7 +76,7 @@ impl App {
             failed = true;
         }
         let status = if failed { StatusCode::ACCEPTED } else { StatusCode::OK };
-        Handled { status, answer, retryable_failure: failed, recorded }
+        Handled { status, answer, retryable_failure: failed, recorded, unsettled }
     }
 
     pub(crate) async fn deployment_status(
@@ -90,10 +91,10 @@ impl App {
         let decision = events::decide_deployment_status(payload, rec.trace_id());
         let state = Some(payload.get("deployment_status").and_then(|d| d.get("state")).cloned().unwrap_or(Value::Null));
         let mut answer = Answer { state, ..Answer::new(Status::Ok).event("deployment_status") };
-        let (failed, recorded) =
+        let (failed, recorded, unsettled) =
             self.act_routed(rec, decision, targets, None, &mut answer, store_down, done, deadline).await;
         let status = if failed { StatusCode::ACCEPTED } else { StatusCode::OK };
-        Handled { status, answer, retryable_failure: failed, recorded }
+        Handled { status, answer, retryable_failure: failed, recorded, unsettled }
     }
 
     /// Carries out a decision in every routed channel: its own incident in each, and, for
@@ -112,33 +113,36 @@ impl App {
         store_down: bool,
         done: Option<&str>,
         deadline: Deadline,
-    ) -> (bool, Option<bool>) {
+    ) -> (bool, Option<bool>, Vec<Unsettled>) {
         if let [target] = targets {
             let mut part = ChannelAnswer::default();
-            let acted = self.act(rec, &decision, target, line, &mut part, store_down, done, deadline).await;
+            let (failed, recorded, unsettled) =
+                self.act(rec, &decision, target, line, &mut part, store_down, done, deadline).await;
             answer.absorb(part);
-            return acted;
+            return (failed, recorded, unsettled.into_iter().collect());
         }
         if let Decision::Nothing(reason) = &decision
             && line.is_none()
         {
             rec.note("decide", StepStatus::Skipped, Some(reason.to_string()));
-            return (false, None);
+            return (false, None, Vec::new());
         }
         let mut failed = false;
         let mut recorded = None;
+        let mut unsettled = Vec::new();
         let mut routes = Vec::new();
         for (i, target) in targets.iter().enumerate() {
             let mut part = ChannelAnswer { channel: target.channel_id.map(|c| c.to_string()), ..Default::default() };
             let last_done = done.filter(|_| i + 1 == targets.len() && !failed);
-            let (f, r) = self.act(rec, &decision, target, line, &mut part, store_down, last_done, deadline).await;
+            let (f, r, u) = self.act(rec, &decision, target, line, &mut part, store_down, last_done, deadline).await;
             failed |= f;
             recorded = recorded.or(r);
+            unsettled.extend(u);
             answer.fail_with(part.status, part.error.clone());
             routes.push(part);
         }
         answer.routes = routes;
-        (failed, recorded)
+        (failed, recorded, unsettled)
     }
 
     /// Carries out a decision in one routed channel; true when the delivery should be offered for
@@ -155,7 +159,7 @@ impl App {
         store_down: bool,
         done: Option<&str>,
         deadline: Deadline,
-    ) -> (bool, Option<bool>) {
+    ) -> (bool, Option<bool>, Option<Unsettled>) {
         let mut obs = match decision {
             Decision::Observe(obs) => obs.clone(),
             Decision::Nothing(reason) => {
@@ -165,7 +169,7 @@ impl App {
                 {
                     self.run_line(rec, target, line, answer, deadline).await;
                 }
-                return (false, None);
+                return (false, None, None);
             }
         };
         let key = format!("{}|{}|{}", obs.key.repository, obs.key.name(), obs.key.scope());
@@ -175,16 +179,16 @@ impl App {
             Err(reason) => {
                 rec.note("incident", StepStatus::Skipped, Some(reason.to_string()));
                 answer.alert = Some("skipped".into());
-                return (false, None);
+                return (false, None, None);
             }
         }
-        let (observed, recorded) = if store_down {
+        let (observed, recorded, unsettled) = if store_down {
             // Not asked again: this delivery already found the store down.
             rec.note("incident.observe", StepStatus::Skipped, Some("store unavailable".into()));
-            (Observed::Failed { error: "store unavailable".into(), posted: false, store: true }, None)
+            (Observed::Failed { error: "store unavailable".into(), posted: false, store: true }, None, None)
         } else {
             let t = rec.start("incident.observe");
-            let (observed, recorded) =
+            let (observed, recorded, unsettled) =
                 self.incidents.observe_delivery(&obs, target.mention_role_id, done, deadline).await;
             let label = match &observed {
                 Observed::Nothing { reason } | Observed::Skipped { reason } => {
@@ -194,7 +198,7 @@ impl App {
             };
             let failed = matches!(observed, Observed::Failed { .. });
             rec.finish(t, if failed { StepStatus::Error } else { StepStatus::Ok }, Some(label));
-            (observed, recorded)
+            (observed, recorded, unsettled)
         };
         if let Observed::Failed { error, store: true, .. } = &observed {
             self.store_alert(error, rec.trace_id(), deadline).await;
@@ -202,7 +206,10 @@ impl App {
         answer.incident = Some(obs.key.id());
         if target.all_runs
             && let Some(line) = line
-            && !matches!(observed, Observed::Posted { .. } | Observed::Edited | Observed::Resolved | Observed::Muted)
+            && !matches!(
+                observed,
+                Observed::Posted { .. } | Observed::Edited | Observed::Resolved | Observed::Muted | Observed::Queued
+            )
         {
             self.run_line(rec, target, line, answer, deadline).await;
         }
@@ -231,7 +238,7 @@ impl App {
                 false
             }
         };
-        (failed, recorded)
+        (failed, recorded, unsettled)
     }
 
     /// Posts a run's compact line in an `all-runs` channel (gates permitting).

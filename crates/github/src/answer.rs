@@ -136,11 +136,13 @@ pub(crate) struct Handled {
     /// `IncidentDesk::observe_delivery`): `Some(true)` written with it, `Some(false)` another
     /// attempt at this delivery finished first, `None` not written yet.
     pub recorded: Option<bool>,
+    /// Cards this delivery claimed and sent (or tried to), to file with its trace.
+    pub unsettled: Vec<valine_service::incidents::send::Unsettled>,
 }
 
 impl Handled {
     pub(crate) fn new(status: StatusCode, answer: Answer, retryable_failure: bool) -> Self {
-        Self { status, answer, retryable_failure, recorded: None }
+        Self { status, answer, retryable_failure, recorded: None, unsettled: Vec::new() }
     }
 }
 

@@ -16,6 +16,7 @@ use valine_domain::metrics::Metrics;
 use valine_domain::routing::Route;
 use valine_service::alerting::Alerter;
 use valine_service::deadline::Deadline;
+use valine_service::drain::Kick;
 use valine_service::http::{HttpRequest, HttpResponse};
 use valine_service::incidents::IncidentDesk;
 use valine_store::{StoreError, Stores};
@@ -62,6 +63,8 @@ pub struct App {
     pub file_routes: Vec<Route>,
     /// The `VERIFY_URLS` checks after a successful `/deploy-client` run.
     pub probe: Arc<dyn Probe>,
+    /// Starts a drain when a delivery leaves a card in the outbox.
+    pub kick: Option<Arc<dyn Kick>>,
 }
 
 impl std::fmt::Debug for App {
@@ -89,7 +92,14 @@ impl App {
             github: None,
             file_routes,
             probe: Arc::new(HttpProbe::default()),
+            kick: None,
         })
+    }
+
+    /// How a drain is started when a delivery leaves a card unsent (see `valine_service::drain`).
+    pub fn with_kick(mut self, kick: Arc<dyn Kick>) -> Self {
+        self.kick = Some(kick);
+        self
     }
 
     /// GitHub, for the failing job and step of an incident and for re-runs.
@@ -133,8 +143,20 @@ impl App {
         }
         // GitHub gives up after 10 s; answer before that whatever hangs.
         let deadline = Deadline::after(DELIVERY_BUDGET - DELIVERY_MARGIN);
-        match tokio::time::timeout(DELIVERY_BUDGET, self.delivery(req, deadline)).await {
-            Ok(answer) => answer,
+        let invoked_by = req.invoked_by.clone();
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(DELIVERY_BUDGET, self.delivery(req, deadline)).await;
+        self.metrics.delivery_duration(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
+        match answer {
+            Ok(answer) => {
+                // A card Discord refused for now waits in the outbox: a drain sends it.
+                if self.incidents.knows_pending()
+                    && let Some(kick) = &self.kick
+                {
+                    kick.kick(invoked_by.as_deref()).await;
+                }
+                answer
+            }
             Err(_) => {
                 // Nothing says it is done (that is written with its last effect), so a
                 // redelivery is handled again.

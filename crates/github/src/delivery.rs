@@ -11,6 +11,9 @@ use valine_service::http::{HttpRequest, HttpResponse};
 use valine_store::StoreError;
 
 use crate::answer::{Answer, Handled, Status, respond};
+
+/// How long filing what the cards sent may take, after the delivery's own budget.
+const SETTLE_BUDGET: std::time::Duration = std::time::Duration::from_millis(1600);
 use crate::app::{App, TRACE_USER};
 use crate::routing::Routing;
 use crate::verify;
@@ -137,7 +140,8 @@ impl App {
 
     /// Records the delivery done, with its trace, unless its incident write did already, or it
     /// failed and is to be redelivered (then only the trace is kept). A delivery whose record
-    /// cannot be written answers `incomplete`: a redelivery is handled again, idempotently.
+    /// cannot be written answers `incomplete`: a redelivery is handled again, idempotently. The
+    /// cards it sent are filed too, the trace riding with the last of them.
     async fn finish(
         &self,
         rec: &mut TraceRecorder,
@@ -146,13 +150,21 @@ impl App {
         store_error: Option<&StoreError>,
     ) {
         let store_down = store_error.is_some_and(StoreError::is_unavailable);
+        let mut unsettled = std::mem::take(&mut handled.unsettled);
+        let deadline = Deadline::after(SETTLE_BUDGET);
         match (handled.recorded, done) {
             (Some(false), _) => {
                 tracing::info!("duplicate delivery: another attempt finished it first");
                 handled.answer.status = Status::Duplicate;
+                for u in unsettled {
+                    self.incidents.settle(u, None, deadline).await;
+                }
                 return;
             }
             (None, Some(key)) if !handled.retryable_failure => {
+                for u in unsettled {
+                    self.incidents.settle(u, None, deadline).await;
+                }
                 let trace = rec.snapshot();
                 match rec.time("store.finish", self.stores.deliveries.finish(key, &trace)).await {
                     Ok(true) => {}
@@ -176,8 +188,19 @@ impl App {
             }
             _ => {}
         }
+        // The trace rides with the last card's settling: one write for both.
+        let last = unsettled.pop();
+        for u in unsettled {
+            self.incidents.settle(u, None, deadline).await;
+        }
         if store_down {
             tracing::warn!("store unavailable: the delivery's trace is only in this log");
+            if let Some(u) = last {
+                self.incidents.settle(u, None, deadline).await;
+            }
+        } else if let Some(u) = last {
+            let trace = rec.snapshot();
+            self.incidents.settle(u, Some(&trace), deadline).await;
         } else if let Err(e) = self.stores.traces.put(&rec.snapshot()).await {
             tracing::warn!(error = %e, "could not store the delivery's trace");
         }

@@ -39,9 +39,9 @@ pub struct GapReport {
 pub(crate) const MAX_ATTEMPTS: usize = 3;
 /// GitHub keeps deliveries for three days; older ones cannot be redelivered.
 pub(crate) const DELIVERY_RETENTION_SECS: u64 = 3 * 24 * 3600;
-/// How far back the run comparison looks: a run that completed longer ago and whose deliveries
-/// all failed is caught by redelivery instead.
-pub(crate) const RUN_LOOKBACK_SECS: u64 = 2 * 3600;
+/// How far back the run comparison looks (one page of GitHub's newest 100 runs within it): a day,
+/// so that a storm's runs are caught even when their deliveries and the redeliveries all failed.
+pub(crate) const RUN_LOOKBACK_SECS: u64 = 24 * 3600;
 
 /// Which hook is the bot's: `configured` (`GITHUB_HOOK_ID`) when set, else the only hook whose
 /// URL ends in `/github/webhook`. `Err` says why none was chosen.
@@ -243,7 +243,7 @@ impl crate::app::App {
                 self.workflow_run(rec, &payload, "completed", &targets, &mut store_error, None, deadline).await;
             report.runs_checked += 1;
             let alerts: Vec<&str> = handled.answer.alerts().collect();
-            if alerts.iter().any(|a| matches!(*a, "sent" | "edited" | "resolved" | "recorded" | "muted")) {
+            if alerts.iter().any(|a| matches!(*a, "sent" | "edited" | "resolved" | "recorded" | "muted" | "queued")) {
                 report.repaired += 1;
                 tracing::warn!(repo = %repo, run_id, alerts = ?alerts, "gap filled: a run's outcome had not reached its incident");
             } else if handled.retryable_failure {

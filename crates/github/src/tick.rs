@@ -6,12 +6,19 @@ use std::time::Duration;
 use tracing::Instrument;
 use valine_domain::trace::TraceRecorder;
 use valine_service::deadline::Deadline;
+use valine_service::incidents::send::DrainReport;
 use valine_service::incidents::{Observed, TickReport};
 
 use crate::app::{App, TRACE_USER};
 
-/// The longest a tick runs (the function's timeout, 15 s in `template.yaml`, is longer).
-const TICK_BUDGET: Duration = Duration::from_secs(12);
+/// The longest a tick runs (the function's timeout, 60 s in `template.yaml`, is longer).
+const TICK_BUDGET: Duration = Duration::from_secs(45);
+/// The part of the tick that drains the outbox first.
+const TICK_DRAIN_BUDGET: Duration = Duration::from_secs(20);
+/// The longest a drain invocation runs (within the function's 60 s).
+pub const DRAIN_BUDGET: Duration = Duration::from_secs(50);
+/// The store key that keeps drain invocations to one at a time.
+const DRAIN_CLAIM: &str = "outbox-drain";
 
 impl App {
     /// The scheduled tick (EventBridge every 5 minutes; every minute under `valinectl serve`).
@@ -23,9 +30,15 @@ impl App {
         let deadline = Deadline::after(TICK_BUDGET);
         let trace_id = trace.trace_id().to_string();
         async {
+            // The outbox first: what waits is older than anything the tick finds now.
+            let drained = self.incidents.drain_until(deadline.within(TICK_DRAIN_BUDGET)).await;
+            self.metrics.outbox(drained.left, drained.oldest_left_secs);
             let gaps = self.fill_gaps(&mut trace, deadline).await;
             let now = valine_domain::clock::now_secs();
             let mut report = self.incidents.tick(now, deadline).await;
+            report.outbox_sent = drained.sent;
+            report.outbox_left = drained.left;
+            report.errors.extend(drained.errors);
             report.redelivered = gaps.redelivered;
             report.repaired = gaps.repaired;
             report.errors.extend(gaps.errors);
@@ -36,6 +49,29 @@ impl App {
         }
         .instrument(span)
         .await
+    }
+
+    /// A drain invocation (Lambda's answer to a kick): drains the outbox for up to `budget`,
+    /// one such invocation at a time (a store claim; the tick drains regardless).
+    pub async fn drain_outbox(&self, budget: Duration) -> DrainReport {
+        let now = valine_domain::clock::now_secs();
+        let claim = match self.stores.alerts.claim(DRAIN_CLAIM, now, budget.as_secs() + 5).await {
+            Ok(Some(claim)) => claim,
+            Ok(None) => {
+                tracing::info!("another drain is under way");
+                return DrainReport::default();
+            }
+            Err(e) => {
+                // Drained anyway: cards are claimed one by one, so two drains never send one twice.
+                tracing::warn!(error = %e, "could not claim the drain; draining anyway");
+                return self.incidents.drain_until(Deadline::after(budget)).await;
+            }
+        };
+        let report = self.incidents.drain_until(Deadline::after(budget)).await;
+        if let Err(e) = self.stores.alerts.release(&claim).await {
+            tracing::warn!(error = %e, "could not release the drain claim; it runs out by itself");
+        }
+        report
     }
 
     /// The `VERIFY_URLS` checks of the tick: each endpoint is an observation of its own incident,

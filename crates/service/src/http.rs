@@ -71,6 +71,7 @@ pub fn health(service: &str) -> HttpResponse {
 /// `GET /health/ready`: 200 when every check passed, else 503; each check's result either way.
 /// The configuration is broken when it has [`Config::problems`] for `handler` ("nowhere to post"
 /// is not one when a channel has subscribed); `unconfigured` lists features that are merely off.
+/// What it learns from the store is kept [`valine_store::READY_CHECK_TTL`] (5 s) per container.
 pub async fn readiness(
     service: &str,
     config: &Config,
@@ -78,23 +79,13 @@ pub async fn readiness(
     unconfigured: Vec<(&'static str, Vec<&'static str>)>,
     stores: &valine_store::Stores,
 ) -> HttpResponse {
-    let started = std::time::Instant::now();
-    let budget = std::time::Duration::from_secs(2);
-    let store = tokio::time::timeout(budget, stores.health.ping()).await;
-    let store_ms = started.elapsed().as_millis() as u64;
-    let (store_ok, store_detail) = match store {
-        Ok(Ok(())) => (true, None),
-        Ok(Err(e)) => (false, Some(valine_domain::redact::redact(&e.to_string()).into_owned())),
-        Err(_) => (false, Some("no answer within 2 s".to_string())),
-    };
     let mut problems = config.problems(handler);
-    if store_ok && problems.iter().any(|p| p.var == NOWHERE_TO_POST) {
-        let subscribed = tokio::time::timeout(budget, stores.routes.list_subscriptions())
-            .await
-            .is_ok_and(|subs| subs.is_ok_and(|s| !s.is_empty()));
-        if subscribed {
-            problems.retain(|p| p.var != NOWHERE_TO_POST);
-        }
+    let nowhere = problems.iter().any(|p| p.var == NOWHERE_TO_POST);
+    // Kept five seconds per container: the route is public, and must not read the store per call.
+    let check = stores.ready.get(|kept| !nowhere || kept.subscribed.is_some(), check_store(stores, nowhere)).await;
+    let store_ok = check.error.is_none();
+    if check.subscribed == Some(true) {
+        problems.retain(|p| p.var != NOWHERE_TO_POST);
     }
     let config_ok = problems.is_empty();
     let ready = config_ok && store_ok;
@@ -107,9 +98,96 @@ pub async fn readiness(
         "service": service,
         "checks": {
             "config": {"ok": config_ok, "missing": missing, "problems": messages},
-            "store": {"ok": store_ok, "kind": stores.kind, "latency_ms": store_ms, "error": store_detail},
+            "store": {"ok": store_ok, "kind": stores.kind, "latency_ms": check.latency_ms, "error": check.error},
         },
         "features_not_configured": features,
     });
     HttpResponse::json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body)
+}
+
+/// Pings the store and, when `subscriptions` and it answered, reads whether a channel subscribed.
+async fn check_store(stores: &valine_store::Stores, subscriptions: bool) -> valine_store::StoreCheck {
+    let started = std::time::Instant::now();
+    let budget = std::time::Duration::from_secs(2);
+    let store = tokio::time::timeout(budget, stores.health.ping()).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let error = match store {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(valine_domain::redact::redact(&e.to_string()).into_owned()),
+        Err(_) => Some("no answer within 2 s".to_string()),
+    };
+    let subscribed = match (&error, subscriptions) {
+        (None, true) => Some(
+            tokio::time::timeout(budget, stores.routes.list_subscriptions())
+                .await
+                .is_ok_and(|subs| subs.is_ok_and(|s| !s.is_empty())),
+        ),
+        _ => None,
+    };
+    valine_store::StoreCheck { error, latency_ms, subscribed }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use valine_domain::routing::Subscription;
+    use valine_store::embedded::EmbeddedStore;
+    use valine_store::{RouteRepo, StoreHealth, StoreResult, Stores};
+
+    use super::*;
+
+    /// Counts the store calls readiness makes.
+    #[derive(Default)]
+    struct Counting {
+        pings: AtomicUsize,
+        lists: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl StoreHealth for Counting {
+        async fn ping(&self) -> StoreResult<()> {
+            self.pings.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl RouteRepo for Counting {
+        async fn put_subscription(&self, _: &Subscription) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn delete_subscription(&self, _: u64, _: &str) -> StoreResult<bool> {
+            Ok(false)
+        }
+        async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_store_checks_of_readiness_are_kept_five_seconds_per_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores =
+            Stores::from_adapter(Arc::new(EmbeddedStore::open(&dir.path().join("v.redb")).unwrap()), "embedded");
+        let counting = Arc::new(Counting::default());
+        stores.health = counting.clone();
+        stores.routes = counting.clone();
+        // Alerts on with no channel: readiness also reads the subscriptions ("nowhere to post").
+        let config = Config::from_lookup(|k| (k == "ENABLE_ALERTS").then(|| "true".to_string())).unwrap();
+        let calls = || (counting.pings.load(Ordering::SeqCst), counting.lists.load(Ordering::SeqCst));
+        for _ in 0..20 {
+            let answer = readiness("test", &config, Handler::GitHub, Vec::new(), &stores).await;
+            assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.body);
+        }
+        assert_eq!(calls(), (1, 1), "twenty calls inside five seconds read the store once");
+        tokio::time::advance(std::time::Duration::from_millis(4900)).await;
+        readiness("test", &config, Handler::GitHub, Vec::new(), &stores).await;
+        assert_eq!(calls(), (1, 1));
+        tokio::time::advance(std::time::Duration::from_millis(200)).await;
+        readiness("test", &config, Handler::GitHub, Vec::new(), &stores).await;
+        assert_eq!(calls(), (2, 2), "after five seconds the store is read again");
+    }
 }

@@ -1,6 +1,8 @@
 //! The Lambda side of both handlers: API Gateway (HTTP API) events in and out of the
 //! transport-neutral [`HttpRequest`] / [`HttpResponse`].
 
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
 use bytes::Bytes;
 use lambda_http::{Body, Request, RequestExt, Response};
 
@@ -26,6 +28,32 @@ pub fn body_bytes(body: Body) -> Bytes {
         Body::Binary(b) => Bytes::from(b),
         _ => Bytes::new(),
     }
+}
+
+/// Queues `payload` as an asynchronous invocation of `target` (Lambda answers 202 at once). Sent
+/// once: a retry after a lost answer would queue it twice, so what is invoked must be safe to run
+/// twice anyway. An unqualified target runs `$LATEST`, outside the alias's settings: said in the
+/// log, since it only happens outside Lambda.
+pub async fn invoke_event(client: &aws_sdk_lambda::Client, target: &str, payload: Vec<u8>) -> Result<(), String> {
+    if !target.contains(":function:") || target.matches(':').count() < 7 {
+        tracing::warn!(target = %target, "invoked unqualified");
+    }
+    let out = client
+        .invoke()
+        .function_name(target)
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(payload))
+        .customize()
+        .config_override(
+            aws_sdk_lambda::Config::builder().retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled()),
+        )
+        .send()
+        .await
+        .map_err(|e| aws_sdk_lambda::error::DisplayErrorContext(&e).to_string())?;
+    if out.status_code() != 202 {
+        return Err(format!("Lambda answered {} to the invocation", out.status_code()));
+    }
+    Ok(())
 }
 
 /// A JSON response for API Gateway.

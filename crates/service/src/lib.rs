@@ -5,6 +5,7 @@ pub mod alerting;
 pub mod bootstrap;
 pub mod deadline;
 pub mod diagnose;
+pub mod drain;
 pub mod http;
 pub mod incidents;
 pub mod lambda;

@@ -2,7 +2,7 @@
 //! `ROUTES_FILE`, bounded by `GITHUB_REPOS`; the implicit route when there are neither.
 
 use valine_domain::config::Config;
-use valine_domain::routing::{Route, RouteTable, parse_routes_file};
+use valine_domain::routing::{Route, RouteTable, parse_routes_file_in};
 use valine_store::{RouteRepo, StoreError};
 
 /// Reads and checks the routes as code: `ROUTES_TOML` (the deployed functions' `RoutesToml`
@@ -18,7 +18,7 @@ pub fn load_routes_file(config: &Config) -> Result<Vec<Route>, String> {
         }
         (None, None) => return Ok(Vec::new()),
     };
-    parse_routes_file(&text, &config.github_repos).map_err(|errors| {
+    parse_routes_file_in(&text, &config.github_repos, &config.allowed_guild_ids).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         format!("{origin} is invalid: {}", lines.join("; "))
     })

@@ -208,6 +208,34 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(self.delivery_put(id, now)?).build())
     }
 
+    /// The incident's outbox entry: put while its card has something unsent, else deleted.
+    fn outbox_item(&self, incident: &Incident, expires_at: u64) -> StoreResult<TransactWriteItem> {
+        let key = |b: aws_sdk_dynamodb::types::builders::DeleteBuilder| {
+            b.table_name(&self.tables.state).key("pk", s(OUTBOX_PK)).key("sk", s(incident.id.clone()))
+        };
+        Ok(match OutboxEntry::of(incident) {
+            Some(entry) => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.tables.state)
+                        .item("pk", s(OUTBOX_PK))
+                        .item("sk", s(incident.id.clone()))
+                        .item("data", s(to_json(&entry)))
+                        .item("expires_at", n(expires_at))
+                        .build()
+                        .map_err(|e| StoreError::Rejected(e.to_string()))?,
+                )
+                .build(),
+            None => TransactWriteItem::builder()
+                .delete(
+                    key(aws_sdk_dynamodb::types::Delete::builder())
+                        .build()
+                        .map_err(|e| StoreError::Rejected(e.to_string()))?,
+                )
+                .build(),
+        })
+    }
+
     /// A conditional put on its own, at most once (see [`at_most_once`]): `Ok(false)` when its
     /// condition failed.
     async fn put_once(&self, put: Put) -> StoreResult<bool> {
@@ -802,7 +830,12 @@ impl IncidentRepo for DynamoStore {
         out.item().and_then(|item| live_data(item, now_secs())).map(|d| from_json(&d)).transpose()
     }
 
-    async fn put_incident_with(&self, incident: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite> {
+    async fn write_incident(
+        &self,
+        incident: &Incident,
+        done: Option<&str>,
+        trace: Option<&Trace>,
+    ) -> StoreResult<IncidentWrite> {
         let now = now_secs();
         let expected = incident.version.saturating_sub(1);
         // Version 1 goes where nothing (live) is; any other over exactly the version before it.
@@ -811,6 +844,7 @@ impl IncidentRepo for DynamoStore {
         } else {
             "version = :expected AND expires_at > :now"
         };
+        let expires_at = incident.updated_at.max(now) + INCIDENT_TTL_SECS;
         let mut put = Put::builder()
             .table_name(&self.tables.state)
             .item("pk", s(INCIDENT_PK))
@@ -818,33 +852,46 @@ impl IncidentRepo for DynamoStore {
             .item("version", n(incident.version))
             .item("updated_at", n(incident.updated_at))
             .item("data", s(to_json(incident)))
-            .item("expires_at", n(incident.updated_at.max(now) + INCIDENT_TTL_SECS))
+            .item("expires_at", n(expires_at))
             .condition_expression(condition)
             .expression_attribute_values(":now", n(now));
         if expected > 0 {
             put = put.expression_attribute_values(":expected", n(expected));
         }
-        let written = match done {
-            None => self.put_once(put.build().map_err(|e| StoreError::Rejected(e.to_string()))?).await?,
-            Some(id) => {
-                let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
-                let items = vec![TransactWriteItem::builder().put(put).build(), self.done_item(id, now)?];
-                match self.transact_once(items).await? {
-                    None => true,
-                    Some(0) => false,
-                    Some(_) => return Ok(IncidentWrite::AlreadyDone),
-                }
-            }
-        };
-        if written {
-            return Ok(IncidentWrite::Written);
+        let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+        // The incident first and the delivery's record second: a cancelled transaction names
+        // which condition failed by its index.
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        if let Some(id) = done {
+            items.push(self.done_item(id, now)?);
         }
-        Ok(IncidentWrite::Conflict(self.get_incident(&incident.id).await?.map(Box::new)))
+        items.push(self.outbox_item(incident, expires_at)?);
+        if let Some(trace) = trace {
+            items.extend(self.trace_items(trace)?);
+        }
+        match self.transact_once(items).await? {
+            None => Ok(IncidentWrite::Written),
+            Some(0) => Ok(IncidentWrite::Conflict(self.get_incident(&incident.id).await?.map(Box::new))),
+            Some(_) => Ok(IncidentWrite::AlreadyDone),
+        }
     }
 
     async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>> {
         let mut all: Vec<Incident> = self.live_under(INCIDENT_PK).await?;
         all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
+        all.truncate(limit.min(MAX_LIST));
+        Ok(all)
+    }
+}
+
+/// The partition of the outbox's entries (one per incident whose card has something unsent).
+const OUTBOX_PK: &str = "outbox";
+
+#[async_trait]
+impl OutboxRepo for DynamoStore {
+    async fn pending_cards(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        let mut all: Vec<OutboxEntry> = self.live_under(OUTBOX_PK).await?;
+        all.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.id.cmp(&b.id)));
         all.truncate(limit.min(MAX_LIST));
         Ok(all)
     }

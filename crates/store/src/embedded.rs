@@ -429,6 +429,37 @@ impl DeliveryLedger for EmbeddedStore {
     }
 }
 
+/// The partition of the outbox's entries (one per incident whose card has something unsent).
+const OUTBOX_PK: &str = "outbox";
+
+#[async_trait]
+impl OutboxRepo for EmbeddedStore {
+    async fn pending_cards(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        let limit = limit.min(MAX_LIST);
+        let mut all: Vec<OutboxEntry> = self
+            .run(move |db| {
+                let txn = db.begin_read().map_err(unavailable)?;
+                let table = txn.open_table(STATE).map_err(unavailable)?;
+                let from = state_key(OUTBOX_PK, "");
+                let to = format!("{OUTBOX_PK}\u{1}");
+                let now = now_secs();
+                let mut out = Vec::new();
+                for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+                    let (_, value) = entry.map_err(unavailable)?;
+                    let item: StateItem = serde_json::from_slice(value.value()).map_err(corrupt)?;
+                    if alive(item.expires_at, now) {
+                        out.push(parse::<OutboxEntry>(&item.data)?);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        all.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.id.cmp(&b.id)));
+        all.truncate(limit);
+        Ok(all)
+    }
+}
+
 fn delivery_key(id: &str) -> String {
     state_key(&format!("delivery#{id}"), "-")
 }
@@ -577,22 +608,30 @@ impl IncidentRepo for EmbeddedStore {
         self.get_state(state_key(INCIDENT_PK, id)).await?.map(|d| parse(&d)).transpose()
     }
 
-    async fn put_incident_with(&self, incident: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite> {
+    async fn write_incident(
+        &self,
+        incident: &Incident,
+        done: Option<&str>,
+        trace: Option<&Trace>,
+    ) -> StoreResult<IncidentWrite> {
         let data = serde_json::to_string(incident).map_err(corrupt)?;
         let version = incident.version;
         let expires_at = incident.updated_at.max(now_secs()) + INCIDENT_TTL_SECS;
         let key = state_key(INCIDENT_PK, &incident.id);
+        let outbox_key = state_key(OUTBOX_PK, &incident.id);
+        let outbox = OutboxEntry::of(incident)
+            .map(|e| {
+                serde_json::to_string(&e).map(|data| json(&StateItem { expires_at, data, token: None, until: None }))
+            })
+            .transpose()
+            .map_err(corrupt)?;
         let done = done.map(delivery_key);
+        let traces = trace.map(trace_entries).transpose()?.unwrap_or_default();
         self.run(move |db| {
             let now = now_secs();
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(STATE).map_err(unavailable)?;
-                if let Some(done) = &done
-                    && live_item(&table, done, now)?.is_some()
-                {
-                    return Ok(IncidentWrite::AlreadyDone);
-                }
                 // An unreadable item is not overwritten blindly.
                 let stored = live_item(&table, &key, now)?.map(|item| parse::<Incident>(&item.data)).transpose()?;
                 let expected = version.saturating_sub(1);
@@ -603,10 +642,26 @@ impl IncidentRepo for EmbeddedStore {
                 if !matches {
                     return Ok(IncidentWrite::Conflict(stored.map(Box::new)));
                 }
+                if let Some(done) = &done
+                    && live_item(&table, done, now)?.is_some()
+                {
+                    return Ok(IncidentWrite::AlreadyDone);
+                }
                 let item = json(&StateItem { expires_at, data, token: None, until: None });
                 table.insert(key.as_str(), item.as_slice()).map_err(unavailable)?;
                 if let Some(done) = &done {
                     table.insert(done.as_str(), done_item(now).as_slice()).map_err(unavailable)?;
+                }
+                match &outbox {
+                    Some(entry) => {
+                        table.insert(outbox_key.as_str(), entry.as_slice()).map_err(unavailable)?;
+                    }
+                    None => {
+                        table.remove(outbox_key.as_str()).map_err(unavailable)?;
+                    }
+                }
+                for (k, item) in &traces {
+                    table.insert(k.as_str(), item.as_slice()).map_err(unavailable)?;
                 }
             }
             txn.commit().map_err(unavailable)?;

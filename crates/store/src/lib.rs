@@ -226,7 +226,10 @@ pub struct PendingConfirmation {
     pub expires_at: u64,
 }
 
-/// What a preview holds until it is confirmed, by kind of command.
+/// What a preview holds until it is confirmed, by kind of command. Nothing in it is a value the
+/// caller asked to keep private in the clear: a relay's text and a variable's value are
+/// [`Encrypted`] under a key derived from `AUDIT_HMAC_KEY`, and a secret is already sealed to the
+/// repository's public key, so that the state table never holds them plain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Held {
@@ -236,7 +239,7 @@ pub enum Held {
         channel_id: Option<u64>,
         #[serde(default)]
         user_id: Option<u64>,
-        text: String,
+        text: Encrypted,
         /// Whether the summary after posting is shown only to the caller.
         ephemeral: bool,
     },
@@ -246,8 +249,25 @@ pub enum Held {
         #[serde(default)]
         api_base: Option<String>,
     },
-    /// A repository variable or secret to write.
-    RepoSetting { value: String },
+    /// A repository variable to write, and the keyed audit digest (hex) of its value.
+    RepoVariable { value: Encrypted, digest: String },
+    /// A repository secret, sealed to the repository's public key `key_id` (base64, as GitHub's
+    /// secrets API takes it: only GitHub can open it), and the keyed audit digest (hex) of its
+    /// value.
+    RepoSecret { key_id: String, encrypted_value: String, digest: String },
+}
+
+/// A value encrypted at rest (an AEAD): the nonce and the ciphertext with its tag, hex.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encrypted {
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+impl std::fmt::Debug for Encrypted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encrypted").field("bytes", &(self.ciphertext.len() / 2)).finish_non_exhaustive()
+    }
 }
 
 /// What taking a confirmation found.
@@ -321,9 +341,53 @@ pub trait IncidentRepo: Send + Sync {
     }
     /// [`Self::put_incident`], and, with `done`, that delivery recorded done in the same atomic
     /// write (see [`DeliveryLedger`]); [`IncidentWrite::AlreadyDone`] when it was already.
-    async fn put_incident_with(&self, incident: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite>;
+    async fn put_incident_with(&self, incident: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite> {
+        self.write_incident(incident, done, None).await
+    }
+    /// [`Self::put_incident_with`], and `trace` (a delivery's, `TraceRepo::put`) in the same
+    /// write. The incident's card goes in or out of the outbox ([`OutboxRepo`]) with it: listed
+    /// while its display has something unsent.
+    async fn write_incident(
+        &self,
+        incident: &Incident,
+        done: Option<&str>,
+        trace: Option<&Trace>,
+    ) -> StoreResult<IncidentWrite>;
     /// Every incident, open and resolved, most recently written first, at most `limit`.
     async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>>;
+}
+
+/// A card with something unsent: its incident, since when, and not before when to try it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: String,
+    pub since: u64,
+    #[serde(default)]
+    pub not_before_ms: u64,
+    /// The channel the card is in (a drain skips a channel Discord has just rate-limited).
+    #[serde(default)]
+    pub channel_id: u64,
+}
+
+impl OutboxEntry {
+    /// The entry of `incident`'s card, when it has something unsent.
+    pub fn of(incident: &Incident) -> Option<Self> {
+        let d = &incident.display;
+        d.pending().then(|| Self {
+            id: incident.id.clone(),
+            since: d.since,
+            not_before_ms: d.not_before_ms,
+            channel_id: incident.key.channel_id,
+        })
+    }
+}
+
+/// The outbox: the incidents whose cards have something unsent (an entry written with the
+/// incident, in the same atomic write, and removed by the write that settles the last of it).
+#[async_trait]
+pub trait OutboxRepo: Send + Sync {
+    /// Oldest first, at most `limit` (and never more than [`MAX_LIST`]).
+    async fn pending_cards(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>>;
 }
 
 /// Subscriptions never expire; their items carry this as `expires_at` (9999-12-31).
@@ -425,6 +489,46 @@ pub trait StoreHealth: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 }
 
+/// How long `/health/ready` keeps what it learned from the store.
+pub const READY_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What `/health/ready` learned from the store: whether it answered (with the error when not),
+/// how fast, and whether any channel has subscribed (when that was asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreCheck {
+    pub error: Option<String>,
+    pub latency_ms: u64,
+    pub subscribed: Option<bool>,
+}
+
+/// The last [`StoreCheck`], kept for [`READY_CHECK_TTL`] in this container: the route is public,
+/// and without it every call would read the store. Callers wait for a check under way rather
+/// than start their own.
+#[derive(Debug, Default)]
+pub struct ReadyCache {
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, StoreCheck)>>,
+}
+
+impl ReadyCache {
+    /// The kept check when it is younger than [`READY_CHECK_TTL`] and `enough` accepts it; else
+    /// the one `check` makes, kept.
+    pub async fn get<F>(&self, enough: impl Fn(&StoreCheck) -> bool, check: F) -> StoreCheck
+    where
+        F: std::future::Future<Output = StoreCheck>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, kept)) = last.as_ref()
+            && at.elapsed() < READY_CHECK_TTL
+            && enough(kept)
+        {
+            return kept.clone();
+        }
+        let fresh = check.await;
+        *last = Some((tokio::time::Instant::now(), fresh.clone()));
+        fresh
+    }
+}
+
 /// Every port, as the handlers hold them.
 #[derive(Clone)]
 pub struct Stores {
@@ -435,9 +539,13 @@ pub struct Stores {
     pub runs: Arc<dyn RunRepo>,
     pub confirmations: Arc<dyn ConfirmationRepo>,
     pub incidents: Arc<dyn IncidentRepo>,
+    /// The cards with something unsent.
+    pub outbox: Arc<dyn OutboxRepo>,
     /// Channel subscriptions, behind this container's [`CachedRoutes`].
     pub routes: Arc<dyn RouteRepo>,
     pub health: Arc<dyn StoreHealth>,
+    /// What `/health/ready` last learned through `health` and `routes`.
+    pub ready: Arc<ReadyCache>,
     pub kind: &'static str,
 }
 
@@ -458,6 +566,7 @@ impl Stores {
             + RunRepo
             + ConfirmationRepo
             + IncidentRepo
+            + OutboxRepo
             + RouteRepo
             + StoreHealth
             + 'static,
@@ -470,8 +579,10 @@ impl Stores {
             runs: adapter.clone(),
             confirmations: adapter.clone(),
             incidents: adapter.clone(),
+            outbox: adapter.clone(),
             routes: Arc::new(CachedRoutes::new(adapter.clone(), ROUTE_CACHE_TTL)),
             health: adapter,
+            ready: Arc::default(),
             kind,
         }
     }

@@ -132,10 +132,17 @@ impl IncidentRepo for DownStore {
     async fn get_incident(&self, _: &str) -> StoreResult<Option<Incident>> {
         self.fail().await
     }
-    async fn put_incident_with(&self, _: &Incident, _: Option<&str>) -> StoreResult<IncidentWrite> {
+    async fn write_incident(&self, _: &Incident, _: Option<&str>, _: Option<&Trace>) -> StoreResult<IncidentWrite> {
         self.fail().await
     }
     async fn list_incidents(&self, _: usize) -> StoreResult<Vec<Incident>> {
+        self.fail().await
+    }
+}
+
+#[async_trait]
+impl OutboxRepo for DownStore {
+    async fn pending_cards(&self, _: usize) -> StoreResult<Vec<OutboxEntry>> {
         self.fail().await
     }
 }

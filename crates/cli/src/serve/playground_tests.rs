@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use valine_store::Stores;
 
-use super::{Mode, Server, serve_config};
+use super::{Exposure, Mode, Server, serve_config};
 use crate::playground::{self, ALERTS_CHANNEL, GENERAL_CHANNEL, Playground};
 
 struct Running {
@@ -33,7 +33,8 @@ async fn start_with(shell: &[(&str, &str)]) -> Running {
     };
     let config = serve_config(Mode::Playground, get, false).unwrap();
     let stores = Stores::open(&config).await.unwrap();
-    let server = Server::build(&config, Mode::Playground, stores, Duration::from_secs(3600)).await.unwrap();
+    let server =
+        Server::build(&config, Mode::Playground, stores, Duration::from_secs(3600), &Exposure::Loopback).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     server.playground.listening(&base).unwrap();
@@ -223,4 +224,201 @@ async fn bad_input_is_a_clear_400() {
     let r = s.client.get(format!("{}/playground/setup", s.base)).header("host", "evil.example").send().await.unwrap();
     assert_eq!(r.status(), 403);
     assert!(s.pg.feed.of_kind("delivery").is_empty());
+}
+
+#[tokio::test]
+async fn the_page_cannot_be_framed_by_another_site() {
+    let s = start().await;
+    let page = s.client.get(format!("{}/", s.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
+/// Reads the page's event stream until `until` shows, and returns all of it.
+async fn events_until(s: &Running, until: &str) -> String {
+    let mut events = s.client.get(format!("{}/playground/events", s.base)).send().await.unwrap();
+    let mut text = String::new();
+    while !text.contains(until) {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+#[tokio::test]
+async fn live_the_page_signs_with_the_development_secret_and_shows_only_the_bots_own_posts() {
+    use valine_clients::discord_api::Discord as _;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let discord = MockServer::start().await;
+    let dm_channel = "1500000000000000099";
+    for (verb, at, answer) in [
+        (
+            "POST",
+            format!("/api/v10/channels/{ALERTS_CHANNEL}/messages"),
+            json!({"id": "1500000000000000001", "channel_id": ALERTS_CHANNEL.to_string()}),
+        ),
+        ("POST", "/api/v10/users/@me/channels".to_string(), json!({"id": dm_channel})),
+        (
+            "POST",
+            format!("/api/v10/channels/{dm_channel}/messages"),
+            json!({"id": "1500000000000000002", "channel_id": dm_channel}),
+        ),
+        (
+            "PATCH",
+            "/api/v10/webhooks/1290463189401731073/real-interaction-token/messages/@original".to_string(),
+            json!({}),
+        ),
+    ] {
+        Mock::given(method(verb))
+            .and(path(at))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(&discord)
+            .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().to_string();
+    let uri = discord.uri();
+    let get = |k: &str| match k {
+        "DATA_DIR" => Some(data.clone()),
+        "STORE" => Some("embedded".into()),
+        "DISCORD_BOT_TOKEN" => Some("live-bot-token-for-tests".into()),
+        "DISCORD_API_BASE" => Some(uri.clone()),
+        "GITHUB_WEBHOOK_SECRET" => Some("the-real-webhook-secret".into()),
+        "GITHUB_REPO" => Some("acme/widget".into()),
+        "ENABLE_ALERTS" => Some("true".into()),
+        "ALERT_CHANNEL_ID" => Some(ALERTS_CHANNEL.to_string()),
+        _ => None,
+    };
+    let config = serve_config(Mode::Live, get, false).unwrap();
+    let stores = Stores::open(&config).await.unwrap();
+    let server =
+        Server::build(&config, Mode::Live, stores, Duration::from_secs(3600), &Exposure::Loopback).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    server.playground.listening(&base).unwrap();
+    let pg = server.playground.clone();
+    tokio::spawn(async move { axum::serve(listener, server.router).await });
+    let s = Running { base, pg, client: reqwest::Client::new(), _dir: dir };
+
+    // Signed with the development secret, which the real one refuses: nothing reaches the bot.
+    let (_, answer) = s.post("/playground/scenario", json!({"scenario": "fails"})).await;
+    assert_eq!(answer["status"], 401, "{answer}");
+    let setup: Value = s.client.get(format!("{}/playground/setup", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(setup["mode"], "recording");
+    assert_eq!(setup["webhook_signing"], "development");
+    assert!(setup["notice"].as_str().unwrap().contains("development secret"), "{setup}");
+
+    // The bot's own post in a channel shows; a DM and an answer only its caller sees do not.
+    s.pg.discord.post_message(ALERTS_CHANNEL, &json!({"content": "incident card"})).await.unwrap();
+    let dm = s.pg.discord.open_dm(playground::MEMBER_USER).await.unwrap();
+    s.pg.discord.post_message(dm, &json!({"content": "dm-private-text"})).await.unwrap();
+    let private = json!({"content": "ephemeral-private-text", "flags": 64});
+    s.pg.discord.edit_original(1290463189401731073, "real-interaction-token", &private).await.unwrap();
+    s.pg.discord.post_message(ALERTS_CHANNEL, &json!({"content": "sentinel"})).await.unwrap();
+    let text = events_until(&s, "sentinel").await;
+    assert!(text.contains("incident card"), "{text}");
+    for hidden in ["dm-private-text", "ephemeral-private-text", "\"kind\":\"dm\"", &playground::MEMBER_USER.to_string()]
+    {
+        assert!(!text.contains(hidden), "the page shows `{hidden}`:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn public_serving_asks_for_the_token_everywhere_but_where_discord_github_and_health_checks_call() {
+    // Made at run time: no tracked file holds a token-shaped value for the leaked-secret check.
+    let token = format!("serve-{}", uuid::Uuid::new_v4().simple());
+    let token = token.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().to_string();
+    let get = |k: &str| match k {
+        "DATA_DIR" => Some(data.clone()),
+        "STORE" => Some("embedded".into()),
+        _ => None,
+    };
+    let config = serve_config(Mode::Playground, get, false).unwrap();
+    let exposure = super::exposure("0.0.0.0:8787".parse().unwrap(), true, Some(token.into())).unwrap();
+    let stores = Stores::open(&config).await.unwrap();
+    let server = Server::build(&config, Mode::Playground, stores, Duration::from_secs(3600), &exposure).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    server.playground.listening(&base).unwrap();
+    tokio::spawn(async move { axum::serve(listener, server.router).await });
+    let client = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    // What Discord, GitHub and health checks call answers as deployed, without the token.
+    assert_eq!(status(client.get(format!("{base}/health")).send().await.unwrap()), 200);
+    assert_ne!(status(client.get(format!("{base}/health/ready")).send().await.unwrap()), 401);
+    let ping = json!({"type": 1, "id": "1", "application_id": "1", "token": "t", "version": 1}).to_string();
+    let key = crate::send::signing_key(&config).unwrap();
+    let mut discord = client.post(format!("{base}/discord")).body(ping.clone());
+    for (name, value) in valine_domain::signing::discord_headers(&key, ping.as_bytes()) {
+        discord = discord.header(name, value);
+    }
+    assert_eq!(status(discord.send().await.unwrap()), 200);
+    let secret = crate::send::webhook_secret(&config).unwrap();
+    let body = r#"{"zen": "Keep it simple.", "hook_id": 1}"#;
+    let r = client
+        .post(format!("{base}/github/webhook"))
+        .header("x-github-event", "ping")
+        .header("x-github-delivery", "d-1")
+        .header("x-hub-signature-256", valine_domain::signing::github_signature(&secret, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    // Everything else needs the token; the playground is not there at all.
+    for (verb, at) in [
+        ("GET", "/"),
+        ("GET", "/playground/setup"),
+        ("GET", "/playground/events"),
+        ("POST", "/playground/scenario"),
+        ("GET", "/github/health"),
+        ("GET", "/discord"),
+        ("GET", "/nowhere"),
+    ] {
+        let request = |auth: Option<&str>| {
+            let mut r = client.request(verb.parse().unwrap(), format!("{base}{at}"));
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            r.send()
+        };
+        assert_eq!(status(request(None).await.unwrap()), 401, "{verb} {at} without the token");
+        assert_eq!(status(request(Some("Bearer not-the-token")).await.unwrap()), 401, "{verb} {at}");
+        assert_eq!(status(request(Some(token)).await.unwrap()), 401, "{verb} {at} without `Bearer `");
+        let with = status(request(Some(&format!("Bearer {token}"))).await.unwrap());
+        match at {
+            "/github/health" => assert_eq!(with, 200),
+            "/discord" => assert_eq!(with, 405),
+            _ => assert_eq!(with, 404, "{verb} {at}: the playground is off"),
+        }
+    }
+}
+
+#[test]
+fn only_a_loopback_address_goes_without_public_and_public_needs_a_token() {
+    let addr = |a: &str| a.parse::<std::net::SocketAddr>().unwrap();
+    for local in ["127.0.0.1:8787", "[::1]:8787", "127.0.0.2:0"] {
+        assert!(matches!(super::exposure(addr(local), false, None), Ok(Exposure::Loopback)), "{local}");
+    }
+    for open in ["0.0.0.0:8787", "[::]:8787", "192.168.1.10:8787"] {
+        let err = super::exposure(addr(open), false, Some("a-long-enough-serve-token".into())).unwrap_err();
+        assert!(err.contains(open) && err.contains("--public"), "{err}");
+    }
+    for (token, says) in
+        [(None, "set SERVE_TOKEN"), (Some("   "), "set SERVE_TOKEN"), (Some("short"), "shorter than 16")]
+    {
+        let err = super::exposure(addr("0.0.0.0:8787"), true, token.map(str::to_string)).unwrap_err();
+        assert!(err.contains(says), "{err}");
+    }
+    assert!(matches!(
+        super::exposure(addr("0.0.0.0:8787"), true, Some("a-long-enough-serve-token".into())),
+        Ok(Exposure::Public { .. })
+    ));
 }

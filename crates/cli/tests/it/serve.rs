@@ -78,3 +78,37 @@ async fn live_without_tokens_fails_naming_what_is_missing() {
     // Refused before anything was made: no development keys, no store.
     assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0, "{stderr}");
 }
+
+/// `serve` with `args` and `env`: its exit status and what it said, within 30 s.
+async fn refused(args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, String, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = valinectl(data.path());
+    command.args(args).kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("serve kept running: it should have refused to start")
+        .unwrap();
+    (output.status, String::from_utf8_lossy(&output.stderr).to_string(), data)
+}
+
+#[tokio::test]
+async fn a_non_loopback_address_is_refused_without_public() {
+    let (status, stderr, data) = refused(&["serve", "--addr", "0.0.0.0:0"], &[]).await;
+    assert!(!status.success());
+    assert!(stderr.contains("0.0.0.0:0") && stderr.contains("--public"), "{stderr}");
+    assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0, "{stderr}");
+}
+
+#[tokio::test]
+async fn public_without_serve_token_is_refused_naming_it() {
+    let (status, stderr, data) = refused(&["serve", "--public", "--addr", "0.0.0.0:0"], &[]).await;
+    assert!(!status.success());
+    assert!(stderr.contains("SERVE_TOKEN"), "{stderr}");
+    assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0, "{stderr}");
+    let (status, stderr, _) = refused(&["serve", "--public", "--addr", "0.0.0.0:0"], &[("SERVE_TOKEN", "short")]).await;
+    assert!(!status.success());
+    assert!(stderr.contains("SERVE_TOKEN"), "{stderr}");
+}

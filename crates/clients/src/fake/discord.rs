@@ -1,11 +1,14 @@
 //! A Discord that keeps every message in memory and shows it on the playground's [`Feed`].
 //!
 //! Alone it answers as Discord would, with made-up snowflakes; around a real client
-//! ([`FakeDiscord::recording`]) it forwards every call and records what Discord accepted, so the
-//! page still shows the bot's side of the conversation.
+//! ([`FakeDiscord::recording`]) it forwards every call and records what the bot itself posted in
+//! server channels, so the page still shows the bot's side of the conversation. It records
+//! neither direct messages nor the answers to real interactions (only their caller sees those,
+//! in Discord): the page is no window on other people's traffic.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
@@ -17,6 +20,8 @@ use crate::discord_api::{Discord, DiscordError, PostedMessage};
 const EPHEMERAL: u64 = 1 << 6;
 /// The first made-up snowflake (a plausible 2026 one).
 const FIRST_ID: u64 = 1_400_000_000_000_000_000;
+/// How long a post's `nonce` is remembered (Discord: "within the past few minutes").
+const NONCE_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// The interaction a response, edit or follow-up belongs to.
 #[derive(Debug, Clone)]
@@ -42,6 +47,8 @@ struct State {
     interactions: HashMap<String, Pending>,
     dms: HashMap<u64, u64>,
     channels: HashMap<u64, Value>,
+    /// (channel, nonce) of a post with `enforce_nonce` → the message it created, and when.
+    nonces: HashMap<(u64, String), (PostedMessage, Instant)>,
 }
 
 impl State {
@@ -58,6 +65,8 @@ pub struct FakeDiscord {
     /// Where answers to interactions the page did not send (`valinectl send`) are shown.
     elsewhere: Option<u64>,
     state: Mutex<State>,
+    /// Posts with an enforced nonce, one at a time: two sent at once create one message.
+    nonce_posts: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for FakeDiscord {
@@ -69,6 +78,19 @@ impl std::fmt::Debug for FakeDiscord {
 /// `channel_id` of a published message, as a string: JavaScript cannot hold a snowflake.
 fn sid(id: u64) -> Value {
     Value::String(id.to_string())
+}
+
+/// The `nonce` of a post that asks Discord to enforce it (`"enforce_nonce": true`): a string or an
+/// integer.
+fn enforced_nonce(body: &Value) -> Option<String> {
+    if body.get("enforce_nonce").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    match body.get("nonce")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// A PATCH: the fields given replace the stored ones; `flags` stay (Discord ignores them on edits).
@@ -86,12 +108,19 @@ fn merge(stored: &mut Value, patch: &Value) {
 impl FakeDiscord {
     /// The fake alone: nothing leaves the process. Messages get the guild `guild_id`.
     pub fn new(feed: Arc<Feed>, guild_id: Option<u64>) -> Self {
-        Self { feed, inner: None, guild_id, elsewhere: None, state: Mutex::default() }
+        Self { feed, inner: None, guild_id, elsewhere: None, state: Mutex::default(), nonce_posts: Default::default() }
     }
 
     /// Forwards every call to `inner` and records what it accepted.
     pub fn recording(feed: Arc<Feed>, inner: Arc<dyn Discord>) -> Self {
-        Self { feed, inner: Some(inner), guild_id: None, elsewhere: None, state: Mutex::default() }
+        Self {
+            feed,
+            inner: Some(inner),
+            guild_id: None,
+            elsewhere: None,
+            state: Mutex::default(),
+            nonce_posts: Default::default(),
+        }
     }
 
     /// Shows the deferred answers and follow-ups of interactions sent by others than the page
@@ -105,7 +134,8 @@ impl FakeDiscord {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Names a channel for the page (`kind`: `text` or `dm`).
+    /// Names a channel for the page (`kind`: `text` or `dm`). Recording, a DM channel is known
+    /// but not shown.
     pub fn add_channel(&self, id: u64, name: &str, kind: &str, user_id: Option<u64>) {
         let channel = json!({"id": sid(id), "name": name, "kind": kind, "user_id": user_id.map(sid)});
         let mut state = self.lock();
@@ -114,7 +144,14 @@ impl FakeDiscord {
         }
         state.channels.insert(id, channel.clone());
         drop(state);
-        self.feed.publish("channel", channel);
+        if !(self.inner.is_some() && kind == "dm") {
+            self.feed.publish("channel", channel);
+        }
+    }
+
+    /// Recording, what goes to a DM stays between the bot and its reader.
+    fn private(&self, state: &State, channel_id: u64) -> bool {
+        self.inner.is_some() && state.channels.get(&channel_id).is_some_and(|c| c["kind"] == "dm")
     }
 
     /// Every stored message of a channel, oldest first (for tests and the page's first load).
@@ -191,6 +228,9 @@ impl FakeDiscord {
     fn store_new(&self, channel_id: u64, mut body: Value, id: Option<u64>) -> u64 {
         let mut state = self.lock();
         let id = id.filter(|i| *i != 0).unwrap_or_else(|| state.id());
+        if self.private(&state, channel_id) {
+            return id;
+        }
         if !body.is_object() {
             body = json!({"content": body.to_string()});
         }
@@ -261,14 +301,33 @@ impl FakeDiscord {
 
 #[async_trait]
 impl Discord for FakeDiscord {
+    /// A post repeating the enforced `nonce` of one in the same channel within [`NONCE_WINDOW`]
+    /// answers the message created the first time, as Discord does, and creates none.
     async fn post_message(&self, channel_id: u64, body: &Value) -> Result<PostedMessage, DiscordError> {
+        let nonce = enforced_nonce(body).map(|n| (channel_id, n));
+        let _one_at_a_time = match nonce {
+            Some(_) => Some(self.nonce_posts.lock().await),
+            None => None,
+        };
+        if let Some(key) = &nonce {
+            let mut state = self.lock();
+            state.nonces.retain(|_, (_, at)| at.elapsed() < NONCE_WINDOW);
+            if let Some((first, _)) = state.nonces.get(key) {
+                tracing::info!(channel_id, "playground: a post repeated its nonce; the first message answers");
+                return Ok(first.clone());
+            }
+        }
         let real = match &self.inner {
             Some(inner) => Some(inner.post_message(channel_id, body).await?),
             None => None,
         };
         tracing::info!(channel_id, "playground: message posted");
         let id = self.store_new(channel_id, body.clone(), real.as_ref().map(|p| p.id));
-        Ok(real.unwrap_or_else(|| self.posted(id, channel_id)))
+        let posted = real.unwrap_or_else(|| self.posted(id, channel_id));
+        if let Some(key) = nonce {
+            self.lock().nonces.insert(key, (posted.clone(), Instant::now()));
+        }
+        Ok(posted)
     }
 
     async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError> {
@@ -292,7 +351,8 @@ impl Discord for FakeDiscord {
 
     async fn edit_original(&self, application_id: u64, token: &str, body: &Value) -> Result<(), DiscordError> {
         if let Some(inner) = self.forward(token) {
-            inner.edit_original(application_id, token, body).await?;
+            // Someone's real interaction: they see the answer in Discord; the page does not.
+            return inner.edit_original(application_id, token, body).await;
         }
         let Some(pending) = self.pending(token) else {
             return Err(DiscordError::Status { status: 404, message: "Unknown Webhook".into() });
@@ -313,7 +373,7 @@ impl Discord for FakeDiscord {
 
     async fn delete_original(&self, application_id: u64, token: &str) -> Result<(), DiscordError> {
         if let Some(inner) = self.forward(token) {
-            inner.delete_original(application_id, token).await?;
+            return inner.delete_original(application_id, token).await;
         }
         let pending =
             self.pending(token).ok_or(DiscordError::Status { status: 404, message: "Unknown Webhook".into() })?;
@@ -324,16 +384,15 @@ impl Discord for FakeDiscord {
     }
 
     async fn follow_up(&self, application_id: u64, token: &str, body: &Value) -> Result<PostedMessage, DiscordError> {
-        let real = match self.forward(token) {
-            Some(inner) => Some(inner.follow_up(application_id, token, body).await?),
-            None => None,
-        };
+        if let Some(inner) = self.forward(token) {
+            return inner.follow_up(application_id, token, body).await;
+        }
         let pending =
             self.pending(token).ok_or(DiscordError::Status { status: 404, message: "Unknown Webhook".into() })?;
         let mut body = body.clone();
         self.decorate(&mut body, &pending);
-        let id = self.store_new(pending.channel_id, body, real.as_ref().map(|p| p.id));
-        Ok(real.unwrap_or_else(|| self.posted(id, pending.channel_id)))
+        let id = self.store_new(pending.channel_id, body, None);
+        Ok(self.posted(id, pending.channel_id))
     }
 
     async fn edit_message(&self, channel_id: u64, message_id: u64, body: &Value) -> Result<(), DiscordError> {
@@ -461,6 +520,84 @@ mod tests {
         assert_eq!(channels.len(), 2);
         assert_eq!(channels[0]["kind"], "dm");
         assert_eq!(channels[0]["user_id"], "42");
+    }
+
+    #[tokio::test]
+    async fn a_repeated_enforced_nonce_answers_the_first_message() {
+        let (feed, d) = fake();
+        let card = json!({"content": "CI failed", "nonce": "inc-42-post", "enforce_nonce": true});
+        let first = d.post_message(5, &card).await.unwrap();
+        let again = d
+            .post_message(5, &json!({"content": "CI failed (resent)", "nonce": "inc-42-post", "enforce_nonce": true}))
+            .await
+            .unwrap();
+        assert_eq!(again, first);
+        assert_eq!(d.messages(5).len(), 1);
+        assert_eq!(d.messages(5)[0]["content"], "CI failed");
+        assert_eq!(feed.of_kind("message").len(), 1, "the repeat was not published");
+        // Integer nonces too; a reply carrying the nonce is deduplicated the same way.
+        let numbered = json!({"content": "n", "nonce": 1234567, "enforce_nonce": true});
+        let n = d.post_message(5, &numbered).await.unwrap();
+        assert_eq!(d.post_message(5, &numbered).await.unwrap(), n);
+        let reply = d
+            .reply(5, first.id, &json!({"content": "resolved", "nonce": "inc-42-r", "enforce_nonce": true}))
+            .await
+            .unwrap();
+        assert_eq!(
+            d.reply(5, first.id, &json!({"content": "resolved", "nonce": "inc-42-r", "enforce_nonce": true}))
+                .await
+                .unwrap(),
+            reply
+        );
+        assert_eq!(d.messages(5).len(), 3);
+        // The same nonce in another channel, or without enforce_nonce, is a new message.
+        let other = d.post_message(6, &card).await.unwrap();
+        assert_ne!(other.id, first.id);
+        let loose = json!({"content": "loose", "nonce": "inc-42-post"});
+        let a = d.post_message(5, &loose).await.unwrap();
+        let b = d.post_message(5, &loose).await.unwrap();
+        assert_ne!(a.id, b.id);
+        assert_ne!(a.id, first.id);
+        let unenforced = json!({"content": "x", "nonce": "k", "enforce_nonce": false});
+        assert_ne!(d.post_message(5, &unenforced).await.unwrap(), d.post_message(5, &unenforced).await.unwrap());
+        assert_eq!(d.messages(5).len(), 7);
+        assert_eq!(d.messages(6).len(), 1);
+    }
+
+    /// A Discord that takes its time to post, and counts the posts.
+    #[derive(Default)]
+    struct Slow(std::sync::atomic::AtomicU64);
+
+    #[async_trait]
+    impl Discord for Slow {
+        async fn post_message(&self, channel_id: u64, _: &Value) -> Result<PostedMessage, DiscordError> {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            Ok(PostedMessage { id: 900 + n, channel_id, guild_id: None })
+        }
+        async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError> {
+            Ok(user_id)
+        }
+        async fn edit_original(&self, _: u64, _: &str, _: &Value) -> Result<(), DiscordError> {
+            Ok(())
+        }
+        async fn delete_original(&self, _: u64, _: &str) -> Result<(), DiscordError> {
+            Ok(())
+        }
+        async fn follow_up(&self, _: u64, _: &str, _: &Value) -> Result<PostedMessage, DiscordError> {
+            Err(DiscordError::Timeout)
+        }
+    }
+
+    #[tokio::test]
+    async fn two_posts_with_one_nonce_at_once_create_one_message() {
+        let inner = Arc::new(Slow::default());
+        let d = FakeDiscord::recording(Feed::new(), inner.clone());
+        let card = json!({"content": "at once", "nonce": "inc-43-post", "enforce_nonce": true});
+        let (a, b) = tokio::join!(d.post_message(7, &card), d.post_message(7, &card));
+        assert_eq!(a.unwrap(), b.unwrap());
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 1, "the repeat reached Discord");
+        assert_eq!(d.messages(7).len(), 1);
     }
 
     #[tokio::test]

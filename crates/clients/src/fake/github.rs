@@ -16,7 +16,9 @@ use valine_domain::clock::{now_secs, rfc3339_millis};
 use valine_domain::repo::RepoName;
 
 use super::feed::Feed;
-use crate::github_api::{Actor, GitHub, Job, JobStep, SecretWrite, VariableWrite, Workflow, WorkflowRun};
+use crate::github_api::{
+    Actor, GitHub, Job, JobStep, SealedSecret, SecretWrite, SecretsKey, VariableWrite, Workflow, WorkflowRun,
+};
 use crate::github_error::GitHubError;
 
 /// Where the fake's deliveries go.
@@ -111,6 +113,9 @@ struct Inner {
     step: Duration,
     deliveries: OnceLock<Arc<dyn Deliveries>>,
     state: Mutex<State>,
+    /// The repository's key pair for Actions secrets: what is sealed to it can be opened here,
+    /// to show a written secret's length.
+    secrets_key: crypto_box::SecretKey,
 }
 
 #[derive(Clone)]
@@ -309,6 +314,7 @@ impl FakeGitHub {
             step: Duration::from_millis(1500),
             deliveries: OnceLock::new(),
             state: Mutex::default(),
+            secrets_key: crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng),
         };
         {
             let mut s = inner.lock();
@@ -663,16 +669,27 @@ impl GitHub for FakeGitHub {
         Ok(if created { VariableWrite::Created } else { VariableWrite::Updated })
     }
 
+    async fn secrets_public_key(&self, repo: &RepoName) -> Result<SecretsKey, GitHubError> {
+        use base64::Engine as _;
+        self.inner.check_repo(repo)?;
+        let key = base64::engine::general_purpose::STANDARD.encode(self.inner.secrets_key.public_key().as_bytes());
+        Ok(SecretsKey { key_id: "playground-key".into(), key })
+    }
+
     /// The panel shows the secret's name and length, never its value.
-    async fn set_secret(
+    async fn put_sealed_secret(
         &self,
         repo: &RepoName,
         name: &str,
-        value: &valine_domain::config::Secret,
+        sealed: &SealedSecret,
     ) -> Result<SecretWrite, GitHubError> {
+        use base64::Engine as _;
         self.inner.check_repo(repo)?;
+        let refused = || GitHubError::Status { status: 422, message: "Bad request: the value is not sealed".into() };
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&sealed.encrypted_value).map_err(|_| refused())?;
+        let length = self.inner.secrets_key.unseal(&bytes).map_err(|_| refused())?.len();
         let created = self.inner.lock().written.insert(format!("secret:{name}"));
-        self.received("secret", json!({"name": name, "length": value.expose().len(), "created": created}));
+        self.received("secret", json!({"name": name, "length": length, "created": created}));
         Ok(if created { SecretWrite::Created } else { SecretWrite::Updated })
     }
 }

@@ -12,7 +12,7 @@ use valine_clients::github_api::{GitHub, OctocrabGitHub};
 use valine_clients::github_app::AppAuth;
 use valine_domain::clock::now_secs;
 use valine_domain::repo::RepoName;
-use wiremock::matchers::{header, method, path};
+use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 const APP_ID: u64 = 123456;
@@ -156,4 +156,182 @@ async fn an_app_not_installed_on_the_repository_is_a_clear_error() {
         .await;
     let err = auth.token_for(&repo()).await.unwrap_err().to_string();
     assert_eq!(err, "GitHub answered 404: GitHub App: Not Found");
+}
+
+fn repo_named(owner: &str, name: &str) -> RepoName {
+    RepoName { owner: owner.into(), name: name.into() }
+}
+
+fn github(server: &MockServer, auth: AppAuth) -> OctocrabGitHub {
+    OctocrabGitHub::with_app(auth, Some(&url::Url::parse(&server.uri()).unwrap()), Duration::from_secs(5)).unwrap()
+}
+
+/// `POST …/access_tokens` for `installation`, asking for exactly `repository`, answered with
+/// `token`, `times` times.
+async fn mount_scoped_token(server: &MockServer, installation: u64, repository: &str, token: &str, times: u64) {
+    Mock::given(method("POST"))
+        .and(path(format!("/app/installations/{installation}/access_tokens")))
+        .and(body_json(json!({"repositories": [repository]})))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"token": token, "expires_at": rfc3339(now_secs() + 3600)})),
+        )
+        .up_to_n_times(times)
+        .expect(times)
+        .named(format!("a token for {repository} from installation {installation}"))
+        .mount(server)
+        .await;
+}
+
+async fn mount_workflows_of(server: &MockServer, repo: &RepoName, token: &str, times: u64) {
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{}/{}/actions/workflows", repo.owner, repo.name)))
+        .and(header("authorization", format!("Bearer {token}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "workflows": []})))
+        .expect(times)
+        .named(format!("workflows of {repo} with {token}"))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn tokens_are_scoped_to_the_one_repository_and_kept_per_repository() {
+    let server = MockServer::start().await;
+    let auth = app(&server, PKCS1);
+    valine_clients::testing::fail_on_unexpected(&server).await;
+    // One look-up for the owner: both repositories are in its installation.
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/installation"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_scoped_token(&server, 77, "widget", "token-widget", 1).await;
+    mount_scoped_token(&server, 77, "gadget", "token-gadget", 1).await;
+    let (widget, gadget) = (repo_named("acme", "widget"), repo_named("acme", "gadget"));
+    mount_workflows_of(&server, &widget, "token-widget", 2).await;
+    mount_workflows_of(&server, &gadget, "token-gadget", 2).await;
+    let gh = github(&server, auth);
+    for _ in 0..2 {
+        gh.list_workflows(&widget).await.unwrap();
+        gh.list_workflows(&gadget).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_reinstalled_app_is_found_again_without_a_restart() {
+    let server = MockServer::start().await;
+    let auth = app(&server, PKCS8);
+    valine_clients::testing::fail_on_unexpected(&server).await;
+    // The first installation; its token is inside the renewal margin, so the next call renews.
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/installation"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77})))
+        .up_to_n_times(1)
+        .expect(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/77/access_tokens"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"token": "token-old", "expires_at": rfc3339(now_secs() + 240)})),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    // Meanwhile the App was uninstalled and installed again: the old installation is gone.
+    Mock::given(method("POST"))
+        .and(path("/app/installations/77/access_tokens"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .expect(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/installation"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 88})))
+        .expect(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    mount_scoped_token(&server, 88, "widget", "token-new", 1).await;
+    mount_workflows_of(&server, &repo(), "token-old", 1).await;
+    mount_workflows_of(&server, &repo(), "token-new", 1).await;
+    let gh = github(&server, auth);
+    gh.list_workflows(&repo()).await.unwrap();
+    gh.list_workflows(&repo()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_github_no_longer_accepts_is_dropped_with_its_installation() {
+    let server = MockServer::start().await;
+    let auth = app(&server, PKCS1);
+    valine_clients::testing::fail_on_unexpected(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/installation"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77})))
+        .up_to_n_times(1)
+        .expect(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/installation"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 88})))
+        .expect(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    mount_scoped_token(&server, 77, "widget", "token-revoked", 1).await;
+    mount_scoped_token(&server, 88, "widget", "token-new", 1).await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/actions/workflows"))
+        .and(header("authorization", "Bearer token-revoked"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_workflows_of(&server, &repo(), "token-new", 1).await;
+    let gh = github(&server, auth);
+    let err = gh.list_workflows(&repo()).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    gh.list_workflows(&repo()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_renewal_for_one_owner_does_not_hold_up_another() {
+    let server = MockServer::start().await;
+    let auth = app(&server, PKCS1);
+    // acme's look-up hangs (past the client's 5 s timeout); globex's answers at once.
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/installation"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)).set_body_json(json!({"id": 77})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/globex/site/installation"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 99})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_scoped_token(&server, 99, "site", "token-globex", 1).await;
+    let auth = std::sync::Arc::new(auth);
+    let slow = auth.clone();
+    let stuck = tokio::spawn(async move { slow.token_for(&repo_named("acme", "widget")).await });
+    // acme's renewal is under way before globex asks.
+    for _ in 0..100 {
+        if !server.received_requests().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = tokio::time::timeout(Duration::from_secs(3), auth.token_for(&repo_named("globex", "site")))
+        .await
+        .expect("globex waited for acme's renewal")
+        .unwrap();
+    assert_eq!(token.token, "token-globex");
+    stuck.abort();
 }

@@ -58,12 +58,14 @@ pub(crate) async fn take(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Result<Pend
             confirmations.take_confirmation(id, user_id),
         )
         .await;
+    let now = valine_domain::clock::now_secs();
     match taken {
-        Ok(Taken::Yours(p)) => {
+        // Past its expiry it is gone, whatever the store's TTL sweep has done or returned.
+        Ok(Taken::Yours(p)) if p.expires_at > now => {
             ctx.command = p.command.clone();
             Ok(p)
         }
-        Ok(Taken::Missing) => {
+        Ok(Taken::Yours(_) | Taken::Missing) => {
             let reason = "This confirmation expired or was already used. Run the command again.";
             let record = ctx.blocked_record().meta("confirmation", id);
             let text = ctx.blocked_text(reason, record).await;

@@ -1,6 +1,7 @@
 //! The commands, one module each: its `SPEC`, its typed `Args` and `parse`, and `run`, which
 //! decides and acts through [`crate::ctx::Ctx`]. The registry (`crate::registry`) lists them.
 
+pub(crate) mod at_rest;
 pub(crate) mod confirm;
 pub(crate) mod debug_last;
 pub(crate) mod deploy;

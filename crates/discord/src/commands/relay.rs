@@ -5,7 +5,8 @@
 //! Audit: a refusal leaves a `blocked` record. A relay leaves a `pending` record written before
 //! the post (nothing is posted unless it was durably written) and a `posted`, `failed` or
 //! `dry_run` record after it, pointing back through `metadata.intent_audit_id`. The text is never
-//! stored: records carry its keyed digest and `…abcd` fingerprint.
+//! stored in the clear: records carry its keyed digest and `…abcd` fingerprint, and a preview
+//! keeps it encrypted at rest until its Confirm.
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use valine_domain::config::Feature;
 use valine_domain::message::{ButtonStyle, Embed, Message, Reply};
 use valine_store::{Held, PendingConfirmation};
 
+use super::at_rest;
 use super::confirm::{self, Press, settled};
 use crate::ctx::Ctx;
 use crate::interaction::Options;
@@ -165,6 +167,10 @@ pub(crate) async fn confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, p
     let Held::Relay { channel_id, user_id, text, .. } = pending.held else {
         return confirm::damaged("nothing was posted");
     };
+    // AUDIT_HMAC_KEY changed since the preview, or the item was altered: nothing to post.
+    let Some(text) = at_rest::open(&ctx.services.config, &text) else {
+        return confirm::damaged("nothing was posted");
+    };
     let target = match (channel_id, user_id) {
         (Some(c), _) => Target::Channel(c),
         (None, Some(u)) => Target::User(u),
@@ -181,13 +187,17 @@ pub(crate) async fn confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, p
     settled(text)
 }
 
-/// An ephemeral preview with Confirm / Cancel; the text waits in the state table for 5 minutes.
+/// An ephemeral preview with Confirm / Cancel; the text waits in the state table for 5 minutes,
+/// encrypted.
 async fn preview(ctx: &mut Ctx<'_>, target: Target, message: String, ephemeral: bool) -> Reply {
     let (channel_id, user_id) = match target {
         Target::Channel(c) => (Some(c), None),
         Target::User(u) => (None, Some(u)),
     };
-    let held = Held::Relay { channel_id, user_id, text: message.clone(), ephemeral };
+    let Some(text) = at_rest::seal(&ctx.services.config, &message) else {
+        return blocked(ctx, Some(target), Some(&message), "Relays are not configured: set AUDIT_HMAC_KEY.").await;
+    };
+    let held = Held::Relay { channel_id, user_id, text, ephemeral };
     let pending = match confirm::hold(ctx, held, "nothing was posted").await {
         Ok(p) => p,
         Err(answer) => return answer,

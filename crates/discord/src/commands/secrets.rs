@@ -3,24 +3,29 @@
 //! only with `ALLOW_SECRET_WRITES=true`. The URL passes the URL guard. Without `confirm:true`, a
 //! preview with Confirm / Cancel (the relay machinery).
 //!
-//! The value never appears in a reply, an audit record or a log line: they show the name and the
-//! value's fingerprint (`…abcd`, from the keyed audit digest). Audit: refusals `blocked`; a write
+//! What is written is the text typed, once the guard accepts it: the parser's normal form only
+//! decides, so that the audit digest is of the text typed and `valinectl audit verify ID` says
+//! "match" for it. The value never appears in a reply, an audit record, a log line or the state
+//! table: they show the name and the value's fingerprint (`…abcd`, from the keyed audit digest),
+//! and a preview keeps a variable's value encrypted at rest and a secret already sealed to the
+//! repository's key (fetched when the preview is made). Audit: refusals `blocked`; a write
 //! leaves a `pending` record before it and `posted`, `failed` or `dry_run` after it, target = the
 //! variable or secret name.
 
 use std::time::Duration;
 
-use valine_clients::github_api::{SecretWrite, VariableWrite};
+use valine_clients::github_api::{SealedSecret, SecretWrite, VariableWrite};
 use valine_clients::github_error::GitHubError;
 use valine_domain::alert::InternalAlert;
 use valine_domain::audit::{AuditRecord, AuditResult, MessageDigest};
 use valine_domain::authz::authorize_secret_write;
-use valine_domain::config::{Config, Feature, Secret};
+use valine_domain::config::{Config, Feature};
 use valine_domain::message::{ButtonStyle, Embed, Message, Reply};
 use valine_domain::trace::StepStatus;
 use valine_domain::url_guard::{UrlPolicy, check_url};
 use valine_store::{Held, PendingConfirmation};
 
+use super::at_rest;
 use super::confirm::{self, Press, settled};
 use crate::ctx::Ctx;
 use crate::interaction::Options;
@@ -112,9 +117,8 @@ impl Refused {
     }
 }
 
-/// Everything checked before a write, at the command and again at the press. `Ok` is the URL
-/// as the guard normalised it.
-fn check(ctx: &Ctx<'_>, url: Option<&str>) -> Result<String, Refused> {
+/// Who may write and whether writes are set up: checked at the command and again at the press.
+fn allowed(ctx: &Ctx<'_>) -> Result<(), Refused> {
     let config = &ctx.services.config;
     authorize_secret_write(ctx.caller(), config).map_err(|r| Refused::plain(r.to_string()))?;
     let mut missing = config.missing_for(Feature::GitHubRuns);
@@ -124,12 +128,44 @@ fn check(ctx: &Ctx<'_>, url: Option<&str>) -> Result<String, Refused> {
     if !missing.is_empty() || ctx.services.github.is_none() {
         return Err(Refused::plain(format!("Repository writes are not configured: set {}.", missing.join(" and "))));
     }
+    Ok(())
+}
+
+/// Everything checked before a write. `Ok` is the URL as typed: the guard decides on the text
+/// given (and on what the parser makes of it), and the text is what gets written.
+fn check(ctx: &Ctx<'_>, url: Option<&str>) -> Result<String, Refused> {
+    allowed(ctx)?;
     let Some(url) = url else { return Err(Refused::plain("Give the `url` to write.".into())) };
+    let config = &ctx.services.config;
     let policy = UrlPolicy { allowed_domains: config.allowed_domains.clone(), safe_local: config.safe_local };
-    check_url(url, &policy).map(|u| u.to_string()).map_err(|reason| Refused {
+    check_url(url, &policy).map(|_| url.to_string()).map_err(|reason| Refused {
         told: format!("`url` was refused: {reason}."),
         audited: format!("`url` was refused: {}.", reason.without_input()),
     })
+}
+
+/// What a write sends: a variable's value, or a secret sealed to the repository's key.
+enum Writing {
+    Variable(String),
+    Secret(SealedSecret),
+}
+
+/// Kept back from the answer budget while fetching the repository's key: the write and its
+/// audit still follow.
+const KEY_RESERVE: Duration = Duration::from_millis(900);
+
+/// `url` sealed to the repository's public key (one GitHub call): only GitHub can open it.
+/// `Err` is the text to answer.
+async fn seal_to_repository(ctx: &mut Ctx<'_>, url: &str) -> Result<SealedSecret, String> {
+    let (Some(github), Some(repo)) = (ctx.services.github.clone(), ctx.services.config.github_repo.clone()) else {
+        return Err("GitHub is not configured.".into());
+    };
+    let limit = Duration::from_millis(1500).min(ctx.remaining().saturating_sub(KEY_RESERVE));
+    let key = ctx
+        .step("github.secrets_public_key", limit, || GitHubError::Timeout, github.secrets_public_key(&repo))
+        .await
+        .map_err(|e| format!("The repository's public key could not be read ({e}); nothing was written"))?;
+    key.seal(url.as_bytes()).map_err(|e| format!("The value could not be sealed ({e}); nothing was written"))
 }
 
 fn digest(ctx: &Ctx<'_>, value: &str) -> Option<MessageDigest> {
@@ -171,13 +207,43 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>, Args { url, confirm }: Args) -> Reply
         }
         Err(e) => return ctx.store_unavailable(&e, "nothing was written").await,
     }
-    let text = write(ctx, kind, &name, &url).await;
+    let Some(digest) = digest(ctx, &url) else {
+        return refuse(ctx, &name, Refused::plain("Repository writes are not configured: set AUDIT_HMAC_KEY.".into()))
+            .await;
+    };
+    let writing = match kind {
+        Kind::Variable => Writing::Variable(url),
+        Kind::Secret => match seal_to_repository(ctx, &url).await {
+            Ok(sealed) => Writing::Secret(sealed),
+            Err(text) => return ctx.fail(&text),
+        },
+    };
+    let text = write(ctx, kind, &name, &writing, &digest).await;
     Reply::Message(Message::text(text).ephemeral())
 }
 
 async fn preview(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: String) -> Reply {
-    let fingerprint = digest(ctx, &url).map(|d| d.fingerprint()).unwrap_or_default();
-    let stored = match confirm::hold(ctx, Held::RepoSetting { value: url }, "nothing was written").await {
+    let config = ctx.services.config.clone();
+    let Some(digest) = digest(ctx, &url) else {
+        return refuse(ctx, name, Refused::plain("Repository writes are not configured: set AUDIT_HMAC_KEY.".into()))
+            .await;
+    };
+    // What waits for the Confirm button is never the value itself.
+    let held = match kind {
+        Kind::Variable => match at_rest::seal(&config, &url) {
+            Some(value) => Held::RepoVariable { value, digest: digest.hex().to_string() },
+            None => return ctx.fail("The value could not be encrypted; nothing was written."),
+        },
+        Kind::Secret => match seal_to_repository(ctx, &url).await {
+            Ok(sealed) => Held::RepoSecret {
+                key_id: sealed.key_id,
+                encrypted_value: sealed.encrypted_value,
+                digest: digest.hex().to_string(),
+            },
+            Err(text) => return ctx.fail(&text),
+        },
+    };
+    let stored = match confirm::hold(ctx, held, "nothing was written").await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
@@ -186,7 +252,7 @@ async fn preview(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: String) -> Repl
     let embed = Embed::new(format!("Write the {} `{name}`?", kind.noun()))
         .colour(0x58_65_F2)
         .field("Repository", format!("`{repo}`"), true)
-        .field("Value", format!("fingerprint `{fingerprint}`"), true)
+        .field("Value", format!("fingerprint `{}`", digest.fingerprint()), true)
         .footer(format!("Preview · trace {}", stored.trace_id));
     let happens = "nothing is written until you confirm";
     confirm::preview(embed, ("Write", ButtonStyle::Danger), &stored.id, happens, expires_at)
@@ -199,30 +265,42 @@ pub(crate) async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, pr
     }
     let kind = Kind::of(&ctx.command);
     let name = kind.name(&ctx.services.config);
-    let Held::RepoSetting { value } = stored.held else {
+    let (writing, digest) = match (kind, stored.held) {
+        (Kind::Variable, Held::RepoVariable { value, digest }) => match at_rest::open(&ctx.services.config, &value) {
+            Some(url) => (Writing::Variable(url), digest),
+            // AUDIT_HMAC_KEY changed since the preview, or the item was altered.
+            None => return confirm::damaged("nothing was written"),
+        },
+        (Kind::Secret, Held::RepoSecret { key_id, encrypted_value, digest }) => {
+            (Writing::Secret(SealedSecret { key_id, encrypted_value }), digest)
+        }
+        _ => return confirm::damaged("nothing was written"),
+    };
+    let Some(digest) = MessageDigest::from_hex(&digest) else {
         return confirm::damaged("nothing was written");
     };
-    let url = match check(ctx, Some(&value)) {
-        Ok(u) => u,
-        Err(refused) => {
-            let r = record(ctx, AuditResult::Blocked, &name, None).meta("reason", &refused.audited);
-            let text = ctx.blocked_text(&refused.told, r).await;
-            return settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()));
-        }
+    // Checked again at the press; a sealed secret's URL was checked at the preview, as only
+    // GitHub can open it now.
+    let checked = match &writing {
+        Writing::Variable(url) => check(ctx, Some(url)).map(|_| ()),
+        Writing::Secret(_) => allowed(ctx),
     };
-    settled(write(ctx, kind, &name, &url).await)
+    if let Err(refused) = checked {
+        let r = record(ctx, AuditResult::Blocked, &name, None).meta("reason", &refused.audited);
+        let text = ctx.blocked_text(&refused.told, r).await;
+        return settled(format!("⚠️ {text}\n-# trace `{}`", ctx.trace_id()));
+    }
+    settled(write(ctx, kind, &name, &writing, &digest).await)
 }
 
 /// Kept back from the answer budget while GitHub writes: the outcome record and the answer
 /// still need their time.
 const OUTCOME_RESERVE: Duration = Duration::from_millis(400);
 
-/// Writes the intent, the value, the outcome: the text to answer with.
-async fn write(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: &str) -> String {
-    let Some(digest) = digest(ctx, url) else {
-        return "⚠️ Repository writes are not configured: set AUDIT_HMAC_KEY.".into();
-    };
-    let intent = record(ctx, AuditResult::Pending, name, Some(&digest));
+/// Writes the intent, the value, the outcome: the text to answer with. `digest` is the keyed
+/// digest of the text typed.
+async fn write(ctx: &mut Ctx<'_>, kind: Kind, name: &str, writing: &Writing, digest: &MessageDigest) -> String {
+    let intent = record(ctx, AuditResult::Pending, name, Some(digest));
     if let Err(e) = ctx.audit("audit.intent", &intent).await {
         let title = "Audit write failed: a repository write was refused";
         ctx.alert(InternalAlert::AuditWriteFailed, title, &e.to_string(), Duration::from_millis(200)).await;
@@ -236,8 +314,8 @@ async fn write(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: &str) -> String {
         return "⚠️ GitHub is not configured.".into();
     };
     let limit = Duration::from_millis(2200).min(ctx.remaining().saturating_sub(OUTCOME_RESERVE));
-    let written: Result<&'static str, GitHubError> = match kind {
-        Kind::Variable => ctx
+    let written: Result<&'static str, GitHubError> = match writing {
+        Writing::Variable(url) => ctx
             .step("github.set_variable", limit, || GitHubError::Timeout, github.set_variable(&repo, name, url))
             .await
             .map(|w| match w {
@@ -245,23 +323,21 @@ async fn write(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: &str) -> String {
                 VariableWrite::Created => "created",
                 VariableWrite::DryRun => "dry_run",
             }),
-        Kind::Secret => {
-            let value = Secret::new(url);
-            ctx.step("github.set_secret", limit, || GitHubError::Timeout, github.set_secret(&repo, name, &value))
-                .await
-                .map(|w| match w {
-                    SecretWrite::Updated => "updated",
-                    SecretWrite::Created => "created",
-                    SecretWrite::DryRun => "dry_run",
-                })
-        }
+        Writing::Secret(sealed) => ctx
+            .step("github.set_secret", limit, || GitHubError::Timeout, github.put_sealed_secret(&repo, name, sealed))
+            .await
+            .map(|w| match w {
+                SecretWrite::Updated => "updated",
+                SecretWrite::Created => "created",
+                SecretWrite::DryRun => "dry_run",
+            }),
     };
     let result = match written {
         Ok("dry_run") => AuditResult::DryRun,
         Ok(_) => AuditResult::Posted,
         Err(_) => AuditResult::Failed,
     };
-    let mut outcome = record(ctx, result, name, Some(&digest)).meta("intent_audit_id", &intent.audit_id);
+    let mut outcome = record(ctx, result, name, Some(digest)).meta("intent_audit_id", &intent.audit_id);
     match &written {
         Ok(how) => outcome = outcome.meta("write", *how),
         Err(e) => outcome = outcome.meta("reason", e.to_string()),

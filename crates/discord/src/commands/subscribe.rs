@@ -12,7 +12,7 @@ use valine_domain::config::Config;
 use valine_domain::message::{Message, Reply, truncate};
 use valine_domain::repo::RepoName;
 use valine_domain::repo::RepoPattern;
-use valine_domain::routing::{Events, Globs, Subscription};
+use valine_domain::routing::{Events, Globs, Subscription, mention_refusal};
 
 use crate::ctx::Ctx;
 use crate::interaction::Options;
@@ -138,6 +138,14 @@ pub(crate) async fn run_subscribe(ctx: &mut Ctx<'_>, args: Args) -> Reply {
         let branches =
             Globs::parse(args.branches.as_deref().unwrap_or(""), false).map_err(|e| format!("branches: {e}"))?;
         let events = Events::parse(args.events.as_deref().unwrap_or("")).map_err(|e| format!("events: {e}"))?;
+        if let Some(role) = args.mention {
+            // @everyone's id is the server's; @here is not a role. Neither pings a whole server.
+            let guilds: Vec<u64> =
+                ctx.guild_id.into_iter().chain(ctx.services.config.allowed_guild_ids.clone()).collect();
+            if let Some(reason) = mention_refusal(&role.to_string(), &guilds) {
+                return Err(format!("{reason}."));
+            }
+        }
         Ok::<_, String>((repo, workflows, branches, events))
     })();
     let (repo, workflows, branches, events) = match checked {

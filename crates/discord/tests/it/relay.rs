@@ -317,3 +317,92 @@ async fn store_down_during_the_audit_write_alerts_critically() {
     assert_eq!(alert["allowed_mentions"], json!({"parse": [], "roles": ["4242"]}));
     assert!(alert.to_string().contains("Audit write failed"));
 }
+
+/// Everything the embedded store has written, as bytes: the state table included.
+fn store_file(h: &Harness) -> Vec<u8> {
+    std::fs::read(h._dir.path().join("v.redb")).unwrap()
+}
+
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn a_relay_preview_keeps_no_plain_text_in_the_state_table() {
+    let h = Harness::new(&[]).await;
+    let text = "quarterly numbers leak-canary 7f3a9c before the announcement";
+    mount_post(&h.discord, CHANNEL, text).await;
+    let (_, preview) = h
+        .send(&command(
+            420,
+            ADMIN,
+            "relay-send",
+            json!([opt("channel", 7, json!(CHANNEL.to_string())), opt("message", 3, json!(text))]),
+        ))
+        .await;
+    assert!(content(&preview).contains("Preview"), "{preview}");
+    assert!(!holds(&store_file(&h), "leak-canary"), "the relay text is in the store's file in the clear");
+    // The item itself, as both adapters serialize it.
+    let confirm_id = preview["data"]["components"][0]["components"][0]["custom_id"].as_str().unwrap().to_string();
+    let id = confirm_id.rsplit(':').next().unwrap();
+    let confirmations = h.app.stores.confirmations.clone();
+    let valine_store::Taken::Yours(item) = confirmations.take_confirmation(id, ADMIN).await.unwrap() else {
+        panic!("the preview's confirmation is not stored");
+    };
+    let serialized = serde_json::to_string(&item).unwrap();
+    assert!(!serialized.contains("leak-canary"), "{serialized}");
+    confirmations.put_confirmation(&item).await.unwrap();
+    // Confirmed, the text posted is the one typed.
+    let (_, done) = h.send(&click(421, ADMIN, &confirm_id)).await;
+    assert!(content(&done).contains("✅ Sent"), "{done}");
+}
+
+/// A store whose takes return confirmations past their expiry, as one whose TTL sweep lags and
+/// whose read does not check would.
+struct Lagging(Arc<dyn valine_store::ConfirmationRepo>);
+
+#[async_trait::async_trait]
+impl valine_store::ConfirmationRepo for Lagging {
+    async fn put_confirmation(&self, p: &valine_store::PendingConfirmation) -> valine_store::StoreResult<()> {
+        self.0.put_confirmation(p).await
+    }
+    async fn take_confirmation(&self, id: &str, user_id: u64) -> valine_store::StoreResult<valine_store::Taken> {
+        Ok(match self.0.take_confirmation(id, user_id).await? {
+            valine_store::Taken::Yours(mut p) => {
+                p.expires_at = now_secs() - 1;
+                valine_store::Taken::Yours(p)
+            }
+            other => other,
+        })
+    }
+    async fn put_job_ticket(&self, t: &valine_store::JobTicket) -> valine_store::StoreResult<()> {
+        self.0.put_job_ticket(t).await
+    }
+    async fn take_job_ticket(&self, id: &str) -> valine_store::StoreResult<Option<valine_store::JobTicket>> {
+        self.0.take_job_ticket(id).await
+    }
+}
+
+#[tokio::test]
+async fn an_expired_confirmation_is_refused_whatever_the_store_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores =
+        Stores::from_adapter(Arc::new(EmbeddedStore::open(&dir.path().join("lagging.redb")).unwrap()), "embedded");
+    stores.confirmations = Arc::new(Lagging(stores.confirmations.clone()));
+    let h = Harness::build(&[], Some(stores)).await;
+    let (_, preview) = h
+        .send(&command(
+            422,
+            ADMIN,
+            "relay-send",
+            json!([opt("channel", 7, json!(CHANNEL.to_string())), opt("message", 3, json!("too late"))]),
+        ))
+        .await;
+    let confirm_id = preview["data"]["components"][0]["components"][0]["custom_id"].as_str().unwrap().to_string();
+    let (_, done) = h.send(&click(423, ADMIN, &confirm_id)).await;
+    assert!(content(&done).contains("expired"), "{done}");
+    assert!(h.discord.received_requests().await.unwrap().is_empty(), "an expired confirmation posted");
+    let records = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
+    assert!(records.iter().any(|r| r.result == AuditResult::Blocked), "{records:?}");
+    assert!(!records.iter().any(|r| r.result == AuditResult::Pending), "{records:?}");
+}

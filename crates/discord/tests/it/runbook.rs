@@ -328,3 +328,96 @@ async fn verify_latest_names_each_endpoint_with_status_and_latency() {
         endpoints.received_requests().await.unwrap().iter().map(|r| r.url.path().to_string()).collect();
     assert_eq!(paths.len(), 4, "the redirect is not followed: {paths:?}");
 }
+
+fn store_file(h: &Harness) -> Vec<u8> {
+    std::fs::read(h._dir.path().join("v.redb")).unwrap()
+}
+
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn set_frontend_writes_what_was_typed_and_its_digest_verifies() {
+    let h = Harness::new(&[("ALLOW_SECRET_WRITES", "true")]).await;
+    // The URL parser would write `https://app.example.com/`: the guard decides on that, and what
+    // is written is what was typed.
+    let typed = "https://App.Example.com";
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/widget/actions/variables/FRONTEND_BASE_URL"))
+        .and(body_json(json!({"name": "FRONTEND_BASE_URL", "value": typed})))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(2)
+        .mount(&h.github)
+        .await;
+    // At once, and through a preview.
+    let options = json!([opt("url", 3, json!(typed)), opt("confirm", 5, json!(true))]);
+    let (_, a) = h.send(&command(760, ADMIN, "set-frontend", options)).await;
+    assert!(content(&a).contains("was updated"), "{a}");
+    let (_, preview) = h.send(&command(761, ADMIN, "set-frontend", json!([opt("url", 3, json!(typed))]))).await;
+    assert!(!holds(&store_file(&h), "App.Example.com"), "the value waits in the state table in the clear");
+    let (_, done) = h.send(&click(762, ADMIN, &confirm_id(&preview, 0))).await;
+    assert!(content(&done).contains("was updated"), "{done}");
+    let records = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
+    let posted: Vec<_> = records.iter().filter(|r| r.result == AuditResult::Posted).collect();
+    assert_eq!(posted.len(), 2);
+    for r in posted {
+        // What `valinectl audit verify ID` checks, with the text typed.
+        let digest = r.message_digest.as_deref().unwrap();
+        assert!(valine_domain::audit::digest_matches(b"audit-key-canary", typed, digest), "{r:?}");
+        assert!(!valine_domain::audit::digest_matches(b"audit-key-canary", "https://app.example.com/", digest));
+    }
+}
+
+#[tokio::test]
+async fn set_api_base_seals_what_was_typed_at_the_preview_and_keeps_no_plain_value() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let h = Harness::new(&[("ALLOW_SECRET_WRITES", "true")]).await;
+    let private = crypto_box::SecretKey::from([5u8; 32]);
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widget/actions/secrets/public-key"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"key_id": "568250167242549743", "key": b64.encode(private.public_key().as_bytes())}),
+            ),
+        )
+        .expect(1)
+        .mount(&h.github)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/repos/acme/widget/actions/secrets/VITE_API_BASE"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&h.github)
+        .await;
+    // `..` and the upper case would be normalised away by the parser; they are written as typed.
+    let typed = "https://API.plain-canary.example.com/v1/../v2";
+    let (_, preview) = h.send(&command(770, ADMIN, "set-api-base", json!([opt("url", 3, json!(typed))]))).await;
+    assert!(content(&preview).contains("Preview"), "{preview}");
+    assert!(!holds(&store_file(&h), "plain-canary"), "the API base waits in the state table in the clear");
+    let id = confirm_id(&preview, 0);
+    let confirmations = h.app.stores.confirmations.clone();
+    let valine_store::Taken::Yours(item) =
+        confirmations.take_confirmation(id.rsplit(':').next().unwrap(), ADMIN).await.unwrap()
+    else {
+        panic!("the preview's confirmation is not stored");
+    };
+    let serialized = serde_json::to_string(&item).unwrap();
+    assert!(!serialized.contains("plain-canary") && serialized.contains("568250167242549743"), "{serialized}");
+    confirmations.put_confirmation(&item).await.unwrap();
+    let (_, done) = h.send(&click(771, ADMIN, &id)).await;
+    assert!(content(&done).contains("`VITE_API_BASE` was updated"), "{done}");
+    let put = h.github.received_requests().await.unwrap().into_iter().find(|r| r.method.as_str() == "PUT").unwrap();
+    let body: Value = serde_json::from_slice(&put.body).unwrap();
+    assert_eq!(body["key_id"], "568250167242549743");
+    let sealed = b64.decode(body["encrypted_value"].as_str().unwrap()).unwrap();
+    assert_eq!(private.unseal(&sealed).unwrap(), typed.as_bytes());
+    let records = h.app.stores.audit.by_user(&ADMIN.to_string(), 10).await.unwrap();
+    let posted = records.iter().find(|r| r.result == AuditResult::Posted).unwrap();
+    assert!(valine_domain::audit::digest_matches(
+        b"audit-key-canary",
+        typed,
+        posted.message_digest.as_deref().unwrap()
+    ));
+}

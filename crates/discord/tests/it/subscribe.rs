@@ -165,3 +165,23 @@ async fn status_reads_the_repo_option_within_github_repos() {
     assert_eq!(status, 200);
     assert_eq!(answer["data"]["embeds"][0]["title"].as_str().map(|t| t.contains("CI")), Some(true), "{answer}");
 }
+
+#[tokio::test]
+async fn subscribe_refuses_to_mention_everyone() {
+    let h = Harness::new(&[REPOS]).await;
+    // A role option's @everyone is the role whose id is the server's.
+    let opts = sub_opts("acme/web", &[opt("mention", 8, json!(GUILD.to_string()))]);
+    let (status, answer) = h.send(&command(60, ADMIN, "subscribe", opts)).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["data"]["flags"], 64, "{answer}");
+    assert!(content(&answer).contains("@everyone"), "{answer}");
+    assert!(h.app.services().stores.routes.list_subscriptions().await.unwrap().is_empty(), "it was subscribed");
+    let records = audit_of(&h, ADMIN).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].result, AuditResult::Blocked);
+    assert!(records[0].metadata["reason"].contains("@everyone"), "{records:?}");
+    // Another role is fine.
+    let opts = sub_opts("acme/web", &[opt("mention", 8, json!("4242"))]);
+    let (_, answer) = h.send(&command(61, ADMIN, "subscribe", opts)).await;
+    assert!(content(&answer).contains("Subscribed"), "{answer}");
+}

@@ -102,7 +102,7 @@ pub fn decide(current: Option<&Incident>, obs: &Observation, now: u64, policy: P
                 next.flapping = next.flapping || flapping;
                 let action = if next.muted(now) {
                     Action::Muted
-                } else if next.message.is_none() {
+                } else if !next.has_card() {
                     Action::Post
                 } else {
                     Action::Edit
@@ -122,12 +122,13 @@ pub fn decide(current: Option<&Incident>, obs: &Observation, now: u64, policy: P
             next.escalated_at = None;
             next.rerun = None;
             next.flapping = flapping;
-            if flapping && next.message.is_some() {
+            if flapping && next.has_card() {
                 // Flapping: the one message comes back to life instead of a new post.
                 let action = if next.muted(now) { Action::Muted } else { Action::Edit };
                 return Decision { next: Some(next), action };
             }
-            next.message = None;
+            // The old card's last state: as the old streak left it.
+            next.retire_card(|old| super::render::render(old, now).to_json().to_string());
             next.mentioned = Vec::new();
             let action = if next.muted(now) { Action::Muted } else { Action::Post };
             Decision { next: Some(next), action }
@@ -142,12 +143,12 @@ pub fn decide(current: Option<&Incident>, obs: &Observation, now: u64, policy: P
                 // Shown as flapping in the one message; no resolve each time.
                 next.flapping = true;
                 next.latest_passing = true;
-                let action = if next.message.is_some() && !next.muted(now) { Action::Edit } else { Action::Record };
+                let action = if next.has_card() && !next.muted(now) { Action::Edit } else { Action::Record };
                 return Decision { next: Some(next), action };
             }
             next.fixed_by = Some(obs.run.clone());
             resolve(&mut next, now);
-            let action = if next.message.is_some() { Action::Resolve } else { Action::Record };
+            let action = if next.has_card() { Action::Resolve } else { Action::Record };
             Decision { next: Some(next), action }
         }
         Outcome::Neutral => Decision::nothing("neutral"),
@@ -200,14 +201,14 @@ pub fn calm(incident: &Incident, now: u64, policy: Policy) -> Option<Decision> {
         })
     });
     resolve(&mut next, now);
-    let action = if next.message.is_some() { Action::Resolve } else { Action::Record };
+    let action = if next.has_card() { Action::Resolve } else { Action::Record };
     Some(Decision { next: Some(next), action })
 }
 
 /// Whether the tick should escalate this incident now.
 pub fn needs_escalation(incident: &Incident, now: u64, escalate_minutes: u64) -> bool {
     incident.open
-        && incident.message.is_some()
+        && incident.has_card()
         && incident.acked.is_none()
         && incident.escalated_at.is_none()
         && !incident.muted(now)

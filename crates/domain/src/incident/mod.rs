@@ -10,6 +10,7 @@
 
 mod decide;
 mod model;
+pub mod outbox;
 mod render;
 mod stats;
 #[cfg(test)]

@@ -309,6 +309,9 @@ pub struct Incident {
     /// Failed health checks in a row while nothing is open (endpoint incidents only).
     #[serde(default)]
     pub strikes: u32,
+    /// What its card must still show (the outbox; see `incident::outbox`).
+    #[serde(default)]
+    pub display: super::outbox::Display,
 }
 
 impl Incident {
@@ -339,6 +342,7 @@ impl Incident {
             history: Vec::new(),
             updated_at: 0,
             strikes: 0,
+            display: super::outbox::Display::default(),
         }
     }
 

@@ -330,7 +330,7 @@ async fn failure_of_run_11_then_success_of_run_10_resolves_nothing() {
 }
 
 #[tokio::test]
-async fn a_post_that_failed_is_made_by_the_redelivery() {
+async fn a_post_discord_refuses_is_queued_and_sent_once_by_the_outbox() {
     let h = Harness::new(&[]).await;
     Mock::given(method("POST"))
         .and(path(format!("/api/v10/channels/{ALERT_CHANNEL}/messages")))
@@ -341,14 +341,29 @@ async fn a_post_that_failed_is_made_by_the_redelivery() {
         .await;
     accept_posts(&h.discord).await;
     let (status, body) = h.deliver("workflow_run", "d-30", &failure(300)).await;
-    // a real payload always gets a 2xx; the body says what is missing
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(body["status"], "incomplete");
-    assert_eq!(body["alert"], "failed");
-    // the failed delivery may be redelivered (its id was forgotten), and then it posts
+    // The delivery's work is done (the incident and its card are written): GitHub is answered
+    // 200, and the card waits in the outbox.
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["alert"], "queued", "{body}");
+    assert!(h.app.incidents.knows_pending());
+    // A redelivery of the same delivery is a duplicate: it does not post.
     let (status, again) = h.deliver("workflow_run", "d-30", &failure(300)).await;
     assert_eq!(status, StatusCode::OK, "{again}");
-    assert_eq!(again["alert"], "sent");
+    assert_eq!(h.alert_posts().await.len(), 1, "{again}");
+    // Once its backoff (1 s) is over, the drain posts it, with the same nonce as the first try.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let report = h.app.incidents.drain(valine_service::deadline::Deadline::after(Duration::from_secs(5))).await;
+    assert_eq!((report.pending, report.sent, report.left), (1, 1, 0), "{report:?}");
+    let posts = h.alert_posts().await;
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[0]["nonce"], posts[1]["nonce"]);
+    assert_eq!(posts[1]["enforce_nonce"], true);
+    assert!(posts[1]["embeds"][0]["title"].as_str().unwrap().starts_with('❌'), "{}", posts[1]);
+    // Nothing is left, and a second drain sends nothing.
+    let report = h.app.incidents.drain(valine_service::deadline::Deadline::after(Duration::from_secs(5))).await;
+    assert_eq!(report.pending, 0, "{report:?}");
+    assert!(!h.app.incidents.knows_pending());
+    assert_eq!(h.alert_posts().await.len(), 2);
 }
 
 #[tokio::test(flavor = "current_thread")]

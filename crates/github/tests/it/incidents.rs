@@ -159,13 +159,26 @@ impl IncidentRepo for Counting {
         self.hit();
         self.inner.get_incident(id).await
     }
-    async fn put_incident_with(&self, i: &Incident, done: Option<&str>) -> StoreResult<IncidentWrite> {
+    async fn write_incident(
+        &self,
+        i: &Incident,
+        done: Option<&str>,
+        trace: Option<&valine_domain::trace::Trace>,
+    ) -> StoreResult<IncidentWrite> {
         self.hit();
-        self.inner.put_incident_with(i, done).await
+        self.inner.write_incident(i, done, trace).await
     }
     async fn list_incidents(&self, l: usize) -> StoreResult<Vec<Incident>> {
         self.hit();
         self.inner.list_incidents(l).await
+    }
+}
+
+#[async_trait]
+impl OutboxRepo for Counting {
+    async fn pending_cards(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        self.hit();
+        self.inner.pending_cards(limit).await
     }
 }
 
@@ -821,4 +834,67 @@ async fn none_stored_is_read_again_so_another_containers_incident_is_edited() {
     assert_eq!(h.posts().await.len(), 1, "one incident message");
     let deletes = h.discord.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == "DELETE").count();
     assert_eq!(deletes, 0);
+}
+
+/// Records each drain asked for, with the ARN the delivery came through.
+#[derive(Default)]
+struct Kicks(std::sync::Mutex<Vec<Option<String>>>);
+
+#[async_trait]
+impl valine_service::drain::Kick for Kicks {
+    async fn kick(&self, invoked_by: Option<&str>) {
+        self.0.lock().unwrap().push(invoked_by.map(str::to_string));
+    }
+}
+
+#[tokio::test]
+async fn a_card_discord_rate_limits_asks_for_a_drain_and_the_drain_event_sends_it() {
+    let h = Harness::new(&[("GITHUB_TOKEN", "")]).await;
+    // Discord's channel bucket is spent for 3 s: longer than a delivery waits.
+    Mock::given(method("POST"))
+        .and(path(format!("/api/v10/channels/{CHANNEL}/messages")))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "3")
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset-after", "3.000")
+                .insert_header("x-ratelimit-bucket", "b-channel")
+                .set_body_json(json!({"message": "You are being rate limited.", "retry_after": 3.0, "global": false})),
+        )
+        .with_priority(1)
+        .up_to_n_times(1)
+        .mount(&h.discord)
+        .await;
+    let kicks = Arc::new(Kicks::default());
+    let app = h.another_container().with_kick(kicks.clone());
+    let alias = "arn:aws:lambda:us-east-1:123456789012:function:valine-orchestrator-github-dev:live";
+    let req = signed_delivery(SECRET, "workflow_run", "d-rl", run(1, "failure").to_string().into_bytes())
+        .invoked_by(Some(alias.to_string()));
+    let res = app.handle(req).await;
+    let body: Value = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(res.status, StatusCode::OK, "{body}");
+    assert_eq!(body["alert"], "queued", "{body}");
+    assert_eq!(*kicks.0.lock().unwrap(), vec![Some(alias.to_string())], "a drain asked for, on the alias");
+    assert_eq!(h.posts().await.len(), 1);
+    // The drain the kick starts: Lambda hands it over as a pass-through event; it waits out
+    // Discord's 3 s and posts the card, with the nonce of the first try.
+    let event: lambda_http::request::LambdaRequest =
+        serde_json::from_value(json!({"valine_drain": {"asked_at_ms": 1}})).unwrap();
+    let response = valine_github::lambda::handle(&app, event.into()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let lambda_http::Body::Text(text) = response.body() else { panic!("a text body") };
+    let report: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        (report["drain"].as_str(), report["sent"].as_u64(), report["left"].as_u64()),
+        (Some("done"), Some(1), Some(0)),
+        "{report}"
+    );
+    let posts = h.posts().await;
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[0]["nonce"], posts[1]["nonce"]);
+    // A second drain finds nothing, and a delivery with nothing left asks for none.
+    assert!(!app.incidents.knows_pending());
+    let (status, _) = deliver_to(&app, "d-rl-2", &run(2, "success")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(kicks.0.lock().unwrap().len(), 1);
 }

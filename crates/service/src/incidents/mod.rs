@@ -17,6 +17,7 @@ mod cache;
 mod list;
 mod observe;
 mod press;
+pub mod send;
 mod tick;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::alerting::Destination;
 use crate::deadline::Deadline;
-use valine_clients::discord_api::{Discord, DiscordError, PostedMessage};
+use valine_clients::discord_api::{Discord, DiscordError};
 use valine_clients::github_api::{GitHub, first_failed_job};
 use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::{Caller, authorize_responder};
@@ -94,6 +95,9 @@ pub enum Observed {
     Resolved,
     /// A failure of a muted incident: tracked, nothing posted.
     Muted,
+    /// Recorded with what its card must show, which Discord did not take yet (rate limited,
+    /// slow, down): the outbox sends it.
+    Queued,
     /// Something failed. `posted`: a message went out although its state could not be written, so
     /// a redelivery might post it again. `store`: the store failed (an internal alert is due).
     Failed { error: String, posted: bool, store: bool },
@@ -109,6 +113,7 @@ impl Observed {
             Observed::Edited => "edited",
             Observed::Resolved => "resolved",
             Observed::Muted => "muted",
+            Observed::Queued => "queued",
             Observed::Failed { .. } => "failed",
         }
     }
@@ -127,6 +132,9 @@ pub struct TickReport {
     /// `VERIFY_URLS` endpoints checked, and how many failed their check.
     pub checked: usize,
     pub unhealthy: usize,
+    /// Cards the tick's drain sent, and those still waiting after it.
+    pub outbox_sent: usize,
+    pub outbox_left: usize,
     pub errors: Vec<String>,
 }
 
@@ -182,6 +190,15 @@ pub struct IncidentDesk {
     metrics: Metrics,
     /// Incidents as this container last wrote or read them.
     cache: Arc<cache::IncidentCache>,
+    /// The cards with something unsent.
+    outbox: Arc<dyn valine_store::OutboxRepo>,
+    /// This container, as the holder of the cards it sends (each send's claim is this and a count).
+    sender: String,
+    claims: Arc<std::sync::atomic::AtomicU64>,
+    /// Whether this container knows of something left in the outbox.
+    pending: Arc<std::sync::atomic::AtomicBool>,
+    /// Called when something is left in the outbox (the handler starts a drain).
+    on_pending: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for IncidentDesk {
@@ -219,12 +236,23 @@ impl IncidentDesk {
             settings: IncidentSettings::from_config(&config),
             config,
             repo: stores.incidents.clone(),
+            outbox: stores.outbox.clone(),
+            sender: uuid::Uuid::new_v4().simple().to_string(),
+            claims: Arc::default(),
+            pending: Arc::default(),
+            on_pending: None,
             audit: stores.audit.clone(),
             discord,
             github,
             metrics,
             cache: Arc::default(),
         }
+    }
+
+    /// The same desk, calling `poke` whenever something is left in the outbox (to start a drain).
+    pub fn on_pending(mut self, poke: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.on_pending = Some(poke);
+        self
     }
 
     pub fn settings(&self) -> &IncidentSettings {

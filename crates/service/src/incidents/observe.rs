@@ -2,6 +2,7 @@
 //! write over the version read, then post, edit or reply; the failing job and log tail fetched
 //! alongside and edited in when they come late.
 
+use super::send::Unsettled;
 use super::*;
 
 impl IncidentDesk {
@@ -50,29 +51,36 @@ impl IncidentDesk {
         (written, not_landed)
     }
 
-    /// Carries one observation through the incident model: decide, write over the version read,
-    /// then post, edit or reply. Keeps to `deadline`.
+    /// Carries one observation through the incident model: decide, write over the version read
+    /// (with what its card must show), then send the card and file what went out. Keeps to
+    /// `deadline`.
     pub async fn observe(&self, obs: &Observation, deadline: Deadline) -> Observed {
         self.observe_routed(obs, None, deadline).await
     }
 
     /// [`Self::observe`] for a route that mentions `mention_role` when an incident opens.
     pub async fn observe_routed(&self, obs: &Observation, mention_role: Option<u64>, deadline: Deadline) -> Observed {
-        self.observe_delivery(obs, mention_role, None, deadline).await.0
+        let (observed, _, unsettled) = self.observe_delivery(obs, mention_role, None, deadline).await;
+        if let Some(u) = unsettled {
+            self.settle(u, None, deadline).await;
+        }
+        observed
     }
 
-    /// [`Self::observe_routed`] as the last step of the delivery `done`: its first incident
-    /// write records the delivery done too. The flag says what became of that record:
-    /// `Some(true)` written with the incident, `Some(false)` found written by another attempt at
-    /// the same delivery (nothing done here, any message of this attempt deleted), `None` not
+    /// [`Self::observe_routed`] as the last step of the delivery `done`: its incident write
+    /// records the delivery done too, and carries what the card must show (the outbox). The
+    /// delivery's job ends there; the card is then sent, and what went out comes back as
+    /// [`Unsettled`], for the delivery to file with its trace ([`Self::settle`]). The flag says
+    /// what became of the delivery's record: `Some(true)` written with the incident, `Some(false)`
+    /// found written by another attempt at the same delivery (nothing done here), `None` not
     /// written (no write happened, or none was asked).
     pub async fn observe_delivery(
         &self,
         obs: &Observation,
         mention_role: Option<u64>,
-        mut done: Option<&str>,
+        done: Option<&str>,
         deadline: Deadline,
-    ) -> (Observed, Option<bool>) {
+    ) -> (Observed, Option<bool>, Option<Unsettled>) {
         let id = obs.key.id();
         let alert_key = obs.key.canonical().replace('\u{1f}', "|");
         let now = now_secs();
@@ -83,23 +91,20 @@ impl IncidentDesk {
                 Err(e) => {
                     tracing::error!(alert_key = %alert_key, error = %e, "Alert failed: the incident could not be read");
                     self.metrics.alert(AlertMetric::Failed);
-                    return (Observed::Failed { error: e.to_string(), posted: false, store: true }, None);
+                    return (Observed::Failed { error: e.to_string(), posted: false, store: true }, None, None);
                 }
             },
         };
         let mut detail_task: Option<JoinHandle<Option<FailureDetail>>> = None;
         let mut detail: Option<FailureDetail> = None;
-        // A message this delivery posted before losing the write to another container.
-        let mut orphan: Option<PostedMessage> = None;
         for _ in 0..ATTEMPTS {
             let decision = incident::decide(current.as_ref(), obs, now, self.settings.policy);
             let Some(mut next) = decision.next else {
-                self.discard(orphan.take(), deadline).await;
                 let Action::Nothing(reason) = decision.action else {
-                    return (Observed::Nothing { reason: "no change" }, None);
+                    return (Observed::Nothing { reason: "no change" }, None, None);
                 };
                 tracing::info!(alert_key = %alert_key, reason, "incident unchanged");
-                return (Observed::Nothing { reason }, None);
+                return (Observed::Nothing { reason }, None, None);
             };
             let shows_failure =
                 obs.outcome == Outcome::Failure && matches!(decision.action, Action::Post | Action::Edit);
@@ -118,181 +123,116 @@ impl IncidentDesk {
             if let Some(d) = &detail {
                 attach_detail(&mut next, obs, d);
             }
-            match decision.action {
-                Action::Post => {
-                    next.mentioned = incident::culprits(&obs.run, &self.settings.users);
-                    next.mention_role = mention_role;
-                    let body = incident::render(&next, now).to_json();
-                    let posted = match orphan.take() {
-                        // Ours from the lost round: edit it rather than post again.
-                        Some(mine) => {
-                            let _ = discord_call(deadline, self.discord.edit_message(mine.channel_id, mine.id, &body))
-                                .await;
-                            Ok(mine)
-                        }
-                        None => discord_call(deadline, self.discord.post_message(obs.key.channel_id, &body)).await,
-                    };
-                    let posted = match posted {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::error!(alert_key = %alert_key, error = %e, "Alert failed");
-                            self.metrics.alert(AlertMetric::Failed);
-                            return (Observed::Failed { error: e.to_string(), posted: false, store: false }, None);
-                        }
-                    };
-                    next.message = Some(MessageRef {
-                        channel_id: posted.channel_id,
-                        message_id: posted.id,
-                        posted_at: now_secs(),
-                        guild_id: posted.guild_id,
-                    });
-                    let (written, not_landed) = self.put_checked(&next, done, deadline).await;
-                    match written {
-                        Ok(IncidentWrite::Written) => {
-                            tracing::info!(alert_key = %alert_key, incident = %next.streak_id(), message_id = posted.id, "Alert sent");
-                            self.metrics.alert(AlertMetric::Sent);
-                            let recorded = done.take().map(|_| true);
-                            self.late_detail(next, obs, detail_task, deadline).await;
-                            return (Observed::Posted { message_id: posted.id }, recorded);
-                        }
-                        Ok(IncidentWrite::Conflict(stored)) => {
-                            orphan = Some(posted);
-                            current = stored.map(|b| *b);
-                        }
-                        Ok(IncidentWrite::AlreadyDone) => {
-                            self.discard(Some(posted), deadline).await;
-                            return (Observed::Nothing { reason: ALREADY_DONE }, Some(false));
-                        }
-                        Err(e) if not_landed => {
-                            // Read back: not written. A message its incident does not know would
-                            // never be edited or resolved: it is taken back, for a redelivery.
-                            tracing::error!(alert_key = %alert_key, error = %e, "Alert failed: the incident could not be written; its message is taken back");
-                            self.metrics.alert(AlertMetric::Failed);
-                            self.discard(Some(posted), deadline).await;
-                            return (Observed::Failed { error: e.to_string(), posted: false, store: true }, None);
-                        }
-                        Err(e) => {
-                            tracing::error!(alert_key = %alert_key, error = %e, "the incident message is out but its state was not written");
-                            self.metrics.alert(AlertMetric::Sent);
-                            return (Observed::Failed { error: e.to_string(), posted: true, store: true }, None);
-                        }
-                    }
+            let claim = self.show(&mut next, &decision.action, mention_role, obs, now);
+            let (written, not_landed) = self.put_checked(&next, done, deadline).await;
+            match written {
+                Ok(IncidentWrite::Written) => {
+                    let recorded = done.map(|_| true);
+                    let unsettled = self.send_written(&next, claim.as_deref()).await;
+                    let observed = self.observed(&decision.action, &next, unsettled.as_ref(), &alert_key);
+                    let unsettled = self.late_detail(next, obs, detail_task, unsettled, deadline).await;
+                    return (observed, recorded, unsettled);
                 }
-                action => match self.put(&next, done, deadline).await {
-                    Ok(IncidentWrite::Written) => {
-                        let recorded = done.take().map(|_| true);
-                        self.discard(orphan.take(), deadline).await;
-                        let observed = self.carry_out(&action, &next, &alert_key, now, deadline).await;
-                        if matches!(observed, Observed::Edited) {
-                            self.late_detail(next, obs, detail_task, deadline).await;
-                        }
-                        return (observed, recorded);
-                    }
-                    Ok(IncidentWrite::Conflict(stored)) => current = stored.map(|b| *b),
-                    Ok(IncidentWrite::AlreadyDone) => {
-                        self.discard(orphan.take(), deadline).await;
-                        return (Observed::Nothing { reason: ALREADY_DONE }, Some(false));
-                    }
-                    Err(e) => {
-                        self.discard(orphan.take(), deadline).await;
-                        tracing::error!(alert_key = %alert_key, error = %e, "Alert failed: the incident could not be written");
-                        self.metrics.alert(AlertMetric::Failed);
-                        return (Observed::Failed { error: e.to_string(), posted: false, store: true }, None);
-                    }
-                },
+                Ok(IncidentWrite::Conflict(stored)) => current = stored.map(|b| *b),
+                Ok(IncidentWrite::AlreadyDone) => {
+                    return (Observed::Nothing { reason: ALREADY_DONE }, Some(false), None);
+                }
+                Err(e) => {
+                    let why = if not_landed { "it was not written" } else { "whether it was written is unknown" };
+                    tracing::error!(alert_key = %alert_key, error = %e, why, "Alert failed: the incident write failed");
+                    self.metrics.alert(AlertMetric::Failed);
+                    return (Observed::Failed { error: e.to_string(), posted: false, store: true }, None, None);
+                }
             }
         }
-        self.discard(orphan.take(), deadline).await;
         let failed = Observed::Failed {
             error: "the incident kept changing under this delivery; redeliver it".into(),
             posted: false,
             store: false,
         };
-        (failed, None)
+        (failed, None, None)
     }
 
-    /// The effects of a written decision other than a first post.
-    pub(super) async fn carry_out(
+    /// What the card of `next` must show after `action`, recorded in its display, and claimed for
+    /// this container when it is due (it sends it right after the write).
+    fn show(
         &self,
+        next: &mut Incident,
         action: &Action,
-        next: &Incident,
-        alert_key: &str,
+        mention_role: Option<u64>,
+        obs: &Observation,
         now: u64,
-        deadline: Deadline,
-    ) -> Observed {
-        let Some(message) = next.message else {
-            if *action == Action::Muted {
-                tracing::info!(alert_key, incident = %next.streak_id(), "Alert muted");
-                self.metrics.alert(AlertMetric::Suppressed);
-                return Observed::Muted;
-            }
-            return Observed::Recorded;
-        };
+    ) -> Option<String> {
         match action {
-            Action::Muted => {
-                tracing::info!(alert_key, incident = %next.streak_id(), "Alert muted");
-                self.metrics.alert(AlertMetric::Suppressed);
-                // Still shown as it is (count, latest run), without a ping.
-                let _ = self.edit(next, message, now, deadline).await;
-                Observed::Muted
+            Action::Post => {
+                next.mentioned = incident::culprits(&obs.run, &self.settings.users);
+                next.mention_role = mention_role;
+                next.display.change(now);
             }
+            // A muted incident's card still shows where it stands, without a ping (edits notify
+            // nobody); one never posted stays unposted.
+            Action::Edit | Action::Muted if next.has_card() => next.display.change(now),
+            Action::Resolve => {
+                next.display.change(now);
+                let reply = incident::resolved_reply(next).to_json();
+                Self::reply_of(next, "resolved", &reply, now);
+            }
+            _ => {}
+        }
+        self.claim_if_due(next)
+    }
+
+    /// Claims `next`'s card for one send from this container when something is due; the claim.
+    pub(super) fn claim_if_due(&self, next: &mut Incident) -> Option<String> {
+        let now_ms = valine_domain::clock::now_millis();
+        if !next.display.due(now_ms) {
+            return None;
+        }
+        let claim = format!("{}-{}", self.sender, self.claims.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        next.display.claim(&claim, now_ms);
+        Some(claim)
+    }
+
+    /// After a write that made `claim`: sends the card. `None` when the write claimed nothing.
+    pub(super) async fn send_written(&self, next: &Incident, claim: Option<&str>) -> Option<Unsettled> {
+        if !claim.is_some_and(|c| next.display.held_by(c, valine_domain::clock::now_millis())) {
+            if next.display.pending() {
+                self.note_pending();
+            }
+            return None;
+        }
+        // The card's own budget: the delivery's durable part is done by now.
+        let sent = self.send(next, Deadline::after(POST_BUDGET)).await;
+        if sent.failed.is_some() {
+            self.note_pending();
+        }
+        Some(Unsettled { incident: next.clone(), sent })
+    }
+
+    /// The observation's outcome, as the channel will see it: shown now, or queued in the outbox.
+    fn observed(&self, action: &Action, next: &Incident, u: Option<&Unsettled>, alert_key: &str) -> Observed {
+        let shown = u.is_some_and(|u| !u.left());
+        if !shown && next.display.pending() && matches!(action, Action::Post | Action::Edit | Action::Resolve) {
+            tracing::info!(alert_key, incident = %next.streak_id(), "Alert queued: the outbox sends it");
+            return Observed::Queued;
+        }
+        match action {
+            Action::Post => Observed::Posted { message_id: u.and_then(|u| u.sent.posted).map_or(0, |m| m.message_id) },
             Action::Edit => {
-                if let Err(e) = self.edit(next, message, now, deadline).await {
-                    return Observed::Failed {
-                        error: format!("the incident is recorded but its message could not be edited: {e}"),
-                        posted: true,
-                        store: false,
-                    };
-                }
                 tracing::info!(alert_key, incident = %next.streak_id(), failures = next.failures, "Alert updated");
                 Observed::Edited
             }
             Action::Resolve => {
-                let edited = self.edit(next, message, now, deadline).await;
-                let reply = incident::resolved_reply(next).to_json();
-                let replied =
-                    discord_call(deadline, self.discord.reply(message.channel_id, message.message_id, &reply)).await;
-                match (edited, replied) {
-                    (Ok(()), Ok(_)) => {
-                        tracing::info!(alert_key, incident = %next.streak_id(), "Alert resolved");
-                        self.metrics.alert(AlertMetric::Sent);
-                        Observed::Resolved
-                    }
-                    (e1, e2) => {
-                        let error =
-                            [e1.err(), e2.err()].into_iter().flatten().map(|e| e.to_string()).collect::<Vec<_>>();
-                        tracing::error!(alert_key, error = %error.join("; "), "Alert failed: the resolve was recorded but not all of it was shown");
-                        self.metrics.alert(AlertMetric::Failed);
-                        Observed::Failed { error: error.join("; "), posted: true, store: false }
-                    }
-                }
+                tracing::info!(alert_key, incident = %next.streak_id(), "Alert resolved");
+                self.metrics.alert(AlertMetric::Sent);
+                Observed::Resolved
             }
-            Action::Record | Action::Nothing(_) | Action::Post => Observed::Recorded,
-        }
-    }
-
-    pub(super) async fn edit(
-        &self,
-        next: &Incident,
-        message: MessageRef,
-        now: u64,
-        deadline: Deadline,
-    ) -> Result<(), DiscordError> {
-        let body = incident::render(next, now).to_json();
-        let edited =
-            discord_call(deadline, self.discord.edit_message(message.channel_id, message.message_id, &body)).await;
-        if let Err(e) = &edited {
-            tracing::warn!(incident = %next.streak_id(), error = %e, "could not edit the incident message");
-        }
-        edited
-    }
-
-    /// Deletes a message this delivery posted for a streak another container posted first.
-    async fn discard(&self, orphan: Option<PostedMessage>, deadline: Deadline) {
-        if let Some(m) = orphan
-            && let Err(e) = discord_call(deadline, self.discord.delete_message(m.channel_id, m.id)).await
-        {
-            tracing::warn!(message_id = m.id, error = %e, "could not delete a duplicate incident message");
+            Action::Muted => {
+                tracing::info!(alert_key, incident = %next.streak_id(), "Alert muted");
+                self.metrics.alert(AlertMetric::Suppressed);
+                Observed::Muted
+            }
+            Action::Record | Action::Nothing(_) => Observed::Recorded,
         }
     }
 
@@ -306,25 +246,36 @@ impl IncidentDesk {
         Some(tokio::spawn(fetch_detail(github, repo, run_id, attempt)))
     }
 
-    /// GitHub was slow: the message went out without the failing job; add it if it comes within
-    /// the delivery's budget (an edit and one more write).
+    /// GitHub was slow: the card went out without the failing job; add it if it comes within
+    /// the delivery's budget (one more write, and an edit). What the first send achieved is filed
+    /// in that write.
     async fn late_detail(
         &self,
         written: Incident,
         obs: &Observation,
         task: Option<JoinHandle<Option<FailureDetail>>>,
+        unsettled: Option<Unsettled>,
         deadline: Deadline,
-    ) {
-        let Some(task) = task else { return };
+    ) -> Option<Unsettled> {
+        let Some(task) = task else { return unsettled };
         let wait = deadline.left().saturating_sub(RESERVE);
         let Ok(Ok(Some(detail))) = tokio::time::timeout(wait, task).await else {
-            tracing::info!(incident = %written.streak_id(), "the failing job is not known in time; the message goes without it");
-            return;
+            tracing::info!(incident = %written.streak_id(), "the failing job is not known in time; the card goes without it");
+            return unsettled;
         };
-        let mut next = written.next_version(now_secs());
+        let now = now_secs();
+        let mut next = written.next_version(now);
+        if let Some(u) = &unsettled {
+            next.file_sent(u.incident.streak, &u.sent, valine_domain::clock::now_millis());
+        }
         attach_detail(&mut next, obs, &detail);
-        if let (Ok(IncidentWrite::Written), Some(message)) = (self.put(&next, None, deadline).await, next.message) {
-            let _ = self.edit(&next, message, now_secs(), deadline).await;
+        next.display.change(now);
+        let claim = self.claim_if_due(&mut next);
+        match self.put(&next, None, deadline).await {
+            Ok(IncidentWrite::Written) => self.send_written(&next, claim.as_deref()).await,
+            // Another writer moved it on: the first send is still filed (over the newer version)
+            // by whoever settles `unsettled`.
+            _ => unsettled,
         }
     }
 }

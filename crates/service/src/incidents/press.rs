@@ -130,6 +130,12 @@ impl IncidentDesk {
                 }
                 CustomId::Confirm(_) | CustomId::Cancel(_) => return PressOutcome::Unknown,
             };
+            // The card shows the change (acknowledged, muted): through the outbox.
+            let mut claim = None;
+            if next.has_card() {
+                next.display.change(now);
+                claim = self.claim_if_due(&mut next);
+            }
             match within(deadline, STORE_BUDGET, self.repo.put_incident(&next)).await {
                 Ok(IncidentWrite::Written) => {
                     self.cache.remember(&next);
@@ -142,8 +148,8 @@ impl IncidentDesk {
                         let _ = self.put(&undo, None, deadline).await;
                         return PressOutcome::Failed(why);
                     }
-                    if let Some(message) = next.message {
-                        let _ = self.edit(&next, message, now, deadline).await;
+                    if let Some(u) = self.send_written(&next, claim.as_deref()).await {
+                        self.settle(u, None, deadline).await;
                     }
                     return PressOutcome::Done(done);
                 }

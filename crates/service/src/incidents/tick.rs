@@ -21,13 +21,21 @@ impl IncidentDesk {
         for inc in all.into_iter().filter(|i| i.open) {
             report.open += 1;
             if let Some(decision) = incident::calm(&inc, now, self.settings.policy)
-                && let Some(next) = decision.next
+                && let Some(mut next) = decision.next
             {
+                if decision.action == Action::Resolve {
+                    next.display.change(now);
+                    let reply = incident::resolved_reply(&next).to_json();
+                    Self::reply_of(&mut next, "resolved", &reply, now);
+                }
+                let claim = self.claim_if_due(&mut next);
                 match self.put(&next, None, deadline).await {
                     Ok(IncidentWrite::Written) => {
                         report.calmed += 1;
-                        let key = inc.key.canonical().replace('\u{1f}', "|");
-                        let _ = self.carry_out(&decision.action, &next, &key, now, deadline).await;
+                        tracing::info!(incident = %next.streak_id(), "Alert resolved: the flapping calmed");
+                        if let Some(u) = self.send_written(&next, claim.as_deref()).await {
+                            self.settle(u, None, deadline).await;
+                        }
                     }
                     // Another writer got there first (no delivery is named: never `AlreadyDone`).
                     Ok(IncidentWrite::Conflict(_) | IncidentWrite::AlreadyDone) => {}
@@ -38,29 +46,22 @@ impl IncidentDesk {
             if !incident::needs_escalation(&inc, now, self.settings.escalate_minutes) {
                 continue;
             }
-            let Some(message) = inc.message else { continue };
             let mut next = inc.next_version(now);
             next.escalated_at = Some(now);
-            // Written first: of two ticks at once, one escalates.
+            let role = next.mention_role.or(self.settings.destination.mention_role_id);
+            let body = incident::escalation_reply(&next, role, now).to_json();
+            Self::reply_of(&mut next, "escalated", &body, now);
+            let claim = self.claim_if_due(&mut next);
+            // Written first, with its reply: of two ticks at once, one escalates.
             match self.put(&next, None, deadline).await {
                 Ok(IncidentWrite::Written) => {
-                    let body = incident::escalation_reply(
-                        &next,
-                        next.mention_role.or(self.settings.destination.mention_role_id),
-                        now,
-                    )
-                    .to_json();
-                    match discord_call(deadline, self.discord.reply(message.channel_id, message.message_id, &body))
-                        .await
-                    {
-                        Ok(_) => {
-                            tracing::info!(incident = %next.streak_id(), "Alert escalated");
-                            report.escalated += 1;
+                    tracing::info!(incident = %next.streak_id(), "Alert escalated");
+                    report.escalated += 1;
+                    if let Some(u) = self.send_written(&next, claim.as_deref()).await {
+                        if let Some((error, _)) = &u.sent.failed {
+                            report.errors.push(format!("escalation queued: {error}"));
                         }
-                        Err(e) => {
-                            tracing::error!(incident = %next.streak_id(), error = %e, "Alert failed: escalation");
-                            report.errors.push(e.to_string());
-                        }
+                        self.settle(u, None, deadline).await;
                     }
                 }
                 Ok(IncidentWrite::Conflict(_) | IncidentWrite::AlreadyDone) => {}

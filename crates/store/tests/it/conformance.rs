@@ -117,6 +117,8 @@ suite!(
     alert_claims_do_not_disturb_incidents,
     subscriptions_are_kept_per_channel_and_repository,
     subscription_cache_sees_its_own_changes_at_once,
+    outbox_entries_come_and_go_with_their_incident_writes,
+    an_outbox_card_has_one_sender_and_is_marked_sent_with_its_message,
 );
 
 fn subscription(channel_id: u64, repo: &str, events: &str) -> Subscription {
@@ -202,6 +204,77 @@ fn run(run_id: u64, workflow_id: u64, updated_at: u64, status: &str, conclusion:
 
 mod cases {
     use super::*;
+
+    pub(super) async fn outbox_entries_come_and_go_with_their_incident_writes(s: Stores) {
+        let now = now_secs();
+        let mut a = opened_incident("main", 1, now);
+        let b = opened_incident("release/1.x", 1, now);
+        // What the card must show is written with the incident, in the same write.
+        a.display.change(now - 10);
+        let t = trace("github", now * 1000, "webhook:workflow_run");
+        assert_eq!(s.incidents.write_incident(&a, Some("d-1"), Some(&t)).await.unwrap(), IncidentWrite::Written);
+        assert_eq!(s.incidents.put_incident(&b).await.unwrap(), IncidentWrite::Written);
+        let pending = s.outbox.pending_cards(10).await.unwrap();
+        assert_eq!(
+            pending,
+            vec![OutboxEntry { id: a.id.clone(), since: now - 10, not_before_ms: 0, channel_id: a.key.channel_id }]
+        );
+        assert!(s.deliveries.look_up("d-1", &[]).await.unwrap().done, "the delivery was recorded with it");
+        assert_eq!(s.traces.get(&t.trace_id).await.unwrap().map(|x| x.trace_id), Some(t.trace_id.clone()));
+        // A failed write writes no entry either.
+        let mut stale = b.clone();
+        stale.display.change(now);
+        assert!(matches!(s.incidents.put_incident(&stale).await.unwrap(), IncidentWrite::Conflict(_)));
+        assert_eq!(s.outbox.pending_cards(10).await.unwrap().len(), 1);
+        // Settled: out of the outbox.
+        let mut sent = a.next_version(now + 1);
+        sent.display.settle(&valine_domain::incident::outbox::Sent { shown: Some(1), ..Default::default() }, 0);
+        assert_eq!(s.incidents.put_incident(&sent).await.unwrap(), IncidentWrite::Written);
+        assert!(s.outbox.pending_cards(10).await.unwrap().is_empty());
+    }
+
+    pub(super) async fn an_outbox_card_has_one_sender_and_is_marked_sent_with_its_message(s: Stores) {
+        use valine_domain::incident::MessageRef;
+        use valine_domain::incident::outbox::Sent;
+        let now = now_secs();
+        let mut a = opened_incident("main", 1, now);
+        a.display.change(now);
+        assert_eq!(s.incidents.put_incident(&a).await.unwrap(), IncidentWrite::Written);
+        // Two containers claim the card from the same version: one wins, the other sends nothing.
+        let claims: Vec<_> = ["one", "two", "three"]
+            .into_iter()
+            .map(|by| {
+                let mut claim = a.next_version(now);
+                claim.display.claim(by, now * 1000);
+                let incidents = s.incidents.clone();
+                tokio::spawn(async move { (by, incidents.put_incident(&claim).await.unwrap()) })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for c in claims {
+            let (by, written) = c.await.unwrap();
+            if written == IncidentWrite::Written {
+                winners.push(by);
+            }
+        }
+        assert_eq!(winners.len(), 1, "one sender: {winners:?}");
+        let held = s.incidents.get_incident(&a.id).await.unwrap().unwrap();
+        assert!(held.display.held_by(winners[0], now * 1000) && !held.display.due(now * 1000));
+        assert_eq!(s.outbox.pending_cards(10).await.unwrap().len(), 1, "claimed, still unsent");
+        // Marked sent with the message Discord returned.
+        let message = MessageRef { channel_id: 9, message_id: 1300000000000000777, posted_at: now, guild_id: Some(5) };
+        let mut done = held.next_version(now + 1);
+        done.file_sent(
+            held.streak,
+            &Sent { posted: Some(message), shown: Some(held.display.want), ..Default::default() },
+            now * 1000,
+        );
+        assert_eq!(s.incidents.put_incident(&done).await.unwrap(), IncidentWrite::Written);
+        let stored = s.incidents.get_incident(&a.id).await.unwrap().unwrap();
+        assert_eq!(stored.message, Some(message));
+        assert!(!stored.display.pending() && stored.display.lease.is_none());
+        assert!(s.outbox.pending_cards(10).await.unwrap().is_empty());
+    }
 
     pub(super) async fn audit_round_trip_with_unicode_and_large_metadata(s: Stores) {
         let mut r = record("80351110224678912", now_secs(), AuditResult::Posted);
@@ -510,7 +583,8 @@ mod cases {
             held: Held::Relay {
                 channel_id: Some(1184576487578214464),
                 user_id: None,
-                text: format!("déploiement 🚀 {}", "x".repeat(1990)),
+                // As long as the longest relay's, sealed: 2000 characters of up to 4 bytes, and a tag.
+                text: Encrypted { nonce: "ab".repeat(24), ciphertext: "cd".repeat(8016) },
                 ephemeral: false,
             },
             trace_id: "t".into(),
@@ -535,10 +609,29 @@ mod cases {
         }
         assert_eq!(taken, vec![p.clone()]);
         assert_eq!(s.confirmations.take_confirmation(&p.id, 7).await.unwrap(), Taken::Missing);
-        let stale = PendingConfirmation { id: "stale".into(), expires_at: now - 1, ..p };
+        let stale = PendingConfirmation { id: "stale".into(), expires_at: now - 1, ..p.clone() };
         s.confirmations.put_confirmation(&stale).await.unwrap();
+        // Expired, whatever the TTL sweep has done: gone for everyone, not "someone else's".
+        assert_eq!(s.confirmations.take_confirmation("stale", 7).await.unwrap(), Taken::Missing);
         assert_eq!(s.confirmations.take_confirmation("stale", 42).await.unwrap(), Taken::Missing);
         assert_eq!(s.confirmations.take_confirmation("never", 42).await.unwrap(), Taken::Missing);
+        // Every kind of held value comes back as it went in.
+        for held in [
+            Held::Deploy { git_ref: "main".into(), api_base: Some("https://api.example.com".into()) },
+            Held::RepoVariable {
+                value: Encrypted { nonce: "01".repeat(24), ciphertext: "02".repeat(40) },
+                digest: "e3".repeat(32),
+            },
+            Held::RepoSecret {
+                key_id: "3380204578043523366".into(),
+                encrypted_value: "c2VhbGVk".into(),
+                digest: "e3".repeat(32),
+            },
+        ] {
+            let q = PendingConfirmation { id: uuid::Uuid::new_v4().to_string(), held, ..p.clone() };
+            s.confirmations.put_confirmation(&q).await.unwrap();
+            assert_eq!(s.confirmations.take_confirmation(&q.id, 42).await.unwrap(), Taken::Yours(q));
+        }
     }
 
     pub(super) async fn job_tickets_are_taken_once_and_expire(s: Stores) {
@@ -916,7 +1009,10 @@ async fn embedded_store_sweeps_expired_items_and_keeps_live_ones() {
         id: id.into(),
         user_id: 1,
         command: "/set-frontend".into(),
-        held: Held::RepoSetting { value: "https://app.example.com/".into() },
+        held: Held::RepoVariable {
+            value: Encrypted { nonce: "01".repeat(24), ciphertext: "02".repeat(40) },
+            digest: "e3".repeat(32),
+        },
         trace_id: "t".into(),
         expires_at,
     };
