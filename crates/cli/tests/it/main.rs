@@ -9,3 +9,4 @@ mod serve;
 mod setup;
 mod smoke;
 mod stage;
+mod workflows;
