@@ -29,7 +29,7 @@ use crate::playground::{self, Playground};
 
 /// Who may reach `serve`.
 #[derive(Clone)]
-pub enum Exposure {
+pub(crate) enum Exposure {
     /// A loopback address: this machine only. The playground is on.
     Loopback,
     /// `--public`: anyone who reaches the address (a shared dev box, a tunnel). `POST /discord`,
@@ -49,11 +49,11 @@ impl std::fmt::Debug for Exposure {
 }
 
 /// The shortest `SERVE_TOKEN` accepted: a bearer token on the open network must not be guessable.
-pub const MIN_SERVE_TOKEN: usize = 16;
+pub(crate) const MIN_SERVE_TOKEN: usize = 16;
 
 /// Decides who may reach `serve` on `addr`: refused (before anything is made) when the address is
 /// not a loopback one and `--public` was not given, or when `--public` has no `SERVE_TOKEN`.
-pub fn exposure(addr: SocketAddr, public: bool, token: Option<String>) -> Result<Exposure, String> {
+pub(crate) fn exposure(addr: SocketAddr, public: bool, token: Option<String>) -> Result<Exposure, String> {
     if !public {
         if addr.ip().is_loopback() {
             return Ok(Exposure::Loopback);
