@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DevKeys {
+pub(crate) struct DevKeys {
     /// Hex of the 32-byte Ed25519 seed.
     pub discord_seed: String,
     pub github_webhook_secret: String,
     pub audit_hmac_key: String,
 }
 
-pub fn path(data_dir: &Path) -> PathBuf {
+pub(crate) fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("dev-keys.json")
 }
 
@@ -26,7 +26,7 @@ fn random_hex() -> String {
 }
 
 impl DevKeys {
-    pub fn load_or_create(data_dir: &Path) -> std::io::Result<(Self, bool)> {
+    pub(crate) fn load_or_create(data_dir: &Path) -> std::io::Result<(Self, bool)> {
         let p = path(data_dir);
         if let Ok(text) = std::fs::read_to_string(&p) {
             let keys: DevKeys = serde_json::from_str(&text)
@@ -41,13 +41,13 @@ impl DevKeys {
         Ok((keys, true))
     }
 
-    pub fn signing_key(&self) -> Option<ed25519_dalek::SigningKey> {
+    pub(crate) fn signing_key(&self) -> Option<ed25519_dalek::SigningKey> {
         let mut seed = [0u8; 32];
         hex::decode_to_slice(&self.discord_seed, &mut seed).ok()?;
         Some(ed25519_dalek::SigningKey::from_bytes(&seed))
     }
 
-    pub fn public_key_hex(&self) -> Option<String> {
+    pub(crate) fn public_key_hex(&self) -> Option<String> {
         self.signing_key().map(|k| hex::encode(k.verifying_key().to_bytes()))
     }
 }

@@ -10,7 +10,7 @@ use valine_domain::metrics::Metrics;
 use valine_store::Stores;
 
 /// `7d`, `24h`, `30m`, `90s` (or plain seconds) as seconds.
-pub fn parse_since(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_since(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (number, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
@@ -36,7 +36,7 @@ fn opt_duration(secs: Option<u64>) -> String {
 }
 
 /// The incidents to show: open ones, or (without `open_only`) also those changed since `since`.
-pub fn select(incidents: Vec<Incident>, open_only: bool, since: u64) -> Vec<Incident> {
+pub(crate) fn select(incidents: Vec<Incident>, open_only: bool, since: u64) -> Vec<Incident> {
     incidents
         .into_iter()
         .filter(|i| i.open || (!open_only && i.streaks().iter().any(|s| s.opened_at >= since)))
@@ -66,7 +66,7 @@ fn incident_json(i: &Incident, now: u64) -> Value {
 }
 
 /// The report as JSON: `{"incidents": […], "workflows": […]}`.
-pub fn report_json(incidents: &[Incident], all: &[Incident], since: u64, now: u64) -> Value {
+pub(crate) fn report_json(incidents: &[Incident], all: &[Incident], since: u64, now: u64) -> Value {
     json!({
         "since": since,
         "incidents": incidents.iter().map(|i| incident_json(i, now)).collect::<Vec<_>>(),
@@ -75,7 +75,7 @@ pub fn report_json(incidents: &[Incident], all: &[Incident], since: u64, now: u6
 }
 
 /// The report as text: one line per incident, then one per workflow.
-pub fn report_text(incidents: &[Incident], all: &[Incident], since: u64, now: u64) -> String {
+pub(crate) fn report_text(incidents: &[Incident], all: &[Incident], since: u64, now: u64) -> String {
     let mut out = String::new();
     if incidents.is_empty() {
         out.push_str("No incidents.\n");
@@ -122,7 +122,7 @@ pub fn report_text(incidents: &[Incident], all: &[Incident], since: u64, now: u6
     out
 }
 
-pub async fn incidents(config: &Config, open_only: bool, since: &str, as_json: bool) -> Result<String, String> {
+pub(crate) async fn incidents(config: &Config, open_only: bool, since: &str, as_json: bool) -> Result<String, String> {
     let window = parse_since(since)?;
     let now = valine_domain::clock::now_secs();
     let since = now.saturating_sub(window);
@@ -137,7 +137,7 @@ pub async fn incidents(config: &Config, open_only: bool, since: &str, as_json: b
 }
 
 /// One tick, now, as the schedule runs it.
-pub async fn tick(config: Config) -> Result<String, String> {
+pub(crate) async fn tick(config: Config) -> Result<String, String> {
     let stores = Stores::open(&config).await.map_err(|e| e.to_string())?;
     let app = valine_github::App::from_config(config, stores, Metrics::stdout("github-handler"))
         .map_err(|e| e.to_string())?;
@@ -155,7 +155,7 @@ pub async fn tick(config: Config) -> Result<String, String> {
 
 /// The event EventBridge's schedule sends the GitHub function (crates/github/src/lambda.rs,
 /// `is_scheduled_event`), as `tick --stage` sends it.
-pub fn scheduled_event(id: &str, now_ms: u64, region: &str, account: &str) -> Value {
+pub(crate) fn scheduled_event(id: &str, now_ms: u64, region: &str, account: &str) -> Value {
     json!({
         "version": "0",
         "id": id,
@@ -189,17 +189,19 @@ fn tick_line(report: &Value) -> String {
 /// The deployed function's answer to the scheduled event: its body (`{"tick": "done", …}`), as
 /// lambda_http returns it for an event that is not an HTTP request, or inside an HTTP-shaped
 /// answer (`{"statusCode": …, "body": "…"}`). `Err` when the tick did not run or reported errors.
-pub fn describe_tick_answer(answer: &Value) -> Result<String, String> {
+pub(crate) fn describe_tick_answer(answer: &Value) -> Result<String, String> {
     let body = match (&answer["statusCode"], &answer["body"]) {
         (Value::Number(_), Value::String(body)) => serde_json::from_str(body).unwrap_or(Value::String(body.clone())),
         _ => answer.clone(),
     };
-    if body["tick"] != "done" {
+    if body.get("tick").and_then(Value::as_str) != Some("done") {
         return Err(format!("the function did not run the tick; it answered {answer}"));
     }
     let mut out = tick_line(&body);
-    let errors: Vec<&str> =
-        body["errors"].as_array().map_or_else(Vec::new, |e| e.iter().filter_map(Value::as_str).collect());
+    let errors: Vec<&str> = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .map_or_else(Vec::new, |e| e.iter().filter_map(Value::as_str).collect());
     for e in &errors {
         out.push_str(&format!("\n  error: {e}"));
     }
@@ -208,7 +210,7 @@ pub fn describe_tick_answer(answer: &Value) -> Result<String, String> {
 
 /// `tick --stage`: the stage's GitHub function runs one tick, invoked at its `live` alias with the
 /// schedule's event and waited for; its answer is printed. Nothing runs here.
-pub async fn tick_deployed(stage: &crate::stage::Stage) -> Result<String, String> {
+pub(crate) async fn tick_deployed(stage: &crate::stage::Stage) -> Result<String, String> {
     use aws_sdk_lambda::primitives::Blob;
     use aws_sdk_lambda::types::InvocationType;
 

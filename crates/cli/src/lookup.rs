@@ -9,13 +9,13 @@ use valine_domain::trace::{StepStatus, Trace};
 
 /// One line of a timeline.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub at_ms: u64,
     pub source: String,
     pub text: String,
 }
 
-pub fn trace_entries(trace: &Trace) -> Vec<Entry> {
+pub(crate) fn trace_entries(trace: &Trace) -> Vec<Entry> {
     let mut out = vec![Entry {
         at_ms: trace.started_at_ms,
         source: "trace".into(),
@@ -38,16 +38,16 @@ pub fn trace_entries(trace: &Trace) -> Vec<Entry> {
 }
 
 /// A CloudWatch log event (one of our JSON lines) as a timeline entry.
-pub fn log_entry(event_ms: u64, message: &str) -> Entry {
+pub(crate) fn log_entry(event_ms: u64, message: &str) -> Entry {
     match serde_json::from_str::<Value>(message) {
         Ok(v) => Entry {
             at_ms: event_ms,
-            source: v["service"].as_str().unwrap_or("log").to_string(),
+            source: v.get("service").and_then(Value::as_str).unwrap_or("log").to_string(),
             text: format!(
                 "{} {} {}",
-                v["level"].as_str().unwrap_or("?"),
-                v["fn"].as_str().unwrap_or(""),
-                v["msg"].as_str().unwrap_or(message)
+                v.get("level").and_then(Value::as_str).unwrap_or("?"),
+                v.get("fn").and_then(Value::as_str).unwrap_or(""),
+                v.get("msg").and_then(Value::as_str).unwrap_or(message)
             ),
         },
         Err(_) => Entry {
@@ -58,7 +58,7 @@ pub fn log_entry(event_ms: u64, message: &str) -> Entry {
     }
 }
 
-pub fn render_timeline(trace: Option<&Trace>, mut entries: Vec<Entry>) -> String {
+pub(crate) fn render_timeline(trace: Option<&Trace>, mut entries: Vec<Entry>) -> String {
     entries.sort_by_key(|e| e.at_ms);
     let start = trace.map(|t| t.started_at_ms).or_else(|| entries.first().map(|e| e.at_ms)).unwrap_or(0);
     let mut out = String::new();
@@ -79,7 +79,7 @@ pub fn render_timeline(trace: Option<&Trace>, mut entries: Vec<Entry>) -> String
 }
 
 /// The log groups of both functions of a stage, by their template names.
-pub fn log_groups(stage: &str) -> Vec<String> {
+pub(crate) fn log_groups(stage: &str) -> Vec<String> {
     ["discord", "github"].map(|function| format!("/aws/lambda/valine-orchestrator-{function}-{stage}")).to_vec()
 }
 
@@ -87,7 +87,7 @@ pub fn log_groups(stage: &str) -> Vec<String> {
 /// keeps other lines out where a pattern is not applied (moto's server, for one).
 fn carries_trace(message: &str, trace_id: &str) -> bool {
     match serde_json::from_str::<Value>(message) {
-        Ok(v) => v["trace_id"] == trace_id,
+        Ok(v) => v.get("trace_id").and_then(Value::as_str) == Some(trace_id),
         Err(_) => message.contains(trace_id),
     }
 }
@@ -148,7 +148,7 @@ async fn cloudwatch_entries(
 }
 
 /// The stored trace and, with `log_groups`, the matching lines of those CloudWatch log groups.
-pub async fn trace(
+pub(crate) async fn trace(
     config: &Config,
     trace_id: &str,
     hours: u64,
@@ -188,7 +188,7 @@ fn show(r: &AuditRecord) -> String {
     serde_json::to_string_pretty(r).unwrap_or_default()
 }
 
-pub async fn audit_show(config: &Config, audit_id: &str) -> Result<String, String> {
+pub(crate) async fn audit_show(config: &Config, audit_id: &str) -> Result<String, String> {
     let stores = crate::stage::lookup_stores(config).await?;
     match stores.audit.get(audit_id).await.map_err(|e| e.to_string())? {
         Some(r) => Ok(show(&r)),
@@ -196,7 +196,7 @@ pub async fn audit_show(config: &Config, audit_id: &str) -> Result<String, Strin
     }
 }
 
-pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<String, String> {
+pub(crate) async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<String, String> {
     let stores = crate::stage::lookup_stores(config).await?;
     let records = stores.audit.by_user(user_id, limit).await.map_err(|e| e.to_string())?;
     if records.is_empty() {
@@ -228,7 +228,7 @@ pub async fn audit_user(config: &Config, user_id: &str, limit: usize) -> Result<
 }
 
 /// Whether `text` is the text a record's digest was made from (needs `AUDIT_HMAC_KEY`).
-pub async fn audit_verify(config: &Config, audit_id: &str, text: &str) -> Result<bool, String> {
+pub(crate) async fn audit_verify(config: &Config, audit_id: &str, text: &str) -> Result<bool, String> {
     let key = config.audit_hmac_key.as_ref().ok_or("set AUDIT_HMAC_KEY (the key the digests were made with)")?;
     let stores = crate::stage::lookup_stores(config).await?;
     let record = stores

@@ -319,7 +319,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Send(args) => {
             let config = local_config()?;
             let answer = match (&args.webhook, &args.command) {
-                (Some(w), _) => send::webhook(&args.url, &config, &w[0], &PathBuf::from(&w[1])).await?,
+                (Some(w), _) => {
+                    // clap takes exactly two values
+                    let [event, file] = w.as_slice() else { return Err("--webhook takes EVENT FILE".into()) };
+                    send::webhook(&args.url, &config, event, &PathBuf::from(file)).await?
+                }
                 (None, Some(command)) => {
                     let interaction = send::Interaction {
                         command: command.trim_start_matches('/').to_string(),

@@ -36,17 +36,17 @@ use crate::send::LOCAL_APPLICATION_ID;
 const PAGE: &str = include_str!("playground.html");
 
 /// The demo guild, channels and role (plausible snowflakes, local to the playground).
-pub const GUILD_ID: u64 = 100_000_000_000_000_002;
-pub const GENERAL_CHANNEL: u64 = 100_000_000_000_000_003;
-pub const ALERTS_CHANNEL: u64 = 100_000_000_000_000_010;
-pub const RESPONDER_ROLE: u64 = 300_000_000_000_000_001;
-pub const ADMIN_USER: u64 = 200_000_000_000_000_001;
-pub const RESPONDER_USER: u64 = 200_000_000_000_000_002;
-pub const MEMBER_USER: u64 = 200_000_000_000_000_003;
+pub(crate) const GUILD_ID: u64 = 100_000_000_000_000_002;
+pub(crate) const GENERAL_CHANNEL: u64 = 100_000_000_000_000_003;
+pub(crate) const ALERTS_CHANNEL: u64 = 100_000_000_000_000_010;
+pub(crate) const RESPONDER_ROLE: u64 = 300_000_000_000_000_001;
+pub(crate) const ADMIN_USER: u64 = 200_000_000_000_000_001;
+pub(crate) const RESPONDER_USER: u64 = 200_000_000_000_000_002;
+pub(crate) const MEMBER_USER: u64 = 200_000_000_000_000_003;
 
 /// Someone to act as in the page's "who am I" switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub key: &'static str,
     pub name: &'static str,
     pub user_id: u64,
@@ -56,7 +56,7 @@ pub struct Identity {
     pub about: &'static str,
 }
 
-pub fn identities() -> Vec<Identity> {
+pub(crate) fn identities() -> Vec<Identity> {
     vec![
         Identity {
             key: "admin",
@@ -87,13 +87,13 @@ pub fn identities() -> Vec<Identity> {
 }
 
 /// The demo repository `/status` shows in the playground.
-pub fn demo_repo() -> RepoName {
+pub(crate) fn demo_repo() -> RepoName {
     RepoName { owner: "valine-demo".into(), name: "webshop".into() }
 }
 
 /// The demo setup: each setting the environment left unset gets a playground value.
 /// `is_set` says whether a variable was given (for flags, whose defaults look like a choice).
-pub fn demo_config(mut config: Config, is_set: impl Fn(&str) -> bool) -> Config {
+pub(crate) fn demo_config(mut config: Config, is_set: impl Fn(&str) -> bool) -> Config {
     if config.github_repo.is_none() {
         config.github_repo = Some(demo_repo());
     }
@@ -122,7 +122,7 @@ pub fn demo_config(mut config: Config, is_set: impl Fn(&str) -> bool) -> Config 
 }
 
 /// What the page's server holds: the feed, the fakes, and how to sign.
-pub struct Playground {
+pub(crate) struct Playground {
     pub feed: Arc<Feed>,
     pub discord: Arc<FakeDiscord>,
     /// The port adapter when `fakes`; otherwise only the source of scenario deliveries.
@@ -141,7 +141,7 @@ impl std::fmt::Debug for Playground {
 
 impl Playground {
     /// `real` is the Discord client to record around (`--live`); `None` runs the fake.
-    pub fn new(config: &Config, real: Option<Arc<dyn Discord>>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
+    pub(crate) fn new(config: &Config, real: Option<Arc<dyn Discord>>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
         let feed = Feed::new();
         let fakes = real.is_none();
         let discord = Arc::new(match real {
@@ -167,7 +167,7 @@ impl Playground {
     }
 
     /// The server's own address is known: deliveries and interactions can be sent.
-    pub fn listening(&self, base: &str) -> Result<(), String> {
+    pub(crate) fn listening(&self, base: &str) -> Result<(), String> {
         let key = crate::send::signing_key(&self.config)?;
         // With real settings the page signs with the development secret, never the real one: a
         // page that can sign anything must not hold the key GitHub's deliveries are checked with.
@@ -236,7 +236,12 @@ fn delivery_summary(event: &str, payload: &Value) -> String {
             let outcome = r["conclusion"].as_str().or_else(|| r["status"].as_str()).unwrap_or("?");
             format!(
                 "{} #{} on {} (attempt {}): {}",
-                payload["workflow"]["name"].as_str().or_else(|| r["name"].as_str()).unwrap_or("workflow"),
+                payload
+                    .get("workflow")
+                    .and_then(|w| w.get("name"))
+                    .and_then(Value::as_str)
+                    .or_else(|| r["name"].as_str())
+                    .unwrap_or("workflow"),
                 r["run_number"],
                 r["head_branch"].as_str().unwrap_or("?"),
                 r["run_attempt"].as_u64().unwrap_or(1),
@@ -245,8 +250,8 @@ fn delivery_summary(event: &str, payload: &Value) -> String {
         }
         "deployment_status" => format!(
             "deployment to {}: {}",
-            payload["deployment_status"]["environment"].as_str().unwrap_or("?"),
-            payload["deployment_status"]["state"].as_str().unwrap_or("?")
+            payload.get("deployment_status").and_then(|d| d.get("environment")).and_then(Value::as_str).unwrap_or("?"),
+            payload.get("deployment_status").and_then(|d| d.get("state")).and_then(Value::as_str).unwrap_or("?")
         ),
         other => match payload["action"].as_str() {
             Some(a) => format!("{other} ({a})"),
@@ -322,7 +327,7 @@ fn identity(key: &str) -> Result<Identity, Bad> {
 }
 
 /// A signed interaction's body: `data` from `who` in `channel_id`, as Discord sends it.
-pub fn interaction_body(
+pub(crate) fn interaction_body(
     kind: u8,
     data: Value,
     who: &Identity,
@@ -428,10 +433,10 @@ async fn send_interaction(
     } else {
         pg.feed.publish(
             "interaction_failed",
-            json!({"status": status, "answer": answer, "channel_id": body["channel_id"]}),
+            json!({"status": status, "answer": answer, "channel_id": body.get("channel_id")}),
         );
     }
-    Ok(axum::Json(json!({"status": status, "answer": answer, "channel_id": body["channel_id"]})).into_response())
+    Ok(axum::Json(json!({"status": status, "answer": answer, "channel_id": body.get("channel_id")})).into_response())
 }
 
 async fn command(State(pg): State<Arc<Playground>>, body: Bytes) -> Response {
@@ -608,7 +613,7 @@ async fn local_only(req: axum::extract::Request, next: axum::middleware::Next) -
     }
 }
 
-pub fn routes(pg: Arc<Playground>) -> Router {
+pub(crate) fn routes(pg: Arc<Playground>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/playground/setup", get(setup))

@@ -12,7 +12,7 @@ use valine_domain::redact::{StreamState, find_secrets, redact_partial, redact_st
 const MAX_CHUNK: usize = 1 << 20;
 
 /// Copies `input` to `output`, redacted. Returns the number of bytes read.
-pub fn run(input: impl io::Read, output: impl Write) -> io::Result<u64> {
+pub(crate) fn run(input: impl io::Read, output: impl Write) -> io::Result<u64> {
     run_with(input, output, MAX_CHUNK)
 }
 
@@ -34,16 +34,16 @@ fn run_with(input: impl io::Read, output: impl Write, max_chunk: usize) -> io::R
         let len = buf.len();
         total += len as u64;
         // Everything up to the last newline in this buffer is complete lines.
-        match buf.iter().rposition(|&b| b == b'\n') {
-            Some(nl) => {
+        match buf.iter().rposition(|&b| b == b'\n').and_then(|nl| buf.split_at_checked(nl + 1)) {
+            Some((lines, rest)) => {
                 if pending.is_empty() {
-                    writer.write_all(&redact_stream(&buf[..=nl], &mut state))?;
+                    writer.write_all(&redact_stream(lines, &mut state))?;
                 } else {
-                    pending.extend_from_slice(&buf[..=nl]);
+                    pending.extend_from_slice(lines);
                     writer.write_all(&redact_stream(&pending, &mut state))?;
                     pending.clear();
                 }
-                pending.extend_from_slice(&buf[nl + 1..]);
+                pending.extend_from_slice(rest);
                 next_try = max_chunk;
             }
             None => pending.extend_from_slice(buf),
@@ -67,7 +67,7 @@ fn run_with(input: impl io::Read, output: impl Write, max_chunk: usize) -> io::R
 /// The allowlist of `.redact-allow`: path globs of files not to scan (test fixtures with fake
 /// tokens) and fingerprints of single findings to accept.
 #[derive(Debug, Default)]
-pub struct Allowlist {
+pub(crate) struct Allowlist {
     globs: Vec<String>,
     fingerprints: Vec<String>,
 }
@@ -76,7 +76,7 @@ impl Allowlist {
     /// Reads `.redact-allow`: one entry a line; `#` starts a comment; `fp:` and 16 hex digits is
     /// a fingerprint; anything else is a path glob (`*` within a path segment, `**` across
     /// segments, `?` one character; a glob without `/` matches the file name anywhere).
-    pub fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         let mut list = Allowlist::default();
         for line in text.lines() {
             let entry = line.split('#').next().unwrap_or_default().trim();
@@ -92,7 +92,7 @@ impl Allowlist {
     }
 
     /// Reads `.redact-allow` in `root`, or an empty list when there is none.
-    pub fn load(root: &Path) -> io::Result<Self> {
+    pub(crate) fn load(root: &Path) -> io::Result<Self> {
         match std::fs::read_to_string(root.join(".redact-allow")) {
             Ok(text) => Ok(Self::parse(&text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
@@ -121,23 +121,22 @@ impl Allowlist {
 fn glob_match(glob: &[u8], path: &[u8]) -> bool {
     match glob.split_first() {
         None => path.is_empty(),
-        Some((b'*', rest)) if rest.first() == Some(&b'*') => {
-            let rest = &rest[1..];
+        Some((b'*', [b'*', rest @ ..])) => {
             let after_slash = rest.strip_prefix(b"/").unwrap_or(rest);
-            (0..=path.len()).any(|i| glob_match(rest, &path[i..]) || glob_match(after_slash, &path[i..]))
+            (0..=path.len()).filter_map(|i| path.get(i..)).any(|p| glob_match(rest, p) || glob_match(after_slash, p))
         }
         Some((b'*', rest)) => {
             let segment = path.iter().position(|&c| c == b'/').unwrap_or(path.len());
-            (0..=segment).any(|i| glob_match(rest, &path[i..]))
+            (0..=segment).filter_map(|i| path.get(i..)).any(|p| glob_match(rest, p))
         }
-        Some((b'?', rest)) => path.first().is_some_and(|&c| c != b'/') && glob_match(rest, &path[1..]),
-        Some((&c, rest)) => path.first() == Some(&c) && glob_match(rest, &path[1..]),
+        Some((b'?', rest)) => path.split_first().is_some_and(|(&c, tail)| c != b'/' && glob_match(rest, tail)),
+        Some((&c, rest)) => path.split_first().is_some_and(|(&p, tail)| p == c && glob_match(rest, tail)),
     }
 }
 
 /// What `--check` found.
 #[derive(Debug, Default)]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     pub files: usize,
     pub findings: usize,
     pub allowed: usize,
@@ -146,7 +145,12 @@ pub struct CheckReport {
 /// Scans `paths` (relative to `root`, or absolute), writing `file:line: kind (fp:…)` for each
 /// secret to `out`. Files the allowlist names, files that are not there and binary files are
 /// skipped.
-pub fn check_files(root: &Path, paths: &[PathBuf], allow: &Allowlist, out: &mut impl Write) -> io::Result<CheckReport> {
+pub(crate) fn check_files(
+    root: &Path,
+    paths: &[PathBuf],
+    allow: &Allowlist,
+    out: &mut impl Write,
+) -> io::Result<CheckReport> {
     let mut report = CheckReport::default();
     for path in paths {
         let shown = path.to_string_lossy().replace('\\', "/");
@@ -164,7 +168,7 @@ pub fn check_files(root: &Path, paths: &[PathBuf], allow: &Allowlist, out: &mut 
             }
             Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", full.display()))),
         };
-        if data[..data.len().min(8000)].contains(&0) {
+        if data.get(..8000).unwrap_or(data.as_slice()).contains(&0) {
             continue; // binary
         }
         report.files += 1;
@@ -179,7 +183,7 @@ pub fn check_files(root: &Path, paths: &[PathBuf], allow: &Allowlist, out: &mut 
                 report.allowed += 1;
                 continue;
             }
-            line += data[counted_to..f.start].iter().filter(|&&c| c == b'\n').count();
+            line += data.get(counted_to..f.start).unwrap_or_default().iter().filter(|&&c| c == b'\n').count();
             counted_to = f.start;
             writeln!(out, "{shown}:{line}: {} (fp:{fp})", f.kind)?;
             report.findings += 1;
@@ -189,7 +193,7 @@ pub fn check_files(root: &Path, paths: &[PathBuf], allow: &Allowlist, out: &mut 
 }
 
 /// The files git tracks in `root` (`git ls-files -z`).
-pub fn tracked_files(root: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn tracked_files(root: &Path) -> Result<Vec<PathBuf>, String> {
     let output = std::process::Command::new("git")
         .arg("-C")
         .arg(root)
@@ -213,7 +217,7 @@ pub fn tracked_files(root: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// `valinectl redact --check [PATH…]` in `root`: Ok when nothing is found; an error (exit 1)
 /// naming the count otherwise. Findings go to `out`.
-pub fn check(root: &Path, paths: &[PathBuf], out: &mut impl Write) -> Result<CheckReport, String> {
+pub(crate) fn check(root: &Path, paths: &[PathBuf], out: &mut impl Write) -> Result<CheckReport, String> {
     let allow = Allowlist::load(root).map_err(|e| format!(".redact-allow: {e}"))?;
     let files = if paths.is_empty() { tracked_files(root)? } else { paths.to_vec() };
     let report = check_files(root, &files, &allow, out).map_err(|e| e.to_string())?;

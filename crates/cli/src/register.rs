@@ -7,7 +7,7 @@ use valine_discord::commands::definitions::{comparable, definitions};
 use valine_domain::config::{Config, Secret};
 
 /// One line per command: `+` new, `~` changed, `-` removed, `=` unchanged.
-pub fn diff(current: &Value, wanted: &Value) -> (Vec<String>, bool) {
+pub(crate) fn diff(current: &Value, wanted: &Value) -> (Vec<String>, bool) {
     let empty = Vec::new();
     let current = current.as_array().unwrap_or(&empty);
     let wanted = wanted.as_array().unwrap_or(&empty);
@@ -38,14 +38,14 @@ pub fn diff(current: &Value, wanted: &Value) -> (Vec<String>, bool) {
 
 /// The application the bot token belongs to (`GET /applications/@me`), for when
 /// `DISCORD_APPLICATION_ID` is not set.
-pub async fn application_id(config: &Config, token: &Secret) -> Result<u64, String> {
+pub(crate) async fn application_id(config: &Config, token: &Secret) -> Result<u64, String> {
     let discord = crate::setup::Api::discord(config, token)?;
     let app = discord
         .call(reqwest::Method::GET, "/applications/@me", None)
         .await?
         .ok("read the Discord application of DISCORD_BOT_TOKEN (check the token, or set DISCORD_APPLICATION_ID)")?;
-    app["id"]
-        .as_str()
+    app.get("id")
+        .and_then(serde_json::Value::as_str)
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or_else(|| "Discord answered GET /applications/@me without an application id".to_string())
 }
@@ -53,7 +53,7 @@ pub async fn application_id(config: &Config, token: &Secret) -> Result<u64, Stri
 /// The commands Discord shows only to server administrators (registered with
 /// `default_member_permissions` "0"), grouped by the role variables whose members the bot lets run
 /// them: `(variables, commands)`.
-pub fn admin_only(definitions: &Value) -> Vec<(Vec<&'static str>, Vec<String>)> {
+pub(crate) fn admin_only(definitions: &Value) -> Vec<(Vec<&'static str>, Vec<String>)> {
     use valine_discord::spec::Access;
     let mut groups: Vec<(Vec<&'static str>, Vec<String>)> = Vec::new();
     for command in definitions.as_array().into_iter().flatten() {
@@ -75,7 +75,7 @@ pub fn admin_only(definitions: &Value) -> Vec<(Vec<&'static str>, Vec<String>)> 
 
 /// What `setup` prints after registering: which commands only administrators see, and how to
 /// show them to the roles the bot lets run them. `bot` is the application's name.
-pub fn admin_visibility(definitions: &Value, bot: &str) -> Vec<String> {
+pub(crate) fn admin_visibility(definitions: &Value, bot: &str) -> Vec<String> {
     let groups = admin_only(definitions);
     if groups.is_empty() {
         return Vec::new();
@@ -98,7 +98,7 @@ pub fn admin_visibility(definitions: &Value, bot: &str) -> Vec<String> {
     lines
 }
 
-pub async fn run(config: &Config, guild: Option<u64>, dry_run: bool) -> Result<(), String> {
+pub(crate) async fn run(config: &Config, guild: Option<u64>, dry_run: bool) -> Result<(), String> {
     let token = config
         .discord_bot_token
         .as_ref()

@@ -14,7 +14,7 @@ use valine_domain::routing::{Route, RouteEvent, RouteTable, parse_routes_file_in
 use valine_github::events::{self, Decision};
 
 /// `routes check`: the routes, one a line, or every error with its line.
-pub fn check(path: &Path, config: &Config) -> Result<String, String> {
+pub(crate) fn check(path: &Path, config: &Config) -> Result<String, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     match parse_routes_file_in(&text, &config.github_repos, &config.allowed_guild_ids) {
         Ok(routes) => {
@@ -36,7 +36,7 @@ pub fn check(path: &Path, config: &Config) -> Result<String, String> {
 }
 
 /// What `explain` is given besides the delivery.
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     pub config: &'a Config,
     pub subscriptions: Result<Vec<Route>, String>,
     pub file_routes: Vec<Route>,
@@ -47,7 +47,7 @@ pub struct Inputs<'a> {
 
 /// `routes explain`, deterministic: every route, whether it matched and why not; per channel the
 /// incident key and whether a message would be posted now.
-pub fn explain(inputs: &Inputs<'_>, event: &str, payload: &Value) -> String {
+pub(crate) fn explain(inputs: &Inputs<'_>, event: &str, payload: &Value) -> String {
     let config = inputs.config;
     let mut out = String::new();
     let repository = events::repository(payload);
@@ -167,7 +167,7 @@ pub fn explain(inputs: &Inputs<'_>, event: &str, payload: &Value) -> String {
 }
 
 /// `routes explain` against the configured store and `ROUTES_FILE`.
-pub async fn explain_now(config: &Config, event: &str, file: &Path) -> Result<String, String> {
+pub(crate) async fn explain_now(config: &Config, event: &str, file: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let payload: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
     let file_routes = valine_service::routing::load_routes_file(config)?;

@@ -13,7 +13,7 @@ use crate::devkeys::DevKeys;
 
 /// The interaction to build.
 #[derive(Debug, Default, Clone)]
-pub struct Interaction {
+pub(crate) struct Interaction {
     pub command: String,
     pub count: Option<i64>,
     pub workflow: Option<String>,
@@ -39,10 +39,10 @@ pub struct Interaction {
 }
 
 /// The application id local interactions claim to come from.
-pub const LOCAL_APPLICATION_ID: u64 = 100_000_000_000_000_001;
+pub(crate) const LOCAL_APPLICATION_ID: u64 = 100_000_000_000_000_001;
 
 impl Interaction {
-    pub fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         let id = (now_secs() as u128 * 1_000_000 + u128::from(uuid::Uuid::new_v4().as_u128() as u32)) as u64;
         if self.command == "ping" {
             return json!({"type": 1, "id": id.to_string(), "application_id": LOCAL_APPLICATION_ID.to_string(), "token": "local", "version": 1});
@@ -125,19 +125,19 @@ pub(crate) fn webhook_secret(config: &Config) -> Result<String, String> {
     Ok(keys.github_webhook_secret)
 }
 
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub body: String,
 }
 
-pub async fn interaction(base: &str, config: &Config, interaction: &Interaction) -> Result<Answer, String> {
+pub(crate) async fn interaction(base: &str, config: &Config, interaction: &Interaction) -> Result<Answer, String> {
     let key = signing_key(config)?;
     let body = interaction.body().to_string();
     let headers = discord_headers(&key, body.as_bytes()).to_vec();
     post(&format!("{}/discord", base.trim_end_matches('/')), headers, body.into_bytes()).await
 }
 
-pub async fn webhook(base: &str, config: &Config, event: &str, file: &Path) -> Result<Answer, String> {
+pub(crate) async fn webhook(base: &str, config: &Config, event: &str, file: &Path) -> Result<Answer, String> {
     let body = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     serde_json::from_slice::<Value>(&body).map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
     let secret = webhook_secret(config)?;
@@ -163,7 +163,7 @@ pub(crate) async fn post(url: &str, headers: Vec<(&'static str, String)>, body: 
 }
 
 /// The answer, pretty-printed, with a word on what a deferred answer means.
-pub fn describe(answer: &Answer) -> String {
+pub(crate) fn describe(answer: &Answer) -> String {
     let pretty = serde_json::from_str::<Value>(&answer.body)
         .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
         .unwrap_or_else(|_| answer.body.clone());

@@ -29,7 +29,7 @@ use crate::playground::{self, Playground};
 
 /// Who may reach `serve`.
 #[derive(Clone)]
-pub enum Exposure {
+pub(crate) enum Exposure {
     /// A loopback address: this machine only. The playground is on.
     Loopback,
     /// `--public`: anyone who reaches the address (a shared dev box, a tunnel). `POST /discord`,
@@ -49,11 +49,11 @@ impl std::fmt::Debug for Exposure {
 }
 
 /// The shortest `SERVE_TOKEN` accepted: a bearer token on the open network must not be guessable.
-pub const MIN_SERVE_TOKEN: usize = 16;
+pub(crate) const MIN_SERVE_TOKEN: usize = 16;
 
 /// Decides who may reach `serve` on `addr`: refused (before anything is made) when the address is
 /// not a loopback one and `--public` was not given, or when `--public` has no `SERVE_TOKEN`.
-pub fn exposure(addr: SocketAddr, public: bool, token: Option<String>) -> Result<Exposure, String> {
+pub(crate) fn exposure(addr: SocketAddr, public: bool, token: Option<String>) -> Result<Exposure, String> {
     if !public {
         if addr.ip().is_loopback() {
             return Ok(Exposure::Loopback);
@@ -120,7 +120,7 @@ struct Apps {
 
 /// What the other local commands (`send`, `trace`, `tick`…) run with: the development keys, and
 /// a dry run when no token is set.
-pub fn local_config(config: Config) -> Result<Config, String> {
+pub(crate) fn local_config(config: Config) -> Result<Config, String> {
     let mut config = with_dev_keys(config, false)?;
     if config.discord_bot_token.is_none() && config.github_token.is_none() {
         config.dry_run = true;
@@ -154,7 +154,7 @@ fn with_dev_keys(mut config: Config, announce: bool) -> Result<Config, String> {
 
 /// What `serve` talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// In-process fakes of Discord and GitHub with the demo setup: nothing leaves the machine.
     Playground,
     /// The real Discord and GitHub clients, with the page recording what the bot says.
@@ -164,11 +164,12 @@ pub enum Mode {
 /// The settings that reach the real Discord or GitHub. `serve` reads them only with `--live`:
 /// a developer's shell often exports a token, and the README's first command must still give the
 /// playground.
-pub const LIVE_SETTINGS: [&str; 4] = ["DISCORD_BOT_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY"];
+pub(crate) const LIVE_SETTINGS: [&str; 4] =
+    ["DISCORD_BOT_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY"];
 
 /// How `serve` starts: its mode, why (for the start-up banner), and one line per thing to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Start {
+pub(crate) struct Start {
     pub mode: Mode,
     pub why: String,
     pub notices: Vec<String>,
@@ -180,7 +181,7 @@ const GITHUB_APP: &str = "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY";
 /// `--live` it is the playground whatever is set, and each set one is named as ignored. With it,
 /// the real clients: refused when neither Discord nor GitHub can be reached, with what to set; a
 /// side that cannot is named in a notice.
-pub fn decide(live: bool, is_set: impl Fn(&str) -> bool) -> Result<Start, String> {
+pub(crate) fn decide(live: bool, is_set: impl Fn(&str) -> bool) -> Result<Start, String> {
     if !live {
         let notices =
             LIVE_SETTINGS.iter().filter(|v| is_set(v)).map(|v| format!("{v} is set; ignored without --live")).collect();
@@ -224,7 +225,7 @@ pub fn decide(live: bool, is_set: impl Fn(&str) -> bool) -> Result<Start, String
 /// The configuration `serve` runs with in `mode`, its settings read through `get`. The playground
 /// never reads [`LIVE_SETTINGS`] (so neither a token nor a half-set App in the shell reaches it),
 /// runs dry as with no tokens, and fills the demo setup into what is left unset.
-pub fn serve_config(mode: Mode, get: impl Fn(&str) -> Option<String>, announce: bool) -> Result<Config, String> {
+pub(crate) fn serve_config(mode: Mode, get: impl Fn(&str) -> Option<String>, announce: bool) -> Result<Config, String> {
     let config = match mode {
         Mode::Live => Config::from_lookup(&get),
         Mode::Playground => Config::from_lookup(|k| if LIVE_SETTINGS.contains(&k) { None } else { get(k) }),
@@ -253,7 +254,7 @@ fn clients(config: &Config, pg: &Playground) -> Result<Ports, String> {
 }
 
 /// Everything `serve` runs, built but not yet listening.
-pub struct Server {
+pub(crate) struct Server {
     pub router: Router,
     pub playground: Arc<Playground>,
     pub stores: Stores,
@@ -284,7 +285,7 @@ impl Server {
     /// Both handlers on `stores` (`config` from [`serve_config`] for `mode`), their deferred jobs
     /// as Tokio tasks, the outbox's drainer, and the incident tick every `tick`; the playground unless `exposure` is
     /// public, which puts everything but the open routes behind the token.
-    pub async fn build(
+    pub(crate) async fn build(
         config: &Config,
         mode: Mode,
         stores: Stores,
@@ -356,7 +357,7 @@ fn env_is_set(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| !v.trim().is_empty())
 }
 
-pub async fn run(addr: SocketAddr, live: bool, public: bool) -> Result<(), String> {
+pub(crate) async fn run(addr: SocketAddr, live: bool, public: bool) -> Result<(), String> {
     // First: nothing is made (keys, store) for a server that may not start.
     let exposure = exposure(addr, public, std::env::var("SERVE_TOKEN").ok())?;
     let start = decide(live, env_is_set)?;

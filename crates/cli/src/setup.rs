@@ -13,7 +13,7 @@ use valine_domain::repo::RepoName;
 
 /// The events the GitHub function acts on (crates/github/src/app.rs); GitHub sends `ping` to
 /// every hook without being asked.
-pub const WEBHOOK_EVENTS: [&str; 2] = ["deployment_status", "workflow_run"];
+pub(crate) const WEBHOOK_EVENTS: [&str; 2] = ["deployment_status", "workflow_run"];
 
 /// Discord waits for its own signed PING to the endpoint before it answers the PATCH; a cold
 /// start of the function fits well within this.
@@ -23,7 +23,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 const PING_POLLS: u32 = 15;
 
 #[derive(Debug, Clone)]
-pub struct SetupArgs {
+pub(crate) struct SetupArgs {
     pub stage: String,
     /// CloudFormation stack; default `valine-orchestrator-<stage>` (samconfig.toml).
     pub stack: Option<String>,
@@ -44,7 +44,7 @@ struct Outcome {
     failures: Vec<String>,
 }
 
-pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
+pub(crate) async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
     let repo = match args.repo.as_deref() {
         Some(r) => r.parse::<RepoName>().map_err(|e| e.to_string())?,
         None => {
@@ -100,8 +100,12 @@ pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
     let interactions_url = format!("{api}/discord");
     let app = discord.call(reqwest::Method::GET, "/applications/@me", None).await?;
     let app = app.ok("read the Discord application")?;
-    let app_id = app["id"].as_str().and_then(|s| s.parse::<u64>().ok()).ok_or("the Discord application has no id")?;
-    let current = app["interactions_endpoint_url"].as_str().unwrap_or("");
+    let app_id = app
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or("the Discord application has no id")?;
+    let current = app.get("interactions_endpoint_url").and_then(Value::as_str).unwrap_or("");
     if current == interactions_url {
         println!("[2/4] Discord interactions endpoint: unchanged, {interactions_url}");
     } else if args.dry_run {
@@ -141,7 +145,7 @@ pub async fn run(config: Config, args: SetupArgs) -> Result<(), String> {
         println!("      FAILED: {e}");
         outcome.failures.push(format!("registering the commands: {e}"));
     }
-    let bot = app["name"].as_str().unwrap_or("the bot");
+    let bot = app.get("name").and_then(Value::as_str).unwrap_or("the bot");
     let admin_lines = crate::register::admin_visibility(&valine_discord::registry::definitions(), bot);
     for line in &admin_lines {
         println!("      {line}");
@@ -195,7 +199,9 @@ async fn webhook(
     let hooks = github.call(reqwest::Method::GET, &format!("{hooks_path}?per_page=100"), None).await?;
     let hooks =
         hooks.ok(&format!("list the webhooks of {repo} (the token needs admin:repo_hook or Webhooks: write)"))?;
-    let existing = hooks.as_array().and_then(|hooks| hooks.iter().find(|h| h["config"]["url"].as_str() == Some(url)));
+    let existing = hooks.as_array().and_then(|hooks| {
+        hooks.iter().find(|h| h.get("config").and_then(|c| c.get("url")).and_then(Value::as_str) == Some(url))
+    });
     let events = WEBHOOK_EVENTS.join(", ");
     let body = || {
         json!({
@@ -215,7 +221,7 @@ async fn webhook(
         }
         let created = github.call(reqwest::Method::POST, &hooks_path, Some(body())).await?;
         let created = created.ok(&format!("create the webhook on {repo}"))?;
-        let id = created["id"].as_u64().ok_or("GitHub answered the new webhook without an id")?;
+        let id = created.get("id").and_then(Value::as_u64).ok_or("GitHub answered the new webhook without an id")?;
         println!("[4/4] GitHub webhook on {repo}: created hook {id}, {url} (events {events}; JSON; with the secret)");
         outcome.changes.push(format!("created webhook {id}"));
         check_ping(github, &format!("{hooks_path}/{id}"), &BTreeSet::new(), outcome).await;
@@ -248,7 +254,7 @@ async fn webhook(
 }
 
 /// What differs between an existing hook and the one setup makes; empty when nothing does.
-pub fn hook_differences(hook: &Value) -> Vec<String> {
+pub(crate) fn hook_differences(hook: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let events: BTreeSet<&str> =
         hook["events"].as_array().map_or_else(BTreeSet::new, |e| e.iter().filter_map(Value::as_str).collect());

@@ -36,7 +36,7 @@ impl Expect {
 }
 
 /// Runs every check, prints one line each, and fails if any failed.
-pub async fn run(url: &str, webhook_secret: Option<&Secret>) -> Result<(), String> {
+pub(crate) async fn run(url: &str, webhook_secret: Option<&Secret>) -> Result<(), String> {
     let base = url.trim_end_matches('/');
     if !(base.starts_with("https://") || base.starts_with("http://")) {
         return Err(format!("--url must be an http(s) URL, not `{base}`"));

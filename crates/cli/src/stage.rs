@@ -9,16 +9,16 @@ use std::time::Duration;
 use valine_domain::config::{Config, StoreKind};
 
 /// The alias both functions publish (`AutoPublishAlias: live` in template.yaml) and the API calls.
-pub const LIVE_ALIAS: &str = "live";
+pub(crate) const LIVE_ALIAS: &str = "live";
 
 /// The stack a stage is deployed as, unless `--stack` names another (samconfig.toml).
-pub fn stack_name(stage: &str, stack: Option<&str>) -> String {
+pub(crate) fn stack_name(stage: &str, stack: Option<&str>) -> String {
     stack.map_or_else(|| format!("valine-orchestrator-{stage}"), str::to_string)
 }
 
 /// A stack's status and outputs.
 #[derive(Debug, Clone, Default)]
-pub struct Stack {
+pub(crate) struct Stack {
     pub name: String,
     /// The stage it was read for (what `sam deploy --config-env` takes).
     pub stage: String,
@@ -30,7 +30,7 @@ pub struct Stack {
 impl Stack {
     /// For tests: a stack with these outputs.
     #[cfg(test)]
-    pub fn with_outputs(name: &str, stage: &str, status: &str, outputs: &[(&str, &str)]) -> Self {
+    pub(crate) fn with_outputs(name: &str, stage: &str, status: &str, outputs: &[(&str, &str)]) -> Self {
         Self {
             name: name.into(),
             stage: stage.into(),
@@ -42,7 +42,7 @@ impl Stack {
 
     /// Reads the stack with the usual AWS settings (`AWS_REGION`, the credentials chain;
     /// `AWS_ENDPOINT_URL` points it elsewhere). Errors say what to do.
-    pub async fn read(name: &str, stage: &str) -> Result<Self, String> {
+    pub(crate) async fn read(name: &str, stage: &str) -> Result<Self, String> {
         let sdk = valine_store::dynamo::sdk_loader()
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build(),
@@ -83,13 +83,13 @@ impl Stack {
         })
     }
 
-    pub fn output(&self, key: &str) -> Option<&str> {
+    pub(crate) fn output(&self, key: &str) -> Option<&str> {
         self.outputs.get(key).map(String::as_str)
     }
 
     /// An output the command cannot do without; its absence means the stack is not (or no
     /// longer) the template's.
-    pub fn require(&self, key: &str) -> Result<&str, String> {
+    pub(crate) fn require(&self, key: &str) -> Result<&str, String> {
         self.output(key).ok_or_else(|| {
             format!(
                 "stack {} ({}) has no {key} output: deploy the stage with this repository's template.yaml \
@@ -100,27 +100,27 @@ impl Stack {
     }
 
     /// A failed or rolled-back stack, whose outputs may be gone or stale.
-    pub fn unhealthy(&self) -> bool {
+    pub(crate) fn unhealthy(&self) -> bool {
         self.status.ends_with("_FAILED") || self.status.contains("ROLLBACK")
     }
 }
 
 /// A deployed stage: its stack, and the configuration that reaches its tables.
 #[derive(Debug, Clone)]
-pub struct Stage {
+pub(crate) struct Stage {
     pub stack: Stack,
     pub config: Config,
 }
 
 impl Stage {
     /// Reads the stage's stack and points `base` at its tables.
-    pub async fn resolve(base: Config, stage: &str, stack: Option<&str>) -> Result<Self, String> {
+    pub(crate) async fn resolve(base: Config, stage: &str, stack: Option<&str>) -> Result<Self, String> {
         let stack = Stack::read(&stack_name(stage, stack), stage).await?;
         Self::from_stack(base, stack)
     }
 
     /// `base` with the stack's table names, the DynamoDB store and the stage's name.
-    pub fn from_stack(mut base: Config, stack: Stack) -> Result<Self, String> {
+    pub(crate) fn from_stack(mut base: Config, stack: Stack) -> Result<Self, String> {
         base.audit_table_name = stack.require("AuditTableName")?.to_string();
         base.runs_table_name = stack.require("RunsTableName")?.to_string();
         base.state_table_name = stack.require("StateTableName")?.to_string();
@@ -133,7 +133,7 @@ impl Stage {
     }
 
     /// One line for stderr: which stack and tables a command works on.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let warning = if self.stack.unhealthy() { " (not a healthy deployment: its outputs may be stale)" } else { "" };
         format!(
             "stage {}: stack {} ({}{warning}), tables {}, {}, {}",
@@ -147,7 +147,7 @@ impl Stage {
     }
 
     /// The log groups of the stage's two functions (`/aws/lambda/<function name>`).
-    pub fn log_groups(&self) -> Vec<String> {
+    pub(crate) fn log_groups(&self) -> Vec<String> {
         [("DiscordFunctionName", "discord"), ("GitHubFunctionName", "github")]
             .into_iter()
             .map(|(key, function)| match self.stack.output(key) {
@@ -158,7 +158,7 @@ impl Stage {
     }
 
     /// The GitHub function's name, which `tick` invokes at [`LIVE_ALIAS`].
-    pub fn github_function(&self) -> Result<&str, String> {
+    pub(crate) fn github_function(&self) -> Result<&str, String> {
         self.stack.require("GitHubFunctionName")
     }
 }
@@ -166,7 +166,7 @@ impl Stage {
 /// The store a look-up reads. On DynamoDB with an operator's patience (connect 5 s, each attempt
 /// 20 s, three attempts) rather than the functions' 1.6 s budget, which is there for Discord's 3 s
 /// and would fail a long listing over a slow link; look-ups only read, so a retry is harmless.
-pub async fn lookup_stores(config: &Config) -> Result<valine_store::Stores, String> {
+pub(crate) async fn lookup_stores(config: &Config) -> Result<valine_store::Stores, String> {
     match config.store {
         StoreKind::DynamoDb => {
             let sdk = valine_store::dynamo::sdk_loader()

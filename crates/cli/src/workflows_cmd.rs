@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 /// Where the workflows live, from the repository root: the repository's own and the examples
 /// the docs give operators to copy.
-pub const DEFAULT_DIRS: [&str; 2] = [".github/workflows", "docs/examples"];
+pub(crate) const DEFAULT_DIRS: [&str; 2] = [".github/workflows", "docs/examples"];
 
 /// One interpolation of a value its caller controls into a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub line: usize,
     pub key: String,
     pub expression: String,
@@ -47,7 +47,9 @@ fn untrusted(expression: &str) -> bool {
     let named = |needle: &str| {
         e.match_indices(needle).any(|(at, _)| {
             // `inputs.` must start a name (or follow `github.event.`), not end one (`myinputs.`).
-            at == 0 || !e.as_bytes()[at - 1].is_ascii_alphanumeric() && e.as_bytes()[at - 1] != b'_'
+            at.checked_sub(1)
+                .and_then(|before| e.as_bytes().get(before))
+                .is_none_or(|&b| !b.is_ascii_alphanumeric() && b != b'_')
         })
     };
     named("inputs.") || named("github.event.") || named("github.head_ref")
@@ -70,19 +72,18 @@ fn expressions(text: &str) -> Vec<String> {
 }
 
 /// The findings of one workflow file's text.
-pub fn scan(text: &str) -> Vec<Finding> {
+pub(crate) fn scan(text: &str) -> Vec<Finding> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    while i < lines.len() {
-        let Some((key, column, value)) = key_of(lines[i]).filter(|_| !lines[i].trim_start().starts_with('#')) else {
+    while let Some(&opening) = lines.get(i) {
+        let Some((key, column, value)) = key_of(opening).filter(|_| !opening.trim_start().starts_with('#')) else {
             i += 1;
             continue;
         };
         let mut block = vec![(i, value)];
         let mut j = i + 1;
-        while j < lines.len() {
-            let line = lines[j];
+        while let Some(&line) = lines.get(j) {
             let indent = line.len() - line.trim_start().len();
             if !line.trim().is_empty() && indent <= column {
                 break;
@@ -116,13 +117,13 @@ fn workflow_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// What `check` found: how many files it read, and one line per finding.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     pub files: usize,
     pub lines: Vec<String>,
 }
 
 /// Checks `paths` (files, or directories of workflows), or the [`DEFAULT_DIRS`] under `root`.
-pub fn check(root: &Path, paths: &[PathBuf]) -> Result<Report, String> {
+pub(crate) fn check(root: &Path, paths: &[PathBuf]) -> Result<Report, String> {
     let mut files = Vec::new();
     let given: Vec<PathBuf> =
         if paths.is_empty() { DEFAULT_DIRS.iter().map(|d| root.join(d)).collect() } else { paths.to_vec() };

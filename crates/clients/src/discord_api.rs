@@ -232,8 +232,10 @@ impl HttpDiscord {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            let message =
-                json["message"].as_str().map_or_else(|| valine_domain::alert::truncate(&text, 200), str::to_string);
+            let message = json
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| valine_domain::alert::truncate(&text, 200), str::to_string);
             return Err(DiscordError::Status { status: status.as_u16(), message });
         }
     }
@@ -306,8 +308,9 @@ impl Discord for HttpDiscord {
     async fn open_dm(&self, user_id: u64) -> Result<u64, DiscordError> {
         let body = serde_json::json!({ "recipient_id": nonzero(user_id)?.to_string() });
         let answer = self.send(Route::UserMeDmChannels, LightMethod::Post, Some(&body), true, Auth::Bot).await?;
-        answer["id"]
-            .as_str()
+        answer
+            .get("id")
+            .and_then(Value::as_str)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| DiscordError::BadAnswer("DM channel without an id".into()))
     }

@@ -722,7 +722,7 @@ impl OctocrabGitHub {
 /// The tail of a log as text: at most [`MAX_LOG_BYTES`] from its end, invalid UTF-8 replaced.
 fn log_text(bytes: &[u8]) -> String {
     let start = bytes.len().saturating_sub(MAX_LOG_BYTES);
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
+    String::from_utf8_lossy(bytes.get(start..).unwrap_or_default()).into_owned()
 }
 
 /// `DRY_RUN`: nothing is called; a dispatch is logged as it would be sent.

@@ -88,7 +88,7 @@ pub fn rate_limit_pause(
 pub fn answer_message(status: http::StatusCode, body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .and_then(|v| v.get("message").and_then(serde_json::Value::as_str).map(str::to_string))
         .unwrap_or_else(|| status.to_string())
 }
 

@@ -23,7 +23,7 @@ use crate::services::Services;
 
 /// Everything an interaction does before answering fits in this, leaving room for the network
 /// inside Discord's 3 s.
-pub const ANSWER_BUDGET: Duration = Duration::from_millis(2500);
+pub(crate) const ANSWER_BUDGET: Duration = Duration::from_millis(2500);
 
 pub struct Ctx<'a> {
     pub services: &'a Services,

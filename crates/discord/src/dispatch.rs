@@ -18,7 +18,7 @@ use crate::services::Services;
 
 /// What to dispatch, and what the message following it shows.
 #[derive(Debug, Clone)]
-pub struct FollowRequest {
+pub(crate) struct FollowRequest {
     pub kind: Followed,
     /// The command, for alerts: `/diagnose`.
     pub command: &'static str,
@@ -37,7 +37,7 @@ pub struct FollowRequest {
 
 /// Why nothing is being followed. The caller was told already.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FollowFailure {
+pub(crate) enum FollowFailure {
     /// Nothing configured to dispatch with.
     NotConfigured,
     /// The correlation could not be stored, so nothing was dispatched.
@@ -58,7 +58,7 @@ impl std::fmt::Display for FollowFailure {
 
 /// Stores the correlation, dispatches, and edits the deferred message to "dispatched". On a
 /// failure the caller hears it (privately) and an internal alert goes out for a failed dispatch.
-pub async fn dispatch_and_follow(
+pub(crate) async fn dispatch_and_follow(
     services: &Services,
     rec: &mut TraceRecorder,
     ctx: &JobContext,

@@ -135,7 +135,7 @@ pub struct Interaction {
 }
 
 /// A snowflake, from a string (as Discord sends them) or a number.
-pub fn snowflake(v: &Value) -> Option<u64> {
+pub(crate) fn snowflake(v: &Value) -> Option<u64> {
     match v {
         Value::String(s) => s.trim().parse().ok(),
         Value::Number(n) => n.as_u64(),
@@ -179,8 +179,8 @@ fn modal_fields(v: &Value) -> Vec<(String, String)> {
             .cloned()
             .unwrap_or_else(|| row.get("component").map(|c| vec![c.clone()]).unwrap_or_else(|| vec![row.clone()]));
         for c in inner {
-            if let Some(id) = c["custom_id"].as_str() {
-                out.push((id.to_string(), text(&c["value"])));
+            if let Some(id) = c.get("custom_id").and_then(Value::as_str) {
+                out.push((id.to_string(), text(c.get("value").unwrap_or(&Value::Null))));
             }
         }
     }
@@ -194,7 +194,9 @@ impl Interaction {
         if !v.is_object() {
             return Err(ViewError::NotAnObject);
         }
-        let kind = v["type"].as_u64().and_then(Kind::from_type).ok_or(ViewError::UnknownType)?;
+        // a field, `null` when absent (as `v[key]` reads it)
+        let field = |key: &str| v.get(key).unwrap_or(&Value::Null);
+        let kind = field("type").as_u64().and_then(Kind::from_type).ok_or(ViewError::UnknownType)?;
         // In a guild the caller is `member.user`; in a DM it is `user`.
         let member = v.get("member").filter(|m| m.is_object());
         let user_v = member.and_then(|m| m.get("user")).filter(|u| u.is_object()).or_else(|| v.get("user"));
@@ -205,8 +207,8 @@ impl Interaction {
             })
             .unwrap_or_default();
         let roles = member.map(|m| m["roles"].as_array().into_iter().flatten().filter_map(snowflake).collect());
-        let guild_id = snowflake(&v["guild_id"]);
-        let context = match v["context"].as_u64() {
+        let guild_id = snowflake(field("guild_id"));
+        let context = match field("context").as_u64() {
             Some(0) => Context::Guild,
             Some(1) => Context::BotDm,
             Some(2) => Context::PrivateChannel,
@@ -215,7 +217,7 @@ impl Interaction {
             _ if v.get("user").is_some_and(Value::is_object) => Context::BotDm,
             _ => Context::Unknown,
         };
-        let d = &v["data"];
+        let d = field("data");
         let data = Data {
             name: text(&d["name"]),
             options: options(&d["options"]),
@@ -224,16 +226,16 @@ impl Interaction {
             fields: modal_fields(&d["components"]),
         };
         Ok(Self {
-            id: snowflake(&v["id"]).unwrap_or(0),
+            id: snowflake(field("id")).unwrap_or(0),
             kind,
-            token: text(&v["token"]),
-            application_id: snowflake(&v["application_id"]).unwrap_or(0),
+            token: text(field("token")),
+            application_id: snowflake(field("application_id")).unwrap_or(0),
             guild_id,
-            channel_id: snowflake(&v["channel_id"]).or_else(|| snowflake(&v["channel"]["id"])),
+            channel_id: snowflake(field("channel_id")).or_else(|| snowflake(&field("channel")["id"])),
             user,
             roles,
             context,
-            locale: v["locale"].as_str().map(str::to_string),
+            locale: field("locale").as_str().map(str::to_string),
             data,
         })
     }

@@ -7,14 +7,14 @@
 
 pub mod app;
 pub mod commands;
-pub mod ctx;
+pub(crate) mod ctx;
 pub mod deferred;
-pub mod dispatch;
-pub mod interaction;
+pub(crate) mod dispatch;
+pub(crate) mod interaction;
 pub mod jobs;
 pub mod lambda;
 pub mod registry;
-pub mod services;
+pub(crate) mod services;
 pub mod spec;
 pub mod verify;
 

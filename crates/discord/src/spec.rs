@@ -77,27 +77,31 @@ impl OptSpec {
     }
 
     fn to_json(self) -> Value {
-        let mut o = json!({"name": self.name, "type": self.kind as u8, "description": self.description,
-                           "required": self.required});
+        // `json!` of an object literal is an object
+        let Value::Object(mut o) = json!({"name": self.name, "type": self.kind as u8,
+                                          "description": self.description, "required": self.required})
+        else {
+            return Value::Null;
+        };
         if let Some(m) = self.min {
-            o["min_value"] = json!(m);
+            o.insert("min_value".into(), json!(m));
         }
         if let Some(m) = self.max {
-            o["max_value"] = json!(m);
+            o.insert("max_value".into(), json!(m));
         }
         if let Some(m) = self.max_length {
-            o["max_length"] = json!(m);
+            o.insert("max_length".into(), json!(m));
         }
         if self.autocomplete {
-            o["autocomplete"] = json!(true);
+            o.insert("autocomplete".into(), json!(true));
         }
         if !self.channel_types.is_empty() {
-            o["channel_types"] = json!(self.channel_types);
+            o.insert("channel_types".into(), json!(self.channel_types));
         }
         if !self.choices.is_empty() {
-            o["choices"] = self.choices.iter().map(|(n, v)| json!({"name": n, "value": v})).collect();
+            o.insert("choices".into(), self.choices.iter().map(|(n, v)| json!({"name": n, "value": v})).collect());
         }
-        o
+        Value::Object(o)
     }
 }
 
@@ -160,16 +164,19 @@ impl Spec {
             Where::Guild => &[0],
             Where::GuildAndDm => &[0, 1],
         };
-        let mut c = json!({
+        // `json!` of an object literal is an object
+        let Value::Object(mut c) = json!({
             "name": self.name, "type": 1, "description": self.description,
             "options": self.options.iter().map(|o| o.to_json()).collect::<Vec<_>>(),
             "contexts": contexts,
             "integration_types": [0],
-        });
+        }) else {
+            return Value::Null;
+        };
         if matches!(self.access, Access::Admins | Access::AdminsOr(_)) {
-            c["default_member_permissions"] = json!(ADMINISTRATORS_ONLY);
+            c.insert("default_member_permissions".into(), json!(ADMINISTRATORS_ONLY));
         }
-        c
+        Value::Object(c)
     }
 
     /// `/status [count] [workflow]`: the usage line of the README's table.

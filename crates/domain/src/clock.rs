@@ -25,12 +25,13 @@ pub fn rfc3339_millis(epoch_ms: u64) -> String {
 /// epoch seconds, as GitHub writes its timestamps.
 pub fn parse_rfc3339_secs(s: &str) -> Option<u64> {
     let b = s.as_bytes();
+    let at = |i: usize| b.get(i).copied();
     if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b' ')
-        || b[13] != b':'
-        || b[16] != b':'
+        || at(4) != Some(b'-')
+        || at(7) != Some(b'-')
+        || !matches!(at(10), Some(b'T' | b' '))
+        || at(13) != Some(b':')
+        || at(16) != Some(b':')
     {
         return None;
     }

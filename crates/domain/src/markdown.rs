@@ -34,7 +34,7 @@ fn folded(c: char) -> bool {
 
 fn mention_at(rest: &str) -> bool {
     let b = rest.as_bytes();
-    let starts = |word: &[u8]| b.len() >= word.len() && b[..word.len()].eq_ignore_ascii_case(word);
+    let starts = |word: &[u8]| b.get(..word.len()).is_some_and(|head| head.eq_ignore_ascii_case(word));
     starts(b"everyone") || starts(b"here")
 }
 

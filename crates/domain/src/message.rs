@@ -232,14 +232,15 @@ pub struct Mentions {
 
 impl Mentions {
     pub fn to_json(&self) -> Value {
-        let mut m = json!({"parse": []});
+        let mut m = Map::new();
+        m.insert("parse".into(), json!([]));
         if !self.users.is_empty() {
-            m["users"] = json!(self.users.iter().map(u64::to_string).collect::<Vec<_>>());
+            m.insert("users".into(), json!(self.users.iter().map(u64::to_string).collect::<Vec<_>>()));
         }
         if !self.roles.is_empty() {
-            m["roles"] = json!(self.roles.iter().map(u64::to_string).collect::<Vec<_>>());
+            m.insert("roles".into(), json!(self.roles.iter().map(u64::to_string).collect::<Vec<_>>()));
         }
-        m
+        Value::Object(m)
     }
 }
 
@@ -431,8 +432,9 @@ pub fn violations(body: &Value) -> Vec<String> {
     for (i, e) in embeds.iter().enumerate() {
         check(&mut out, format!("embed {i} title"), &e["title"], MAX_TITLE, false);
         check(&mut out, format!("embed {i} description"), &e["description"], MAX_DESCRIPTION, false);
-        check(&mut out, format!("embed {i} footer"), &e["footer"]["text"], MAX_FOOTER, false);
-        total += len(&e["title"]) + len(&e["description"]) + len(&e["footer"]["text"]);
+        let footer = e.get("footer").and_then(|f| f.get("text")).unwrap_or(&Value::Null);
+        check(&mut out, format!("embed {i} footer"), footer, MAX_FOOTER, false);
+        total += len(&e["title"]) + len(&e["description"]) + len(footer);
         let fields = e["fields"].as_array().map_or(&[][..], Vec::as_slice);
         for (j, f) in fields.iter().enumerate() {
             check(&mut out, format!("embed {i} field {j} name"), &f["name"], MAX_FIELD_NAME, true);

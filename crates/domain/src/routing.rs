@@ -16,11 +16,12 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+    while let Some(&tc) = t.get(ti) {
+        let pc = p.get(pi).copied();
+        if pc == Some('?') || pc == Some(tc) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pc == Some('*') {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -31,7 +32,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p.iter().skip(pi).all(|c| *c == '*')
 }
 
 /// Globs to include (none: everything) and `!globs` to exclude.
@@ -368,7 +369,7 @@ impl RouteTable {
         match misses.as_slice() {
             [] => "no route".to_string(),
             [one] => format!("no route: {one}"),
-            many => format!("no route matched ({} routes; first: {})", many.len(), many[0]),
+            [first, ..] => format!("no route matched ({} routes; first: {first})", misses.len()),
         }
     }
 }
@@ -487,7 +488,7 @@ struct RoutesDoc {
 
 /// The line (1-based) of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes().iter().take(offset).filter(|b| **b == b'\n').count() + 1
 }
 
 /// Parses a routes file: `[[route]]` tables with `channel`, `repo`, and optional `workflows`,

@@ -37,9 +37,9 @@ pub fn discord_signature(key: &SigningKey, timestamp: &str, body: &[u8]) -> Stri
 
 /// `X-Hub-Signature-256` for `body`.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
+    // HMAC accepts keys of any length, so this cannot fail; the all-zero key only keeps it total.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -163,26 +163,31 @@ impl InteractionBuilder {
             "entitlements": [],
             "attachment_size_limit": 10485760,
         });
+        // `body` is the object just written
+        let Value::Object(fields) = &mut body else { return body };
         match &self.from {
             From::Dm => {
-                body["user"] = user;
-                body["context"] = json!(1);
-                body["authorizing_integration_owners"] = json!({"1": self.user_id.to_string()});
+                fields.insert("user".into(), user);
+                fields.insert("context".into(), json!(1));
+                fields.insert("authorizing_integration_owners".into(), json!({"1": self.user_id.to_string()}));
             }
             From::Member { guild_id, roles } => {
-                body["guild_id"] = json!(guild_id.to_string());
-                body["context"] = json!(0);
-                body["authorizing_integration_owners"] = json!({"0": guild_id.to_string()});
-                body["member"] = json!({
-                    "user": user,
-                    "roles": roles.iter().map(u64::to_string).collect::<Vec<_>>(),
-                    "joined_at": "2026-01-01T00:00:00.000000+00:00",
-                    "deaf": false, "mute": false, "flags": 0, "permissions": "0"
-                });
+                fields.insert("guild_id".into(), json!(guild_id.to_string()));
+                fields.insert("context".into(), json!(0));
+                fields.insert("authorizing_integration_owners".into(), json!({"0": guild_id.to_string()}));
+                fields.insert(
+                    "member".into(),
+                    json!({
+                        "user": user,
+                        "roles": roles.iter().map(u64::to_string).collect::<Vec<_>>(),
+                        "joined_at": "2026-01-01T00:00:00.000000+00:00",
+                        "deaf": false, "mute": false, "flags": 0, "permissions": "0"
+                    }),
+                );
             }
         }
         if let Some(m) = &self.message {
-            body["message"] = m.clone();
+            fields.insert("message".into(), m.clone());
         }
         body
     }

@@ -1,5 +1,8 @@
 //! Test support shared by every crate's tests: keys, signatures, a generator, configurations, log capture.
 
+// Test support behind the `testing` feature: the no-panic lints hold for production code only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 /// A fixed Ed25519 key for tests; its public half goes in `DISCORD_PUBLIC_KEY`.
 pub fn discord_key(seed: u8) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[seed; 32])

@@ -178,8 +178,11 @@ fn domain_matches(pattern: &str, host: &str) -> bool {
         Some(base) => {
             host.eq_ignore_ascii_case(base)
                 || (host.len() > base.len() + 1
-                    && host[host.len() - base.len()..].eq_ignore_ascii_case(base)
-                    && host.as_bytes()[host.len() - base.len() - 1] == b'.')
+                    && host
+                        .as_bytes()
+                        .get(host.len() - base.len()..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(base.as_bytes()))
+                    && host.as_bytes().get(host.len() - base.len() - 1) == Some(&b'.'))
         }
         None => host.eq_ignore_ascii_case(pattern),
     }
@@ -233,7 +236,7 @@ fn check_v4(ip: Ipv4Addr, safe_local: bool) -> Result<(), UrlRejection> {
 fn embedded_v4(ip: Ipv6Addr) -> Option<(Ipv4Addr, &'static str, bool)> {
     let seg = ip.segments();
     let low = Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
-    let zero = |range: std::ops::Range<usize>| seg[range].iter().all(|&s| s == 0);
+    let zero = |range: std::ops::Range<usize>| seg.get(range).is_some_and(|s| s.iter().all(|&s| s == 0));
     if zero(0..5) && seg[5] == 0xffff {
         Some((low, "IPv4-mapped IPv6", false))
     } else if zero(0..4) && seg[4] == 0xffff && seg[5] == 0 {

@@ -89,7 +89,7 @@ impl App {
         deadline: Deadline,
     ) -> Handled {
         let decision = events::decide_deployment_status(payload, rec.trace_id());
-        let state = Some(payload["deployment_status"]["state"].clone());
+        let state = Some(payload.get("deployment_status").and_then(|d| d.get("state")).cloned().unwrap_or(Value::Null));
         let mut answer = Answer { state, ..Answer::new(Status::Ok).event("deployment_status") };
         let (failed, recorded, unsettled) =
             self.act_routed(rec, decision, targets, None, &mut answer, store_down, done, deadline).await;

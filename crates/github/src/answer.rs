@@ -9,7 +9,7 @@ use serde_json::Value;
 /// How the delivery went, as a word.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     /// Handled.
     #[default]
     Ok,
@@ -25,7 +25,7 @@ pub enum Status {
 
 /// What one routed channel made of a delivery.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ChannelAnswer {
+pub(crate) struct ChannelAnswer {
     /// The channel, when the delivery went to several.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -49,7 +49,7 @@ pub struct ChannelAnswer {
 
 /// The body of an answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
@@ -91,17 +91,17 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn new(status: Status) -> Self {
+    pub(crate) fn new(status: Status) -> Self {
         Self { status, ..Self::default() }
     }
 
-    pub fn event(mut self, event: &str) -> Self {
+    pub(crate) fn event(mut self, event: &str) -> Self {
         self.event = Some(event.to_string());
         self
     }
 
     /// The one routed channel's outcome, at the top level.
-    pub fn absorb(&mut self, channel: ChannelAnswer) {
+    pub(crate) fn absorb(&mut self, channel: ChannelAnswer) {
         self.alert = channel.alert;
         self.resolved = channel.resolved;
         self.incident = channel.incident;
@@ -110,7 +110,7 @@ impl Answer {
     }
 
     /// A channel's failure becomes the delivery's, unless an earlier one did.
-    pub fn fail_with(&mut self, status: Option<Status>, error: Option<String>) {
+    pub(crate) fn fail_with(&mut self, status: Option<Status>, error: Option<String>) {
         if let Some(status) = status
             && self.status == Status::Ok
         {
@@ -120,7 +120,7 @@ impl Answer {
     }
 
     /// Every alert outcome, of the one channel or of each.
-    pub fn alerts(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn alerts(&self) -> impl Iterator<Item = &str> {
         self.alert.as_deref().into_iter().chain(self.routes.iter().filter_map(|r| r.alert.as_deref()))
     }
 }
@@ -141,13 +141,13 @@ pub(crate) struct Handled {
 }
 
 impl Handled {
-    pub fn new(status: StatusCode, answer: Answer, retryable_failure: bool) -> Self {
+    pub(crate) fn new(status: StatusCode, answer: Answer, retryable_failure: bool) -> Self {
         Self { status, answer, retryable_failure, recorded: None, unsettled: Vec::new() }
     }
 }
 
 /// The JSON response of `answer`.
-pub fn respond(status: StatusCode, answer: &Answer) -> valine_service::http::HttpResponse {
+pub(crate) fn respond(status: StatusCode, answer: &Answer) -> valine_service::http::HttpResponse {
     valine_service::http::HttpResponse::json(status, &serde_json::to_value(answer).unwrap_or(Value::Null))
 }
 

@@ -74,11 +74,15 @@ impl App {
                 }
             }
             let done = done_key.as_deref();
-            let action = payload["action"].as_str().unwrap_or("").to_string();
+            let action = payload.get("action").and_then(Value::as_str).unwrap_or("").to_string();
             let mut handled = match event.as_str() {
                 "ping" => {
-                    let hook_id = payload["hook_id"].as_u64().or_else(|| payload["hook"]["id"].as_u64());
-                    tracing::info!(hook_id = hook_id.unwrap_or(0), zen = payload["zen"].as_str().unwrap_or(""), "webhook ping");
+                    let hook_id = payload
+                        .get("hook_id")
+                        .and_then(Value::as_u64)
+                        .or_else(|| payload.get("hook").and_then(|h| h.get("id")).and_then(Value::as_u64));
+                    let zen = payload.get("zen").and_then(Value::as_str).unwrap_or("");
+                    tracing::info!(hook_id = hook_id.unwrap_or(0), zen, "webhook ping");
                     Handled::new(StatusCode::OK, Answer { hook_id, ..Answer::new(Status::Ok).event("ping") }, false)
                 }
                 "workflow_run" => {

@@ -36,16 +36,16 @@ pub struct GapReport {
 
 /// A delivery is tried at most this many times in all (the first attempt and two redeliveries):
 /// one the endpoint keeps refusing is not sent for ever.
-pub const MAX_ATTEMPTS: usize = 3;
+pub(crate) const MAX_ATTEMPTS: usize = 3;
 /// GitHub keeps deliveries for three days; older ones cannot be redelivered.
-pub const DELIVERY_RETENTION_SECS: u64 = 3 * 24 * 3600;
+pub(crate) const DELIVERY_RETENTION_SECS: u64 = 3 * 24 * 3600;
 /// How far back the run comparison looks (one page of GitHub's newest 100 runs within it): a day,
 /// so that a storm's runs are caught even when their deliveries and the redeliveries all failed.
-pub const RUN_LOOKBACK_SECS: u64 = 24 * 3600;
+pub(crate) const RUN_LOOKBACK_SECS: u64 = 24 * 3600;
 
 /// Which hook is the bot's: `configured` (`GITHUB_HOOK_ID`) when set, else the only hook whose
 /// URL ends in `/github/webhook`. `Err` says why none was chosen.
-pub fn bot_hook(hooks: &[Hook], configured: Option<u64>) -> Result<u64, String> {
+pub(crate) fn bot_hook(hooks: &[Hook], configured: Option<u64>) -> Result<u64, String> {
     if let Some(id) = configured {
         return Ok(id);
     }
@@ -64,14 +64,14 @@ pub fn bot_hook(hooks: &[Hook], configured: Option<u64>) -> Result<u64, String> 
 /// Whether an attempt's answer means "try again": no answer, a 5xx, 408 or 429. A 4xx is the
 /// bot refusing the delivery on purpose (a bad signature, a malformed body), which another
 /// attempt would not change.
-pub fn failed(status_code: u16) -> bool {
+pub(crate) fn failed(status_code: u16) -> bool {
     matches!(status_code, 0 | 408 | 429 | 500..)
 }
 
 /// The deliveries to redeliver: for each delivery (`guid`) that no attempt delivered, that is
 /// younger than GitHub's retention and has had fewer than `MAX_ATTEMPTS` attempts, its newest
 /// attempt. Oldest first, so that the incident model sees them in their order.
-pub fn to_redeliver(deliveries: &[HookDelivery], now: u64) -> Vec<&HookDelivery> {
+pub(crate) fn to_redeliver(deliveries: &[HookDelivery], now: u64) -> Vec<&HookDelivery> {
     let mut by_guid: HashMap<&str, Vec<&HookDelivery>> = HashMap::new();
     for d in deliveries.iter().filter(|d| !d.guid.is_empty()) {
         by_guid.entry(d.guid.as_str()).or_default().push(d);
@@ -95,14 +95,17 @@ const NEUTRAL: [&str; 5] = ["cancelled", "skipped", "neutral", "stale", "action_
 
 /// The newest completed run (by run number, then attempt) of each workflow and branch, among
 /// runs that can open or resolve an incident; oldest first.
-pub fn newest_runs(runs: Vec<Value>) -> Vec<Value> {
+pub(crate) fn newest_runs(runs: Vec<Value>) -> Vec<Value> {
     let mut newest: HashMap<(u64, String), Value> = HashMap::new();
     for run in runs {
-        let conclusion = run["conclusion"].as_str().unwrap_or("");
-        if conclusion.is_empty() || NEUTRAL.contains(&conclusion) || run["id"].as_u64().is_none() {
+        let conclusion = run.get("conclusion").and_then(Value::as_str).unwrap_or("");
+        if conclusion.is_empty() || NEUTRAL.contains(&conclusion) || run.get("id").and_then(Value::as_u64).is_none() {
             continue;
         }
-        let key = (run["workflow_id"].as_u64().unwrap_or(0), run["head_branch"].as_str().unwrap_or("").to_string());
+        let key = (
+            run.get("workflow_id").and_then(Value::as_u64).unwrap_or(0),
+            run.get("head_branch").and_then(Value::as_str).unwrap_or("").to_string(),
+        );
         let order = |r: &Value| (r["run_number"].as_u64().unwrap_or(0), r["run_attempt"].as_u64().unwrap_or(1));
         match newest.get(&key) {
             Some(seen) if order(seen) >= order(&run) => {}
@@ -118,10 +121,10 @@ pub fn newest_runs(runs: Vec<Value>) -> Vec<Value> {
 
 /// The `workflow_run` delivery a listed run would have come in: the run, its repository and
 /// its workflow's name, so that it takes the same path as a real delivery.
-pub fn as_delivery(run: Value, repository: &str) -> Value {
+pub(crate) fn as_delivery(run: Value, repository: &str) -> Value {
     serde_json::json!({
         "action": "completed",
-        "workflow": {"id": run["workflow_id"], "name": run["name"]},
+        "workflow": {"id": run.get("workflow_id"), "name": run.get("name")},
         "repository": {"full_name": repository},
         "workflow_run": run,
     })
@@ -229,7 +232,7 @@ impl crate::app::App {
                 report.errors.push(failed("compare runs", "out of time".into()));
                 break;
             }
-            let run_id = run["id"].as_u64().unwrap_or(0);
+            let run_id = run.get("id").and_then(Value::as_u64).unwrap_or(0);
             let payload = as_delivery(run, &repo.to_string());
             let targets = match self.route("workflow_run", &payload).await {
                 Routing::Targets(targets) => targets,

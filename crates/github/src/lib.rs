@@ -1,15 +1,15 @@
 //! valine-github: the GitHub webhook handler (bin `github-handler`).
 
 mod acting;
-pub mod answer;
+pub(crate) mod answer;
 pub mod app;
 mod delivery;
 pub mod events;
-pub mod gaps;
+pub(crate) mod gaps;
 pub mod lambda;
 mod progress;
 mod routing;
 mod tick;
-pub mod verify;
+pub(crate) mod verify;
 
 pub use app::{App, AppParts, SERVICE};

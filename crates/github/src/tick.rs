@@ -16,7 +16,7 @@ const TICK_BUDGET: Duration = Duration::from_secs(45);
 /// The part of the tick that drains the outbox first.
 const TICK_DRAIN_BUDGET: Duration = Duration::from_secs(20);
 /// The longest a drain invocation runs (within the function's 60 s).
-pub const DRAIN_BUDGET: Duration = Duration::from_secs(50);
+pub(crate) const DRAIN_BUDGET: Duration = Duration::from_secs(50);
 /// The store key that keeps drain invocations to one at a time.
 const DRAIN_CLAIM: &str = "outbox-drain";
 

@@ -7,10 +7,10 @@ use sha2::Sha256;
 use valine_service::http::HttpRequest;
 
 /// Lambda's synchronous payload limit.
-pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     TooLarge,
     Sha1Only,
     MissingSignature,
@@ -21,7 +21,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Rejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::MissingEvent | Rejection::BadDelivery => StatusCode::BAD_REQUEST,
@@ -29,7 +29,7 @@ impl Rejection {
         }
     }
 
-    pub fn message(self) -> &'static str {
+    pub(crate) fn message(self) -> &'static str {
         match self {
             Rejection::TooLarge => "delivery body is larger than 6 MiB",
             Rejection::Sha1Only => "X-Hub-Signature (SHA-1) is not accepted: X-Hub-Signature-256 is required",
@@ -42,7 +42,7 @@ impl Rejection {
 }
 
 /// Checks a delivery; returns its event name.
-pub fn verify<'r>(req: &'r HttpRequest, secret: &[u8]) -> Result<&'r str, Rejection> {
+pub(crate) fn verify<'r>(req: &'r HttpRequest, secret: &[u8]) -> Result<&'r str, Rejection> {
     if req.body.len() > MAX_BODY_BYTES {
         return Err(Rejection::TooLarge);
     }
@@ -70,7 +70,7 @@ pub fn verify<'r>(req: &'r HttpRequest, secret: &[u8]) -> Result<&'r str, Reject
 }
 
 /// GitHub's delivery ids are UUIDs; anything of 1–128 characters of `[A-Za-z0-9-]` is accepted.
-pub fn valid_delivery_id(id: &str) -> bool {
+pub(crate) fn valid_delivery_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 

@@ -79,12 +79,11 @@ pub fn correlation_ids_in(title: &str) -> Vec<String> {
     let b = title.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    while i + 36 <= b.len() {
-        let cand = &b[i..i + 36];
-        if cand[8] == b'-'
+    while let Some(cand) = b.get(i..i + 36) {
+        if cand.get(8) == Some(&b'-')
             && uuid::Uuid::try_parse_ascii(cand).is_ok()
-            && (i == 0 || !b[i - 1].is_ascii_hexdigit())
-            && (i + 36 == b.len() || !b[i + 36].is_ascii_hexdigit())
+            && (i == 0 || !b.get(i - 1).is_some_and(u8::is_ascii_hexdigit))
+            && !b.get(i + 36).is_some_and(u8::is_ascii_hexdigit)
         {
             out.push(String::from_utf8_lossy(cand).to_ascii_lowercase());
             i += 36;

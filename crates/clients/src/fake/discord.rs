@@ -189,7 +189,7 @@ impl FakeDiscord {
         match kind {
             4 | 5 => {
                 let mut body = if kind == 5 {
-                    json!({"content": "", "deferred": true, "flags": data["flags"].as_u64().unwrap_or(0)})
+                    json!({"content": "", "deferred": true, "flags": data.get("flags").and_then(Value::as_u64).unwrap_or(0)})
                 } else {
                     data
                 };
@@ -239,7 +239,7 @@ impl FakeDiscord {
             o.insert("channel_id".into(), sid(channel_id));
             o.insert("author".into(), json!({"bot": true, "name": "Valine"}));
             if let Some(r) = o.remove("message_reference") {
-                o.insert("reply_to".into(), r["message_id"].clone());
+                o.insert("reply_to".into(), r.get("message_id").cloned().unwrap_or(Value::Null));
             }
         }
         state.messages.insert(id, Stored { channel_id, body: body.clone() });

@@ -205,14 +205,14 @@ impl Inner {
             .find(|w| w.id == workflow_id)
             .map(|w| (w.name.clone(), w.path.clone()))
             .unwrap_or_default();
-        let actor = ACTORS[(number as usize) % ACTORS.len()];
-        let commit_message = MESSAGES[pick].to_string();
+        let actor = ACTORS.get((number as usize) % ACTORS.len()).copied().unwrap_or_default();
+        let commit_message = MESSAGES.get(pick).copied().unwrap_or_default().to_string();
         let run = WorkflowRun {
             id,
             name: Some(name),
             display_title: Some(title.unwrap_or_else(|| commit_message.clone())),
             head_branch: Some(branch.to_string()),
-            head_sha: SHAS[pick].to_string(),
+            head_sha: SHAS.get(pick).copied().unwrap_or_default().to_string(),
             status: Some(status.to_string()),
             conclusion: conclusion.map(str::to_string),
             html_url: self.html_url(id),
@@ -459,7 +459,7 @@ impl FakeGitHub {
             5_200_000_000 + s.next_deployment
         };
         let full = inner.repo.to_string();
-        let sha = SHAS[(status_id as usize) % SHAS.len()];
+        let sha = SHAS.get((status_id as usize) % SHAS.len()).copied().unwrap_or_default();
         let payload = json!({
             "action": "created",
             "deployment_status": {

@@ -21,7 +21,7 @@ fn cipher(config: &Config) -> Option<XSalsa20Poly1305> {
 
 /// `text` sealed for the state table; `None` without `AUDIT_HMAC_KEY` (every command that holds
 /// a preview refuses without it first).
-pub fn seal(config: &Config, text: &str) -> Option<Encrypted> {
+pub(crate) fn seal(config: &Config, text: &str) -> Option<Encrypted> {
     let cipher = cipher(config)?;
     let nonce = XSalsa20Poly1305::generate_nonce(&mut OsRng);
     let ciphertext = cipher.encrypt(&nonce, text.as_bytes()).ok()?;
@@ -29,7 +29,7 @@ pub fn seal(config: &Config, text: &str) -> Option<Encrypted> {
 }
 
 /// The text `sealed` holds; `None` when it does not open with this configuration's key.
-pub fn open(config: &Config, sealed: &Encrypted) -> Option<String> {
+pub(crate) fn open(config: &Config, sealed: &Encrypted) -> Option<String> {
     let cipher = cipher(config)?;
     let nonce: [u8; 24] = hex::decode(&sealed.nonce).ok()?.try_into().ok()?;
     let ciphertext = hex::decode(&sealed.ciphertext).ok()?;

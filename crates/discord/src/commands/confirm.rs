@@ -12,12 +12,12 @@ use valine_store::{Held, PendingConfirmation, Taken};
 use crate::ctx::Ctx;
 
 /// How long a preview's Confirm button works.
-pub const CONFIRM_TTL_SECS: u64 = 300;
+pub(crate) const CONFIRM_TTL_SECS: u64 = 300;
 
 /// A preview waiting for its owner's confirmation: only the caller sees it, with `confirm` and
 /// Cancel buttons bound to the stored confirmation `id`, and it says what happens (`happens`:
 /// "nothing is dispatched until you confirm") and when it expires.
-pub fn preview(embed: Embed, confirm: (&str, ButtonStyle), id: &str, happens: &str, expires_at: u64) -> Reply {
+pub(crate) fn preview(embed: Embed, confirm: (&str, ButtonStyle), id: &str, happens: &str, expires_at: u64) -> Reply {
     let buttons = vec![
         Component::button(confirm.0, confirm.1, CustomId::Confirm(id.to_string()).to_string()),
         Component::button("Cancel", ButtonStyle::Secondary, CustomId::Cancel(id.to_string()).to_string()),
@@ -28,7 +28,7 @@ pub fn preview(embed: Embed, confirm: (&str, ButtonStyle), id: &str, happens: &s
 
 /// Stores what a preview waits on, bound to the caller for [`CONFIRM_TTL_SECS`]. `Err` is the
 /// answer to give when the store is down (`nothing`: "nothing was posted").
-pub async fn hold(ctx: &mut Ctx<'_>, held: Held, nothing: &str) -> Result<PendingConfirmation, Reply> {
+pub(crate) async fn hold(ctx: &mut Ctx<'_>, held: Held, nothing: &str) -> Result<PendingConfirmation, Reply> {
     let pending = PendingConfirmation {
         id: uuid::Uuid::new_v4().to_string(),
         user_id: ctx.user_id,
@@ -47,7 +47,7 @@ pub async fn hold(ctx: &mut Ctx<'_>, held: Held, nothing: &str) -> Result<Pendin
 
 /// Takes the confirmation a press names, for its owner only; anything else is the answer. On
 /// success the context is renamed after the command that asked.
-pub async fn take(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Result<PendingConfirmation, Reply> {
+pub(crate) async fn take(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Result<PendingConfirmation, Reply> {
     let id = custom_id.id();
     let confirmations = ctx.services.stores.confirmations.clone();
     let user_id = ctx.user_id;
@@ -86,17 +86,17 @@ pub async fn take(ctx: &mut Ctx<'_>, custom_id: &CustomId) -> Result<PendingConf
 }
 
 /// What replaces a preview once its button was pressed: the text, and no more buttons.
-pub fn settled(text: impl Into<String>) -> Reply {
+pub(crate) fn settled(text: impl Into<String>) -> Reply {
     Reply::Update(Message::text(text).replacing())
 }
 
 /// A press whose held value is not the kind its command keeps (a damaged or foreign item).
-pub fn damaged(nothing: &str) -> Reply {
+pub(crate) fn damaged(nothing: &str) -> Reply {
     settled(format!("This confirmation is damaged; {nothing}."))
 }
 
 /// A Cancel press: the preview says nothing happened.
-pub fn cancelled(ctx: &mut Ctx<'_>, pending: &PendingConfirmation, nothing: &str) -> Reply {
+pub(crate) fn cancelled(ctx: &mut Ctx<'_>, pending: &PendingConfirmation, nothing: &str) -> Reply {
     ctx.rec.note("cancelled", valine_domain::trace::StepStatus::Ok, None);
     tracing::info!(confirmation = %pending.id, command = %pending.command, "cancelled");
     settled(format!("Cancelled. {nothing}."))

@@ -12,7 +12,7 @@ use crate::ctx::Ctx;
 use crate::interaction::Options;
 use crate::spec::{Access, Spec, Where};
 
-pub const SPEC: Spec = Spec {
+pub(crate) const SPEC: Spec = Spec {
     name: "debug-last",
     description: "Show the trace of your own last command",
     options: &[],
@@ -28,11 +28,11 @@ const SELF: &str = "/debug-last";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args;
 
-pub fn parse(_: &Options) -> Args {
+pub(crate) fn parse(_: &Options) -> Args {
     Args
 }
 
-pub async fn run(ctx: &mut Ctx<'_>, _: Args) -> Reply {
+pub(crate) async fn run(ctx: &mut Ctx<'_>, _: Args) -> Reply {
     if let Err(refusal) = authorize_debug(ctx.caller(), &ctx.services.config) {
         let record = ctx.blocked_record();
         return ctx.blocked(&refusal.to_string(), record).await;
@@ -70,7 +70,7 @@ fn status_icon(s: StepStatus) -> &'static str {
 }
 
 /// The trace as one embed, inside Discord's limits (description 4096, field 1024, total 6000).
-pub fn render(trace: &Trace, region: Option<&str>, stage: &str) -> Embed {
+pub(crate) fn render(trace: &Trace, region: Option<&str>, stage: &str) -> Embed {
     let mut steps = String::from("```\n");
     for (i, s) in trace.steps.iter().enumerate() {
         let detail = s.detail.as_deref().map(|d| format!("  {}", truncate(&redact(d), 120))).unwrap_or_default();
@@ -113,7 +113,7 @@ pub fn render(trace: &Trace, region: Option<&str>, stage: &str) -> Embed {
 }
 
 /// A Logs Insights link that opens the query for this trace id over both functions' logs.
-pub fn logs_insights_url(region: &str, stage: &str, trace_id: &str) -> String {
+pub(crate) fn logs_insights_url(region: &str, stage: &str, trace_id: &str) -> String {
     // The console encodes its query state with `*` where percent-encoding has `%`.
     fn enc(s: &str) -> String {
         let mut out = String::new();

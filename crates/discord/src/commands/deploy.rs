@@ -28,7 +28,7 @@ use crate::jobs::JobContext;
 use crate::services::Services;
 use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
 
-pub const SPEC: Spec = Spec {
+pub(crate) const SPEC: Spec = Spec {
     name: "deploy-client",
     description: "Deploy the client: dispatch the deploy workflow after a confirmation, then follow it",
     options: &[
@@ -48,7 +48,7 @@ pub struct Args {
     pub api_base: Option<String>,
 }
 
-pub fn parse(o: &Options) -> Args {
+pub(crate) fn parse(o: &Options) -> Args {
     Args { git_ref: o.str("ref").map(str::to_string), api_base: o.str("api_base").map(str::to_string) }
 }
 
@@ -60,8 +60,10 @@ struct Pending {
 }
 
 /// A ref GitHub could take, and that no workflow could read as code: see
-/// [`valine_domain::git_ref::check_ref_name`].
-pub fn valid_ref(r: &str) -> bool {
+/// [`valine_domain::git_ref::check_ref_name`]. Only the tests ask it (the checks call
+/// `check_ref_name` directly).
+#[cfg(test)]
+pub(crate) fn valid_ref(r: &str) -> bool {
     check_ref_name(r).is_ok()
 }
 
@@ -106,7 +108,7 @@ fn target(config: &Config, git_ref: &str) -> String {
     format!("{}@{git_ref}", config.deploy_workflow)
 }
 
-pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
+pub(crate) async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     let config = ctx.services.config.clone();
     let pending =
         Pending { git_ref: args.git_ref.unwrap_or_else(|| config.deploy_ref.clone()), api_base: args.api_base };
@@ -143,7 +145,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
 }
 
 /// Confirm or Cancel on a deploy preview, once its confirmation was taken by its owner.
-pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, press: Press) -> Reply {
+pub(crate) async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, press: Press) -> Reply {
     if press == Press::Cancel {
         return confirm::cancelled(ctx, &stored, "Nothing was dispatched");
     }

@@ -10,7 +10,7 @@ use crate::ctx::Ctx;
 use crate::interaction::Options;
 use crate::spec::{Access, Spec, Where};
 
-pub const INCIDENTS: Spec = Spec {
+pub(crate) const INCIDENTS: Spec = Spec {
     name: "incidents",
     description: "Open incidents with their state and links",
     options: &[],
@@ -20,7 +20,7 @@ pub const INCIDENTS: Spec = Spec {
     span: "handle_incidents",
 };
 
-pub const MUTES: Spec = Spec {
+pub(crate) const MUTES: Spec = Spec {
     name: "mutes",
     description: "Active incident mutes, with Unmute buttons",
     options: &[],
@@ -33,19 +33,19 @@ pub const MUTES: Spec = Spec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args;
 
-pub fn parse(_: &Options) -> Args {
+pub(crate) fn parse(_: &Options) -> Args {
     Args
 }
 
 /// `/incidents`.
-pub async fn run_incidents(ctx: &mut Ctx<'_>, _: Args) -> Reply {
+pub(crate) async fn run_incidents(ctx: &mut Ctx<'_>, _: Args) -> Reply {
     let desk = ctx.services.incidents.clone();
     let listed = ctx.store_step("store.list_incidents", Duration::from_millis(2000), desk.list_open()).await;
     answer(ctx, listed).await
 }
 
 /// `/mutes`.
-pub async fn run_mutes(ctx: &mut Ctx<'_>, _: Args) -> Reply {
+pub(crate) async fn run_mutes(ctx: &mut Ctx<'_>, _: Args) -> Reply {
     let desk = ctx.services.incidents.clone();
     let listed = ctx.store_step("store.list_mutes", Duration::from_millis(2000), desk.list_mutes()).await;
     answer(ctx, listed).await

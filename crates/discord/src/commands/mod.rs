@@ -1,17 +1,17 @@
 //! The commands, one module each: its `SPEC`, its typed `Args` and `parse`, and `run`, which
 //! decides and acts through [`crate::ctx::Ctx`]. The registry (`crate::registry`) lists them.
 
-pub mod at_rest;
-pub mod confirm;
-pub mod debug_last;
-pub mod deploy;
+pub(crate) mod at_rest;
+pub(crate) mod confirm;
+pub(crate) mod debug_last;
+pub(crate) mod deploy;
 pub mod diagnose;
-pub mod incidents;
-pub mod relay;
-pub mod secrets;
-pub mod status;
-pub mod subscribe;
-pub mod verify_latest;
+pub(crate) mod incidents;
+pub(crate) mod relay;
+pub(crate) mod secrets;
+pub(crate) mod status;
+pub(crate) mod subscribe;
+pub(crate) mod verify_latest;
 
 /// Kept for `valinectl register`: the registration JSON comes from the registry.
 pub mod definitions {

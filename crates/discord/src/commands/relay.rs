@@ -26,7 +26,7 @@ use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
 
 const CHANNEL_TYPES: &[u8] = &[0, 5, 10, 11, 12];
 
-pub const SEND: Spec = Spec {
+pub(crate) const SEND: Spec = Spec {
     name: "relay-send",
     description: "Post a message as the bot (admins; audited)",
     options: &[
@@ -42,7 +42,7 @@ pub const SEND: Spec = Spec {
     span: "handle_relay_send",
 };
 
-pub const DM: Spec = Spec {
+pub(crate) const DM: Spec = Spec {
     name: "relay-dm",
     description: "Send a direct message as the bot (admins; audited)",
     options: &[
@@ -79,18 +79,18 @@ fn parse_with(o: &Options, target: Option<Target>, id_option: &str) -> Args {
     }
 }
 
-pub fn parse_send(o: &Options) -> Args {
+pub(crate) fn parse_send(o: &Options) -> Args {
     let target = o.id("channel").or_else(|| o.str("channel_id").and_then(parse_id)).map(Target::Channel);
     parse_with(o, target, "channel_id")
 }
 
-pub fn parse_dm(o: &Options) -> Args {
+pub(crate) fn parse_dm(o: &Options) -> Args {
     let target = o.id("user").or_else(|| o.str("user_id").and_then(parse_id)).map(Target::User);
     parse_with(o, target, "user_id")
 }
 
 /// Discord's limit for message content.
-pub const MAX_MESSAGE_CHARS: usize = 2000;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 2000;
 /// Kept back from the answer budget while posting: the outcome record and the answer still
 /// need their time, however slow Discord is.
 const OUTCOME_RESERVE: Duration = Duration::from_millis(400);
@@ -117,7 +117,7 @@ fn parse_id(raw: &str) -> Option<u64> {
 }
 
 /// `/relay-send` and `/relay-dm`.
-pub async fn run(ctx: &mut Ctx<'_>, Args { target, bad_id, message, confirm, ephemeral }: Args) -> Reply {
+pub(crate) async fn run(ctx: &mut Ctx<'_>, Args { target, bad_id, message, confirm, ephemeral }: Args) -> Reply {
     let no_target = if ctx.command == DM.slash() {
         "Give a user: the `user` option."
     } else {
@@ -160,7 +160,7 @@ pub async fn run(ctx: &mut Ctx<'_>, Args { target, bad_id, message, confirm, eph
 }
 
 /// A Confirm or Cancel press on a relay's preview, once its owner took the confirmation.
-pub async fn confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, press: Press) -> Reply {
+pub(crate) async fn confirmed(ctx: &mut Ctx<'_>, pending: PendingConfirmation, press: Press) -> Reply {
     if press == Press::Cancel {
         return confirm::cancelled(ctx, &pending, "Nothing was posted");
     }

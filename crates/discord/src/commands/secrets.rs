@@ -41,7 +41,7 @@ const URL_OPTIONS_API: &[OptSpec] = &[
     OptSpec::new("confirm", OptKind::Boolean, "Write now instead of showing a preview"),
 ];
 
-pub const FRONTEND: Spec = Spec {
+pub(crate) const FRONTEND: Spec = Spec {
     name: "set-frontend",
     description: "Set the frontend URL repository variable (admins; ALLOW_SECRET_WRITES; audited)",
     options: URL_OPTIONS_FRONTEND,
@@ -51,7 +51,7 @@ pub const FRONTEND: Spec = Spec {
     span: "handle_set_frontend",
 };
 
-pub const API_BASE: Spec = Spec {
+pub(crate) const API_BASE: Spec = Spec {
     name: "set-api-base",
     description: "Set the API base URL repository secret (admins; ALLOW_SECRET_WRITES; audited)",
     options: URL_OPTIONS_API,
@@ -74,7 +74,7 @@ impl std::fmt::Debug for Args {
     }
 }
 
-pub fn parse(o: &Options) -> Args {
+pub(crate) fn parse(o: &Options) -> Args {
     Args { url: o.str("url").map(str::to_string), confirm: o.bool("confirm").unwrap_or(false) }
 }
 
@@ -188,7 +188,7 @@ async fn refuse(ctx: &mut Ctx<'_>, name: &str, refused: Refused) -> Reply {
     ctx.blocked(&refused.told, r).await
 }
 
-pub async fn run(ctx: &mut Ctx<'_>, Args { url, confirm }: Args) -> Reply {
+pub(crate) async fn run(ctx: &mut Ctx<'_>, Args { url, confirm }: Args) -> Reply {
     let kind = Kind::of(&ctx.command);
     let name = kind.name(&ctx.services.config);
     let url = match check(ctx, url.as_deref()) {
@@ -259,7 +259,7 @@ async fn preview(ctx: &mut Ctx<'_>, kind: Kind, name: &str, url: String) -> Repl
 }
 
 /// Confirm or Cancel on a write preview, once its confirmation was taken by its owner.
-pub async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, press: Press) -> Reply {
+pub(crate) async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, press: Press) -> Reply {
     if press == Press::Cancel {
         return confirm::cancelled(ctx, &stored, "Nothing was written");
     }

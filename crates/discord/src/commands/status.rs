@@ -23,9 +23,9 @@ use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
 /// What the embeds' lines may take of the 6000 characters a message holds, leaving room for titles.
 const EMBED_TEXT_BUDGET: usize = 5500;
 /// How long `/status` waits for GitHub before it defers to a job.
-pub const STATUS_INLINE_BUDGET: Duration = Duration::from_millis(2000);
+pub(crate) const STATUS_INLINE_BUDGET: Duration = Duration::from_millis(2000);
 
-pub const SPEC: Spec = Spec {
+pub(crate) const SPEC: Spec = Spec {
     name: "status",
     description: "Recent GitHub Actions runs, one line of history per workflow",
     options: &[
@@ -48,7 +48,7 @@ pub struct Args {
     pub repo: Option<String>,
 }
 
-pub fn parse(o: &Options) -> Args {
+pub(crate) fn parse(o: &Options) -> Args {
     Args {
         count: o.int("count").unwrap_or(5).clamp(1, 10) as u8,
         workflow: o.str("workflow").map(str::to_string),
@@ -58,7 +58,7 @@ pub fn parse(o: &Options) -> Args {
 
 /// Autocomplete for `workflow`, from configuration only (no network call): `STATUS_WORKFLOWS`
 /// entries that start with (or contain) what was typed.
-pub fn complete(services: &Services, option: &str, typed: &str) -> Vec<(String, String)> {
+pub(crate) fn complete(services: &Services, option: &str, typed: &str) -> Vec<(String, String)> {
     if option != "workflow" {
         return Vec::new();
     }
@@ -76,7 +76,7 @@ pub fn complete(services: &Services, option: &str, typed: &str) -> Vec<(String, 
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StatusError {
+pub(crate) enum StatusError {
     #[error("{0}")]
     GitHub(#[from] GitHubError),
     #[error("no workflow named `{0}` in {1}")]
@@ -85,7 +85,7 @@ pub enum StatusError {
     NoWorkflows(String),
 }
 
-pub async fn run(ctx: &mut Ctx<'_>, Args { count, workflow, repo }: Args) -> Reply {
+pub(crate) async fn run(ctx: &mut Ctx<'_>, Args { count, workflow, repo }: Args) -> Reply {
     let typed_repo = repo;
     let repo = match crate::commands::subscribe::target_repo(ctx, typed_repo.as_deref()).await {
         Ok(r) => r,
@@ -193,7 +193,7 @@ async fn run_job(
 }
 
 /// One embed per workflow (at most ten), newest runs first.
-pub async fn fetch(
+pub(crate) async fn fetch(
     github: &dyn GitHub,
     repo: &RepoName,
     filter: &[String],

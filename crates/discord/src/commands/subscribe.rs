@@ -25,7 +25,7 @@ const EVENTS: &[(&str, &str)] = &[
     ("deployments", "deployments"),
 ];
 
-pub const SUBSCRIBE: Spec = Spec {
+pub(crate) const SUBSCRIBE: Spec = Spec {
     name: "subscribe",
     description: "Route a repository's GitHub events to this channel (admins; audited)",
     options: &[
@@ -50,7 +50,7 @@ pub const SUBSCRIBE: Spec = Spec {
     span: "handle_subscribe",
 };
 
-pub const UNSUBSCRIBE: Spec = Spec {
+pub(crate) const UNSUBSCRIBE: Spec = Spec {
     name: "unsubscribe",
     description: "Stop routing a repository's events to this channel (admins; audited)",
     options: &[OptSpec::new("repo", OptKind::String, "The subscribed owner/name or owner/*")
@@ -63,7 +63,7 @@ pub const UNSUBSCRIBE: Spec = Spec {
     span: "handle_unsubscribe",
 };
 
-pub const SUBSCRIPTIONS: Spec = Spec {
+pub(crate) const SUBSCRIPTIONS: Spec = Spec {
     name: "subscriptions",
     description: "This channel's subscriptions, or every channel's (admins)",
     options: &[OptSpec::new("all", OptKind::Boolean, "Every channel's, not only this one's")],
@@ -84,7 +84,7 @@ pub struct Args {
     pub all: bool,
 }
 
-pub fn parse(o: &Options) -> Args {
+pub(crate) fn parse(o: &Options) -> Args {
     Args {
         repo: o.str("repo").map(str::to_string),
         workflows: o.str("workflows").map(str::to_string),
@@ -98,7 +98,7 @@ pub fn parse(o: &Options) -> Args {
 const STORE_BUDGET: Duration = Duration::from_millis(1500);
 
 /// Why a repository pattern may not be named, or the pattern.
-pub fn bounded(config: &Config, typed: &str) -> Result<RepoPattern, String> {
+pub(crate) fn bounded(config: &Config, typed: &str) -> Result<RepoPattern, String> {
     let pattern = RepoPattern::parse(typed)?;
     if config.github_repos.is_unset() {
         return Err("No repository may be named: set GITHUB_REPOS (or GITHUB_REPO).".into());
@@ -125,7 +125,7 @@ async fn admin_in_channel(ctx: &mut Ctx<'_>, repo: Option<&str>) -> Result<u64, 
 }
 
 /// `/subscribe`.
-pub async fn run_subscribe(ctx: &mut Ctx<'_>, args: Args) -> Reply {
+pub(crate) async fn run_subscribe(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     let channel_id = match admin_in_channel(ctx, args.repo.as_deref()).await {
         Ok(c) => c,
         Err(reply) => return reply,
@@ -181,7 +181,7 @@ pub async fn run_subscribe(ctx: &mut Ctx<'_>, args: Args) -> Reply {
 }
 
 /// `/unsubscribe`.
-pub async fn run_unsubscribe(ctx: &mut Ctx<'_>, args: Args) -> Reply {
+pub(crate) async fn run_unsubscribe(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     let channel_id = match admin_in_channel(ctx, args.repo.as_deref()).await {
         Ok(c) => c,
         Err(reply) => return reply,
@@ -214,7 +214,7 @@ pub async fn run_unsubscribe(ctx: &mut Ctx<'_>, args: Args) -> Reply {
 }
 
 /// `/subscriptions`.
-pub async fn run_subscriptions(ctx: &mut Ctx<'_>, args: Args) -> Reply {
+pub(crate) async fn run_subscriptions(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     let channel_id = match admin_in_channel(ctx, None).await {
         Ok(c) => c,
         Err(reply) => return reply,
@@ -288,7 +288,7 @@ fn known_repositories(services: &Services) -> Vec<String> {
 }
 
 /// Autocomplete for a `repo` option. `concrete`: only `owner/name` (for `/status`, `/diagnose`).
-pub fn complete_repo(services: &Services, typed: &str, concrete: bool) -> Vec<(String, String)> {
+pub(crate) fn complete_repo(services: &Services, typed: &str, concrete: bool) -> Vec<(String, String)> {
     let typed = typed.to_ascii_lowercase();
     let mut matches: Vec<(String, String)> = known_repositories(services)
         .into_iter()
@@ -303,7 +303,7 @@ pub fn complete_repo(services: &Services, typed: &str, concrete: bool) -> Vec<(S
 
 /// The repository a `/status` or `/diagnose` acts on: the one typed (one repository, within
 /// `GITHUB_REPOS`), else the channel's only subscribed repository, else `GITHUB_REPO`.
-pub async fn target_repo(ctx: &mut Ctx<'_>, typed: Option<&str>) -> Result<Option<RepoName>, String> {
+pub(crate) async fn target_repo(ctx: &mut Ctx<'_>, typed: Option<&str>) -> Result<Option<RepoName>, String> {
     if let Some(typed) = typed {
         let pattern = bounded(&ctx.services.config, typed)?;
         return pattern
@@ -333,7 +333,7 @@ pub async fn target_repo(ctx: &mut Ctx<'_>, typed: Option<&str>) -> Result<Optio
 }
 
 /// A repository handed to a job, checked again: whoever can invoke the function could have sent it.
-pub fn recheck_repo(config: &Config, repo: Option<&str>) -> Result<Option<RepoName>, String> {
+pub(crate) fn recheck_repo(config: &Config, repo: Option<&str>) -> Result<Option<RepoName>, String> {
     match repo {
         None => Ok(config.github_repo.clone()),
         Some(r) => bounded(config, r)?.repo_name().map(Some).ok_or_else(|| "not one repository".to_string()),

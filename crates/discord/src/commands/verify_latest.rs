@@ -17,7 +17,7 @@ use crate::jobs::JobContext;
 use crate::services::Services;
 use crate::spec::{Access, Spec, Where};
 
-pub const SPEC: Spec = Spec {
+pub(crate) const SPEC: Spec = Spec {
     name: "verify-latest",
     description: "Check the latest deploy run and the health endpoints",
     options: &[],
@@ -30,11 +30,11 @@ pub const SPEC: Spec = Spec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args;
 
-pub fn parse(_: &Options) -> Args {
+pub(crate) fn parse(_: &Options) -> Args {
     Args
 }
 
-pub async fn run(ctx: &mut Ctx<'_>, _: Args) -> Reply {
+pub(crate) async fn run(ctx: &mut Ctx<'_>, _: Args) -> Reply {
     let job = VerifyJob { ctx: ctx.job_context() };
     match ctx.defer(job).await {
         Ok(()) => Reply::Deferred { ephemeral: false },

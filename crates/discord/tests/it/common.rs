@@ -2,36 +2,36 @@
 //! Discord and GitHub, signed requests, and interaction builders.
 #![allow(dead_code, unused_imports)]
 
-pub use std::sync::Arc;
-pub use std::time::{Duration, Instant};
+pub(crate) use std::sync::Arc;
+pub(crate) use std::time::{Duration, Instant};
 
-pub use http::{HeaderMap, HeaderValue, Method, StatusCode};
-pub use serde_json::{Value, json};
-pub use valine_discord::jobs::LocalJobs;
-pub use valine_discord::{App, AppParts};
-pub use valine_domain::audit::AuditResult;
-pub use valine_domain::clock::now_secs;
-pub use valine_domain::logging::Capture;
-pub use valine_domain::metrics::Metrics;
-pub use valine_domain::signing::InteractionBuilder;
-pub use valine_service::http::HttpRequest;
-pub use valine_service::testing::{
+pub(crate) use http::{HeaderMap, HeaderValue, Method, StatusCode};
+pub(crate) use serde_json::{Value, json};
+pub(crate) use valine_discord::jobs::LocalJobs;
+pub(crate) use valine_discord::{App, AppParts};
+pub(crate) use valine_domain::audit::AuditResult;
+pub(crate) use valine_domain::clock::now_secs;
+pub(crate) use valine_domain::logging::Capture;
+pub(crate) use valine_domain::metrics::Metrics;
+pub(crate) use valine_domain::signing::InteractionBuilder;
+pub(crate) use valine_service::http::HttpRequest;
+pub(crate) use valine_service::testing::{
     capture_logs, config_from, discord_key, discord_signature, down_stores, fail_on_unexpected, public_key_hex,
     stalled_stores,
 };
-pub use valine_store::Stores;
-pub use valine_store::embedded::EmbeddedStore;
-pub use wiremock::matchers::{body_json, header, method, path};
-pub use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+pub(crate) use valine_store::Stores;
+pub(crate) use valine_store::embedded::EmbeddedStore;
+pub(crate) use wiremock::matchers::{body_json, header, method, path};
+pub(crate) use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-pub const APP_ID: u64 = 1290463189401731073;
-pub const ADMIN: u64 = 80351110224678912;
-pub const ADMIN_ROLE: u64 = 806688810598531078;
-pub const STRANGER: u64 = 335249040998531080;
-pub const CHANNEL: u64 = 805950613094531075;
-pub const BOT_TOKEN: &str = "MTI5MDQ2MzE4OTQwMTczMTA3Mw.CANARY.bot-token-canary-value-0123456789";
+pub(crate) const APP_ID: u64 = 1290463189401731073;
+pub(crate) const ADMIN: u64 = 80351110224678912;
+pub(crate) const ADMIN_ROLE: u64 = 806688810598531078;
+pub(crate) const STRANGER: u64 = 335249040998531080;
+pub(crate) const CHANNEL: u64 = 805950613094531075;
+pub(crate) const BOT_TOKEN: &str = "MTI5MDQ2MzE4OTQwMTczMTA3Mw.CANARY.bot-token-canary-value-0123456789";
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub app: Arc<App>,
     pub discord: MockServer,
     pub github: MockServer,
@@ -40,11 +40,11 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub async fn new(overrides: &[(&str, &str)]) -> Self {
+    pub(crate) async fn new(overrides: &[(&str, &str)]) -> Self {
         Self::build(overrides, None).await
     }
 
-    pub async fn build(overrides: &[(&str, &str)], stores: Option<Stores>) -> Self {
+    pub(crate) async fn build(overrides: &[(&str, &str)], stores: Option<Stores>) -> Self {
         let discord = MockServer::start().await;
         let github = MockServer::start().await;
         fail_on_unexpected(&discord).await;
@@ -88,11 +88,11 @@ impl Harness {
         Self { app, discord, github, key, _dir: dir }
     }
 
-    pub fn signed(&self, body: &[u8]) -> HttpRequest {
+    pub(crate) fn signed(&self, body: &[u8]) -> HttpRequest {
         valine_service::testing::signed_interaction(&self.key, body)
     }
 
-    pub async fn send(&self, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn send(&self, body: &Value) -> (StatusCode, Value) {
         let started = Instant::now();
         let res = self.app.handle(self.signed(body.to_string().as_bytes())).await;
         // Discord's deadline: every answer inside 3 s.
@@ -102,14 +102,14 @@ impl Harness {
 }
 
 /// The guild the tests' interactions come from.
-pub const GUILD: u64 = 805588225228931074;
+pub(crate) const GUILD: u64 = 805588225228931074;
 
 /// The `member` object of `user` with `roles`, as an interaction carries it.
-pub fn member(user: u64, roles: &[u64]) -> Value {
+pub(crate) fn member(user: u64, roles: &[u64]) -> Value {
     envelope(2, 1, user, roles, json!({}))["member"].clone()
 }
 
-pub fn envelope(kind: u8, id: u64, user: u64, roles: &[u64], data: Value) -> Value {
+pub(crate) fn envelope(kind: u8, id: u64, user: u64, roles: &[u64], data: Value) -> Value {
     InteractionBuilder::new(kind, data)
         .id(id)
         .application(APP_ID)
@@ -119,20 +119,20 @@ pub fn envelope(kind: u8, id: u64, user: u64, roles: &[u64], data: Value) -> Val
         .body()
 }
 
-pub fn command(id: u64, user: u64, name: &str, options: Value) -> Value {
+pub(crate) fn command(id: u64, user: u64, name: &str, options: Value) -> Value {
     envelope(2, id, user, &[], json!({"id": "1", "name": name, "type": 1, "options": options}))
 }
 
-pub fn opt(name: &str, kind: u8, value: Value) -> Value {
+pub(crate) fn opt(name: &str, kind: u8, value: Value) -> Value {
     json!({"name": name, "type": kind, "value": value})
 }
 
 /// The options of a relay sent with `confirm:true`: a target option and the message.
-pub fn confirmed(target: Value, message: &str) -> Value {
+pub(crate) fn confirmed(target: Value, message: &str) -> Value {
     json!([target, opt("message", 3, json!(message)), opt("confirm", 5, json!(true))])
 }
 
-pub fn click(id: u64, user: u64, custom_id: &str) -> Value {
+pub(crate) fn click(id: u64, user: u64, custom_id: &str) -> Value {
     let mut e = envelope(3, id, user, &[], json!({"component_type": 2, "custom_id": custom_id}));
     e["message"] = json!({
         "id": "1383824789340291122", "channel_id": CHANNEL.to_string(), "type": 20, "content": "preview",
@@ -143,11 +143,11 @@ pub fn click(id: u64, user: u64, custom_id: &str) -> Value {
     e
 }
 
-pub fn content(answer: &Value) -> String {
+pub(crate) fn content(answer: &Value) -> String {
     answer["data"]["content"].as_str().unwrap_or_default().to_string()
 }
 
-pub async fn wait_for(server: &MockServer, count: usize, what: impl Fn(&Request) -> bool) -> Vec<Request> {
+pub(crate) async fn wait_for(server: &MockServer, count: usize, what: impl Fn(&Request) -> bool) -> Vec<Request> {
     for _ in 0..300 {
         let got: Vec<Request> =
             server.received_requests().await.unwrap_or_default().into_iter().filter(|r| what(r)).collect();
@@ -159,11 +159,11 @@ pub async fn wait_for(server: &MockServer, count: usize, what: impl Fn(&Request)
     panic!("expected {count} matching requests on the mock server");
 }
 
-pub fn is_edit(r: &Request) -> bool {
+pub(crate) fn is_edit(r: &Request) -> bool {
     r.method.as_str() == "PATCH" && r.url.path().ends_with("/messages/@original")
 }
 
-pub async fn mount_workflows(github: &MockServer, delay: Duration) {
+pub(crate) async fn mount_workflows(github: &MockServer, delay: Duration) {
     Mock::given(method("GET"))
         .and(path("/repos/acme/widget/actions/workflows"))
         .respond_with(ResponseTemplate::new(200).set_delay(delay).set_body_json(
@@ -184,7 +184,7 @@ pub async fn mount_workflows(github: &MockServer, delay: Duration) {
         .await;
 }
 
-pub async fn mount_post(server: &MockServer, channel: u64, text: &str) {
+pub(crate) async fn mount_post(server: &MockServer, channel: u64, text: &str) {
     Mock::given(method("POST"))
         .and(path(format!("/api/v10/channels/{channel}/messages")))
         .and(header("authorization", format!("Bot {BOT_TOKEN}").as_str()))

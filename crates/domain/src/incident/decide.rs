@@ -222,7 +222,7 @@ pub fn log_tail(log: &str) -> String {
     let lines: Vec<&str> = redacted.lines().collect();
     let start = lines.len().saturating_sub(LOG_TAIL_LINES);
     // GitHub prefixes each line with a timestamp; it only takes room.
-    let tail: Vec<&str> = lines[start..].iter().map(|l| strip_timestamp(l)).collect();
+    let tail: Vec<&str> = lines.iter().skip(start).map(|l| strip_timestamp(l)).collect();
     let mut text = tail.join("\n").replace("```", "`\u{200b}``");
     let count = text.chars().count();
     if count > LOG_TAIL_CHARS {

@@ -83,7 +83,7 @@ impl IncidentKey {
     /// A short, stable id of the key (12 hex characters): the store's key, and what button custom
     /// ids carry. Deterministic, so a look-up by id is a look-up by key: O(1), no index item.
     pub fn id(&self) -> String {
-        let digest = Sha256::digest(self.canonical().as_bytes());
+        let digest: [u8; 32] = Sha256::digest(self.canonical().as_bytes()).into();
         hex::encode(&digest[..6])
     }
 

@@ -110,7 +110,8 @@ impl Finding {
         h.update(self.kind.as_bytes());
         h.update(b":");
         h.update(input.get(self.start..self.end).unwrap_or_default());
-        hex::encode(&h.finalize()[..8])
+        let digest: [u8; 32] = h.finalize().into();
+        hex::encode(&digest[..8])
     }
 
     /// For a repository scan: false for a secret-named value that is not a literal secret
@@ -161,10 +162,10 @@ pub fn redact_partial<'a>(input: &'a [u8], state: &mut StreamState) -> (Cow<'a, 
     let mut end_state = *state;
     let mut scan = Scanner::new(input, Sink::Collect(Vec::new()));
     scan.run(&mut end_state);
-    let Sink::Collect(found) = scan.sink else { return (Cow::Borrowed(&input[..0]), 0) };
+    let Sink::Collect(found) = scan.sink else { return (Cow::Borrowed(&[]), 0) };
     let n = input.len();
     if n <= PARTIAL_TAIL {
-        return (Cow::Borrowed(&input[..0]), 0);
+        return (Cow::Borrowed(&[]), 0);
     }
     // A private-key block still open at the end: everything up to near the end is masked; the
     // last bytes stay, since they may hold the start of the `-----END` line.
@@ -180,48 +181,54 @@ pub fn redact_partial<'a>(input: &'a [u8], state: &mut StreamState) -> (Cow<'a, 
     let limit = n - PARTIAL_TAIL;
     // The last separator before `limit` outside every finding's reach.
     let mut cut = limit;
-    let mut k = found.len();
+    // the findings that start before the cut
+    let mut kept = found.as_slice();
     while cut > 0 {
-        while k > 0 && found[k - 1].context_start >= cut {
-            k -= 1;
+        while let [before @ .., last] = kept
+            && last.context_start >= cut
+        {
+            kept = before;
         }
-        if k > 0 && found[k - 1].end >= cut {
-            cut = found[k - 1].context_start;
+        if let [.., last] = kept
+            && last.end >= cut
+        {
+            cut = last.context_start;
             continue;
         }
-        if matches!(input[cut - 1], b' ' | b'\t' | b'\n' | b'\r' | b',' | b';') {
+        if matches!(input.get(cut - 1), Some(b' ' | b'\t' | b'\n' | b'\r' | b',' | b';')) {
             break;
         }
         cut -= 1;
     }
     if cut == 0 {
-        return (Cow::Borrowed(&input[..0]), 0);
+        return (Cow::Borrowed(&[]), 0);
     }
     // No block is open at the cut: one carried in has closed before it (its finding would reach
     // the cut otherwise), and one opened before it would reach the end. Likewise no wrapped
     // token: a cut falls only after a whole line's worth of look-ahead.
     state.in_private_key = false;
     state.wrapped = None;
-    (apply(input, &found[..k], cut, None), cut)
+    (apply(input, kept, cut, None), cut)
 }
 
 /// `input[..cut]` with the findings masked (a finding running past `cut` is masked up to it).
+/// The findings are in order, apart, and inside `input`, and so is `cut`.
 fn apply<'a>(input: &'a [u8], found: &[Finding], cut: usize, clip: Option<usize>) -> Cow<'a, [u8]> {
     let relevant: Vec<&Finding> = found.iter().filter(|f| f.start < cut).collect();
     if relevant.is_empty() {
-        return Cow::Borrowed(&input[..cut]);
+        return Cow::Borrowed(input.get(..cut).unwrap_or(input));
     }
     let mut out = Vec::with_capacity(cut);
     let mut copied = 0;
     for f in relevant {
         let end = clip.map_or(f.end, |c| f.end.min(c));
-        out.extend_from_slice(&input[copied..f.start]);
+        out.extend_from_slice(input.get(copied..f.start).unwrap_or_default());
         if !f.silent {
             out.extend_from_slice(MASK.as_bytes());
         }
         copied = end;
     }
-    out.extend_from_slice(&input[copied.min(cut)..cut]);
+    out.extend_from_slice(input.get(copied.min(cut)..cut).unwrap_or_default());
     Cow::Owned(out)
 }
 
@@ -259,7 +266,10 @@ fn enc_at(s: &[u8], p: usize, ch: u8) -> usize {
     let hex = |at: usize| -> bool {
         const HEX: &[u8; 16] = b"0123456789ABCDEF";
         match (s.get(at), s.get(at + 1)) {
-            (Some(&h), Some(&l)) => h == HEX[(ch >> 4) as usize] && l.eq_ignore_ascii_case(&HEX[(ch & 15) as usize]),
+            (Some(&h), Some(&l)) => {
+                HEX.get(usize::from(ch >> 4)) == Some(&h)
+                    && HEX.get(usize::from(ch & 15)).is_some_and(|x| l.eq_ignore_ascii_case(x))
+            }
             _ => false,
         }
     };
@@ -278,11 +288,12 @@ fn enc_at(s: &[u8], p: usize, ch: u8) -> usize {
 #[inline]
 /// The quote at `s[p..]` in any form (`"`, `'`, `\"`, `\\\"`, `%22`, `\u0022`, `&quot;`): its bytes.
 fn quote_at(s: &[u8], p: usize) -> Option<&[u8]> {
-    let b = *s.get(p)?;
+    let rest = s.get(p..)?;
+    let b = *rest.first()?;
     let len = match b {
         b'"' | b'\'' => 1,
         b'\\' => {
-            let slashes = s[p..].iter().take_while(|&&c| c == b'\\').count();
+            let slashes = rest.iter().take_while(|&&c| c == b'\\').count();
             if s.get(p + slashes) == Some(&b'"') && slashes % 2 == 1 {
                 slashes + 1
             } else {
@@ -300,18 +311,18 @@ fn quote_at(s: &[u8], p: usize) -> Option<&[u8]> {
             }
             u
         }
-        b'&' if s[p..].starts_with(b"&quot;") => 6,
+        b'&' if rest.starts_with(b"&quot;") => 6,
         _ => return None,
     };
-    Some(&s[p..p + len])
+    rest.get(..len)
 }
 
 fn find(s: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     let first = *needle.first()?;
     let mut at = from;
     while at + needle.len() <= s.len() {
-        let p = at + s[at..].iter().position(|&c| c == first)?;
-        if s[p..].starts_with(needle) {
+        let p = at + s.get(at..)?.iter().position(|&c| c == first)?;
+        if s.get(p..)?.starts_with(needle) {
             return Some(p);
         }
         at = p + 1;
@@ -320,7 +331,7 @@ fn find(s: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 }
 
 fn line_end(s: &[u8], from: usize) -> usize {
-    s[from..].iter().position(|&c| c == b'\n').map_or(s.len(), |p| p + from)
+    s.get(from..).and_then(|rest| rest.iter().position(|&c| c == b'\n')).map_or(s.len(), |p| p + from)
 }
 
 fn skip_blanks(s: &[u8], mut p: usize) -> usize {
@@ -357,15 +368,16 @@ fn private_label_end(s: &[u8], mut p: usize) -> Option<usize> {
         if words > 5 {
             return None;
         }
-        let e = p + s.get(p..)?.iter().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit()).count();
-        let word = &s[p..e];
+        let rest = s.get(p..)?;
+        let word_len = rest.iter().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit()).count();
+        let (word, after) = rest.split_at_checked(word_len)?;
         if !LABEL_WORDS.contains(&word) {
             return None;
         }
         words += 1;
         last_two = [last_two[1], word];
-        p = e;
-        if s[p..].starts_with(b"-----") {
+        p += word_len;
+        if after.starts_with(b"-----") {
             break;
         }
         let space = if s.get(p) == Some(&b'+') { 1 } else { enc_at(s, p, b' ') };
@@ -422,23 +434,25 @@ const PASSWORD_SHORT_FLAGS: &[PasswordFlag] = &[
 /// `flag` takes a password: its name as a whole word (or the last part of a path), then its
 /// subcommand if it needs one.
 fn line_runs(s: &[u8], pos: usize, flag: u8) -> Option<usize> {
-    let start = s[..pos].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1).max(pos.saturating_sub(1024));
-    let line = &s[start..pos];
+    let before = s.get(..pos)?;
+    let start = before.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1).max(pos.saturating_sub(1024));
+    let line = before.get(start..)?;
     let mut i = 0;
     let mut wanted: Option<(&[u8], usize)> = None;
-    while i < line.len() {
-        if !is_word(line[i]) {
+    while let Some(&b) = line.get(i) {
+        if !is_word(b) {
             i += 1;
             continue;
         }
         let e = word_end(line, i);
-        let word = &line[i..e];
+        let word = line.get(i..e)?;
         if let Some((sub, at)) = wanted.take()
             && word == sub
         {
             return Some(at);
         }
-        let boundary = i == 0 || matches!(line[i - 1], b' ' | b'\t' | b'/' | b'"' | b'\'' | b'`' | b'(' | b';' | b'|');
+        let boundary =
+            i == 0 || matches!(line.get(i - 1), Some(b' ' | b'\t' | b'/' | b'"' | b'\'' | b'`' | b'(' | b';' | b'|'));
         if boundary
             && let Some((_, sub, _)) = PASSWORD_SHORT_FLAGS.iter().find(|(cmd, _, f)| *f == flag && word == *cmd)
         {
@@ -466,7 +480,8 @@ impl<'a> Scanner<'a> {
         match &mut self.sink {
             Sink::Redact { out, copied } => {
                 let out = out.get_or_insert_with(|| Vec::with_capacity(self.s.len() + 16));
-                out.extend_from_slice(&self.s[*copied..start]);
+                // findings come in order, apart: `copied <= start`
+                out.extend_from_slice(self.s.get(*copied..start).unwrap_or_default());
                 if !silent {
                     out.extend_from_slice(MASK.as_bytes());
                 }
@@ -481,7 +496,7 @@ impl<'a> Scanner<'a> {
     fn finish_redacted(self) -> Cow<'a, [u8]> {
         match self.sink {
             Sink::Redact { out: Some(mut out), copied } => {
-                out.extend_from_slice(&self.s[copied..]);
+                out.extend_from_slice(self.s.get(copied..).unwrap_or_default());
                 Cow::Owned(out)
             }
             _ => Cow::Borrowed(self.s),
@@ -509,8 +524,8 @@ impl<'a> Scanner<'a> {
         if let Some(w) = state.wrapped.take() {
             i = self.wrapped_rest(w);
         }
-        while i < n {
-            if !is_word(s[i]) {
+        while let Some(&b) = s.get(i) {
+            if !is_word(b) {
                 i += 1;
                 continue;
             }
@@ -524,21 +539,22 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn at_word(&mut self, ws: usize, we: usize, state: &mut StreamState) -> usize {
         let s = self.s;
-        let word = &s[ws..we];
+        // a word is never empty (the scan starts one at a word byte)
+        let word = s.get(ws..we).unwrap_or_default();
+        let Some(&first) = word.first() else { return we };
         let len = word.len();
         let next = s.get(we).copied();
 
         // A GitHub token with an escape in it or wrapped at a line end: only words starting
         // `gh` or `gi` before a `\`, `%` or line end pay for the look.
-        if word[0] == b'g'
-            && len >= 2
-            && (word[1] == b'h' || word[1] == b'i')
+        if first == b'g'
+            && matches!(word.get(1), Some(b'h' | b'i'))
             && matches!(next, Some(b'\\' | b'%' | b'\n' | b'\r'))
             && let Some(end) = self.github_split(ws, state)
         {
             return end;
         }
-        if word[0] == b'-' {
+        if first == b'-' {
             if word.starts_with(b"-----BEGIN")
                 && let Some(end) = self.private_key(ws, ws, state)
             {
@@ -595,12 +611,12 @@ impl<'a> Scanner<'a> {
                     return end;
                 }
                 if (len == 7 || len == 9)
-                    && (word[0] | 0x20) == b'w'
+                    && word.first().is_some_and(|&c| (c | 0x20) == b'w')
                     && let Some(end) = self.office_webhook(ws, we)
                 {
                     return end;
                 }
-                if word[len - 1].is_ascii_digit()
+                if word.last().is_some_and(u8::is_ascii_digit)
                     && let Some(end) = self.telegram(ws, we)
                 {
                     return end;
@@ -632,7 +648,7 @@ impl<'a> Scanner<'a> {
                 }
                 // `Bot`, `Basic`, `Bearer`
                 if matches!(len, 3 | 5 | 6)
-                    && (word[0] | 0x20) == b'b'
+                    && word.first().is_some_and(|&c| (c | 0x20) == b'b')
                     && let Some(end) = self.scheme_credential(ws, word, we)
                 {
                     return end;
@@ -657,7 +673,7 @@ impl<'a> Scanner<'a> {
         // Base64 of ordinary data (GitHub node ids, say) also comes in runs of 40: without a `/`
         // or `+`, only right after an access key id is it taken for a secret key.
         let near_id = self.aws_id_end.is_some_and(|e| ws - e <= AWS_CONTEXT);
-        if !near_id && !self.s[ws..end].iter().any(|&c| c == b'/' || c == b'+') {
+        if !near_id && !self.s.get(ws..end).is_some_and(|run| run.iter().any(|&c| c == b'/' || c == b'+')) {
             return None;
         }
         // When the id is what makes it a secret key, the finding reaches back to the id, so that
@@ -688,11 +704,13 @@ impl<'a> Scanner<'a> {
         // newlines it goes on in the next chunk.
         if s.get(body_start) == Some(&b'\\') {
             let mut end = body_start;
-            while end < s.len() && !matches!(s[end], b'"' | b'\n' | b'\r') {
+            while let Some(&c) = s.get(end)
+                && !matches!(c, b'"' | b'\n' | b'\r')
+            {
                 end += 1;
             }
             // stop at the `\` of an escaped closing quote
-            if end > body_start && s[end - 1] == b'\\' && s.get(end) == Some(&b'"') {
+            if end > body_start && s.get(end - 1) == Some(&b'\\') && s.get(end) == Some(&b'"') {
                 end -= 1;
             }
             self.mask(from, body_start, end, "private-key", false);
@@ -710,8 +728,9 @@ impl<'a> Scanner<'a> {
         let mut at = None;
         let mut has_colon = false;
         let limit = (authority + 512).min(s.len());
-        while end < limit {
-            let c = s[end];
+        while end < limit
+            && let Some(&c) = s.get(end)
+        {
             if c.is_ascii_whitespace() || b"/?#\"'<>`".contains(&c) {
                 break;
             }
@@ -760,7 +779,7 @@ impl<'a> Scanner<'a> {
             return None;
         }
         let id_start = p;
-        let digits = s[p..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let digits = s.get(p..)?.iter().take_while(|c| c.is_ascii_digit()).count();
         if !(15..=21).contains(&digits) {
             return None;
         }
@@ -780,16 +799,16 @@ impl<'a> Scanner<'a> {
     /// `hooks.slack.com/services/…`, `/workflows/…`, `/triggers/…`: everything after the kind.
     fn slack_webhook(&mut self, ws: usize, we: usize) -> Option<usize> {
         let s = self.s;
-        if !s[we..].starts_with(b".slack.com") {
+        if !s.get(we..)?.starts_with(b".slack.com") {
             return None;
         }
         let mut p = we + 10;
         if s.get(p) == Some(&b':') {
-            p += 1 + s[p + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            p += 1 + s.get(p + 1..)?.iter().take_while(|c| c.is_ascii_digit()).count();
         }
         p += enc_at(s, p, b'/');
         let kind_end = word_end(s, p);
-        let kind = &s[p..kind_end];
+        let kind = s.get(p..kind_end)?;
         if !(kind == b"services" || kind == b"workflows" || kind == b"triggers") {
             return None;
         }
@@ -799,8 +818,10 @@ impl<'a> Scanner<'a> {
         }
         let start = kind_end + slash;
         let mut end = start;
-        while end < s.len() && !(s[end].is_ascii_whitespace() || b"\"'<>`?#)]},".contains(&s[end])) {
-            if s[end] == b'\\' && quote_at(s, end).is_some() {
+        while let Some(&c) = s.get(end)
+            && !(c.is_ascii_whitespace() || b"\"'<>`?#)]},".contains(&c))
+        {
+            if c == b'\\' && quote_at(s, end).is_some() {
                 break;
             }
             end += 1;
@@ -817,7 +838,7 @@ impl<'a> Scanner<'a> {
     /// kind, which holds the group, tenant, hash and creator that make the URL a credential.
     fn office_webhook(&mut self, ws: usize, we: usize) -> Option<usize> {
         let s = self.s;
-        let word = &s[ws..we];
+        let word = s.get(ws..we)?;
         if !(word.eq_ignore_ascii_case(b"webhookb2")
             || (word.eq_ignore_ascii_case(b"webhook")
                 && (host_before(s, ws, b"office.com") || host_before(s, ws, b"office365.com"))))
@@ -830,8 +851,10 @@ impl<'a> Scanner<'a> {
         }
         let start = we + slash;
         let mut end = start;
-        while end < s.len() && !(s[end].is_ascii_whitespace() || b"\"'<>`?#&)]},".contains(&s[end])) {
-            if s[end] == b'\\' && quote_at(s, end).is_some() {
+        while let Some(&c) = s.get(end)
+            && !(c.is_ascii_whitespace() || b"\"'<>`?#&)]},".contains(&c))
+        {
+            if c == b'\\' && quote_at(s, end).is_some() {
                 break;
             }
             end += 1;
@@ -848,9 +871,11 @@ impl<'a> Scanner<'a> {
     /// half of the token.
     fn telegram(&mut self, ws: usize, we: usize) -> Option<usize> {
         let s = self.s;
-        let digits = s[ws..we].iter().rev().take_while(|c| c.is_ascii_digit()).count();
+        let word = s.get(ws..we)?;
+        let digits = word.iter().rev().take_while(|c| c.is_ascii_digit()).count();
         let id_start = we - digits;
-        if !(5..=16).contains(&digits) || !(id_start == ws || s[ws..id_start].eq_ignore_ascii_case(b"bot")) {
+        let before_id = word.get(..word.len() - digits)?;
+        if !(5..=16).contains(&digits) || !(id_start == ws || before_id.eq_ignore_ascii_case(b"bot")) {
             return None;
         }
         let colon = enc_at(s, we, b':');
@@ -896,8 +921,10 @@ impl<'a> Scanner<'a> {
             if raw > 0 {
                 if p + raw == s.len() {
                     // The chunk ends here: the rest of the token starts the next one.
-                    pieces[n] = (piece_start, p);
-                    n += 1;
+                    if let Some(piece) = pieces.get_mut(n) {
+                        *piece = (piece_start, p);
+                        n += 1;
+                    }
                     state.wrapped = Some(Wrapped { missing: missing as u8, github: form });
                     wrapped = true;
                     p += raw;
@@ -907,8 +934,10 @@ impl<'a> Scanner<'a> {
                 if decoded_run(s, p + raw, form, missing) < missing {
                     break;
                 }
-                pieces[n] = (piece_start, p);
-                n += 1;
+                if let Some(piece) = pieces.get_mut(n) {
+                    *piece = (piece_start, p);
+                    n += 1;
+                }
                 p += raw;
                 piece_start = p;
                 wrapped = true;
@@ -926,11 +955,13 @@ impl<'a> Scanner<'a> {
         if !(wrapped || (escaped && body >= form.min_body())) {
             return None;
         }
-        if piece_start < p {
-            pieces[n] = (piece_start, p);
+        if piece_start < p
+            && let Some(piece) = pieces.get_mut(n)
+        {
+            *piece = (piece_start, p);
             n += 1;
         }
-        for &(a, b) in &pieces[..n] {
+        for &(a, b) in pieces.iter().take(n) {
             self.mask(ws, a, b, form.kind(), false);
         }
         Some(p)
@@ -986,18 +1017,17 @@ impl<'a> Scanner<'a> {
         if sep == 0 {
             return None;
         }
-        let kind = match secret_key_kind(&s[ws..we]) {
+        let name = s.get(ws..we)?;
+        let kind = match secret_key_kind(name) {
             Some(kind) => kind,
             // a dotted name (`connect.sid`, `spring.datasource.password`): the whole of it
-            None if ws > 0 && s[ws - 1] == b'.' => {
-                let start = s[..ws].iter().rposition(|&c| !(is_word(c) || c == b'.')).map_or(0, |p| p + 1);
-                secret_key_kind(&s[start.max(ws.saturating_sub(64))..we])?
+            None if ws > 0 && s.get(ws - 1) == Some(&b'.') => {
+                let start = s.get(..ws)?.iter().rposition(|&c| !(is_word(c) || c == b'.')).map_or(0, |p| p + 1);
+                secret_key_kind(s.get(start.max(ws.saturating_sub(64))..we)?)?
             }
             // `?key=…`, `&key=…`: an API key in a query string. `key` alone names too much else
             // (`"key": …` in GitHub's payloads, `primary key=id`) to count anywhere else.
-            None if we - ws == 3 && s[ws..we].eq_ignore_ascii_case(b"key") && after_query_separator(s, ws) => {
-                KeyKind::Plain
-            }
+            None if we - ws == 3 && name.eq_ignore_ascii_case(b"key") && after_query_separator(s, ws) => KeyKind::Plain,
             None => return None,
         };
         let eq_sep = b == b'=' || (sep > 1 && enc_at(s, p, b'=') > 0);
@@ -1018,15 +1048,18 @@ impl<'a> Scanner<'a> {
         let quote = quote_at(s, p);
         let vs = p + quote.map_or(0, <[u8]>::len);
         // A private key in any form runs to its END line, across lines.
-        if s[vs..].starts_with(b"-----BEGIN") {
+        if s.get(vs..).is_some_and(|v| v.starts_with(b"-----BEGIN")) {
             return self.private_key(from, vs, state);
         }
         let ve = match quote {
             Some(q) => {
                 let mut e = vs;
-                if q == b"\"" || q == b"'" {
-                    while e < s.len() && s[e] != q[0] && s[e] != b'\n' {
-                        if s[e] == b'\\' {
+                if let &[q @ (b'"' | b'\'')] = q {
+                    while let Some(&c) = s.get(e)
+                        && c != q
+                        && c != b'\n'
+                    {
+                        if c == b'\\' {
                             e += 1;
                         }
                         e += 1;
@@ -1034,7 +1067,7 @@ impl<'a> Scanner<'a> {
                     e.min(s.len())
                 } else {
                     let line = line_end(s, vs);
-                    find(&s[..line], vs, q).unwrap_or(line)
+                    s.get(..line).and_then(|l| find(l, vs, q)).unwrap_or(line)
                 }
             }
             None => {
@@ -1043,8 +1076,7 @@ impl<'a> Scanner<'a> {
                     return None;
                 }
                 let mut e = vs;
-                while e < s.len() {
-                    let c = s[e];
+                while let Some(&c) = s.get(e) {
                     let stop = match kind {
                         KeyKind::WholeLine => c == b'\n' || c == b'\r' || c == b'"' || c == b'\\',
                         KeyKind::Plain => c.is_ascii_whitespace() || b"&,;\"'`)]}<>\\".contains(&c),
@@ -1057,7 +1089,10 @@ impl<'a> Scanner<'a> {
                 // ADO.NET-style connection strings: `Password=two words;` runs to the `;`.
                 if kind == KeyKind::Plain && eq_sep && matches!(s.get(e), Some(b' ' | b'\t')) {
                     let mut q = e;
-                    while q < s.len() && q - vs < 256 && !matches!(s[q], b';' | b'\n' | b'\r' | b'"' | b'\'' | b'=') {
+                    while q - vs < 256
+                        && let Some(&c) = s.get(q)
+                        && !matches!(c, b';' | b'\n' | b'\r' | b'"' | b'\'' | b'=')
+                    {
                         q += 1;
                     }
                     if s.get(q) == Some(&b';') {
@@ -1067,7 +1102,7 @@ impl<'a> Scanner<'a> {
                 e
             }
         };
-        let value = &s[vs..ve];
+        let value = s.get(vs..ve).unwrap_or_default();
         if value.is_empty() || value == MASK.as_bytes() || value == b"null" {
             return Some(ve.max(vs));
         }
@@ -1080,23 +1115,24 @@ impl<'a> Scanner<'a> {
     /// `-u user:pass` / `--user user:pass`. `--token=X` is a key and value.
     fn flag(&mut self, ws: usize, we: usize) -> Option<usize> {
         let s = self.s;
-        let word = &s[ws..we];
+        let word = s.get(ws..we)?;
         let dashes = word.iter().take_while(|&&c| c == b'-').count();
         if dashes > 2
             || dashes == word.len()
-            || (ws > 0 && !(s[ws - 1].is_ascii_whitespace() || matches!(s[ws - 1], b'"' | b'\'')))
+            || (ws > 0 && !s.get(ws - 1).is_some_and(|&c| c.is_ascii_whitespace() || matches!(c, b'"' | b'\'')))
         {
             return None;
         }
-        let name = &word[dashes..];
+        let name = word.get(dashes..)?;
         let blank = matches!(s.get(we), Some(b' ' | b'\t'));
         let value_at = skip_blanks(s, we);
         let value_ok = blank && s.get(value_at).is_some_and(|&c| c != b'-' && !c.is_ascii_whitespace());
         if name.len() >= 3 && value_ok && secret_key_kind(name).is_some() {
             return self.flag_value(ws, value_at, None);
         }
-        if dashes == 1 {
-            let short = name[0];
+        if dashes == 1
+            && let Some(&short) = name.first()
+        {
             // The finding reaches back to the tool, so that a streaming cut never separates them.
             if (short == b'p' || short == b'a')
                 && let Some(tool) = line_runs(s, ws, short)
@@ -1113,8 +1149,8 @@ impl<'a> Scanner<'a> {
         if value_ok && (name == b"u" || name == b"user") {
             // `user:password`: the part after the first colon, unless it is a numeric group id
             let end = self.value_end(value_at);
-            let colon = s[value_at..end].iter().position(|&c| c == b':')? + value_at;
-            if colon + 1 < end && !s[colon + 1..end].iter().all(u8::is_ascii_digit) {
+            let colon = s.get(value_at..end)?.iter().position(|&c| c == b':')? + value_at;
+            if colon + 1 < end && s.get(colon + 1..end).is_some_and(|gid| !gid.iter().all(u8::is_ascii_digit)) {
                 return self.flag_value(ws, colon + 1, Some(end));
             }
         }
@@ -1125,9 +1161,12 @@ impl<'a> Scanner<'a> {
     fn value_end(&self, p: usize) -> usize {
         let s = self.s;
         if let Some(&q) = s.get(p).filter(|&&c| c == b'"' || c == b'\'') {
-            return s[p + 1..].iter().position(|&c| c == q || c == b'\n').map_or(s.len(), |e| p + 1 + e + 1);
+            return s
+                .get(p + 1..)
+                .and_then(|rest| rest.iter().position(|&c| c == q || c == b'\n'))
+                .map_or(s.len(), |e| p + 1 + e + 1);
         }
-        s[p..].iter().position(u8::is_ascii_whitespace).map_or(s.len(), |e| p + e)
+        s.get(p..).and_then(|rest| rest.iter().position(u8::is_ascii_whitespace)).map_or(s.len(), |e| p + e)
     }
 
     fn flag_value(&mut self, from: usize, p: usize, end: Option<usize>) -> Option<usize> {
@@ -1136,11 +1175,11 @@ impl<'a> Scanner<'a> {
         let mut start = p;
         if let Some(&q) = s.get(p).filter(|&&c| c == b'"' || c == b'\'') {
             start += 1;
-            if end > start && s[end - 1] == q {
+            if end > start && s.get(end - 1) == Some(&q) {
                 end -= 1;
             }
         }
-        if end <= start || &s[start..end] == MASK.as_bytes() {
+        if end <= start || s.get(start..end).is_none_or(|v| v == MASK.as_bytes()) {
             return None;
         }
         self.mask(from, start, end, "secret-flag", true);
@@ -1159,12 +1198,14 @@ impl<'a> Scanner<'a> {
         }
         let vs = we + 1;
         let mut ve = vs;
-        while ve < s.len() && (s[ve].is_ascii_alphanumeric() || b"._~+/=-".contains(&s[ve])) {
+        while let Some(&c) = s.get(ve)
+            && (c.is_ascii_alphanumeric() || b"._~+/=-".contains(&c))
+        {
             ve += 1;
         }
-        let cred = &s[vs..ve];
+        let cred = s.get(vs..ve)?;
         // base64 pads only at the end; `x=y` after the word is a setting, not a credential
-        let body = &cred[..cred.len() - cred.iter().rev().take_while(|&&c| c == b'=').count()];
+        let body = cred.get(..cred.len() - cred.iter().rev().take_while(|&&c| c == b'=').count())?;
         if body.contains(&b'=') {
             return None;
         }
@@ -1177,7 +1218,7 @@ impl<'a> Scanner<'a> {
                 && (cred.iter().any(u8::is_ascii_digit)
                     || (cred.len() >= 16
                         && (cred.iter().any(|c| b"._~+/=-".contains(c))
-                            || cred[1..].iter().any(u8::is_ascii_uppercase))))
+                            || cred.iter().skip(1).any(u8::is_ascii_uppercase))))
         };
         if !looks_like_credential {
             return None;
@@ -1257,10 +1298,15 @@ fn github_prefix(s: &[u8], ws: usize) -> Option<(GithubForm, usize)> {
     let mut p = ws;
     for k in 0..got.len() {
         let (c, l) = decoded_at(s, p)?;
-        got[k] = c;
+        if let Some(slot) = got.get_mut(k) {
+            *slot = c;
+        }
         p += l;
-        if k == 3 && c == b'_' && got[..2] == *b"gh" && matches!(got[2], b'p' | b'o' | b'u' | b's' | b'r') {
-            return Some((GithubForm::Classic(got[2]), p));
+        if k == 3
+            && c == b'_'
+            && let [b'g', b'h', family @ (b'p' | b'o' | b'u' | b's' | b'r'), ..] = got
+        {
+            return Some((GithubForm::Classic(family), p));
         }
     }
     (got == *b"github_pat_").then_some((GithubForm::FineGrained, p))
@@ -1306,19 +1352,19 @@ fn host_before(s: &[u8], ws: usize, host: &[u8]) -> bool {
     let slash = [6, 3, 2, 1].into_iter().find(|&l| ws >= l && enc_at(s, ws - l, b'/') == l);
     let Some(slash) = slash else { return false };
     let mut end = ws - slash;
-    let port = s[..end].iter().rev().take_while(|c| c.is_ascii_digit()).count();
-    if port > 0 && end > port && s[end - port - 1] == b':' {
+    let port = s.get(..end).map_or(0, |before| before.iter().rev().take_while(|c| c.is_ascii_digit()).count());
+    if port > 0 && end > port && s.get(end - port - 1) == Some(&b':') {
         end -= port + 1;
     }
     end >= host.len()
-        && s[end - host.len()..end].eq_ignore_ascii_case(host)
-        && (end == host.len() || matches!(s[end - host.len() - 1], b'.' | b'/'))
+        && s.get(end - host.len()..end).is_some_and(|h| h.eq_ignore_ascii_case(host))
+        && (end == host.len() || matches!(s.get(end - host.len() - 1), Some(b'.' | b'/')))
 }
 
 /// Whether the name at `ws` starts a query parameter: after `?` or `&` in any form (`%3F`,
 /// `%26`, `\u0026`, `&amp;`).
 fn after_query_separator(s: &[u8], ws: usize) -> bool {
-    let before = &s[..ws];
+    let Some(before) = s.get(..ws) else { return false };
     matches!(before.last(), Some(b'?' | b'&'))
         || (before.len() >= 3 && (enc_at(s, ws - 3, b'?') == 3 || enc_at(s, ws - 3, b'&') == 3))
         || (before.len() >= 6 && (enc_at(s, ws - 6, b'?') == 6 || enc_at(s, ws - 6, b'&') == 6))
@@ -1329,16 +1375,15 @@ fn after_query_separator(s: &[u8], ws: usize) -> bool {
 /// `\u002Fwebhooks`, `%2Fwebhooks`, `%22token`.
 #[inline]
 fn unescaped_start(s: &[u8], ws: usize, we: usize) -> usize {
-    if ws == 0 {
+    // most words have neither in front of them
+    if ws == 0 || !matches!(s.get(ws - 1), Some(b'\\' | b'%')) {
         return ws;
     }
-    match s[ws - 1] {
-        b'\\' => match s[ws] {
-            b'n' | b't' | b'r' | b'b' | b'f' if we - ws > 1 => ws + 1,
-            b'u' if we - ws > 5 && s[ws + 1..ws + 5].iter().all(u8::is_ascii_hexdigit) => ws + 5,
-            _ => ws,
-        },
-        b'%' if we - ws > 2 && s[ws].is_ascii_hexdigit() && s[ws + 1].is_ascii_hexdigit() => ws + 2,
+    // the byte before the word, then the word: `_` stands for the word's bytes that must be there
+    match s.get(ws - 1..we) {
+        Some([b'\\', b'n' | b't' | b'r' | b'b' | b'f', _, ..]) => ws + 1,
+        Some([b'\\', b'u', a, b, c, d, _, ..]) if [a, b, c, d].iter().all(|h| h.is_ascii_hexdigit()) => ws + 5,
+        Some([b'%', a, b, _, ..]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => ws + 2,
         _ => ws,
     }
 }

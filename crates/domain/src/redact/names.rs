@@ -69,7 +69,7 @@ fn part_kind(p: &[u8]) -> Part {
 
 /// The kind of a secret-named key, or `None` when the name does not say secret.
 pub(super) fn secret_key_kind(name: &[u8]) -> Option<KeyKind> {
-    if name.len() > 64 || name.len() < 3 || name[0].is_ascii_digit() || !has_anchor(name) {
+    if name.len() > 64 || name.len() < 3 || name.first().is_some_and(u8::is_ascii_digit) || !has_anchor(name) {
         return None;
     }
     let mut lower = [0u8; 64];
@@ -81,23 +81,25 @@ pub(super) fn secret_key_kind(name: &[u8]) -> Option<KeyKind> {
     let mut count = 0;
     let mut start = 0;
     let mut push = |a: usize, b: usize, count: &mut usize| {
-        if b > a && *count < parts.len() {
-            parts[*count] = (a, b);
+        if b > a
+            && let Some(slot) = parts.get_mut(*count)
+        {
+            *slot = (a, b);
             *count += 1;
         }
     };
-    for j in 0..name.len() {
-        let c = name[j];
+    for (j, &c) in name.iter().enumerate() {
         if c == b'_' || c == b'-' || c == b'.' {
             push(start, j, &mut count);
             start = j + 1;
-        } else if j > start && c.is_ascii_uppercase() && name[j - 1].is_ascii_lowercase() {
+        } else if j > start && c.is_ascii_uppercase() && name.get(j - 1).is_some_and(u8::is_ascii_lowercase) {
             push(start, j, &mut count);
             start = j;
         }
     }
     push(start, name.len(), &mut count);
-    let part = |k: usize| &lower[parts[k].0..parts[k].1];
+    // a part past the last one is empty
+    let part = |k: usize| parts.get(k).and_then(|&(a, b)| lower.get(a..b)).unwrap_or_default();
     let kind_of = |k: usize| if k < count { part_kind(part(k)) } else { Part::Other };
 
     for k in 0..count {
@@ -155,9 +157,9 @@ const fn trigram(a: u8, b: u8, c: u8) -> usize {
 
 #[inline]
 fn has_anchor(name: &[u8]) -> bool {
-    name.windows(3).any(|w| {
-        let k = trigram(w[0], w[1], w[2]);
-        ANCHOR_SET[k >> 6] & (1 << (k & 63)) != 0
+    name.array_windows::<3>().any(|&[a, b, c]| {
+        let k = trigram(a, b, c);
+        ANCHOR_SET.get(k >> 6).is_some_and(|bits| bits & (1 << (k & 63)) != 0)
     })
 }
 

@@ -5,13 +5,19 @@
 /// `[A-Za-z0-9_-]`: identifiers and most token alphabets. The scanner walks the input word by word.
 #[inline]
 pub(super) fn is_word(b: u8) -> bool {
-    CLASS[b as usize] & WORD != 0
+    class(b) & WORD != 0
 }
 
 /// The base64 alphabet (standard and URL-safe) without padding.
 #[inline]
 pub(super) fn is_b64(b: u8) -> bool {
-    CLASS[b as usize] & B64 != 0
+    class(b) & B64 != 0
+}
+
+/// The classes of a byte (the table has a row for every byte, so the look-up always succeeds).
+#[inline]
+fn class(b: u8) -> u8 {
+    CLASS.get(usize::from(b)).copied().unwrap_or(0)
 }
 
 const WORD: u8 = 1;
@@ -46,7 +52,9 @@ static CLASS: [u8; 256] = {
 
 #[inline]
 pub(super) fn word_end(s: &[u8], mut i: usize) -> usize {
-    while i < s.len() && is_word(s[i]) {
+    while let Some(&b) = s.get(i)
+        && is_word(b)
+    {
         i += 1;
     }
     i
@@ -232,17 +240,21 @@ const AWS_KEY_PREFIXES: &[&[u8; 4]] =
 pub(super) fn is_aws_key_id(word: &[u8]) -> bool {
     word.len() == 20
         && AWS_KEY_PREFIXES.iter().any(|p| word.starts_with(*p))
-        && word[4..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && word.iter().skip(4).all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// A Mailchimp API key: 32 hex digits, `-us` and the one- or two-digit number of its data centre.
 #[inline]
 pub(super) fn is_mailchimp_key(word: &[u8]) -> bool {
-    (35..=37).contains(&word.len())
-        && word[32] == b'-'
-        && word[33..35] == *b"us"
-        && word[35..].iter().all(u8::is_ascii_digit)
-        && word[..32].iter().all(u8::is_ascii_hexdigit)
+    if !(35..=37).contains(&word.len()) {
+        return false;
+    }
+    match word.split_at_checked(32) {
+        Some((key, [b'-', b'u', b's', centre @ ..])) => {
+            centre.iter().all(u8::is_ascii_digit) && key.iter().all(u8::is_ascii_hexdigit)
+        }
+        _ => false,
+    }
 }
 
 /// Up to 24 rule indices per first byte of a prefix, so a word is checked only against the
@@ -264,11 +276,13 @@ static BY_FIRST: [[u8; 24]; 256] = {
 
 /// Where a glued prefix has its first `_` or `-`; 0 when it has none.
 const fn delimiter(prefix: &[u8]) -> usize {
+    let Some((_, mut rest)) = prefix.split_first() else { return 0 };
     let mut i = 1;
-    while i < prefix.len() {
-        if prefix[i] == b'_' || prefix[i] == b'-' {
+    while let [b, tail @ ..] = rest {
+        if *b == b'_' || *b == b'-' {
             return i;
         }
+        rest = tail;
         i += 1;
     }
     0
@@ -294,8 +308,9 @@ static GLUED_PAIRS: [u64; 1024] = {
 /// The prefix rule a word matches from its start: the rule and where the token ends (the token
 /// may go on past the word for base64 session tokens).
 pub(super) fn prefix_match(s: &[u8], ws: usize, we: usize) -> Option<(&'static PrefixRule, usize)> {
-    let word = &s[ws..we];
-    for &index in &BY_FIRST[word[0] as usize] {
+    let word = s.get(ws..we)?;
+    let first = *word.first()?;
+    for &index in BY_FIRST.get(usize::from(first))? {
         let Some(r) = PREFIX_RULES.get(index as usize) else { break };
         if !word.starts_with(r.prefix) {
             continue;
@@ -303,7 +318,9 @@ pub(super) fn prefix_match(s: &[u8], ws: usize, we: usize) -> Option<(&'static P
         if r.kind == "aws-session-token" {
             // base64: the run goes on through `+`, `/` and `=`
             let mut end = we;
-            while end < s.len() && (is_b64(s[end]) || s[end] == b'=') {
+            while let Some(&c) = s.get(end)
+                && (is_b64(c) || c == b'=')
+            {
                 end += 1;
             }
             if end - ws >= r.prefix.len() + r.min {
@@ -314,7 +331,7 @@ pub(super) fn prefix_match(s: &[u8], ws: usize, we: usize) -> Option<(&'static P
         if word.len() < r.prefix.len() + r.min {
             continue;
         }
-        let body = &word[r.prefix.len()..];
+        let Some(body) = word.get(r.prefix.len()..) else { continue };
         if body.len() > r.max || !body.iter().all(|&b| r.body.accepts(b)) {
             // Exact-length shapes (Twilio, Shopify, Google) with a longer or foreign body are
             // something else; open-ended ones take their valid leading part.
@@ -333,24 +350,26 @@ pub(super) fn prefix_match(s: &[u8], ws: usize, we: usize) -> Option<(&'static P
 
 /// Where a distinctive token prefix starts inside a longer word (`1ghp_…`, `x2xoxb-…`).
 pub(super) fn glued_match(word: &[u8]) -> Option<(usize, &'static PrefixRule)> {
-    for j in 3..word.len() {
-        let b = word[j];
+    // `j` is where the window's last byte `b` stands, from 3 on.
+    for (j, &[before, last, b]) in (2..).zip(word.array_windows::<3>()).skip(1) {
         if b != b'_' && b != b'-' {
             continue;
         }
-        let pair = ((word[j - 2] as usize) << 8) | word[j - 1] as usize;
-        if GLUED_PAIRS[pair >> 6] & (1 << (pair & 63)) == 0 {
+        let pair = ((before as usize) << 8) | last as usize;
+        if GLUED_PAIRS.get(pair >> 6).is_none_or(|bits| bits & (1 << (pair & 63)) == 0) {
             continue;
         }
         for r in PREFIX_RULES {
             let d = delimiter(r.prefix);
-            if !r.glued || d == 0 || d >= j || r.prefix[d] != b {
+            if !r.glued || d == 0 || d >= j || r.prefix.get(d) != Some(&b) {
                 continue;
             }
-            let tail = &word[j - d..];
+            let Some(tail) = word.get(j - d..) else { continue };
             if tail.starts_with(r.prefix)
                 && tail.len() >= r.prefix.len() + r.min
-                && tail[r.prefix.len()..].iter().take_while(|&&c| r.body.accepts(c)).count() >= r.min
+                && tail
+                    .get(r.prefix.len()..)
+                    .is_some_and(|body| body.iter().take_while(|&&c| r.body.accepts(c)).count() >= r.min)
             {
                 return Some((j - d, r));
             }
@@ -369,10 +388,10 @@ pub(super) fn has_upper_and_lower(s: &[u8]) -> bool {
 /// Terraform Cloud token, a Slack configuration token or an old GitHub App installation token.
 /// Returns where the token ends and its kind.
 pub(super) fn dotted_match(s: &[u8], ws: usize, we: usize) -> Option<(usize, &'static str)> {
-    let first = &s[ws..we];
+    let first = s.get(ws..we)?;
     let m_start = we + 1;
     let m_end = word_end(s, m_start);
-    let middle = &s[m_start..m_end];
+    let middle = s.get(m_start..m_end)?;
     if first.starts_with(b"eyJ") && first.len() >= 10 {
         // header.payload.signature; an unsigned JWT ends in a bare dot
         if s.get(m_end) != Some(&b'.') || middle.len() < 2 {
@@ -426,7 +445,7 @@ pub(super) fn dotted_match(s: &[u8], ws: usize, we: usize) -> Option<(usize, &'s
         if first == *prefix {
             let mut end = m_end;
             // Google access tokens may carry further dotted parts
-            while s.get(end) == Some(&b'.') && end + 1 < s.len() && is_word(s[end + 1]) {
+            while s.get(end) == Some(&b'.') && s.get(end + 1).is_some_and(|&c| is_word(c)) {
                 end = word_end(s, end + 1);
             }
             return (end - m_start >= *min).then_some((end, *kind));
@@ -435,14 +454,16 @@ pub(super) fn dotted_match(s: &[u8], ws: usize, we: usize) -> Option<(usize, &'s
     // Terraform Cloud / Enterprise: 14 characters, `.atlasv1.`, then the secret
     if first.len() == 14 && middle == b"atlasv1" && s.get(m_end) == Some(&b'.') {
         let mut end = m_end + 1;
-        while end < s.len() && (is_word(s[end]) || s[end] == b'=') {
+        while let Some(&c) = s.get(end)
+            && (is_word(c) || c == b'=')
+        {
             end += 1;
         }
         return (end - m_end > 40).then_some((end, "terraform-cloud-token"));
     }
     // Discord bot token: base64 of the bot's snowflake id, a timestamp, an HMAC
     if (23..=28).contains(&first.len())
-        && matches!(first[0], b'M' | b'N' | b'O')
+        && matches!(first.first(), Some(b'M' | b'N' | b'O'))
         && first.iter().all(u8::is_ascii_alphanumeric)
         && (5..=7).contains(&middle.len())
         && s.get(m_end) == Some(&b'.')
@@ -462,13 +483,16 @@ pub(super) fn aws_secret_end(s: &[u8], ws: usize) -> Option<usize> {
         return None;
     }
     let mut end = ws;
-    while end < s.len() && end - ws <= 40 && is_b64(s[end]) {
+    while end - ws <= 40
+        && let Some(&c) = s.get(end)
+        && is_b64(c)
+    {
         end += 1;
     }
     if end - ws != 40 || !is_free_edge(s.get(end)) {
         return None;
     }
-    let run = &s[ws..end];
+    let run = s.get(ws..end)?;
     if !has_upper_and_lower(run) || !run.iter().any(u8::is_ascii_digit) || run.windows(2).any(|w| w == b"//") {
         return None;
     }
@@ -480,6 +504,6 @@ pub(super) fn aws_secret_end(s: &[u8], ws: usize) -> Option<usize> {
 pub(super) fn is_free_edge(b: Option<&u8>) -> bool {
     match b {
         None => true,
-        Some(&b) => CLASS[b as usize] & EDGE != 0,
+        Some(&b) => class(b) & EDGE != 0,
     }
 }

@@ -655,7 +655,7 @@ async fn two_instances_sharing_the_embedded_store_keep_one_message() {
 }
 
 /// Fresh DynamoDB tables on the server at `AWS_ENDPOINT_URL`, or `None` (skipping) without one.
-pub async fn dynamo_stores() -> Option<Stores> {
+pub(crate) async fn dynamo_stores() -> Option<Stores> {
     let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
         assert!(
             std::env::var("VALINE_REQUIRE_DYNAMODB").as_deref() != Ok("1"),

@@ -40,14 +40,14 @@ impl IncidentCache {
     /// this container holds no incident for. "None stored" is not trusted from an earlier read:
     /// another container may have opened it since, and acting on "none" would post a message
     /// only to delete it when the write finds the incident.
-    pub fn unknown(&self, ids: &[String]) -> Vec<String> {
+    pub(super) fn unknown(&self, ids: &[String]) -> Vec<String> {
         let cache = self.map.lock().unwrap_or_else(|p| p.into_inner());
         ids.iter().filter(|id| !matches!(cache.get(*id), Some(Some(_)))).cloned().collect()
     }
 
     /// What a delivery's read found for `asked`: the incidents in `found`, none for the rest.
     /// "None" is as safe to act on as a stale version: the write's condition catches both.
-    pub fn prime(&self, asked: &[String], found: &[Incident]) {
+    pub(super) fn prime(&self, asked: &[String], found: &[Incident]) {
         for incident in found {
             self.remember(incident);
         }

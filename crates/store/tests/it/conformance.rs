@@ -205,7 +205,7 @@ fn run(run_id: u64, workflow_id: u64, updated_at: u64, status: &str, conclusion:
 mod cases {
     use super::*;
 
-    pub async fn outbox_entries_come_and_go_with_their_incident_writes(s: Stores) {
+    pub(super) async fn outbox_entries_come_and_go_with_their_incident_writes(s: Stores) {
         let now = now_secs();
         let mut a = opened_incident("main", 1, now);
         let b = opened_incident("release/1.x", 1, now);
@@ -233,7 +233,7 @@ mod cases {
         assert!(s.outbox.pending_cards(10).await.unwrap().is_empty());
     }
 
-    pub async fn an_outbox_card_has_one_sender_and_is_marked_sent_with_its_message(s: Stores) {
+    pub(super) async fn an_outbox_card_has_one_sender_and_is_marked_sent_with_its_message(s: Stores) {
         use valine_domain::incident::MessageRef;
         use valine_domain::incident::outbox::Sent;
         let now = now_secs();
@@ -276,7 +276,7 @@ mod cases {
         assert!(s.outbox.pending_cards(10).await.unwrap().is_empty());
     }
 
-    pub async fn audit_round_trip_with_unicode_and_large_metadata(s: Stores) {
+    pub(super) async fn audit_round_trip_with_unicode_and_large_metadata(s: Stores) {
         let mut r = record("80351110224678912", now_secs(), AuditResult::Posted);
         r.target_channel = Some("1184576487578214464".into());
         r.target = Some("FRONTEND_BASE_URL".into());
@@ -291,7 +291,7 @@ mod cases {
         assert_eq!(s.audit.get("no-such-id").await.unwrap(), None);
     }
 
-    pub async fn audit_is_append_only(s: Stores) {
+    pub(super) async fn audit_is_append_only(s: Stores) {
         let r = record("1", now_secs(), AuditResult::Pending);
         s.audit.append(&r).await.unwrap();
         let mut other = r.clone();
@@ -313,7 +313,7 @@ mod cases {
         got
     }
 
-    pub async fn audit_by_user_is_newest_first_and_limited(s: Stores) {
+    pub(super) async fn audit_by_user_is_newest_first_and_limited(s: Stores) {
         let base = now_secs() - 1000;
         let mut ids = Vec::new();
         for i in 0..5 {
@@ -331,7 +331,7 @@ mod cases {
     }
 
     /// Big records fill DynamoDB's 1 MB query pages: the limit is still met, in order.
-    pub async fn audit_by_user_limit_holds_across_query_pages(s: Stores) {
+    pub(super) async fn audit_by_user_limit_holds_across_query_pages(s: Stores) {
         let base = now_secs() - 1000;
         let mut ids = Vec::new();
         for i in 0..24 {
@@ -347,7 +347,7 @@ mod cases {
         assert_eq!(s.audit.by_user("pager", usize::MAX).await.unwrap().len(), 24);
     }
 
-    pub async fn traces_by_user_newest_first_limited_and_replaced(s: Stores) {
+    pub(super) async fn traces_by_user_newest_first_limited_and_replaced(s: Stores) {
         let now = now_millis();
         let old = trace("7", now - 3000, "/status");
         let mid = trace("7", now - 2000, "/diagnose");
@@ -376,7 +376,7 @@ mod cases {
         assert!(s.traces.recent_for_user("9", 5).await.unwrap().is_empty());
     }
 
-    pub async fn traces_expire(s: Stores) {
+    pub(super) async fn traces_expire(s: Stores) {
         let stale = trace("5", now_millis() - (TRACE_TTL_SECS + 60) * 1000, "/status");
         let fresh = trace("5", now_millis(), "/status");
         s.traces.put(&stale).await.unwrap();
@@ -386,7 +386,7 @@ mod cases {
         assert_eq!(s.traces.get(&stale.trace_id).await.unwrap(), None);
     }
 
-    pub async fn alert_claim_holds_for_its_window(s: Stores) {
+    pub(super) async fn alert_claim_holds_for_its_window(s: Stores) {
         let now = now_secs();
         let key = "acme/widget|CI|main|workflow_failed";
         let first = s.alerts.claim(key, now, 300).await.unwrap().expect("first claim wins");
@@ -397,7 +397,7 @@ mod cases {
         assert_ne!(later.token, first.token);
     }
 
-    pub async fn alert_claim_has_one_winner_under_concurrency(s: Stores) {
+    pub(super) async fn alert_claim_has_one_winner_under_concurrency(s: Stores) {
         let now = now_secs();
         let mut tasks = Vec::new();
         for _ in 0..16 {
@@ -413,7 +413,7 @@ mod cases {
         assert_eq!(wins, 1);
     }
 
-    pub async fn alert_release_only_by_its_holder(s: Stores) {
+    pub(super) async fn alert_release_only_by_its_holder(s: Stores) {
         let now = now_secs();
         let claim = s.alerts.claim("rel", now, 300).await.unwrap().unwrap();
         let impostor = Claim { token: "not-the-holder".into(), ..claim.clone() };
@@ -425,7 +425,7 @@ mod cases {
         s.alerts.release(&claim).await.unwrap();
     }
 
-    pub async fn deliveries_are_first_seen_once(s: Stores) {
+    pub(super) async fn deliveries_are_first_seen_once(s: Stores) {
         let id = uuid::Uuid::new_v4().to_string();
         let mut tasks = Vec::new();
         for _ in 0..16 {
@@ -444,7 +444,7 @@ mod cases {
         assert!(s.deliveries.first_seen("another-id").await.unwrap());
     }
 
-    pub async fn deliveries_can_be_forgotten(s: Stores) {
+    pub(super) async fn deliveries_can_be_forgotten(s: Stores) {
         assert!(s.deliveries.first_seen("d-1").await.unwrap());
         s.deliveries.forget("d-1").await.unwrap();
         assert!(s.deliveries.first_seen("d-1").await.unwrap());
@@ -453,7 +453,7 @@ mod cases {
 
     /// A GitHub delivery is recorded done once, with its trace, by whichever of several
     /// attempts finishes first; a record `first_seen` wrote counts as done.
-    pub async fn deliveries_are_done_once_with_their_trace(s: Stores) {
+    pub(super) async fn deliveries_are_done_once_with_their_trace(s: Stores) {
         let id = format!("github:{}", uuid::Uuid::new_v4());
         assert_eq!(s.deliveries.look_up(&id, &[]).await.unwrap(), Lookup::default());
         let mut tasks = Vec::new();
@@ -484,7 +484,7 @@ mod cases {
     }
 
     /// The last write of a delivery carries its done record: both land, or neither.
-    pub async fn a_delivery_is_done_with_its_incident_write_or_not_at_all(s: Stores) {
+    pub(super) async fn a_delivery_is_done_with_its_incident_write_or_not_at_all(s: Stores) {
         let now = now_secs();
         let a = opened_incident("main", 1, now);
         let b = opened_incident("release/2.x", 1, now);
@@ -512,7 +512,7 @@ mod cases {
         assert_eq!(found, Lookup { done: true, incidents: vec![v2] });
     }
 
-    pub async fn runs_keep_the_newest_update(s: Stores) {
+    pub(super) async fn runs_keep_the_newest_update(s: Stores) {
         let t = now_secs();
         assert!(s.runs.upsert_run(&run(1, 10, t, "in_progress", None)).await.unwrap());
         assert!(s.runs.upsert_run(&run(1, 10, t + 60, "completed", Some("failure"))).await.unwrap());
@@ -528,7 +528,7 @@ mod cases {
         assert_eq!(s.runs.get_run(999).await.unwrap(), None);
     }
 
-    pub async fn runs_recent_per_workflow(s: Stores) {
+    pub(super) async fn runs_recent_per_workflow(s: Stores) {
         let t = now_secs();
         for i in 0..5u64 {
             s.runs.upsert_run(&run(100 + i, 10, t + i, "completed", Some("success"))).await.unwrap();
@@ -551,7 +551,7 @@ mod cases {
         assert_eq!(s.runs.recent_runs(&workflow_key("acme/widget", 11), 10).await.unwrap().len(), 1);
     }
 
-    pub async fn correlations_round_trip_and_expire(s: Stores) {
+    pub(super) async fn correlations_round_trip_and_expire(s: Stores) {
         let now = now_secs();
         let c = DiagnoseCorrelation {
             correlation_id: "diag-1".into(),
@@ -574,7 +574,7 @@ mod cases {
         assert_eq!(s.runs.get_correlation("diag-3").await.unwrap(), None);
     }
 
-    pub async fn confirmations_are_taken_once_by_their_owner_and_expire(s: Stores) {
+    pub(super) async fn confirmations_are_taken_once_by_their_owner_and_expire(s: Stores) {
         let now = now_secs();
         let p = PendingConfirmation {
             id: uuid::Uuid::new_v4().to_string(),
@@ -634,7 +634,7 @@ mod cases {
         }
     }
 
-    pub async fn job_tickets_are_taken_once_and_expire(s: Stores) {
+    pub(super) async fn job_tickets_are_taken_once_and_expire(s: Stores) {
         let now = now_secs();
         let t = JobTicket { job_id: uuid::Uuid::new_v4().to_string(), token: "t".repeat(200), expires_at: now + 900 };
         s.confirmations.put_job_ticket(&t).await.unwrap();
@@ -658,11 +658,11 @@ mod cases {
         assert_eq!(s.confirmations.take_job_ticket("never").await.unwrap(), None);
     }
 
-    pub async fn health_ping_answers(s: Stores) {
+    pub(super) async fn health_ping_answers(s: Stores) {
         s.health.ping().await.unwrap();
     }
 
-    pub async fn incidents_round_trip_by_id_and_list_newest_first(s: Stores) {
+    pub(super) async fn incidents_round_trip_by_id_and_list_newest_first(s: Stores) {
         let now = now_secs();
         let a = opened_incident("main", 1, now);
         let b = opened_incident("release/1.x — ünïcode", 7, now + 5);
@@ -676,7 +676,7 @@ mod cases {
         assert_eq!(s.incidents.list_incidents(1).await.unwrap().len(), 1);
     }
 
-    pub async fn incident_writes_only_over_the_version_they_read(s: Stores) {
+    pub(super) async fn incident_writes_only_over_the_version_they_read(s: Stores) {
         let now = now_secs();
         let v1 = opened_incident("main", 1, now);
         assert_eq!(s.incidents.put_incident(&v1).await.unwrap(), IncidentWrite::Written);
@@ -702,7 +702,7 @@ mod cases {
         assert_eq!(s.incidents.get_incident(&v1.id).await.unwrap(), Some(v2));
     }
 
-    pub async fn incident_writes_from_many_writers_all_land_once(s: Stores) {
+    pub(super) async fn incident_writes_from_many_writers_all_land_once(s: Stores) {
         let now = now_secs();
         let first = opened_incident("main", 1, now);
         s.incidents.put_incident(&first).await.unwrap();
@@ -734,7 +734,7 @@ mod cases {
 
     /// Alert dedup claims live under other keys than incidents: they are neither read as
     /// incidents nor in the way of one.
-    pub async fn alert_claims_do_not_disturb_incidents(s: Stores) {
+    pub(super) async fn alert_claims_do_not_disturb_incidents(s: Stores) {
         let now = now_secs();
         s.alerts.claim("acme/widget|CI|main|workflow_failed", now, 300).await.unwrap();
         assert!(s.incidents.list_incidents(10).await.unwrap().is_empty());
@@ -742,7 +742,7 @@ mod cases {
         assert_eq!(s.incidents.put_incident(&inc).await.unwrap(), IncidentWrite::Written);
         assert_eq!(s.incidents.list_incidents(10).await.unwrap(), vec![inc]);
     }
-    pub async fn subscriptions_are_kept_per_channel_and_repository(s: Stores) {
+    pub(super) async fn subscriptions_are_kept_per_channel_and_repository(s: Stores) {
         // a fresh view of the store, past any cache
         let raw = || valine_store::CachedRoutes::new(s.routes.clone(), Duration::ZERO);
         assert!(s.routes.list_subscriptions().await.unwrap().is_empty());
@@ -768,7 +768,7 @@ mod cases {
         assert_eq!(raw().list_subscriptions().await.unwrap(), vec![b, c]);
     }
 
-    pub async fn subscription_cache_sees_its_own_changes_at_once(s: Stores) {
+    pub(super) async fn subscription_cache_sees_its_own_changes_at_once(s: Stores) {
         // two containers over one store, each with its own cache
         let here = valine_store::CachedRoutes::new(s.routes.clone(), Duration::from_secs(60));
         let there = valine_store::CachedRoutes::new(s.routes.clone(), Duration::from_millis(300));
