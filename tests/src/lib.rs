@@ -500,19 +500,6 @@ impl FakeDiscord {
     }
 }
 
-/// The `nonce` of a post that asks Discord to enforce it (`"enforce_nonce": true`): a string or an
-/// integer.
-fn enforced_nonce(body: &Value) -> Option<String> {
-    if body.get("enforce_nonce").and_then(Value::as_bool) != Some(true) {
-        return None;
-    }
-    match body.get("nonce")? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 async fn fake_discord(
     State(state): State<Arc<FakeDiscordState>>,
     method: axum::http::Method,
@@ -560,7 +547,7 @@ async fn fake_discord(
     let mut status = StatusCode::OK;
     let answer = match (method.as_str(), segments.as_slice()) {
         ("POST", ["channels", channel, "messages"]) => {
-            let nonce = enforced_nonce(&body);
+            let nonce = valine_domain::message::enforced_nonce(&body);
             match nonce.as_deref().and_then(|n| ledger.seen(channel, n, now)) {
                 Some(first) => {
                     replay_of = Some(first);

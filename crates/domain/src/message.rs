@@ -608,3 +608,17 @@ mod tests {
         assert_eq!(Reply::Choices(vec![]).to_json(), json!({"type": 8, "data": {"choices": []}}));
     }
 }
+
+/// The `nonce` of a message create that asks Discord to enforce it (`"enforce_nonce": true`): a
+/// string or an integer, as Discord takes it. What the fake Discords dedupe posts by.
+pub fn enforced_nonce(body: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    if body.get("enforce_nonce").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    match body.get("nonce")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

@@ -284,6 +284,17 @@ fn assert_cards(cards: &Cards, discord: &FakeDiscord, last_answer: Instant, log:
     assert!(latest <= BOUND, "the last card came {latest:.1?} after the last delivery's answer; {}", context());
 }
 
+/// Waits for every card, stops serve and checks the contract on what the fake holds once nothing
+/// more can come (doubles included); the cards as they stood when the wait ended.
+async fn settle(serve: &mut Serve, discord: &FakeDiscord, last_answer: Instant, log: &Path) -> Cards {
+    let cards = wait_for_cards(discord, last_answer).await;
+    serve.stop();
+    let after_stop = Cards::of(discord);
+    assert_cards(&after_stop, discord, last_answer, log);
+    assert_eq!(after_stop.total, cards.total, "cards posted after the storm was complete");
+    cards
+}
+
 fn answer_times(answers: &[Answer]) -> String {
     let mut ms: Vec<f64> = answers.iter().filter(|a| a.ok()).map(|a| a.took.as_secs_f64() * 1000.0).collect();
     ms.sort_by(f64::total_cmp);
@@ -313,12 +324,7 @@ async fn fifty_failures_at_once_are_all_posted_within_a_minute() {
     let answers = collect(storm(&client, &serve.base, &list, &all, &answered)).await;
     assert_all_answered(&answers, "the storm");
     let last_answer = answers.iter().map(|a| a.at).max().expect("answers");
-    let cards = wait_for_cards(&discord, last_answer).await;
-    serve.stop();
-    // Stopped: nothing more can come; the cards are counted again, doubles included.
-    let after_stop = Cards::of(&discord);
-    assert_cards(&after_stop, &discord, last_answer, &log);
-    assert_eq!(after_stop.total, cards.total, "cards posted after the storm was complete");
+    let cards = settle(&mut serve, &discord, last_answer, &log).await;
 
     let latest = cards.latest.expect("a card");
     println!(
@@ -369,11 +375,7 @@ async fn a_storm_survives_a_kill_mid_way() {
     let second = collect(storm(&client, &serve.base, &list, &rest, &answered)).await;
     assert_all_answered(&second, "after the restart");
     let last_answer = second.iter().map(|a| a.at).chain(came.iter().map(|a| a.at)).max().expect("answers");
-    let cards = wait_for_cards(&discord, last_answer).await;
-    serve.stop();
-    let after_stop = Cards::of(&discord);
-    assert_cards(&after_stop, &discord, last_answer, &log);
-    assert_eq!(after_stop.total, cards.total, "cards posted after the storm was complete");
+    let cards = settle(&mut serve, &discord, last_answer, &log).await;
 
     let latest = cards.latest.expect("a card");
     let mut answers = came;

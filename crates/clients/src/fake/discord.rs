@@ -80,19 +80,6 @@ fn sid(id: u64) -> Value {
     Value::String(id.to_string())
 }
 
-/// The `nonce` of a post that asks Discord to enforce it (`"enforce_nonce": true`): a string or an
-/// integer.
-fn enforced_nonce(body: &Value) -> Option<String> {
-    if body.get("enforce_nonce").and_then(Value::as_bool) != Some(true) {
-        return None;
-    }
-    match body.get("nonce")? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// A PATCH: the fields given replace the stored ones; `flags` stay (Discord ignores them on edits).
 fn merge(stored: &mut Value, patch: &Value) {
     let (Some(target), Some(patch)) = (stored.as_object_mut(), patch.as_object()) else {
@@ -304,7 +291,7 @@ impl Discord for FakeDiscord {
     /// A post repeating the enforced `nonce` of one in the same channel within [`NONCE_WINDOW`]
     /// answers the message created the first time, as Discord does, and creates none.
     async fn post_message(&self, channel_id: u64, body: &Value) -> Result<PostedMessage, DiscordError> {
-        let nonce = enforced_nonce(body).map(|n| (channel_id, n));
+        let nonce = valine_domain::message::enforced_nonce(body).map(|n| (channel_id, n));
         let _one_at_a_time = match nonce {
             Some(_) => Some(self.nonce_posts.lock().await),
             None => None,
