@@ -489,6 +489,20 @@ pub fn violations(body: &Value) -> Vec<String> {
     out
 }
 
+/// The `nonce` of a message create that asks Discord to enforce it (`"enforce_nonce": true`): a
+/// string or an integer, as Discord takes it. What the fake Discords dedupe posts by.
+pub fn enforced_nonce(body: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    if body.get("enforce_nonce").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    match body.get("nonce")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,19 +620,5 @@ mod tests {
         let many: Vec<(String, String)> = (0..40).map(|i| (format!("n{i}"), format!("v{i}"))).collect();
         assert_eq!(Reply::Choices(many).to_json()["data"]["choices"].as_array().unwrap().len(), MAX_CHOICES);
         assert_eq!(Reply::Choices(vec![]).to_json(), json!({"type": 8, "data": {"choices": []}}));
-    }
-}
-
-/// The `nonce` of a message create that asks Discord to enforce it (`"enforce_nonce": true`): a
-/// string or an integer, as Discord takes it. What the fake Discords dedupe posts by.
-pub fn enforced_nonce(body: &serde_json::Value) -> Option<String> {
-    use serde_json::Value;
-    if body.get("enforce_nonce").and_then(Value::as_bool) != Some(true) {
-        return None;
-    }
-    match body.get("nonce")? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
