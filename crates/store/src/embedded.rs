@@ -137,6 +137,31 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| unavailable(format!("task failed: {e}")))?
     }
 
+    /// The live items of the state table's partition `pk` (expired ones left out), at most `cap`,
+    /// parsed as `T`, in key order.
+    async fn live_items<T>(&self, pk: &'static str, cap: usize) -> StoreResult<Vec<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(STATE).map_err(unavailable)?;
+            let from = state_key(pk, "");
+            let to = format!("{pk}\u{1}");
+            let now = now_secs();
+            let mut out = Vec::new();
+            for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+                let (_, value) = entry.map_err(unavailable)?;
+                let item: StateItem = serde_json::from_slice(value.value()).map_err(corrupt)?;
+                if alive(item.expires_at, now) && out.len() < cap {
+                    out.push(parse::<T>(&item.data)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// A write transaction on the state table: `f` gets the current live item (if any) and
     /// returns what to store (`Some`), delete (`None`), and what to answer.
     async fn update_state<T, F>(&self, key: String, f: F) -> StoreResult<T>
@@ -436,24 +461,7 @@ const OUTBOX_PK: &str = "outbox";
 impl OutboxRepo for EmbeddedStore {
     async fn pending_cards(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
         let limit = limit.min(MAX_LIST);
-        let mut all: Vec<OutboxEntry> = self
-            .run(move |db| {
-                let txn = db.begin_read().map_err(unavailable)?;
-                let table = txn.open_table(STATE).map_err(unavailable)?;
-                let from = state_key(OUTBOX_PK, "");
-                let to = format!("{OUTBOX_PK}\u{1}");
-                let now = now_secs();
-                let mut out = Vec::new();
-                for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
-                    let (_, value) = entry.map_err(unavailable)?;
-                    let item: StateItem = serde_json::from_slice(value.value()).map_err(corrupt)?;
-                    if alive(item.expires_at, now) {
-                        out.push(parse::<OutboxEntry>(&item.data)?);
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
+        let mut all: Vec<OutboxEntry> = self.live_items(OUTBOX_PK, usize::MAX).await?;
         all.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.id.cmp(&b.id)));
         all.truncate(limit);
         Ok(all)
@@ -672,24 +680,7 @@ impl IncidentRepo for EmbeddedStore {
 
     async fn list_incidents(&self, limit: usize) -> StoreResult<Vec<Incident>> {
         let limit = limit.min(MAX_LIST);
-        let mut all: Vec<Incident> = self
-            .run(move |db| {
-                let txn = db.begin_read().map_err(unavailable)?;
-                let table = txn.open_table(STATE).map_err(unavailable)?;
-                let from = state_key(INCIDENT_PK, "");
-                let to = format!("{INCIDENT_PK}\u{1}");
-                let now = now_secs();
-                let mut out = Vec::new();
-                for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
-                    let (_, value) = entry.map_err(unavailable)?;
-                    let item: StateItem = serde_json::from_slice(value.value()).map_err(corrupt)?;
-                    if alive(item.expires_at, now) {
-                        out.push(parse::<Incident>(&item.data)?);
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
+        let mut all: Vec<Incident> = self.live_items(INCIDENT_PK, usize::MAX).await?;
         all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
         all.truncate(limit);
         Ok(all)
@@ -714,24 +705,7 @@ impl RouteRepo for EmbeddedStore {
     }
 
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
-        let mut all: Vec<Subscription> = self
-            .run(move |db| {
-                let txn = db.begin_read().map_err(unavailable)?;
-                let table = txn.open_table(STATE).map_err(unavailable)?;
-                let from = state_key(ROUTE_PK, "");
-                let to = format!("{ROUTE_PK}\u{1}");
-                let now = now_secs();
-                let mut out = Vec::new();
-                for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
-                    let (_, value) = entry.map_err(unavailable)?;
-                    let item: StateItem = serde_json::from_slice(value.value()).map_err(corrupt)?;
-                    if alive(item.expires_at, now) && out.len() < MAX_LIST {
-                        out.push(parse::<Subscription>(&item.data)?);
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
+        let mut all: Vec<Subscription> = self.live_items(ROUTE_PK, MAX_LIST).await?;
         sort_subscriptions(&mut all);
         Ok(all)
     }
