@@ -211,8 +211,10 @@ async fn check_one_history(seed: u64, stores: Stores) {
     }
 
     // What a concurrent write left in the outbox goes out with the drain the delivery kicked (in
-    // Lambda a self-invoke, under serve a wake-up), as it would after the storm.
-    let drained = a.drain_outbox(std::time::Duration::from_secs(5)).await;
+    // Lambda a self-invoke, under serve a wake-up), as it would after the storm. Its budget
+    // outlasts a send's 30 s claim: a card whose sender could not record what it sent is sent
+    // again once that claim lapses. The drain returns as soon as nothing is left.
+    let drained = a.drain_outbox(std::time::Duration::from_secs(40)).await;
     assert!(drained.errors.is_empty(), "seed {seed}: the drain failed: {:?}", drained.errors);
     let messages = discord.messages.lock().unwrap().clone();
     let incidents = stores.incidents.list_incidents(100).await.unwrap();
