@@ -127,8 +127,9 @@ pub fn decide(current: Option<&Incident>, obs: &Observation, now: u64, policy: P
                 let action = if next.muted(now) { Action::Muted } else { Action::Edit };
                 return Decision { next: Some(next), action };
             }
-            // The old card's last state: as the old streak left it.
-            next.retire_card(|old| super::render::render(old, now).to_json().to_string());
+            // The old card's last state: as the old streak left it (`base`, not `next`, which
+            // already shows the new streak).
+            next.retire_card(|| super::render::render(&base, now).to_json().to_string());
             next.mentioned = Vec::new();
             let action = if next.muted(now) { Action::Muted } else { Action::Post };
             Decision { next: Some(next), action }

@@ -178,9 +178,9 @@ impl Display {
 
 impl Incident {
     /// A new streak begins: its card starts afresh. What the old card still owed (its last state,
-    /// its replies; posted first if it never was) stays pending as a prior card, so that nothing
-    /// is lost.
-    pub fn retire_card(&mut self, last_state: impl FnOnce(&Incident) -> String) {
+    /// rendered by `last_state` from the incident as the old streak left it; its replies; posted
+    /// first if it never was) stays pending as a prior card, so that nothing is lost.
+    pub fn retire_card(&mut self, last_state: impl FnOnce() -> String) {
         let old = std::mem::take(&mut self.display);
         let owes = old.want > old.shown || !old.replies.is_empty();
         let mut next = Display { prior: old.prior, lease: old.lease, ..Display::default() };
@@ -189,7 +189,7 @@ impl Incident {
                 nonce: nonce(&self.streak_id(), "card"),
                 channel_id: self.key.channel_id,
                 message: self.message,
-                body: last_state(self),
+                body: last_state(),
                 shown: old.want <= old.shown && self.message.is_some(),
                 replies: old.replies,
             });
@@ -297,7 +297,7 @@ mod tests {
         incident.message = Some(MessageRef { channel_id: 1, message_id: 9, posted_at: 1, guild_id: None });
         incident.display.change(2);
         incident.display.reply("r1".into(), "{}".into(), 2);
-        incident.retire_card(|_| "last".into());
+        incident.retire_card(|| "last".into());
         assert!(incident.message.is_none() && incident.display.want == 0);
         let prior = &incident.display.prior;
         assert_eq!(prior.len(), 1);
@@ -332,7 +332,7 @@ mod tests {
         incident.display.change(1);
         let first = incident.streak;
         // A sender claims the card and posts it; meanwhile a new streak begins.
-        incident.retire_card(|_| "last".into());
+        incident.retire_card(|| "last".into());
         incident.streak += 1;
         let posted = MessageRef { channel_id: 1, message_id: 9, posted_at: 1, guild_id: None };
         incident.file_sent(first, &Sent { posted: Some(posted), shown: Some(1), ..Sent::default() }, 5);

@@ -168,6 +168,26 @@ mod decisions {
     }
 
     #[test]
+    fn a_new_streak_leaves_the_old_card_owing_the_old_streaks_last_state() {
+        // Streak 1 posted and resolved; its resolved edit is not shown yet when a new failure
+        // opens streak 2 (another writer's send still in flight).
+        let (state, _) = run(&[(F, 1, 1), (S, 2, 1)], Policy::default());
+        let mut resolved = state.unwrap();
+        resolved.display.change(10_100);
+        let d = decide(Some(&resolved), &obs(F, 3, 1), 10_200, Policy::default());
+        let next = d.next.unwrap();
+        assert_eq!((d.action, next.streak, next.message), (Action::Post, 2, None));
+        let prior = &next.display.prior;
+        assert_eq!(prior.len(), 1, "the old card still owes its resolved state");
+        let body: serde_json::Value = serde_json::from_str(&prior[0].body).unwrap();
+        let title = body["embeds"][0]["title"].as_str().unwrap();
+        let footer = body["embeds"][0]["footer"]["text"].as_str().unwrap();
+        assert!(title.starts_with("✅ Resolved"), "the old card ends resolved: {title}");
+        assert_eq!(footer, format!("incident {}-1", next.id), "and stays the old streak's card");
+        assert_eq!(prior[0].message.map(|m| m.message_id), Some(77), "edited, not posted again");
+    }
+
+    #[test]
     fn failures_are_counted_and_the_latest_is_kept() {
         let (state, _) = run(&[(F, 1, 1), (F, 3, 1), (F, 2, 1)], Policy::default());
         let s = state.unwrap();
