@@ -231,6 +231,23 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"))
 }
 
+/// The `bootstrap` `sam build` made for `function` (`$VALINE_BOOTSTRAP_DIR/<function>/bootstrap`),
+/// when `VALINE_BOOTSTRAP_DIR` names that output. `None` when it is not set; a panic naming the
+/// file when it is set and the file is missing.
+pub fn built_bootstrap(function: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("VALINE_BOOTSTRAP_DIR")?;
+    let path = PathBuf::from(dir).join(function).join("bootstrap");
+    assert!(path.is_file(), "{} is missing: did sam build run?", path.display());
+    Some(path)
+}
+
+/// A handler to run under the Runtime API: the bootstrap `sam build` made for `function` when
+/// `VALINE_BOOTSTRAP_DIR` is set (what `sam deploy` zips; `.ci/run` sets it), else the release
+/// build of `bin`.
+pub fn handler_binary(function: &str, package: &str, bin: &str) -> PathBuf {
+    built_bootstrap(function).unwrap_or_else(|| release_binary(package, bin))
+}
+
 /// Builds (if needed) and returns a release binary of the workspace.
 pub fn release_binary(package: &str, bin: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use valine_domain::clock::now_secs;
 use valine_domain::signing::{discord_signature, github_signature, public_key_hex};
-use valine_e2e::{Function, Outcome, RuntimeApi, http_api_event, release_binary};
+use valine_e2e::{Function, Outcome, RuntimeApi, handler_binary, http_api_event};
 use valine_service::testing::fail_on_unexpected;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -30,7 +30,10 @@ fn github_function(runtime: &RuntimeApi, env: &[(&str, String)], dir: &std::path
 fn binaries() -> &'static (PathBuf, PathBuf) {
     static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BINS.get_or_init(|| {
-        (release_binary("valine-discord", "discord-handler"), release_binary("valine-github", "github-handler"))
+        (
+            handler_binary("DiscordFunction", "valine-discord", "discord-handler"),
+            handler_binary("GitHubFunction", "valine-github", "github-handler"),
+        )
     })
 }
 
