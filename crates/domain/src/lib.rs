@@ -9,6 +9,7 @@ pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod custom_id;
+pub mod fingerprint;
 pub mod git_ref;
 pub mod incident;
 pub mod logging;

@@ -4,6 +4,7 @@
 // Test code: the no-panic lints hold for production code only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod fingerprint;
 mod redact_corpus;
 mod redact_properties;
 mod redact_rules;

@@ -1,0 +1,455 @@
+//! Failure fingerprints: the first meaningful error line of a failing job's log, normalised so
+//! that the same failure on another run (another temp directory, line number, duration, date,
+//! id) reads the same, hashed with the workflow, job and step into a short stable signature id.
+//! Pure: the incident desk fetches the log, this decides what the failure is.
+
+use sha2::{Digest, Sha256};
+
+/// A failure's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// `s` and 10 hex digits: stable across runs, machines and versions of this code that keep the
+    /// normalisation.
+    pub id: String,
+    /// The error line as normalised (what the id hashes, beside the names).
+    pub line: String,
+}
+
+/// How many characters of a normalised line are kept (and hashed).
+const MAX_LINE: usize = 200;
+
+/// The signature of a failure of `step` in `job` of `workflow` whose log is `log`; `None` when
+/// the log holds no error line.
+pub fn signature(workflow: &str, job: &str, step: &str, log: &str) -> Option<Signature> {
+    let line = normalise(error_line(log)?);
+    if line.is_empty() {
+        return None;
+    }
+    let digest = Sha256::digest(format!("{workflow}\u{1f}{job}\u{1f}{step}\u{1f}{line}").as_bytes());
+    let id = format!("s{}", hex::encode(digest).chars().take(10).collect::<String>());
+    Some(Signature { id, line })
+}
+
+/// The first line of `log` that says what went wrong: not the runner's trailers (`##[error]Process
+/// completed with exit code 1.`), group markers, command echoes or blank lines. Timestamps and
+/// colour codes are stripped first.
+pub fn error_line(log: &str) -> Option<String> {
+    log.lines().map(clean).find(|l| is_error(l))
+}
+
+/// A log line without GitHub's timestamp, ANSI colour codes and the runner's `##[error]` prefix.
+fn clean(line: &str) -> String {
+    let line = strip_ansi(line);
+    let line = strip_timestamp(line.trim_end()).trim();
+    let line = line.strip_prefix("##[error]").unwrap_or(line);
+    line.trim().to_string()
+}
+
+/// Lines the runner and the tools print around every failure, which say nothing about this one.
+fn is_trailer(lower: &str) -> bool {
+    const TRAILERS: &[&str] = &[
+        "process completed with exit code",
+        "##[group]",
+        "##[endgroup]",
+        "##[warning]",
+        "##[debug]",
+        "##[command]",
+        "error: process didn't exit successfully",
+        "error: test failed, to rerun pass",
+        "error: 1 target failed",
+        "npm err! a complete log of this run can be found in",
+        // npm names the error code on a line of its own before the line that says what it is
+        "npm err! code ",
+        "npm err! errno ",
+        "error: command failed with exit code",
+        "error: script returned exit code",
+        "make: *** [",
+        "make[1]: *** [",
+        "* try:",
+        "run with --stacktrace",
+        "> run with --info",
+        "build failed in",
+        "failure: build failed with an exception",
+        "* what went wrong",
+        // jest's and go's per-file and per-package summaries: the failing test's line comes first
+        "fail ",
+        "fail\t",
+    ];
+    lower.is_empty() || TRAILERS.iter().any(|t| lower.starts_with(t) || (t.starts_with("##[") && lower.contains(t)))
+}
+
+/// Whether a cleaned line reports an error.
+fn is_error(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    if is_trailer(&lower) {
+        return false;
+    }
+    const STARTS: &[&str] = &[
+        "error",
+        "fatal",
+        "failed",
+        "--- fail",
+        "e   ",
+        "npm err!",
+        "thread '",
+        "panic:",
+        "traceback",
+        "exception",
+        "assertionerror",
+        "● ",
+        "curl: (",
+    ];
+    const CONTAINS: &[&str] = &[
+        "error:",
+        "error[",
+        "exception",
+        "panicked at",
+        " failed",
+        "failed:",
+        "timed out",
+        "etimedout",
+        "econnrefused",
+        "econnreset",
+        "i/o timeout",
+        "could not resolve host",
+        "no space left on device",
+    ];
+    STARTS.iter().any(|s| lower.starts_with(s)) || CONTAINS.iter().any(|c| lower.contains(c))
+}
+
+/// `line` with what differs between runs of the same failure replaced by placeholders: paths under
+/// the runner's workspace made relative, temporary paths, UUIDs, long hex ids, dates, times,
+/// durations, IP addresses, and the numbers of `file:line:col` and `line N`. Whitespace is
+/// collapsed; the result is at most 200 characters.
+pub fn normalise(line: impl AsRef<str>) -> String {
+    let words: Vec<&str> = line.as_ref().split_whitespace().collect();
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while let Some(word) = words.get(i) {
+        // "10001 milliseconds", "3.2 s": a number and its unit are one duration.
+        if let Some(next) = words.get(i + 1)
+            && is_number(word)
+            && is_unit(next)
+        {
+            out.push(format!("<dur>{}", trailing_punct(next)));
+            i += 2;
+            continue;
+        }
+        // "line 42": the number goes.
+        if let Some(prev) = out.last()
+            && prev.eq_ignore_ascii_case("line")
+            && is_number(word)
+        {
+            out.push(format!("<n>{}", trailing_punct(word)));
+            i += 1;
+            continue;
+        }
+        out.push(word_normalised(word));
+        i += 1;
+    }
+    let joined = out.join(" ");
+    joined.chars().take(MAX_LINE).collect()
+}
+
+/// One whitespace-free word of a line, normalised.
+fn word_normalised(word: &str) -> String {
+    if let Some(path) = temp_or_workspace(word) {
+        return path;
+    }
+    if is_duration(word) {
+        let open = word.len() - word.trim_start_matches('(').len();
+        return format!("{}<dur>{}", word.get(..open).unwrap_or(""), trailing_punct(word));
+    }
+    scrub(word)
+}
+
+/// The punctuation a word ends with (`,`, `.`, `)`, `:`, `;`), kept after a placeholder.
+fn trailing_punct(word: &str) -> &str {
+    let kept = word.trim_end_matches([',', '.', ')', ':', ';', ']']);
+    word.get(kept.len()..).unwrap_or("")
+}
+
+/// Paths: a temporary directory's become `<tmp>`; under the runner's workspace they become
+/// relative to the repository.
+fn temp_or_workspace(word: &str) -> Option<String> {
+    const TEMP: &[&str] =
+        &["/tmp/", "/var/folders/", "/private/var/", "\\temp\\", "/runner/_temp/", "/__t/", "/_temp/"];
+    let lower = word.to_ascii_lowercase();
+    if let Some(at) = TEMP.iter().filter_map(|t| lower.find(t)).min() {
+        let before = word.get(..at).unwrap_or("");
+        // The quote or bracket a path often starts with stays; what follows the path goes with it.
+        let lead: String = before.chars().filter(|c| matches!(c, '\'' | '"' | '(' | '[' | '<' | '`')).collect();
+        return Some(format!("{lead}<tmp>{}", trailing_punct(word)));
+    }
+    // `/home/runner/work/<repo>/<repo>/src/x.rs`, `/__w/<repo>/<repo>/…`, `D:\a\<repo>\<repo>\…`
+    for prefix in ["/home/runner/work/", "/Users/runner/work/", "/__w/", ":\\a\\"] {
+        if let Some(at) = word.find(prefix) {
+            let rest = word.get(at + prefix.len()..).unwrap_or("");
+            let sep = if prefix.contains('\\') { '\\' } else { '/' };
+            let mut parts = rest.splitn(3, sep);
+            let (_, _, tail) = (parts.next(), parts.next(), parts.next());
+            let lead = word.get(..at).unwrap_or("");
+            let lead =
+                if prefix.starts_with(':') { lead.get(..lead.len().saturating_sub(1)).unwrap_or("") } else { lead };
+            return Some(scrub(&format!("{lead}{}", tail.unwrap_or(""))));
+        }
+    }
+    None
+}
+
+fn is_number(word: &str) -> bool {
+    let w = word.trim_start_matches('(').trim_end_matches([',', '.', ')', ':', ';']);
+    !w.is_empty() && w.chars().all(|c| c.is_ascii_digit() || c == '.') && w.chars().any(|c| c.is_ascii_digit())
+}
+
+const UNITS: &[&str] = &[
+    "ns",
+    "us",
+    "µs",
+    "ms",
+    "s",
+    "sec",
+    "secs",
+    "second",
+    "seconds",
+    "millisecond",
+    "milliseconds",
+    "m",
+    "min",
+    "mins",
+    "minute",
+    "minutes",
+    "h",
+    "hours",
+];
+
+fn is_unit(word: &str) -> bool {
+    let w = word.trim_end_matches([',', '.', ')', ':', ';']).to_ascii_lowercase();
+    UNITS.contains(&w.as_str())
+}
+
+/// `0.01s`, `(12ms)`, `1m30s`, `3.2sec`: a number with a unit attached.
+fn is_duration(word: &str) -> bool {
+    let w = word.trim_start_matches('(').trim_end_matches([',', '.', ')', ':', ';', ']']);
+    let digits = w.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(w.len());
+    if digits == 0 {
+        return false;
+    }
+    let mut rest = w.get(digits..).unwrap_or("");
+    if rest.is_empty() {
+        return false;
+    }
+    // units, possibly chained: 1m30s, 1h2m3s
+    while !rest.is_empty() {
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = rest.get(..unit_end).unwrap_or("").to_ascii_lowercase();
+        if !UNITS.contains(&unit.as_str()) {
+            return false;
+        }
+        rest = rest.get(unit_end..).unwrap_or("");
+        let next_digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if next_digits == 0 && !rest.is_empty() {
+            return false;
+        }
+        rest = rest.get(next_digits..).unwrap_or("");
+    }
+    true
+}
+
+/// Inside a word: UUIDs, long hex ids, dates, times, IPv4 addresses and `file:line:col` numbers
+/// become placeholders. Scans once, left to right.
+fn scrub(word: &str) -> String {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = String::with_capacity(word.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let at_boundary = i == 0 || chars.get(i - 1).is_none_or(|c| !c.is_ascii_alphanumeric());
+        if at_boundary {
+            if let Some(len) = uuid_at(&chars, i) {
+                out.push_str("<uuid>");
+                i += len;
+                continue;
+            }
+            if let Some(len) = date_at(&chars, i) {
+                out.push_str("<date>");
+                i += len;
+                continue;
+            }
+            if let Some(len) = time_at(&chars, i) {
+                out.push_str("<time>");
+                i += len;
+                continue;
+            }
+            if let Some(len) = ipv4_at(&chars, i) {
+                out.push_str("<ip>");
+                i += len;
+                continue;
+            }
+            if let Some(len) = hex_at(&chars, i) {
+                out.push_str("<hex>");
+                i += len;
+                continue;
+            }
+        }
+        // `file.rs:10:5`, `app.js:120`: after a name with an extension, `:digits` is a position.
+        if chars.get(i) == Some(&':')
+            && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+            && out.rsplit(['/', '\\', '(', ' ', '"', '\'']).next().is_some_and(|name| name.contains('.'))
+        {
+            let digits = run_len(&chars, i + 1, |c| c.is_ascii_digit());
+            out.push_str(":<n>");
+            i += 1 + digits;
+            continue;
+        }
+        if let Some(c) = chars.get(i) {
+            out.push(*c);
+        }
+        i += 1;
+    }
+    out
+}
+
+fn run_len(chars: &[char], from: usize, f: impl Fn(&char) -> bool) -> usize {
+    chars.iter().skip(from).take_while(|c| f(c)).count()
+}
+
+fn ends_word(chars: &[char], at: usize) -> bool {
+    chars.get(at).is_none_or(|c| !c.is_ascii_alphanumeric())
+}
+
+/// 8-4-4-4-12 hex digits.
+fn uuid_at(chars: &[char], i: usize) -> Option<usize> {
+    let mut at = i;
+    for (n, len) in [8, 4, 4, 4, 12].into_iter().enumerate() {
+        if run_len(chars, at, char::is_ascii_hexdigit) < len {
+            return None;
+        }
+        at += len;
+        if n < 4 {
+            if chars.get(at) != Some(&'-') {
+                return None;
+            }
+            at += 1;
+        }
+    }
+    ends_word(chars, at).then_some(at - i)
+}
+
+/// `2026-11-22` (and `2026/11/22`).
+fn date_at(chars: &[char], i: usize) -> Option<usize> {
+    let y = run_len(chars, i, char::is_ascii_digit);
+    let sep = *chars.get(i + 4)?;
+    if y != 4 || !(sep == '-' || sep == '/') {
+        return None;
+    }
+    let m = run_len(chars, i + 5, char::is_ascii_digit);
+    if !(1..=2).contains(&m) || chars.get(i + 5 + m) != Some(&sep) {
+        return None;
+    }
+    let d = run_len(chars, i + 6 + m, char::is_ascii_digit);
+    if !(1..=2).contains(&d) {
+        return None;
+    }
+    let mut len = 6 + m + d;
+    // an ISO timestamp: the time goes with the date
+    if chars.get(i + len) == Some(&'T')
+        && let Some(t) = time_at(chars, i + len + 1)
+    {
+        len += 1 + t;
+    }
+    Some(len)
+}
+
+/// `14:05:00`, `14:05:00.123`, with an optional `Z`.
+fn time_at(chars: &[char], i: usize) -> Option<usize> {
+    let h = run_len(chars, i, char::is_ascii_digit);
+    if !(1..=2).contains(&h) || chars.get(i + h) != Some(&':') {
+        return None;
+    }
+    let m = run_len(chars, i + h + 1, char::is_ascii_digit);
+    if m != 2 || chars.get(i + h + 1 + m) != Some(&':') {
+        return None;
+    }
+    let s = run_len(chars, i + h + 2 + m, char::is_ascii_digit);
+    if s != 2 {
+        return None;
+    }
+    let mut len = h + m + s + 2;
+    if chars.get(i + len) == Some(&'.') {
+        let frac = run_len(chars, i + len + 1, char::is_ascii_digit);
+        if frac > 0 {
+            len += 1 + frac;
+        }
+    }
+    if chars.get(i + len) == Some(&'Z') {
+        len += 1;
+    }
+    Some(len)
+}
+
+/// `140.82.112.3`, with an optional `:port`.
+fn ipv4_at(chars: &[char], i: usize) -> Option<usize> {
+    let mut at = i;
+    for n in 0..4 {
+        let d = run_len(chars, at, char::is_ascii_digit);
+        if !(1..=3).contains(&d) {
+            return None;
+        }
+        at += d;
+        if n < 3 {
+            if chars.get(at) != Some(&'.') {
+                return None;
+            }
+            at += 1;
+        }
+    }
+    if chars.get(at) == Some(&':') {
+        let port = run_len(chars, at + 1, char::is_ascii_digit);
+        if port > 0 {
+            at += 1 + port;
+        }
+    }
+    ends_word(chars, at).then_some(at - i)
+}
+
+/// A hex id: at least 8 hex digits with a digit and a letter among them (a commit, an object id,
+/// a container id), or at least 12 digits (a run or pid-like number).
+fn hex_at(chars: &[char], i: usize) -> Option<usize> {
+    let len = run_len(chars, i, char::is_ascii_hexdigit);
+    if !ends_word(chars, i + len) {
+        return None;
+    }
+    let run: Vec<&char> = chars.iter().skip(i).take(len).collect();
+    let digits = run.iter().filter(|c| c.is_ascii_digit()).count();
+    let mixed = len >= 8 && digits > 0 && digits < len;
+    (mixed || (len >= 12 && digits == len)).then_some(len)
+}
+
+/// `\x1b[31m` and the like.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// GitHub's `2026-01-01T00:00:01.0000000Z ` before each log line.
+fn strip_timestamp(line: &str) -> &str {
+    match line.split_once(' ') {
+        Some((ts, rest)) if ts.len() >= 20 && ts.as_bytes().get(4) == Some(&b'-') && ts.ends_with('Z') => rest,
+        _ => line,
+    }
+}
