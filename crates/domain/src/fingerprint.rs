@@ -3,6 +3,7 @@
 //! id) reads the same, hashed with the workflow, job and step into a short stable signature id.
 //! Pure: the incident desk fetches the log, this decides what the failure is.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A failure's signature.
@@ -13,6 +14,55 @@ pub struct Signature {
     pub id: String,
     /// The error line as normalised (what the id hashes, beside the names).
     pub line: String,
+}
+
+/// A signature seen on one attempt of one run: the fingerprint ledger's record (one per
+/// signature, run and attempt, so that a replayed delivery counts once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    pub signature: String,
+    /// When it was seen (epoch seconds).
+    pub at: u64,
+    pub repository: String,
+    pub workflow: String,
+    pub branch: String,
+    pub run_id: u64,
+    pub run_number: u64,
+    pub attempt: u64,
+}
+
+/// How far back "seen before" looks.
+pub const SEEN_WINDOW_DAYS: u64 = 14;
+
+/// A card's "seen N× in 14 days": how often the signature was seen in the window (this run
+/// included), and the newest other run it was seen on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub count: u64,
+    pub days: u64,
+    pub last_branch: String,
+    pub last_run_number: u64,
+}
+
+/// What the ledger's sightings of a signature say about the run `this`: `None` when no other
+/// run had it in the last [`SEEN_WINDOW_DAYS`] days (a first sighting shows nothing).
+pub fn seen(sightings: &[Sighting], this: &Sighting, now: u64) -> Option<Seen> {
+    let since = now.saturating_sub(SEEN_WINDOW_DAYS * 24 * 3600);
+    let mut recent: Vec<&Sighting> =
+        sightings.iter().filter(|s| s.signature == this.signature && s.at >= since).collect();
+    if !recent.iter().any(|s| s.run_id == this.run_id && s.attempt == this.attempt) {
+        recent.push(this);
+    }
+    let last = recent
+        .iter()
+        .filter(|s| !(s.run_id == this.run_id && s.attempt == this.attempt))
+        .max_by_key(|s| (s.at, s.run_id, s.attempt))?;
+    Some(Seen {
+        count: recent.len() as u64,
+        days: SEEN_WINDOW_DAYS,
+        last_branch: last.branch.clone(),
+        last_run_number: last.run_number,
+    })
 }
 
 /// How many characters of a normalised line are kept (and hashed).

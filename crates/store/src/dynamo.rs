@@ -937,6 +937,26 @@ impl RouteRepo for DynamoStore {
 }
 
 #[async_trait]
+impl SignatureLedger for DynamoStore {
+    async fn sight(&self, sighting: &Sighting) -> StoreResult<Vec<Sighting>> {
+        let (pk, sk) = sighting_key(sighting);
+        self.client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(pk.clone()))
+            .item("sk", s(sk))
+            .item("data", s(to_json(sighting)))
+            .item("expires_at", n(sighting.at + SIGHTING_TTL_SECS))
+            .send()
+            .await
+            .map_err(map_err)?;
+        let mut all: Vec<Sighting> = self.live_under(&pk).await?;
+        sort_sightings(&mut all);
+        Ok(all)
+    }
+}
+
+#[async_trait]
 impl StoreHealth for DynamoStore {
     async fn ping(&self) -> StoreResult<()> {
         self.get_state("health#ping".into()).await.map(|_| ())

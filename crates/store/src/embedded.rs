@@ -712,6 +712,41 @@ impl RouteRepo for EmbeddedStore {
 }
 
 #[async_trait]
+impl SignatureLedger for EmbeddedStore {
+    async fn sight(&self, sighting: &Sighting) -> StoreResult<Vec<Sighting>> {
+        let (pk, sk) = sighting_key(sighting);
+        let item = StateItem {
+            expires_at: sighting.at + SIGHTING_TTL_SECS,
+            data: serde_json::to_string(sighting).map_err(corrupt)?,
+            token: None,
+            until: None,
+        };
+        self.run(move |db| {
+            let now = now_secs();
+            let txn = db.begin_write().map_err(unavailable)?;
+            let mut out = Vec::new();
+            {
+                let mut table = txn.open_table(STATE).map_err(unavailable)?;
+                table.insert(state_key(&pk, &sk).as_str(), json(&item).as_slice()).map_err(unavailable)?;
+                let (from, to) = (state_key(&pk, ""), format!("{pk}\u{1}"));
+                for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+                    let (_, value) = entry.map_err(unavailable)?;
+                    let item: StateItem = serde_json::from_slice(value.value()).map_err(corrupt)?;
+                    if alive(item.expires_at, now) {
+                        out.push(parse::<Sighting>(&item.data)?);
+                    }
+                }
+            }
+            txn.commit().map_err(unavailable)?;
+            sort_sightings(&mut out);
+            out.truncate(MAX_LIST);
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl StoreHealth for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {
         self.run(|db| {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use valine_domain::audit::AuditRecord;
+pub use valine_domain::fingerprint::Sighting;
 use valine_domain::incident::Incident;
 pub use valine_domain::routing::Subscription;
 use valine_domain::trace::Trace;
@@ -390,6 +391,28 @@ pub trait OutboxRepo: Send + Sync {
     async fn pending_cards(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>>;
 }
 
+/// How long the fingerprint ledger keeps a sighting (longer than any window it answers for).
+pub const SIGHTING_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// The fingerprint ledger: which runs each failure signature was seen on.
+#[async_trait]
+pub trait SignatureLedger: Send + Sync {
+    /// Records `sighting` (one record per signature, run and attempt: a replay, or a second
+    /// container, changes nothing but its time) and answers every live sighting of its signature,
+    /// this one included, newest first, at most [`MAX_LIST`].
+    async fn sight(&self, sighting: &Sighting) -> StoreResult<Vec<Sighting>>;
+}
+
+/// The store keys of a sighting: its signature's partition, then run and attempt.
+pub fn sighting_key(sighting: &Sighting) -> (String, String) {
+    (format!("sig#{}", sighting.signature), format!("{:020}#{:05}", sighting.run_id, sighting.attempt))
+}
+
+/// Newest first, as [`SignatureLedger::sight`] answers.
+pub fn sort_sightings(all: &mut [Sighting]) {
+    all.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.run_id.cmp(&a.run_id)).then_with(|| b.attempt.cmp(&a.attempt)));
+}
+
 /// Subscriptions never expire; their items carry this as `expires_at` (9999-12-31).
 pub const NEVER_EXPIRES: u64 = 253_402_300_799;
 
@@ -543,6 +566,8 @@ pub struct Stores {
     pub outbox: Arc<dyn OutboxRepo>,
     /// Channel subscriptions, behind this container's [`CachedRoutes`].
     pub routes: Arc<dyn RouteRepo>,
+    /// The fingerprint ledger.
+    pub signatures: Arc<dyn SignatureLedger>,
     pub health: Arc<dyn StoreHealth>,
     /// What `/health/ready` last learned through `health` and `routes`.
     pub ready: Arc<ReadyCache>,
@@ -568,6 +593,7 @@ impl Stores {
             + IncidentRepo
             + OutboxRepo
             + RouteRepo
+            + SignatureLedger
             + StoreHealth
             + 'static,
     {
@@ -581,6 +607,7 @@ impl Stores {
             incidents: adapter.clone(),
             outbox: adapter.clone(),
             routes: Arc::new(CachedRoutes::new(adapter.clone(), ROUTE_CACHE_TTL)),
+            signatures: adapter.clone(),
             health: adapter,
             ready: Arc::default(),
             kind,

@@ -148,6 +148,13 @@ impl OutboxRepo for DownStore {
 }
 
 #[async_trait]
+impl SignatureLedger for DownStore {
+    async fn sight(&self, _: &Sighting) -> StoreResult<Vec<Sighting>> {
+        self.fail().await
+    }
+}
+
+#[async_trait]
 impl RouteRepo for DownStore {
     async fn put_subscription(&self, _: &Subscription) -> StoreResult<()> {
         self.fail().await

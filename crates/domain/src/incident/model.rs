@@ -152,6 +152,12 @@ pub struct FailureDetail {
     pub job_url: Option<String>,
     #[serde(default)]
     pub log_tail: Option<String>,
+    /// The failure's signature (`crate::fingerprint`), when the log held an error line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Where the fingerprint ledger had seen it before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<crate::fingerprint::Seen>,
 }
 
 /// One run (or deployment status) as an incident remembers it.

@@ -116,6 +116,9 @@ pub fn render(incident: &Incident, now: u64) -> Message {
         if !place.is_empty() {
             embed = embed.field("Failing job", place, false);
         }
+        if let Some(signature) = &detail.signature {
+            embed = embed.field("Signature", signature_line(signature, detail.seen.as_ref()), false);
+        }
         if let Some(tail) = detail.log_tail.as_deref().filter(|t| !t.trim().is_empty()) {
             embed = embed.field("Log tail", format!("```\n{tail}\n```"), false);
         }
@@ -212,5 +215,21 @@ pub fn escalation_reply(incident: &Incident, role: Option<u64>, now: u64) -> Mes
     match role {
         Some(r) => Message::text(format!("<@&{r}> {text}")).mention_role(r),
         None => Message::text(text),
+    }
+}
+
+/// "`s1a2b3c4d5e` · seen 3× in 14 days (last on main, #41)", or "… · first seen" on its first
+/// sighting.
+pub(crate) fn signature_line(signature: &str, seen: Option<&crate::fingerprint::Seen>) -> String {
+    match seen {
+        Some(seen) => format!(
+            "{} · seen {}× in {} days (last on {}, #{})",
+            inline_code(signature),
+            seen.count,
+            seen.days,
+            text(&seen.last_branch),
+            seen.last_run_number
+        ),
+        None => format!("{} · first seen", inline_code(signature)),
     }
 }

@@ -125,6 +125,13 @@ mod decisions {
             step: Some("s".repeat(300)),
             job_url: Some("javascript:alert(1)".into()),
             log_tail: Some("```\n".repeat(400) + &"x".repeat(20_000)),
+            signature: Some("s0123456789".into()),
+            seen: Some(crate::fingerprint::Seen {
+                count: u64::MAX,
+                days: 14,
+                last_branch: "`@everyone".repeat(26),
+                last_run_number: u64::MAX,
+            }),
         };
         type Odd<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<FailureDetail>);
         let odd: [Odd; 3] = [
@@ -309,6 +316,13 @@ mod decisions {
             step: Some("[step](https://evil.example) ||spoiler|| ~~x~~ __u__".into()),
             job_url: Some("https://github.com/acme/widget/actions/runs/1/job/2".into()),
             log_tail: None,
+            signature: Some("s0123456789".into()),
+            seen: Some(crate::fingerprint::Seen {
+                count: 2,
+                days: 14,
+                last_branch: "[x](https://evil.example) @everyone".into(),
+                last_run_number: 4,
+            }),
         });
         let policy = Policy::default();
         let mut open = decide(None, &o, 10_000, policy).next.unwrap();

@@ -242,3 +242,42 @@ fn colour_codes_and_timestamps_do_not_reach_the_line() {
     let log = "2026-11-22T14:00:01.1234567Z \u{1b}[31merror[E0308]\u{1b}[0m: mismatched types";
     assert_eq!(error_line(log).as_deref(), Some("error[E0308]: mismatched types"));
 }
+
+#[test]
+fn seen_before_counts_other_runs_in_the_window() {
+    use valine_domain::fingerprint::{Seen, Sighting, seen};
+    let day = 24 * 3600;
+    let now = 100 * day;
+    let at = |run_id: u64, attempt: u64, ago: u64, branch: &str| Sighting {
+        signature: "s0123456789".into(),
+        at: now - ago,
+        repository: "acme/widget".into(),
+        workflow: "CI".into(),
+        branch: branch.into(),
+        run_id,
+        run_number: run_id - 1000,
+        attempt,
+    };
+    let this = at(1009, 1, 0, "main");
+    // (the ledger's answer, what the card says)
+    let cases: [(Vec<Sighting>, Option<Seen>); 5] = [
+        // first sighting: nothing to say
+        (vec![this.clone()], None),
+        (vec![], None),
+        // seen on two other runs; the newest other is named
+        (
+            vec![this.clone(), at(1005, 1, day, "release/1"), at(1001, 1, 3 * day, "main")],
+            Some(Seen { count: 3, days: 14, last_branch: "release/1".into(), last_run_number: 5 }),
+        ),
+        // older than 14 days: not counted
+        (vec![this.clone(), at(1001, 1, 15 * day, "main")], None),
+        // a re-run attempt of this run counts as another run attempt
+        (
+            vec![this.clone(), at(1009, 2, 60, "main")],
+            Some(Seen { count: 2, days: 14, last_branch: "main".into(), last_run_number: 9 }),
+        ),
+    ];
+    for (i, (ledger, want)) in cases.into_iter().enumerate() {
+        assert_eq!(seen(&ledger, &this, now), want, "case {i}");
+    }
+}

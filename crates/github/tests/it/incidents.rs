@@ -199,6 +199,14 @@ impl RouteRepo for Counting {
 }
 
 #[async_trait]
+impl SignatureLedger for Counting {
+    async fn sight(&self, sighting: &Sighting) -> StoreResult<Vec<Sighting>> {
+        self.hit();
+        self.inner.sight(sighting).await
+    }
+}
+
+#[async_trait]
 impl StoreHealth for Counting {
     async fn ping(&self) -> StoreResult<()> {
         self.hit();
@@ -897,4 +905,91 @@ async fn a_card_discord_rate_limits_asks_for_a_drain_and_the_drain_event_sends_i
     let (status, _) = deliver_to(&app, "d-rl-2", &run(2, "success")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(kicks.0.lock().unwrap().len(), 1);
+}
+
+/// GitHub's jobs for run `3000 + number` (job `100 + number`, failing in step "cargo test") and
+/// that job's log.
+async fn github_job_log(server: &MockServer, number: u64, log: String) {
+    let (id, job) = (3000 + number, 100 + number);
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/acme/widget/actions/runs/{id}/attempts/1/jobs")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 1, "jobs": [
+            {"id": job, "name": "test", "status": "completed", "conclusion": "failure",
+             "html_url": format!("https://github.com/acme/widget/actions/runs/{id}/job/{job}"),
+             "steps": [{"name": "cargo test", "conclusion": "failure", "number": 1}]}
+        ]})))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/acme/widget/actions/jobs/{job}/logs")))
+        .respond_with(ResponseTemplate::new(200).set_body_string(log))
+        .mount(server)
+        .await;
+}
+
+/// A cargo test failure as a job log, with what differs between runs of it.
+fn failing_log(ts: &str, tmp: &str, line: u32, secs: &str, test: &str) -> String {
+    [
+        "##[group]Run cargo test".to_string(),
+        "##[endgroup]".to_string(),
+        format!("   Compiling widget v0.1.0 ({tmp}/widget)"),
+        "running 2 tests".to_string(),
+        format!("test store::tests::{test} ... FAILED"),
+        format!("thread 'store::tests::{test}' panicked at src/store.rs:{line}:9:"),
+        format!("test result: FAILED. 1 passed; 1 failed; finished in {secs}s"),
+        "##[error]Process completed with exit code 101.".to_string(),
+    ]
+    .iter()
+    .map(|l| format!("{ts} {l}"))
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+/// The Signature field of the newest card posted, after checking that `n` were.
+async fn cards_after(h: &Harness, n: usize) -> String {
+    let posts = h.posts().await;
+    let cards: Vec<Value> =
+        posts.into_iter().filter(|p| p["embeds"][0]["title"].as_str().is_some_and(|t| t.starts_with('❌'))).collect();
+    assert_eq!(cards.len(), n, "{cards:?}");
+    field(cards.last().unwrap(), "Signature").unwrap()
+}
+
+#[tokio::test]
+async fn one_failure_on_three_commits_has_one_signature_and_the_third_card_says_seen_3_times() {
+    // every flip of this history is inside one flapping window: damping is tested on its own
+    let h = Harness::new(&[("ALERT_FLAP_COUNT", "10000")]).await;
+    let logs = [
+        (1, failing_log("2026-11-20T09:00:01.0000000Z", "/tmp/.tmpA1b2C3", 41, "0.42", "saves")),
+        (3, failing_log("2026-11-21T13:30:44.1234567Z", "/tmp/.tmpZz9y8X", 57, "3.07", "saves")),
+        (5, failing_log("2026-11-22T22:15:09.7654321Z", "/tmp/.tmpQ0q0Q0", 63, "12.5", "saves")),
+        // the same step failing with another error
+        (7, failing_log("2026-11-23T08:00:00.0000000Z", "/tmp/.tmpA1b2C3", 41, "0.42", "loads")),
+    ];
+    for (number, log) in logs {
+        github_job_log(&h.github, number, log).await;
+    }
+    // fail, pass, fail, pass, fail (the third on a container started afresh), pass, fail
+    h.deliver("d-1", &run(1, "failure")).await;
+    let first = cards_after(&h, 1).await;
+    assert!(first.ends_with("· first seen"), "{first}");
+    let id = first.split('`').nth(1).unwrap().to_string();
+    assert!(id.starts_with('s') && id.len() == 11, "{id}");
+    h.deliver("d-2", &run(2, "success")).await;
+    h.deliver("d-3", &run(3, "failure")).await;
+    let second = cards_after(&h, 2).await;
+    assert_eq!(second, format!("`{id}` · seen 2× in 14 days (last on main, #1)"));
+    h.deliver("d-4", &run(4, "success")).await;
+    // a restart: the ledger is in the store, not in the container
+    let restarted = h.another_container();
+    let (_, body) = deliver_to(&restarted, "d-5", &run(5, "failure")).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+    let third = cards_after(&h, 3).await;
+    assert_eq!(third, format!("`{id}` · seen 3× in 14 days (last on main, #3)"));
+    // the same run delivered again under a new delivery id counts once
+    let (_, body) = deliver_to(&restarted, "d-5-again", &run(5, "failure")).await;
+    assert_eq!(body["alert"], "nothing", "{body}");
+    deliver_to(&restarted, "d-6", &run(6, "success")).await;
+    deliver_to(&restarted, "d-7", &run(7, "failure")).await;
+    let other = cards_after(&h, 4).await;
+    assert!(other.ends_with("· first seen") && !other.contains(&id), "another error, another signature: {other}");
 }

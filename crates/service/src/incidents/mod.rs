@@ -193,6 +193,8 @@ pub struct IncidentDesk {
     cache: Arc<cache::IncidentCache>,
     /// The cards with something unsent.
     outbox: Arc<dyn valine_store::OutboxRepo>,
+    /// The fingerprint ledger: where each failure signature was seen.
+    signatures: Arc<dyn valine_store::SignatureLedger>,
     /// This container, as the holder of the cards it sends (each send's claim is this and a count).
     sender: String,
     claims: Arc<std::sync::atomic::AtomicU64>,
@@ -238,6 +240,7 @@ impl IncidentDesk {
             config,
             repo: stores.incidents.clone(),
             outbox: stores.outbox.clone(),
+            signatures: stores.signatures.clone(),
             sender: uuid::Uuid::new_v4().simple().to_string(),
             claims: Arc::default(),
             pending: Arc::default(),

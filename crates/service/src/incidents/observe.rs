@@ -4,6 +4,8 @@
 
 use super::send::Unsettled;
 use super::*;
+use valine_domain::fingerprint::{self, Sighting};
+use valine_store::SignatureLedger;
 
 impl IncidentDesk {
     /// Writes `next` over the version before it (with `done`, that delivery recorded done in the
@@ -242,8 +244,17 @@ impl IncidentDesk {
             return None;
         }
         let repo: RepoName = obs.key.repository.parse().ok()?;
-        let (run_id, attempt) = (obs.run.run_id, obs.run.attempt.max(1));
-        Some(tokio::spawn(fetch_detail(github, repo, run_id, attempt)))
+        let sighting = Sighting {
+            signature: String::new(),
+            at: now_secs(),
+            repository: obs.key.repository.clone(),
+            workflow: obs.key.name(),
+            branch: obs.key.scope().to_string(),
+            run_id: obs.run.run_id,
+            run_number: obs.run.run_number,
+            attempt: obs.run.attempt.max(1),
+        };
+        Some(tokio::spawn(fetch_detail(github, self.signatures.clone(), repo, sighting)))
     }
 
     /// GitHub was slow: the card went out without the failing job; add it if it comes within
@@ -280,8 +291,15 @@ impl IncidentDesk {
     }
 }
 
-/// The failing job and step of a run, and its log tail: two GitHub calls.
-async fn fetch_detail(github: Arc<dyn GitHub>, repo: RepoName, run_id: u64, attempt: u64) -> Option<FailureDetail> {
+/// The failing job and step of a run, its log tail and its failure signature: two GitHub calls,
+/// and the fingerprint ledger's record of the signature (where it was seen before).
+async fn fetch_detail(
+    github: Arc<dyn GitHub>,
+    signatures: Arc<dyn SignatureLedger>,
+    repo: RepoName,
+    mut sighting: Sighting,
+) -> Option<FailureDetail> {
+    let (run_id, attempt) = (sighting.run_id, sighting.attempt);
     let jobs = match github.run_attempt_jobs(&repo, run_id, attempt).await {
         Ok(jobs) => jobs,
         Err(e) => {
@@ -294,11 +312,24 @@ async fn fetch_detail(github: Arc<dyn GitHub>, repo: RepoName, run_id: u64, atte
         job: Some(job.name.clone()),
         step: job.failed_step().map(|s| s.name.clone()),
         job_url: job.html_url.clone(),
-        log_tail: None,
+        ..FailureDetail::default()
     };
-    match github.job_log(&repo, job.id).await {
-        Ok(log) => detail.log_tail = Some(incident::log_tail(&log)).filter(|t| !t.trim().is_empty()),
-        Err(e) => tracing::warn!(run_id, job_id = job.id, error = %e, "could not read the job's log"),
+    let log = match github.job_log(&repo, job.id).await {
+        Ok(log) => log,
+        Err(e) => {
+            tracing::warn!(run_id, job_id = job.id, error = %e, "could not read the job's log");
+            return Some(detail);
+        }
+    };
+    detail.log_tail = Some(incident::log_tail(&log)).filter(|t| !t.trim().is_empty());
+    let step = detail.step.as_deref().unwrap_or_default();
+    if let Some(signature) = fingerprint::signature(&sighting.workflow, &job.name, step, &log) {
+        sighting.signature = signature.id.clone();
+        detail.signature = Some(signature.id);
+        match signatures.sight(&sighting).await {
+            Ok(all) => detail.seen = fingerprint::seen(&all, &sighting, now_secs()),
+            Err(e) => tracing::warn!(run_id, error = %e, "could not record the failure's signature"),
+        }
     }
     Some(detail)
 }

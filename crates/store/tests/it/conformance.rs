@@ -119,7 +119,21 @@ suite!(
     subscription_cache_sees_its_own_changes_at_once,
     outbox_entries_come_and_go_with_their_incident_writes,
     an_outbox_card_has_one_sender_and_is_marked_sent_with_its_message,
+    sightings_count_each_run_attempt_once_per_signature,
 );
+
+fn sighting(signature: &str, run_id: u64, attempt: u64, at: u64) -> Sighting {
+    Sighting {
+        signature: signature.to_string(),
+        at,
+        repository: "acme/widget".into(),
+        workflow: "CI — ünïcode".into(),
+        branch: format!("feature/{run_id}"),
+        run_id,
+        run_number: run_id % 1000,
+        attempt,
+    }
+}
 
 fn subscription(channel_id: u64, repo: &str, events: &str) -> Subscription {
     Subscription {
@@ -204,6 +218,29 @@ fn run(run_id: u64, workflow_id: u64, updated_at: u64, status: &str, conclusion:
 
 mod cases {
     use super::*;
+
+    /// The fingerprint ledger: each signature's runs, once per run and attempt (a replay, or two
+    /// containers at once, count once), newest first, separate per signature.
+    pub(super) async fn sightings_count_each_run_attempt_once_per_signature(s: Stores) {
+        let now = now_secs();
+        let first = s.signatures.sight(&sighting("s0a1b2c3d4e", 101, 1, now - 300)).await.unwrap();
+        assert_eq!(first, vec![sighting("s0a1b2c3d4e", 101, 1, now - 300)]);
+        // another signature is another ledger
+        let other = s.signatures.sight(&sighting("s99999999ff", 102, 1, now - 200)).await.unwrap();
+        assert_eq!(other.len(), 1);
+        // the same run attempt again (a replay): still one
+        let again = s.signatures.sight(&sighting("s0a1b2c3d4e", 101, 1, now - 250)).await.unwrap();
+        assert_eq!(again.len(), 1, "a replay counts once: {again:?}");
+        // a re-run attempt and another run count; two containers at once still count once each
+        let (retry, next) = (sighting("s0a1b2c3d4e", 101, 2, now - 100), sighting("s0a1b2c3d4e", 103, 1, now - 50));
+        let (a, b) = tokio::join!(s.signatures.sight(&retry), s.signatures.sight(&next));
+        assert!(a.unwrap().len() >= 2);
+        assert!(b.unwrap().len() >= 2);
+        let all = s.signatures.sight(&sighting("s0a1b2c3d4e", 103, 1, now - 50)).await.unwrap();
+        let order: Vec<(u64, u64)> = all.iter().map(|x| (x.run_id, x.attempt)).collect();
+        assert_eq!(order, vec![(103, 1), (101, 2), (101, 1)], "newest first");
+        assert_eq!(all.last().map(|x| x.workflow.as_str()), Some("CI — ünïcode"));
+    }
 
     pub(super) async fn outbox_entries_come_and_go_with_their_incident_writes(s: Stores) {
         let now = now_secs();
@@ -873,6 +910,7 @@ async fn every_method_is_unavailable(port: u16) {
         }
     }
     let inc = opened_incident("main", 1, now);
+    let seen = sighting("s1", 1, 1, now);
     let started = std::time::Instant::now();
     tokio::join!(
         check("audit.append", s.audit.append(&r)),
@@ -901,6 +939,7 @@ async fn every_method_is_unavailable(port: u16) {
         check("routes.put", s.routes.put_subscription(&sub)),
         check("routes.delete", s.routes.delete_subscription(1, "a/b")),
         check("routes.list", s.routes.list_subscriptions()),
+        check("signatures.sight", s.signatures.sight(&seen)),
     );
     // every call ran at once: together they take about one call's timeout
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
