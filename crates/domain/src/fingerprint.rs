@@ -42,6 +42,25 @@ pub struct Seen {
     pub days: u64,
     pub last_branch: String,
     pub last_run_number: u64,
+    /// The run that fixed that failure, when it was this incident's and it was fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_by: Option<u64>,
+}
+
+impl Seen {
+    /// Names the run that fixed the failure last seen, when that failure was `incident`'s: the
+    /// streak that ended with it says which run resolved it.
+    pub fn note_fix(&mut self, incident: &crate::incident::Incident) {
+        if self.last_branch != incident.key.scope() {
+            return;
+        }
+        self.fixed_by = incident
+            .history
+            .iter()
+            .rev()
+            .find(|s| s.last_failure_run == Some(self.last_run_number))
+            .and_then(|s| s.fixed_by_run);
+    }
 }
 
 /// What the ledger's sightings of a signature say about the run `this`: `None` when no other
@@ -62,6 +81,7 @@ pub fn seen(sightings: &[Sighting], this: &Sighting, now: u64) -> Option<Seen> {
         days: SEEN_WINDOW_DAYS,
         last_branch: last.branch.clone(),
         last_run_number: last.run_number,
+        fixed_by: None,
     })
 }
 

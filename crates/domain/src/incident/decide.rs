@@ -174,6 +174,8 @@ fn resolve(next: &mut Incident, now: u64) {
             message_posted_at: next.message.map(|m| m.posted_at),
             resolved_at: now,
             failures: next.failures,
+            last_failure_run: next.latest_failure.as_ref().map(|r| r.run_number),
+            fixed_by_run: next.fixed_by.as_ref().map(|r| r.run_number),
         });
         let excess = next.history.len().saturating_sub(HISTORY);
         next.history.drain(..excess);

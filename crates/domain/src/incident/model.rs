@@ -251,6 +251,11 @@ pub struct Streak {
     pub message_posted_at: Option<u64>,
     pub resolved_at: u64,
     pub failures: u64,
+    /// The run number of the streak's last failure, and of the run that fixed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_run: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_by_run: Option<u64>,
 }
 
 /// The stored incident: the newest run seen for its key and the current (or last) failure streak.
@@ -382,6 +387,8 @@ impl Incident {
                 message_posted_at: self.message.map(|m| m.posted_at),
                 resolved_at: 0,
                 failures: self.failures,
+                last_failure_run: self.latest_failure.as_ref().map(|r| r.run_number),
+                fixed_by_run: None,
             });
         }
         all

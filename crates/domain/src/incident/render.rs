@@ -218,17 +218,18 @@ pub fn escalation_reply(incident: &Incident, role: Option<u64>, now: u64) -> Mes
     }
 }
 
-/// "`s1a2b3c4d5e` · seen 3× in 14 days (last on main, #41)", or "… · first seen" on its first
+/// "`s1a2b3c4d5e` · seen 3× in 14 days (last on main, #41, fixed by #42)", or "… · first seen" on its first
 /// sighting.
 pub(crate) fn signature_line(signature: &str, seen: Option<&crate::fingerprint::Seen>) -> String {
     match seen {
         Some(seen) => format!(
-            "{} · seen {}× in {} days (last on {}, #{})",
+            "{} · seen {}× in {} days (last on {}, #{}{})",
             inline_code(signature),
             seen.count,
             seen.days,
             text(&seen.last_branch),
-            seen.last_run_number
+            seen.last_run_number,
+            seen.fixed_by.map(|run| format!(", fixed by #{run}")).unwrap_or_default()
         ),
         None => format!("{} · first seen", inline_code(signature)),
     }

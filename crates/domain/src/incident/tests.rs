@@ -131,6 +131,7 @@ mod decisions {
                 days: 14,
                 last_branch: "`@everyone".repeat(26),
                 last_run_number: u64::MAX,
+                fixed_by: Some(u64::MAX),
             }),
         };
         type Odd<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<FailureDetail>);
@@ -192,6 +193,37 @@ mod decisions {
         assert!(title.starts_with("✅ Resolved"), "the old card ends resolved: {title}");
         assert_eq!(footer, format!("incident {}-1", next.id), "and stays the old streak's card");
         assert_eq!(prior[0].message.map(|m| m.message_id), Some(77), "edited, not posted again");
+    }
+
+    #[test]
+    fn the_fix_is_named_when_the_last_sighting_was_this_incidents_fixed_failure() {
+        use crate::fingerprint::Seen;
+        let mut incident = Incident::new(&IncidentKey::workflow(9, "acme/widget", "CI", "main"));
+        let streak = |last: u64, fix: Option<u64>| Streak {
+            streak: last,
+            opened_at: 1,
+            first_failure_completed_at: 1,
+            message_posted_at: None,
+            resolved_at: 2,
+            failures: 1,
+            last_failure_run: Some(last),
+            fixed_by_run: fix,
+        };
+        incident.history = vec![streak(3, Some(4)), streak(7, None)];
+        let seen = |branch: &str, run: u64| Seen {
+            count: 2,
+            days: 14,
+            last_branch: branch.into(),
+            last_run_number: run,
+            fixed_by: None,
+        };
+        // (last seen on, its run: the fix named)
+        let cases = [(("main", 3), Some(4)), (("main", 7), None), (("main", 5), None), (("release/1", 3), None)];
+        for ((branch, run), want) in cases {
+            let mut s = seen(branch, run);
+            s.note_fix(&incident);
+            assert_eq!(s.fixed_by, want, "{branch} #{run}");
+        }
     }
 
     #[test]
@@ -322,6 +354,7 @@ mod decisions {
                 days: 14,
                 last_branch: "[x](https://evil.example) @everyone".into(),
                 last_run_number: 4,
+                fixed_by: None,
             }),
         });
         let policy = Policy::default();

@@ -267,14 +267,14 @@ fn seen_before_counts_other_runs_in_the_window() {
         // seen on two other runs; the newest other is named
         (
             vec![this.clone(), at(1005, 1, day, "release/1"), at(1001, 1, 3 * day, "main")],
-            Some(Seen { count: 3, days: 14, last_branch: "release/1".into(), last_run_number: 5 }),
+            Some(Seen { count: 3, days: 14, last_branch: "release/1".into(), last_run_number: 5, fixed_by: None }),
         ),
         // older than 14 days: not counted
         (vec![this.clone(), at(1001, 1, 15 * day, "main")], None),
         // a re-run attempt of this run counts as another run attempt
         (
             vec![this.clone(), at(1009, 2, 60, "main")],
-            Some(Seen { count: 2, days: 14, last_branch: "main".into(), last_run_number: 9 }),
+            Some(Seen { count: 2, days: 14, last_branch: "main".into(), last_run_number: 9, fixed_by: None }),
         ),
     ];
     for (i, (ledger, want)) in cases.into_iter().enumerate() {

@@ -977,14 +977,14 @@ async fn one_failure_on_three_commits_has_one_signature_and_the_third_card_says_
     h.deliver("d-2", &run(2, "success")).await;
     h.deliver("d-3", &run(3, "failure")).await;
     let second = cards_after(&h, 2).await;
-    assert_eq!(second, format!("`{id}` · seen 2× in 14 days (last on main, #1)"));
+    assert_eq!(second, format!("`{id}` · seen 2× in 14 days (last on main, #1, fixed by #2)"));
     h.deliver("d-4", &run(4, "success")).await;
     // a restart: the ledger is in the store, not in the container
     let restarted = h.another_container();
     let (_, body) = deliver_to(&restarted, "d-5", &run(5, "failure")).await;
     assert_eq!(body["alert"], "sent", "{body}");
     let third = cards_after(&h, 3).await;
-    assert_eq!(third, format!("`{id}` · seen 3× in 14 days (last on main, #3)"));
+    assert_eq!(third, format!("`{id}` · seen 3× in 14 days (last on main, #3, fixed by #4)"));
     // the same run delivered again under a new delivery id counts once
     let (_, body) = deliver_to(&restarted, "d-5-again", &run(5, "failure")).await;
     assert_eq!(body["alert"], "nothing", "{body}");

@@ -336,6 +336,11 @@ async fn fetch_detail(
 
 /// Puts the failing job and log tail on the run they belong to.
 fn attach_detail(next: &mut Incident, obs: &Observation, detail: &FailureDetail) {
+    let mut detail = detail.clone();
+    if let Some(seen) = detail.seen.as_mut() {
+        seen.note_fix(next);
+    }
+    let detail = &detail;
     for run in [next.latest_failure.as_mut(), next.first_failure.as_mut()].into_iter().flatten() {
         if run.order == obs.run.order {
             run.detail = Some(detail.clone());
