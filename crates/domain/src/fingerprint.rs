@@ -326,6 +326,12 @@ fn is_duration(word: &str) -> bool {
     true
 }
 
+/// What varies inside a word, tried in this order at each word boundary: the placeholder, and the
+/// length matched at a position (if it matches there).
+type Matcher = fn(&[char], usize) -> Option<usize>;
+const MATCHERS: &[(&str, Matcher)] =
+    &[("<uuid>", uuid_at), ("<date>", date_at), ("<time>", time_at), ("<ip>", ipv4_at), ("<hex>", hex_at)];
+
 /// Inside a word: UUIDs, long hex ids, dates, times, IPv4 addresses and `file:line:col` numbers
 /// become placeholders. Scans once, left to right.
 fn scrub(word: &str) -> String {
@@ -334,32 +340,12 @@ fn scrub(word: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let at_boundary = i == 0 || chars.get(i - 1).is_none_or(|c| !c.is_ascii_alphanumeric());
-        if at_boundary {
-            if let Some(len) = uuid_at(&chars, i) {
-                out.push_str("<uuid>");
-                i += len;
-                continue;
-            }
-            if let Some(len) = date_at(&chars, i) {
-                out.push_str("<date>");
-                i += len;
-                continue;
-            }
-            if let Some(len) = time_at(&chars, i) {
-                out.push_str("<time>");
-                i += len;
-                continue;
-            }
-            if let Some(len) = ipv4_at(&chars, i) {
-                out.push_str("<ip>");
-                i += len;
-                continue;
-            }
-            if let Some(len) = hex_at(&chars, i) {
-                out.push_str("<hex>");
-                i += len;
-                continue;
-            }
+        if at_boundary
+            && let Some((placeholder, len)) = MATCHERS.iter().find_map(|(p, at)| at(&chars, i).map(|len| (*p, len)))
+        {
+            out.push_str(placeholder);
+            i += len;
+            continue;
         }
         // `file.rs:10:5`, `app.js:120`: after a name with an extension, `:digits` is a position.
         if chars.get(i) == Some(&':')
@@ -387,22 +373,30 @@ fn ends_word(chars: &[char], at: usize) -> bool {
     chars.get(at).is_none_or(|c| !c.is_ascii_alphanumeric())
 }
 
-/// 8-4-4-4-12 hex digits.
-fn uuid_at(chars: &[char], i: usize) -> Option<usize> {
+/// Runs of characters `f` accepts, of the lengths `parts` allows (least, most), separated by
+/// `sep`, from `i`: where they end.
+fn separated(chars: &[char], i: usize, sep: char, parts: &[(usize, usize)], f: fn(&char) -> bool) -> Option<usize> {
     let mut at = i;
-    for (n, len) in [8, 4, 4, 4, 12].into_iter().enumerate() {
-        if run_len(chars, at, char::is_ascii_hexdigit) < len {
+    for (n, (least, most)) in parts.iter().enumerate() {
+        let len = run_len(chars, at, f);
+        if len < *least || len > *most {
             return None;
         }
         at += len;
-        if n < 4 {
-            if chars.get(at) != Some(&'-') {
+        if n + 1 < parts.len() {
+            if chars.get(at) != Some(&sep) {
                 return None;
             }
             at += 1;
         }
     }
-    ends_word(chars, at).then_some(at - i)
+    Some(at)
+}
+
+/// 8-4-4-4-12 hex digits.
+fn uuid_at(chars: &[char], i: usize) -> Option<usize> {
+    let end = separated(chars, i, '-', &[(8, 8), (4, 4), (4, 4), (4, 4), (12, 12)], char::is_ascii_hexdigit)?;
+    ends_word(chars, end).then_some(end - i)
 }
 
 /// `2026-11-22` (and `2026/11/22`).
@@ -459,20 +453,7 @@ fn time_at(chars: &[char], i: usize) -> Option<usize> {
 
 /// `140.82.112.3`, with an optional `:port`.
 fn ipv4_at(chars: &[char], i: usize) -> Option<usize> {
-    let mut at = i;
-    for n in 0..4 {
-        let d = run_len(chars, at, char::is_ascii_digit);
-        if !(1..=3).contains(&d) {
-            return None;
-        }
-        at += d;
-        if n < 3 {
-            if chars.get(at) != Some(&'.') {
-                return None;
-            }
-            at += 1;
-        }
-    }
+    let mut at = separated(chars, i, '.', &[(1, 3); 4], char::is_ascii_digit)?;
     if chars.get(at) == Some(&':') {
         let port = run_len(chars, at + 1, char::is_ascii_digit);
         if port > 0 {
