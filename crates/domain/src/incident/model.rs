@@ -374,6 +374,14 @@ impl Incident {
         next
     }
 
+    /// The attempt that fixed it, when that was a re-run of the run that failed last (the same
+    /// commit passed on a later attempt: a flake, not a fix).
+    pub fn flaky(&self) -> Option<u64> {
+        let (fix, failed) = (self.fixed_by.as_ref()?, self.latest_failure.as_ref()?);
+        let same_commit = fix.run_id == failed.run_id || (fix.commit.is_some() && fix.commit == failed.commit);
+        (!self.open && fix.attempt > 1 && same_commit && fix.order.major == failed.order.major).then_some(fix.attempt)
+    }
+
     /// Every streak this item knows (the finished ones, then the current one if open), for stats.
     pub fn streaks(&self) -> Vec<Streak> {
         let mut all = self.history.clone();

@@ -204,7 +204,8 @@ pub fn resolved_reply(incident: &Incident) -> Message {
     let recover = incident.resolved_at.map(|r| duration(r.saturating_sub(incident.opened_at))).unwrap_or_default();
     let fix = incident.fixed_by.as_ref().map(run_label).unwrap_or_default();
     let (name, scope) = shown_name(&incident.key);
-    Message::text(format!("✅ Resolved: {name} on {scope} after {recover} ({fix})."))
+    let flaky = incident.flaky().map(|attempt| format!(" flaky: passed on attempt {attempt}.")).unwrap_or_default();
+    Message::text(format!("✅ Resolved: {name} on {scope} after {recover} ({fix}).{flaky}"))
 }
 
 /// The one escalation reply: mentions the role, and only it.

@@ -227,6 +227,27 @@ mod decisions {
     }
 
     #[test]
+    fn a_failure_that_passes_on_a_rerun_of_its_run_is_resolved_as_flaky() {
+        // (history, what the resolve reply says of flakiness)
+        let cases: [(&[(Outcome, u64, u64)], Option<&str>); 4] = [
+            (&[(F, 5, 1), (S, 5, 2)], Some("flaky: passed on attempt 2.")),
+            (&[(F, 5, 1), (F, 5, 2), (S, 5, 3)], Some("flaky: passed on attempt 3.")),
+            // another run passing is a fix, not a flake
+            (&[(F, 5, 1), (S, 6, 1)], None),
+            (&[(F, 5, 1), (S, 6, 2)], None),
+        ];
+        for (steps, want) in cases {
+            let (state, _) = run(steps, Policy::default());
+            let reply = resolved_reply(&state.unwrap()).to_json();
+            let text = reply["content"].as_str().unwrap().to_string();
+            match want {
+                Some(w) => assert!(text.ends_with(w), "{steps:?}: {text}"),
+                None => assert!(!text.contains("flaky"), "{steps:?}: {text}"),
+            }
+        }
+    }
+
+    #[test]
     fn failures_are_counted_and_the_latest_is_kept() {
         let (state, _) = run(&[(F, 1, 1), (F, 3, 1), (F, 2, 1)], Policy::default());
         let s = state.unwrap();
