@@ -229,7 +229,8 @@ mod decisions {
     #[test]
     fn a_failure_that_passes_on_a_rerun_of_its_run_is_resolved_as_flaky() {
         // (history, what the resolve reply says of flakiness)
-        let cases: [(&[(Outcome, u64, u64)], Option<&str>); 4] = [
+        type Case<'a> = (&'a [(Outcome, u64, u64)], Option<&'a str>);
+        let cases: [Case; 4] = [
             (&[(F, 5, 1), (S, 5, 2)], Some("flaky: passed on attempt 2.")),
             (&[(F, 5, 1), (F, 5, 2), (S, 5, 3)], Some("flaky: passed on attempt 3.")),
             // another run passing is a fix, not a flake
