@@ -114,6 +114,7 @@ registry! {
     DebugLast(debug_last::Args) => debug_last::SPEC, debug_last::parse, debug_last::run;
     Incidents(incidents::Args) => incidents::INCIDENTS, incidents::parse, incidents::run_incidents;
     Mutes(incidents::Args) => incidents::MUTES, incidents::parse, incidents::run_mutes;
+    Flaky(incidents::Args) => incidents::FLAKY, incidents::parse, incidents::run_flaky;
     Subscribe(subscribe::Args) => subscribe::SUBSCRIBE, subscribe::parse, subscribe::run_subscribe;
     Unsubscribe(subscribe::Args) => subscribe::UNSUBSCRIBE, subscribe::parse, subscribe::run_unsubscribe;
     Subscriptions(subscribe::Args) => subscribe::SUBSCRIPTIONS, subscribe::parse, subscribe::run_subscriptions;
@@ -187,6 +188,7 @@ mod tests {
                 "debug-last",
                 "incidents",
                 "mutes",
+                "flaky",
                 "subscribe",
                 "unsubscribe",
                 "subscriptions",

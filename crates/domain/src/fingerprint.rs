@@ -85,6 +85,72 @@ pub fn seen(sightings: &[Sighting], this: &Sighting, now: u64) -> Option<Seen> {
     })
 }
 
+/// A failure that passed on a re-run of the same run (the same commit): the flake ledger's record,
+/// one per run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flake {
+    /// The failure's signature, when its log was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// When the passing attempt came (epoch seconds).
+    pub at: u64,
+    pub repository: String,
+    pub workflow: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    pub branch: String,
+    pub run_id: u64,
+    pub run_number: u64,
+    /// The attempt that passed.
+    pub attempt: u64,
+}
+
+/// One line of `/flaky`: a job (and signature) that flaked, how often, and when last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlakyRow {
+    pub repository: String,
+    pub workflow: String,
+    pub job: Option<String>,
+    pub signature: Option<String>,
+    pub count: u64,
+    pub last_at: u64,
+    pub last_run_number: u64,
+}
+
+/// The flakiest jobs and signatures of the last `days` days (of `repository` when given, case
+/// aside), most flakes first, then most recent.
+pub fn flakiest(flakes: &[Flake], repository: Option<&str>, days: u64, now: u64) -> Vec<FlakyRow> {
+    let since = now.saturating_sub(days.saturating_mul(24 * 3600));
+    let mut rows: Vec<FlakyRow> = Vec::new();
+    for f in flakes.iter().filter(|f| f.at >= since) {
+        if repository.is_some_and(|r| !r.eq_ignore_ascii_case(&f.repository)) {
+            continue;
+        }
+        let same = |r: &FlakyRow| {
+            r.repository == f.repository && r.workflow == f.workflow && r.job == f.job && r.signature == f.signature
+        };
+        match rows.iter_mut().find(|r| same(r)) {
+            Some(row) => {
+                row.count += 1;
+                if f.at > row.last_at {
+                    (row.last_at, row.last_run_number) = (f.at, f.run_number);
+                }
+            }
+            None => rows.push(FlakyRow {
+                repository: f.repository.clone(),
+                workflow: f.workflow.clone(),
+                job: f.job.clone(),
+                signature: f.signature.clone(),
+                count: 1,
+                last_at: f.at,
+                last_run_number: f.run_number,
+            }),
+        }
+    }
+    rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| b.last_at.cmp(&a.last_at)));
+    rows
+}
+
 /// How many characters of a normalised line are kept (and hashed).
 const MAX_LINE: usize = 200;
 

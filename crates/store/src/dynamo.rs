@@ -954,6 +954,24 @@ impl SignatureLedger for DynamoStore {
         sort_sightings(&mut all);
         Ok(all)
     }
+
+    async fn flake(&self, flake: &Flake) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(FLAKE_PK))
+            .item("sk", s(flake_key(flake)))
+            .item("data", s(to_json(flake)))
+            .item("expires_at", n(flake.at + SIGHTING_TTL_SECS))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn flakes(&self) -> StoreResult<Vec<Flake>> {
+        self.live_under(FLAKE_PK).await
+    }
 }
 
 #[async_trait]

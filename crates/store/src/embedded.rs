@@ -744,6 +744,18 @@ impl SignatureLedger for EmbeddedStore {
         })
         .await
     }
+
+    async fn flake(&self, flake: &Flake) -> StoreResult<()> {
+        let data = serde_json::to_string(flake).map_err(corrupt)?;
+        self.put_state(state_key(FLAKE_PK, &flake_key(flake)), data, flake.at + SIGHTING_TTL_SECS).await
+    }
+
+    async fn flakes(&self) -> StoreResult<Vec<Flake>> {
+        let mut all: Vec<Flake> = self.live_items(FLAKE_PK, usize::MAX).await?;
+        all.reverse();
+        all.truncate(MAX_LIST);
+        Ok(all)
+    }
 }
 
 #[async_trait]

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use valine_domain::audit::AuditRecord;
-pub use valine_domain::fingerprint::Sighting;
+pub use valine_domain::fingerprint::{Flake, Sighting};
 use valine_domain::incident::Incident;
 pub use valine_domain::routing::Subscription;
 use valine_domain::trace::Trace;
@@ -401,6 +401,18 @@ pub trait SignatureLedger: Send + Sync {
     /// container, changes nothing but its time) and answers every live sighting of its signature,
     /// this one included, newest first, at most [`MAX_LIST`].
     async fn sight(&self, sighting: &Sighting) -> StoreResult<Vec<Sighting>>;
+    /// Records `flake` (one record per run: a replay changes nothing but its time).
+    async fn flake(&self, flake: &Flake) -> StoreResult<()>;
+    /// Every live flake, newest run first, at most [`MAX_LIST`].
+    async fn flakes(&self) -> StoreResult<Vec<Flake>>;
+}
+
+/// The flake ledger's partition.
+pub const FLAKE_PK: &str = "flake";
+
+/// The sort key of a flake: its run.
+pub fn flake_key(flake: &Flake) -> String {
+    format!("{:020}", flake.run_id)
 }
 
 /// The store keys of a sighting: its signature's partition, then run and attempt.

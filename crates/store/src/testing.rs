@@ -152,6 +152,12 @@ impl SignatureLedger for DownStore {
     async fn sight(&self, _: &Sighting) -> StoreResult<Vec<Sighting>> {
         self.fail().await
     }
+    async fn flake(&self, _: &Flake) -> StoreResult<()> {
+        self.fail().await
+    }
+    async fn flakes(&self) -> StoreResult<Vec<Flake>> {
+        self.fail().await
+    }
 }
 
 #[async_trait]

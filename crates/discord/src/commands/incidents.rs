@@ -1,5 +1,6 @@
-//! `/incidents` and `/mutes`: what is open, and what is muted (with Unmute buttons). Both are
-//! ephemeral and read the incident store; the incident desk renders them.
+//! `/incidents` and `/mutes`: what is open, and what is muted (with Unmute buttons); `/flaky`: what
+//! failed and then passed on a re-run of the same run. All ephemeral; they read the store and the
+//! incident desk renders them.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use valine_store::StoreError;
 
 use crate::ctx::Ctx;
 use crate::interaction::Options;
-use crate::spec::{Access, Spec, Where};
+use crate::spec::{Access, OptKind, OptSpec, Spec, Where};
 
 pub(crate) const INCIDENTS: Spec = Spec {
     name: "incidents",
@@ -30,11 +31,37 @@ pub(crate) const MUTES: Spec = Spec {
     span: "handle_mutes",
 };
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Args;
+pub(crate) const FLAKY: Spec = Spec {
+    name: "flaky",
+    description: "The flakiest jobs: failures that passed on a re-run of the same run",
+    options: &[
+        OptSpec::new("repo", OptKind::String, "owner/name (default every repository)").max_length(201).autocomplete(),
+        OptSpec::new("days", OptKind::Integer, "How far back (1-30, default 14)").range(1, 30),
+    ],
+    access: Access::Anyone,
+    place: Where::Guild,
+    summary: "Only you see it: the jobs (and failure signatures) that failed and then passed on a re-run of the same run in the last `days` days, most flakes first, with when they last flaked.",
+    span: "handle_flaky",
+};
 
-pub(crate) fn parse(_: &Options) -> Args {
-    Args
+/// The options of the three; `/incidents` and `/mutes` have none.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Args {
+    pub repo: Option<String>,
+    pub days: Option<i64>,
+}
+
+pub(crate) fn parse(o: &Options) -> Args {
+    Args { repo: o.str("repo").map(str::to_string), days: o.int("days") }
+}
+
+/// `/flaky [repo] [days]`.
+pub(crate) async fn run_flaky(ctx: &mut Ctx<'_>, args: Args) -> Reply {
+    let days = args.days.map_or(valine_domain::fingerprint::SEEN_WINDOW_DAYS, |d| d.clamp(1, 30).unsigned_abs());
+    let repo = args.repo.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    let desk = ctx.services.incidents.clone();
+    let listed = ctx.store_step("store.list_flakes", Duration::from_millis(2000), desk.list_flaky(repo, days)).await;
+    answer(ctx, listed).await
 }
 
 /// `/incidents`.

@@ -27,7 +27,9 @@ use crate::services::Services;
 pub fn autocomplete(services: &Services, command: &str, options: &Options) -> Reply {
     let Some((option, typed)) = options.focused() else { return Reply::Choices(Vec::new()) };
     let choices = if option == "repo" {
-        let concrete = command == status::SPEC.name || command == diagnose::SPEC.name;
+        // `/flaky` and the status commands name one repository; subscriptions may name owner/*
+        let concrete =
+            command == status::SPEC.name || command == diagnose::SPEC.name || command == incidents::FLAKY.name;
         subscribe::complete_repo(services, &typed, concrete)
     } else if command == status::SPEC.name {
         status::complete(services, option, &typed)

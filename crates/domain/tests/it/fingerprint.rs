@@ -281,3 +281,44 @@ fn seen_before_counts_other_runs_in_the_window() {
         assert_eq!(seen(&ledger, &this, now), want, "case {i}");
     }
 }
+
+#[test]
+fn the_flakiest_are_grouped_by_job_and_signature_in_the_window() {
+    use valine_domain::fingerprint::{Flake, flakiest};
+    let day = 24 * 3600;
+    let now = 100 * day;
+    let f = |run_id: u64, repo: &str, job: &str, signature: Option<&str>, ago: u64| Flake {
+        signature: signature.map(str::to_string),
+        at: now - ago,
+        repository: repo.into(),
+        workflow: "CI".into(),
+        job: Some(job.into()),
+        branch: "main".into(),
+        run_id,
+        run_number: run_id,
+        attempt: 2,
+    };
+    let flakes = [
+        f(1, "acme/web", "unit", Some("s1"), 5 * day),
+        f(2, "acme/web", "unit", Some("s1"), day),
+        f(3, "acme/web", "unit", Some("s2"), 2 * day),
+        f(4, "acme/web", "e2e", None, 3 * day),
+        f(5, "acme/web", "e2e", None, 20 * day),
+        f(6, "acme/api", "unit", Some("s1"), day),
+    ];
+    let rows = |repo: Option<&str>, days: u64| -> Vec<(String, Option<String>, u64, u64)> {
+        flakiest(&flakes, repo, days, now)
+            .into_iter()
+            .map(|r| (r.job.unwrap_or_default(), r.signature, r.count, r.last_run_number))
+            .collect()
+    };
+    let s = |x: &str| Some(x.to_string());
+    assert_eq!(
+        rows(Some("ACME/web"), 14),
+        vec![("unit".into(), s("s1"), 2, 2), ("unit".into(), s("s2"), 1, 3), ("e2e".into(), None, 1, 4)],
+        "most flakes first, then the most recent; a repository is named in any case"
+    );
+    assert_eq!(rows(Some("acme/web"), 30).get(1), Some(&("e2e".into(), None, 2, 4)), "30 days take the older one in");
+    assert_eq!(rows(None, 14).len(), 4, "every repository");
+    assert_eq!(rows(Some("acme/none"), 14), vec![]);
+}

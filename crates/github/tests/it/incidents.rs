@@ -204,6 +204,14 @@ impl SignatureLedger for Counting {
         self.hit();
         self.inner.sight(sighting).await
     }
+    async fn flake(&self, flake: &Flake) -> StoreResult<()> {
+        self.hit();
+        self.inner.flake(flake).await
+    }
+    async fn flakes(&self) -> StoreResult<Vec<Flake>> {
+        self.hit();
+        self.inner.flakes().await
+    }
 }
 
 #[async_trait]
@@ -992,4 +1000,39 @@ async fn one_failure_on_three_commits_has_one_signature_and_the_third_card_says_
     deliver_to(&restarted, "d-7", &run(7, "failure")).await;
     let other = cards_after(&h, 4).await;
     assert!(other.ends_with("· first seen") && !other.contains(&id), "another error, another signature: {other}");
+}
+
+#[tokio::test]
+async fn a_failure_that_passes_on_a_rerun_is_a_flake_of_its_signature_recorded_once() {
+    let h = Harness::new(&[]).await;
+    github_job_log(&h.github, 11, failing_log("2026-11-20T09:00:01.0000000Z", "/tmp/.tmpA1b2C3", 41, "0.42", "saves"))
+        .await;
+    let (_, body) = h.deliver("d-1", &run(11, "failure")).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+    let signature = cards_after(&h, 1).await;
+    let id = signature.split('`').nth(1).unwrap().to_string();
+    // attempt 2 of the same run passes
+    let mut rerun = run(11, "success");
+    rerun["workflow_run"]["run_attempt"] = json!(2);
+    let (_, body) = h.deliver("d-2", &rerun).await;
+    assert_eq!(body["alert"], "resolved", "{body}");
+    let replies: Vec<Value> = h.posts().await.into_iter().filter(|p| p.get("message_reference").is_some()).collect();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    let reply = replies[0]["content"].as_str().unwrap();
+    assert!(reply.ends_with("flaky: passed on attempt 2."), "{reply}");
+    // redelivered under a new id: the incident has seen it, and the ledger counts the run once
+    let (_, body) = h.deliver("d-2-again", &rerun).await;
+    assert_eq!(body["alert"], "nothing", "{body}");
+    let flakes = h.counting.inner.flakes().await.unwrap();
+    assert_eq!(flakes.len(), 1, "{flakes:?}");
+    let f = &flakes[0];
+    assert_eq!(
+        (f.signature.as_deref(), f.job.as_deref(), f.workflow.as_str(), f.run_id, f.attempt),
+        (Some(id.as_str()), Some("test"), "CI", 3011, 2)
+    );
+    // a pass on another run is a fix, not a flake
+    github_job_log(&h.github, 12, failing_log("2026-11-21T09:00:01.0000000Z", "/tmp/.tmpB", 41, "0.5", "saves")).await;
+    h.deliver("d-3", &run(12, "failure")).await;
+    h.deliver("d-4", &run(13, "success")).await;
+    assert_eq!(h.counting.inner.flakes().await.unwrap().len(), 1);
 }

@@ -85,4 +85,35 @@ impl IncidentDesk {
         }
         Ok(message)
     }
+
+    /// `/flaky`: the jobs and signatures that failed and then passed on a re-run of the same run
+    /// in the last `days` days (of `repository`, when given), flakiest first, ephemeral.
+    pub async fn list_flaky(&self, repository: Option<&str>, days: u64) -> StoreResult<Message> {
+        let now = now_secs();
+        let flakes = self.signatures.flakes().await?;
+        let rows = valine_domain::fingerprint::flakiest(&flakes, repository, days, now);
+        let scope = repository.map(|r| format!(" in {}", text(r))).unwrap_or_default();
+        if rows.is_empty() {
+            return Ok(Message::text(format!("No flakes{scope} in the last {days} days.")).ephemeral());
+        }
+        let lines: Vec<String> = rows
+            .iter()
+            .take(20)
+            .map(|r| {
+                let job = r.job.as_deref().map(|j| format!(" › {}", text(j))).unwrap_or_default();
+                let signature = r.signature.as_deref().map(|s| format!(" `{s}`")).unwrap_or_default();
+                format!(
+                    "• {}{job}{signature} ({}): {}× (last {}, #{})",
+                    text(&r.workflow),
+                    text(&r.repository),
+                    r.count,
+                    valine_domain::clock::relative(r.last_at, now),
+                    r.last_run_number
+                )
+            })
+            .collect();
+        let more = if rows.len() > 20 { format!("\n… and {} more", rows.len() - 20) } else { String::new() };
+        let title = format!("**Flakiest jobs{scope}, last {days} days**");
+        Ok(Message::text(format!("{title}\n{}{more}", lines.join("\n"))).ephemeral())
+    }
 }

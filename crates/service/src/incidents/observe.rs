@@ -4,7 +4,7 @@
 
 use super::send::Unsettled;
 use super::*;
-use valine_domain::fingerprint::{self, Sighting};
+use valine_domain::fingerprint::{self, Flake, Sighting};
 use valine_store::SignatureLedger;
 
 impl IncidentDesk {
@@ -130,6 +130,9 @@ impl IncidentDesk {
             match written {
                 Ok(IncidentWrite::Written) => {
                     let recorded = done.map(|_| true);
+                    if decision.action == Action::Resolve {
+                        self.record_flake(&next, deadline).await;
+                    }
                     let unsettled = self.send_written(&next, claim.as_deref()).await;
                     let observed = self.observed(&decision.action, &next, unsettled.as_ref(), &alert_key);
                     let unsettled = self.late_detail(next, obs, detail_task, unsettled, deadline).await;
@@ -235,6 +238,29 @@ impl IncidentDesk {
                 Observed::Muted
             }
             Action::Record | Action::Nothing(_) => Observed::Recorded,
+        }
+    }
+
+    /// A resolve by a re-run of the failing run is a flake: one record in the flake ledger (of
+    /// the failure's signature, when its log was read). Not recorded is logged, not retried: the
+    /// incident is right either way.
+    async fn record_flake(&self, resolved: &Incident, deadline: Deadline) {
+        let (Some(attempt), Some(fix)) = (resolved.flaky(), resolved.fixed_by.as_ref()) else { return };
+        let detail = resolved.latest_failure.as_ref().and_then(|f| f.detail.as_ref());
+        let flake = Flake {
+            signature: detail.and_then(|d| d.signature.clone()),
+            at: now_secs(),
+            repository: resolved.key.repository.clone(),
+            workflow: resolved.key.name(),
+            job: detail.and_then(|d| d.job.clone()),
+            branch: resolved.key.scope().to_string(),
+            run_id: fix.run_id,
+            run_number: fix.run_number,
+            attempt,
+        };
+        match within(deadline, STORE_BUDGET, self.signatures.flake(&flake)).await {
+            Ok(()) => tracing::info!(incident = %resolved.streak_id(), attempt, "flake recorded"),
+            Err(e) => tracing::warn!(incident = %resolved.streak_id(), error = %e, "could not record the flake"),
         }
     }
 

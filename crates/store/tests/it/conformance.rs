@@ -120,7 +120,22 @@ suite!(
     outbox_entries_come_and_go_with_their_incident_writes,
     an_outbox_card_has_one_sender_and_is_marked_sent_with_its_message,
     sightings_count_each_run_attempt_once_per_signature,
+    flakes_are_kept_once_per_run_newest_first,
 );
+
+fn flake(run_id: u64, signature: Option<&str>, at: u64) -> Flake {
+    Flake {
+        signature: signature.map(str::to_string),
+        at,
+        repository: "acme/widget".into(),
+        workflow: "CI".into(),
+        job: Some("test — ünïcode".into()),
+        branch: "main".into(),
+        run_id,
+        run_number: run_id % 1000,
+        attempt: 2,
+    }
+}
 
 fn sighting(signature: &str, run_id: u64, attempt: u64, at: u64) -> Sighting {
     Sighting {
@@ -221,6 +236,18 @@ mod cases {
 
     /// The fingerprint ledger: each signature's runs, once per run and attempt (a replay, or two
     /// containers at once, count once), newest first, separate per signature.
+    /// The flake ledger: one record per run (a replay changes nothing), newest run first.
+    pub(super) async fn flakes_are_kept_once_per_run_newest_first(s: Stores) {
+        let now = now_secs();
+        assert_eq!(s.signatures.flakes().await.unwrap(), vec![]);
+        s.signatures.flake(&flake(1001, Some("s0a1b2c3d4e"), now - 100)).await.unwrap();
+        s.signatures.flake(&flake(1003, None, now - 10)).await.unwrap();
+        // a replay of the first
+        s.signatures.flake(&flake(1001, Some("s0a1b2c3d4e"), now - 50)).await.unwrap();
+        let all = s.signatures.flakes().await.unwrap();
+        assert_eq!(all, vec![flake(1003, None, now - 10), flake(1001, Some("s0a1b2c3d4e"), now - 50)]);
+    }
+
     pub(super) async fn sightings_count_each_run_attempt_once_per_signature(s: Stores) {
         let now = now_secs();
         let first = s.signatures.sight(&sighting("s0a1b2c3d4e", 101, 1, now - 300)).await.unwrap();
@@ -911,6 +938,7 @@ async fn every_method_is_unavailable(port: u16) {
     }
     let inc = opened_incident("main", 1, now);
     let seen = sighting("s1", 1, 1, now);
+    let flaked = flake(1, None, now);
     let started = std::time::Instant::now();
     tokio::join!(
         check("audit.append", s.audit.append(&r)),
@@ -940,6 +968,8 @@ async fn every_method_is_unavailable(port: u16) {
         check("routes.delete", s.routes.delete_subscription(1, "a/b")),
         check("routes.list", s.routes.list_subscriptions()),
         check("signatures.sight", s.signatures.sight(&seen)),
+        check("signatures.flake", s.signatures.flake(&flaked)),
+        check("signatures.flakes", s.signatures.flakes()),
     );
     // every call ran at once: together they take about one call's timeout
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
