@@ -148,7 +148,32 @@ def test_rerun(s):
     s.wait("the re-run in the GitHub panel", lambda: s.received("rerun"))
     assert "re-run failed jobs of CI" in s.received("rerun")[0].text
     s.wait("the answer to the responder", lambda: [m for m in s.messages() if "Only Rui can see this" in m.text])
+    # The playground's re-run passes: a flake, said in the resolve reply.
+    s.wait("the flaky resolve", lambda: "flaky: passed on attempt 2" in reply_to(s, incident_id))
     s.shot("rerun-responder")
+    return incident_id
+
+
+def reply_to(s, message_id):
+    """The text of the first reply to a message, or ""."""
+    refs = s.d.find_elements(By.CSS_SELECTOR, "#messages .reply-ref[data-reply-to='%s']" % message_id)
+    return refs[0].find_element(By.XPATH, "..").text if refs else ""
+
+
+def test_flake(s, incident_id):
+    print("step: the re-run's pass was a flake: the card named its signature, and /flaky lists it")
+    signature = s.d.find_element(By.ID, "msg-" + incident_id).text
+    assert "Signature" in signature and "seen" in signature, "the card names the failure's signature: %r" % signature
+    buttons = [b.get_attribute("data-scenario") for b in s.d.find_elements(By.CSS_SELECTOR, "#scenarios button")]
+    assert "passes-on-rerun" in buttons, buttons
+    s.who("member")
+    box = s.d.find_element(By.ID, "command")
+    box.send_keys("/flaky")
+    box.send_keys(Keys.ENTER)
+    listed = lambda: [m for m in s.messages() if "Flakiest jobs" in m.text]
+    text = s.wait("the /flaky answer", listed)[-1].text
+    assert "CI" in text and "test" in text and "1×" in text, text
+    s.shot("flaky")
 
 
 def main():
@@ -160,7 +185,7 @@ def main():
         test_page(s)
         test_status(s)
         test_incident(s)
-        test_rerun(s)
+        test_flake(s, test_rerun(s))
         print("playground browser tests: all passed")
     finally:
         driver.quit()

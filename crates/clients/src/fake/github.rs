@@ -39,6 +39,8 @@ pub enum Scenario {
     OlderPassesLate,
     /// A newer run passes: the incident resolves.
     NewerPasses,
+    /// The failing run passes on a re-run of itself (attempt 2): a flake.
+    PassesOnRerun,
     /// A deployment to production fails.
     DeploymentFails,
     /// The next deployment to production succeeds.
@@ -46,11 +48,12 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Fails,
         Scenario::FailsAgain,
         Scenario::OlderPassesLate,
         Scenario::NewerPasses,
+        Scenario::PassesOnRerun,
         Scenario::DeploymentFails,
         Scenario::DeploymentSucceeds,
     ];
@@ -61,6 +64,7 @@ impl Scenario {
             Self::FailsAgain => "fails-again",
             Self::OlderPassesLate => "older-passes-late",
             Self::NewerPasses => "newer-passes",
+            Self::PassesOnRerun => "passes-on-rerun",
             Self::DeploymentFails => "deployment-fails",
             Self::DeploymentSucceeds => "deployment-succeeds",
         }
@@ -72,6 +76,7 @@ impl Scenario {
             Self::FailsAgain => "It fails again",
             Self::OlderPassesLate => "An older run passes late",
             Self::NewerPasses => "A newer run passes",
+            Self::PassesOnRerun => "It passes on a re-run (a flake)",
             Self::DeploymentFails => "A deployment fails",
             Self::DeploymentSucceeds => "A deployment succeeds",
         }
@@ -445,6 +450,38 @@ impl FakeGitHub {
                         None,
                     ))
                 }
+                Scenario::PassesOnRerun => {
+                    // The newest failure (or, with none, a new run that failed) is run again and
+                    // passes on its next attempt.
+                    let failed = s.last_failure.take().and_then(|n| {
+                        s.runs.iter().find(|r| r.run.workflow_id == ci && r.run.run_number == n).map(|r| r.run.id)
+                    });
+                    let id = match failed {
+                        Some(id) => id,
+                        None => {
+                            let n = Inner::next_number(&s, ci);
+                            inner.add_run(
+                                &mut s,
+                                ci,
+                                n,
+                                "main",
+                                "push",
+                                "completed",
+                                Some("failure"),
+                                now - 200,
+                                190,
+                                None,
+                            )
+                        }
+                    };
+                    if let Some(r) = s.runs.iter_mut().find(|r| r.run.id == id) {
+                        r.attempt += 1;
+                        r.run.status = Some("completed".into());
+                        r.run.conclusion = Some("success".into());
+                        r.run.updated_at = Some(ts(now));
+                    }
+                    Some(id)
+                }
                 Scenario::DeploymentFails | Scenario::DeploymentSucceeds => None,
             }
         };
@@ -798,6 +835,13 @@ mod tests {
         assert!(late["workflow_run"]["run_number"].as_u64().unwrap() < first);
         let (_, newer) = gh.scenario(Scenario::NewerPasses);
         assert_eq!(newer["workflow_run"]["run_number"].as_u64().unwrap(), first + 2);
+        let (_, again) = gh.scenario(Scenario::Fails);
+        let (_, flake) = gh.scenario(Scenario::PassesOnRerun);
+        assert_eq!(flake["workflow_run"]["id"], again["workflow_run"]["id"], "the same run, re-run");
+        assert_eq!(
+            (flake["workflow_run"]["run_attempt"].as_u64(), flake["workflow_run"]["conclusion"].as_str()),
+            (Some(2), Some("success"))
+        );
         let (event, dep) = gh.scenario(Scenario::DeploymentFails);
         assert_eq!(event, "deployment_status");
         assert_eq!(dep["deployment_status"]["state"], "failure");

@@ -204,8 +204,12 @@ pub fn resolved_reply(incident: &Incident) -> Message {
     let recover = incident.resolved_at.map(|r| duration(r.saturating_sub(incident.opened_at))).unwrap_or_default();
     let fix = incident.fixed_by.as_ref().map(run_label).unwrap_or_default();
     let (name, scope) = shown_name(&incident.key);
-    let flaky = incident.flaky().map(|attempt| format!(" flaky: passed on attempt {attempt}.")).unwrap_or_default();
-    Message::text(format!("✅ Resolved: {name} on {scope} after {recover} ({fix}).{flaky}"))
+    match incident.flaky() {
+        Some(attempt) => Message::text(format!(
+            "✅ Resolved: {name} on {scope} after {recover} ({fix}) — flaky: passed on attempt {attempt}."
+        )),
+        None => Message::text(format!("✅ Resolved: {name} on {scope} after {recover} ({fix}).")),
+    }
 }
 
 /// The one escalation reply: mentions the role, and only it.
