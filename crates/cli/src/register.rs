@@ -157,6 +157,7 @@ mod tests {
                 "+ /debug-last (new)",
                 "+ /incidents (new)",
                 "+ /mutes (new)",
+                "+ /flaky (new)",
                 "+ /subscribe (new)",
                 "+ /unsubscribe (new)",
                 "+ /subscriptions (new)",

@@ -75,7 +75,7 @@ async fn the_page_and_its_setup() {
     let keys: Vec<&str> = setup["identities"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["admin", "responder", "member", "dm"]);
     assert!(setup["commands"].as_array().unwrap().iter().any(|c| c["name"] == "status"));
-    assert_eq!(setup["scenarios"].as_array().unwrap().len(), 6);
+    assert_eq!(setup["scenarios"].as_array().unwrap().len(), 7);
 }
 
 #[tokio::test]
