@@ -235,6 +235,12 @@ impl Inner {
         id
     }
 
+    /// Adds a failed run of `workflow_id` on `main`, the newest; its id.
+    fn add_failure(&self, state: &mut State, workflow_id: u64, now: u64) -> u64 {
+        let n = Inner::next_number(state, workflow_id);
+        self.add_run(state, workflow_id, n, "main", "push", "completed", Some("failure"), now - 200, 190, None)
+    }
+
     fn next_number(state: &State, workflow_id: u64) -> u64 {
         state.runs.iter().filter(|r| r.run.workflow_id == workflow_id).map(|r| r.run.run_number).max().unwrap_or(0) + 1
     }
@@ -402,20 +408,8 @@ impl FakeGitHub {
                             inner.add_run(&mut s, ci, n, "main", "push", "in_progress", None, now - 300, 0, None);
                         s.older_running = Some(older);
                     }
-                    let n = Inner::next_number(&s, ci);
-                    let id = inner.add_run(
-                        &mut s,
-                        ci,
-                        n,
-                        "main",
-                        "push",
-                        "completed",
-                        Some("failure"),
-                        now - 200,
-                        190,
-                        None,
-                    );
-                    s.last_failure = Some(n);
+                    let id = inner.add_failure(&mut s, ci, now);
+                    s.last_failure = s.runs.iter().find(|r| r.run.id == id).map(|r| r.run.run_number);
                     Some(id)
                 }
                 Scenario::OlderPassesLate => {
@@ -458,21 +452,7 @@ impl FakeGitHub {
                     });
                     let id = match failed {
                         Some(id) => id,
-                        None => {
-                            let n = Inner::next_number(&s, ci);
-                            inner.add_run(
-                                &mut s,
-                                ci,
-                                n,
-                                "main",
-                                "push",
-                                "completed",
-                                Some("failure"),
-                                now - 200,
-                                190,
-                                None,
-                            )
-                        }
+                        None => inner.add_failure(&mut s, ci, now),
                     };
                     if let Some(r) = s.runs.iter_mut().find(|r| r.run.id == id) {
                         r.attempt += 1;
