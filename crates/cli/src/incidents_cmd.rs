@@ -1,5 +1,6 @@
 //! `valinectl incidents [--open] [--since 7d] [--json]` and `valinectl tick`: incidents with their
-//! durations, then per workflow the failures, MTTR (first failure → resolution) and MTTD (run
+//! durations, then per workflow the failures, MTTR (first failure → resolution), MTTA (message →
+//! acknowledgement) and MTTD (run
 //! completed → message posted); and one tick, now.
 
 use serde_json::{Value, json};
@@ -110,13 +111,14 @@ pub(crate) fn report_text(incidents: &[Incident], all: &[Incident], since: u64, 
     }
     for w in workflows {
         out.push_str(&format!(
-            "  {} {}: {} failure(s) in {} incident(s), MTTR {}, MTTD {}\n",
+            "  {} {}: {} failure(s) in {} incident(s), MTTR {}, MTTD {}, MTTA {}\n",
             w.repository,
             w.workflow,
             w.failures,
             w.incidents,
             opt_duration(w.mttr_secs),
-            opt_duration(w.mttd_secs)
+            opt_duration(w.mttd_secs),
+            opt_duration(w.mtta_secs)
         ));
     }
     out
@@ -280,6 +282,7 @@ mod tests {
         };
         let mut i = decide(None, &obs(Outcome::Failure, 1), 1_060, Policy::default()).next.unwrap();
         i.message = Some(MessageRef { channel_id: 9, message_id: 1, posted_at: 1_090, guild_id: Some(7) });
+        i.acked = Some(Stamp { user_id: 42, at: 1_210 });
         decide(Some(&i), &obs(Outcome::Success, 2), 1_660, Policy::default()).next.unwrap()
     }
 
@@ -301,11 +304,13 @@ mod tests {
         assert!(text.contains("resolved") && text.contains("acme/widget CI on main"), "{text}");
         assert!(text.contains("10m 00s"), "open for ten minutes: {text}");
         assert!(text.contains("MTTR 11m 00s") && text.contains("MTTD 1m 30s"), "{text}");
+        assert!(text.contains("MTTA 2m 00s"), "posted at 1090, acknowledged at 1210: {text}");
         assert!(select(all.clone(), true, 0).is_empty(), "--open leaves resolved ones out");
         let json = report_json(&all, &all, 0, 2_000);
         assert_eq!(json["incidents"][0]["time_to_recover_secs"], 600);
         assert_eq!(json["workflows"][0]["mttr_secs"], 660);
         assert_eq!(json["workflows"][0]["mttd_secs"], 90);
+        assert_eq!(json["workflows"][0]["mtta_secs"], 120);
         assert_eq!(json["incidents"][0]["message"], "https://discord.com/channels/7/9/1");
     }
 

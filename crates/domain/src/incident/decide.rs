@@ -176,6 +176,7 @@ fn resolve(next: &mut Incident, now: u64) {
             failures: next.failures,
             last_failure_run: next.latest_failure.as_ref().map(|r| r.run_number),
             fixed_by_run: next.fixed_by.as_ref().map(|r| r.run_number),
+            acked_at: next.acked.map(|a| a.at),
         });
         let excess = next.history.len().saturating_sub(HISTORY);
         next.history.drain(..excess);

@@ -256,6 +256,9 @@ pub struct Streak {
     pub last_failure_run: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed_by_run: Option<u64>,
+    /// When somebody acknowledged it, if anybody did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<u64>,
 }
 
 /// The stored incident: the newest run seen for its key and the current (or last) failure streak.
@@ -397,6 +400,7 @@ impl Incident {
                 failures: self.failures,
                 last_failure_run: self.latest_failure.as_ref().map(|r| r.run_number),
                 fixed_by_run: None,
+                acked_at: self.acked.map(|a| a.at),
             });
         }
         all

@@ -19,6 +19,10 @@ pub struct WorkflowStats {
     pub mttr_secs: Option<u64>,
     /// Mean time to detect: first failure's completion → incident message posted.
     pub mttd_secs: Option<u64>,
+    /// Mean time to acknowledge: incident message posted (or, unposted, the first failure's
+    /// completion) → acknowledged, over acknowledged streaks.
+    #[serde(default)]
+    pub mtta_secs: Option<u64>,
 }
 
 fn mean(values: &[u64]) -> Option<u64> {
@@ -45,6 +49,13 @@ pub fn stats(incidents: &[Incident], since: u64) -> Vec<WorkflowStats> {
                 .iter()
                 .filter_map(|s| s.message_posted_at.map(|p| p.saturating_sub(s.first_failure_completed_at)))
                 .collect();
+            let acknowledge: Vec<u64> = streaks
+                .iter()
+                .filter_map(|s| {
+                    let alerted = s.message_posted_at.unwrap_or(s.first_failure_completed_at);
+                    s.acked_at.map(|a| a.saturating_sub(alerted))
+                })
+                .collect();
             WorkflowStats {
                 repository,
                 workflow,
@@ -52,6 +63,7 @@ pub fn stats(incidents: &[Incident], since: u64) -> Vec<WorkflowStats> {
                 failures: streaks.iter().map(|s| s.failures).sum(),
                 mttr_secs: mean(&recover),
                 mttd_secs: mean(&detect),
+                mtta_secs: mean(&acknowledge),
             }
         })
         .collect()

@@ -208,6 +208,7 @@ mod decisions {
             failures: 1,
             last_failure_run: Some(last),
             fixed_by_run: fix,
+            acked_at: None,
         };
         incident.history = vec![streak(3, Some(4)), streak(7, None)];
         let seen = |branch: &str, run: u64| Seen {
@@ -459,6 +460,11 @@ mod decisions {
         assert_eq!((w.workflow.as_str(), w.incidents, w.failures), ("CI", 2, 2));
         assert_eq!(w.mttr_secs, Some(10_060 - 1_000));
         assert_eq!(w.mttd_secs, Some((10_000 - 1_000 + 10_120 - 1_000) / 2));
+        assert_eq!(w.mtta_secs, None, "nobody acknowledged either streak");
+        // the open streak (posted at 10_120) acknowledged at 10_300
+        let mut acked = s.clone();
+        acked.acked = Some(Stamp { user_id: 7, at: 10_300 });
+        assert_eq!(crate::incident::stats(std::slice::from_ref(&acked), 0)[0].mtta_secs, Some(180));
         assert!(crate::incident::stats(&[s], 20_000).is_empty(), "nothing opened since");
     }
 }
