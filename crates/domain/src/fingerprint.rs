@@ -42,25 +42,10 @@ pub struct Seen {
     pub days: u64,
     pub last_branch: String,
     pub last_run_number: u64,
-    /// The run that fixed that failure, when it was this incident's and it was fixed.
+    /// The run that fixed that failure, when it was this incident's and it was fixed
+    /// (`Incident::name_fix`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed_by: Option<u64>,
-}
-
-impl Seen {
-    /// Names the run that fixed the failure last seen, when that failure was `incident`'s: the
-    /// streak that ended with it says which run resolved it.
-    pub fn note_fix(&mut self, incident: &crate::incident::Incident) {
-        if self.last_branch != incident.key.scope() {
-            return;
-        }
-        self.fixed_by = incident
-            .history
-            .iter()
-            .rev()
-            .find(|s| s.last_failure_run == Some(self.last_run_number))
-            .and_then(|s| s.fixed_by_run);
-    }
 }
 
 /// What the ledger's sightings of a signature say about the run `this`: `None` when no other
@@ -170,15 +155,23 @@ pub fn signature(workflow: &str, job: &str, step: &str, log: &str) -> Option<Sig
 /// completed with exit code 1.`), group markers, command echoes or blank lines. Timestamps and
 /// colour codes are stripped first.
 pub fn error_line(log: &str) -> Option<String> {
-    log.lines().map(clean).find(|l| is_error(l))
+    log.lines().map(clean).find(|l| is_error(l)).map(std::borrow::Cow::into_owned)
 }
 
-/// A log line without GitHub's timestamp, ANSI colour codes and the runner's `##[error]` prefix.
-fn clean(line: &str) -> String {
-    let line = strip_ansi(line);
+/// A log line without GitHub's timestamp, ANSI colour codes and the runner's `##[error]` prefix;
+/// a copy only when it has colour codes (a log is read line by line to its first error).
+fn clean(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.contains('\u{1b}') {
+        std::borrow::Cow::Owned(bare(&strip_ansi(line)).to_string())
+    } else {
+        std::borrow::Cow::Borrowed(bare(line))
+    }
+}
+
+/// `line` without GitHub's timestamp, the `##[error]` prefix and surrounding blanks.
+fn bare(line: &str) -> &str {
     let line = strip_timestamp(line.trim_end()).trim();
-    let line = line.strip_prefix("##[error]").unwrap_or(line);
-    line.trim().to_string()
+    line.strip_prefix("##[error]").unwrap_or(line).trim()
 }
 
 /// Lines the runner and the tools print around every failure, which say nothing about this one.
@@ -563,8 +556,9 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// GitHub's `2026-01-01T00:00:01.0000000Z ` before each log line.
-fn strip_timestamp(line: &str) -> &str {
+/// A log line without GitHub's `2026-01-01T00:00:01.0000000Z ` before it (the log tail strips it
+/// too).
+pub(crate) fn strip_timestamp(line: &str) -> &str {
     match line.split_once(' ') {
         Some((ts, rest)) if ts.len() >= 20 && ts.as_bytes().get(4) == Some(&b'-') && ts.ends_with('Z') => rest,
         _ => line,

@@ -226,20 +226,13 @@ pub fn log_tail(log: &str) -> String {
     let lines: Vec<&str> = redacted.lines().collect();
     let start = lines.len().saturating_sub(LOG_TAIL_LINES);
     // GitHub prefixes each line with a timestamp; it only takes room.
-    let tail: Vec<&str> = lines.iter().skip(start).map(|l| strip_timestamp(l)).collect();
+    let tail: Vec<&str> = lines.iter().skip(start).map(|l| crate::fingerprint::strip_timestamp(l)).collect();
     let mut text = tail.join("\n").replace("```", "`\u{200b}``");
     let count = text.chars().count();
     if count > LOG_TAIL_CHARS {
         text = format!("…{}", text.chars().skip(count - LOG_TAIL_CHARS + 1).collect::<String>());
     }
     text
-}
-
-fn strip_timestamp(line: &str) -> &str {
-    match line.split_once(' ') {
-        Some((ts, rest)) if ts.len() >= 20 && ts.as_bytes().get(4) == Some(&b'-') && ts.ends_with('Z') => rest,
-        _ => line,
-    }
 }
 
 /// Discord users to mention for a failure: the run's actor and the head commit's author, through

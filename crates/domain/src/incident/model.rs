@@ -377,6 +377,20 @@ impl Incident {
         next
     }
 
+    /// Names in `seen` the run that fixed the failure last seen, when that failure was this
+    /// incident's: the streak that ended with it says which run resolved it.
+    pub fn name_fix(&self, seen: &mut crate::fingerprint::Seen) {
+        if seen.last_branch != self.key.scope() {
+            return;
+        }
+        seen.fixed_by = self
+            .history
+            .iter()
+            .rev()
+            .find(|s| s.last_failure_run == Some(seen.last_run_number))
+            .and_then(|s| s.fixed_by_run);
+    }
+
     /// The attempt that fixed it, when that was a re-run of the run that failed last (the same
     /// commit passed on a later attempt: a flake, not a fix).
     pub fn flaky(&self) -> Option<u64> {

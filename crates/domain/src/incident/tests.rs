@@ -222,7 +222,7 @@ mod decisions {
         let cases = [(("main", 3), Some(4)), (("main", 7), None), (("main", 5), None), (("release/1", 3), None)];
         for ((branch, run), want) in cases {
             let mut s = seen(branch, run);
-            s.note_fix(&incident);
+            incident.name_fix(&mut s);
             assert_eq!(s.fixed_by, want, "{branch} #{run}");
         }
     }

@@ -364,7 +364,7 @@ async fn fetch_detail(
 fn attach_detail(next: &mut Incident, obs: &Observation, detail: &FailureDetail) {
     let mut detail = detail.clone();
     if let Some(seen) = detail.seen.as_mut() {
-        seen.note_fix(next);
+        next.name_fix(seen);
     }
     let detail = &detail;
     for run in [next.latest_failure.as_mut(), next.first_failure.as_mut()].into_iter().flatten() {
