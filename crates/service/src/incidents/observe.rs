@@ -130,10 +130,11 @@ impl IncidentDesk {
             match written {
                 Ok(IncidentWrite::Written) => {
                     let recorded = done.map(|_| true);
+                    let unsettled = self.send_written(&next, claim.as_deref()).await;
+                    // after the card's send: the ledger is not what the channel waits for
                     if decision.action == Action::Resolve {
                         self.record_flake(&next, deadline).await;
                     }
-                    let unsettled = self.send_written(&next, claim.as_deref()).await;
                     let observed = self.observed(&decision.action, &next, unsettled.as_ref(), &alert_key);
                     let unsettled = self.late_detail(next, obs, detail_task, unsettled, deadline).await;
                     return (observed, recorded, unsettled);
