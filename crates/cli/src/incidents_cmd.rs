@@ -270,6 +270,7 @@ mod tests {
 
     fn incident() -> Incident {
         let obs = |outcome, n| Observation {
+            workflow_file: Default::default(),
             key: IncidentKey::workflow(9, "acme/widget", "CI", "main"),
             outcome,
             run: RunRef {

@@ -218,6 +218,7 @@ mod tests {
 
     fn incident() -> Incident {
         let observation = Observation {
+            workflow_file: Default::default(),
             key: IncidentKey::workflow(1_184_576_487_578_214_401, "acme/web", "CI", "main"),
             outcome: Outcome::Failure,
             run: RunRef { order: Order::new(7, 1), run_number: 7, completed_at: NOW - 900, ..RunRef::default() },

@@ -221,6 +221,7 @@ mod tests {
         let text = std::fs::read_to_string(format!("{DIR}/routes.toml")).unwrap();
         let file_routes = parse_routes_file_in(&text, &config.github_repos, &config.allowed_guild_ids).unwrap();
         let sub = valine_domain::routing::Subscription {
+            retry: false,
             channel_id: 333,
             guild_id: None,
             repo: "acme/web".into(),

@@ -245,6 +245,18 @@ impl App {
                         Err(answer) => answer,
                     }
                 }
+                Some(CustomId::MarkKnown(signature)) => {
+                    match valine_domain::authz::authorize_responder(ctx.caller(), &self.config) {
+                        Ok(()) => {
+                            ctx.rec.note("known.form", StepStatus::Ok, None);
+                            Reply::Modal(commands::known::form(signature))
+                        }
+                        Err(refusal) => {
+                            let record = ctx.blocked_record().meta("signature", signature.as_str());
+                            ctx.blocked(&refusal.to_string(), record).await
+                        }
+                    }
+                }
                 Some(id) => {
                     // The mute select carries its duration in the chosen value.
                     let id = match id {
@@ -280,15 +292,36 @@ impl App {
         .await
     }
 
-    /// The bot opens no forms, so a modal submit is always one it does not recognise; it still
-    /// gets a trace and an answer.
+    /// A form submitted: the "Mark known…" form links its signature (as `/known link` does);
+    /// any other is one the bot does not recognise, and still gets a trace and an answer.
     async fn modal(&self, i: &Interaction, started: Instant, via: Option<&str>) -> Reply {
-        let mut ctx = Ctx::new(&self.services, i, unrecognised("modal", &i.data.custom_id), started).invoked_by(via);
+        let parsed = CustomId::parse(&i.data.custom_id);
+        let command = match &parsed {
+            Some(CustomId::KnownForm(_)) => "/known".to_string(),
+            _ => unrecognised("modal", &i.data.custom_id),
+        };
+        let mut ctx = Ctx::new(&self.services, i, command, started).invoked_by(via);
         let span = tracing::info_span!("handle_modal", trace_id = %ctx.rec.trace_id(), user_id = %ctx.user_id, cmd = %ctx.command);
         async {
-            ctx.rec.note("route", StepStatus::Skipped, Some("unrecognised custom_id".into()));
-            let answer =
-                Reply::Message(Message::text("This form is not recognised. Run the command again.").ephemeral());
+            let refusal = place_refusal(&self.config.allowed_guild_ids, i.guild_id, Where::Guild);
+            let answer = match (&parsed, refusal) {
+                (_, Some(reason)) => {
+                    let record =
+                        ctx.blocked_record().meta("guild_id", i.guild_id.map_or("dm".into(), |g| g.to_string()));
+                    ctx.blocked(reason, record).await
+                }
+                (Some(CustomId::KnownForm(signature)), None) => {
+                    let field = |name: &str| {
+                        i.data.fields.iter().find(|(id, _)| id == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+                    };
+                    let (issue, note) = (field("issue").unwrap_or_default(), field("note"));
+                    commands::known::link(&mut ctx, signature, issue, note).await
+                }
+                _ => {
+                    ctx.rec.note("route", StepStatus::Skipped, Some("unrecognised custom_id".into()));
+                    Reply::Message(Message::text("This form is not recognised. Run the command again.").ephemeral())
+                }
+            };
             ctx.finish(&answer, true).await;
             answer
         }

@@ -56,13 +56,19 @@ pub struct OptionValue {
     pub focused: bool,
 }
 
-/// A command's options (sub-command options are flattened: the bot has none today).
+/// A command's options. A sub-command's options are flattened; the sub-command itself is kept
+/// as an option with an empty name (no option can have one), read by [`Options::subcommand`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options(pub Vec<OptionValue>);
 
 impl Options {
     fn get(&self, name: &str) -> Option<&Value> {
         self.0.iter().find(|o| o.name == name).map(|o| &o.value)
+    }
+
+    /// The sub-command invoked (`link` of `/known link …`).
+    pub fn subcommand(&self) -> Option<&str> {
+        self.str("")
     }
 
     /// A non-blank string, trimmed.
@@ -153,6 +159,9 @@ fn options(v: &Value) -> Options {
     fn walk(list: &Value, out: &mut Vec<OptionValue>) {
         for o in list.as_array().into_iter().flatten() {
             // Sub-commands and groups (types 1 and 2) carry options of their own.
+            if o["type"].as_u64() == Some(1) {
+                out.push(OptionValue { name: String::new(), value: o["name"].clone(), focused: false });
+            }
             if let Some(nested) = o.get("options").filter(|n| n.is_array()) {
                 walk(nested, out);
             }

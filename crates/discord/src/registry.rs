@@ -11,7 +11,9 @@ use valine_domain::trace::TraceRecorder;
 use valine_store::PendingConfirmation;
 
 use crate::commands::confirm::{self, Press};
-use crate::commands::{debug_last, deploy, diagnose, incidents, relay, secrets, status, subscribe, verify_latest};
+use crate::commands::{
+    debug_last, deploy, diagnose, incidents, known, relay, secrets, status, subscribe, verify_latest,
+};
 use crate::ctx::Ctx;
 use crate::deferred::Deferred;
 use crate::interaction::Options;
@@ -115,6 +117,7 @@ registry! {
     Incidents(incidents::Args) => incidents::INCIDENTS, incidents::parse, incidents::run_incidents;
     Mutes(incidents::Args) => incidents::MUTES, incidents::parse, incidents::run_mutes;
     Flaky(incidents::Args) => incidents::FLAKY, incidents::parse, incidents::run_flaky;
+    Known(known::Args) => known::SPEC, known::parse, known::run;
     Subscribe(subscribe::Args) => subscribe::SUBSCRIBE, subscribe::parse, subscribe::run_subscribe;
     Unsubscribe(subscribe::Args) => subscribe::UNSUBSCRIBE, subscribe::parse, subscribe::run_unsubscribe;
     Subscriptions(subscribe::Args) => subscribe::SUBSCRIPTIONS, subscribe::parse, subscribe::run_subscriptions;
@@ -137,7 +140,16 @@ pub fn definitions() -> Value {
 /// The part of a registered command that `register` compares: what a user sees and sends, and
 /// where the command may be used.
 pub fn comparable(command: &Value) -> Value {
-    let options: Vec<Value> = command["options"]
+    json!({
+        "name": command["name"], "description": command["description"], "options": comparable_options(&command["options"]),
+        "contexts": command["contexts"], "integration_types": command["integration_types"],
+        "default_member_permissions": command["default_member_permissions"],
+    })
+}
+
+/// Options as `register` compares them (a sub-command's own options likewise).
+fn comparable_options(options: &Value) -> Vec<Value> {
+    options
         .as_array()
         .map(|opts| {
             opts.iter()
@@ -148,16 +160,12 @@ pub fn comparable(command: &Value) -> Value {
                         "autocomplete": o["autocomplete"].as_bool().unwrap_or(false),
                         "min_value": o["min_value"], "max_value": o["max_value"], "max_length": o["max_length"],
                         "channel_types": o["channel_types"], "choices": o["choices"],
+                        "options": comparable_options(&o["options"]),
                     })
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    json!({
-        "name": command["name"], "description": command["description"], "options": options,
-        "contexts": command["contexts"], "integration_types": command["integration_types"],
-        "default_member_permissions": command["default_member_permissions"],
-    })
+        .unwrap_or_default()
 }
 
 /// The README's command table.
@@ -189,6 +197,7 @@ mod tests {
                 "incidents",
                 "mutes",
                 "flaky",
+                "known",
                 "subscribe",
                 "unsubscribe",
                 "subscriptions",
@@ -198,20 +207,38 @@ mod tests {
                 "verify-latest"
             ]
         );
+        // A command's options, or each sub-command's: every list Discord checks.
+        let mut lists: Vec<(String, Value)> = Vec::new();
         for c in defs.as_array().unwrap() {
             let d = c["description"].as_str().unwrap();
             assert!(!d.is_empty() && d.len() <= 100, "{d}");
-            assert!(c["options"].as_array().unwrap().len() <= 25);
-            for o in c["options"].as_array().unwrap() {
-                let name = o["name"].as_str().unwrap();
-                assert!(name.len() <= 32 && name.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_' || ch == '-'));
+            assert_eq!(c["integration_types"], json!([0]));
+            let opts = c["options"].as_array().unwrap();
+            if opts.iter().any(|o| o["type"] == 1) {
+                assert!(opts.iter().all(|o| o["type"] == 1), "sub-commands and options do not mix: {}", c["name"]);
+                for s in opts {
+                    assert!(s["description"].as_str().unwrap().len() <= 100);
+                    lists.push((format!("{} {}", c["name"], s["name"]), s["options"].clone()));
+                }
+            } else {
+                lists.push((c["name"].to_string(), c["options"].clone()));
+            }
+        }
+        for (name, options) in lists {
+            let options = options.as_array().unwrap();
+            assert!(options.len() <= 25);
+            for o in options {
+                let n = o["name"].as_str().unwrap();
+                assert!(
+                    !n.is_empty()
+                        && n.len() <= 32
+                        && n.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_' || ch == '-')
+                );
                 assert!(o["description"].as_str().unwrap().len() <= 100);
             }
             // Required options come first, as Discord demands.
-            let required: Vec<bool> =
-                c["options"].as_array().unwrap().iter().map(|o| o["required"].as_bool().unwrap()).collect();
-            assert!(required.windows(2).all(|w| w[0] || !w[1]), "{}", c["name"]);
-            assert_eq!(c["integration_types"], json!([0]));
+            let required: Vec<bool> = options.iter().map(|o| o["required"].as_bool().unwrap()).collect();
+            assert!(required.windows(2).all(|w| w[0] || !w[1]), "{name}");
         }
     }
 

@@ -136,11 +136,25 @@ pub enum Where {
     GuildAndDm,
 }
 
+/// A sub-command (`/known link …`): its own name, description and options.
+#[derive(Debug, Clone, Copy)]
+pub struct SubSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub options: &'static [OptSpec],
+}
+
+/// Discord's option type of a sub-command.
+const SUB_COMMAND: u8 = 1;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
     pub name: &'static str,
     pub description: &'static str,
+    /// The command's options; none when it has sub-commands.
     pub options: &'static [OptSpec],
+    /// Sub-commands, each with its options (`/known link signature issue [note]`).
+    pub subcommands: &'static [SubSpec],
     pub access: Access,
     pub place: Where,
     /// What the README says it does.
@@ -167,7 +181,7 @@ impl Spec {
         // `json!` of an object literal is an object
         let Value::Object(mut c) = json!({
             "name": self.name, "type": 1, "description": self.description,
-            "options": self.options.iter().map(|o| o.to_json()).collect::<Vec<_>>(),
+            "options": self.options_json(),
             "contexts": contexts,
             "integration_types": [0],
         }) else {
@@ -179,23 +193,44 @@ impl Spec {
         Value::Object(c)
     }
 
-    /// `/status [count] [workflow]`: the usage line of the README's table.
-    pub fn usage(&self) -> String {
-        let mut u = self.slash();
-        for o in self.options {
-            if o.required {
-                u.push_str(&format!(" {}", o.name));
-            } else {
-                u.push_str(&format!(" [{}]", o.name));
-            }
+    fn options_json(&self) -> Vec<Value> {
+        if self.subcommands.is_empty() {
+            return self.options.iter().map(|o| o.to_json()).collect();
         }
-        u
+        self.subcommands
+            .iter()
+            .map(|sub| {
+                json!({"name": sub.name, "type": SUB_COMMAND, "description": sub.description,
+                       "options": sub.options.iter().map(|o| o.to_json()).collect::<Vec<_>>()})
+            })
+            .collect()
+    }
+
+    /// `/status [count] [workflow]`: the usage line of the README's table; a command with
+    /// sub-commands has one per sub-command (`/known link signature issue [note]`).
+    pub fn usage(&self) -> Vec<String> {
+        let line = |head: String, options: &[OptSpec]| {
+            let mut u = head;
+            for o in options {
+                if o.required {
+                    u.push_str(&format!(" {}", o.name));
+                } else {
+                    u.push_str(&format!(" [{}]", o.name));
+                }
+            }
+            u
+        };
+        if self.subcommands.is_empty() {
+            return vec![line(self.slash(), self.options)];
+        }
+        self.subcommands.iter().map(|sub| line(format!("{} {}", self.slash(), sub.name), sub.options)).collect()
     }
 
     /// One row of the README's command table.
     pub fn table_row(&self) -> String {
         let dm = if self.place == Where::GuildAndDm { " Also in a DM with the bot." } else { "" };
-        format!("| `{}` | {} | {}{dm} |", self.usage(), self.access.describe(), self.summary)
+        let usage: Vec<String> = self.usage().iter().map(|u| format!("`{u}`")).collect();
+        format!("| {} | {} | {}{dm} |", usage.join("<br>"), self.access.describe(), self.summary)
     }
 }
 

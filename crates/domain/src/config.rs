@@ -75,6 +75,8 @@ pub struct Config {
     /// More outcome flips than this within `alert_flap_minutes` is flapping.
     pub alert_flap_count: u32,
     pub alert_flap_minutes: u64,
+    /// Workflows never re-run by the one safe retry (globs on the name or file).
+    pub auto_retry_never: Vec<String>,
     pub enable_debug_cmd: bool,
     pub debug_cmd_allowed_users: Vec<u64>,
     pub allowed_domains: Vec<String>,
@@ -192,6 +194,9 @@ impl Config {
             alert_escalate_minutes: env.minutes("ALERT_ESCALATE_MINUTES", 30)?,
             alert_flap_count: env.minutes("ALERT_FLAP_COUNT", 4)? as u32,
             alert_flap_minutes: env.minutes("ALERT_FLAP_MINUTES", 60)?,
+            auto_retry_never: env
+                .list("AUTO_RETRY_NEVER")
+                .unwrap_or_else(|| crate::known::RETRY_NEVER_DEFAULT.iter().map(|p| p.to_string()).collect()),
             enable_debug_cmd: env.flag("ENABLE_DEBUG_CMD", false)?,
             debug_cmd_allowed_users: env.ids("DEBUG_CMD_ALLOWED_USERS")?,
             allowed_domains: env
@@ -375,6 +380,7 @@ pub const SETTINGS: &[(&str, Source)] = &[
     ("ALERT_ESCALATE_MINUTES", Source::Parameter("AlertEscalateMinutes")),
     ("ALERT_FLAP_COUNT", Source::Parameter("AlertFlapCount")),
     ("ALERT_FLAP_MINUTES", Source::Parameter("AlertFlapMinutes")),
+    ("AUTO_RETRY_NEVER", Source::Parameter("AutoRetryNever")),
     ("ROUTES_TOML", Source::Parameter("RoutesToml")),
     ("ENABLE_DEBUG_CMD", Source::Parameter("EnableDebugCmd")),
     ("DEBUG_CMD_ALLOWED_USERS", Source::Parameter("DebugCmdAllowedUsers")),

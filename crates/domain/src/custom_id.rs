@@ -54,6 +54,10 @@ pub enum CustomId {
     /// A mute button with its duration, or the mute select (duration in the selected value).
     IncidentMute(String, Option<MuteFor>),
     IncidentUnmute(String),
+    /// "Mark known…" on a card: opens the form that links the failure signature to its issue.
+    MarkKnown(String),
+    /// That form, submitted.
+    KnownForm(String),
 }
 
 /// Ids that may appear inside a custom id: what the store hands out (UUIDs, short hex digests).
@@ -75,6 +79,8 @@ impl CustomId {
             ["v1", "inc", "mute", id] => Self::IncidentMute(id.to_string(), None),
             ["v1", "inc", "mute", id, d] => Self::IncidentMute(id.to_string(), Some(MuteFor::parse(d)?)),
             ["v1", "inc", "unmute", id] => Self::IncidentUnmute(id.to_string()),
+            ["v1", "known", "mark", sig] => Self::MarkKnown(sig.to_string()),
+            ["v1", "known", "form", sig] => Self::KnownForm(sig.to_string()),
             _ => return None,
         };
         valid_id(parsed.id()).then_some(parsed)
@@ -88,7 +94,9 @@ impl CustomId {
             | Self::IncidentRerun(id)
             | Self::IncidentAck(id)
             | Self::IncidentMute(id, _)
-            | Self::IncidentUnmute(id) => id,
+            | Self::IncidentUnmute(id)
+            | Self::MarkKnown(id)
+            | Self::KnownForm(id) => id,
         }
     }
 
@@ -101,6 +109,8 @@ impl CustomId {
             Self::IncidentAck(_) => "incident.ack",
             Self::IncidentMute(..) => "incident.mute",
             Self::IncidentUnmute(_) => "incident.unmute",
+            Self::MarkKnown(_) => "known.mark",
+            Self::KnownForm(_) => "known.form",
         }
     }
 }
@@ -115,6 +125,8 @@ impl fmt::Display for CustomId {
             Self::IncidentMute(id, None) => write!(f, "v1:inc:mute:{id}"),
             Self::IncidentMute(id, Some(d)) => write!(f, "v1:inc:mute:{id}:{}", d.code()),
             Self::IncidentUnmute(id) => write!(f, "v1:inc:unmute:{id}"),
+            Self::MarkKnown(sig) => write!(f, "v1:known:mark:{sig}"),
+            Self::KnownForm(sig) => write!(f, "v1:known:form:{sig}"),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod custom_id;
 pub mod fingerprint;
 pub mod git_ref;
 pub mod incident;
+pub mod known;
 pub mod logging;
 pub mod markdown;
 pub mod message;

@@ -367,6 +367,50 @@ pub enum Reply {
     DeferredUpdate,
     /// Autocomplete choices (type 8): (name, value).
     Choices(Vec<(String, String)>),
+    /// A form (type 9).
+    Modal(Modal),
+}
+
+/// A form of text inputs, opened in answer to a button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Modal {
+    pub custom_id: String,
+    pub title: String,
+    pub inputs: Vec<TextInput>,
+}
+
+/// One text input of a form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextInput {
+    pub custom_id: String,
+    pub label: String,
+    /// Several lines (a paragraph) rather than one.
+    pub paragraph: bool,
+    pub required: bool,
+    pub max_length: u32,
+    pub placeholder: Option<String>,
+}
+
+impl Modal {
+    fn to_json(&self) -> Value {
+        let rows: Vec<Value> = self
+            .inputs
+            .iter()
+            .take(MAX_ROWS)
+            .map(|i| {
+                let mut input = json!({
+                    "type": 4, "custom_id": truncate(&i.custom_id, MAX_CUSTOM_ID), "label": non_empty(&i.label, 45),
+                    "style": if i.paragraph { 2 } else { 1 }, "required": i.required,
+                    "max_length": i.max_length.min(4000),
+                });
+                if let (Some(p), Some(o)) = (&i.placeholder, input.as_object_mut()) {
+                    o.insert("placeholder".into(), json!(truncate(p, 100)));
+                }
+                json!({"type": 1, "components": [input]})
+            })
+            .collect();
+        json!({"custom_id": truncate(&self.custom_id, MAX_CUSTOM_ID), "title": non_empty(&self.title, 45), "components": rows})
+    }
 }
 
 impl Reply {
@@ -379,6 +423,7 @@ impl Reply {
             Self::DeferredUpdate => 6,
             Self::Update(_) => 7,
             Self::Choices(_) => 8,
+            Self::Modal(_) => 9,
         }
     }
 
@@ -405,6 +450,7 @@ impl Reply {
                     .collect();
                 json!({"type": kind, "data": {"choices": list}})
             }
+            Self::Modal(m) => json!({"type": kind, "data": m.to_json()}),
         }
     }
 }

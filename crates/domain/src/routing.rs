@@ -188,6 +188,8 @@ pub struct Route {
     pub branches: Globs,
     pub events: Events,
     pub mention_role_id: Option<u64>,
+    /// A failure may be re-run once before anyone is told (`retry = true`; see `crate::known`).
+    pub retry: bool,
 }
 
 /// An event as routing sees it.
@@ -255,6 +257,7 @@ impl Route {
             branches: Globs::from_items(config.alert_branches.iter().map(String::as_str), false).unwrap_or_default(),
             events: Events { failures: true, all_runs: false, deployments: true },
             mention_role_id: None,
+            retry: false,
         }
     }
 
@@ -306,6 +309,9 @@ impl Route {
         if let Some(role) = self.mention_role_id {
             line.push_str(&format!(", mentions <@&{role}>"));
         }
+        if self.retry {
+            line.push_str(", retries once");
+        }
         line
     }
 }
@@ -317,6 +323,8 @@ pub struct Target {
     pub mention_role_id: Option<u64>,
     /// A compact line for a completed run that opens, changes or resolves no incident.
     pub all_runs: bool,
+    /// A route to this channel allows one retry of a failure.
+    pub retry: bool,
 }
 
 /// Every route in force, and whether it is the implicit one.
@@ -350,12 +358,14 @@ impl RouteTable {
             match out.iter_mut().find(|t| t.channel_id == route.channel_id) {
                 Some(t) => {
                     t.all_runs |= route.events.all_runs;
+                    t.retry |= route.retry;
                     t.mention_role_id = t.mention_role_id.or(route.mention_role_id);
                 }
                 None => out.push(Target {
                     channel_id: route.channel_id,
                     mention_role_id: route.mention_role_id,
                     all_runs: route.events.all_runs,
+                    retry: route.retry,
                 }),
             }
         }
@@ -392,6 +402,9 @@ pub struct Subscription {
     pub events: String,
     #[serde(default)]
     pub mention_role_id: Option<u64>,
+    /// `/subscribe retry:true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
     pub created_by: u64,
     pub created_at: u64,
 }
@@ -412,6 +425,7 @@ impl Subscription {
             branches: Globs::parse(&self.branches, false).ok()?,
             events: Events::parse(&self.events).ok()?,
             mention_role_id: self.mention_role_id,
+            retry: self.retry,
         })
     }
 }
@@ -477,6 +491,8 @@ struct FileRoute {
     events: Option<toml::Spanned<ListOrString>>,
     #[serde(default)]
     mention: Option<toml::Spanned<Snowflake>>,
+    #[serde(default)]
+    retry: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -596,6 +612,7 @@ pub fn parse_routes_file_in(text: &str, scope: &RepoScope, guild_ids: &[u64]) ->
                 branches,
                 events,
                 mention_role_id,
+                retry: r.retry,
             });
         }
     }
@@ -635,6 +652,7 @@ mod tests {
 
     fn route(repo: &str, workflows: &str, branches: &str, events: &str) -> Route {
         Route {
+            retry: false,
             origin: Origin::Subscription { by: 1 },
             channel_id: Some(10),
             repo: Some(RepoPattern::parse(repo).unwrap()),
@@ -745,8 +763,8 @@ mod tests {
         assert_eq!(
             targets,
             vec![
-                Target { channel_id: Some(10), mention_role_id: Some(7), all_runs: true },
-                Target { channel_id: Some(20), mention_role_id: None, all_runs: true },
+                Target { channel_id: Some(10), mention_role_id: Some(7), all_runs: true, retry: false },
+                Target { channel_id: Some(20), mention_role_id: None, all_runs: true, retry: false },
             ]
         );
         assert_eq!(table.targets(&run("other/web", "ci", "main")), vec![]);
@@ -763,7 +781,7 @@ mod tests {
         .unwrap();
         let table = RouteTable::build(&config, vec![], vec![]);
         assert!(table.implicit);
-        let to_99 = vec![Target { channel_id: Some(99), mention_role_id: None, all_runs: false }];
+        let to_99 = vec![Target { channel_id: Some(99), mention_role_id: None, all_runs: false, retry: false }];
         assert_eq!(table.targets(&run("anyone/repo", "CI", "release/1")), to_99);
         assert_eq!(table.targets(&RouteEvent::Deployment { repository: "a/b", environment: "prod" }), to_99);
         assert!(table.targets(&run("anyone/repo", "CI", "feature/x")).is_empty());
@@ -784,6 +802,7 @@ mod tests {
     #[test]
     fn subscriptions_become_routes() {
         let sub = Subscription {
+            retry: false,
             channel_id: 5,
             guild_id: None,
             repo: "acme/*".into(),

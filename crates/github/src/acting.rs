@@ -189,7 +189,7 @@ impl App {
         } else {
             let t = rec.start("incident.observe");
             let (observed, recorded, unsettled) =
-                self.incidents.observe_delivery(&obs, target.mention_role_id, done, deadline).await;
+                self.incidents.observe_delivery(&obs, target.mention_role_id, target.retry, done, deadline).await;
             let label = match &observed {
                 Observed::Nothing { reason } | Observed::Skipped { reason } => {
                     format!("{}: {reason}", observed.as_str())

@@ -169,7 +169,9 @@ pub fn decide_workflow_run(
             completed_at: run.updated_at,
             trace_id: trace_id.to_string(),
             detail: None,
+            retried: false,
         },
+        workflow_file: run.workflow_path.clone(),
     }))
 }
 
@@ -192,9 +194,11 @@ pub fn decide_deployment_status(payload: &Value, trace_id: &str) -> Decision {
         .or_else(|| s(payload, &["deployment_status", "target_url"]))
         .map(str::to_string);
     Decision::Observe(Box::new(Observation {
+        workflow_file: Default::default(),
         key: IncidentKey::deployment(0, &repository, environment),
         outcome,
         run: RunRef {
+            retried: false,
             order: Order::new(created.unwrap_or_else(now_secs), status_id),
             run_id: 0,
             run_number: 0,

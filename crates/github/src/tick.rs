@@ -95,6 +95,7 @@ impl App {
                 Err(_) => continue,
             }
             let obs = Observation {
+                workflow_file: Default::default(),
                 key,
                 outcome: if problem.is_some() { Outcome::Failure } else { Outcome::Success },
                 run: RunRef {

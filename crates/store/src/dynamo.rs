@@ -972,6 +972,85 @@ impl SignatureLedger for DynamoStore {
     async fn flakes(&self) -> StoreResult<Vec<Flake>> {
         self.live_under(FLAKE_PK).await
     }
+
+    /// Read, merged and written back: two people marking one signature at the same moment keep
+    /// the later hand's fields, which is what either of them would see on a second look.
+    async fn know(&self, known: &KnownIssue) -> StoreResult<KnownIssue> {
+        let kept = match self.known(&known.signature).await? {
+            Some(was) => was.merged(known.clone()),
+            None => known.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", s(KNOWN_PK))
+            .item("sk", s(kept.signature.clone()))
+            .item("data", s(to_json(&kept)))
+            .item("expires_at", n(NEVER_EXPIRES))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(kept)
+    }
+
+    async fn known(&self, signature: &str) -> StoreResult<Option<KnownIssue>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(KNOWN_PK))
+            .key("sk", s(signature))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        match out.item().and_then(|item| live_data(item, now_secs())) {
+            Some(data) => serde_json::from_str(&data).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    async fn known_issues(&self) -> StoreResult<Vec<KnownIssue>> {
+        let mut all: Vec<KnownIssue> = self.live_under(KNOWN_PK).await?;
+        all.sort_by(|a, b| a.signature.cmp(&b.signature));
+        Ok(all)
+    }
+
+    async fn forget_known(&self, signature: &str) -> StoreResult<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(KNOWN_PK))
+            .key("sk", s(signature))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(out.attributes().and_then(|item| live_data(item, now_secs())).is_some())
+    }
+
+    async fn claim_retry(&self, retry: &Retry) -> StoreResult<bool> {
+        let now = now_secs();
+        let put = Put::builder()
+            .table_name(&self.tables.state)
+            .item("pk", s(retry_key(&retry.repository, retry.run_id)))
+            .item("sk", s("-"))
+            .item("data", s(to_json(retry)))
+            .item("expires_at", n(retry.at + SIGHTING_TTL_SECS))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        self.put_once(put).await
+    }
+
+    async fn retry_of(&self, repository: &str, run_id: u64) -> StoreResult<Option<Retry>> {
+        match self.get_state(retry_key(repository, run_id)).await? {
+            Some(data) => serde_json::from_str(&data).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
+            None => Ok(None),
+        }
+    }
 }
 
 #[async_trait]

@@ -756,6 +756,58 @@ impl SignatureLedger for EmbeddedStore {
         all.truncate(MAX_LIST);
         Ok(all)
     }
+
+    async fn know(&self, known: &KnownIssue) -> StoreResult<KnownIssue> {
+        let known = known.clone();
+        let answer = self
+            .update_state(state_key(KNOWN_PK, &known.signature), move |current, _| {
+                let was = current.and_then(|item| serde_json::from_str::<KnownIssue>(&item.data).ok());
+                let kept = match was {
+                    Some(w) => w.merged(known),
+                    None => known,
+                };
+                let data = serde_json::to_string(&kept).unwrap_or_default();
+                (Change::Put(StateItem { expires_at: NEVER_EXPIRES, data, token: None, until: None }), kept)
+            })
+            .await?;
+        Ok(answer)
+    }
+
+    async fn known(&self, signature: &str) -> StoreResult<Option<KnownIssue>> {
+        match self.get_state(state_key(KNOWN_PK, signature)).await? {
+            Some(data) => parse(&data).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn known_issues(&self) -> StoreResult<Vec<KnownIssue>> {
+        self.live_items(KNOWN_PK, MAX_LIST).await
+    }
+
+    async fn forget_known(&self, signature: &str) -> StoreResult<bool> {
+        self.update_state(state_key(KNOWN_PK, signature), |current, _| match current {
+            Some(_) => (Change::Delete, true),
+            None => (Change::Keep, false),
+        })
+        .await
+    }
+
+    async fn claim_retry(&self, retry: &Retry) -> StoreResult<bool> {
+        let data = serde_json::to_string(retry).map_err(corrupt)?;
+        let expires_at = retry.at + SIGHTING_TTL_SECS;
+        self.update_state(retry_key(&retry.repository, retry.run_id), move |current, _| match current {
+            Some(_) => (Change::Keep, false),
+            None => (Change::Put(StateItem { expires_at, data, token: None, until: None }), true),
+        })
+        .await
+    }
+
+    async fn retry_of(&self, repository: &str, run_id: u64) -> StoreResult<Option<Retry>> {
+        match self.get_state(retry_key(repository, run_id)).await? {
+            Some(data) => parse(&data).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 #[async_trait]

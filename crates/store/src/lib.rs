@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use valine_domain::audit::AuditRecord;
 pub use valine_domain::fingerprint::{Flake, Sighting};
 use valine_domain::incident::Incident;
+pub use valine_domain::known::{KnownIssue, Retry};
 pub use valine_domain::routing::Subscription;
 use valine_domain::trace::Trace;
 
@@ -405,6 +406,27 @@ pub trait SignatureLedger: Send + Sync {
     async fn flake(&self, flake: &Flake) -> StoreResult<()>;
     /// Every live flake, newest run first, at most [`MAX_LIST`].
     async fn flakes(&self) -> StoreResult<Vec<Flake>>;
+    /// Records what the team knows about a signature, merged with what was known of it
+    /// ([`KnownIssue::merged`]); answers the record as kept. Known issues do not expire.
+    async fn know(&self, known: &KnownIssue) -> StoreResult<KnownIssue>;
+    async fn known(&self, signature: &str) -> StoreResult<Option<KnownIssue>>;
+    /// Every known issue, in signature order, at most [`MAX_LIST`].
+    async fn known_issues(&self) -> StoreResult<Vec<KnownIssue>>;
+    /// Forgets a signature's known issue; `false` when none was kept.
+    async fn forget_known(&self, signature: &str) -> StoreResult<bool>;
+    /// Records `retry` only where no live retry of its run is kept: `true` when this call wrote
+    /// it (the one caller that may re-run the run), `false` when one was there already.
+    async fn claim_retry(&self, retry: &Retry) -> StoreResult<bool>;
+    /// The retry of a run, when the bot asked for one.
+    async fn retry_of(&self, repository: &str, run_id: u64) -> StoreResult<Option<Retry>>;
+}
+
+/// The known issues' partition (sort key: the signature).
+pub const KNOWN_PK: &str = "known";
+
+/// The key of a run's retry.
+pub fn retry_key(repository: &str, run_id: u64) -> String {
+    format!("retry#{}#{run_id}", repository.to_ascii_lowercase())
 }
 
 /// The flake ledger's partition.

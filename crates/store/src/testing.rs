@@ -158,6 +158,24 @@ impl SignatureLedger for DownStore {
     async fn flakes(&self) -> StoreResult<Vec<Flake>> {
         self.fail().await
     }
+    async fn know(&self, _: &KnownIssue) -> StoreResult<KnownIssue> {
+        self.fail().await
+    }
+    async fn known(&self, _: &str) -> StoreResult<Option<KnownIssue>> {
+        self.fail().await
+    }
+    async fn known_issues(&self) -> StoreResult<Vec<KnownIssue>> {
+        self.fail().await
+    }
+    async fn forget_known(&self, _: &str) -> StoreResult<bool> {
+        self.fail().await
+    }
+    async fn claim_retry(&self, _: &Retry) -> StoreResult<bool> {
+        self.fail().await
+    }
+    async fn retry_of(&self, _: &str, _: u64) -> StoreResult<Option<Retry>> {
+        self.fail().await
+    }
 }
 
 #[async_trait]

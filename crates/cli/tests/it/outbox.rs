@@ -13,6 +13,7 @@ use valine_store::Stores;
 fn incident(repo: &str, workflow: &str) -> Incident {
     let now = now_secs();
     let observation = Observation {
+        workflow_file: Default::default(),
         key: IncidentKey::workflow(9, repo, workflow, "main"),
         outcome: Outcome::Failure,
         run: RunRef {

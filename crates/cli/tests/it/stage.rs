@@ -146,6 +146,7 @@ impl std::fmt::Display for Run {
 fn open_incident() -> valine_domain::incident::Incident {
     let now = now_secs();
     let observation = Observation {
+        workflow_file: Default::default(),
         key: IncidentKey::workflow(9, "acme/web", "CI", "main"),
         outcome: Outcome::Failure,
         run: RunRef {
@@ -306,6 +307,7 @@ async fn routes_explain_reads_the_stages_subscriptions() {
     let Some(endpoint) = moto_endpoint() else { return };
     let stage = MotoStage::deploy(endpoint).await;
     let subscription = valine_store::Subscription {
+        retry: false,
         channel_id: 333,
         guild_id: None,
         repo: "acme/web".into(),

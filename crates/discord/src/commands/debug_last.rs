@@ -16,6 +16,7 @@ pub(crate) const SPEC: Spec = Spec {
     name: "debug-last",
     description: "Show the trace of your own last command",
     options: &[],
+    subcommands: &[],
     access: Access::AnyoneUnless("DEBUG_CMD_ALLOWED_USERS"),
     place: Where::GuildAndDm,
     summary: "With `ENABLE_DEBUG_CMD=true`: your own last trace, its steps with their measured durations, the error, and links.",

@@ -36,6 +36,7 @@ pub(crate) const SPEC: Spec = Spec {
         OptSpec::new("api_base", OptKind::String, "Public https base URL of the API the client should use")
             .max_length(2048),
     ],
+    subcommands: &[],
     access: Access::AdminsOr("DEPLOY_ROLE_IDS"),
     place: Where::Guild,
     summary: "A preview with Confirm / Cancel; Confirm dispatches `DEPLOY_WORKFLOW` on `ref` (default `DEPLOY_REF`) and the message follows the run, then verifies `VERIFY_URLS`.",

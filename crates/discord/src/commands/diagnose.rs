@@ -30,6 +30,7 @@ pub const SPEC: Spec = Spec {
             .max_length(201)
             .autocomplete(),
     ],
+    subcommands: &[],
     access: Access::AnyoneUnless("DIAGNOSE_ROLE_IDS"),
     place: Where::Guild,
     summary: "Dispatches `DIAGNOSE_WORKFLOW` once the URLs pass the URL guard; the message then follows the run: queued, running, finished.",

@@ -7,6 +7,7 @@ pub(crate) mod debug_last;
 pub(crate) mod deploy;
 pub mod diagnose;
 pub(crate) mod incidents;
+pub(crate) mod known;
 pub(crate) mod relay;
 pub(crate) mod secrets;
 pub(crate) mod status;

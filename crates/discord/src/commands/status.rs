@@ -35,6 +35,7 @@ pub(crate) const SPEC: Spec = Spec {
             .max_length(201)
             .autocomplete(),
     ],
+    subcommands: &[],
     access: Access::Anyone,
     place: Where::Guild,
     summary: "An embed per workflow: a one-line history (🟢🟢🔴🟢, newest last), then the last runs with outcome, branch, age, duration and link.",

@@ -43,10 +43,12 @@ pub(crate) const SUBSCRIBE: Spec = Spec {
             .max_length(500),
         OptSpec::new("events", OptKind::String, "What to post (default failures)").choices(EVENTS),
         OptSpec::new("mention", OptKind::Role, "A role to mention when an incident opens here"),
+        OptSpec::new("retry", OptKind::Boolean, "Re-run a transient or repeatedly flaky failure once before posting"),
     ],
+    subcommands: &[],
     access: Access::Admins,
     place: Where::Guild,
-    summary: "Routes the repository's workflow failures (or every run, or deployments) to this channel, filtered by workflow and branch globs; each channel gets its own incidents.",
+    summary: "Routes the repository's workflow failures (or every run, or deployments) to this channel, filtered by workflow and branch globs; each channel gets its own incidents. `retry:true` re-runs a transient or repeatedly flaky failure once before anyone is told (never `AUTO_RETRY_NEVER` workflows).",
     span: "handle_subscribe",
 };
 
@@ -57,6 +59,7 @@ pub(crate) const UNSUBSCRIBE: Spec = Spec {
         .required()
         .max_length(201)
         .autocomplete()],
+    subcommands: &[],
     access: Access::Admins,
     place: Where::Guild,
     summary: "Removes this channel's subscription to the repository.",
@@ -67,6 +70,7 @@ pub(crate) const SUBSCRIPTIONS: Spec = Spec {
     name: "subscriptions",
     description: "This channel's subscriptions, or every channel's (admins)",
     options: &[OptSpec::new("all", OptKind::Boolean, "Every channel's, not only this one's")],
+    subcommands: &[],
     access: Access::Admins,
     place: Where::Guild,
     summary: "Only you see it: the subscriptions of this channel (or, with `all:true`, of every channel), with their filters.",
@@ -81,6 +85,7 @@ pub struct Args {
     pub branches: Option<String>,
     pub events: Option<String>,
     pub mention: Option<u64>,
+    pub retry: bool,
     pub all: bool,
 }
 
@@ -91,6 +96,7 @@ pub(crate) fn parse(o: &Options) -> Args {
         branches: o.str("branches").map(str::to_string),
         events: o.str("events").map(str::to_string),
         mention: o.id("mention"),
+        retry: o.bool("retry").unwrap_or(false),
         all: o.bool("all").unwrap_or(false),
     }
 }
@@ -156,6 +162,7 @@ pub(crate) async fn run_subscribe(ctx: &mut Ctx<'_>, args: Args) -> Reply {
         }
     };
     let sub = Subscription {
+        retry: args.retry,
         channel_id,
         guild_id: ctx.guild_id,
         repo: repo.to_string(),
@@ -175,7 +182,8 @@ pub(crate) async fn run_subscribe(ctx: &mut Ctx<'_>, args: Args) -> Reply {
         .meta("workflows", &sub.workflows)
         .meta("branches", &sub.branches)
         .meta("events", &sub.events)
-        .meta("mention", sub.mention_role_id.map(|r| r.to_string()).unwrap_or_default());
+        .meta("mention", sub.mention_role_id.map(|r| r.to_string()).unwrap_or_default())
+        .meta("retry", sub.retry.to_string());
     let audited = ctx.audit("audit.subscribe", &record).await;
     Reply::Message(Message::text(done_text(&format!("✅ Subscribed: {route}"), &record, audited.is_ok())).ephemeral())
 }

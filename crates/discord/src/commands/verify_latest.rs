@@ -21,6 +21,7 @@ pub(crate) const SPEC: Spec = Spec {
     name: "verify-latest",
     description: "Check the latest deploy run and the health endpoints",
     options: &[],
+    subcommands: &[],
     access: Access::Anyone,
     place: Where::Guild,
     summary: "The latest run of `DEPLOY_WORKFLOW` (conclusion, failed steps, link), then each `VERIFY_URLS` endpoint: status, latency in ms, and the `status` field of JSON health answers.",

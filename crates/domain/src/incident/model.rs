@@ -158,6 +158,9 @@ pub struct FailureDetail {
     /// Where the fingerprint ledger had seen it before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen: Option<crate::fingerprint::Seen>,
+    /// What the team said about the signature (`/known`) when the failure was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known: Option<crate::known::KnownIssue>,
 }
 
 /// One run (or deployment status) as an incident remembers it.
@@ -190,6 +193,9 @@ pub struct RunRef {
     pub trace_id: String,
     #[serde(default)]
     pub detail: Option<FailureDetail>,
+    /// The bot re-ran this run's failed jobs once (`AUTO_RETRY`), and this attempt failed again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retried: bool,
 }
 
 /// One observation of a completed run or a deployment status.
@@ -198,6 +204,8 @@ pub struct Observation {
     pub key: IncidentKey,
     pub outcome: Outcome,
     pub run: RunRef,
+    /// The workflow's file (`.github/workflows/ci.yml`), when the event named it.
+    pub workflow_file: String,
 }
 
 /// Where the incident's message is.

@@ -285,6 +285,7 @@ mod tests {
         let mut incident = crate::incident::decide(
             None,
             &crate::incident::Observation {
+                workflow_file: Default::default(),
                 key,
                 outcome: crate::incident::Outcome::Failure,
                 run: crate::incident::RunRef::default(),
@@ -317,6 +318,7 @@ mod tests {
         use super::super::model::{IncidentKey, MessageRef};
         let key = IncidentKey::workflow(1, "acme/web", "CI", "main");
         let observation = |outcome| crate::incident::Observation {
+            workflow_file: Default::default(),
             key: key.clone(),
             outcome,
             run: crate::incident::RunRef::default(),

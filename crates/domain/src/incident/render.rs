@@ -119,6 +119,9 @@ pub fn render(incident: &Incident, now: u64) -> Message {
         if let Some(signature) = &detail.signature {
             embed = embed.field("Signature", signature_line(signature, detail.seen.as_ref()), false);
         }
+        if let Some(known) = &detail.known {
+            embed = embed.field("Known issue", known.header(), false);
+        }
         if let Some(tail) = detail.log_tail.as_deref().filter(|t| !t.trim().is_empty()) {
             embed = embed.field("Log tail", format!("```\n{tail}\n```"), false);
         }
@@ -136,6 +139,9 @@ pub fn render(incident: &Incident, now: u64) -> Message {
             true,
         );
     }
+    if failing.is_some_and(|r| r.retried) {
+        embed = embed.field("Retry", "retried once, failed again", false);
+    }
     if let Some(r) = incident.rerun {
         embed = embed.field("Re-run", format!("requested by <@{}> <t:{}:R>", r.user_id, r.at), false);
     }
@@ -150,7 +156,10 @@ pub fn render(incident: &Incident, now: u64) -> Message {
         embed = embed.field("Trace", format!("`{}`", run.trace_id), false);
     }
     embed = embed.footer(format!("incident {}", incident.streak_id()));
-    let mut content: Vec<String> = incident.mention_role.iter().map(|r| format!("<@&{r}>")).collect();
+    // A known issue says so first; its card pings no one (the desk mentions nobody for it).
+    let known = failing.and_then(|r| r.detail.as_ref()).and_then(|d| d.known.as_ref()).filter(|_| incident.open);
+    let mut content: Vec<String> = known.map(|k| k.header()).into_iter().collect();
+    content.extend(incident.mention_role.iter().map(|r| format!("<@&{r}>")));
     content.extend(incident.mentioned.iter().map(|u| format!("<@{u}>")));
     let mut message = Message::text(content.join(" ")).with_embed(embed).replacing();
     for user in &incident.mentioned {
@@ -175,6 +184,17 @@ fn buttons(incident: &Incident, now: u64) -> Vec<Component> {
             "Re-run failed jobs",
             ButtonStyle::Primary,
             CustomId::IncidentRerun(id.clone()).to_string(),
+        ));
+    }
+    // A failure with a signature nobody linked yet can be linked from its card.
+    let detail = incident.latest_failure.as_ref().and_then(|r| r.detail.as_ref());
+    if let Some(sig) =
+        detail.filter(|d| d.known.as_ref().is_none_or(|k| !k.silences())).and_then(|d| d.signature.as_ref())
+    {
+        row.push(Component::button(
+            "Mark known…",
+            ButtonStyle::Secondary,
+            CustomId::MarkKnown(sig.clone()).to_string(),
         ));
     }
     if incident.acked.is_none() {

@@ -11,9 +11,11 @@ mod decisions {
 
     fn obs(outcome: Outcome, number: u64, attempt: u64) -> Observation {
         Observation {
+            workflow_file: Default::default(),
             key: key(),
             outcome,
             run: RunRef {
+                retried: false,
                 order: Order::new(number, attempt),
                 run_id: 1000 + number,
                 run_number: number,
@@ -121,6 +123,7 @@ mod decisions {
             IncidentKey::deployment(9, &repo, &long_name),
         ];
         let detail = FailureDetail {
+            known: None,
             job: Some("j".repeat(300)),
             step: Some("s".repeat(300)),
             job_url: Some("javascript:alert(1)".into()),
@@ -367,6 +370,7 @@ mod decisions {
         o.run.actor = Some("**bold** <@123> <@&456> <#789> @here".into());
         o.run.commit = Some("a`b[x](https://evil.example)`".into());
         o.run.detail = Some(FailureDetail {
+            known: None,
             job: Some("# heading".into()),
             step: Some("[step](https://evil.example) ||spoiler|| ~~x~~ __u__".into()),
             job_url: Some("https://github.com/acme/widget/actions/runs/1/job/2".into()),
@@ -474,6 +478,7 @@ mod endpoint_tests {
 
     fn check(outcome: Outcome, at: u64) -> Observation {
         Observation {
+            workflow_file: Default::default(),
             key: IncidentKey::endpoint(9, "acme/widget", "api"),
             outcome,
             run: RunRef {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod fingerprint;
+mod known;
 mod redact_corpus;
 mod redact_properties;
 mod redact_rules;

@@ -212,6 +212,30 @@ impl SignatureLedger for Counting {
         self.hit();
         self.inner.flakes().await
     }
+    async fn know(&self, known: &KnownIssue) -> StoreResult<KnownIssue> {
+        self.hit();
+        self.inner.know(known).await
+    }
+    async fn known(&self, signature: &str) -> StoreResult<Option<KnownIssue>> {
+        self.hit();
+        self.inner.known(signature).await
+    }
+    async fn known_issues(&self) -> StoreResult<Vec<KnownIssue>> {
+        self.hit();
+        self.inner.known_issues().await
+    }
+    async fn forget_known(&self, signature: &str) -> StoreResult<bool> {
+        self.hit();
+        self.inner.forget_known(signature).await
+    }
+    async fn claim_retry(&self, retry: &Retry) -> StoreResult<bool> {
+        self.hit();
+        self.inner.claim_retry(retry).await
+    }
+    async fn retry_of(&self, repository: &str, run_id: u64) -> StoreResult<Option<Retry>> {
+        self.hit();
+        self.inner.retry_of(repository, run_id).await
+    }
 }
 
 #[async_trait]
@@ -1035,4 +1059,214 @@ async fn a_failure_that_passes_on_a_rerun_is_a_flake_of_its_signature_recorded_o
     h.deliver("d-3", &run(12, "failure")).await;
     h.deliver("d-4", &run(13, "success")).await;
     assert_eq!(h.counting.inner.flakes().await.unwrap().len(), 1);
+}
+
+/// The route of the incident channel, allowing one retry.
+fn retry_route() -> String {
+    format!("[[route]]\nchannel = {CHANNEL}\nrepo = \"acme/widget\"\nretry = true\n")
+}
+
+/// GitHub's jobs of attempt `attempt` of run `3000 + number` and the failing job's log.
+async fn github_attempt_log(server: &MockServer, number: u64, attempt: u64, log: String) {
+    let (id, job) = (3000 + number, 100 * attempt + number);
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/acme/widget/actions/runs/{id}/attempts/{attempt}/jobs")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 1, "jobs": [
+            {"id": job, "name": "test", "status": "completed", "conclusion": "failure",
+             "html_url": format!("https://github.com/acme/widget/actions/runs/{id}/job/{job}"),
+             "steps": [{"name": "cargo test", "conclusion": "failure", "number": 1}]}
+        ]})))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/acme/widget/actions/jobs/{job}/logs")))
+        .respond_with(ResponseTemplate::new(200).set_body_string(log))
+        .mount(server)
+        .await;
+}
+
+/// GitHub accepts a re-run of run `3000 + number`'s failed jobs.
+async fn github_accepts_rerun(server: &MockServer, number: u64) -> String {
+    let p = format!("/repos/acme/widget/actions/runs/{}/rerun-failed-jobs", 3000 + number);
+    Mock::given(method("POST")).and(path(p.clone())).respond_with(ResponseTemplate::new(201)).mount(server).await;
+    p
+}
+
+fn on_attempt(mut payload: Value, n: u64) -> Value {
+    payload["workflow_run"]["run_attempt"] = json!(n);
+    payload
+}
+
+fn signature_of(log: &str) -> String {
+    valine_domain::fingerprint::signature("CI", "test", "cargo test", log).unwrap().id
+}
+
+async fn mark_transient(h: &Harness, signature: &str) {
+    let known = KnownIssue {
+        signature: signature.into(),
+        issue: None,
+        note: None,
+        transient: true,
+        by: ADMIN,
+        at: valine_domain::clock::now_secs(),
+    };
+    h.counting.inner.know(&known).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_once_and_its_pass_pages_nobody() {
+    let h = Harness::new(&[("ROUTES_TOML", &retry_route())]).await;
+    let log = failing_log("2026-11-20T09:00:01.0000000Z", "/tmp/.tmpA1b2C3", 41, "0.42", "resolves_dns");
+    let id = signature_of(&log);
+    mark_transient(&h, &id).await;
+    github_attempt_log(&h.github, 21, 1, log).await;
+    let rerun = github_accepts_rerun(&h.github, 21).await;
+    let (status, body) = h.deliver("d-1", &run(21, "failure")).await;
+    assert_eq!((status, body["alert"].as_str()), (StatusCode::OK, Some("retrying")), "{body}");
+    assert_eq!(h.github_posts(&rerun).await, 1);
+    assert!(h.posts().await.is_empty(), "nothing is posted while the retry runs");
+    // audited as the bot
+    let audit = h.counting.inner.by_user("0", 10).await.unwrap();
+    assert!(audit.iter().any(|r| r.command == "incident.retry"), "{audit:?}");
+    // a replayed delivery and a second container re-run nothing and post nothing
+    let (_, body) = h.deliver("d-1-again", &run(21, "failure")).await;
+    assert_eq!(body["alert"], "nothing", "{body}");
+    let (_, body) = deliver_to(&h.another_container(), "d-1-third", &run(21, "failure")).await;
+    assert_eq!(body["alert"], "nothing", "{body}");
+    assert_eq!(h.github_posts(&rerun).await, 1, "one re-run per run");
+    // attempt 2 passes: still nothing posted, and the flake is counted once
+    let (status, _) = h.deliver("d-2", &on_attempt(run(21, "success"), 2)).await;
+    assert_eq!(status, StatusCode::OK);
+    h.deliver("d-2-again", &on_attempt(run(21, "success"), 2)).await;
+    assert!(h.posts().await.is_empty());
+    let flakes = h.counting.inner.flakes().await.unwrap();
+    assert_eq!(flakes.len(), 1, "{flakes:?}");
+    assert_eq!((flakes[0].signature.as_deref(), flakes[0].attempt), (Some(id.as_str()), 2));
+    let listed = h.app.incidents.list_flaky(None, 14).await.unwrap();
+    let text = listed.content.unwrap_or_default();
+    assert_eq!(text.matches(&id).count(), 1, "{text}");
+    assert!(text.contains("1×"), "{text}");
+}
+
+#[tokio::test]
+async fn a_retried_failure_that_fails_again_is_one_card_saying_retried_once() {
+    let h = Harness::new(&[("ROUTES_TOML", &retry_route())]).await;
+    let log = failing_log("2026-11-20T09:00:01.0000000Z", "/tmp/.tmpA1b2C3", 41, "0.42", "resolves_dns");
+    let id = signature_of(&log);
+    // flaked twice in the last two weeks: worth one retry without being marked
+    let now = valine_domain::clock::now_secs();
+    for (run_id, ago) in [(901, 3 * 86_400), (902, 86_400)] {
+        let flake = Flake {
+            signature: Some(id.clone()),
+            at: now - ago,
+            repository: "acme/widget".into(),
+            workflow: "CI".into(),
+            job: Some("test".into()),
+            branch: "main".into(),
+            run_id,
+            run_number: run_id,
+            attempt: 2,
+        };
+        h.counting.inner.flake(&flake).await.unwrap();
+    }
+    github_attempt_log(&h.github, 22, 1, log.clone()).await;
+    github_attempt_log(&h.github, 22, 2, log.replace("0.42", "0.57")).await;
+    let rerun = github_accepts_rerun(&h.github, 22).await;
+    let (_, body) = h.deliver("d-1", &run(22, "failure")).await;
+    assert_eq!(body["alert"], "retrying", "{body}");
+    let (_, body) = h.deliver("d-2", &on_attempt(run(22, "failure"), 2)).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+    assert_eq!(h.github_posts(&rerun).await, 1, "attempt 2 is never re-run");
+    let posts = h.posts().await;
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(field(&posts[0], "Retry").as_deref(), Some("retried once, failed again"));
+}
+
+#[tokio::test]
+async fn no_retry_for_a_deploy_workflow_an_unknown_signature_a_second_attempt_or_another_route() {
+    let h = Harness::new(&[("ROUTES_TOML", &retry_route())]).await;
+    let log = failing_log("2026-11-20T09:00:01.0000000Z", "/tmp/.tmpA1b2C3", 41, "0.42", "resolves_dns");
+    mark_transient(&h, &signature_of(&log)).await;
+    // a deploy workflow with a transient signature (by its file name: "Ship" is deploy.yml)
+    let mut deploy = run(31, "failure");
+    deploy["workflow_run"]["name"] = json!("Ship");
+    deploy["workflow_run"]["path"] = json!(".github/workflows/deploy.yml");
+    deploy["workflow"]["name"] = json!("Ship");
+    let ship_log = log.clone();
+    let ship_id = valine_domain::fingerprint::signature("Ship", "test", "cargo test", &ship_log).unwrap().id;
+    mark_transient(&h, &ship_id).await;
+    github_attempt_log(&h.github, 31, 1, ship_log).await;
+    let (_, body) = h.deliver("d-1", &deploy).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+    // a signature neither transient nor flaky
+    let other = failing_log("2026-11-20T09:00:01.0000000Z", "/tmp/.tmpA1b2C3", 41, "0.42", "saves");
+    github_attempt_log(&h.github, 32, 1, other).await;
+    let (_, body) = h.deliver("d-2", &run(32, "failure")).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+    // an attempt-2 delivery of a transient failure the bot never re-ran
+    let mut second = on_attempt(run(33, "failure"), 2);
+    second["workflow_run"]["head_branch"] = json!("release");
+    github_attempt_log(&h.github, 33, 2, log.clone()).await;
+    let (_, body) = h.deliver("d-3", &second).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+    // every re-run POST would have hit the catch-all (expect 0)
+    let reruns = h
+        .github
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/rerun-failed-jobs"))
+        .count();
+    assert_eq!(reruns, 0);
+    // the same transient failure routed without retry is posted at once
+    let plain = Harness::new(&[]).await;
+    mark_transient(&plain, &signature_of(&log)).await;
+    github_attempt_log(&plain.github, 34, 1, log).await;
+    let (_, body) = plain.deliver("d-4", &run(34, "failure")).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+}
+
+#[tokio::test]
+async fn a_known_signature_says_so_at_the_top_and_pings_no_one() {
+    let h = Harness::new(&[("GITHUB_DISCORD_USERS", "octocat=9001")]).await;
+    let log = failing_log("2026-11-20T09:00:01.0000000Z", "/tmp/.tmpA1b2C3", 41, "0.42", "resolves_dns");
+    let id = signature_of(&log);
+    github_attempt_log(&h.github, 41, 1, log.clone()).await;
+    // before it is known: the culprit and the role are pinged, and the card offers "Mark known…"
+    h.deliver("d-1", &run(41, "failure")).await;
+    let first = h.posts().await.remove(0);
+    let pinged = first["content"].as_str().unwrap().to_string();
+    assert!(pinged.contains("<@9001>"), "{first}");
+    let buttons: Vec<String> = first["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["components"].as_array().unwrap().iter().map(|b| b["custom_id"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    assert!(buttons.contains(&format!("v1:known:mark:{id}")), "{buttons:?}");
+    h.deliver("d-2", &run(42, "success")).await;
+    // linked (as /known link does), the next failure with it names the issue and pings no one
+    let known = KnownIssue {
+        signature: id.clone(),
+        issue: Some("#42".into()),
+        note: Some("flaky DNS in integration tests".into()),
+        transient: false,
+        by: ADMIN,
+        at: valine_domain::clock::now_secs(),
+    };
+    h.counting.inner.know(&known).await.unwrap();
+    github_attempt_log(&h.github, 43, 1, log.replace("0.42", "1.5")).await;
+    let restarted = h.another_container();
+    let (_, body) = deliver_to(&restarted, "d-3", &run(43, "failure")).await;
+    assert_eq!(body["alert"], "sent", "{body}");
+    let cards: Vec<Value> = h.posts().await.into_iter().filter(|p| p.get("message_reference").is_none()).collect();
+    let card = cards.last().unwrap();
+    assert_eq!(card["content"], "known: #42 — flaky DNS in integration tests", "{card}");
+    assert!(card["allowed_mentions"]["users"].as_array().is_none_or(|u| u.is_empty()), "{card}");
+    assert!(card["allowed_mentions"]["roles"].as_array().is_none_or(|r| r.is_empty()), "{card}");
+    assert_eq!(field(card, "Known issue").as_deref(), Some("known: #42 — flaky DNS in integration tests"));
+    assert!(!card.to_string().contains("v1:known:mark"), "a linked signature offers no second link");
 }

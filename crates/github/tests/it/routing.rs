@@ -105,6 +105,7 @@ fn sub(
     mention: Option<u64>,
 ) -> Subscription {
     Subscription {
+        retry: false,
         channel_id,
         guild_id: None,
         repo: repo.into(),

@@ -71,6 +71,7 @@ mod tests {
     /// The incident a failure of run `number` opens (version 1) in `channel`.
     fn incident(channel: u64, number: u64) -> Incident {
         let obs = Observation {
+            workflow_file: Default::default(),
             key: IncidentKey::workflow(channel, "acme/web", "CI", "main"),
             outcome: Outcome::Failure,
             run: RunRef { run_id: number, order: Order::new(number, 1), ..RunRef::default() },

@@ -96,6 +96,8 @@ pub enum Observed {
     Resolved,
     /// A failure of a muted incident: tracked, nothing posted.
     Muted,
+    /// A failure re-run once (`AUTO_RETRY`): nothing posted while the re-run runs.
+    Retrying,
     /// Recorded with what its card must show, which Discord did not take yet (rate limited,
     /// slow, down): the outbox sends it.
     Queued,
@@ -114,6 +116,7 @@ impl Observed {
             Observed::Edited => "edited",
             Observed::Resolved => "resolved",
             Observed::Muted => "muted",
+            Observed::Retrying => "retrying",
             Observed::Queued => "queued",
             Observed::Failed { .. } => "failed",
         }

@@ -5,6 +5,7 @@
 use super::send::Unsettled;
 use super::*;
 use valine_domain::fingerprint::{self, Flake, Sighting};
+use valine_domain::known::{RETRY_UNDER_WAY_SECS, Retry, RetryCase, RetryVerdict, recent_flakes, retry_verdict};
 use valine_store::SignatureLedger;
 
 impl IncidentDesk {
@@ -62,7 +63,7 @@ impl IncidentDesk {
 
     /// [`Self::observe`] for a route that mentions `mention_role` when an incident opens.
     pub async fn observe_routed(&self, obs: &Observation, mention_role: Option<u64>, deadline: Deadline) -> Observed {
-        let (observed, _, unsettled) = self.observe_delivery(obs, mention_role, None, deadline).await;
+        let (observed, _, unsettled) = self.observe_delivery(obs, mention_role, false, None, deadline).await;
         if let Some(u) = unsettled {
             self.settle(u, None, deadline).await;
         }
@@ -75,11 +76,48 @@ impl IncidentDesk {
     /// [`Unsettled`], for the delivery to file with its trace ([`Self::settle`]). The flag says
     /// what became of the delivery's record: `Some(true)` written with the incident, `Some(false)`
     /// found written by another attempt at the same delivery (nothing done here), `None` not
-    /// written (no write happened, or none was asked).
+    /// written (no write happened, or none was asked). `retry`: a route of the channel allows
+    /// one retry of a failure ([`valine_domain::known`]).
     pub async fn observe_delivery(
         &self,
         obs: &Observation,
         mention_role: Option<u64>,
+        retry: bool,
+        done: Option<&str>,
+        deadline: Deadline,
+    ) -> (Observed, Option<bool>, Option<Unsettled>) {
+        // A later attempt of a run the bot re-ran: a failure says "retried once", a pass is a flake.
+        let retried = if obs.run.attempt > 1 && obs.run.run_id != 0 {
+            match within(deadline, STORE_BUDGET, self.signatures.retry_of(&obs.key.repository, obs.run.run_id)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(run_id = obs.run.run_id, error = %e, "could not read whether the run was retried");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let marked;
+        let obs = match &retried {
+            Some(_) if obs.outcome == Outcome::Failure => {
+                marked = Observation { run: incident::RunRef { retried: true, ..obs.run.clone() }, ..obs.clone() };
+                &marked
+            }
+            _ => obs,
+        };
+        let answer = self.observe_run(obs, mention_role, retry, done, deadline).await;
+        if let Some(r) = retried.filter(|_| obs.outcome == Outcome::Success && answer.0 != Observed::Resolved) {
+            self.record_retried_flake(&r, obs.run.attempt, deadline).await;
+        }
+        answer
+    }
+
+    async fn observe_run(
+        &self,
+        obs: &Observation,
+        mention_role: Option<u64>,
+        retry: bool,
         done: Option<&str>,
         deadline: Deadline,
     ) -> (Observed, Option<bool>, Option<Unsettled>) {
@@ -99,6 +137,7 @@ impl IncidentDesk {
         };
         let mut detail_task: Option<JoinHandle<Option<FailureDetail>>> = None;
         let mut detail: Option<FailureDetail> = None;
+        let mut may_retry = retry && obs.outcome == Outcome::Failure && obs.run.attempt <= 1;
         for _ in 0..ATTEMPTS {
             let decision = incident::decide(current.as_ref(), obs, now, self.settings.policy);
             let Some(mut next) = decision.next else {
@@ -120,6 +159,18 @@ impl IncidentDesk {
                         detail = joined.ok().flatten();
                         detail_task = None;
                     }
+                }
+            }
+            if may_retry && shows_failure {
+                may_retry = false;
+                // The verdict needs the signature: wait for it as long as the delivery can.
+                if let Some(task) = detail_task.take().filter(|_| detail.is_none()) {
+                    let wait = deadline.left().saturating_sub(RESERVE);
+                    detail = tokio::time::timeout(wait, task).await.ok().and_then(Result::ok).flatten();
+                }
+                let muted = current.as_ref().is_some_and(|c| c.open && c.muted(now));
+                if let Some(observed) = self.retry_once(obs, muted, detail.as_ref(), deadline).await {
+                    return (observed, None, None);
                 }
             }
             if let Some(d) = &detail {
@@ -171,8 +222,15 @@ impl IncidentDesk {
     ) -> Option<String> {
         match action {
             Action::Post => {
-                next.mentioned = incident::culprits(&obs.run, &self.settings.users);
-                next.mention_role = mention_role;
+                // A failure linked to its known issue pings no one.
+                let known = next.latest_failure.as_ref().and_then(|r| r.detail.as_ref()).and_then(|d| d.known.as_ref());
+                if known.is_some_and(|k| k.silences()) {
+                    next.mentioned = Vec::new();
+                    next.mention_role = None;
+                } else {
+                    next.mentioned = incident::culprits(&obs.run, &self.settings.users);
+                    next.mention_role = mention_role;
+                }
                 next.display.change(now);
             }
             // A muted incident's card still shows where it stands, without a ping (edits notify
@@ -265,6 +323,124 @@ impl IncidentDesk {
         }
     }
 
+    /// The one safe retry: when the verdict allows it and this is the first ask for the run (a
+    /// conditional write), the run's failed jobs are re-run, audited as the bot, and nothing is
+    /// posted (`Some(Retrying)`). A retry already asked (a replay, another container) posts nothing
+    /// either while it is under way. `None`: no retry, the card goes out as usual (also when
+    /// asking GitHub failed: nothing is lost).
+    async fn retry_once(
+        &self,
+        obs: &Observation,
+        muted: bool,
+        detail: Option<&FailureDetail>,
+        deadline: Deadline,
+    ) -> Option<Observed> {
+        let github = self.github.clone()?;
+        let repo: RepoName = obs.key.repository.parse().ok()?;
+        let now = now_secs();
+        let signature = detail.and_then(|d| d.signature.as_deref());
+        let known = detail.and_then(|d| d.known.as_ref());
+        let flakes = match signature {
+            Some(sig) if !known.is_some_and(|k| k.transient) => {
+                match within(deadline, STORE_BUDGET, self.signatures.flakes()).await {
+                    Ok(all) => recent_flakes(&all, sig, now),
+                    Err(e) => {
+                        tracing::warn!(run_id = obs.run.run_id, error = %e, "could not read the flake ledger; no retry");
+                        return None;
+                    }
+                }
+            }
+            _ => 0,
+        };
+        let workflow = obs.key.name();
+        let case = RetryCase {
+            route_allows: true,
+            workflow: &workflow,
+            workflow_file: &obs.workflow_file,
+            never: &self.config.auto_retry_never,
+            attempt: obs.run.attempt.max(1),
+            muted,
+            signature,
+            known,
+            flakes,
+        };
+        if let RetryVerdict::Not(why) = retry_verdict(&case) {
+            tracing::info!(run_id = obs.run.run_id, why, "no retry");
+            return None;
+        }
+        let retry = Retry {
+            repository: obs.key.repository.clone(),
+            run_id: obs.run.run_id,
+            run_number: obs.run.run_number,
+            workflow,
+            branch: obs.key.scope().to_string(),
+            signature: signature.map(str::to_string),
+            job: detail.and_then(|d| d.job.clone()),
+            at: now,
+        };
+        match within(deadline, STORE_BUDGET, self.signatures.claim_retry(&retry)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let asked =
+                    within(deadline, STORE_BUDGET, self.signatures.retry_of(&retry.repository, retry.run_id)).await;
+                let under_way = asked.ok().flatten().is_none_or(|r| now.saturating_sub(r.at) < RETRY_UNDER_WAY_SECS);
+                tracing::info!(run_id = retry.run_id, under_way, "a retry of this run was asked already");
+                return under_way.then_some(Observed::Nothing { reason: "a retry of this run is under way" });
+            }
+            Err(e) => {
+                tracing::warn!(run_id = retry.run_id, error = %e, "could not record the retry; the card goes out instead");
+                return None;
+            }
+        }
+        let wait = deadline.left().saturating_sub(RESERVE);
+        let asked = tokio::time::timeout(wait, github.rerun_failed_jobs(&repo, retry.run_id)).await;
+        let result = if matches!(asked, Ok(Ok(()))) { AuditResult::Posted } else { AuditResult::Failed };
+        let bot = self.config.discord_application_id.unwrap_or(0);
+        let mut record = AuditRecord::new(&obs.run.trace_id, bot, "incident.retry", result)
+            .meta("repository", &retry.repository)
+            .meta("run_id", retry.run_id.to_string())
+            .meta("workflow", &retry.workflow);
+        if let Some(sig) = &retry.signature {
+            record = record.meta("signature", sig);
+        }
+        if let Err(e) = within(deadline, STORE_BUDGET, self.audit.append(&record)).await {
+            tracing::error!(audit_id = %record.audit_id, error = %e, "could not write the audit record of a retry");
+        }
+        match asked {
+            Ok(Ok(())) => {
+                tracing::info!(run_id = retry.run_id, signature = ?retry.signature, "failure re-run once; nothing posted while it runs");
+                Some(Observed::Retrying)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(run_id = retry.run_id, error = %e, "GitHub refused the retry; the card goes out");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(run_id = retry.run_id, "GitHub did not answer the retry in time; the card goes out");
+                None
+            }
+        }
+    }
+
+    /// A run the bot re-ran passed: a flake of its signature, and nobody was paged.
+    async fn record_retried_flake(&self, retry: &Retry, attempt: u64, deadline: Deadline) {
+        let flake = Flake {
+            signature: retry.signature.clone(),
+            at: now_secs(),
+            repository: retry.repository.clone(),
+            workflow: retry.workflow.clone(),
+            job: retry.job.clone(),
+            branch: retry.branch.clone(),
+            run_id: retry.run_id,
+            run_number: retry.run_number,
+            attempt,
+        };
+        match within(deadline, STORE_BUDGET, self.signatures.flake(&flake)).await {
+            Ok(()) => tracing::info!(run_id = retry.run_id, attempt, "the retried run passed: flake recorded"),
+            Err(e) => tracing::warn!(run_id = retry.run_id, error = %e, "could not record the flake"),
+        }
+    }
+
     fn start_detail(&self, obs: &Observation) -> Option<JoinHandle<Option<FailureDetail>>> {
         let github = self.github.clone()?;
         if obs.run.run_id == 0 {
@@ -353,9 +529,14 @@ async fn fetch_detail(
     if let Some(signature) = fingerprint::signature(&sighting.workflow, &job.name, step, &log) {
         sighting.signature = signature.id.clone();
         detail.signature = Some(signature.id);
-        match signatures.sight(&sighting).await {
+        let (seen, known) = tokio::join!(signatures.sight(&sighting), signatures.known(&sighting.signature));
+        match seen {
             Ok(all) => detail.seen = fingerprint::seen(&all, &sighting, now_secs()),
             Err(e) => tracing::warn!(run_id, error = %e, "could not record the failure's signature"),
+        }
+        match known {
+            Ok(k) => detail.known = k,
+            Err(e) => tracing::warn!(run_id, error = %e, "could not read whether the signature is known"),
         }
     }
     Some(detail)

@@ -12,7 +12,9 @@ impl IncidentDesk {
             CustomId::IncidentAck(_) => "incident.ack",
             CustomId::IncidentMute(..) => "incident.mute",
             CustomId::IncidentUnmute(_) => "incident.unmute",
-            CustomId::Confirm(_) | CustomId::Cancel(_) => return PressOutcome::Unknown,
+            CustomId::Confirm(_) | CustomId::Cancel(_) | CustomId::MarkKnown(_) | CustomId::KnownForm(_) => {
+                return PressOutcome::Unknown;
+            }
         };
         let outcome = match authorize_responder(caller, &self.config) {
             Err(refusal) => PressOutcome::Refused(refusal.to_string()),
@@ -128,7 +130,9 @@ impl IncidentDesk {
                     next.rerun = Some(Stamp { user_id: user, at: now });
                     "Re-run of the failed jobs requested.".to_string()
                 }
-                CustomId::Confirm(_) | CustomId::Cancel(_) => return PressOutcome::Unknown,
+                CustomId::Confirm(_) | CustomId::Cancel(_) | CustomId::MarkKnown(_) | CustomId::KnownForm(_) => {
+                    return PressOutcome::Unknown;
+                }
             };
             // The card shows the change (acknowledged, muted): through the outbox.
             let mut claim = None;

@@ -121,6 +121,8 @@ suite!(
     an_outbox_card_has_one_sender_and_is_marked_sent_with_its_message,
     sightings_count_each_run_attempt_once_per_signature,
     flakes_are_kept_once_per_run_newest_first,
+    known_issues_merge_list_and_forget,
+    a_run_is_retried_once_whoever_asks,
 );
 
 fn flake(run_id: u64, signature: Option<&str>, at: u64) -> Flake {
@@ -152,6 +154,7 @@ fn sighting(signature: &str, run_id: u64, attempt: u64, at: u64) -> Sighting {
 
 fn subscription(channel_id: u64, repo: &str, events: &str) -> Subscription {
     Subscription {
+        retry: false,
         channel_id,
         guild_id: Some(7),
         repo: repo.to_string(),
@@ -168,6 +171,7 @@ fn subscription(channel_id: u64, repo: &str, events: &str) -> Subscription {
 fn opened_incident(branch: &str, run_number: u64, now: u64) -> valine_domain::incident::Incident {
     use valine_domain::incident::*;
     let obs = Observation {
+        workflow_file: Default::default(),
         key: IncidentKey::workflow(9, "acme/widget", "CI", branch),
         outcome: Outcome::Failure,
         run: RunRef {
@@ -246,6 +250,55 @@ mod cases {
         s.signatures.flake(&flake(1001, Some("s0a1b2c3d4e"), now - 50)).await.unwrap();
         let all = s.signatures.flakes().await.unwrap();
         assert_eq!(all, vec![flake(1003, None, now - 10), flake(1001, Some("s0a1b2c3d4e"), now - 50)]);
+    }
+
+    /// Known issues: a link and a transient mark merge; the list is in signature order; forgetting
+    /// says whether there was something to forget.
+    pub(super) async fn known_issues_merge_list_and_forget(s: Stores) {
+        let now = now_secs();
+        let known = |sig: &str, issue: Option<&str>, transient: bool, by: u64| KnownIssue {
+            signature: sig.into(),
+            issue: issue.map(str::to_string),
+            note: issue.map(|_| "flaky DNS — ünïcode".to_string()),
+            transient,
+            by,
+            at: now,
+        };
+        assert_eq!(s.signatures.known("s0a1b2c3d4e").await.unwrap(), None);
+        let kept = s.signatures.know(&known("s0a1b2c3d4e", Some("#42"), false, 1)).await.unwrap();
+        assert_eq!(kept, known("s0a1b2c3d4e", Some("#42"), false, 1));
+        let kept = s.signatures.know(&known("s0a1b2c3d4e", None, true, 2)).await.unwrap();
+        let merged = KnownIssue { transient: true, by: 2, ..known("s0a1b2c3d4e", Some("#42"), false, 1) };
+        assert_eq!(kept, merged);
+        assert_eq!(s.signatures.known("s0a1b2c3d4e").await.unwrap(), Some(merged.clone()));
+        s.signatures.know(&known("s00000000aa", None, true, 3)).await.unwrap();
+        let sigs: Vec<String> = s.signatures.known_issues().await.unwrap().into_iter().map(|k| k.signature).collect();
+        assert_eq!(sigs, ["s00000000aa", "s0a1b2c3d4e"]);
+        assert!(s.signatures.forget_known("s0a1b2c3d4e").await.unwrap());
+        assert!(!s.signatures.forget_known("s0a1b2c3d4e").await.unwrap());
+        assert_eq!(s.signatures.known("s0a1b2c3d4e").await.unwrap(), None);
+        assert_eq!(s.signatures.known_issues().await.unwrap().len(), 1);
+    }
+
+    /// A run's retry is written once: two containers asking at once get one `true`; the retry is
+    /// read back by repository (any case) and run.
+    pub(super) async fn a_run_is_retried_once_whoever_asks(s: Stores) {
+        let retry = Retry {
+            repository: "Acme/Widget".into(),
+            run_id: 4242,
+            run_number: 7,
+            workflow: "CI".into(),
+            branch: "main".into(),
+            signature: Some("s0a1b2c3d4e".into()),
+            job: Some("test".into()),
+            at: now_secs(),
+        };
+        assert_eq!(s.signatures.retry_of("acme/widget", 4242).await.unwrap(), None);
+        let (a, b) = tokio::join!(s.signatures.claim_retry(&retry), s.signatures.claim_retry(&retry));
+        assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|w| **w).count(), 1, "exactly one claim wins");
+        assert!(!s.signatures.claim_retry(&Retry { at: retry.at + 5, ..retry.clone() }).await.unwrap());
+        assert_eq!(s.signatures.retry_of("acme/widget", 4242).await.unwrap(), Some(retry.clone()));
+        assert_eq!(s.signatures.retry_of("acme/widget", 4243).await.unwrap(), None);
     }
 
     pub(super) async fn sightings_count_each_run_attempt_once_per_signature(s: Stores) {
