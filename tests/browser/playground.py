@@ -176,6 +176,38 @@ def test_flake(s, incident_id):
     s.shot("flaky")
 
 
+def new_incident(s, scenario):
+    """Runs a scenario and answers the id of the incident message it posted."""
+    before = {m.get_attribute("data-id") for m in s.d.find_elements(By.XPATH, INCIDENT_WITH_RERUN)}
+    s.d.find_element(By.CSS_SELECTOR, "#scenarios button[data-scenario='%s']" % scenario).click()
+    fresh = lambda: [m for m in s.d.find_elements(By.XPATH, INCIDENT_WITH_RERUN) if m.get_attribute("data-id") not in before]
+    return s.wait("a new incident after " + scenario, fresh)[-1].get_attribute("data-id")
+
+
+def test_known(s):
+    print("step: the demo's known issue says so and pings no one; Mark known… links a failure to its issue")
+    known_id = new_incident(s, "known-issue-fails")
+    s.wait("the known header", lambda: "flaky DNS" in s.d.find_element(By.ID, "msg-" + known_id).text)
+    card = s.d.find_element(By.ID, "msg-" + known_id)
+    assert "known:" in card.text and "issues/42" in card.text, card.text
+    assert not card.find_elements(By.CSS_SELECTOR, ".mention"), "a known issue pings no one: %r" % card.text
+    assert not card.find_elements(By.XPATH, ".//button[normalize-space()='Mark known…']"), "already linked"
+    s.shot("known-issue")
+    incident_id = new_incident(s, "fails")
+    card = s.d.find_element(By.ID, "msg-" + incident_id)
+    assert card.find_elements(By.CSS_SELECTOR, ".mention"), "a new failure pings: %r" % card.text
+    s.who("responder")
+    card.find_element(By.XPATH, ".//button[normalize-space()='Mark known…']").click()
+    s.wait("the Mark known form", lambda: s.d.find_element(By.ID, "form-issue"))
+    s.d.find_element(By.ID, "form-issue").send_keys("#7")
+    s.d.find_element(By.ID, "form-note").send_keys("slow checkout test")
+    s.shot("known-form")
+    s.d.find_element(By.ID, "form-submit").click()
+    linked = lambda: [m for m in s.messages() if "Only Rui can see this" in m.text and "known: #7" in m.text]
+    s.wait("the link's answer", linked)
+    s.shot("known-linked")
+
+
 def main():
     driver = browser()
     try:
@@ -186,6 +218,7 @@ def main():
         test_status(s)
         test_incident(s)
         test_flake(s, test_rerun(s))
+        test_known(s)
         print("playground browser tests: all passed")
     finally:
         driver.quit()

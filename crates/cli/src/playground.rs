@@ -488,6 +488,60 @@ async fn press(State(pg): State<Arc<Playground>>, body: Bytes) -> Response {
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// A form (modal) the bot opened, submitted from the page.
+#[derive(Debug, Deserialize)]
+struct SubmitRequest {
+    #[serde(rename = "as")]
+    who: String,
+    custom_id: String,
+    channel_id: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    fields: Vec<SubmitField>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubmitField {
+    custom_id: String,
+    value: String,
+}
+
+async fn submit(State(pg): State<Arc<Playground>>, body: Bytes) -> Response {
+    let run = async {
+        let req: SubmitRequest = parse(&body)?;
+        let who = identity(&req.who)?;
+        if req.custom_id.is_empty() || req.custom_id.len() > 100 || req.fields.len() > 5 {
+            return Err(bad(
+                StatusCode::BAD_REQUEST,
+                "a form has a custom_id of 1 to 100 characters and at most 5 inputs",
+            ));
+        }
+        if req
+            .fields
+            .iter()
+            .any(|f| f.custom_id.is_empty() || f.custom_id.len() > 100 || f.value.chars().count() > 4000)
+        {
+            return Err(bad(
+                StatusCode::BAD_REQUEST,
+                "an input has a custom_id of 1 to 100 characters and at most 4000 characters",
+            ));
+        }
+        let channel = snowflake(&req.channel_id, "channel_id")?;
+        let token = format!("playground-{}", uuid::Uuid::new_v4().simple());
+        let rows: Vec<Value> = req
+            .fields
+            .iter()
+            .map(|f| json!({"type": 1, "components": [{"type": 4, "custom_id": f.custom_id, "value": f.value}]}))
+            .collect();
+        let data = json!({"custom_id": req.custom_id, "components": rows});
+        let title: String = req.title.chars().take(45).collect();
+        pg.discord.interaction_sent(&token, channel, who.user_id, &format!("submitted “{title}”"));
+        send_interaction(&pg, interaction_body(5, data, &who, channel, &token, None), &token, None).await
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
 async fn scenario(State(pg): State<Arc<Playground>>, body: Bytes) -> Response {
     let run = async {
         let req: ScenarioRequest = parse(&body)?;
@@ -621,6 +675,7 @@ pub(crate) fn routes(pg: Arc<Playground>) -> Router {
         .route("/playground/command", post(command))
         .route("/playground/press", post(press))
         .route("/playground/scenario", post(scenario))
+        .route("/playground/submit", post(submit))
         .route("/playground/webhook", post(webhook))
         .layer(axum::middleware::from_fn(local_only))
         .with_state(pg)

@@ -158,6 +158,7 @@ mod tests {
                 "+ /incidents (new)",
                 "+ /mutes (new)",
                 "+ /flaky (new)",
+                "+ /known (new)",
                 "+ /subscribe (new)",
                 "+ /unsubscribe (new)",
                 "+ /subscriptions (new)",

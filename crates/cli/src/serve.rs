@@ -300,6 +300,12 @@ impl Server {
             }
         };
         let pg = Playground::new(config, real, stopping);
+        // The fake GitHub's demo has a known issue (its "known issue" scenario fails with it).
+        if let (Mode::Playground, Some(known)) = (mode, pg.github.known_issue())
+            && let Err(e) = stores.signatures.know(&known).await
+        {
+            tracing::warn!(error = %e, "playground: could not record the demo's known issue");
+        }
         let (discord_port, github_port) = clients(config, &pg)?;
         let (jobs, mut rx) = LocalJobs::new();
         let wake = Arc::new(tokio::sync::Notify::new());

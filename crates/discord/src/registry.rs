@@ -271,6 +271,20 @@ mod tests {
     }
 
     #[test]
+    fn a_sub_commands_options_are_compared_too() {
+        let wanted = spec("known").unwrap().to_json();
+        assert_eq!(wanted["options"][0]["type"], 1);
+        assert_eq!(wanted["options"][0]["options"][0]["name"], "signature");
+        let mut registered = wanted.clone();
+        registered["options"][0]["options"][1]["description"] = json!("an older text");
+        assert_ne!(comparable(&registered), comparable(&wanted));
+        // what Discord leaves out of a registered sub-command changes nothing
+        let mut registered = wanted.clone();
+        registered["options"][2]["options"] = Value::Null;
+        assert_eq!(comparable(&registered), comparable(&wanted));
+    }
+
+    #[test]
     fn the_readme_table_is_the_registrys() {
         let readme = include_str!("../../../README.md");
         let table = markdown_table();

@@ -75,7 +75,7 @@ async fn the_page_and_its_setup() {
     let keys: Vec<&str> = setup["identities"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["admin", "responder", "member", "dm"]);
     assert!(setup["commands"].as_array().unwrap().iter().any(|c| c["name"] == "status"));
-    assert_eq!(setup["scenarios"].as_array().unwrap().len(), 7);
+    assert_eq!(setup["scenarios"].as_array().unwrap().len(), 8);
 }
 
 #[tokio::test]
@@ -168,6 +168,45 @@ async fn rerun_as_a_responder_reaches_github_and_a_member_is_refused() {
 }
 
 #[tokio::test]
+async fn the_known_issue_scenario_pings_no_one_and_mark_known_links_through_its_form() {
+    let s = start().await;
+    let (_, answer) = s.post("/playground/scenario", json!({"scenario": "known-issue-fails"})).await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    let card = s.pg.discord.messages(ALERTS_CHANNEL).remove(0);
+    let content = card["content"].as_str().unwrap();
+    assert!(content.starts_with("known: https://github.com/valine-demo/webshop/issues/42 — flaky DNS"), "{card}");
+    assert!(!content.contains("<@"), "{card}");
+    s.post("/playground/scenario", json!({"scenario": "fails"})).await;
+    let card = s.pg.discord.messages(ALERTS_CHANNEL).pop().unwrap();
+    let mark = card["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["components"].as_array().unwrap().clone())
+        .find(|b| b["label"] == "Mark known…")
+        .unwrap();
+    let (_, answer) = s
+        .post(
+            "/playground/press",
+            json!({"as": "responder", "custom_id": mark["custom_id"], "message_id": card["id"],
+                   "channel_id": ALERTS_CHANNEL.to_string(), "label": "Mark known…"}),
+        )
+        .await;
+    assert_eq!(answer["answer"]["type"], 9, "{answer}");
+    let form = &answer["answer"]["data"];
+    let (_, answer) = s
+        .post(
+            "/playground/submit",
+            json!({"as": "responder", "custom_id": form["custom_id"], "channel_id": ALERTS_CHANNEL.to_string(),
+                   "title": form["title"], "fields": [{"custom_id": "issue", "value": "#7"},
+                                                       {"custom_id": "note", "value": "slow checkout test"}]}),
+        )
+        .await;
+    let said = answer["answer"]["data"]["content"].as_str().unwrap_or_default().to_string();
+    assert!(said.contains("known: #7 — slow checkout test"), "{answer}");
+}
+
+#[tokio::test]
 async fn free_form_deliveries_and_the_event_stream() {
     let s = start().await;
     let (status, answer) = s
@@ -199,6 +238,13 @@ async fn bad_input_is_a_clear_400() {
             "message_id",
         ),
         ("/playground/scenario", json!({"scenario": "meteor"}), "no scenario"),
+        ("/playground/submit", json!({"as": "admin", "custom_id": "", "channel_id": "1"}), "custom_id"),
+        (
+            "/playground/submit",
+            json!({"as": "admin", "custom_id": "v1:known:form:s0a1b2c3d4e", "channel_id": "1",
+                   "fields": [{"custom_id": "issue", "value": "x".repeat(4001)}]}),
+            "4000",
+        ),
         ("/playground/webhook", json!({"event": "push", "body": "{not json"}), "not JSON"),
         ("/playground/webhook", json!({"event": "push", "body": "[1]"}), "not a JSON object"),
         ("/playground/webhook", json!({"event": "Push Event", "body": "{}"}), "event name"),

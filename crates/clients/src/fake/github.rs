@@ -41,6 +41,9 @@ pub enum Scenario {
     NewerPasses,
     /// The failing run passes on a re-run of itself (attempt 2): a flake.
     PassesOnRerun,
+    /// The nightly run fails with the demo's known issue (a DNS timeout linked to #42): its card
+    /// says so and pings no one.
+    KnownIssueFails,
     /// A deployment to production fails.
     DeploymentFails,
     /// The next deployment to production succeeds.
@@ -48,12 +51,13 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Fails,
         Scenario::FailsAgain,
         Scenario::OlderPassesLate,
         Scenario::NewerPasses,
         Scenario::PassesOnRerun,
+        Scenario::KnownIssueFails,
         Scenario::DeploymentFails,
         Scenario::DeploymentSucceeds,
     ];
@@ -65,6 +69,7 @@ impl Scenario {
             Self::OlderPassesLate => "older-passes-late",
             Self::NewerPasses => "newer-passes",
             Self::PassesOnRerun => "passes-on-rerun",
+            Self::KnownIssueFails => "known-issue-fails",
             Self::DeploymentFails => "deployment-fails",
             Self::DeploymentSucceeds => "deployment-succeeds",
         }
@@ -77,6 +82,7 @@ impl Scenario {
             Self::OlderPassesLate => "An older run passes late",
             Self::NewerPasses => "A newer run passes",
             Self::PassesOnRerun => "It passes on a re-run (a flake)",
+            Self::KnownIssueFails => "Nightly fails with a known issue (#42)",
             Self::DeploymentFails => "A deployment fails",
             Self::DeploymentSucceeds => "A deployment succeeds",
         }
@@ -96,6 +102,8 @@ struct Run {
     path: String,
     attempt: u64,
     commit_message: String,
+    /// It failed with the demo's known issue (its log is the DNS timeout).
+    known_issue: bool,
 }
 
 #[derive(Debug, Default)]
@@ -231,7 +239,7 @@ impl Inner {
             actor: Some(Actor { login: actor.to_string() }),
             triggering_actor: Some(Actor { login: actor.to_string() }),
         };
-        state.runs.push(Run { run, path, attempt: 1, commit_message });
+        state.runs.push(Run { run, path, attempt: 1, commit_message, known_issue: false });
         id
     }
 
@@ -295,6 +303,16 @@ impl Inner {
         }
     }
 }
+
+/// The log of the demo's known issue: a name lookup that timed out in an integration test.
+const KNOWN_ISSUE_LOG: &str = "2026-01-01T00:00:01.0000000Z ##[group]Run cargo test
+2026-01-01T00:00:40.0000000Z running 212 tests
+2026-01-01T00:00:51.0000000Z test integration::checkout_calls_the_payment_api ... FAILED
+2026-01-01T00:00:51.1000000Z ---- integration::checkout_calls_the_payment_api stdout ----
+2026-01-01T00:00:51.1000000Z Error: dns error: failed to lookup address information: Temporary failure in name resolution
+2026-01-01T00:00:53.0000000Z test result: FAILED. 211 passed; 1 failed
+2026-01-01T00:00:53.1000000Z ##[error]Process completed with exit code 101.
+";
 
 /// Queued, in progress, completed with `conclusion`: one delivery each, `step` apart.
 fn progress(inner: Arc<Inner>, run_id: u64, conclusion: &'static str) {
@@ -392,6 +410,20 @@ impl FakeGitHub {
         self.inner.feed.publish("github", json!({"what": what, "detail": detail}));
     }
 
+    /// The demo's known issue: the signature of the DNS timeout that the "known issue" scenario
+    /// fails with, linked to #42. The playground records it when it starts.
+    pub fn known_issue(&self) -> Option<valine_domain::known::KnownIssue> {
+        let signature = valine_domain::fingerprint::signature("Nightly", "test", "cargo test", KNOWN_ISSUE_LOG)?;
+        Some(valine_domain::known::KnownIssue {
+            signature: signature.id,
+            issue: Some(format!("https://github.com/{}/issues/42", self.inner.repo)),
+            note: Some("flaky DNS in the integration tests".into()),
+            transient: true,
+            by: 0,
+            at: now_secs(),
+        })
+    }
+
     /// The delivery of one scenario step; the run (or deployment) it reports is kept.
     pub fn scenario(&self, scenario: Scenario) -> (String, Value) {
         let inner = &self.inner;
@@ -459,6 +491,27 @@ impl FakeGitHub {
                         r.run.status = Some("completed".into());
                         r.run.conclusion = Some("success".into());
                         r.run.updated_at = Some(ts(now));
+                    }
+                    Some(id)
+                }
+                Scenario::KnownIssueFails => {
+                    // The nightly run, so that CI's incident and its flapping are left alone.
+                    let nightly = 161_003;
+                    let n = Inner::next_number(&s, nightly);
+                    let id = inner.add_run(
+                        &mut s,
+                        nightly,
+                        n,
+                        "main",
+                        "schedule",
+                        "completed",
+                        Some("failure"),
+                        now - 200,
+                        190,
+                        None,
+                    );
+                    if let Some(r) = s.runs.iter_mut().find(|r| r.run.id == id) {
+                        r.known_issue = true;
                     }
                     Some(id)
                 }
@@ -642,6 +695,11 @@ impl GitHub for FakeGitHub {
 
     async fn job_log(&self, repo: &RepoName, job_id: u64) -> Result<String, GitHubError> {
         self.inner.check_repo(repo)?;
+        // job ids are the run's id × 10 + the job's number
+        let known = self.inner.lock().runs.iter().any(|r| r.run.id == job_id / 10 && r.known_issue);
+        if known {
+            return Ok(KNOWN_ISSUE_LOG.to_string());
+        }
         Ok(format!(
             "2026-01-01T00:00:01.0000000Z ##[group]Run cargo test\n\
              2026-01-01T00:00:40.0000000Z running 212 tests\n\
