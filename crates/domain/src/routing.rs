@@ -800,6 +800,21 @@ mod tests {
     }
 
     #[test]
+    fn a_route_may_allow_one_retry_and_its_channel_retries_if_any_route_does() {
+        let text = "[[route]]\nchannel = 10\nrepo = \"a/b\"\nretry = true\n\n[[route]]\nchannel = 10\nrepo = \"a/*\"\n";
+        let routes = parse_routes_file(text, &scope(&["a/*"])).unwrap();
+        assert_eq!(routes.iter().map(|r| r.retry).collect::<Vec<_>>(), [true, false]);
+        assert!(routes[0].describe().ends_with(", retries once"), "{}", routes[0].describe());
+        let table = RouteTable { routes, implicit: false };
+        let event = RouteEvent::Run { repository: "a/b", workflow: "CI", branch: "main", completed: true };
+        assert!(table.targets(&event)[0].retry);
+        let other = RouteEvent::Run { repository: "a/c", workflow: "CI", branch: "main", completed: true };
+        assert!(!table.targets(&other)[0].retry);
+        let errors = parse_routes_file("[[route]]\nchannel = 10\nrepo = \"a/b\"\nretry = \"yes\"\n", &scope(&["a/*"]));
+        assert!(errors.is_err(), "retry is a boolean");
+    }
+
+    #[test]
     fn subscriptions_become_routes() {
         let sub = Subscription {
             retry: false,

@@ -52,16 +52,18 @@ async fn admin_flow(h: Harness) {
             opt("branches", 3, json!("main,release/*")),
             opt("events", 3, json!("all-runs")),
             opt("mention", 8, json!("4242")),
+            opt("retry", 5, json!(true)),
         ],
     );
     let (status, answer) = h.send(&command(1, ADMIN, "subscribe", opts)).await;
     assert_eq!(status, 200);
     let text = content(&answer);
-    assert!(text.starts_with("✅ Subscribed: acme/* → <#805950613094531075>: workflows ci,!nightly, branches main,release/*, events all-runs, mentions <@&4242>"), "{text}");
+    assert!(text.starts_with("✅ Subscribed: acme/* → <#805950613094531075>: workflows ci,!nightly, branches main,release/*, events all-runs, mentions <@&4242>, retries once"), "{text}");
     assert_eq!(answer["data"]["flags"], 64);
     let subs = h.app.services().stores.routes.list_subscriptions().await.unwrap();
     assert_eq!(subs.len(), 1);
     assert_eq!((subs[0].channel_id, subs[0].mention_role_id, subs[0].created_by), (CHANNEL, Some(4242), ADMIN));
+    assert!(subs[0].retry && subs[0].route().is_some_and(|r| r.retry), "{subs:?}");
     let records = audit_of(&h, ADMIN).await;
     assert_eq!(records[0].result, AuditResult::Posted);
     assert_eq!(records[0].command, "/subscribe");
