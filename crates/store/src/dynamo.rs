@@ -308,6 +308,21 @@ impl DynamoStore {
         Ok(out.item().and_then(|item| live_data(item, now_secs())))
     }
 
+    /// The live item `pk`/`sk` of the state table, parsed (a consistent read).
+    async fn get_under<T: serde::de::DeserializeOwned>(&self, pk: &str, sk: &str) -> StoreResult<Option<T>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.item().and_then(|item| live_data(item, now_secs())).map(|d| from_json(&d)).transpose()
+    }
+
     /// Items whose `key` equals `value` (and whose sort key is above `after`, when given) and that
     /// `keep` accepts, sort key descending (newest first), at most `limit` (and at most
     /// [`MAX_LIST`]). Follows `LastEvaluatedKey`: a query
@@ -817,17 +832,7 @@ const INCIDENT_PK: &str = "incident";
 #[async_trait]
 impl IncidentRepo for DynamoStore {
     async fn get_incident(&self, id: &str) -> StoreResult<Option<Incident>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.state)
-            .key("pk", s(INCIDENT_PK))
-            .key("sk", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_err)?;
-        out.item().and_then(|item| live_data(item, now_secs())).map(|d| from_json(&d)).transpose()
+        self.get_under(INCIDENT_PK, id).await
     }
 
     async fn write_incident(
@@ -994,20 +999,7 @@ impl SignatureLedger for DynamoStore {
     }
 
     async fn known(&self, signature: &str) -> StoreResult<Option<KnownIssue>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.state)
-            .key("pk", s(KNOWN_PK))
-            .key("sk", s(signature))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_err)?;
-        match out.item().and_then(|item| live_data(item, now_secs())) {
-            Some(data) => serde_json::from_str(&data).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
-            None => Ok(None),
-        }
+        self.get_under(KNOWN_PK, signature).await
     }
 
     async fn known_issues(&self) -> StoreResult<Vec<KnownIssue>> {
@@ -1046,10 +1038,7 @@ impl SignatureLedger for DynamoStore {
     }
 
     async fn retry_of(&self, repository: &str, run_id: u64) -> StoreResult<Option<Retry>> {
-        match self.get_state(retry_key(repository, run_id)).await? {
-            Some(data) => serde_json::from_str(&data).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
-            None => Ok(None),
-        }
+        self.get_state(retry_key(repository, run_id)).await?.map(|d| from_json(&d)).transpose()
     }
 }
 

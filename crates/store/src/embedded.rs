@@ -774,10 +774,7 @@ impl SignatureLedger for EmbeddedStore {
     }
 
     async fn known(&self, signature: &str) -> StoreResult<Option<KnownIssue>> {
-        match self.get_state(state_key(KNOWN_PK, signature)).await? {
-            Some(data) => parse(&data).map(Some),
-            None => Ok(None),
-        }
+        self.get_state(state_key(KNOWN_PK, signature)).await?.map(|d| parse(&d)).transpose()
     }
 
     async fn known_issues(&self) -> StoreResult<Vec<KnownIssue>> {
@@ -803,10 +800,7 @@ impl SignatureLedger for EmbeddedStore {
     }
 
     async fn retry_of(&self, repository: &str, run_id: u64) -> StoreResult<Option<Retry>> {
-        match self.get_state(retry_key(repository, run_id)).await? {
-            Some(data) => parse(&data).map(Some),
-            None => Ok(None),
-        }
+        self.get_state(retry_key(repository, run_id)).await?.map(|d| parse(&d)).transpose()
     }
 }
 

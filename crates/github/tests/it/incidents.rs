@@ -942,21 +942,7 @@ async fn a_card_discord_rate_limits_asks_for_a_drain_and_the_drain_event_sends_i
 /// GitHub's jobs for run `3000 + number` (job `100 + number`, failing in step "cargo test") and
 /// that job's log.
 async fn github_job_log(server: &MockServer, number: u64, log: String) {
-    let (id, job) = (3000 + number, 100 + number);
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/acme/widget/actions/runs/{id}/attempts/1/jobs")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 1, "jobs": [
-            {"id": job, "name": "test", "status": "completed", "conclusion": "failure",
-             "html_url": format!("https://github.com/acme/widget/actions/runs/{id}/job/{job}"),
-             "steps": [{"name": "cargo test", "conclusion": "failure", "number": 1}]}
-        ]})))
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/acme/widget/actions/jobs/{job}/logs")))
-        .respond_with(ResponseTemplate::new(200).set_body_string(log))
-        .mount(server)
-        .await;
+    github_attempt_log(server, number, 1, log).await;
 }
 
 /// A cargo test failure as a job log, with what differs between runs of it.
