@@ -75,6 +75,8 @@ pub struct Config {
     /// More outcome flips than this within `alert_flap_minutes` is flapping.
     pub alert_flap_count: u32,
     pub alert_flap_minutes: u64,
+    /// The implicit route (`ALERT_CHANNEL_ID` without routes) allows the one safe retry.
+    pub auto_retry: bool,
     /// Workflows never re-run by the one safe retry (globs on the name or file).
     pub auto_retry_never: Vec<String>,
     pub enable_debug_cmd: bool,
@@ -194,6 +196,7 @@ impl Config {
             alert_escalate_minutes: env.minutes("ALERT_ESCALATE_MINUTES", 30)?,
             alert_flap_count: env.minutes("ALERT_FLAP_COUNT", 4)? as u32,
             alert_flap_minutes: env.minutes("ALERT_FLAP_MINUTES", 60)?,
+            auto_retry: env.flag("AUTO_RETRY", false)?,
             auto_retry_never: env
                 .list("AUTO_RETRY_NEVER")
                 .unwrap_or_else(|| crate::known::RETRY_NEVER_DEFAULT.iter().map(|p| p.to_string()).collect()),
@@ -380,6 +383,7 @@ pub const SETTINGS: &[(&str, Source)] = &[
     ("ALERT_ESCALATE_MINUTES", Source::Parameter("AlertEscalateMinutes")),
     ("ALERT_FLAP_COUNT", Source::Parameter("AlertFlapCount")),
     ("ALERT_FLAP_MINUTES", Source::Parameter("AlertFlapMinutes")),
+    ("AUTO_RETRY", Source::Parameter("AutoRetry")),
     ("AUTO_RETRY_NEVER", Source::Parameter("AutoRetryNever")),
     ("ROUTES_TOML", Source::Parameter("RoutesToml")),
     ("ENABLE_DEBUG_CMD", Source::Parameter("EnableDebugCmd")),
@@ -758,6 +762,11 @@ mod tests {
         assert_eq!(c.allowed_domains, vec!["example.com", "*.corp.example"]);
         assert_eq!(c.github_repo.unwrap().to_string(), "acme/widget");
         assert!(c.discord_public_key.is_some());
+        assert_eq!(c.auto_retry_never, ["*deploy*", "*release*", "*publish*"], "the default");
+        assert!(!c.auto_retry);
+        let c = config(&[("AUTO_RETRY", "true"), ("AUTO_RETRY_NEVER", "ship-*, *.prod.yml")]).unwrap();
+        assert!(c.auto_retry && crate::routing::Route::implicit(&c).retry);
+        assert_eq!(c.auto_retry_never, ["ship-*", "*.prod.yml"]);
     }
 
     #[test]

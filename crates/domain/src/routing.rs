@@ -257,7 +257,7 @@ impl Route {
             branches: Globs::from_items(config.alert_branches.iter().map(String::as_str), false).unwrap_or_default(),
             events: Events { failures: true, all_runs: false, deployments: true },
             mention_role_id: None,
-            retry: false,
+            retry: config.auto_retry,
         }
     }
 
