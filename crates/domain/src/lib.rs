@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod redact;
 pub mod repo;
 pub mod routing;
+pub mod schedule;
 pub mod signing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -10,4 +10,5 @@ mod redact_corpus;
 mod redact_properties;
 mod redact_rules;
 mod redact_stream;
+mod schedule;
 mod settings;
