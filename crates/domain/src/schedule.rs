@@ -203,3 +203,93 @@ pub fn missed(crons: &[Cron], since: u64, now: u64) -> Option<Missed> {
         _ => None,
     }
 }
+
+/// What a workflow file says about how it starts, as far as the watchdog needs: its `on.schedule`
+/// crons (as written) and whether it has a `workflow_dispatch` trigger ("Run now" needs one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Triggers {
+    pub crons: Vec<String>,
+    pub dispatch: bool,
+}
+
+/// Reads the triggers of a workflow file. A small reader of the block style GitHub's own
+/// templates and nearly every workflow use (`on:` with nested keys, `- cron: '…'` items), and of
+/// the one-line forms `on: workflow_dispatch` and `on: [push, workflow_dispatch]`; a file in a
+/// style it does not read gives no schedules (the watchdog then watches nothing there, which is
+/// never a false alarm).
+pub fn triggers(yaml: &str) -> Triggers {
+    let mut out = Triggers::default();
+    // (indent of the `on:` key's children, once inside it), and whether inside `schedule:`
+    let mut on_children: Option<usize> = None;
+    let mut in_on = false;
+    let mut in_schedule: Option<usize> = None;
+    for raw in yaml.lines() {
+        let line = strip_comment(raw);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let text = line.trim();
+        if indent == 0 {
+            in_on = false;
+            in_schedule = None;
+            on_children = None;
+            let Some((key, value)) = text.split_once(':') else { continue };
+            if unquote(key) != "on" {
+                continue;
+            }
+            let value = value.trim();
+            if value.is_empty() {
+                in_on = true;
+            } else {
+                let names = value.trim_start_matches('[').trim_end_matches(']');
+                out.dispatch |= names.split(',').any(|n| unquote(n) == "workflow_dispatch");
+            }
+            continue;
+        }
+        if !in_on {
+            continue;
+        }
+        let children = *on_children.get_or_insert(indent);
+        if indent <= children {
+            in_schedule = None;
+        }
+        if indent == children {
+            let key = text.split(':').next().map(unquote).unwrap_or_default();
+            if key == "workflow_dispatch" {
+                out.dispatch = true;
+            }
+            if key == "schedule" {
+                in_schedule = Some(indent);
+            }
+            continue;
+        }
+        if in_schedule.is_some() {
+            let item = text.trim_start_matches('-').trim();
+            if let Some(cron) = item.strip_prefix("cron:").or_else(|| item.strip_prefix("\"cron\":")) {
+                out.crons.push(unquote(cron).to_string());
+            }
+        }
+    }
+    out
+}
+
+fn strip_comment(line: &str) -> &str {
+    // a `#` after a blank starts a comment, outside quotes (crons hold no `#`)
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '#') if prev.is_whitespace() => return &line[..i],
+            _ => {}
+        }
+        prev = c;
+    }
+    line
+}
+
+fn unquote(s: &str) -> &str {
+    s.trim().trim_matches(|c| c == '\'' || c == '"').trim()
+}

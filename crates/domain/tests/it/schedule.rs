@@ -103,3 +103,18 @@ fn which_scheduled_runs_were_missed() {
     assert_eq!(m.count, 3, "01:00, 02:00 and 03:00 (their :02 twins are within five minutes): {m:?}");
     assert_eq!(missed(&[], 0, at("2026-12-03T03:30:00Z")), None);
 }
+
+#[test]
+fn a_workflow_files_schedules_and_dispatch() {
+    let nightly = "name: Nightly\n\
+on:\n  schedule:\n    # every night\n    - cron: '17 3 * * *'\n    - cron: \"0 12 * * MON\"  # and Monday noon\n  workflow_dispatch:\n    inputs:\n      cron:\n        description: not a schedule\n\
+jobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo 'cron: 1 2 3 4 5'\n";
+    assert_eq!(triggers(nightly), Triggers { crons: vec!["17 3 * * *".into(), "0 12 * * MON".into()], dispatch: true });
+    let ci = "on:\n  push:\n    branches: [main]\n  pull_request:\njobs: {}\n";
+    assert_eq!(triggers(ci), Triggers::default());
+    assert_eq!(triggers("on: [push, workflow_dispatch]\n"), Triggers { crons: vec![], dispatch: true });
+    assert_eq!(triggers("\"on\": workflow_dispatch\n"), Triggers { crons: vec![], dispatch: true });
+    let only_schedule = "'on':\n    schedule:\n        -   cron:   '*/15 * * * *'\njobs:\n";
+    assert_eq!(triggers(only_schedule), Triggers { crons: vec!["*/15 * * * *".into()], dispatch: false });
+    assert_eq!(triggers(""), Triggers::default());
+}
