@@ -13,6 +13,7 @@ pub mod fingerprint;
 pub mod git_ref;
 pub mod incident;
 pub mod known;
+pub mod lock;
 pub mod logging;
 pub mod markdown;
 pub mod message;

@@ -1043,6 +1043,35 @@ impl SignatureLedger for DynamoStore {
 }
 
 #[async_trait]
+impl LockRepo for DynamoStore {
+    async fn lock(&self, lock: &Lock) -> StoreResult<Option<Lock>> {
+        let put = Put::builder()
+            .table_name(&self.tables.state)
+            .item("pk", s(lock_key(&lock.environment)))
+            .item("sk", s("-"))
+            .item("data", s(to_json(lock)))
+            .item("expires_at", n(lock_expires_at(lock)))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now_secs()))
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        if self.put_once(put).await? {
+            return Ok(None);
+        }
+        // Taken: answer the live lock (gone in between, it is answered as the one asked for).
+        Ok(Some(self.get_lock(&lock.environment).await?.unwrap_or_else(|| lock.clone())))
+    }
+
+    async fn get_lock(&self, environment: &str) -> StoreResult<Option<Lock>> {
+        self.get_state(lock_key(environment)).await?.map(|d| from_json(&d)).transpose()
+    }
+
+    async fn unlock(&self, environment: &str) -> StoreResult<Option<Lock>> {
+        self.take_state(lock_key(environment)).await?.map(|d| from_json(&d)).transpose()
+    }
+}
+
+#[async_trait]
 impl StoreHealth for DynamoStore {
     async fn ping(&self) -> StoreResult<()> {
         self.get_state("health#ping".into()).await.map(|_| ())

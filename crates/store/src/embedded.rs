@@ -805,6 +805,31 @@ impl SignatureLedger for EmbeddedStore {
 }
 
 #[async_trait]
+impl LockRepo for EmbeddedStore {
+    async fn lock(&self, lock: &Lock) -> StoreResult<Option<Lock>> {
+        let data = serde_json::to_string(lock).map_err(corrupt)?;
+        let expires_at = lock_expires_at(lock);
+        self.update_state(lock_key(&lock.environment), move |current, _| match current {
+            Some(item) => (Change::Keep, serde_json::from_str(&item.data).ok()),
+            None => (Change::Put(StateItem { expires_at, data, token: None, until: None }), None),
+        })
+        .await
+    }
+
+    async fn get_lock(&self, environment: &str) -> StoreResult<Option<Lock>> {
+        self.get_state(lock_key(environment)).await?.map(|d| parse(&d)).transpose()
+    }
+
+    async fn unlock(&self, environment: &str) -> StoreResult<Option<Lock>> {
+        self.update_state(lock_key(environment), |current, _| match current {
+            Some(item) => (Change::Delete, serde_json::from_str(&item.data).ok()),
+            None => (Change::Keep, None),
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl StoreHealth for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {
         self.run(|db| {

@@ -13,6 +13,7 @@ use valine_domain::audit::AuditRecord;
 pub use valine_domain::fingerprint::{Flake, Sighting};
 use valine_domain::incident::Incident;
 pub use valine_domain::known::{KnownIssue, Retry};
+pub use valine_domain::lock::Lock;
 pub use valine_domain::routing::Subscription;
 use valine_domain::trace::Trace;
 
@@ -421,6 +422,28 @@ pub trait SignatureLedger: Send + Sync {
     async fn retry_of(&self, repository: &str, run_id: u64) -> StoreResult<Option<Retry>>;
 }
 
+/// Deploy locks, one per environment (`/lock`, `/unlock`).
+#[async_trait]
+pub trait LockRepo: Send + Sync {
+    /// Sets `lock` where no live lock of its environment is: `Ok(None)`. Otherwise nothing is
+    /// written and the live lock is answered.
+    async fn lock(&self, lock: &Lock) -> StoreResult<Option<Lock>>;
+    /// The environment's live lock (any case).
+    async fn get_lock(&self, environment: &str) -> StoreResult<Option<Lock>>;
+    /// Removes the environment's lock, answering it when one was live.
+    async fn unlock(&self, environment: &str) -> StoreResult<Option<Lock>>;
+}
+
+/// The key of an environment's lock.
+pub fn lock_key(environment: &str) -> String {
+    format!("lock#{}", environment.to_ascii_lowercase())
+}
+
+/// When a lock's item expires: its end, or never.
+pub fn lock_expires_at(lock: &Lock) -> u64 {
+    lock.until.unwrap_or(NEVER_EXPIRES)
+}
+
 /// The known issues' partition (sort key: the signature).
 pub const KNOWN_PK: &str = "known";
 
@@ -602,6 +625,8 @@ pub struct Stores {
     pub routes: Arc<dyn RouteRepo>,
     /// The fingerprint ledger.
     pub signatures: Arc<dyn SignatureLedger>,
+    /// Deploy locks.
+    pub locks: Arc<dyn LockRepo>,
     pub health: Arc<dyn StoreHealth>,
     /// What `/health/ready` last learned through `health` and `routes`.
     pub ready: Arc<ReadyCache>,
@@ -628,6 +653,7 @@ impl Stores {
             + OutboxRepo
             + RouteRepo
             + SignatureLedger
+            + LockRepo
             + StoreHealth
             + 'static,
     {
@@ -642,6 +668,7 @@ impl Stores {
             outbox: adapter.clone(),
             routes: Arc::new(CachedRoutes::new(adapter.clone(), ROUTE_CACHE_TTL)),
             signatures: adapter.clone(),
+            locks: adapter.clone(),
             health: adapter,
             ready: Arc::default(),
             kind,

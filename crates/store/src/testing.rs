@@ -179,6 +179,19 @@ impl SignatureLedger for DownStore {
 }
 
 #[async_trait]
+impl LockRepo for DownStore {
+    async fn lock(&self, _: &Lock) -> StoreResult<Option<Lock>> {
+        self.fail().await
+    }
+    async fn get_lock(&self, _: &str) -> StoreResult<Option<Lock>> {
+        self.fail().await
+    }
+    async fn unlock(&self, _: &str) -> StoreResult<Option<Lock>> {
+        self.fail().await
+    }
+}
+
+#[async_trait]
 impl RouteRepo for DownStore {
     async fn put_subscription(&self, _: &Subscription) -> StoreResult<()> {
         self.fail().await

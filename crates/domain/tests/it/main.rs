@@ -6,6 +6,7 @@
 
 mod fingerprint;
 mod known;
+mod lock;
 mod redact_corpus;
 mod redact_properties;
 mod redact_rules;

@@ -239,6 +239,22 @@ impl SignatureLedger for Counting {
 }
 
 #[async_trait]
+impl LockRepo for Counting {
+    async fn lock(&self, lock: &Lock) -> StoreResult<Option<Lock>> {
+        self.hit();
+        self.inner.lock(lock).await
+    }
+    async fn get_lock(&self, environment: &str) -> StoreResult<Option<Lock>> {
+        self.hit();
+        self.inner.get_lock(environment).await
+    }
+    async fn unlock(&self, environment: &str) -> StoreResult<Option<Lock>> {
+        self.hit();
+        self.inner.unlock(environment).await
+    }
+}
+
+#[async_trait]
 impl StoreHealth for Counting {
     async fn ping(&self) -> StoreResult<()> {
         self.hit();

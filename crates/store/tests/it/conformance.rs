@@ -123,6 +123,7 @@ suite!(
     flakes_are_kept_once_per_run_newest_first,
     known_issues_merge_list_and_forget,
     a_run_is_retried_once_whoever_asks,
+    an_environment_is_locked_once_until_unlocked_or_expired,
 );
 
 fn flake(run_id: u64, signature: Option<&str>, at: u64) -> Flake {
@@ -299,6 +300,33 @@ mod cases {
         assert!(!s.signatures.claim_retry(&Retry { at: retry.at + 5, ..retry.clone() }).await.unwrap());
         assert_eq!(s.signatures.retry_of("acme/widget", 4242).await.unwrap(), Some(retry.clone()));
         assert_eq!(s.signatures.retry_of("acme/widget", 4243).await.unwrap(), None);
+    }
+
+    /// One lock per environment (any case): a second is refused with the first, `unlock` answers
+    /// what it removed, and an expired lock is no lock.
+    pub(super) async fn an_environment_is_locked_once_until_unlocked_or_expired(s: Stores) {
+        let now = now_secs();
+        let lock = |by: u64, until: Option<u64>| Lock {
+            environment: "Production".into(),
+            by,
+            reason: "release freeze — ünïcode".into(),
+            at: now,
+            until,
+        };
+        assert_eq!(s.locks.get_lock("production").await.unwrap(), None);
+        let (first, second) = (lock(1, Some(now + 3600)), lock(2, None));
+        let (a, b) = tokio::join!(s.locks.lock(&first), s.locks.lock(&second));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!([&a, &b].iter().filter(|r| r.is_none()).count(), 1, "one of two at once wins: {a:?} {b:?}");
+        let held = s.locks.get_lock("PRODUCTION").await.unwrap().unwrap();
+        assert_eq!(a.or(b), Some(held.clone()), "the loser is told the winner's lock");
+        assert_eq!(s.locks.unlock("production").await.unwrap(), Some(held));
+        assert_eq!(s.locks.unlock("production").await.unwrap(), None);
+        // an expired lock neither holds nor stops a new one
+        assert_eq!(s.locks.lock(&lock(3, Some(now - 1))).await.unwrap(), None);
+        assert_eq!(s.locks.get_lock("production").await.unwrap(), None);
+        assert_eq!(s.locks.lock(&lock(4, None)).await.unwrap(), None);
+        assert_eq!(s.locks.get_lock("production").await.unwrap().map(|l| l.by), Some(4));
     }
 
     pub(super) async fn sightings_count_each_run_attempt_once_per_signature(s: Stores) {
