@@ -163,6 +163,8 @@ mod tests {
                 "+ /unsubscribe (new)",
                 "+ /subscriptions (new)",
                 "+ /deploy-client (new)",
+                "+ /lock (new)",
+                "+ /unlock (new)",
                 "+ /set-frontend (new)",
                 "+ /set-api-base (new)",
                 "+ /verify-latest (new)",
@@ -183,9 +185,8 @@ mod tests {
             assert_eq!(shown, c["default_member_permissions"] == "0", "{}", c["name"]);
         }
         assert!(
-            groups
-                .iter()
-                .any(|(roles, names)| roles == &["ADMIN_ROLE_IDS", "DEPLOY_ROLE_IDS"] && names == &["/deploy-client"]),
+            groups.iter().any(|(roles, names)| roles == &["ADMIN_ROLE_IDS", "DEPLOY_ROLE_IDS"]
+                && names == &["/deploy-client", "/lock", "/unlock"]),
             "{groups:?}"
         );
         assert!(

@@ -12,7 +12,7 @@ use valine_store::PendingConfirmation;
 
 use crate::commands::confirm::{self, Press};
 use crate::commands::{
-    debug_last, deploy, diagnose, incidents, known, relay, secrets, status, subscribe, verify_latest,
+    debug_last, deploy, diagnose, incidents, known, lock, relay, secrets, status, subscribe, verify_latest,
 };
 use crate::ctx::Ctx;
 use crate::deferred::Deferred;
@@ -122,6 +122,8 @@ registry! {
     Unsubscribe(subscribe::Args) => subscribe::UNSUBSCRIBE, subscribe::parse, subscribe::run_unsubscribe;
     Subscriptions(subscribe::Args) => subscribe::SUBSCRIPTIONS, subscribe::parse, subscribe::run_subscriptions;
     DeployClient(deploy::Args) => deploy::SPEC, deploy::parse, deploy::run, confirm: deploy::confirmed, job: deploy::DeployJob;
+    Lock(lock::Args) => lock::LOCK, lock::parse, lock::run_lock;
+    Unlock(lock::Args) => lock::UNLOCK, lock::parse, lock::run_unlock;
     SetFrontend(secrets::Args) => secrets::FRONTEND, secrets::parse, secrets::run, confirm: secrets::confirmed;
     SetApiBase(secrets::Args) => secrets::API_BASE, secrets::parse, secrets::run, confirm: secrets::confirmed;
     VerifyLatest(verify_latest::Args) => verify_latest::SPEC, verify_latest::parse, verify_latest::run, job: verify_latest::VerifyJob;
@@ -202,6 +204,8 @@ mod tests {
                 "unsubscribe",
                 "subscriptions",
                 "deploy-client",
+                "lock",
+                "unlock",
                 "set-frontend",
                 "set-api-base",
                 "verify-latest"

@@ -110,6 +110,8 @@ pub struct Config {
     pub deploy_workflow: String,
     pub deploy_ref: String,
     pub deploy_role_ids: Vec<u64>,
+    /// The environment `/deploy-client` deploys to unless told (its `environment` input).
+    pub deploy_environment: String,
     /// `/set-frontend` and `/set-api-base` are refused unless this is on.
     pub allow_secret_writes: bool,
     /// The repository variable `/set-frontend` writes, and the secret `/set-api-base` writes.
@@ -230,6 +232,11 @@ impl Config {
             deploy_workflow: env.string("DEPLOY_WORKFLOW").unwrap_or_else(|| "client-deploy.yml".into()),
             deploy_ref: env.string("DEPLOY_REF").unwrap_or_else(|| "main".into()),
             deploy_role_ids: env.ids("DEPLOY_ROLE_IDS")?,
+            deploy_environment: match env.string("DEPLOY_ENVIRONMENT") {
+                None => "production".into(),
+                Some(e) => crate::lock::parse_environment(&e)
+                    .map_err(|reason| ConfigError::Invalid { var: "DEPLOY_ENVIRONMENT", reason })?,
+            },
             allow_secret_writes: env.flag("ALLOW_SECRET_WRITES", false)?,
             frontend_variable_name: env.name("FRONTEND_VARIABLE_NAME", "FRONTEND_BASE_URL")?,
             api_base_secret_name: env.name("API_BASE_SECRET_NAME", "VITE_API_BASE")?,
@@ -396,6 +403,7 @@ pub const SETTINGS: &[(&str, Source)] = &[
     ("DEPLOY_WORKFLOW", Source::Parameter("DeployWorkflow")),
     ("DEPLOY_REF", Source::Parameter("DeployRef")),
     ("DEPLOY_ROLE_IDS", Source::Parameter("DeployRoleIds")),
+    ("DEPLOY_ENVIRONMENT", Source::Parameter("DeployEnvironment")),
     ("ALLOW_SECRET_WRITES", Source::Parameter("AllowSecretWrites")),
     ("FRONTEND_VARIABLE_NAME", Source::Parameter("FrontendVariableName")),
     ("API_BASE_SECRET_NAME", Source::Parameter("ApiBaseSecretName")),

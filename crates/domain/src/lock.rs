@@ -39,7 +39,7 @@ impl Lock {
     /// What a refused deploy is told.
     pub fn refusal(&self, now: u64) -> String {
         format!(
-            "🔒 `{}` is locked by <@{}> {}: {}",
+            "`{}` is locked by <@{}> {}: {}",
             self.environment,
             self.by,
             self.left(now),

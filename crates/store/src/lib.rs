@@ -251,6 +251,9 @@ pub enum Held {
         git_ref: String,
         #[serde(default)]
         api_base: Option<String>,
+        /// The environment (`DEPLOY_ENVIRONMENT` when held before environments).
+        #[serde(default)]
+        environment: Option<String>,
     },
     /// A repository variable to write, and the keyed audit digest (hex) of its value.
     RepoVariable { value: Encrypted, digest: String },

@@ -218,7 +218,7 @@ fn assert_admin_visibility(text: &str) {
         assert_eq!(listed, command["default_member_permissions"] == "0", "{name} in:\n{block}");
     }
     for line in [
-        "/deploy-client: for the roles of ADMIN_ROLE_IDS and DEPLOY_ROLE_IDS",
+        "/deploy-client, /lock, /unlock: for the roles of ADMIN_ROLE_IDS and DEPLOY_ROLE_IDS",
         "for the roles of ADMIN_ROLE_IDS\n",
         "To let those roles see and use them: Server Settings → Integrations → Valine → each command above → Add Roles or Members → the role (and save).",
         "The bot still checks ADMIN_USER_IDS, ADMIN_ROLE_IDS and DEPLOY_ROLE_IDS itself",

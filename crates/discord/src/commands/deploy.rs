@@ -14,6 +14,7 @@ use valine_domain::audit::{AuditRecord, AuditResult};
 use valine_domain::authz::authorize_deploy;
 use valine_domain::config::{Config, Feature};
 use valine_domain::git_ref::check_ref_name;
+use valine_domain::lock::{Lock, parse_environment};
 use valine_domain::message::{ButtonStyle, Embed, Reply};
 use valine_domain::trace::{StepStatus, TraceRecorder};
 use valine_domain::url_guard::{UrlPolicy, check_url};
@@ -35,11 +36,17 @@ pub(crate) const SPEC: Spec = Spec {
         OptSpec::new("ref", OptKind::String, "Branch, tag or commit to deploy (default DEPLOY_REF)").max_length(255),
         OptSpec::new("api_base", OptKind::String, "Public https base URL of the API the client should use")
             .max_length(2048),
+        OptSpec::new(
+            "environment",
+            OptKind::String,
+            "Where to deploy (default DEPLOY_ENVIRONMENT); refused while /lock holds it",
+        )
+        .max_length(64),
     ],
     subcommands: &[],
     access: Access::AdminsOr("DEPLOY_ROLE_IDS"),
     place: Where::Guild,
-    summary: "A preview with Confirm / Cancel; Confirm dispatches `DEPLOY_WORKFLOW` on `ref` (default `DEPLOY_REF`) and the message follows the run, then verifies `VERIFY_URLS`.",
+    summary: "A preview with Confirm / Cancel; Confirm dispatches `DEPLOY_WORKFLOW` on `ref` (default `DEPLOY_REF`) with the `environment` input (default `DEPLOY_ENVIRONMENT`) and the message follows the run, then verifies `VERIFY_URLS`. Refused while the environment is locked (`/lock`).",
     span: "handle_deploy_client",
 };
 
@@ -47,17 +54,23 @@ pub(crate) const SPEC: Spec = Spec {
 pub struct Args {
     pub git_ref: Option<String>,
     pub api_base: Option<String>,
+    pub environment: Option<String>,
 }
 
 pub(crate) fn parse(o: &Options) -> Args {
-    Args { git_ref: o.str("ref").map(str::to_string), api_base: o.str("api_base").map(str::to_string) }
+    Args {
+        git_ref: o.str("ref").map(str::to_string),
+        api_base: o.str("api_base").map(str::to_string),
+        environment: o.str("environment").map(str::to_string),
+    }
 }
 
-/// What the checks look at: the ref and the API base as asked.
+/// What the checks look at: the ref, the API base and the environment as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Pending {
     git_ref: String,
     api_base: Option<String>,
+    environment: String,
 }
 
 /// A ref GitHub could take, and that no workflow could read as code: see
@@ -80,6 +93,9 @@ fn check(config: &Config, caller: valine_domain::authz::Caller<'_>, p: &Pending)
     // The reason names a class or a character of a fixed set, never the ref: safe to audit.
     if let Err(reason) = check_ref_name(&p.git_ref) {
         return Err(Checked::plain(format!("`ref` is not a branch, tag or commit name: {reason}.")));
+    }
+    if let Err(reason) = parse_environment(&p.environment) {
+        return Err(Checked::plain(format!("`environment` was refused: {reason}")));
     }
     let policy = UrlPolicy { allowed_domains: config.allowed_domains.clone(), safe_local: config.safe_local };
     p.api_base
@@ -109,11 +125,48 @@ fn target(config: &Config, git_ref: &str) -> String {
     format!("{}@{git_ref}", config.deploy_workflow)
 }
 
+/// The environment's lock, when one holds it. A store that cannot say refuses the deploy: a lock
+/// may be there.
+async fn lock_of(services: &Services, environment: &str) -> Result<Option<Lock>, Checked> {
+    let now = valine_domain::clock::now_secs();
+    let read = tokio::time::timeout(LOCK_READ_BUDGET, services.stores.locks.get_lock(environment)).await;
+    match read {
+        Ok(Ok(lock)) => Ok(lock.filter(|l| l.holds(now))),
+        Ok(Err(e)) => {
+            Err(Checked::plain(format!("Whether `{environment}` is locked is unknown ({e}); nothing was dispatched.")))
+        }
+        Err(_) => Err(Checked::plain(format!(
+            "Whether `{environment}` is locked is unknown (the store did not answer); nothing was dispatched."
+        ))),
+    }
+}
+
+/// [`check`], then the environment's lock: `Ok` carries the API base as the guard normalised it.
+async fn check_all(
+    services: &Services,
+    caller: valine_domain::authz::Caller<'_>,
+    p: &Pending,
+) -> Result<Option<String>, Checked> {
+    let api_base = check(&services.config, caller, p)?;
+    match lock_of(services, &p.environment).await? {
+        Some(lock) => {
+            let now = valine_domain::clock::now_secs();
+            Err(Checked { told: lock.refusal(now), audited: format!("{} is locked by {}", p.environment, lock.by) })
+        }
+        None => Ok(api_base),
+    }
+}
+
+const LOCK_READ_BUDGET: Duration = Duration::from_millis(1500);
+
 pub(crate) async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     let config = ctx.services.config.clone();
-    let pending =
-        Pending { git_ref: args.git_ref.unwrap_or_else(|| config.deploy_ref.clone()), api_base: args.api_base };
-    let api_base = match check(&config, ctx.caller(), &pending) {
+    let pending = Pending {
+        git_ref: args.git_ref.unwrap_or_else(|| config.deploy_ref.clone()),
+        api_base: args.api_base,
+        environment: args.environment.unwrap_or_else(|| config.deploy_environment.clone()),
+    };
+    let api_base = match check_all(ctx.services, ctx.caller(), &pending).await {
         Ok(a) => a,
         Err(refusal) => {
             let record = ctx.blocked_record().target(config.deploy_workflow.clone()).meta("reason", &refusal.audited);
@@ -122,7 +175,11 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     };
     ctx.rec.note("checks", StepStatus::Ok, None);
     let pending = Pending { api_base, ..pending };
-    let held = Held::Deploy { git_ref: pending.git_ref.clone(), api_base: pending.api_base.clone() };
+    let held = Held::Deploy {
+        git_ref: pending.git_ref.clone(),
+        api_base: pending.api_base.clone(),
+        environment: Some(pending.environment.clone()),
+    };
     let stored = match confirm::hold(ctx, held, "nothing was dispatched").await {
         Ok(s) => s,
         Err(answer) => return answer,
@@ -133,6 +190,7 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
         .colour(0x58_65_F2)
         .field("Workflow", format!("`{}`", config.deploy_workflow), true)
         .field("Ref", format!("`{}`", pending.git_ref), true)
+        .field("Environment", format!("`{}`", pending.environment), true)
         .field("Repository", format!("`{repo}`"), true);
     if let Some(a) = &pending.api_base {
         embed = embed.field("API base", a, false);
@@ -151,12 +209,13 @@ pub(crate) async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, pr
         return confirm::cancelled(ctx, &stored, "Nothing was dispatched");
     }
     let config = ctx.services.config.clone();
-    let Held::Deploy { git_ref, api_base } = stored.held else {
+    let Held::Deploy { git_ref, api_base, environment } = stored.held else {
         return confirm::damaged("nothing was dispatched");
     };
-    let pending = Pending { git_ref, api_base };
+    let environment = environment.unwrap_or_else(|| config.deploy_environment.clone());
+    let pending = Pending { git_ref, api_base, environment };
     let record_target = target(&config, &pending.git_ref);
-    let api_base = match check(&config, ctx.caller(), &pending) {
+    let api_base = match check_all(ctx.services, ctx.caller(), &pending).await {
         Ok(a) => a,
         Err(refusal) => {
             let record = ctx.blocked_record().target(record_target).meta("reason", &refusal.audited);
@@ -167,7 +226,8 @@ pub(crate) async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, pr
     // Nothing is dispatched without a durable record of the intent.
     let intent = AuditRecord::new(&ctx.trace_id(), ctx.user_id, &SPEC.slash(), AuditResult::Pending)
         .target(record_target.clone())
-        .meta("username", &ctx.user_name);
+        .meta("username", &ctx.user_name)
+        .meta("environment", &pending.environment);
     if let Err(e) = ctx.audit("audit.intent", &intent).await {
         let title = "Audit write failed: a deploy was refused";
         ctx.alert(InternalAlert::AuditWriteFailed, title, &e.to_string(), Duration::from_millis(200)).await;
@@ -185,12 +245,14 @@ pub(crate) async fn confirmed(ctx: &mut Ctx<'_>, stored: PendingConfirmation, pr
         git_ref: pending.git_ref.clone(),
         api_base,
         intent_audit_id: intent.audit_id.clone(),
+        environment: Some(pending.environment.clone()),
     };
     match ctx.defer(job).await {
         Ok(()) => settled(format!(
-            "⏳ Dispatching `{}` on `{}`…\n-# audit `{}` · trace `{}`",
+            "⏳ Dispatching `{}` on `{}` to `{}`…\n-# audit `{}` · trace `{}`",
             config.deploy_workflow,
             pending.git_ref,
+            pending.environment,
             intent.audit_id,
             ctx.trace_id()
         )),
@@ -225,6 +287,9 @@ pub struct DeployJob {
     pub git_ref: String,
     pub api_base: Option<String>,
     pub intent_audit_id: String,
+    /// `None` in a job queued before environments: `DEPLOY_ENVIRONMENT`.
+    #[serde(default)]
+    pub environment: Option<String>,
 }
 
 impl Deferred for DeployJob {
@@ -245,21 +310,24 @@ impl Deferred for DeployJob {
 
 /// The job half: check again, dispatch and follow, audit the outcome.
 async fn run_job(services: &Services, rec: &mut TraceRecorder, job: DeployJob) {
-    let DeployJob { ctx, correlation_id, git_ref, api_base, intent_audit_id } = job;
+    let DeployJob { ctx, correlation_id, git_ref, api_base, intent_audit_id, environment } = job;
     let ctx = &ctx;
     let config = services.config.clone();
     let record_target = target(&config, &git_ref);
     let caller = valine_domain::authz::Caller { user_id: ctx.user_id, roles: ctx.roles.as_deref() };
-    let pending = Pending { git_ref: git_ref.clone(), api_base: api_base.clone() };
+    let environment = environment.unwrap_or_else(|| config.deploy_environment.clone());
+    let pending = Pending { git_ref: git_ref.clone(), api_base: api_base.clone(), environment: environment.clone() };
     let trace_id = rec.trace_id().to_string();
     let outcome = |result: AuditResult| {
         AuditRecord::new(&trace_id, ctx.user_id, &SPEC.slash(), result)
             .target(record_target.clone())
             .meta("username", &ctx.user_name)
             .meta("intent_audit_id", &intent_audit_id)
+            .meta("environment", &environment)
     };
-    // The job trusts nothing it was handed: whoever can invoke the function could have sent it.
-    let (record, result) = match check(&config, caller, &pending) {
+    // The job trusts nothing it was handed: whoever can invoke the function could have sent it;
+    // and a lock set since the confirmation holds.
+    let (record, result) = match check_all(services, caller, &pending).await {
         Err(refusal) => {
             let record = outcome(AuditResult::Blocked).meta("reason", &refusal.audited);
             rec.fail(&refusal.audited);
@@ -274,7 +342,7 @@ async fn run_job(services: &Services, rec: &mut TraceRecorder, job: DeployJob) {
                 correlation_id: correlation_id.clone(),
                 workflow: config.deploy_workflow.clone(),
                 git_ref: git_ref.clone(),
-                inputs: vec![("api_base", api_base.clone().unwrap_or_default())],
+                inputs: vec![("api_base", api_base.clone().unwrap_or_default()), ("environment", environment.clone())],
                 frontend_url: None,
                 api_base,
                 show_ref: true,

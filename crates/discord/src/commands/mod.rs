@@ -8,6 +8,7 @@ pub(crate) mod deploy;
 pub mod diagnose;
 pub(crate) mod incidents;
 pub(crate) mod known;
+pub(crate) mod lock;
 pub(crate) mod relay;
 pub(crate) mod secrets;
 pub(crate) mod status;

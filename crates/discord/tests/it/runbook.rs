@@ -61,7 +61,7 @@ async fn deploy_client_previews_then_dispatches_once_on_the_callers_confirm() {
     let corr = sent[0]["inputs"]["correlation_id"].as_str().unwrap().to_string();
     assert_eq!(
         sent[0],
-        json!({"ref": "release", "inputs": {"correlation_id": corr, "requester": format!("user{ADMIN} ({ADMIN})"), "api_base": "https://api.example.com/"}})
+        json!({"ref": "release", "inputs": {"correlation_id": corr, "requester": format!("user{ADMIN} ({ADMIN})"), "api_base": "https://api.example.com/", "environment": "production"}})
     );
     let stored = h.app.stores.runs.get_correlation(&corr).await.unwrap().unwrap();
     assert_eq!(stored.kind, valine_store::Followed::Deploy);
@@ -420,4 +420,75 @@ async fn set_api_base_seals_what_was_typed_at_the_preview_and_keeps_no_plain_val
         typed,
         posted.message_digest.as_deref().unwrap()
     ));
+}
+
+#[tokio::test]
+async fn a_lock_refuses_deploys_to_its_environment_until_unlock_or_expiry() {
+    let h = Harness::new(&[("DEPLOY_ROLE_IDS", &DEPLOYER_ROLE.to_string())]).await;
+    mount_edits(&h.discord).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/widget/actions/workflows/client-deploy.yml/dispatches"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&h.github)
+        .await;
+    let lock_opts = |env: &str, duration: Option<&str>| {
+        let mut o = vec![opt("environment", 3, json!(env)), opt("reason", 3, json!("release freeze for the launch"))];
+        if let Some(d) = duration {
+            o.push(opt("duration", 3, json!(d)));
+        }
+        Value::Array(o)
+    };
+    // a stranger may not lock; a deployer may, and says for how long
+    let (_, a) = h.send(&command(800, STRANGER, "lock", lock_opts("production", Some("2h")))).await;
+    assert!(content(&a).contains("DEPLOY_ROLE_IDS"), "{a}");
+    let mut lock = command(801, STRANGER, "lock", lock_opts("production", Some("2h")));
+    lock["member"] = member(STRANGER, &[DEPLOYER_ROLE]);
+    let (_, a) = h.send(&lock).await;
+    assert!(content(&a).starts_with("🔒 `production` is locked for 2h"), "{a}");
+    let (_, a) = h.send(&command(802, ADMIN, "lock", lock_opts("PRODUCTION", None))).await;
+    assert!(content(&a).contains("Already locked"), "a second lock is refused: {a}");
+    // a deploy to it is refused with who, why and how long; another environment is not
+    let (_, refused) = h.send(&command(803, ADMIN, "deploy-client", json!([]))).await;
+    let told = content(&refused);
+    assert!(
+        told.contains(&format!("`production` is locked by <@{STRANGER}> for 2h"))
+            && told.contains("release freeze for the launch"),
+        "{refused}"
+    );
+    let (_, staging) =
+        h.send(&command(804, ADMIN, "deploy-client", json!([opt("environment", 3, json!("staging"))]))).await;
+    assert!(staging.to_string().contains("`staging`"), "a preview for staging: {staging}");
+    // a preview taken before the lock is refused at its Confirm
+    h.send(&command(805, ADMIN, "unlock", json!([opt("environment", 3, json!("production"))]))).await;
+    let (_, preview) = h.send(&command(806, ADMIN, "deploy-client", json!([]))).await;
+    assert!(preview.to_string().contains("`production`"), "{preview}");
+    h.send(&command(807, ADMIN, "lock", lock_opts("production", None))).await;
+    let (_, pressed) = h.send(&click(808, ADMIN, &confirm_id(&preview, 0))).await;
+    assert!(content(&pressed).contains("is locked by"), "{pressed}");
+    assert!(dispatches(&h.github.received_requests().await.unwrap()).is_empty());
+    // unlocked: the deploy goes, with its environment as an input
+    let (_, a) = h.send(&command(809, ADMIN, "unlock", json!([opt("environment", 3, json!("production"))]))).await;
+    assert!(content(&a).contains("🔓 `production` is unlocked"), "{a}");
+    let (_, a) = h.send(&command(810, ADMIN, "unlock", json!([opt("environment", 3, json!("production"))]))).await;
+    assert!(content(&a).contains("is not locked"), "{a}");
+    // an expired lock holds nothing
+    let expired = valine_store::Lock {
+        environment: "production".into(),
+        by: STRANGER,
+        reason: "over".into(),
+        at: 1,
+        until: Some(valine_domain::clock::now_secs() - 1),
+    };
+    h.app.services().stores.locks.lock(&expired).await.unwrap();
+    let (_, preview) = h.send(&command(811, ADMIN, "deploy-client", json!([]))).await;
+    h.send(&click(812, ADMIN, &confirm_id(&preview, 0))).await;
+    let sent = wait_for(&h.github, 1, |r| r.url.path().ends_with("/dispatches")).await;
+    let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(body["inputs"]["environment"], "production", "{body}");
+    let audited = h.app.services().stores.audit.by_user(&ADMIN.to_string(), 30).await.unwrap();
+    assert!(audited.iter().any(|r| r.command == "/unlock" && r.result == AuditResult::Posted));
+    assert!(audited.iter().any(|r| r.command == "/lock" && r.result == AuditResult::Blocked));
+    let by_stranger = h.app.services().stores.audit.by_user(&STRANGER.to_string(), 30).await.unwrap();
+    assert!(by_stranger.iter().any(|r| r.command == "/lock" && r.result == AuditResult::Posted));
 }

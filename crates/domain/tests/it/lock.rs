@@ -48,7 +48,7 @@ fn a_lock_holds_until_it_ends_and_says_who_why_and_how_long() {
     };
     assert!(lock.holds(1_000) && lock.holds(5_799) && !lock.holds(5_800));
     let told = lock.refusal(1_000);
-    assert!(told.starts_with("🔒 `production` is locked by <@42> for 1h 20m more"), "{told}");
+    assert!(told.starts_with("`production` is locked by <@42> for 1h 20m more"), "{told}");
     assert!(told.ends_with("release freeze \\*\\*now\\*\\*"), "{told}");
     let open_ended = Lock { until: None, ..lock };
     assert!(open_ended.holds(u64::MAX - 1));

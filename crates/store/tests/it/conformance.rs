@@ -762,7 +762,11 @@ mod cases {
         assert_eq!(s.confirmations.take_confirmation("never", 42).await.unwrap(), Taken::Missing);
         // Every kind of held value comes back as it went in.
         for held in [
-            Held::Deploy { git_ref: "main".into(), api_base: Some("https://api.example.com".into()) },
+            Held::Deploy {
+                git_ref: "main".into(),
+                api_base: Some("https://api.example.com".into()),
+                environment: Some("production".into()),
+            },
             Held::RepoVariable {
                 value: Encrypted { nonce: "01".repeat(24), ciphertext: "02".repeat(40) },
                 digest: "e3".repeat(32),
@@ -999,7 +1003,7 @@ async fn every_method_is_unavailable(port: u16) {
         id: "p".into(),
         user_id: 1,
         command: "/deploy-client".into(),
-        held: Held::Deploy { git_ref: "main".into(), api_base: None },
+        held: Held::Deploy { git_ref: "main".into(), api_base: None, environment: None },
         trace_id: "t".into(),
         expires_at: now + 10,
     };
