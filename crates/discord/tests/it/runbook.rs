@@ -18,6 +18,17 @@ async fn mount_edits(discord: &MockServer) {
         .await;
 }
 
+/// Discord takes the progress edits, and GitHub takes exactly one dispatch of the deploy workflow.
+async fn mount_deploy(h: &Harness) {
+    mount_edits(&h.discord).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/widget/actions/workflows/client-deploy.yml/dispatches"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&h.github)
+        .await;
+}
+
 fn dispatches(requests: &[Request]) -> Vec<Value> {
     requests
         .iter()
@@ -29,13 +40,7 @@ fn dispatches(requests: &[Request]) -> Vec<Value> {
 #[tokio::test]
 async fn deploy_client_previews_then_dispatches_once_on_the_callers_confirm() {
     let h = Harness::new(&[("DEPLOY_REF", "release")]).await;
-    mount_edits(&h.discord).await;
-    Mock::given(method("POST"))
-        .and(path("/repos/acme/widget/actions/workflows/client-deploy.yml/dispatches"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&h.github)
-        .await;
+    mount_deploy(&h).await;
     let options = json!([opt("api_base", 3, json!("https://api.example.com"))]);
     let (_, preview) = h.send(&command(700, ADMIN, "deploy-client", options)).await;
     assert_eq!(preview["data"]["flags"], 64, "{preview}");
@@ -425,13 +430,7 @@ async fn set_api_base_seals_what_was_typed_at_the_preview_and_keeps_no_plain_val
 #[tokio::test]
 async fn a_lock_refuses_deploys_to_its_environment_until_unlock_or_expiry() {
     let h = Harness::new(&[("DEPLOY_ROLE_IDS", &DEPLOYER_ROLE.to_string())]).await;
-    mount_edits(&h.discord).await;
-    Mock::given(method("POST"))
-        .and(path("/repos/acme/widget/actions/workflows/client-deploy.yml/dispatches"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&h.github)
-        .await;
+    mount_deploy(&h).await;
     let lock_opts = |env: &str, duration: Option<&str>| {
         let mut o = vec![opt("environment", 3, json!(env)), opt("reason", 3, json!("release freeze for the launch"))];
         if let Some(d) = duration {
