@@ -86,8 +86,9 @@ impl IncidentDesk {
         done: Option<&str>,
         deadline: Deadline,
     ) -> (Observed, Option<bool>, Option<Unsettled>) {
-        // A later attempt of a run the bot re-ran: a failure says "retried once", a pass is a flake.
-        let retried = if obs.run.attempt > 1 && obs.run.run_id != 0 {
+        // A later attempt of a run the bot re-ran: a failure says "retried once", a pass is a
+        // flake. Only a route that retries can have re-run it, so only such a delivery asks.
+        let retried = if retry && obs.run.attempt > 1 && obs.run.run_id != 0 {
             match within(deadline, STORE_BUDGET, self.signatures.retry_of(&obs.key.repository, obs.run.run_id)).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -107,7 +108,8 @@ impl IncidentDesk {
             _ => obs,
         };
         let answer = self.observe_run(obs, mention_role, retry, done, deadline).await;
-        if let Some(r) = retried.filter(|_| obs.outcome == Outcome::Success && answer.0 != Observed::Resolved) {
+        // Once per run whatever the incident did (an older streak may have resolved with it).
+        if let Some(r) = retried.filter(|_| obs.outcome == Outcome::Success) {
             self.record_retried_flake(&r, obs.run.attempt, deadline).await;
         }
         answer
