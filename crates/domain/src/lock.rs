@@ -28,10 +28,14 @@ impl Lock {
         self.until.is_none_or(|u| u > now)
     }
 
-    /// How long it lasts, for people: "for 1h 20m more", "until unlocked".
-    pub fn left(&self, now: u64) -> String {
+    /// How long it lasts from `now`, for people: "for 1h 20m (until …)", "until someone runs
+    /// /unlock"; `more` says "for 1h 20m more (until …)".
+    pub fn lasting(&self, now: u64, more: bool) -> String {
         match self.until {
-            Some(u) => format!("for {} more (until <t:{u}:f>)", crate::clock::duration(u.saturating_sub(now))),
+            Some(u) => {
+                let more = if more { " more" } else { "" };
+                format!("for {}{more} (until <t:{u}:f>)", crate::clock::duration(u.saturating_sub(now)))
+            }
             None => "until someone runs /unlock".to_string(),
         }
     }
@@ -42,7 +46,7 @@ impl Lock {
             "`{}` is locked by <@{}> {}: {}",
             self.environment,
             self.by,
-            self.left(now),
+            self.lasting(now, true),
             crate::markdown::escape_markdown(&self.reason)
         )
     }

@@ -75,30 +75,47 @@ fn valid_signature(s: &str) -> bool {
 
 /// `/known …`.
 pub(crate) async fn run(ctx: &mut Ctx<'_>, args: Args) -> Reply {
-    let mut record = ctx.blocked_record().meta("subcommand", args.sub.clone().unwrap_or_default());
-    if let Some(s) = &args.signature {
-        record = record.meta("signature", truncate(s, 20));
-    }
-    if let Err(refusal) = authorize_responder(ctx.caller(), &ctx.services.config) {
-        return ctx.blocked(&refusal.to_string(), record).await;
-    }
-    if args.sub.as_deref() == Some("list") {
-        return list(ctx).await;
-    }
-    let signature = args.signature.clone().unwrap_or_default();
-    if !valid_signature(&signature) {
-        let reason = "Name a signature as a card shows it: `s` and 10 hex digits (s0a1b2c3d4e).";
-        return ctx.blocked(reason, record).await;
-    }
-    match args.sub.as_deref() {
-        Some("link") => link(ctx, &signature, args.issue.as_deref().unwrap_or(""), args.note.as_deref()).await,
-        Some("transient") => {
+    let sub = args.sub.clone().unwrap_or_default();
+    let needs_signature = sub != "list";
+    let signature = match checked(ctx, &sub, args.signature.as_deref().filter(|_| needs_signature)).await {
+        Ok(s) => s,
+        Err(reply) => return reply,
+    };
+    match sub.as_str() {
+        "list" => list(ctx).await,
+        "link" => link_checked(ctx, signature, args.issue.as_deref().unwrap_or(""), args.note.as_deref()).await,
+        "transient" => {
             let known =
                 KnownIssue { signature, issue: None, note: None, transient: true, by: ctx.user_id, at: now_secs() };
             keep(ctx, known, "transient").await
         }
-        Some("forget") => forget(ctx, &signature).await,
-        _ => ctx.blocked("Use /known link, /known transient, /known list or /known forget.", record).await,
+        "forget" => forget(ctx, &signature).await,
+        _ => {
+            let record = ctx.blocked_record().meta("subcommand", truncate(&sub, 20));
+            ctx.blocked("Use /known link, /known transient, /known list or /known forget.", record).await
+        }
+    }
+}
+
+/// The checks of every sub-command and of the form, each once: the caller is an admin or a
+/// responder, and `signature` (when one is asked for) is one. Answers the signature ("" for none).
+async fn checked(ctx: &mut Ctx<'_>, sub: &str, signature: Option<&str>) -> Result<String, Reply> {
+    let mut record = ctx.blocked_record().meta("subcommand", truncate(sub, 20));
+    if let Some(s) = signature {
+        record = record.meta("signature", truncate(s, 20));
+    }
+    if let Err(refusal) = authorize_responder(ctx.caller(), &ctx.services.config) {
+        return Err(ctx.blocked(&refusal.to_string(), record).await);
+    }
+    if sub == "list" {
+        return Ok(String::new());
+    }
+    match signature.filter(|s| valid_signature(s)) {
+        Some(s) => Ok(s.to_string()),
+        None => {
+            let reason = "Name a signature as a card shows it: `s` and 10 hex digits (s0a1b2c3d4e).";
+            Err(ctx.blocked(reason, record).await)
+        }
     }
 }
 
@@ -122,21 +139,25 @@ pub(crate) fn form(signature: &str) -> Modal {
     }
 }
 
-/// Links `signature` to `issue` (`/known link` and the card's form).
+/// The card's form, submitted: checked as `/known link` is, then linked.
 pub(crate) async fn link(ctx: &mut Ctx<'_>, signature: &str, issue: &str, note: Option<&str>) -> Reply {
-    let record = ctx.blocked_record().meta("signature", truncate(signature, 20));
-    if let Err(refusal) = authorize_responder(ctx.caller(), &ctx.services.config) {
-        return ctx.blocked(&refusal.to_string(), record).await;
+    match checked(ctx, "link", Some(signature)).await {
+        Ok(signature) => link_checked(ctx, signature, issue, note).await,
+        Err(reply) => reply,
     }
-    if !valid_signature(signature) {
-        return ctx.blocked("That is not a failure signature.", record).await;
-    }
+}
+
+/// Links an already checked `signature` to `issue`.
+async fn link_checked(ctx: &mut Ctx<'_>, signature: String, issue: &str, note: Option<&str>) -> Reply {
     let issue = match parse_issue(issue) {
         Ok(i) => i,
-        Err(reason) => return ctx.blocked(&reason, record).await,
+        Err(reason) => {
+            let record = ctx.blocked_record().meta("subcommand", "link").meta("signature", &signature);
+            return ctx.blocked(&reason, record).await;
+        }
     };
     let known = KnownIssue {
-        signature: signature.to_string(),
+        signature,
         issue: Some(issue),
         note: note.and_then(clean_note),
         transient: false,

@@ -117,7 +117,7 @@ pub(crate) async fn run_lock(ctx: &mut Ctx<'_>, args: Args) -> Reply {
     let audited = ctx.audit("audit.lock", &record).await;
     let mut text = format!(
         "🔒 `{environment}` is locked {}: /deploy-client to it is refused until then.",
-        lock.left(now).replace(" more", "")
+        lock.lasting(now, false)
     );
     if audited.is_err() {
         text.push_str(" (The audit record could not be written; the lock stands.)");
